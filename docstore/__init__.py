@@ -1,0 +1,45 @@
+"""docstore: versioned, Pydantic-validated JSONB documents and logs in PostgreSQL.
+
+Two tables hold everything: ``documents`` (each document as it stands now) and
+``versions`` (every versioned record ever written). Configs are *snapshot* kinds, where
+each write is a whole new version; conversations are *log* kinds, where version N is the
+N-th item appended. See docs/index.md.
+"""
+
+from .aio import AsyncDocStore
+from .doc import Doc, Entry
+from .errors import (
+    DatabaseUnavailable,
+    DocStoreError,
+    DocumentInvalid,
+    DocumentNotFound,
+    InvalidKey,
+    KindMismatch,
+    PermissionDenied,
+    SchemaMissing,
+    UnknownKind,
+    VersionConflict,
+)
+from .kinds import Kind, Registry
+from .store import DocStore
+
+__all__ = [
+    "AsyncDocStore",
+    "DatabaseUnavailable",
+    "Doc",
+    "DocStore",
+    "DocStoreError",
+    "DocumentInvalid",
+    "DocumentNotFound",
+    "Entry",
+    "InvalidKey",
+    "Kind",
+    "KindMismatch",
+    "PermissionDenied",
+    "Registry",
+    "SchemaMissing",
+    "UnknownKind",
+    "VersionConflict",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,100 @@
+"""JSON bytes in and out of the database, and the policy for what JSONB cannot hold.
+
+The policy, one rule per case, applied to every write of every kind:
+
+* ``\\u0000`` in a string: refused (JSONB cannot store it), the error names the path.
+* NaN and +/-Infinity: refused (JSON has no such numbers, and Pydantic would silently
+  write ``null`` instead), the error names the path.
+* Lone surrogates (``"\\ud800"``): refused (not valid UTF-8), the error names the path.
+
+Refusing beats a reversible encoding here because the same JSON is read by plain SQL
+analytics, which would have to know the encoding; a clear error at the write is the one
+behaviour every reader can rely on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+from pydantic_core import PydanticSerializationError
+
+__all__ = ["JsonProblem", "RawJson", "dump", "find_problem"]
+
+
+class RawJson:
+    """JSON text already serialised, sent to PostgreSQL as ``jsonb`` without re-encoding."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JsonProblem:
+    """Why a value cannot be stored as JSONB, and where in it."""
+
+    path: str
+    problem: str
+
+    def as_error(self) -> dict[str, Any]:
+        """The problem as a Pydantic-style error dict."""
+        return {"loc": tuple(self.path.split(".")) if self.path else (), "msg": self.problem,
+                "type": "jsonb_unrepresentable"}
+
+
+def dump(adapter: TypeAdapter[Any], value: Any) -> bytes | JsonProblem:
+    """Serialise a validated value to JSON bytes, or say why it cannot be stored."""
+    try:
+        data = adapter.dump_json(value, by_alias=True)
+    except PydanticSerializationError as exc:
+        found = find_problem(value)
+        return found or JsonProblem("", f"cannot be serialised to JSON: {exc}")
+    # Fast path: the markers below are what a problem leaves in the output, so most
+    # values skip the walk. A marker inside an ordinary string only costs a walk.
+    if b"\\u0000" in data or b"null" in data:
+        found = find_problem(value)
+        if found is not None:
+            return found
+    return data
+
+
+def find_problem(value: Any, path: str = "") -> JsonProblem | None:
+    """The first NUL, lone surrogate or non-finite float in ``value``, depth first."""
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return JsonProblem(where, "contains \\u0000, which PostgreSQL's jsonb cannot store")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return JsonProblem(where, "contains a lone surrogate, which is not valid UTF-8")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return JsonProblem(where, f"is {item!r}; JSON has no NaN or Infinity")
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                key_path = _join(where, str(key))
+                if isinstance(key, str):
+                    bad = find_problem(key, key_path)
+                    if bad is not None:
+                        return JsonProblem(bad.path, "key " + bad.problem)
+                stack.append((key_path, sub))
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend((_join(where, str(i)), sub) for i, sub in enumerate(item))
+        elif isinstance(item, BaseModel):
+            fields = dict(item.__dict__)
+            fields.update(item.__pydantic_extra__ or {})
+            stack.append((where, fields))
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.append((where, {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}))
+    return None
+
+
+def _join(path: str, part: str) -> str:
+    return f"{path}.{part}" if path else part

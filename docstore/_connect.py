@@ -1,0 +1,101 @@
+"""Connections: where the DSN comes from, how it is shown (never with its password), and
+the per-connection set-up both stores share."""
+
+from __future__ import annotations
+
+import os
+import select
+from typing import Any
+
+import psycopg
+from psycopg import adapt
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import Format
+
+from ._codec import RawJson
+
+__all__ = ["configure", "describe_dsn", "idle_connection_is_dead", "redact", "resolve_dsn"]
+
+_JSONB_OID = 3802
+
+
+def resolve_dsn(dsn: str | None) -> str:
+    """``dsn``, else ``DOCSTORE_URL``, else "" (libpq then reads PGHOST, PGUSER, ...)."""
+    if dsn is not None:
+        return dsn
+    return os.environ.get("DOCSTORE_URL", "")
+
+
+def describe_dsn(dsn: str) -> str:
+    """``user@host:port/dbname`` for messages and reprs: no password, ever."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<unparseable DSN>"
+    host = parts.get("host") or os.environ.get("PGHOST") or "localhost"
+    port = parts.get("port") or os.environ.get("PGPORT") or "5432"
+    user = parts.get("user") or os.environ.get("PGUSER") or ""
+    db = parts.get("dbname") or os.environ.get("PGDATABASE") or user
+    return f"{user + '@' if user else ''}{host}:{port}/{db}"
+
+
+def redact(text: str, dsn: str) -> str:
+    """``text`` with the DSN's password (and any ``password=`` value) blanked out."""
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        password = None
+    if password:
+        text = text.replace(str(password), "***")
+    return text
+
+
+class _RawJsonbLoader(adapt.Loader):
+    """Hands jsonb back as its JSON text, for Pydantic's ``validate_json``."""
+
+    def load(self, data: Any) -> bytes:
+        return bytes(data)
+
+
+class _RawJsonbBinaryLoader(adapt.Loader):
+    format = Format.BINARY
+
+    def load(self, data: Any) -> bytes:
+        # Binary jsonb is a version byte (1) followed by the JSON text.
+        return bytes(data[1:])
+
+
+class _RawJsonDumper(adapt.Dumper):
+    """Sends already-serialised JSON as binary jsonb: no re-encoding, no text escaping."""
+
+    format = Format.BINARY
+    oid = _JSONB_OID
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" + obj.data
+
+
+def configure(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Install docstore's jsonb adapters on a connection (idempotent, cheap)."""
+    adapters = conn.adapters
+    if adapters.get_loader(_JSONB_OID, Format.TEXT) is _RawJsonbLoader:
+        return
+    adapters.register_loader(_JSONB_OID, _RawJsonbLoader)
+    adapters.register_loader(_JSONB_OID, _RawJsonbBinaryLoader)
+    adapters.register_dumper(RawJson, _RawJsonDumper)
+
+
+def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """True when an idle connection has data waiting: the server said goodbye.
+
+    An idle connection receives nothing unless the server closes it (a terminated backend,
+    a restart), so a readable socket means dead. Checking costs one ``select`` and no
+    round trip, where a ``SELECT 1`` ping would double the cost of a small read.
+    """
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.OperationalError):
+        return True
+    return bool(readable)

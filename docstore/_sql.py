@@ -1,0 +1,285 @@
+"""Every SQL statement docstore runs, in one place.
+
+Statements are templates in which ``{s}`` stands for the store's schema; :class:`Statements`
+binds them once per store with the schema quoted by ``psycopg.sql.Identifier``. All
+user data travels as parameters. Each write is one statement: a CTE that moves the head
+(the version check sits in its ``WHERE``) and inserts the version rows, so a write is
+one round trip and atomic, and "no row returned" means "not written".
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from psycopg import sql
+
+__all__ = ["SCHEMA_PLACEHOLDER", "Statements", "schema_ddl"]
+
+SCHEMA_PLACEHOLDER = ':"schema"'
+
+# --- snapshot kinds ------------------------------------------------------------------
+
+_HEAD_COLS = "version, schema_version, data, created_at, updated_at, deleted, mode, live_from"
+
+_VERSION_ROW = """
+, ins AS (
+    INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
+    SELECT %(kind)s, %(name)s, version, schema_version, %(op)s, data, %(author)s, updated_at
+    FROM head
+)
+SELECT version, created_at, updated_at FROM head
+"""
+
+# expected_version None (any) or 0 (must not exist, or be deleted).
+PUT_UPSERT = """
+WITH head AS (
+    INSERT INTO {s}.documents AS d (kind, name, mode, version, schema_version, data)
+    VALUES (%(kind)s, %(name)s, 's', 1, %(sv)s, %(data)s)
+    ON CONFLICT (kind, name) DO UPDATE
+    SET version = d.version + 1, schema_version = excluded.schema_version,
+        data = excluded.data, deleted = false, updated_at = now(),
+        created_at = CASE WHEN d.deleted THEN now() ELSE d.created_at END
+    WHERE d.mode = 's' {expect}
+      AND (d.deleted OR d.data <> excluded.data OR d.schema_version <> excluded.schema_version)
+    RETURNING d.version, d.schema_version, d.data, d.created_at, d.updated_at
+)""" + _VERSION_ROW
+
+# expected_version N > 0: the document must exist at version N.
+PUT_UPDATE = """
+WITH head AS (
+    UPDATE {s}.documents AS d
+    SET version = d.version + 1, schema_version = %(sv)s, data = %(data)s, deleted = false,
+        updated_at = now(), created_at = CASE WHEN d.deleted THEN now() ELSE d.created_at END
+    WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 's'
+      AND d.version = %(expected)s
+      AND (d.deleted OR d.data <> %(data)s OR d.schema_version <> %(sv)s)
+    RETURNING d.version, d.schema_version, d.data, d.created_at, d.updated_at
+)""" + _VERSION_ROW
+
+DELETE_SNAPSHOT = """
+WITH head AS (
+    UPDATE {s}.documents AS d
+    SET version = d.version + 1, deleted = true, updated_at = now()
+    WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 's' AND NOT d.deleted
+      AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
+    RETURNING d.version, d.schema_version, d.data, d.created_at, d.updated_at
+)""" + _VERSION_ROW
+
+PUT_MANY = """
+WITH input AS (
+    SELECT t.name, t.data
+    FROM unnest(%(names)s::text[], %(datas)b::jsonb[]) AS t(name, data)
+    -- One lock order for every batch, so overlapping batches cannot deadlock.
+    ORDER BY t.name
+), head AS (
+    INSERT INTO {s}.documents AS d (kind, name, mode, version, schema_version, data)
+    SELECT %(kind)s, input.name, 's', 1, %(sv)s, input.data FROM input
+    ON CONFLICT (kind, name) DO UPDATE
+    SET version = d.version + 1, schema_version = excluded.schema_version,
+        data = excluded.data, deleted = false, updated_at = now(),
+        created_at = CASE WHEN d.deleted THEN now() ELSE d.created_at END
+    WHERE d.mode = 's'
+      AND (d.deleted OR d.data <> excluded.data OR d.schema_version <> excluded.schema_version)
+    RETURNING d.name, d.version, d.schema_version, d.data, d.created_at, d.updated_at
+), ins AS (
+    INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
+    SELECT %(kind)s, name, version, schema_version, 'put', data, %(author)s, updated_at
+    FROM head
+)
+SELECT name, version, created_at, updated_at FROM head
+"""
+
+GET_HEAD = f"SELECT {_HEAD_COLS} FROM {{s}}.documents WHERE kind = %(kind)s AND name = %(name)s"
+
+GET_HEADS = f"""
+SELECT name, {_HEAD_COLS} FROM {{s}}.documents
+WHERE kind = %(kind)s AND name = ANY(%(names)s) AND NOT deleted
+"""
+
+GET_VERSION = """
+SELECT v.version, v.schema_version, v.data, d.created_at, v.written_at, v.op = 'delete', d.mode
+FROM {s}.versions v JOIN {s}.documents d ON d.kind = v.kind AND d.name = v.name
+WHERE v.kind = %(kind)s AND v.name = %(name)s AND v.version = %(version)s
+"""
+
+LIST_VERSIONS = """
+SELECT v.version, v.schema_version, v.data, d.created_at, v.written_at, v.op = 'delete'
+FROM {s}.versions v JOIN {s}.documents d ON d.kind = v.kind AND d.name = v.name
+WHERE v.kind = %(kind)s AND v.name = %(name)s
+ORDER BY v.version
+"""
+
+# {where} is a compiled filter (docstore._filters) whose values are all parameters.
+LIST_HEADS = f"""
+SELECT name, {_HEAD_COLS} FROM {{s}}.documents
+WHERE kind = %(kind)s AND NOT deleted AND name > %(after)s {{where}}
+ORDER BY name
+LIMIT %(limit)s
+"""
+
+STALE_NAMES = """
+SELECT name FROM {s}.documents
+WHERE kind = %(kind)s AND NOT deleted AND schema_version < %(sv)s AND name > %(after)s
+ORDER BY name LIMIT %(limit)s
+"""
+
+# --- log kinds -----------------------------------------------------------------------
+
+_ITEM_ROWS = """
+, ins AS (
+    INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
+    SELECT %(kind)s, %(name)s, head.version - %(n)s + i.ord, %(sv)s, %(op)s, i.data,
+           %(author)s, head.updated_at
+    FROM head, unnest(%(items)b::jsonb[]) WITH ORDINALITY AS i(data, ord)
+)
+SELECT version, live_from, created_at, updated_at FROM head
+"""
+
+# {live} is what live_from becomes: kept by an append, moved past the old items by a
+# rewrite. A deleted log starts afresh either way.
+APPEND_UPSERT = """
+WITH head AS (
+    INSERT INTO {s}.documents AS d (kind, name, mode, version, live_from, schema_version, data)
+    VALUES (%(kind)s, %(name)s, 'l', %(n)s, 1, 1, coalesce(%(meta)s, %(meta_default)s))
+    ON CONFLICT (kind, name) DO UPDATE
+    SET version = d.version + %(n)s, data = coalesce(%(meta)s, d.data), deleted = false,
+        updated_at = now(),
+        live_from = CASE WHEN d.deleted THEN d.version + 1 ELSE {live} END,
+        created_at = CASE WHEN d.deleted THEN now() ELSE d.created_at END
+    WHERE d.mode = 'l' {expect}
+    RETURNING d.version, d.live_from, d.created_at, d.updated_at
+)""" + _ITEM_ROWS
+
+APPEND_UPDATE = """
+WITH head AS (
+    UPDATE {s}.documents AS d
+    SET version = d.version + %(n)s, data = coalesce(%(meta)s, d.data), deleted = false,
+        updated_at = now(),
+        live_from = CASE WHEN d.deleted THEN d.version + 1 ELSE {live} END,
+        created_at = CASE WHEN d.deleted THEN now() ELSE d.created_at END
+    WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l'
+      AND d.version = %(expected)s
+    RETURNING d.version, d.live_from, d.created_at, d.updated_at
+)""" + _ITEM_ROWS
+
+LIVE_KEEP = "d.live_from"
+LIVE_RESET = "d.version + 1"
+
+CLEAR_LOG = """
+UPDATE {s}.documents AS d SET live_from = d.version + 1, updated_at = now()
+WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND NOT d.deleted
+  AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
+RETURNING d.version
+"""
+
+DELETE_LOG = """
+UPDATE {s}.documents AS d SET deleted = true, live_from = d.version + 1, updated_at = now()
+WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND NOT d.deleted
+  AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
+RETURNING d.version
+"""
+
+# Newest first with a LIMIT, so last=N reads N index entries whatever the length.
+READ_LAST = """
+SELECT v.version, v.schema_version, v.written_at, v.data
+FROM {s}.documents d
+JOIN {s}.versions v ON v.kind = d.kind AND v.name = d.name
+WHERE d.kind = %(kind)s AND d.name = %(name)s AND NOT d.deleted AND d.mode = 'l'
+  AND v.version >= d.live_from AND v.version > %(after)s {where}
+ORDER BY v.version DESC
+LIMIT %(limit)s
+"""
+
+READ_FIRST = """
+SELECT v.version, v.schema_version, v.written_at, v.data
+FROM {s}.documents d
+JOIN {s}.versions v ON v.kind = d.kind AND v.name = d.name
+WHERE d.kind = %(kind)s AND d.name = %(name)s AND NOT d.deleted AND d.mode = 'l'
+  AND v.version >= d.live_from AND v.version > %(after)s {where}
+ORDER BY v.version
+LIMIT %(limit)s
+"""
+
+# --- retention -----------------------------------------------------------------------
+
+# Whole documents, a batch at a time so no statement holds many locks for long.
+# {cond} filters by age; keep_last protects the newest documents of the kind.
+PRUNE_DOCUMENTS = """
+WITH ranked AS (
+    SELECT kind, name, updated_at,
+           row_number() OVER (ORDER BY updated_at DESC, name) AS rank
+    FROM {s}.documents WHERE kind = %(kind)s
+), doomed AS (
+    SELECT d.kind, d.name FROM {s}.documents d JOIN ranked r USING (kind, name)
+    WHERE r.rank > %(keep_last)s
+      AND (%(cutoff)s::timestamptz IS NULL OR r.updated_at < %(cutoff)s::timestamptz)
+    ORDER BY d.name
+    LIMIT %(batch)s
+    FOR UPDATE OF d SKIP LOCKED
+), gone_versions AS (
+    DELETE FROM {s}.versions v USING doomed
+    WHERE v.kind = doomed.kind AND v.name = doomed.name
+)
+DELETE FROM {s}.documents d USING doomed
+WHERE d.kind = doomed.kind AND d.name = doomed.name
+RETURNING d.name
+"""
+
+# Old versions beyond the newest keep_last; a log's live items and a snapshot's current
+# version always stay.
+PRUNE_VERSIONS = """
+WITH doomed AS (
+    SELECT v.ctid FROM {s}.versions v
+    JOIN {s}.documents d ON d.kind = v.kind AND d.name = v.name
+    WHERE v.kind = %(kind)s
+      AND v.version <= d.version - %(keep_last)s
+      AND (d.mode = 's' OR v.version < d.live_from)
+    LIMIT %(batch)s
+)
+DELETE FROM {s}.versions v USING doomed WHERE v.ctid = doomed.ctid
+"""
+
+# --- schema --------------------------------------------------------------------------
+
+SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))"
+
+DDL_VERSION = """
+SELECT (data ->> 'ddl_version')::int FROM {s}.documents
+WHERE kind = '_docstore' AND name = 'schema'
+"""
+
+
+def schema_ddl() -> str:
+    """The text of schema.sql: from the installed wheel, else from the source tree."""
+    packaged = resources.files("docstore").joinpath("schema.sql")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parent.parent / "schema.sql").read_text(encoding="utf-8")
+
+
+class Statements:
+    """The statements bound to one schema."""
+
+    def __init__(self, schema: str) -> None:
+        if not schema or len(schema) > 63:
+            raise ValueError("schema must be 1 to 63 characters")
+        self.schema = schema
+        self.quoted = sql.Identifier(schema).as_string(None)
+        self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+
+    def __call__(self, template: str, **parts: str) -> str:
+        """The template bound to this schema, with trusted SQL fragments filled in."""
+        key = (template, tuple(sorted(parts.items())))
+        text = self._cache.get(key)
+        if text is None:
+            text = template.replace("{s}", self.quoted)
+            for part, value in parts.items():
+                text = text.replace("{" + part + "}", value)
+            if len(self._cache) < 512:
+                self._cache[key] = text
+        return text
+
+    def ddl(self) -> str:
+        """schema.sql bound to this schema."""
+        return schema_ddl().replace(SCHEMA_PLACEHOLDER, self.quoted)

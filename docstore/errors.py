@@ -1,0 +1,152 @@
+"""Errors raised by docstore, as one tree rooted at :class:`DocStoreError`.
+
+::
+
+    DocStoreError
+    ├── UnknownKind            the kind was never registered on this store
+    ├── KindMismatch           a snapshot operation on a log kind, or the reverse
+    ├── InvalidKey             a kind or name the store cannot hold (empty, too long, ...)
+    ├── DocumentNotFound       no such document, or no such version of it
+    ├── VersionConflict        expected_version did not match; nothing was written
+    ├── DocumentInvalid        a value failed validation, on write or on read
+    ├── SchemaMissing          the store's tables are not there: run init_schema()
+    ├── PermissionDenied       the database role lacks a right the operation needs
+    └── DatabaseUnavailable    the server could not be reached or the connection broke
+
+Every error names the kind and name it concerns where there is one, and none of them
+ever carries a password: DSNs are redacted before they reach a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "DatabaseUnavailable",
+    "DocStoreError",
+    "DocumentInvalid",
+    "DocumentNotFound",
+    "InvalidKey",
+    "KindMismatch",
+    "PermissionDenied",
+    "SchemaMissing",
+    "UnknownKind",
+    "VersionConflict",
+]
+
+
+class DocStoreError(Exception):
+    """Base class of every error docstore raises."""
+
+
+class UnknownKind(DocStoreError, KeyError):
+    """The kind was not registered on this store."""
+
+    def __init__(self, kind: str, known: Sequence[str] = ()) -> None:
+        self.kind = kind
+        hint = f"; registered kinds: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"kind {kind!r} is not registered: call store.register({kind!r}, Model){hint}")
+
+    def __str__(self) -> str:
+        # KeyError would quote the message; keep it readable.
+        return str(self.args[0])
+
+
+class KindMismatch(DocStoreError, TypeError):
+    """A snapshot operation was asked of a log kind, or the reverse."""
+
+
+class InvalidKey(DocStoreError, ValueError):
+    """A kind or a name that the store cannot hold."""
+
+    def __init__(self, kind: str, name: str | None, problem: str) -> None:
+        self.kind = kind
+        self.name = name
+        self.problem = problem
+        where = f"{_short(kind)} {_short(name)}" if name is not None else f"kind {_short(kind)}"
+        super().__init__(f"{where}: {problem}")
+
+
+class DocumentNotFound(DocStoreError, LookupError):
+    """No document (or no such version of it) under this kind and name."""
+
+    def __init__(self, kind: str, name: str, version: int | None = None, reason: str = "") -> None:
+        self.kind = kind
+        self.name = name
+        self.version = version
+        what = f"{kind} {name!r}" + (f" version {version}" if version is not None else "")
+        super().__init__(f"{what} not found" + (f": {reason}" if reason else ""))
+
+
+class VersionConflict(DocStoreError):
+    """The document was not at the expected version; nothing was written.
+
+    ``actual`` is the version found (0 when the document does not exist).
+    """
+
+    def __init__(self, kind: str, name: str, expected: int, actual: int) -> None:
+        self.kind = kind
+        self.name = name
+        self.expected = expected
+        self.actual = actual
+        want = "not to exist" if expected == 0 else f"to be at version {expected}"
+        found = "it does not exist" if actual == 0 else f"it is at version {actual}"
+        super().__init__(f"{kind} {name!r}: expected {want}, but {found}")
+
+
+class DocumentInvalid(DocStoreError, ValueError):
+    """A value that does not validate against its kind's model.
+
+    Raised on write (nothing is stored) and on read of stored data (``version`` says
+    which). ``errors`` is Pydantic's list of error dicts, locations included.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        version: int | None,
+        errors: Sequence[dict[str, Any]],
+        context: str = "",
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.version = version
+        self.errors = list(errors)
+        at = f" version {version}" if version is not None else ""
+        head = f"{kind} {name!r}{at} is invalid"
+        if context:
+            head += f" ({context})"
+        lines = [_format_error(e) for e in self.errors[:10]]
+        if len(self.errors) > 10:
+            lines.append(f"... and {len(self.errors) - 10} more")
+        super().__init__(head + ": " + "; ".join(lines))
+
+
+class SchemaMissing(DocStoreError):
+    """The store's schema or tables do not exist in this database."""
+
+
+class PermissionDenied(DocStoreError):
+    """The database role may not do what the operation needs."""
+
+
+class DatabaseUnavailable(DocStoreError):
+    """The server could not be reached, or the connection broke mid-call.
+
+    A write that raised this left nothing half-written: each write is one statement or
+    one transaction. It is safe to retry once the server answers.
+    """
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "(value)"
+    return f"{loc}: {err.get('msg', 'invalid')}"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """Quote a user string for a message, cut so a 10 MB name cannot flood a log."""
+    if len(text) > limit:
+        return repr(text[:limit]) + f"... ({len(text)} characters)"
+    return repr(text)

@@ -1,0 +1,166 @@
+"""The registry of kinds: what each kind's documents are and how they evolve.
+
+A kind maps to a Pydantic ``TypeAdapter`` (so a BaseModel, a dataclass, a TypedDict or a
+discriminated union all work), a mode, the current ``schema_version`` and the upgrade
+functions that bring older stored documents up to it on read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from .errors import DocumentInvalid, InvalidKey, KindMismatch, UnknownKind
+
+__all__ = ["Kind", "Mode", "Registry", "Upgrader", "check_key"]
+
+Mode = Literal["snapshot", "log"]
+Upgrader = Callable[[dict[str, Any]], dict[str, Any]]
+"""Turns a document stored at schema version N (a dict) into its shape at N + 1."""
+
+_KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+MAX_NAME_LENGTH = 512
+
+
+def check_key(kind: str, name: str | None = None) -> None:
+    """Refuse, before any SQL runs, a kind or name the tables' CHECKs would refuse."""
+    if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
+        raise InvalidKey(str(kind), None, "a kind is 1 to 63 characters of a-z, 0-9 and _, "
+                         "starting with a letter")
+    if name is None:
+        return
+    if not isinstance(name, str):
+        raise InvalidKey(kind, repr(name), f"a name must be a str, not {type(name).__name__}")
+    if not name:
+        raise InvalidKey(kind, name, "a name must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidKey(kind, name, f"a name is at most {MAX_NAME_LENGTH} characters, "
+                         f"this one has {len(name)}")
+    if "\x00" in name:
+        raise InvalidKey(kind, name, "a name cannot contain \\u0000")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidKey(kind, name, "a name must be valid UTF-8 (it has a lone surrogate)") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One registered kind. Build it with :meth:`Registry.register`."""
+
+    name: str
+    adapter: TypeAdapter[Any]
+    mode: Mode = "snapshot"
+    schema_version: int = 1
+    upgraders: Mapping[int, Upgrader] = field(default_factory=dict)
+    meta: TypeAdapter[Any] | None = None
+
+    def parse(self, doc_name: str, version: int | None, raw: bytes, schema_version: int) -> Any:
+        """Validate stored JSON, upgrading it first when it was written by an older schema."""
+        try:
+            if schema_version == self.schema_version:
+                return self.adapter.validate_json(raw)
+            return self.adapter.validate_python(self.upgrade(doc_name, version, raw, schema_version))
+        except ValidationError as exc:
+            raise DocumentInvalid(self.name, doc_name, version, exc.errors(include_url=False),
+                                  "stored data") from None
+
+    def upgrade(self, doc_name: str, version: int | None, raw: bytes, schema_version: int) -> Any:
+        """Apply the upgraders from ``schema_version`` up to the current one (dict -> dict)."""
+        if schema_version > self.schema_version:
+            raise DocumentInvalid(self.name, doc_name, version, [{
+                "loc": (), "msg": f"written by schema_version {schema_version}, newer than this "
+                f"kind's {self.schema_version}: upgrade the code that reads it"}], "stored data")
+        data = orjson.loads(raw)
+        for step in range(schema_version, self.schema_version):
+            data = self.upgraders[step](data)
+        return data
+
+    def parse_meta(self, doc_name: str, raw: bytes) -> Any:
+        """Validate a log head's metadata."""
+        adapter = self.meta or ANY_DICT
+        try:
+            return adapter.validate_json(raw)
+        except ValidationError as exc:
+            raise DocumentInvalid(self.name, doc_name, None, exc.errors(include_url=False),
+                                  "stored metadata") from None
+
+
+ANY_DICT: TypeAdapter[Any] = TypeAdapter(dict[str, Any])
+
+
+class Registry:
+    """Kind name -> :class:`Kind`. One registry can serve many stores."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, Kind] = {}
+
+    def register(
+        self,
+        kind: str,
+        model: Any,
+        *,
+        mode: Mode = "snapshot",
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: Any = None,
+    ) -> Kind:
+        """Register (or re-register) ``kind`` with its model; returns the :class:`Kind`."""
+        check_key(kind)
+        if mode not in ("snapshot", "log"):
+            raise ValueError(f"kind {kind!r}: mode must be 'snapshot' or 'log', not {mode!r}")
+        if meta is not None and mode != "log":
+            raise ValueError(f"kind {kind!r}: meta= is for log kinds only")
+        if schema_version < 1:
+            raise ValueError(f"kind {kind!r}: schema_version starts at 1, got {schema_version}")
+        steps = dict(upgraders or {})
+        wrong = [k for k in steps if not 1 <= k < schema_version]
+        if wrong:
+            raise ValueError(f"kind {kind!r}: upgrader keys must be in 1..{schema_version - 1} "
+                             f"(each upgrades from that version to the next), got {sorted(wrong)}")
+        if steps:
+            missing = [v for v in range(min(steps), schema_version) if v not in steps]
+            if missing:
+                raise ValueError(f"kind {kind!r}: no upgrader from schema_version(s) {missing}")
+        spec = Kind(
+            name=kind,
+            adapter=model if isinstance(model, TypeAdapter) else TypeAdapter(model),
+            mode=mode,
+            schema_version=schema_version,
+            upgraders=steps,
+            meta=None if meta is None else (meta if isinstance(meta, TypeAdapter)
+                                            else TypeAdapter(meta)),
+        )
+        self._kinds[kind] = spec
+        return spec
+
+    def get(self, kind: str, mode: Mode | None = None) -> Kind:
+        """The registered kind, checked against the mode an operation needs."""
+        try:
+            spec = self._kinds[kind]
+        except KeyError:
+            raise UnknownKind(kind, list(self._kinds)) from None
+        if mode is not None and spec.mode != mode:
+            hint = "append/read/rewrite" if spec.mode == "log" else "put/get"
+            raise KindMismatch(f"kind {kind!r} is a {spec.mode} kind: use {hint}")
+        return spec
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._kinds
+
+    def __iter__(self) -> Iterator[Kind]:
+        return iter(self._kinds.values())
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def copy(self) -> Registry:
+        """A registry holding the same kinds, to be extended without touching this one."""
+        new = Registry()
+        new._kinds = dict(self._kinds)
+        return new

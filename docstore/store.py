@@ -1,0 +1,313 @@
+"""DocStore: the synchronous store, a thin shell that runs the shared plans of ``_core``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+import builtins
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from . import _connect
+from ._core import Core, OnInvalid, Op, Rows, T, one_statement as _one
+from .doc import Doc, Entry
+from .errors import DatabaseUnavailable, DocStoreError
+from .kinds import Kind, Mode, Registry, Upgrader
+
+__all__ = ["DocStore"]
+
+# (pool, connection) of the transaction open in this context, if any.
+_ACTIVE: ContextVar[tuple[object, psycopg.Connection[Any]] | None] = ContextVar(
+    "docstore_transaction", default=None)
+
+
+def _check(conn: psycopg.Connection[Any]) -> None:
+    if _connect.idle_connection_is_dead(conn):
+        raise psycopg.OperationalError("connection closed by the server while idle")
+
+
+class DocStore:
+    """Versioned, validated documents and logs in PostgreSQL (synchronous API).
+
+    Build one with :meth:`connect`, or around a ``psycopg_pool.ConnectionPool`` you own.
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool[Any],
+        *,
+        schema: str = "docstore",
+        kinds: Registry | None = None,
+        author: str | None = None,
+        owns_pool: bool = False,
+    ) -> None:
+        self._pool = pool
+        self._owns_pool = owns_pool
+        self.kinds = kinds if kinds is not None else Registry()
+        self._core = Core(self.kinds, schema, author)
+        self._where = _connect.describe_dsn(pool.conninfo)
+
+    @classmethod
+    def connect(
+        cls,
+        dsn: str | None = None,
+        *,
+        schema: str = "docstore",
+        kinds: Registry | None = None,
+        author: str | None = None,
+        prepare_threshold: int | None = 5,
+        **pool_options: Any,
+    ) -> DocStore:
+        """Open a pool on ``dsn`` (else ``DOCSTORE_URL``, else libpq's PG* variables).
+
+        ``prepare_threshold=None`` turns prepared statements off (pgbouncer in
+        transaction mode); ``pool_options`` go to ``psycopg_pool.ConnectionPool``.
+        """
+        conninfo = _connect.resolve_dsn(dsn)
+        options: dict[str, Any] = {"min_size": 1, "max_size": 10, "timeout": 10.0}
+        options.update(pool_options)
+        kwargs = {"autocommit": True, "prepare_threshold": prepare_threshold,
+                  **options.pop("kwargs", {})}
+        pool: ConnectionPool[Any] = ConnectionPool(
+            conninfo, kwargs=kwargs, open=False, check=_check,
+            name=f"docstore:{_connect.describe_dsn(conninfo)}", **options)
+        try:
+            pool.open(wait=True, timeout=options["timeout"])
+        except psycopg.Error:
+            pool.close()
+            raise _connect_error(conninfo, kwargs) from None
+        return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
+
+    def close(self) -> None:
+        """Close the pool, if this store opened it."""
+        if self._owns_pool:
+            self._pool.close()
+
+    def __enter__(self) -> DocStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<DocStore schema={self.schema!r} db={self._where!r} kinds={len(self.kinds)}>"
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema holding this store's tables."""
+        return self._core.sql.schema
+
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        """The connection pool (for raw SQL beside the store)."""
+        return self._pool
+
+    # --- running plans -------------------------------------------------------------------
+
+    def _run(self, op: Op[T]) -> T:
+        active = _ACTIVE.get()
+        if active is not None and active[0] is self._pool:
+            try:
+                return self._drive(active[1], op)
+            except psycopg.Error as exc:
+                raise self._core.translate(exc, op) from exc
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._pool.connection() as conn:
+                    if op.atomic or not conn.autocommit:
+                        with conn.transaction():
+                            return self._drive(conn, op)
+                    return self._drive(conn, op)
+            except DocStoreError:
+                raise
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+                if attempt >= 3:
+                    raise self._core.translate(exc, op) from exc
+            except psycopg.OperationalError as exc:
+                # A read can run again on a fresh connection; a write's outcome is the
+                # caller's to decide, since the server may have died after committing.
+                if not op.read_only or attempt >= 2:
+                    raise self._core.translate(exc, op) from exc
+            except psycopg.Error as exc:
+                raise self._core.translate(exc, op) from exc
+
+    def _drive(self, conn: psycopg.Connection[Any], op: Op[T]) -> T:
+        _connect.configure(conn)
+        plan = op.plan()
+        try:
+            stmt = next(plan)
+            while True:
+                cur = conn.execute(stmt.query, stmt.params)
+                rows: Rows = cur.fetchall() if cur.description is not None else []
+                stmt = plan.send(rows)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the writes inside the block in one transaction: all commit, or none.
+
+        Nested blocks become savepoints.
+        """
+        active = _ACTIVE.get()
+        if active is not None and active[0] is self._pool:
+            with active[1].transaction():
+                yield
+            return
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                token = _ACTIVE.set((self._pool, conn))
+                try:
+                    yield
+                finally:
+                    _ACTIVE.reset(token)
+        except psycopg.Error as exc:
+            raise self._core.translate(exc) from exc
+
+    # --- set-up ------------------------------------------------------------------------
+
+    def init_schema(self) -> int:
+        """Create the schema, tables and indexes if missing; returns the DDL version.
+
+        Idempotent, never drops anything, and safe when many processes run it at once.
+        """
+        return self._run(self._core.init_schema())
+
+    def register(self, kind: str, model: Any, *, mode: Mode = "snapshot",
+                 schema_version: int = 1, upgraders: Mapping[int, Upgrader] | None = None,
+                 meta: Any = None) -> Kind:
+        """Register ``kind`` with any type Pydantic's TypeAdapter takes.
+
+        ``upgraders[n]`` turns a document stored at schema version n (as a dict) into its
+        shape at n + 1; they run on read. ``mode="log"`` makes a log kind, whose head
+        holds metadata of type ``meta``.
+        """
+        return self.kinds.register(kind, model, mode=mode, schema_version=schema_version,
+                                   upgraders=upgraders, meta=meta)
+
+    # --- snapshot kinds ----------------------------------------------------------------
+
+    def put(self, kind: str, name: str, value: Any, *, expected_version: int | None = None,
+            author: str | None = None) -> Doc[Any]:
+        """Validate and store ``value`` as the next version; an unchanged value writes nothing.
+
+        ``expected_version``: None any, 0 must not exist, N must be at version N.
+        """
+        return self._run(self._core.put(kind, name, value, expected_version, author=author))
+
+    def get(self, kind: str, name: str, *, version: int | None = None) -> Doc[Any]:
+        """The current document, or version ``version`` of it; else DocumentNotFound."""
+        return self._run(self._core.get(kind, name, version))
+
+    def get_many(self, kind: str, names: Sequence[str]) -> dict[str, Doc[Any]]:
+        """Current documents by name, in one query; missing names are left out."""
+        return self._run(self._core.get_many(kind, names))
+
+    def versions(self, kind: str, name: str) -> list[Doc[Any]]:
+        """Every stored version, oldest first, tombstones included."""
+        return self._run(self._core.versions(kind, name))
+
+    def delete(self, kind: str, name: str, *, expected_version: int | None = None,
+               author: str | None = None) -> int:
+        """Delete the document (a tombstone version); returns the tombstone's version."""
+        return self._run(self._core.delete(kind, name, expected_version, author))
+
+    def revert(self, kind: str, name: str, to_version: int, *,
+               expected_version: int | None = None, author: str | None = None) -> Doc[Any]:
+        """Write the value of ``to_version`` as a new version."""
+        return self._run(self._core.revert(kind, name, to_version, expected_version, author))
+
+    def list(self, kind: str, *, where: Any = None, limit: int | None = None,
+             after: str | None = None, on_invalid: OnInvalid = "raise") -> builtins.list[Doc[Any]]:
+        """Current, undeleted documents in name order; ``after`` pages by name."""
+        return self._run(self._core.list_docs(kind, where, limit, after, on_invalid))
+
+    def iter(self, kind: str, *, where: Any = None, batch_size: int = 1000,
+             on_invalid: OnInvalid = "raise") -> Iterator[Doc[Any]]:
+        """Stream current documents in name order, ``batch_size`` rows in memory at most."""
+        spec = self.kinds.get(kind)
+        after = ""
+        while True:
+            stmt = self._core.iter_batch(kind, where, after, batch_size)
+            rows = self._run(Op(lambda s=stmt: _one(s), kind, read_only=True))
+            yield from self._core.docs_from_rows(spec, rows, on_invalid)
+            if len(rows) < batch_size:
+                return
+            after = rows[-1][0]
+
+    def put_many(self, kind: str, values: Mapping[str, Any], *,
+                 author: str | None = None) -> builtins.list[Doc[Any]]:
+        """Store many documents atomically in one round trip; returns them in input order."""
+        return self._run(self._core.put_many(kind, values, author))
+
+    def upgrade(self, kind: str, *, batch_size: int = 500,
+                progress: Callable[[int], None] | None = None) -> int:
+        """Rewrite documents of an older schema_version as new versions; returns how many."""
+        return self._run(self._core.upgrade(kind, batch_size, progress))
+
+    # --- log kinds ---------------------------------------------------------------------
+
+    def append(self, kind: str, name: str, items: Iterable[Any], *,
+               expected_version: int | None = None, meta: Any = None,
+               author: str | None = None) -> int:
+        """Append items to a log in one statement; returns the log's new version."""
+        return self._run(self._core.append(kind, name, items, expected_version, meta,
+                                           author=author))
+
+    def rewrite(self, kind: str, name: str, items: Iterable[Any], *,
+                expected_version: int | None = None, meta: Any = None,
+                author: str | None = None) -> int:
+        """Replace the live items; the old ones stay readable by version until pruned."""
+        return self._run(self._core.append(kind, name, items, expected_version, meta,
+                                           rewrite=True, author=author))
+
+    def clear(self, kind: str, name: str, *, expected_version: int | None = None) -> int:
+        """Leave the log with no live items; returns its version."""
+        return self._run(self._core.clear(kind, name, expected_version))
+
+    def read(self, kind: str, name: str, *, last: int | None = None, after: int | None = None,
+             limit: int | None = None, where: Any = None) -> builtins.list[Any]:
+        """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``."""
+        return [e.item for e in self.entries(kind, name, last=last, after=after, limit=limit,
+                                             where=where)]
+
+    def entries(self, kind: str, name: str, *, last: int | None = None,
+                after: int | None = None, limit: int | None = None,
+                where: Any = None) -> builtins.list[Entry[Any]]:
+        """Like :meth:`read`, each item with its version and write time."""
+        return self._run(self._core.entries(kind, name, last, after, limit, where))
+
+    # --- retention ---------------------------------------------------------------------
+
+    def prune(self, kind: str, *, older_than: timedelta | datetime | None = None,
+              keep_last: int | None = None, batch_size: int = 500) -> int:
+        """Delete whole documents last written before ``older_than`` and/or beyond the
+        ``keep_last`` most recent; returns how many went."""
+        return self._run(self._core.prune(kind, older_than, keep_last, batch_size))
+
+    def prune_versions(self, kind: str, *, keep_last: int, batch_size: int = 5000) -> int:
+        """Drop versions beyond each document's newest ``keep_last``; returns how many."""
+        return self._run(self._core.prune_versions(kind, keep_last, batch_size))
+
+
+def _connect_error(conninfo: str, kwargs: Mapping[str, Any]) -> DatabaseUnavailable:
+    """Why the pool could not connect, found by one direct attempt, password redacted."""
+    where = _connect.describe_dsn(conninfo)
+    try:
+        with psycopg.connect(conninfo, connect_timeout=5, **{
+                k: v for k, v in kwargs.items() if k != "prepare_threshold"}):
+            reason = "the pool timed out"
+    except psycopg.Error as exc:
+        reason = _connect.redact(str(exc).strip().splitlines()[0] if str(exc).strip()
+                                 else type(exc).__name__, conninfo)
+    return DatabaseUnavailable(f"cannot connect to PostgreSQL at {where}: {reason}")
