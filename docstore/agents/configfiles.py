@@ -1,0 +1,291 @@
+"""Read the framework's config files into validated configs, collecting what is broken.
+
+Three layouts are understood:
+
+* a project file: an object with any of the keys ``clients``, ``agents``,
+  ``simple_workflows``, ``custom_workflows``, ``llms`` (plus the current kind
+  names in the plural), each a list of entries of that kind;
+* a component file: a list of entries, a single entry, or an object mapping
+  names to entries, each tagged with ``type``;
+* a directory: every ``*.json``, ``*.yaml`` and ``*.yml`` file under it, in
+  sorted order, skipping hidden files and directories.
+
+Entries go through the kind's upgraders first, so the framework's older shapes
+load too. A broken entry never stops the rest from loading: it becomes a
+:class:`ConfigProblem` naming the file and the entry, and the caller decides.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml  # type: ignore[import-untyped,unused-ignore]
+from pydantic import BaseModel, ValidationError
+
+from docstore.agents.configs import (
+    CONFIG_KIND_ALIASES,
+    CONFIG_KINDS,
+    AgentConfig,
+    CustomWorkflowConfig,
+    GraphWorkflowConfig,
+    LinearWorkflowConfig,
+    LLMConfig,
+    MCPServerConfig,
+    resolve_config_kind,
+    upgrade_config,
+)
+
+__all__ = ["PROJECT_KEYS", "ConfigFileError", "ConfigProblem", "LoadedConfigs", "load_configs"]
+
+PROJECT_KEYS: Mapping[str, str] = {
+    "clients": "mcp_server",
+    "mcp_servers": "mcp_server",
+    "agents": "agent",
+    "llms": "llm",
+    "llm_configs": "llm",
+    "simple_workflows": "linear_workflow",
+    "linear_workflows": "linear_workflow",
+    "graph_workflows": "graph_workflow",
+    "custom_workflows": "custom_workflow",
+}
+"""Project-file key -> the config kind its entries are."""
+
+_SUFFIXES = (".json", ".yaml", ".yml")
+# Keys that named an entry before ``name`` did; used only to label problems.
+_OLD_NAME_KEYS = ("name", "llm_id", "client_id")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """A file or entry that could not be loaded."""
+
+    file: Path
+    name: str | None
+    """The entry's name; None when the whole file failed or the entry has none."""
+    message: str
+    kind: str | None = None
+    entry: Any = None
+    """The raw entry as read, for callers that want to show or fix it."""
+
+    def __str__(self) -> str:
+        where = str(self.file)
+        if self.kind is not None or self.name is not None:
+            where += f": {self.kind or 'entry'} {self.name!r}"
+        return f"{where}: {self.message}"
+
+
+class ConfigFileError(ValueError):
+    """Config files had problems; ``problems`` lists each one."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        super().__init__(f"{len(problems)} problem(s) in config files:\n{lines}")
+
+
+@dataclass
+class LoadedConfigs:
+    """What :func:`load_configs` found: valid configs per kind, and the problems."""
+
+    configs: dict[str, dict[str, BaseModel]] = field(default_factory=dict)
+    """kind -> name -> validated model, for every kind in ``CONFIG_KINDS``."""
+    problems: list[ConfigProblem] = field(default_factory=list)
+    sources: dict[tuple[str, str], Path] = field(default_factory=dict)
+    """(kind, name) -> the file the entry came from."""
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was broken."""
+        return not self.problems
+
+    def raise_for_problems(self) -> None:
+        """Raise :class:`ConfigFileError` if anything was broken."""
+        if self.problems:
+            raise ConfigFileError(self.problems)
+
+    def _of(self, kind: str, model: type[M]) -> dict[str, M]:
+        return {n: c for n, c in self.configs.get(kind, {}).items() if isinstance(c, model)}
+
+    @property
+    def agents(self) -> dict[str, AgentConfig]:
+        """Agents by name."""
+        return self._of("agent", AgentConfig)
+
+    @property
+    def llms(self) -> dict[str, LLMConfig]:
+        """LLM configs by name."""
+        return self._of("llm", LLMConfig)
+
+    @property
+    def mcp_servers(self) -> dict[str, MCPServerConfig]:
+        """MCP servers by name."""
+        return self._of("mcp_server", MCPServerConfig)
+
+    @property
+    def linear_workflows(self) -> dict[str, LinearWorkflowConfig]:
+        """Linear workflows by name."""
+        return self._of("linear_workflow", LinearWorkflowConfig)
+
+    @property
+    def graph_workflows(self) -> dict[str, GraphWorkflowConfig]:
+        """Graph workflows by name."""
+        return self._of("graph_workflow", GraphWorkflowConfig)
+
+    @property
+    def custom_workflows(self) -> dict[str, CustomWorkflowConfig]:
+        """Custom workflows by name."""
+        return self._of("custom_workflow", CustomWorkflowConfig)
+
+
+def load_configs(path: str | Path, *, strict: bool = False) -> LoadedConfigs:
+    """Load a project file, a component file or a directory of them.
+
+    Broken files and entries are collected in ``problems`` while the rest
+    load; with ``strict`` a :class:`ConfigFileError` is raised instead. A path
+    that does not exist raises ``FileNotFoundError``.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"no config file or directory at {root}")
+    loaded = LoadedConfigs(configs={kind: {} for kind in CONFIG_KINDS})
+    files = _config_files(root) if root.is_dir() else [root]
+    for file in files:
+        _load_file(file, loaded)
+    if strict:
+        loaded.raise_for_problems()
+    return loaded
+
+
+def _config_files(directory: Path) -> list[Path]:
+    found = []
+    for file in directory.rglob("*"):
+        relative = file.relative_to(directory)
+        if file.suffix.lower() not in _SUFFIXES or not file.is_file():
+            continue
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        found.append(file)
+    return sorted(found, key=lambda f: f.relative_to(directory).parts)
+
+
+def _load_file(file: Path, loaded: LoadedConfigs) -> None:
+    try:
+        text = file.read_text(encoding="utf-8")
+        document = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        loaded.problems.append(ConfigProblem(file, None, f"cannot be read: {exc}"))
+        return
+    for kind, entry in _entries(file, document, loaded):
+        _load_entry(file, kind, entry, loaded)
+
+
+def _entries(file: Path, document: Any, loaded: LoadedConfigs) -> Iterator[tuple[str | None, Any]]:
+    """Yield (kind from context, raw entry); the kind is None when the entry's ``type`` tells."""
+    if document is None:  # an empty YAML file holds nothing, which is not an error
+        return
+    if isinstance(document, list):
+        for entry in document:
+            yield None, entry
+        return
+    if not isinstance(document, dict):
+        kind = type(document).__name__
+        loaded.problems.append(
+            ConfigProblem(file, None, f"expected a list or an object of entries, got {kind}")
+        )
+        return
+    if "type" in document:
+        yield None, document
+        return
+    project_keys = [key for key in document if key in PROJECT_KEYS]
+    if project_keys:
+        for key in project_keys:
+            entries = document[key]
+            if not isinstance(entries, list):
+                got = type(entries).__name__
+                loaded.problems.append(
+                    ConfigProblem(file, None, f"{key!r} must be a list of entries, got {got}")
+                )
+                continue
+            for entry in entries:
+                yield PROJECT_KEYS[key], entry
+        return
+    # Otherwise an object mapping names to entries; the key names the entry.
+    if not all(isinstance(entry, dict) for entry in document.values()):
+        message = (
+            "an object must be a project file, one entry with a 'type', "
+            "or a mapping of names to entries"
+        )
+        loaded.problems.append(ConfigProblem(file, None, message))
+        return
+    for name, entry in document.items():
+        if isinstance(entry, dict) and not any(k in entry for k in _OLD_NAME_KEYS):
+            entry = {"name": name, **entry}
+        yield None, entry
+
+
+def _label(entry: Mapping[str, Any]) -> str | None:
+    for key in _OLD_NAME_KEYS:
+        value = entry.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _load_entry(file: Path, context: str | None, entry: Any, loaded: LoadedConfigs) -> None:
+    if not isinstance(entry, dict):
+        got = type(entry).__name__
+        loaded.problems.append(
+            ConfigProblem(file, None, f"an entry must be an object, got {got}", context, entry)
+        )
+        return
+    name = _label(entry)
+    data = dict(entry)
+    tag = data.pop("type", None)
+    kind = context
+    if tag is not None:
+        try:
+            kind = resolve_config_kind(str(tag))
+        except KeyError:
+            known = ", ".join([*CONFIG_KINDS, *CONFIG_KIND_ALIASES])
+            message = f"unknown type {tag!r}; expected one of {known}"
+            loaded.problems.append(ConfigProblem(file, name, message, context, entry))
+            return
+        if context is not None and kind != context:
+            message = f"type {tag!r} does not belong in a list of {context} entries"
+            loaded.problems.append(ConfigProblem(file, name, message, context, entry))
+            return
+    if kind is None:
+        message = "has no 'type' saying what kind of config it is"
+        loaded.problems.append(ConfigProblem(file, name, message, None, entry))
+        return
+    try:
+        model = CONFIG_KINDS[kind].model.model_validate(upgrade_config(kind, data))
+    except (ValidationError, ValueError) as exc:
+        message = _describe(exc)
+        loaded.problems.append(ConfigProblem(file, name, message, kind, entry))
+        return
+    # Every config model has a required non-empty name, so this is the entry's key.
+    key: str = model.name
+    previous = loaded.sources.get((kind, key))
+    if previous is not None:
+        message = f"defined again (first in {previous}); this one is ignored"
+        loaded.problems.append(ConfigProblem(file, key, message, kind, entry))
+        return
+    loaded.configs[kind][key] = model
+    loaded.sources[(kind, key)] = file
+
+
+def _describe(exc: ValueError) -> str:
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    parts = []
+    for error in exc.errors(include_url=False):
+        location = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{location}: {error['msg']}" if location else error["msg"])
+    return "; ".join(parts)

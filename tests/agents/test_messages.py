@@ -1,0 +1,215 @@
+"""Conversation messages in both formats, and the conversation head."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from docstore.agents import (
+    CONVERSATION_KIND,
+    MESSAGE_ADAPTER,
+    MESSAGES_ADAPTER,
+    AnthropicMessage,
+    ConversationMeta,
+    OpenAIMessage,
+    message_text,
+    message_tool_names,
+)
+
+ANTHROPIC: list[dict[str, Any]] = [
+    {"role": "user", "content": "What is the weather in Paris?"},
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": "Let me check."},
+            {"type": "tool_use", "id": "tu_1", "name": "weather", "input": {"city": "Paris"}},
+        ],
+        "usage": {"input_tokens": 12, "output_tokens": 30},
+    },
+    {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "tu_1", "content": "18C, sunny"},
+            {
+                "type": "tool_result",
+                "tool_use_id": "tu_2",
+                "content": [{"type": "text", "text": "boom"}],
+                "is_error": True,
+            },
+        ],
+    },
+    {
+        "role": "user",
+        "content": [
+            {
+                "type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+            },
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+            {"type": "text", "text": "What is this?", "cache_control": {"type": "ephemeral"}},
+        ],
+    },
+]
+
+OPENAI: list[dict[str, Any]] = [
+    {"role": "system", "content": "You are terse."},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "weather", "arguments": '{"city": "Paris"}'},
+            },
+            {"id": "call_2", "type": "function", "function": {"name": "time", "arguments": "{}"}},
+        ],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27},
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+    {
+        "role": "user",
+        "name": "alice",
+        "content": [
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+        ],
+    },
+]
+
+
+@pytest.mark.parametrize("raw", ANTHROPIC)
+def test_anthropic_message_validates_as_anthropic_and_round_trips(raw: dict[str, Any]) -> None:
+    message = MESSAGE_ADAPTER.validate_python(raw)
+    assert isinstance(message, AnthropicMessage)
+    assert MESSAGE_ADAPTER.validate_json(MESSAGE_ADAPTER.dump_json(message)) == message
+    assert MESSAGE_ADAPTER.dump_python(message, mode="json") == raw
+
+
+@pytest.mark.parametrize("raw", OPENAI)
+def test_openai_message_validates_as_openai_and_round_trips(raw: dict[str, Any]) -> None:
+    message = MESSAGE_ADAPTER.validate_python(raw)
+    assert isinstance(message, OpenAIMessage)
+    assert MESSAGE_ADAPTER.validate_json(MESSAGE_ADAPTER.dump_json(message)) == message
+    assert MESSAGE_ADAPTER.dump_python(message, mode="json") == raw
+
+
+def test_a_conversation_mixing_both_formats_round_trips_as_a_list() -> None:
+    messages = MESSAGES_ADAPTER.validate_python(ANTHROPIC + OPENAI)
+    assert MESSAGES_ADAPTER.validate_json(MESSAGES_ADAPTER.dump_json(messages)) == messages
+
+
+def test_plain_text_message_fits_both_and_reads_as_anthropic() -> None:
+    raw = {"role": "assistant", "content": [{"type": "text", "text": "hi"}]}
+    message = MESSAGE_ADAPTER.validate_json(
+        MESSAGE_ADAPTER.dump_json(OpenAIMessage.model_validate(raw))
+    )
+    assert isinstance(message, AnthropicMessage)
+    assert MESSAGE_ADAPTER.dump_python(message) == raw
+
+
+def test_unknown_block_type_is_rejected_naming_the_known_ones() -> None:
+    with pytest.raises(ValidationError) as exc:
+        MESSAGE_ADAPTER.validate_python({"role": "user", "content": [{"type": "video"}]})
+    text = str(exc.value)
+    assert "'video'" in text
+    assert "'text', 'tool_use', 'tool_result', 'image'" in text
+
+
+def test_unknown_openai_part_type_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="'hologram'"):
+        MESSAGE_ADAPTER.validate_python(
+            {"role": "system", "content": [{"type": "hologram", "x": 1}]}
+        )
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (5, "a message must be an object with a role"),
+        ({"role": "robot", "content": "x"}, "role"),
+        ({"role": "tool", "content": "x"}, "a tool message needs tool_call_id"),
+        ({"role": "user", "content": None}, "content may only be null"),
+        (
+            {"role": "user", "content": "x", "tool_calls": [{"id": "c", "function": {}}]},
+            "tool_calls",
+        ),
+        (
+            {
+                "role": "user",
+                "content": [{"type": "tool_use", "id": "t", "name": "n", "input": {}}],
+            },
+            "user messages cannot hold tool_use blocks",
+        ),
+        (
+            {"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "t"}]},
+            "assistant messages cannot hold tool_result blocks",
+        ),
+    ],
+)
+def test_invalid_messages_are_rejected_clearly(raw: Any, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        MESSAGE_ADAPTER.validate_python(raw)
+
+
+def test_message_text_joins_text_blocks_only() -> None:
+    texts = [message_text(MESSAGE_ADAPTER.validate_python(raw)) for raw in ANTHROPIC + OPENAI]
+    assert texts == [
+        "What is the weather in Paris?",
+        "Let me check.",
+        "",
+        "What is this?",
+        "You are terse.",
+        "",
+        "18C",
+        "look",
+    ]
+
+
+def test_message_tool_names_lists_called_tools_in_both_formats() -> None:
+    names = [message_tool_names(MESSAGE_ADAPTER.validate_python(raw)) for raw in ANTHROPIC + OPENAI]
+    assert names == [[], ["weather"], [], [], [], ["weather", "time"], [], []]
+
+
+def test_usage_counts_read_either_providers_names() -> None:
+    anthropic = MESSAGE_ADAPTER.validate_python(ANTHROPIC[1])
+    openai = MESSAGE_ADAPTER.validate_python(OPENAI[1])
+    assert anthropic.usage is not None and openai.usage is not None
+    assert (anthropic.usage.input_count, anthropic.usage.output_count) == (12, 30)
+    assert (openai.usage.input_count, openai.usage.output_count) == (20, 7)
+
+
+def test_extra_provider_fields_are_kept() -> None:
+    raw = {"role": "assistant", "content": "ok", "id": "msg_1", "stop_reason": "end_turn"}
+    assert MESSAGE_ADAPTER.dump_python(MESSAGE_ADAPTER.validate_python(raw)) == raw
+
+
+def test_conversation_meta_requires_agent_and_session() -> None:
+    with pytest.raises(ValidationError) as exc:
+        ConversationMeta.model_validate({})
+    assert {e["loc"][0] for e in exc.value.errors()} == {"agent_name", "session_id"}
+
+
+def test_conversation_meta_omits_unset_optionals_and_keeps_extras() -> None:
+    meta = ConversationMeta(agent_name="a", session_id="s")
+    assert meta.model_dump() == {"agent_name": "a", "session_id": "s"}
+    full = ConversationMeta.model_validate(
+        {
+            "agent_name": "a",
+            "session_id": "s",
+            "workflow_name": "w",
+            "parent_session_id": "p",
+            "message_count": 3,
+        }
+    )
+    assert full.workflow_name == "w" and full.parent_session_id == "p"
+    assert ConversationMeta.model_validate_json(full.model_dump_json()) == full
+    assert full.model_dump()["message_count"] == 3
+
+
+def test_conversation_kind_is_a_log_of_messages() -> None:
+    assert CONVERSATION_KIND.mode == "log"
+    assert CONVERSATION_KIND.meta is ConversationMeta
+    assert CONVERSATION_KIND.schema_version == 1
