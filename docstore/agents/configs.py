@@ -260,7 +260,7 @@ class KindSpec:
     model: Any
     schema_version: int
     upgraders: Mapping[int, Upgrader] = field(default_factory=dict)
-    mode: str = "snapshot"
+    mode: Literal["snapshot", "log"] = "snapshot"
     meta: type[Any] | None = None
 
 

@@ -329,5 +329,6 @@ class ConversationMeta(BaseModel):
     parent_session_id: str | None = _opt()
 
 
-CONVERSATION_KIND = KindSpec(Message, 1, mode="log", meta=ConversationMeta)
+# The adapter rather than the bare union, so its titled errors are what a store reports.
+CONVERSATION_KIND = KindSpec(MESSAGE_ADAPTER, 1, mode="log", meta=ConversationMeta)
 """The ``conversation`` kind: :data:`Message` items under a :class:`ConversationMeta` head."""

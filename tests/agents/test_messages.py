@@ -213,3 +213,4 @@ def test_conversation_kind_is_a_log_of_messages() -> None:
     assert CONVERSATION_KIND.mode == "log"
     assert CONVERSATION_KIND.meta is ConversationMeta
     assert CONVERSATION_KIND.schema_version == 1
+    assert CONVERSATION_KIND.model is MESSAGE_ADAPTER
