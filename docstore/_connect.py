@@ -36,7 +36,7 @@ def describe_dsn(dsn: str) -> str:
     port = parts.get("port") or os.environ.get("PGPORT") or "5432"
     user = parts.get("user") or os.environ.get("PGUSER") or ""
     db = parts.get("dbname") or os.environ.get("PGDATABASE") or user
-    return f"{user + '@' if user else ''}{host}:{port}/{db}"
+    return f"{str(user) + '@' if user else ''}{host}:{port}/{db}"
 
 
 def redact(text: str, dsn: str) -> str:
@@ -62,7 +62,7 @@ class _RawJsonbBinaryLoader(adapt.Loader):
 
     def load(self, data: Any) -> bytes:
         # Binary jsonb is a version byte (1) followed by the JSON text.
-        return bytes(data[1:])
+        return bytes(memoryview(data)[1:])
 
 
 class _RawJsonDumper(adapt.Dumper):
@@ -72,7 +72,8 @@ class _RawJsonDumper(adapt.Dumper):
     oid = _JSONB_OID
 
     def dump(self, obj: Any) -> bytes:
-        return b"\x01" + obj.data
+        data: bytes = obj.data
+        return b"\x01" + data
 
 
 def configure(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:

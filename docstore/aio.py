@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any
-
-import builtins
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from . import _connect
-from ._core import Core, OnInvalid, Op, Rows, T, one_statement as _one
+from ._core import Core, OnInvalid, Op, Rows, T
+from ._core import one_statement as _one
 from .doc import Doc, Entry
 from .errors import DatabaseUnavailable, DocStoreError
 from .kinds import Kind, Mode, Registry, Upgrader
@@ -41,7 +42,7 @@ class AsyncDocStore:
 
     def __init__(
         self,
-        pool: AsyncAsyncConnectionPool[Any],
+        pool: AsyncConnectionPool[Any],
         *,
         schema: str = "docstore",
         kinds: Registry | None = None,
@@ -52,7 +53,7 @@ class AsyncDocStore:
         self._owns_pool = owns_pool
         self.kinds = kinds if kinds is not None else Registry()
         self._core = Core(self.kinds, schema, author)
-        self._where = _connect.describe_dsn(pool.conninfo)
+        self._where = _connect.describe_dsn(str(pool.conninfo))
 
     @classmethod
     async def connect(
@@ -75,7 +76,7 @@ class AsyncDocStore:
         options.update(pool_options)
         kwargs = {"autocommit": True, "prepare_threshold": prepare_threshold,
                   **options.pop("kwargs", {})}
-        pool: AsyncAsyncConnectionPool[Any] = AsyncConnectionPool(
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             conninfo, kwargs=kwargs, open=False, check=_check,
             name=f"docstore:{_connect.describe_dsn(conninfo)}", **options)
         try:
@@ -240,7 +241,7 @@ class AsyncDocStore:
         after = ""
         while True:
             stmt = self._core.iter_batch(kind, where, after, batch_size)
-            rows = await self._run(Op(lambda s=stmt: _one(s), kind, read_only=True))
+            rows = await self._run(Op(partial(_one, stmt), kind, read_only=True))
             for doc in self._core.docs_from_rows(spec, rows, on_invalid):
                 yield doc
             if len(rows) < batch_size:

@@ -107,13 +107,13 @@ class DocumentInvalid(DocStoreError, ValueError):
         kind: str,
         name: str,
         version: int | None,
-        errors: Sequence[dict[str, Any]],
+        errors: Sequence[Any],
         context: str = "",
     ) -> None:
         self.kind = kind
         self.name = name
         self.version = version
-        self.errors = list(errors)
+        self.errors: list[dict[str, Any]] = [dict(e) for e in errors]
         at = f" version {version}" if version is not None else ""
         head = f"{kind} {name!r}{at} is invalid"
         if context:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any
-
-import builtins
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from . import _connect
-from ._core import Core, OnInvalid, Op, Rows, T, one_statement as _one
+from ._core import Core, OnInvalid, Op, Rows, T
+from ._core import one_statement as _one
 from .doc import Doc, Entry
 from .errors import DatabaseUnavailable, DocStoreError
 from .kinds import Kind, Mode, Registry, Upgrader
@@ -51,7 +52,7 @@ class DocStore:
         self._owns_pool = owns_pool
         self.kinds = kinds if kinds is not None else Registry()
         self._core = Core(self.kinds, schema, author)
-        self._where = _connect.describe_dsn(pool.conninfo)
+        self._where = _connect.describe_dsn(str(pool.conninfo))
 
     @classmethod
     def connect(
@@ -239,7 +240,7 @@ class DocStore:
         after = ""
         while True:
             stmt = self._core.iter_batch(kind, where, after, batch_size)
-            rows = self._run(Op(lambda s=stmt: _one(s), kind, read_only=True))
+            rows = self._run(Op(partial(_one, stmt), kind, read_only=True))
             yield from self._core.docs_from_rows(spec, rows, on_invalid)
             if len(rows) < batch_size:
                 return

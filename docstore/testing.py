@@ -1,0 +1,200 @@
+"""pytest fixtures for code that uses docstore, on pytest-postgresql.
+
+Installed as a pytest plugin (entry point ``docstore``), so a project that depends on
+``docstore[test]`` gets these fixtures without writing any:
+
+* ``docstore_store`` — a :class:`~docstore.DocStore` on a fresh, initialised store;
+* ``docstore_async_store`` — the same as an :class:`~docstore.AsyncDocStore`;
+* ``docstore_factory`` — ``docstore_factory(schema=None, kinds=None)`` for more stores;
+* ``docstore_kinds`` — the session's :class:`~docstore.Registry`; override it in your
+  conftest to register your kinds once for the whole session.
+
+Each test gets its own PostgreSQL schema in one database made for the session, which
+costs a few milliseconds where a database per test costs hundreds. The server is found,
+in order, from ``DOCSTORE_TEST_URL`` (a DSN), or pytest-postgresql's own settings:
+``--postgresql-host/--postgresql-port/--postgresql-user/--postgresql-password`` (or the
+``postgresql_*`` ini keys) for a running server (the default, ``--docstore-server=noproc``),
+or a server pytest-postgresql starts itself (``--docstore-server=proc``; not as root).
+When no server answers, the tests fail with a message saying what was tried: they never
+skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from ._connect import describe_dsn, redact
+from .aio import AsyncDocStore
+from .kinds import Registry
+from .store import DocStore
+
+__all__ = [
+    "docstore_async_store",
+    "docstore_dsn",
+    "docstore_factory",
+    "docstore_kinds",
+    "docstore_pool",
+    "docstore_store",
+]
+
+ENV_URL = "DOCSTORE_TEST_URL"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("docstore")
+    group.addoption("--docstore-url", dest="docstore_url", default=None,
+                    help=f"DSN of the database docstore's fixtures use (else ${ENV_URL}, else "
+                    "pytest-postgresql's --postgresql-* settings)")
+    group.addoption("--docstore-server", dest="docstore_server", default=None,
+                    choices=("noproc", "proc"),
+                    help="noproc: use a running server (default); proc: let pytest-postgresql "
+                    "start one (needs PostgreSQL's binaries, and not root)")
+    parser.addini("docstore_server", "noproc or proc (see --docstore-server)", default="noproc")
+
+
+def _fail(message: str) -> None:
+    pytest.fail(f"docstore fixtures: {message}", pytrace=False)
+
+
+def _reachable(dsn: str, origin: str) -> None:
+    """Fail the test at once, saying what was tried, if the server does not answer."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=3, autocommit=True):
+            pass
+    except psycopg.Error as exc:
+        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else
+                        type(exc).__name__, dsn)
+        _fail(f"cannot reach PostgreSQL at {describe_dsn(dsn)} ({origin}): {reason}. Start the "
+              f"server, point {ENV_URL} or --postgresql-host/--postgresql-port at one, or use "
+              "--docstore-server=proc")
+
+
+def _dsn(host: str, port: Any, user: str, password: str | None, dbname: str) -> str:
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(host=host, port=str(port), user=user, password=password or None,
+                         dbname=dbname)
+
+
+@pytest.fixture(scope="session")
+def docstore_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
+    """DSN of a database made for this test session (dropped at its end).
+
+    With ``DOCSTORE_TEST_URL`` (or ``--docstore-url``) that database is used as it is.
+    """
+    url = request.config.getoption("docstore_url") or os.environ.get(ENV_URL)
+    if url:
+        _reachable(url, "DOCSTORE_TEST_URL")
+        yield url
+        return
+    from pytest_postgresql.config import get_config
+    from pytest_postgresql.janitor import DatabaseJanitor
+
+    mode = request.config.getoption("docstore_server") or request.config.getini("docstore_server")
+    if mode == "proc":
+        server = request.getfixturevalue("postgresql_proc")
+        host, port, user, password = server.host, server.port, server.user, server.password
+        origin = "a server started by pytest-postgresql"
+    else:
+        config = get_config(request)
+        host, port = config.host, config.port or 5432
+        user, password = config.user, config.password
+        origin = "pytest-postgresql's --postgresql-host/--postgresql-port settings"
+    maintenance = get_config(request).maintenance_dbname or "postgres"
+    _reachable(_dsn(host, port, user, password, maintenance), origin)
+    dbname = f"docstore_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    janitor = DatabaseJanitor(user=user, host=host, port=port, dbname=dbname, password=password,
+                              maintenance_dbname=maintenance, connection_timeout=5)
+    with janitor:
+        yield _dsn(host, port, user, password, dbname)
+
+
+@pytest.fixture(scope="session")
+def docstore_pool(docstore_dsn: str) -> Iterator[ConnectionPool[Any]]:
+    """One connection pool for the session; every store fixture borrows it."""
+    pool: ConnectionPool[Any] = ConnectionPool(
+        docstore_dsn, min_size=1, max_size=16, open=True,
+        kwargs={"autocommit": True}, name="docstore-tests")
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def docstore_kinds() -> Registry:
+    """The kinds every store fixture starts with. Override it to register yours once."""
+    return Registry()
+
+
+def _new_schema() -> str:
+    return f"t_{uuid.uuid4().hex[:16]}"
+
+
+def _drop(pool: ConnectionPool[Any], schema: str) -> None:
+    with pool.connection() as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def docstore_factory(
+    docstore_pool: ConnectionPool[Any], docstore_kinds: Registry
+) -> Iterator[Callable[..., DocStore]]:
+    """``make(schema=None, kinds=None, init=True) -> DocStore``; every schema it made is
+    dropped after the test."""
+    made: list[str] = []
+
+    def make(schema: str | None = None, kinds: Registry | None = None, *,
+             init: bool = True) -> DocStore:
+        schema = schema or _new_schema()
+        made.append(schema)
+        store = DocStore(docstore_pool, schema=schema,
+                         kinds=(kinds if kinds is not None else docstore_kinds).copy())
+        if init:
+            store.init_schema()
+        return store
+
+    yield make
+    for schema in made:
+        _drop(docstore_pool, schema)
+
+
+@pytest.fixture
+def docstore_store(docstore_factory: Callable[..., DocStore]) -> DocStore:
+    """A DocStore on a fresh, initialised schema of its own, dropped after the test."""
+    return docstore_factory()
+
+
+try:
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - the async fixture then says what is missing
+
+    @pytest.fixture
+    def docstore_async_store() -> None:
+        """An AsyncDocStore on a fresh schema (needs pytest-asyncio)."""
+        _fail("docstore_async_store needs pytest-asyncio: pip install 'docstore[test]'")
+
+else:
+
+    @pytest_asyncio.fixture
+    async def docstore_async_store(  # type: ignore[misc]
+        docstore_dsn: str, docstore_pool: ConnectionPool[Any], docstore_kinds: Registry
+    ) -> AsyncIterator[AsyncDocStore]:
+        """An AsyncDocStore on a fresh, initialised schema of its own, dropped after the test."""
+        schema = _new_schema()
+        store = await AsyncDocStore.connect(docstore_dsn, schema=schema,
+                                            kinds=docstore_kinds.copy(), max_size=8)
+        try:
+            await store.init_schema()
+            yield store
+        finally:
+            await store.close()
+            _drop(docstore_pool, schema)

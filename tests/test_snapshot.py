@@ -1,0 +1,307 @@
+"""Snapshot kinds: versioned writes, reads, deletes and reverts, on both store shells."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from conftest import count_rows
+from pydantic import BaseModel
+
+from docstore import (
+    DocumentInvalid,
+    DocumentNotFound,
+    InvalidKey,
+    KindMismatch,
+    UnknownKind,
+    VersionConflict,
+)
+
+
+class LLM(BaseModel):
+    model: str
+    temperature: float = 0.7
+
+
+class Agent(BaseModel):
+    name: str
+    llm: LLM
+    tools: list[str] = []
+
+
+def agent(name: str = "weather", model: str = "claude-sonnet", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "llm": {"model": model}, **extra}
+
+
+@pytest.fixture
+def s(store: Any) -> Any:
+    store.register("agent", Agent)
+    return store
+
+
+def test_put_then_get_returns_the_validated_model_at_version_1(s: Any) -> None:
+    written = s.put("agent", "weather", agent())
+    read = s.get("agent", "weather")
+    assert written.version == read.version == 1
+    assert isinstance(read.data, Agent) and read.data.llm.model == "claude-sonnet"
+    assert read.kind == "agent" and read.name == "weather" and not read.deleted
+    assert read.created_at == read.updated_at
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        read.version = 5
+
+
+def test_put_accepts_a_model_instance_and_stores_its_json(s: Any) -> None:
+    s.put("agent", "weather", Agent(name="weather", llm=LLM(model="m", temperature=0.1)))
+    with s.pool.connection() as conn:
+        data = conn.execute(f'SELECT data::text FROM "{s.schema}".documents WHERE name = %s',
+                            ["weather"]).fetchone()[0]
+    assert '"temperature": 0.1' in data
+
+
+def test_each_changed_put_adds_one_version_and_keeps_the_old_ones(s: Any) -> None:
+    for model in ("a", "b", "c"):
+        s.put("agent", "weather", agent(model=model))
+    assert [d.data.llm.model for d in s.versions("agent", "weather")] == ["a", "b", "c"]
+    assert s.get("agent", "weather", version=2).data.llm.model == "b"
+    assert s.get("agent", "weather").version == 3
+
+
+def test_put_of_an_unchanged_value_writes_no_version(s: Any) -> None:
+    first = s.put("agent", "weather", agent())
+    again = s.put("agent", "weather", agent())
+    assert again.version == first.version == 1
+    assert count_rows(s, "versions", "agent", "weather") == 1
+    assert again.updated_at == first.updated_at
+
+
+def test_expected_version_none_writes_whatever_the_current_version(s: Any) -> None:
+    s.put("agent", "weather", agent(model="a"))
+    assert s.put("agent", "weather", agent(model="b"), expected_version=None).version == 2
+
+
+def test_expected_version_0_creates_a_new_document(s: Any) -> None:
+    assert s.put("agent", "weather", agent(), expected_version=0).version == 1
+
+
+def test_expected_version_0_on_an_existing_document_conflicts_and_writes_nothing(s: Any) -> None:
+    s.put("agent", "weather", agent(model="a"))
+    with pytest.raises(VersionConflict) as info:
+        s.put("agent", "weather", agent(model="b"), expected_version=0)
+    assert (info.value.kind, info.value.name, info.value.expected, info.value.actual) == (
+        "agent", "weather", 0, 1)
+    assert s.get("agent", "weather").data.llm.model == "a"
+    assert count_rows(s, "versions", "agent") == 1
+
+
+def test_expected_version_n_matching_writes_version_n_plus_1(s: Any) -> None:
+    s.put("agent", "weather", agent(model="a"))
+    assert s.put("agent", "weather", agent(model="b"), expected_version=1).version == 2
+
+
+def test_expected_version_n_stale_conflicts_with_the_actual_version(s: Any) -> None:
+    s.put("agent", "weather", agent(model="a"))
+    s.put("agent", "weather", agent(model="b"))
+    with pytest.raises(VersionConflict) as info:
+        s.put("agent", "weather", agent(model="c"), expected_version=1)
+    assert (info.value.expected, info.value.actual) == (1, 2)
+    assert "expected to be at version 1, but it is at version 2" in str(info.value)
+    assert s.get("agent", "weather").data.llm.model == "b"
+
+
+def test_expected_version_n_on_a_missing_document_conflicts_with_actual_0(s: Any) -> None:
+    with pytest.raises(VersionConflict) as info:
+        s.put("agent", "ghost", agent(), expected_version=3)
+    assert (info.value.expected, info.value.actual) == (3, 0)
+    assert count_rows(s, "documents", "agent") == 0
+
+
+def test_expected_version_with_an_unchanged_value_returns_the_current_doc(s: Any) -> None:
+    s.put("agent", "weather", agent())
+    assert s.put("agent", "weather", agent(), expected_version=1).version == 1
+
+
+def test_get_of_a_missing_document_raises_document_not_found(s: Any) -> None:
+    with pytest.raises(DocumentNotFound, match="agent 'nope' not found"):
+        s.get("agent", "nope")
+    s.put("agent", "weather", agent())
+    with pytest.raises(DocumentNotFound, match="version 7"):
+        s.get("agent", "weather", version=7)
+
+
+def test_delete_writes_a_tombstone_and_get_then_raises(s: Any) -> None:
+    s.put("agent", "weather", agent())
+    assert s.delete("agent", "weather") == 2
+    with pytest.raises(DocumentNotFound):
+        s.get("agent", "weather")
+    history = s.versions("agent", "weather")
+    assert [(d.version, d.deleted) for d in history] == [(1, False), (2, True)]
+    assert history[1].data.name == "weather"  # the tombstone keeps what was deleted
+    assert s.list("agent") == []
+
+
+def test_delete_of_a_missing_or_deleted_document_raises_not_found(s: Any) -> None:
+    with pytest.raises(DocumentNotFound):
+        s.delete("agent", "nope")
+    s.put("agent", "weather", agent())
+    s.delete("agent", "weather")
+    with pytest.raises(DocumentNotFound):
+        s.delete("agent", "weather")
+
+
+def test_delete_with_a_stale_expected_version_conflicts(s: Any) -> None:
+    s.put("agent", "weather", agent(model="a"))
+    s.put("agent", "weather", agent(model="b"))
+    with pytest.raises(VersionConflict):
+        s.delete("agent", "weather", expected_version=1)
+    assert s.get("agent", "weather").version == 2
+
+
+def test_a_deleted_document_is_recreated_with_the_next_version(s: Any) -> None:
+    s.put("agent", "weather", agent(model="a"))
+    s.delete("agent", "weather")
+    again = s.put("agent", "weather", agent(model="a"), expected_version=0)
+    assert again.version == 3
+    assert s.get("agent", "weather").data.llm.model == "a"
+    assert [d.version for d in s.versions("agent", "weather")] == [1, 2, 3]
+
+
+def test_revert_writes_an_old_value_as_a_new_version(s: Any) -> None:
+    s.put("agent", "weather", agent(model="a"))
+    s.put("agent", "weather", agent(model="b"))
+    reverted = s.revert("agent", "weather", to_version=1)
+    assert reverted.version == 3 and reverted.data.llm.model == "a"
+    assert [d.data.llm.model for d in s.versions("agent", "weather")] == ["a", "b", "a"]
+    with pytest.raises(VersionConflict):
+        s.revert("agent", "weather", to_version=2, expected_version=2)
+
+
+def test_revert_to_a_tombstone_restores_the_deleted_value(s: Any) -> None:
+    s.put("agent", "weather", agent(model="a"))
+    tomb = s.delete("agent", "weather")
+    assert s.revert("agent", "weather", to_version=tomb).data.llm.model == "a"
+    assert s.get("agent", "weather").version == 3
+
+
+def test_get_many_returns_found_names_and_leaves_out_missing_ones(s: Any) -> None:
+    s.put("agent", "a", agent("a"))
+    s.put("agent", "b", agent("b"))
+    s.put("agent", "c", agent("c"))
+    s.delete("agent", "c")
+    found = s.get_many("agent", ["b", "a", "c", "zz"])
+    assert list(found) == ["b", "a"]
+    assert found["a"].data.name == "a"
+
+
+def test_list_returns_current_documents_in_name_order_filtered_and_paged(s: Any) -> None:
+    for i, model in enumerate(["x", "y", "x", "x"]):
+        s.put("agent", f"a{i}", agent(f"a{i}", model=model))
+    assert [d.name for d in s.list("agent")] == ["a0", "a1", "a2", "a3"]
+    assert [d.name for d in s.list("agent", where={"llm": {"model": "x"}})] == ["a0", "a2", "a3"]
+    assert [d.name for d in s.list("agent", limit=2, after="a0")] == ["a1", "a2"]
+
+
+def test_iter_streams_every_document_across_batches(s: Any) -> None:
+    s.put_many("agent", {f"a{i:03}": agent(f"a{i:03}") for i in range(25)})
+    names = [d.name for d in s.iter("agent", batch_size=10)]
+    assert names == [f"a{i:03}" for i in range(25)]
+
+
+def test_put_many_writes_all_in_input_order_and_skips_unchanged(s: Any) -> None:
+    s.put("agent", "b", agent("b"))
+    docs = s.put_many("agent", {"c": agent("c"), "b": agent("b"), "a": agent("a", model="z")})
+    assert [(d.name, d.version) for d in docs] == [("c", 1), ("b", 1), ("a", 1)]
+    docs = s.put_many("agent", {"b": agent("b", model="new")})
+    assert docs[0].version == 2
+    assert count_rows(s, "versions", "agent") == 4
+
+
+def test_put_many_with_one_invalid_value_writes_nothing_and_names_it(s: Any) -> None:
+    s.put("agent", "keep", agent("keep"))
+    values = {f"a{i}": agent(f"a{i}") for i in range(50)}
+    values["a17"] = {"name": "a17"}  # no llm
+    with pytest.raises(DocumentInvalid) as info:
+        s.put_many("agent", values)
+    assert info.value.name == "a17" and "llm" in str(info.value)
+    assert count_rows(s, "documents", "agent") == 1
+
+
+def test_invalid_value_raises_document_invalid_before_any_sql(s: Any) -> None:
+    with pytest.raises(DocumentInvalid) as info:
+        s.put("agent", "weather", {"name": "weather", "llm": {"temperature": "hot"}})
+    assert info.value.kind == "agent" and info.value.name == "weather"
+    assert "llm.model: Field required" in str(info.value)
+    assert count_rows(s, "documents", "agent") == 0
+
+
+def test_stored_data_that_no_longer_validates_raises_document_invalid(s: Any) -> None:
+    s.put("agent", "weather", agent())
+    with s.pool.connection() as conn:
+        conn.execute(f'UPDATE "{s.schema}".documents SET data = \'{{"name": 5}}\' '
+                     "WHERE name = 'weather'")
+    with pytest.raises(DocumentInvalid) as info:
+        s.get("agent", "weather")
+    assert (info.value.kind, info.value.name, info.value.version) == ("agent", "weather", 1)
+    assert "stored data" in str(info.value)
+    s.put("agent", "other", agent("other"))
+    with pytest.raises(DocumentInvalid):
+        s.list("agent")
+    assert [d.name for d in s.list("agent", on_invalid="skip")] == ["other"]
+
+
+def test_unregistered_kind_raises_unknown_kind(s: Any) -> None:
+    with pytest.raises(UnknownKind, match="kind 'tool' is not registered"):
+        s.put("tool", "x", {})
+
+
+def test_snapshot_operations_on_a_log_kind_raise_kind_mismatch(s: Any) -> None:
+    s.register("conversation", dict, mode="log")
+    with pytest.raises(KindMismatch):
+        s.put("conversation", "x", {})
+
+
+@pytest.mark.parametrize("name,problem", [
+    ("", "must not be empty"),
+    ("x" * 513, "at most 512 characters"),
+    ("a\x00b", "\\u0000"),
+    ("\ud800", "lone surrogate"),
+])
+def test_bad_names_are_refused_with_a_clear_error(s: Any, name: str, problem: str) -> None:
+    with pytest.raises(InvalidKey, match=problem.replace("\\", "\\\\")):
+        s.put("agent", name, agent())
+
+
+@pytest.mark.parametrize("name", ["it's", "100%_done", "a/b\\c", "line\nbreak", "🤖 agent",
+                                  "مرحبا", "'; DROP TABLE documents; --"])
+def test_odd_names_are_stored_and_read_back_exactly(s: Any, name: str) -> None:
+    s.put("agent", name, agent())
+    assert s.get("agent", name).name == name
+    assert [d.name for d in s.list("agent")] == [name]
+
+
+def test_upgraders_bring_old_documents_up_to_date_on_read(store: Any) -> None:
+    class V1(BaseModel):
+        model_name: str
+
+    class V2(BaseModel):
+        model: str
+        provider: str
+
+    store.register("llm", V1)
+    store.put("llm", "fast", {"model_name": "haiku"})
+    store.register("llm", V2, schema_version=3, upgraders={
+        1: lambda d: {"model": d.pop("model_name"), **d},
+        2: lambda d: {**d, "provider": "anthropic"},
+    })
+    doc = store.get("llm", "fast")
+    assert doc.data == V2(model="haiku", provider="anthropic")
+    assert doc.schema_version == 1
+    assert store.upgrade("llm") == 1
+    current = store.get("llm", "fast")
+    assert (current.version, current.schema_version) == (2, 3)
+    assert store.upgrade("llm") == 0
+
+
+def test_register_refuses_upgraders_that_leave_a_gap(store: Any) -> None:
+    with pytest.raises(ValueError, match=r"no upgrader from schema_version\(s\) \[2\]"):
+        store.register("llm", dict, schema_version=4, upgraders={1: dict, 3: dict})
