@@ -389,25 +389,26 @@ class Core:
                   "sv": spec.schema_version, "expected": expected,
                   "op": "rewrite" if rewrite else "append", "author": author or self.author}
         live = q.LIVE_RESET if rewrite else q.LIVE_KEEP
-        if expected is None:
-            query = self.sql(q.APPEND_UPSERT, live=live, expect="")
-        elif expected == 0:
-            query = self.sql(q.APPEND_UPSERT, live=live, expect="AND d.deleted")
+        # Without metadata, and none to default to, only an existing log can take items.
+        needs_head = meta_data is None and default is None
+        if expected:
+            query = self.sql(q.APPEND_UPDATE, live=live, expect="AND d.version = %(expected)s")
+        elif needs_head:
+            # expected_version=0 cannot succeed here: say conflict or "needs meta" below.
+            query = self.sql(q.APPEND_UPDATE, live=live,
+                             expect="AND false" if expected == 0 else "")
         else:
-            query = self.sql(q.APPEND_UPDATE, live=live)
+            query = self.sql(q.APPEND_UPSERT, live=live,
+                             expect="AND d.deleted" if expected == 0 else "")
 
         def plan() -> Plan[int]:
-            if meta_data is None and default is None:
-                heads = yield Stmt(self.sql(q.GET_HEAD), params)
-                if not heads or heads[0][5]:
-                    raise DocumentInvalid(kind, name, None, [{
-                        "loc": ("meta",), "msg": "a new log needs meta= (its metadata type "
-                        "has required fields)"}], "meta")
             rows = yield Stmt(query, params)
             if rows:
                 return int(rows[0][0])
+            heads = yield Stmt(self.sql(q.GET_HEAD), params)
+            if needs_head and not expected and (not heads or heads[0][5]):
+                raise _meta_required(kind, name)
             if expected == 0:
-                heads = yield Stmt(self.sql(q.GET_HEAD), params)
                 raise VersionConflict(kind, name, 0, heads[0][0] if heads else 0)
             raise (yield from self._unwritten(spec, name, expected))
 
@@ -539,6 +540,12 @@ class Core:
                                        f"{_first_line(exc)}; nothing of this call was kept, "
                                        "it is safe to retry")
         return DocStoreError(f"{where}{type(exc).__name__}: {_first_line(exc)}")
+
+
+def _meta_required(kind: str, name: str) -> DocumentInvalid:
+    return DocumentInvalid(kind, name, None, [{
+        "loc": ("meta",), "msg": "a new log needs meta= (its metadata type has required fields)"}],
+        "meta")
 
 
 def _first_line(exc: BaseException) -> str:

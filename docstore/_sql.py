@@ -141,9 +141,9 @@ SELECT version, live_from, created_at, updated_at FROM head
 APPEND_UPSERT = """
 WITH head AS (
     INSERT INTO {s}.documents AS d (kind, name, mode, version, live_from, schema_version, data)
-    VALUES (%(kind)s, %(name)s, 'l', %(n)s, 1, 1, coalesce(%(meta)s, %(meta_default)s))
+    VALUES (%(kind)s, %(name)s, 'l', %(n)s, 1, 1, coalesce(%(meta)s::jsonb, %(meta_default)s::jsonb))
     ON CONFLICT (kind, name) DO UPDATE
-    SET version = d.version + %(n)s, data = coalesce(%(meta)s, d.data), deleted = false,
+    SET version = d.version + %(n)s, data = coalesce(%(meta)s::jsonb, d.data), deleted = false,
         updated_at = now(),
         live_from = CASE WHEN d.deleted THEN d.version + 1 ELSE {live} END,
         created_at = CASE WHEN d.deleted THEN now() ELSE d.created_at END
@@ -151,15 +151,16 @@ WITH head AS (
     RETURNING d.version, d.live_from, d.created_at, d.updated_at
 )""" + _ITEM_ROWS
 
+# Only moves an existing head: for an exact expected version, and for appends that
+# bring no metadata to a kind whose metadata has required fields.
 APPEND_UPDATE = """
 WITH head AS (
     UPDATE {s}.documents AS d
-    SET version = d.version + %(n)s, data = coalesce(%(meta)s, d.data), deleted = false,
+    SET version = d.version + %(n)s, data = coalesce(%(meta)s::jsonb, d.data), deleted = false,
         updated_at = now(),
         live_from = CASE WHEN d.deleted THEN d.version + 1 ELSE {live} END,
         created_at = CASE WHEN d.deleted THEN now() ELSE d.created_at END
-    WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l'
-      AND d.version = %(expected)s
+    WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' {expect}
     RETURNING d.version, d.live_from, d.created_at, d.updated_at
 )""" + _ITEM_ROWS
 
