@@ -258,5 +258,5 @@ def test_read_last_50_of_10000_items_is_an_index_range_scan(docstore_store: DocS
             {"kind": "conversation", "name": "long", "after": 0, "limit": 50}).fetchall())
     assert "Index Scan Backward using versions_pkey" in plan, plan
     assert "Seq Scan on versions" not in plan, plan
-    scanned = [line for line in plan.splitlines() if "versions_pkey" in line][0]
+    scanned = next(line for line in plan.splitlines() if "versions_pkey" in line)
     assert "rows=50 " in scanned, plan
