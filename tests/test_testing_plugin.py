@@ -1,0 +1,104 @@
+"""docstore.testing, as a user's project meets it: run through pytest's pytester."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+MODELS = '''
+from pydantic import BaseModel
+
+
+class AgentConfig(BaseModel):
+    name: str
+    model: str
+
+
+class Message(BaseModel):
+    role: str
+    content: str
+'''
+
+
+def doc_blocks() -> dict[str, str]:
+    """docs/testing.md's example files, keyed by the file name in their first line."""
+    blocks = re.findall(r"^```python no-run\n# (\S+)\n(.*?)^```", DOC.read_text(), re.S | re.M)
+    return {name: code for name, code in blocks}
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.mkpydir("myapp")
+    (pytester.path / "myapp" / "models.py").write_text(MODELS)
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n"
+                     "asyncio_default_fixture_loop_scope = function\n")
+    return pytester
+
+
+def test_the_documented_conftest_and_tests_pass(project: pytest.Pytester) -> None:
+    blocks = doc_blocks()
+    assert set(blocks) == {"conftest.py", "test_agents.py"}
+    project.makeconftest(blocks["conftest.py"])
+    project.makepyfile(test_agents=blocks["test_agents.py"])
+    result = project.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_each_fixture_works_in_a_users_test_file(project: pytest.Pytester) -> None:
+    project.makepyfile(test_fixtures='''
+        from docstore import AsyncDocStore, DocStore, Registry
+
+        def test_store(docstore_store):
+            docstore_store.register("agent", dict)
+            assert docstore_store.put("agent", "a", {"x": 1}).version == 1
+
+        def test_factory(docstore_factory):
+            one, two = docstore_factory(), docstore_factory(schema="custom_schema")
+            assert two.schema == "custom_schema" and one.schema != two.schema
+            assert isinstance(one, DocStore)
+
+        def test_kinds_and_pool(docstore_kinds, docstore_pool):
+            assert isinstance(docstore_kinds, Registry)
+            with docstore_pool.connection() as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+
+        async def test_async(docstore_async_store):
+            assert isinstance(docstore_async_store, AsyncDocStore)
+            docstore_async_store.register("agent", dict)
+            assert (await docstore_async_store.put("agent", "a", {"x": 1})).version == 1
+    ''')
+    result = project.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+
+
+def test_two_tests_do_not_see_each_others_data(project: pytest.Pytester) -> None:
+    project.makepyfile(test_isolation='''
+        import pytest
+
+        @pytest.mark.parametrize("run", range(4))
+        def test_starts_empty_then_writes(docstore_store, run):
+            docstore_store.register("agent", dict)
+            assert docstore_store.list("agent") == []
+            docstore_store.put("agent", "shared-name", {"run": run})
+    ''')
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+
+
+def test_an_unreachable_server_fails_with_a_clear_error_and_never_skips(
+        project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCSTORE_TEST_URL", raising=False)
+    project.makepyfile(test_unreachable='''
+        def test_needs_db(docstore_store):
+            pass
+    ''')
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "--postgresql-host=127.0.0.1",
+                                          "--postgresql-port=1")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*docstore fixtures: cannot reach PostgreSQL at *127.0.0.1:1*"])
+    assert "skipped" not in result.stdout.str()
