@@ -1,4 +1,5 @@
-"""The agent framework's layer: config and message models and config-file loading."""
+"""The agent framework's layer: config and message models, config-file loading, and the
+StorageManager that persists configs and conversation history (see docs/agents.md)."""
 
 from docstore.agents.configfiles import ConfigFileError, ConfigProblem, LoadedConfigs, load_configs
 from docstore.agents.configs import (
@@ -32,17 +33,26 @@ from docstore.agents.messages import (
     message_text,
     message_tool_names,
 )
-
-# The StorageManager (and its async twin) will be imported and listed here.
+from docstore.agents.storage import (
+    CONVERSATION,
+    AsyncStorageManager,
+    StorageConfigError,
+    StorageManager,
+    SyncReport,
+    conversation_name,
+    sync_path,
+)
 
 __all__ = [
     "CONFIG_KINDS",
     "CONFIG_KIND_ALIASES",
+    "CONVERSATION",
     "CONVERSATION_KIND",
     "MESSAGES_ADAPTER",
     "MESSAGE_ADAPTER",
     "AgentConfig",
     "AnthropicMessage",
+    "AsyncStorageManager",
     "ConfigFileError",
     "ConfigProblem",
     "ConversationMeta",
@@ -59,12 +69,17 @@ __all__ = [
     "MCPServerConfig",
     "Message",
     "OpenAIMessage",
+    "StorageConfigError",
+    "StorageManager",
+    "SyncReport",
     "Usage",
     "WorkflowConfig",
     "WorkflowStep",
+    "conversation_name",
     "load_configs",
     "message_text",
     "message_tool_names",
     "resolve_config_kind",
+    "sync_path",
     "upgrade_config",
 ]

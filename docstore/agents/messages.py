@@ -327,6 +327,10 @@ class ConversationMeta(BaseModel):
     session_id: str = Field(min_length=1)
     workflow_name: str | None = _opt()
     parent_session_id: str | None = _opt()
+    # Kept by StorageManager.save_full_history: a hash chain of the live messages and
+    # the version it describes, so a save checks the stored prefix without reading it.
+    history_digest: str | None = _opt()
+    history_digest_version: int | None = _opt(ge=0)
 
 
 # The adapter rather than the bare union, so its titled errors are what a store reports.

@@ -1,0 +1,462 @@
+"""The StorageManager's logic, free of I/O, shared by the sync and async managers.
+
+Like :mod:`docstore._core` does for the stores, each operation is a *plan*: a generator
+that yields :class:`Call` objects (a store method and its arguments) and receives their
+results, or has the store's :class:`~docstore.DocStoreError` thrown into it. The sync
+manager drives a plan by calling :class:`~docstore.DocStore`, the async one by awaiting
+:class:`~docstore.AsyncDocStore`; neither holds logic of its own, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import orjson
+from psycopg.conninfo import make_conninfo
+from pydantic import BaseModel, ValidationError
+
+from docstore.doc import Doc
+from docstore.errors import DocStoreError, DocumentInvalid, DocumentNotFound, VersionConflict
+from docstore.kinds import Kind, Registry
+
+from .configfiles import ConfigProblem, LoadedConfigs
+from .configs import CONFIG_KINDS, GraphWorkflowConfig, upgrade_config
+from .messages import CONVERSATION_KIND, ConversationMeta
+
+T = TypeVar("T")
+
+CONVERSATION = "conversation"
+"""The kind conversations are stored under."""
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+_SAVE_ATTEMPTS = 3
+
+
+class StorageConfigError(DocStoreError, ValueError):
+    """Persistence is switched on but its settings are missing or wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One store method to run: ``getattr(store, method)(*args, **kwargs)``."""
+
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+Plan = Generator[Call, Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class Job(Generic[T]):
+    """A plan, and whether the driver must run it in one transaction."""
+
+    plan: Plan[T]
+    atomic: bool = False
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What a config sync did.
+
+    ``applied`` is False when problems stopped it: then nothing was written.
+    """
+
+    written: tuple[tuple[str, str, int], ...] = ()
+    """(kind, name, new version) of every config that changed."""
+    unchanged: tuple[tuple[str, str], ...] = ()
+    """(kind, name) of every config already stored as it is."""
+    problems: tuple[ConfigProblem, ...] = ()
+    """Broken files and entries, each naming its file and entry."""
+    applied: bool = True
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was broken."""
+        return not self.problems
+
+    def __str__(self) -> str:
+        lines = [f"{len(self.written)} written, {len(self.unchanged)} unchanged, "
+                 f"{len(self.problems)} problem(s)"
+                 + ("" if self.applied else "; nothing written (use partial to sync the rest)")]
+        lines += [f"  wrote {kind} {name!r} version {version}"
+                  for kind, name, version in self.written]
+        lines += [f"  problem: {problem}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+# --- settings from the environment ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EnvSettings:
+    """Where ``from_env`` connects; ``dsn`` may hold a password, so it is never shown."""
+
+    dsn: str
+    schema: str
+
+    def __repr__(self) -> str:
+        return f"EnvSettings(dsn=<hidden>, schema={self.schema!r})"
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None,
+                      schema: str | None = None) -> EnvSettings | None:
+    """The database settings of ``AURITE_*`` variables; None when persistence is off.
+
+    Raises :class:`StorageConfigError` naming every missing or malformed variable (and
+    never a value, so a password cannot leak into a log).
+    """
+    env = os.environ if environ is None else environ
+    flag = env.get("AURITE_ENABLE_DB", "").strip().lower()
+    if flag not in _TRUE:
+        if flag not in _FALSE:
+            # A typo such as "ture" must not switch persistence off without a word.
+            raise StorageConfigError(
+                "AURITE_ENABLE_DB must be one of 1/true/yes/on or 0/false/no/off (any case)")
+        return None
+    schema = schema or env.get("AURITE_DB_SCHEMA") or "docstore"
+    url = env.get("AURITE_DB_URL", "").strip()
+    if url:
+        return EnvSettings(url, schema)
+    missing = [var for var in ("AURITE_DB_USER", "AURITE_DB_NAME") if not env.get(var)]
+    if missing:
+        raise StorageConfigError(
+            f"AURITE_ENABLE_DB is on but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set: set AURITE_DB_URL, or "
+            "AURITE_DB_USER and AURITE_DB_NAME (and AURITE_DB_HOST, AURITE_DB_PORT, "
+            "AURITE_DB_PASSWORD as needed)")
+    port = env.get("AURITE_DB_PORT") or "5432"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise StorageConfigError("AURITE_DB_PORT must be a port number (1-65535)")
+    dsn = make_conninfo(host=env.get("AURITE_DB_HOST") or "localhost", port=port,
+                        user=env["AURITE_DB_USER"], password=env.get("AURITE_DB_PASSWORD") or None,
+                        dbname=env["AURITE_DB_NAME"])
+    return EnvSettings(dsn, schema)
+
+
+# --- conversations ----------------------------------------------------------------------
+
+
+def conversation_name(agent_name: str, session_id: str) -> str:
+    """The document name of an agent's session: ``agent/session``.
+
+    ``%`` and ``/`` in the agent name are escaped, so agent ``a/b`` with session ``c``
+    and agent ``a`` with session ``b/c`` never share a conversation.
+    """
+    return agent_name.replace("%", "%25").replace("/", "%2F") + "/" + session_id
+
+
+def _canonical(adapter: Any, message: Any) -> bytes:
+    # Sorted keys: jsonb reorders keys, so bytes read back must compare equal to bytes
+    # dumped before the write.
+    return orjson.dumps(adapter.dump_python(message, mode="json"), option=orjson.OPT_SORT_KEYS)
+
+
+def _chain(start: bytes, canon: Iterable[bytes]) -> bytes:
+    digest = start
+    for item in canon:
+        digest = hashlib.sha256(digest + item).digest()
+    return digest
+
+
+def _store_meta(meta: Any) -> dict[str, Any]:
+    if isinstance(meta, BaseModel):
+        return meta.model_dump(mode="json", exclude_none=True)
+    return dict(meta) if isinstance(meta, Mapping) else {}
+
+
+class ManagerCore:
+    """Plans for every StorageManager operation, bound to the store's registry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.kinds = registry
+        register_kinds(registry)
+
+    # --- configs -----------------------------------------------------------------------
+
+    def coerce_config(self, kind: str, value: Any) -> BaseModel:
+        """``value`` (a model or a dict, in a current or older shape) as ``kind``'s model."""
+        model = CONFIG_KINDS[kind].model
+        if isinstance(value, model):
+            same: BaseModel = value
+            return same
+        raw = value.model_dump(by_alias=True) if isinstance(value, BaseModel) else value
+        label = str(raw.get("name") or "<unnamed>") if isinstance(raw, Mapping) else "<unnamed>"
+        try:
+            data = upgrade_config(kind, raw) if isinstance(raw, Mapping) else raw
+            result: BaseModel = model.model_validate(data)
+        except ValidationError as exc:
+            raise DocumentInvalid(kind, label, None, exc.errors(include_url=False),
+                                  "write") from None
+        except (TypeError, ValueError) as exc:  # an upgrader refusing an ambiguous entry
+            raise DocumentInvalid(kind, label, None, [{"loc": (), "msg": str(exc)}],
+                                  "write") from None
+        return result
+
+    @staticmethod
+    def workflow_kind(value: Any) -> str:
+        """``graph_workflow`` for a graph (a model, or a dict with nodes), else ``linear_workflow``."""
+        if isinstance(value, GraphWorkflowConfig):
+            return "graph_workflow"
+        if isinstance(value, Mapping) and (value.get("type") == "graph_workflow"
+                                           or "nodes" in value):
+            return "graph_workflow"
+        return "linear_workflow"
+
+    def sync_config(self, kind: str, value: Any) -> Job[Doc[Any]]:
+        """Store one config; an unchanged one writes nothing."""
+        model = self.coerce_config(kind, value)
+        name: str = getattr(model, "name")  # noqa: B009 - every config model has one
+
+        def plan() -> Plan[Doc[Any]]:
+            doc: Doc[Any] = yield Call("put", (kind, name, model))
+            return doc
+
+        return Job(plan())
+
+    def collect(self, groups: Mapping[str, Any]) -> dict[str, dict[str, BaseModel]]:
+        """kind -> name -> validated config, from mappings or iterables of configs.
+
+        Everything is validated before any SQL runs, so a bad entry costs no round trip.
+        """
+        out: dict[str, dict[str, BaseModel]] = {}
+        for kind, values in groups.items():
+            if values is None:
+                continue
+            pairs: Iterable[tuple[str | None, Any]] = (
+                values.items() if isinstance(values, Mapping) else ((None, v) for v in values))
+            for key, value in pairs:
+                actual = self.workflow_kind(value) if kind == "linear_workflow" else kind
+                model = self.coerce_config(actual, value)
+                name: str = getattr(model, "name")  # noqa: B009
+                if key is not None and key != name:
+                    raise DocumentInvalid(actual, str(key), None, [{
+                        "loc": ("name",), "msg": f"listed under {key!r} but named {name!r}"}],
+                        "write")
+                bucket = out.setdefault(actual, {})
+                if name in bucket:
+                    raise DocumentInvalid(actual, name, None, [{
+                        "loc": ("name",), "msg": "given twice in one sync"}], "write")
+                bucket[name] = model
+        return out
+
+    def sync_many(self, configs: Mapping[str, Mapping[str, BaseModel]],
+                  problems: Sequence[ConfigProblem] = ()) -> Job[SyncReport]:
+        """Store every config in one transaction; report what changed."""
+
+        def plan() -> Plan[SyncReport]:
+            written: list[tuple[str, str, int]] = []
+            unchanged: list[tuple[str, str]] = []
+            for kind, by_name in configs.items():
+                if not by_name:
+                    continue
+                before: dict[str, Doc[Any]] = yield Call("get_many", (kind, list(by_name)))
+                docs: list[Doc[Any]] = yield Call("put_many", (kind, dict(by_name)))
+                for doc in docs:
+                    old = before.get(doc.name)
+                    if old is not None and old.version == doc.version:
+                        unchanged.append((kind, doc.name))
+                    else:
+                        written.append((kind, doc.name, doc.version))
+            return SyncReport(tuple(written), tuple(unchanged), tuple(problems))
+
+        return Job(plan(), atomic=True)
+
+    def sync_loaded(self, loaded: LoadedConfigs, partial: bool) -> Job[SyncReport]:
+        """Sync what :func:`~docstore.agents.load_configs` found, unless it found problems
+        and ``partial`` is False: then nothing is written."""
+        if loaded.problems and not partial:
+            return Job(_done(SyncReport(problems=tuple(loaded.problems), applied=False)))
+        return self.sync_many(loaded.configs, loaded.problems)
+
+    def load_all_configs(self) -> Job[dict[str, dict[str, Any]]]:
+        """Every stored config, kind -> name -> model."""
+
+        def plan() -> Plan[dict[str, dict[str, Any]]]:
+            out: dict[str, dict[str, Any]] = {}
+            for kind in CONFIG_KINDS:
+                docs: list[Doc[Any]] = yield Call("list", (kind,))
+                out[kind] = {doc.name: doc.data for doc in docs}
+            return out
+
+        return Job(plan())
+
+    # --- history -----------------------------------------------------------------------
+
+    def load_history(self, agent_name: str, session_id: str | None,
+                     limit: int | None) -> Job[list[dict[str, Any]]]:
+        """The last ``limit`` messages of a session, oldest first, as dicts."""
+        spec = self.kinds.get(CONVERSATION, "log")
+
+        def plan() -> Plan[list[dict[str, Any]]]:
+            if not session_id:
+                return []
+            name = conversation_name(agent_name, session_id)
+            last = limit if limit is not None and limit > 0 else None
+            items: list[Any] = yield Call("read", (CONVERSATION, name), {"last": last})
+            return [spec.adapter.dump_python(item, mode="json") for item in items]
+
+        return Job(plan())
+
+    def save_history(self, agent_name: str, session_id: str | None,
+                     conversation: Sequence[Any], workflow_name: str | None,
+                     parent_session_id: str | None) -> Job[int]:
+        """Store a session's full conversation; returns how many messages were written.
+
+        When the stored live messages are a prefix of ``conversation`` only the rest is
+        appended; otherwise the conversation replaces them (a rewrite, old ones kept).
+        The head's meta keeps a hash chain of the live messages and the version it
+        describes, so the prefix is checked with one head read and no item read.
+        """
+        if not session_id:
+            return Job(_done(0))
+        spec = self.kinds.get(CONVERSATION, "log")
+        name = conversation_name(agent_name, session_id)
+        messages = self._validate_messages(spec, name, conversation)
+        canon = [_canonical(spec.adapter, m) for m in messages]
+        given = {"agent_name": agent_name, "session_id": session_id,
+                 "workflow_name": workflow_name, "parent_session_id": parent_session_id}
+        return Job(self._save_plan(name, messages, canon, given))
+
+    def append_history(self, agent_name: str, session_id: str | None,
+                       messages: Sequence[Any], workflow_name: str | None,
+                       parent_session_id: str | None) -> Job[int]:
+        """Append new messages to a session; returns how many were written.
+
+        Costs one head read and one append whatever the conversation's length, and keeps
+        the head's hash chain current, so a later ``save_full_history`` stays cheap.
+        """
+        if not session_id:
+            return Job(_done(0))
+        spec = self.kinds.get(CONVERSATION, "log")
+        name = conversation_name(agent_name, session_id)
+        validated = self._validate_messages(spec, name, messages)
+        canon = [_canonical(spec.adapter, m) for m in validated]
+        given = {"agent_name": agent_name, "session_id": session_id,
+                 "workflow_name": workflow_name, "parent_session_id": parent_session_id}
+
+        def plan() -> Plan[int]:
+            conflict: VersionConflict | None = None
+            for _attempt in range(_SAVE_ATTEMPTS):
+                head, old_meta, meta = yield from self._head(name, given)
+                base = head.version if head is not None else 0
+                if head is None:
+                    meta["history_digest"] = _chain(b"", canon).hex()
+                elif _digest_current(head, old_meta):
+                    meta["history_digest"] = _chain(
+                        bytes.fromhex(old_meta["history_digest"]), canon).hex()
+                else:
+                    meta.pop("history_digest", None)  # stale: the next full save re-reads
+                if "history_digest" in meta:
+                    meta["history_digest_version"] = base + len(validated)
+                else:
+                    meta.pop("history_digest_version", None)
+                if not validated and (head is None or meta == old_meta):
+                    return 0
+                try:
+                    yield Call("append", (CONVERSATION, name, validated),
+                               {"expected_version": base, "meta": meta})
+                except VersionConflict as exc:
+                    conflict = exc
+                    continue
+                return len(validated)
+            assert conflict is not None
+            raise conflict
+
+        return Job(plan())
+
+    @staticmethod
+    def _head(name: str, given: Mapping[str, Any]
+              ) -> Plan[tuple[Doc[Any] | None, dict[str, Any], dict[str, Any]]]:
+        """The conversation's head (None if there is none), its meta, and the meta to write."""
+        try:
+            head: Doc[Any] | None = yield Call("get", (CONVERSATION, name))
+        except DocumentNotFound:
+            head = None
+        old_meta = _store_meta(head.data) if head is not None else {}
+        meta = {**old_meta, **{k: v for k, v in given.items() if v is not None}}
+        return head, old_meta, meta
+
+    def _validate_messages(self, spec: Kind, name: str, conversation: Sequence[Any]) -> list[Any]:
+        out = []
+        for index, message in enumerate(conversation):
+            try:
+                out.append(spec.adapter.validate_python(message))
+            except ValidationError as exc:
+                errors = [{**e, "loc": (index, *e["loc"])} for e in exc.errors(include_url=False)]
+                raise DocumentInvalid(CONVERSATION, name, None, errors, f"message {index}") from None
+        return out
+
+    def _save_plan(self, name: str, messages: list[Any], canon: list[bytes],
+                   given: dict[str, Any]) -> Plan[int]:
+        conflict: VersionConflict | None = None
+        for _attempt in range(_SAVE_ATTEMPTS):
+            head, old_meta, meta = yield from self._head(name, given)
+            base = head.version if head is not None else 0
+            if head is None:
+                stored = 0
+            elif _digest_current(head, old_meta):
+                stored = head.count or 0
+                prefix = (_chain(b"", canon[:stored]).hex() if stored <= len(canon) else None)
+                if prefix != old_meta["history_digest"]:
+                    stored = -1
+            else:
+                # No digest describing this version (written by other code, or by an
+                # older docstore): compare with the live items themselves, once.
+                items: list[Any] = yield Call("read", (CONVERSATION, name))
+                stored = len(items)
+                spec = self.kinds.get(CONVERSATION, "log")
+                if stored > len(canon) or [_canonical(spec.adapter, m) for m in items] != canon[
+                        :stored]:
+                    stored = -1
+            rewrite = stored < 0
+            new = messages if rewrite else messages[stored:]
+            meta["history_digest"] = _chain(b"", canon).hex()
+            meta["history_digest_version"] = base + len(new)
+            if not rewrite and not new and meta == old_meta:
+                return 0
+            if head is None and not new:
+                return 0  # an empty conversation that was never stored: nothing to keep
+            method = "rewrite" if rewrite else "append"
+            try:
+                yield Call(method, (CONVERSATION, name, new),
+                           {"expected_version": base, "meta": meta})
+            except VersionConflict as exc:
+                conflict = exc  # another writer got in between: look again
+                continue
+            return len(new)
+        assert conflict is not None
+        raise conflict
+
+
+def register_kinds(registry: Registry) -> None:
+    """Register the config kinds and the conversation kind where they are missing.
+
+    A kind the caller registered already is left as it is.
+    """
+    for kind, spec in CONFIG_KINDS.items():
+        if kind not in registry:
+            registry.register(kind, spec.model, schema_version=spec.schema_version,
+                              upgraders=spec.upgraders)
+    if CONVERSATION not in registry:
+        registry.register(CONVERSATION, CONVERSATION_KIND.model, mode="log",
+                          schema_version=CONVERSATION_KIND.schema_version,
+                          upgraders=CONVERSATION_KIND.upgraders, meta=ConversationMeta)
+
+
+def _digest_current(head: Doc[Any], meta: Mapping[str, Any]) -> bool:
+    """True when the head's hash chain describes its current version."""
+    return (meta.get("history_digest_version") == head.version
+            and isinstance(meta.get("history_digest"), str))
+
+
+def _done(value: T) -> Plan[T]:
+    """A plan that makes no call."""
+    return value
+    yield  # pragma: no cover - makes this a generator

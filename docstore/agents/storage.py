@@ -1,0 +1,358 @@
+"""StorageManager and AsyncStorageManager: the agent framework's optional persistence.
+
+Thin shells over :class:`~docstore.agents._manager.ManagerCore`: every method builds a
+plan there and drives it against a :class:`~docstore.DocStore` (or, awaiting, an
+:class:`~docstore.AsyncDocStore`). Persistence that is on never drops a save: every
+failure raises a :class:`~docstore.DocStoreError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from docstore.aio import AsyncDocStore
+from docstore.doc import Doc
+from docstore.errors import DocStoreError
+from docstore.store import DocStore
+
+from ._manager import (
+    CONVERSATION,
+    Job,
+    ManagerCore,
+    StorageConfigError,
+    SyncReport,
+    conversation_name,
+    settings_from_env,
+)
+from .configfiles import load_configs
+from .configs import (
+    AgentConfig,
+    CustomWorkflowConfig,
+    GraphWorkflowConfig,
+    LinearWorkflowConfig,
+    LLMConfig,
+    MCPServerConfig,
+)
+
+__all__ = [
+    "CONVERSATION",
+    "AsyncStorageManager",
+    "StorageConfigError",
+    "StorageManager",
+    "SyncReport",
+    "conversation_name",
+    "sync_path",
+]
+
+T = TypeVar("T")
+
+Configs = Mapping[str, Any] | Iterable[Any] | None
+"""Configs by name, or just configs (each names itself); models or dicts."""
+
+
+class StorageManager:
+    """Configs and conversation history of an agent host, in docstore (synchronous).
+
+    Build it with :meth:`from_env` (None when ``AURITE_ENABLE_DB`` is off), :meth:`connect`,
+    or around a :class:`~docstore.DocStore`; the config kinds and the ``conversation``
+    kind are registered on the store where missing.
+    """
+
+    def __init__(self, store: DocStore, *, owns_store: bool = False) -> None:
+        self.store = store
+        self._owns_store = owns_store
+        self._core = ManagerCore(store.kinds)
+
+    @classmethod
+    def connect(cls, dsn: str | None = None, *, schema: str = "docstore",
+                **pool_options: Any) -> StorageManager:
+        """Open a store on ``dsn`` (see :meth:`DocStore.connect`); :meth:`close` closes it."""
+        store = DocStore.connect(dsn, schema=schema, **pool_options)
+        return cls(store, owns_store=True)
+
+    @classmethod
+    def from_env(cls, *, schema: str | None = None, environ: Mapping[str, str] | None = None,
+                 **pool_options: Any) -> StorageManager | None:
+        """A manager configured by ``AURITE_*`` variables, or None when persistence is off.
+
+        ``schema`` overrides ``AURITE_DB_SCHEMA`` (default ``docstore``). Raises
+        :class:`StorageConfigError` naming a missing variable, and
+        :class:`~docstore.DatabaseUnavailable` when the database does not answer.
+        """
+        settings = settings_from_env(environ, schema)
+        if settings is None:
+            return None
+        return cls.connect(settings.dsn, schema=settings.schema, **pool_options)
+
+    def close(self) -> None:
+        """Close the store, if this manager opened it."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> StorageManager:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<StorageManager {self.store!r}>"
+
+    def _run(self, job: Job[T]) -> T:
+        if job.atomic:
+            with self.store.transaction():
+                return self._drive(job)
+        return self._drive(job)
+
+    def _drive(self, job: Job[T]) -> T:
+        plan = job.plan
+        try:
+            call = next(plan)
+            while True:
+                try:
+                    result = getattr(self.store, call.method)(*call.args, **call.kwargs)
+                except DocStoreError as exc:
+                    call = plan.throw(exc)
+                else:
+                    call = plan.send(result)
+        except StopIteration as stop:
+            value: T = stop.value
+            return value
+
+    # --- set-up ------------------------------------------------------------------------
+
+    def init_db(self) -> None:
+        """Create docstore's tables if missing (idempotent; safe from many processes)."""
+        self.store.init_schema()
+
+    # --- configs -----------------------------------------------------------------------
+
+    def sync_agent_config(self, config: AgentConfig | Mapping[str, Any]) -> Doc[AgentConfig]:
+        """Store an agent config; an unchanged one writes nothing."""
+        return self._run(self._core.sync_config("agent", config))
+
+    def sync_llm_config(self, config: LLMConfig | Mapping[str, Any]) -> Doc[LLMConfig]:
+        """Store an LLM config; an unchanged one writes nothing."""
+        return self._run(self._core.sync_config("llm", config))
+
+    def sync_mcp_server_config(self, config: MCPServerConfig | Mapping[str, Any]
+                               ) -> Doc[MCPServerConfig]:
+        """Store an MCP server config; an unchanged one writes nothing."""
+        return self._run(self._core.sync_config("mcp_server", config))
+
+    def sync_workflow_config(
+        self, config: LinearWorkflowConfig | GraphWorkflowConfig | Mapping[str, Any]
+    ) -> Doc[LinearWorkflowConfig | GraphWorkflowConfig]:
+        """Store a linear (or graph) workflow config; an unchanged one writes nothing."""
+        return self._run(self._core.sync_config(self._core.workflow_kind(config), config))
+
+    def sync_custom_workflow_config(self, config: CustomWorkflowConfig | Mapping[str, Any]
+                                    ) -> Doc[CustomWorkflowConfig]:
+        """Store a custom workflow config; an unchanged one writes nothing."""
+        return self._run(self._core.sync_config("custom_workflow", config))
+
+    def sync_all_configs(self, agents: Configs = None, workflows: Configs = None,
+                         custom_workflows: Configs = None, llm_configs: Configs = None,
+                         mcp_servers: Configs = None) -> SyncReport:
+        """Store all these configs in one transaction: every one, or (on any error) none.
+
+        ``workflows`` may mix linear and graph workflows.
+        """
+        configs = self._core.collect({
+            "agent": agents, "linear_workflow": workflows, "custom_workflow": custom_workflows,
+            "llm": llm_configs, "mcp_server": mcp_servers})
+        return self._run(self._core.sync_many(configs))
+
+    def sync_path(self, path: str | Path, *, partial: bool = False) -> SyncReport:
+        """Sync config files (see :func:`sync_path`)."""
+        return self._run(self._core.sync_loaded(load_configs(path), partial))
+
+    def load_all_configs(self) -> dict[str, dict[str, Any]]:
+        """Every stored config: kind -> name -> model."""
+        return self._run(self._core.load_all_configs())
+
+    # --- history -----------------------------------------------------------------------
+
+    def load_history(self, agent_name: str, session_id: str | None,
+                     limit: int | None = 50) -> list[dict[str, Any]]:
+        """The session's last ``limit`` messages, oldest first, as dicts.
+
+        ``limit`` <= 0 (or None) reads them all; no ``session_id`` gives [].
+        """
+        return self._run(self._core.load_history(agent_name, session_id, limit))
+
+    def save_full_history(self, agent_name: str, session_id: str | None,
+                          conversation: Sequence[Any], *, workflow_name: str | None = None,
+                          parent_session_id: str | None = None) -> int:
+        """Store the session's whole conversation; returns how many messages were written.
+
+        Only the messages not stored yet are appended when the conversation extends the
+        stored one; otherwise it replaces it (the old messages stay readable by version).
+        No ``session_id``: nothing is stored.
+        """
+        return self._run(self._core.save_history(agent_name, session_id, conversation,
+                                                 workflow_name, parent_session_id))
+
+    def append_history(self, agent_name: str, session_id: str | None,
+                       messages: Sequence[Any], *, workflow_name: str | None = None,
+                       parent_session_id: str | None = None) -> int:
+        """Append new messages to the session (one head read and one write, whatever its
+        length); returns how many were written. No ``session_id``: nothing is stored."""
+        return self._run(self._core.append_history(agent_name, session_id, messages,
+                                                   workflow_name, parent_session_id))
+
+    def list_sessions(self, agent_name: str | None = None) -> list[Doc[Any]]:
+        """Conversation heads (meta, message count, times), of one agent or of all."""
+        where = None if agent_name is None else {"agent_name": agent_name}
+        return self.store.list(CONVERSATION, where=where)
+
+
+class AsyncStorageManager:
+    """The asyncio twin of :class:`StorageManager`: the same methods, as coroutines."""
+
+    def __init__(self, store: AsyncDocStore, *, owns_store: bool = False) -> None:
+        self.store = store
+        self._owns_store = owns_store
+        self._core = ManagerCore(store.kinds)
+
+    @classmethod
+    async def connect(cls, dsn: str | None = None, *, schema: str = "docstore",
+                      **pool_options: Any) -> AsyncStorageManager:
+        """Open a store on ``dsn`` (see :meth:`AsyncDocStore.connect`)."""
+        store = await AsyncDocStore.connect(dsn, schema=schema, **pool_options)
+        return cls(store, owns_store=True)
+
+    @classmethod
+    async def from_env(cls, *, schema: str | None = None,
+                       environ: Mapping[str, str] | None = None,
+                       **pool_options: Any) -> AsyncStorageManager | None:
+        """A manager configured by ``AURITE_*`` variables, or None when persistence is off."""
+        settings = settings_from_env(environ, schema)
+        if settings is None:
+            return None
+        return await cls.connect(settings.dsn, schema=settings.schema, **pool_options)
+
+    async def close(self) -> None:
+        """Close the store, if this manager opened it."""
+        if self._owns_store:
+            await self.store.close()
+
+    async def __aenter__(self) -> AsyncStorageManager:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<AsyncStorageManager {self.store!r}>"
+
+    async def _run(self, job: Job[T]) -> T:
+        if job.atomic:
+            async with self.store.transaction():
+                return await self._drive(job)
+        return await self._drive(job)
+
+    async def _drive(self, job: Job[T]) -> T:
+        plan = job.plan
+        try:
+            call = next(plan)
+            while True:
+                try:
+                    result = await getattr(self.store, call.method)(*call.args, **call.kwargs)
+                except DocStoreError as exc:
+                    call = plan.throw(exc)
+                else:
+                    call = plan.send(result)
+        except StopIteration as stop:
+            value: T = stop.value
+            return value
+
+    async def init_db(self) -> None:
+        """Create docstore's tables if missing (idempotent; safe from many processes)."""
+        await self.store.init_schema()
+
+    async def sync_agent_config(self, config: AgentConfig | Mapping[str, Any]
+                                ) -> Doc[AgentConfig]:
+        """Store an agent config; an unchanged one writes nothing."""
+        return await self._run(self._core.sync_config("agent", config))
+
+    async def sync_llm_config(self, config: LLMConfig | Mapping[str, Any]) -> Doc[LLMConfig]:
+        """Store an LLM config; an unchanged one writes nothing."""
+        return await self._run(self._core.sync_config("llm", config))
+
+    async def sync_mcp_server_config(self, config: MCPServerConfig | Mapping[str, Any]
+                                     ) -> Doc[MCPServerConfig]:
+        """Store an MCP server config; an unchanged one writes nothing."""
+        return await self._run(self._core.sync_config("mcp_server", config))
+
+    async def sync_workflow_config(
+        self, config: LinearWorkflowConfig | GraphWorkflowConfig | Mapping[str, Any]
+    ) -> Doc[LinearWorkflowConfig | GraphWorkflowConfig]:
+        """Store a linear (or graph) workflow config; an unchanged one writes nothing."""
+        return await self._run(self._core.sync_config(self._core.workflow_kind(config), config))
+
+    async def sync_custom_workflow_config(self, config: CustomWorkflowConfig | Mapping[str, Any]
+                                          ) -> Doc[CustomWorkflowConfig]:
+        """Store a custom workflow config; an unchanged one writes nothing."""
+        return await self._run(self._core.sync_config("custom_workflow", config))
+
+    async def sync_all_configs(self, agents: Configs = None, workflows: Configs = None,
+                               custom_workflows: Configs = None, llm_configs: Configs = None,
+                               mcp_servers: Configs = None) -> SyncReport:
+        """Store all these configs in one transaction: every one, or (on any error) none."""
+        configs = self._core.collect({
+            "agent": agents, "linear_workflow": workflows, "custom_workflow": custom_workflows,
+            "llm": llm_configs, "mcp_server": mcp_servers})
+        return await self._run(self._core.sync_many(configs))
+
+    async def sync_path(self, path: str | Path, *, partial: bool = False) -> SyncReport:
+        """Sync config files (see :func:`sync_path`); the files are read synchronously."""
+        return await self._run(self._core.sync_loaded(load_configs(path), partial))
+
+    async def load_all_configs(self) -> dict[str, dict[str, Any]]:
+        """Every stored config: kind -> name -> model."""
+        return await self._run(self._core.load_all_configs())
+
+    async def load_history(self, agent_name: str, session_id: str | None,
+                           limit: int | None = 50) -> list[dict[str, Any]]:
+        """The session's last ``limit`` messages, oldest first, as dicts (<= 0: all)."""
+        return await self._run(self._core.load_history(agent_name, session_id, limit))
+
+    async def save_full_history(self, agent_name: str, session_id: str | None,
+                                conversation: Sequence[Any], *,
+                                workflow_name: str | None = None,
+                                parent_session_id: str | None = None) -> int:
+        """Store the session's whole conversation; returns how many messages were written."""
+        return await self._run(self._core.save_history(agent_name, session_id, conversation,
+                                                       workflow_name, parent_session_id))
+
+    async def append_history(self, agent_name: str, session_id: str | None,
+                             messages: Sequence[Any], *, workflow_name: str | None = None,
+                             parent_session_id: str | None = None) -> int:
+        """Append new messages to the session; returns how many were written."""
+        return await self._run(self._core.append_history(agent_name, session_id, messages,
+                                                         workflow_name, parent_session_id))
+
+    async def list_sessions(self, agent_name: str | None = None) -> list[Doc[Any]]:
+        """Conversation heads (meta, message count, times), of one agent or of all."""
+        where = None if agent_name is None else {"agent_name": agent_name}
+        return await self.store.list(CONVERSATION, where=where)
+
+
+def sync_path(target: StorageManager | DocStore, path: str | Path, *,
+              partial: bool = False) -> SyncReport:
+    """Sync the config files at ``path`` (a project file, component file or directory).
+
+    Unchanged entries write nothing, a changed one writes one version, all in one
+    transaction. Broken entries are listed in the report with file and entry name; with
+    any of them nothing is written (``report.applied`` is False) unless ``partial``, which
+    syncs the rest. ``target`` may be a bare DocStore: the config kinds are registered on
+    it where missing.
+    """
+    manager = target if isinstance(target, StorageManager) else StorageManager(target)
+    return manager.sync_path(path, partial=partial)
