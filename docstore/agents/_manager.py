@@ -310,19 +310,17 @@ class ManagerCore:
         """Store a session's full conversation; returns how many messages were written.
 
         When the stored live messages are a prefix of ``conversation`` only the rest is
-        appended; otherwise the conversation replaces them (a rewrite, old ones kept).
-        The head's meta keeps a hash chain of the live messages and the version it
-        describes, so the prefix is checked with one head read and no item read.
+        appended (and validated); otherwise the conversation replaces them (a rewrite,
+        old ones kept). The head's meta keeps a hash chain of the live messages and the
+        version it describes, so the prefix is checked with one head read and no item read.
         """
         if not session_id:
             return Job(_done(0))
         spec = self.kinds.get(CONVERSATION, "log")
         name = conversation_name(agent_name, session_id)
-        messages = self._validate_messages(spec, name, conversation)
-        canon = [_canonical(spec.adapter, m) for m in messages]
         given = {"agent_name": agent_name, "session_id": session_id,
                  "workflow_name": workflow_name, "parent_session_id": parent_session_id}
-        return Job(self._save_plan(name, messages, canon, given))
+        return Job(self._save_plan(_Conversation(spec, name, conversation), given))
 
     def append_history(self, agent_name: str, session_id: str | None,
                        messages: Sequence[Any], workflow_name: str | None,
@@ -393,39 +391,40 @@ class ManagerCore:
                 raise DocumentInvalid(CONVERSATION, name, None, errors, f"message {index}") from None
         return out
 
-    def _save_plan(self, name: str, messages: list[Any], canon: list[bytes],
-                   given: dict[str, Any]) -> Plan[int]:
+    def _save_plan(self, conv: _Conversation, given: dict[str, Any]) -> Plan[int]:
+        name = conv.name
         conflict: VersionConflict | None = None
         for _attempt in range(_SAVE_ATTEMPTS):
             head, old_meta, meta = yield from self._head(name, given)
             base = head.version if head is not None else 0
+            stored: int | None  # how many messages are stored already; None: not a prefix
             if head is None:
-                stored = 0
+                stored, prefix_digest = 0, b""
             elif _digest_current(head, old_meta):
                 stored = head.count or 0
-                prefix = (_chain(b"", canon[:stored]).hex() if stored <= len(canon) else None)
-                if prefix != old_meta["history_digest"]:
-                    stored = -1
+                prefix_digest = bytes.fromhex(old_meta["history_digest"])
+                if not conv.has_prefix(stored, prefix_digest):
+                    stored = None
             else:
                 # No digest describing this version (written by other code, or by an
                 # older docstore): compare with the live items themselves, once.
                 items: list[Any] = yield Call("read", (CONVERSATION, name))
                 stored = len(items)
-                spec = self.kinds.get(CONVERSATION, "log")
-                if stored > len(canon) or [_canonical(spec.adapter, m) for m in items] != canon[
-                        :stored]:
-                    stored = -1
-            rewrite = stored < 0
-            new = messages if rewrite else messages[stored:]
-            meta["history_digest"] = _chain(b"", canon).hex()
+                canon = [_canonical(conv.spec.adapter, m) for m in items]
+                prefix_digest = _chain(b"", canon)
+                if stored > len(conv) or conv.canonical(0, stored) != canon:
+                    stored = None
+            if stored is None:
+                new, digest = conv.validated(0, len(conv)), _chain(b"", conv.canonical())
+            else:
+                new = conv.validated(stored, len(conv))
+                digest = _chain(prefix_digest, conv.canonical(stored))
+            meta["history_digest"] = digest.hex()
             meta["history_digest_version"] = base + len(new)
-            if not rewrite and not new and meta == old_meta:
-                return 0
-            if head is None and not new:
-                return 0  # an empty conversation that was never stored: nothing to keep
-            method = "rewrite" if rewrite else "append"
+            if stored is not None and not new and (head is None or meta == old_meta):
+                return 0  # nothing new (or an empty conversation never stored)
             try:
-                yield Call(method, (CONVERSATION, name, new),
+                yield Call("append" if stored is not None else "rewrite", (CONVERSATION, name, new),
                            {"expected_version": base, "meta": meta})
             except VersionConflict as exc:
                 conflict = exc  # another writer got in between: look again
@@ -433,6 +432,67 @@ class ManagerCore:
             return len(new)
         assert conflict is not None
         raise conflict
+
+
+class _Conversation:
+    """A conversation handed to a save, validated and dumped only as far as needed."""
+
+    def __init__(self, spec: Kind, name: str, messages: Sequence[Any]) -> None:
+        self.spec = spec
+        self.name = name
+        self.messages = list(messages)
+        self._valid: dict[int, Any] = {}
+        self._canon: dict[int, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def _validate(self, index: int) -> Any:
+        if index not in self._valid:
+            try:
+                self._valid[index] = self.spec.adapter.validate_python(self.messages[index])
+            except ValidationError as exc:
+                errors = [{**e, "loc": (index, *e["loc"])} for e in exc.errors(include_url=False)]
+                raise DocumentInvalid(CONVERSATION, self.name, None, errors,
+                                      f"message {index}") from None
+        return self._valid[index]
+
+    def validated(self, start: int, stop: int) -> list[Any]:
+        """Messages ``start:stop``, validated (DocumentInvalid names the first bad index)."""
+        return [self._validate(i) for i in range(start, stop)]
+
+    def canonical(self, start: int = 0, stop: int | None = None) -> list[bytes]:
+        """The canonical JSON of messages ``start:stop`` (validated first)."""
+        stop = len(self.messages) if stop is None else stop
+        for i in range(start, stop):
+            if i not in self._canon:
+                self._canon[i] = _canonical(self.spec.adapter, self._validate(i))
+        return [self._canon[i] for i in range(start, stop)]
+
+    def has_prefix(self, count: int, digest: bytes) -> bool:
+        """True when the first ``count`` messages hash to ``digest``.
+
+        Tried first on the messages as given, dumped with sorted keys and not validated:
+        a host passing back what it saved or loaded matches at the cost of one orjson
+        dump per message. Only when that differs are they validated and compared again.
+        """
+        if count > len(self.messages):
+            return False
+        raw = [_raw_canonical(m) for m in self.messages[:count]]
+        if all(r is not None for r in raw) and _chain(b"", raw) == digest:  # type: ignore[arg-type]
+            return True
+        return _chain(b"", self.canonical(0, count)) == digest
+
+
+def _raw_canonical(message: Any) -> bytes | None:
+    """A message's JSON as given, keys sorted; None when it is not plain JSON data."""
+    # type() first: isinstance against pydantic's ABC metaclass costs more than the dump.
+    if type(message) is not dict and isinstance(message, BaseModel):
+        message = message.model_dump(mode="json")
+    try:
+        return orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
 
 
 def register_kinds(registry: Registry) -> None:

@@ -386,3 +386,14 @@ def test_both_message_formats_round_trip_as_the_same_dicts(manager: Any) -> None
     manager.save_full_history("weather", "s1", conversation)
     assert manager.load_history("weather", "s1") == conversation
     assert manager.save_full_history("weather", "s1", conversation) == 0
+
+
+def test_a_prefix_given_in_another_spelling_of_the_same_messages_still_extends(
+        manager: Any, db: DocStore) -> None:
+    # Explicit nulls dump differently from the stored form, so the quick byte check
+    # misses and the messages are validated and compared again: still a prefix.
+    spelled = [{"role": "system", "content": "Be brief.", "name": None},
+               {"role": "assistant", "content": "ok", "tool_calls": None}]
+    manager.save_full_history("weather", "s1", spelled)
+    assert manager.save_full_history("weather", "s1", [*spelled, *turns(1)]) == 1
+    assert count_rows(db, "versions", "conversation") == 3
