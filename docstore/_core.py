@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from . import _sql as q
 from ._codec import JsonProblem, RawJson, dump
-from ._filters import compile_where
+from ._filters import Order, compile_where, parse_order
 from .doc import Doc, Entry
 from .errors import (
     DatabaseUnavailable,
@@ -317,19 +317,33 @@ class Core:
 
         return Op(plan, kind)
 
-    def list_docs(self, kind: str, where: Any, limit: int | None, after: str | None,
-             on_invalid: OnInvalid = "raise") -> Op[list[Doc[Any]]]:
-        """Current, undeleted documents in name order, filtered by ``where``."""
+    def list_docs(self, kind: str, where: Any, limit: int | None, after: Any,
+                  on_invalid: OnInvalid = "raise",
+                  order_by: str | None = "name") -> Op[list[Doc[Any]]]:
+        """Current, undeleted documents in ``order_by`` order, filtered by ``where``.
+
+        ``after`` is a keyset cursor: a name (name order), the previous page's last Doc,
+        or a ``(sort key, name)`` pair (docstore._filters.Order.cursor).
+        """
         spec = self.kinds.get(kind)
-        fragment, params = compile_where(where, "data")
-        query = self.sql(q.LIST_HEADS, where=fragment)
-        params.update(kind=kind, after=after or "", limit=limit)
+        order = parse_order(order_by)
+        adapter = (spec.meta or ANY_DICT) if spec.mode == "log" else spec.adapter
+        stmt = self._list_stmt(kind, where, order, order.cursor(after, adapter), limit)
 
         def plan() -> Plan[list[Doc[Any]]]:
-            rows = yield Stmt(query, params)
+            rows = yield stmt
             return self.docs_from_rows(spec, rows, on_invalid)
 
         return Op(plan, kind, read_only=True)
+
+    def _list_stmt(self, kind: str, where: Any, order: Order, cursor: tuple[Any, str] | None,
+                   limit: int | None) -> Stmt:
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be None or a non-negative int, not {limit!r}")
+        fragment, params = compile_where(where, "data")
+        params.update(order.params(cursor), kind=kind, limit=limit)
+        return Stmt(self.sql(q.LIST_HEADS, where=fragment, after=order.after_sql(cursor is not None),
+                             order=order.order_sql()), params)
 
     def docs_from_rows(self, spec: Kind, rows: Rows, on_invalid: OnInvalid) -> list[Doc[Any]]:
         """Head rows (name first) as Docs, skipping invalid ones when asked to."""
@@ -342,12 +356,18 @@ class Core:
                     raise
         return docs
 
-    def iter_batch(self, kind: str, where: Any, after: str, batch: int) -> Stmt:
-        """One page of an ``iter`` (keyset pagination by name)."""
-        self.kinds.get(kind)
-        fragment, params = compile_where(where, "data")
-        params.update(kind=kind, after=after, limit=batch)
-        return Stmt(self.sql(q.LIST_HEADS, where=fragment), params)
+    def iter_batch(self, kind: str, where: Any, after: Any, batch: int,
+                   order_by: str | None = "name") -> Stmt:
+        """One page of an ``iter``: keyset pagination after ``after`` (see list_docs)."""
+        spec = self.kinds.get(kind)
+        order = parse_order(order_by)
+        adapter = (spec.meta or ANY_DICT) if spec.mode == "log" else spec.adapter
+        return self._list_stmt(kind, where, order, order.cursor(after, adapter), batch)
+
+    @staticmethod
+    def iter_after(row: Row, order_by: str | None = "name") -> tuple[Any, str]:
+        """The cursor that follows a page whose last head row is ``row``."""
+        return parse_order(order_by).row_cursor(row)
 
     def upgrade(self, kind: str, batch_size: int,
                 progress: Callable[[int], None] | None) -> Op[int]:

@@ -110,11 +110,12 @@ WHERE v.kind = %(kind)s AND v.name = %(name)s
 ORDER BY v.version
 """
 
-# {where} is a compiled filter (docstore._filters) whose values are all parameters.
+# {where} is a compiled filter, {after} a keyset condition and {order} an ORDER BY list,
+# all from docstore._filters: fixed SQL text whose values are all parameters.
 LIST_HEADS = f"""
 SELECT name, {_HEAD_COLS} FROM {{s}}.documents
-WHERE kind = %(kind)s AND NOT deleted AND name > %(after)s {{where}}
-ORDER BY name
+WHERE kind = %(kind)s AND NOT deleted {{after}} {{where}}
+ORDER BY {{order}}
 LIMIT %(limit)s
 """
 

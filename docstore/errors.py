@@ -6,6 +6,7 @@
     ├── UnknownKind            the kind was never registered on this store
     ├── KindMismatch           a snapshot operation on a log kind, or the reverse
     ├── InvalidKey             a kind or name the store cannot hold (empty, too long, ...)
+    ├── InvalidFilter          a where= or order_by= the store cannot compile
     ├── DocumentNotFound       no such document, or no such version of it
     ├── VersionConflict        expected_version did not match; nothing was written
     ├── DocumentInvalid        a value failed validation, on write or on read
@@ -27,6 +28,7 @@ __all__ = [
     "DocStoreError",
     "DocumentInvalid",
     "DocumentNotFound",
+    "InvalidFilter",
     "InvalidKey",
     "KindMismatch",
     "PermissionDenied",
@@ -66,6 +68,19 @@ class InvalidKey(DocStoreError, ValueError):
         self.problem = problem
         where = f"{_short(kind)} {_short(name)}" if name is not None else f"kind {_short(kind)}"
         super().__init__(f"{where}: {problem}")
+
+
+class InvalidFilter(DocStoreError, ValueError):
+    """A ``where=`` filter or an ``order_by=`` that cannot be compiled; nothing ran.
+
+    ``operator`` is the offending operator (``"$gtt"``) or ``""``; ``path`` the dotted
+    path it was found at (``""`` at the top level).
+    """
+
+    def __init__(self, message: str, operator: str = "", path: str = "") -> None:
+        self.operator = operator
+        self.path = path
+        super().__init__(message)
 
 
 class DocumentNotFound(DocStoreError, LookupError):

@@ -229,22 +229,31 @@ class DocStore:
         return self._run(self._core.revert(kind, name, to_version, expected_version, author))
 
     def list(self, kind: str, *, where: Any = None, limit: int | None = None,
-             after: str | None = None, on_invalid: OnInvalid = "raise") -> builtins.list[Doc[Any]]:
-        """Current, undeleted documents in name order; ``after`` pages by name."""
-        return self._run(self._core.list_docs(kind, where, limit, after, on_invalid))
+             after: str | Doc[Any] | tuple[Any, str] | None = None,
+             on_invalid: OnInvalid = "raise",
+             order_by: str = "name") -> builtins.list[Doc[Any]]:
+        """Current, undeleted documents matching ``where``, in ``order_by`` order.
+
+        ``order_by``: ``name`` (default), ``updated_at``, ``created_at``, ``version`` or
+        ``data.<path>``, ``-`` first for descending. ``after`` pages by keyset: the last
+        name (name order), or the previous page's last Doc or ``(sort key, name)``.
+        """
+        return self._run(self._core.list_docs(kind, where, limit, after, on_invalid,
+                                                 order_by))
 
     def iter(self, kind: str, *, where: Any = None, batch_size: int = 1000,
-             on_invalid: OnInvalid = "raise") -> Iterator[Doc[Any]]:
-        """Stream current documents in name order, ``batch_size`` rows in memory at most."""
+             on_invalid: OnInvalid = "raise", order_by: str = "name") -> Iterator[Doc[Any]]:
+        """Stream current documents in ``order_by`` order (see :meth:`list`), ``batch_size``
+        rows in memory at most."""
         spec = self.kinds.get(kind)
-        after = ""
+        after: str | tuple[Any, str] = ""
         while True:
-            stmt = self._core.iter_batch(kind, where, after, batch_size)
+            stmt = self._core.iter_batch(kind, where, after, batch_size, order_by)
             rows = self._run(Op(partial(_one, stmt), kind, read_only=True))
             yield from self._core.docs_from_rows(spec, rows, on_invalid)
             if len(rows) < batch_size:
                 return
-            after = rows[-1][0]
+            after = self._core.iter_after(rows[-1], order_by)
 
     def put_many(self, kind: str, values: Mapping[str, Any], *,
                  author: str | None = None) -> builtins.list[Doc[Any]]:
