@@ -251,6 +251,98 @@ SELECT (data ->> 'ddl_version')::int FROM {s}.documents
 WHERE kind = '_docstore' AND name = 'schema'
 """
 
+# --- export and import ---------------------------------------------------------------
+
+# Export lines are built by the server as jsonb text: keys in jsonb's fixed order, data
+# exactly as stored, times in UTC with microseconds, so the same rows always give the
+# same bytes. Order is by kind and name in the "C" collation (the same in every
+# database), each document's head line before its versions. Reserved kinds (`_...`)
+# are the store's own and are recreated by init_schema.
+_UTC = """to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+EXPORT_HEADS = f"""
+SELECT kind, name, jsonb_build_object(
+    't', 'document', 'kind', kind, 'name', name,
+    'mode', CASE mode WHEN 'l' THEN 'log' ELSE 'snapshot' END,
+    'version', version, 'live_from', live_from, 'schema_version', schema_version,
+    'deleted', deleted, 'created_at', {_UTC.format(col="created_at")},
+    'updated_at', {_UTC.format(col="updated_at")}, 'data', data)::text
+FROM {{s}}.documents
+WHERE left(kind, 1) <> '_'
+  AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
+  AND (kind COLLATE "C", name COLLATE "C") > (%(after_kind)s::text COLLATE "C",
+                                              %(after_name)s::text COLLATE "C")
+ORDER BY kind COLLATE "C", name COLLATE "C"
+LIMIT %(limit)s
+"""
+
+EXPORT_VERSIONS = f"""
+SELECT v.kind, v.name, jsonb_build_object(
+    't', 'version', 'kind', v.kind, 'name', v.name, 'version', v.version,
+    'schema_version', v.schema_version, 'op', v.op, 'author', v.author,
+    'written_at', {_UTC.format(col="v.written_at")}, 'data', v.data)::text
+FROM {{s}}.versions v
+JOIN unnest(%(kinds)s::text[], %(names)s::text[]) AS p(kind, name)
+  ON v.kind = p.kind AND v.name = p.name
+ORDER BY v.kind COLLATE "C", v.name COLLATE "C", v.version
+"""
+
+# Import: the lines travel as text and are parsed by the server, so numbers keep their
+# exact jsonb value (no float round trip in Python).
+_IMPORT_INPUT = """
+WITH input AS (
+    SELECT t.l::jsonb AS l FROM unnest(%(lines)s::text[]) AS t(l)
+), docs AS (
+    SELECT l ->> 'kind' AS kind, l ->> 'name' AS name,
+           (CASE l ->> 'mode' WHEN 'log' THEN 'l' ELSE 's' END)::"char" AS mode,
+           (l ->> 'version')::bigint AS version, (l ->> 'live_from')::bigint AS live_from,
+           (l ->> 'schema_version')::int AS schema_version, (l ->> 'deleted')::boolean AS deleted,
+           (l ->> 'created_at')::timestamptz AS created_at,
+           (l ->> 'updated_at')::timestamptz AS updated_at, l -> 'data' AS data
+    FROM input WHERE l ->> 't' = 'document'
+), vers AS (
+    SELECT l ->> 'kind' AS kind, l ->> 'name' AS name, (l ->> 'version')::bigint AS version,
+           (l ->> 'schema_version')::int AS schema_version, l ->> 'op' AS op,
+           l ->> 'author' AS author, (l ->> 'written_at')::timestamptz AS written_at,
+           l -> 'data' AS data
+    FROM input WHERE l ->> 't' = 'version'
+)"""
+
+# Rows the batch holds that the store already holds differently (first few).
+IMPORT_CONFLICTS = _IMPORT_INPUT + """
+SELECT 'document', i.kind, i.name, i.version FROM docs i
+JOIN {s}.documents d ON d.kind = i.kind AND d.name = i.name
+WHERE (d.mode, d.version, d.live_from, d.schema_version, d.deleted, d.created_at,
+       d.updated_at, d.data)
+      IS DISTINCT FROM (i.mode, i.version, i.live_from, i.schema_version, i.deleted,
+                        i.created_at, i.updated_at, i.data)
+UNION ALL
+SELECT 'version', i.kind, i.name, i.version FROM vers i
+JOIN {s}.versions v ON v.kind = i.kind AND v.name = i.name AND v.version = i.version
+WHERE (v.schema_version, v.op, v.author, v.written_at, v.data)
+      IS DISTINCT FROM (i.schema_version, i.op, i.author, i.written_at, i.data)
+LIMIT 5
+"""
+
+# Rows already present (identical, checked above) are skipped: an import runs again safely.
+IMPORT_WRITE = _IMPORT_INPUT + """
+, ins_docs AS (
+    INSERT INTO {s}.documents (kind, name, mode, version, live_from, schema_version, data,
+                               deleted, created_at, updated_at)
+    SELECT kind, name, mode, version, live_from, schema_version, data, deleted, created_at,
+           updated_at
+    FROM docs
+    ON CONFLICT (kind, name) DO NOTHING
+    RETURNING 1
+), ins_vers AS (
+    INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
+    SELECT kind, name, version, schema_version, op, data, author, written_at FROM vers
+    ON CONFLICT (kind, name, version) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins_docs), (SELECT count(*) FROM ins_vers)
+"""
+
 
 def schema_ddl() -> str:
     """The text of schema.sql: from the installed wheel, else from the source tree."""

@@ -1,0 +1,96 @@
+"""The ``docstore`` command. See docs/cli.md.
+
+Exit status: 0 success; 1 a user error, reported in one line on stderr (no traceback);
+2 a usage error (bad option or argument); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from .._connect import redact
+from ..agents import ConfigFileError
+from ..errors import DocStoreError
+from . import _docs, _ops  # noqa: F401  (registers the commands)
+from ._app import GLOBAL_FLAGS, GLOBAL_OPTIONS, app
+from ._errors import CliError
+
+__all__ = ["main"]
+
+
+def _hoist(argv: list[str]) -> list[str]:
+    """Move global options given after the command name to the front, so that
+    ``docstore ls agent --json`` works like ``docstore --json ls agent``. Stops at ``--``
+    and at ``bench``, whose arguments are its own."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--" or arg == "bench":
+            rest.extend(argv[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if arg in GLOBAL_FLAGS:
+            front.append(arg)
+        elif name in GLOBAL_OPTIONS:
+            if "=" in arg or i + 1 >= len(argv):
+                front.append(arg)
+            else:
+                front.extend(argv[i:i + 2])
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    args = _hoist(list(sys.argv[1:] if argv is None else argv))
+    # The pool logs each failed connection attempt; the command reports the failure once.
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+    command = typer.main.get_command(app)
+    try:
+        result: object = command.main(args=args, prog_name="docstore", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except typer.TyperException as exc:  # usage errors: exit 2, with the usage line
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            print(f"docstore: error: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Abort:
+        print("docstore: aborted", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("docstore: interrupted", file=sys.stderr)
+        return 130
+    except (CliError, DocStoreError, ConfigFileError, ValueError, OSError) as exc:
+        message = _one_line(str(exc)) or type(exc).__name__
+        print(f"docstore: error: {_redact(message, args)}", file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout.flush()
+
+
+def _redact(message: str, args: list[str]) -> str:
+    """``message`` without the password of any DSN from the arguments or the environment."""
+    dsns = [a.split("=", 1)[1] for a in args if a.startswith("--dsn=")]
+    dsns += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--dsn"]
+    dsns.append(os.environ.get("DOCSTORE_URL", ""))
+    for dsn in dsns:
+        if dsn:
+            message = redact(message, dsn)
+    password = os.environ.get("PGPASSWORD")
+    return message.replace(password, "***") if password else message

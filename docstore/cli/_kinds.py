@@ -1,0 +1,82 @@
+"""Which kinds the command knows, and how.
+
+1. The agent framework's kinds (``docstore.agents``: agent, llm, mcp_server, the
+   workflows, conversation), with their models and upgraders: validated like in an app.
+2. A registry of the user's own, from ``--kinds module:attribute`` (or ``DOCSTORE_KINDS``):
+   the attribute is a :class:`~docstore.Registry`, or a callable returning one. Its kinds
+   override the framework's.
+3. Any other kind found in the store (or written by ``put`` for the first time) is
+   registered on the fly with a permissive model (any JSON value), the mode it is stored
+   in and its highest stored schema_version, so it can be read, listed, diffed and
+   exported without its Python model; nothing about it is validated beyond JSON.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from psycopg import sql
+from pydantic import JsonValue, TypeAdapter
+
+from ..agents import CONFIG_KINDS, CONVERSATION_KIND
+from ..kinds import Mode, Registry, check_key
+from ..store import DocStore
+from ._errors import CliError
+
+__all__ = ["ensure_kind", "registry"]
+
+_ANY_JSON: TypeAdapter[Any] = TypeAdapter(JsonValue)
+
+
+def registry(extra: str | None) -> Registry:
+    """The framework's kinds, then the user's (``module:attribute``) over them."""
+    kinds = Registry()
+    specs = {**CONFIG_KINDS, "conversation": CONVERSATION_KIND}
+    for name, spec in specs.items():
+        kinds.register(name, spec.model, mode=spec.mode, schema_version=spec.schema_version,
+                       upgraders=spec.upgraders, meta=spec.meta)
+    if extra:
+        for kind in _load(extra):
+            kinds.register(kind.name, kind.adapter, mode=kind.mode,
+                           schema_version=kind.schema_version, upgraders=kind.upgraders,
+                           meta=kind.meta)
+    return kinds
+
+
+def _load(target: str) -> Registry:
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise CliError(f"--kinds must be module:attribute, not {target!r}")
+    try:
+        value: Any = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise CliError(f"--kinds {target}: {exc}") from None
+    if callable(value) and not isinstance(value, Registry):
+        value = value()
+    if not isinstance(value, Registry):
+        raise CliError(f"--kinds {target} is a {type(value).__name__}, not a docstore.Registry")
+    return value
+
+
+def _identity(data: dict[str, Any]) -> dict[str, Any]:
+    return data
+
+
+def ensure_kind(store: DocStore, kind: str) -> None:
+    """Register an unknown kind permissively, in the mode and schema version it is stored."""
+    if kind in store.kinds:
+        return
+    check_key(kind)
+    query = sql.SQL(
+        "SELECT mode, (SELECT max(schema_version) FROM {s}.versions WHERE kind = %(k)s), "
+        "max(schema_version) FROM {s}.documents WHERE kind = %(k)s GROUP BY mode"
+    ).format(s=sql.Identifier(store.schema))
+    from ._store import raw
+
+    rows = raw(store, query, {"k": kind})
+    mode: Mode = "log" if rows and rows[0][0] == "l" else "snapshot"
+    top = max([1, *(int(v) for row in rows for v in row[1:] if v is not None)])
+    upgraders = {step: _identity for step in range(1, top)}
+    store.register(kind, _ANY_JSON, mode=mode, schema_version=top, upgraders=upgraders,
+                   meta=None)

@@ -1,0 +1,94 @@
+"""Output: JSON for machines, rich tables for people, progress bars on a terminal only."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+__all__ = ["Bar", "console", "emit_json", "err_console", "progress", "table", "when"]
+
+
+def console() -> Console:
+    """stdout; wide and plain when piped, so tables are not squeezed to 80 columns."""
+    tty = sys.stdout.isatty()
+    return Console(file=sys.stdout, width=None if tty else 120, soft_wrap=not tty,
+                   highlight=tty)
+
+
+def err_console() -> Console:
+    return Console(file=sys.stderr, highlight=False)
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", by_alias=True)
+    raise TypeError(type(value).__name__)
+
+
+def emit_json(value: Any) -> None:
+    """One JSON document on stdout (indented, times in ISO 8601)."""
+    sys.stdout.buffer.write(orjson.dumps(value, default=_default,
+                                         option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    sys.stdout.buffer.write(b"\n")
+    sys.stdout.buffer.flush()
+
+
+def when(value: datetime | None) -> str:
+    """A time for a table: local to the server's answer, to the second."""
+    return value.isoformat(sep=" ", timespec="seconds") if value is not None else ""
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A readable table on stdout."""
+    out = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column in columns:
+        numeric = column in {"version", "versions", "docs", "deleted", "count", "items", "sv",
+                             "bytes", "documents", "v", "sessions", "messages", "written",
+                   "unchanged"}
+        out.add_column(column, justify="right" if numeric else "left", overflow="fold")
+    for row in rows:
+        out.add_row(*("" if cell is None else str(cell) for cell in row))
+    console().print(out)
+
+
+class Bar:
+    """A progress handle: ``update(done)`` or ``advance(n)``; a no-op when not on a TTY."""
+
+    def __init__(self, progress: Progress | None, task: Any) -> None:
+        self._progress = progress
+        self._task = task
+
+    def update(self, completed: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed)
+
+    def advance(self, n: int = 1) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+
+
+@contextmanager
+def progress(label: str, total: int | None = None) -> Iterator[Bar]:
+    """A bar on stderr when stderr is a terminal; silent when piped or redirected."""
+    if not sys.stderr.isatty():
+        yield Bar(None, None)
+        return
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=err_console(), transient=True) as bar:
+        yield Bar(bar, bar.add_task(label, total=total))

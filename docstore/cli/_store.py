@@ -1,0 +1,93 @@
+"""Where the command connects, and the store it opens there."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from .._connect import describe_dsn, redact, resolve_dsn
+from ..errors import DatabaseUnavailable, SchemaMissing
+from ..store import DocStore
+from ._errors import CliError
+from ._kinds import registry
+
+__all__ = ["Settings", "dsn_configured", "open_store", "raw"]
+
+# libpq variables that say where a server is; any of them counts as "configured".
+_PG_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+@dataclass
+class Settings:
+    """The global options, as parsed."""
+
+    dsn: str | None = None
+    schema: str = "docstore"
+    json: bool = False
+    embedded: bool = False
+    kinds: str | None = None
+    schema_given: bool = False
+    _resolved: str | None = field(default=None, repr=False)
+
+    def resolve(self, *, embedded_by_default: bool = False) -> str:
+        """The DSN to use: --embedded's server, --dsn, DOCSTORE_URL, or libpq's PG* variables.
+
+        ``embedded_by_default`` (the demo): start the embedded server when none of those
+        is configured.
+        """
+        if self._resolved is None:
+            if self.embedded or (embedded_by_default and not dsn_configured(self.dsn)):
+                from ..embedded import start
+
+                self._resolved = start()
+            else:
+                self._resolved = resolve_dsn(self.dsn)
+        return self._resolved
+
+    def redact(self, text: str) -> str:
+        """``text`` without the password of any DSN this command was given."""
+        for dsn in (self.dsn, self._resolved, os.environ.get("DOCSTORE_URL")):
+            if dsn:
+                text = redact(text, dsn)
+        return text
+
+
+def dsn_configured(dsn: str | None) -> bool:
+    """True when a DSN was given or the environment names a server."""
+    return bool(dsn or os.environ.get("DOCSTORE_URL") or any(os.environ.get(v) for v in _PG_VARS))
+
+
+@contextmanager
+def open_store(settings: Settings, *, embedded_by_default: bool = False) -> Iterator[DocStore]:
+    """A store on the configured database, with the command's kinds; closed after."""
+    dsn = settings.resolve(embedded_by_default=embedded_by_default)
+    try:
+        store = DocStore.connect(dsn, schema=settings.schema, kinds=registry(settings.kinds),
+                                 min_size=1, max_size=2, timeout=5.0)
+    except DatabaseUnavailable as exc:
+        hint = "" if dsn_configured(settings.dsn) or settings.embedded else (
+            " (no --dsn, DOCSTORE_URL or PG* variable is set; --embedded starts a local server)")
+        raise CliError(f"{exc}{hint}") from None
+    with store:
+        yield store
+
+
+def raw(store: DocStore, query: sql.Composable, params: Mapping[str, Any] | None = None
+        ) -> list[tuple[Any, ...]]:
+    """Rows of a query of the command's own (status, log, analytics) on the store's pool."""
+    try:
+        with store.pool.connection() as conn:
+            rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
+            return rows
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+        raise SchemaMissing(f"docstore's tables are missing from schema {store.schema!r} in "
+                            f"{describe_dsn(str(store.pool.conninfo))}: run `docstore init`") from None
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CliError(first) from None
