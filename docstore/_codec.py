@@ -6,6 +6,8 @@ The policy, one rule per case, applied to every write of every kind:
 * NaN and +/-Infinity: refused (JSON has no such numbers, and Pydantic would silently
   write ``null`` instead), the error names the path.
 * Lone surrogates (``"\\ud800"``): refused (not valid UTF-8), the error names the path.
+* Nesting deeper than :data:`MAX_DEPTH` (200) levels: refused, since Pydantic could not
+  parse it back on read.
 
 Refusing beats a reversible encoding here because the same JSON is read by plain SQL
 analytics, which would have to know the encoding; a clear error at the write is the one
@@ -19,9 +21,15 @@ import math
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
-from pydantic_core import PydanticSerializationError
+from pydantic_core import PydanticSerializationError, from_json
 
-__all__ = ["JsonProblem", "RawJson", "dump", "find_problem"]
+__all__ = ["MAX_DEPTH", "JsonProblem", "RawJson", "dump", "find_problem"]
+
+MAX_DEPTH = 200
+"""Nesting (arrays and objects) that Pydantic's JSON parser reads back; deeper is refused."""
+
+_TOO_DEEP = (f"nests arrays/objects more than {MAX_DEPTH} levels deep, more than "
+             "Pydantic's JSON parser reads back")
 
 
 class RawJson:
@@ -52,13 +60,25 @@ def dump(adapter: TypeAdapter[Any], value: Any) -> bytes | JsonProblem:
         data = adapter.dump_json(value, by_alias=True)
     except PydanticSerializationError as exc:
         found = find_problem(value)
+        if found is None and "depth" in str(exc):
+            return JsonProblem("", _TOO_DEEP)
         return found or JsonProblem("", f"cannot be serialised to JSON: {exc}")
     # Fast path: the markers below are what a problem leaves in the output, so most
     # values skip the walk. A marker inside an ordinary string only costs a walk.
-    if b"\\u0000" in data or b"null" in data:
+    # U+FFFD is what Pydantic silently writes for a lone surrogate in a dict key.
+    if b"\\u0000" in data or b"null" in data or b"\xef\xbf\xbd" in data:
         found = find_problem(value)
         if found is not None:
             return found
+    # Refuse what could be stored but never read back: Pydantic's JSON parser stops at
+    # MAX_DEPTH levels. Only a value with that many brackets can be that deep.
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+        try:
+            from_json(data)
+        except ValueError as exc:
+            if "recursion limit" in str(exc):
+                return JsonProblem("", _TOO_DEEP)
+            raise
     return data
 
 
@@ -83,7 +103,8 @@ def find_problem(value: Any, path: str = "") -> JsonProblem | None:
                 if isinstance(key, str):
                     bad = find_problem(key, key_path)
                     if bad is not None:
-                        return JsonProblem(bad.path, "key " + bad.problem)
+                        # The path must print: escape the very characters at fault.
+                        return JsonProblem(_join(where, _printable(key)), "key " + bad.problem)
                 stack.append((key_path, sub))
         elif isinstance(item, list | tuple | set | frozenset):
             stack.extend((_join(where, str(i)), sub) for i, sub in enumerate(item))
@@ -94,6 +115,11 @@ def find_problem(value: Any, path: str = "") -> JsonProblem | None:
         elif dataclasses.is_dataclass(item) and not isinstance(item, type):
             stack.append((where, {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}))
     return None
+
+
+def _printable(text: str) -> str:
+    """``text`` with NULs and lone surrogates as backslash escapes, safe to print and log."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _join(path: str, part: str) -> str:

@@ -13,8 +13,10 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import Format
 
 from ._codec import RawJson
+from .errors import DatabaseUnavailable
 
-__all__ = ["configure", "describe_dsn", "idle_connection_is_dead", "redact", "resolve_dsn"]
+__all__ = ["add_statement_timeout", "check_dsn", "configure", "describe_dsn",
+           "idle_connection_is_dead", "redact", "resolve_dsn"]
 
 _JSONB_OID = 3802
 
@@ -24,6 +26,44 @@ def resolve_dsn(dsn: str | None) -> str:
     if dsn is not None:
         return dsn
     return os.environ.get("DOCSTORE_URL", "")
+
+
+def add_statement_timeout(conninfo: str, kwargs: dict[str, Any], seconds: float | None) -> None:
+    """Set the server's ``statement_timeout`` for every connection, as a startup option.
+
+    It goes in libpq's ``options`` (appended to any the DSN or ``kwargs`` already have), so
+    it costs no round trip and holds from the connection's first statement.
+    """
+    if seconds is None:
+        return
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise ValueError(f"statement_timeout must be a number of seconds > 0, not {seconds!r}")
+    existing = kwargs.get("options")
+    if existing is None:
+        try:
+            existing = conninfo_to_dict(conninfo).get("options")
+        except psycopg.ProgrammingError:
+            existing = None
+    ms = max(1, round(seconds * 1000))
+    kwargs["options"] = f"{existing or ''} -c statement_timeout={ms}".strip()
+
+
+def check_dsn(dsn: str) -> None:
+    """Refuse a DSN libpq cannot parse, without echoing any of it.
+
+    libpq's parse errors quote the text they choke on, which may be the password (a URL
+    missing its ``postgresql://``, a bad %-escape in the password): so the DSN is checked
+    here, before a pool logs that error, and the error raised has no context to leak.
+    """
+    try:
+        conninfo_to_dict(dsn)
+        return
+    except psycopg.ProgrammingError:
+        pass
+    raise DatabaseUnavailable(
+        "cannot connect to PostgreSQL: the DSN cannot be parsed (not shown: it may hold a "
+        "password); write it as postgresql://user:password@host:port/dbname or as "
+        "'host=... port=... dbname=... user=...'")
 
 
 def describe_dsn(dsn: str) -> str:
@@ -100,3 +140,4 @@ def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnect
     except (OSError, ValueError, psycopg.OperationalError):
         return True
     return bool(readable)
+

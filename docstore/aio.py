@@ -30,6 +30,9 @@ _ACTIVE: ContextVar[tuple[object, psycopg.AsyncConnection[Any]] | None] = Contex
 
 async def _check(conn: psycopg.AsyncConnection[Any]) -> None:
     if _connect.idle_connection_is_dead(conn):
+        # Close it first: the pool only discards a failed connection that is closed, and
+        # would otherwise hand the same dead one back until its timeout.
+        await conn.close()
         raise psycopg.OperationalError("connection closed by the server while idle")
 
 
@@ -64,18 +67,23 @@ class AsyncDocStore:
         kinds: Registry | None = None,
         author: str | None = None,
         prepare_threshold: int | None = 5,
+        statement_timeout: float | None = None,
         **pool_options: Any,
     ) -> AsyncDocStore:
         """Open a pool on ``dsn`` (else ``DOCSTORE_URL``, else libpq's PG* variables).
 
         ``prepare_threshold=None`` turns prepared statements off (pgbouncer in
-        transaction mode); ``pool_options`` go to ``psycopg_pool.ConnectionPool``.
+        transaction mode); ``statement_timeout`` (seconds) makes the server cancel any
+        statement running longer, raising DatabaseUnavailable; ``pool_options`` go to
+        ``psycopg_pool.ConnectionPool``.
         """
         conninfo = _connect.resolve_dsn(dsn)
+        _connect.check_dsn(conninfo)
         options: dict[str, Any] = {"min_size": 1, "max_size": 10, "timeout": 10.0}
         options.update(pool_options)
         kwargs = {"autocommit": True, "prepare_threshold": prepare_threshold,
                   **options.pop("kwargs", {})}
+        _connect.add_statement_timeout(conninfo, kwargs, statement_timeout)
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             conninfo, kwargs=kwargs, open=False, check=_check,
             name=f"docstore:{_connect.describe_dsn(conninfo)}", **options)
@@ -134,6 +142,9 @@ class AsyncDocStore:
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
                 if attempt >= 3:
                     raise self._core.translate(exc, op) from exc
+            except psycopg.errors.QueryCanceled as exc:
+                # A statement timeout (or a cancel) would only strike again: never rerun.
+                raise self._core.translate(exc, op) from exc
             except psycopg.OperationalError as exc:
                 # A read can run again on a fresh connection; a write's outcome is the
                 # caller's to decide, since the server may have died after committing.

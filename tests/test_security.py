@@ -1,0 +1,248 @@
+"""Secrets, least privilege and TLS.
+
+* A password in the DSN never shows in a repr, an exception (its text, its traceback, its
+  chained causes) or a log line, psycopg_pool's included, on failing and working connects.
+* A role that may only SELECT/INSERT/UPDATE/DELETE the two tables runs every runtime
+  operation; init_schema() under it raises PermissionDenied.
+* sslmode=require against a server without TLS fails at once with DatabaseUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
+
+from docstore import AsyncDocStore, DatabaseUnavailable, DocStore, DocStoreError, PermissionDenied
+
+PASSWORD = "Pw-" + uuid.uuid4().hex  # unique, so any occurrence is a leak
+
+
+class Config(BaseModel):
+    value: int
+
+
+class Message(BaseModel):
+    role: str
+    content: str
+
+
+def _everything_said(exc: BaseException) -> str:
+    """All an exception can show: str, repr, traceback, and its causes and contexts."""
+    parts = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts += [str(current), repr(current), *traceback.format_exception(current)]
+        current = current.__cause__ or current.__context__
+    return "\n".join(parts)
+
+
+def _with_password(dsn: str, **changes: Any) -> str:
+    params = conninfo_to_dict(dsn)
+    params.update(password=PASSWORD, **changes)
+    return make_conninfo(**params)
+
+
+def _url(dsn: str, **changes: Any) -> str:
+    p = {**conninfo_to_dict(dsn), **changes}
+    return (f"postgresql://{p.get('user', 'postgres')}:{PASSWORD}@{p.get('host', '127.0.0.1')}:"
+            f"{p.get('port', 5432)}/{p.get('dbname', 'test')}")
+
+
+def _failing_dsns(dsn: str) -> list[str]:
+    return [
+        _with_password(dsn, port="1"),                           # nothing listening
+        _with_password(dsn, dbname="no_such_db_" + uuid.uuid4().hex[:6]),
+        _with_password(dsn, user="no_such_role_" + uuid.uuid4().hex[:6]),
+        _with_password(dsn, sslmode="require"),                  # the server has no TLS
+        _url(dsn, port=1),
+        _url(dsn)[len("postgresql://"):],                        # URL without its scheme
+        _url(dsn).replace(PASSWORD, PASSWORD + "%zz"),           # a bad %-escape
+        PASSWORD,                                                # the password alone
+        f"host=127.0.0.1 {PASSWORD}",
+    ]
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level(logging.DEBUG)
+    for name in ("psycopg", "psycopg.pool", "docstore"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    yield caplog
+
+
+def test_a_failing_connect_never_shows_the_password(
+        docstore_dsn: str, all_logs: pytest.LogCaptureFixture) -> None:
+    for dsn in _failing_dsns(docstore_dsn):
+        with pytest.raises(DatabaseUnavailable) as err:
+            DocStore.connect(dsn, timeout=1)
+        said = _everything_said(err.value)
+        assert PASSWORD not in said, (dsn, said)
+        assert "cannot connect to PostgreSQL" in str(err.value)
+    assert all_logs.records, "psycopg_pool logged nothing: the capture is not working"
+    assert PASSWORD not in all_logs.text
+
+
+def test_a_failing_async_connect_never_shows_the_password(
+        docstore_dsn: str, all_logs: pytest.LogCaptureFixture) -> None:
+    async def attempt(dsn: str) -> BaseException:
+        try:
+            await AsyncDocStore.connect(dsn, timeout=1)
+        except DatabaseUnavailable as exc:
+            return exc
+        raise AssertionError(f"connected to {dsn!r}")
+
+    for dsn in _failing_dsns(docstore_dsn)[3:]:  # the shells share the rest of the path
+        exc = asyncio.run(attempt(dsn))
+        assert PASSWORD not in _everything_said(exc)
+    assert PASSWORD not in all_logs.text
+
+
+def test_a_working_store_never_shows_the_password(
+        docstore_dsn: str, docstore_pool: ConnectionPool[Any],
+        all_logs: pytest.LogCaptureFixture) -> None:
+    # The local server trusts its users, so the password is accepted and ignored.
+    app = "docstore-secret-" + uuid.uuid4().hex[:8]
+    schema = "t_" + uuid.uuid4().hex[:16]
+    dsn = _with_password(docstore_dsn, application_name=app)
+    with DocStore.connect(dsn, schema=schema, max_size=1) as store:
+        assert PASSWORD not in repr(store) and PASSWORD not in str(store)
+        assert PASSWORD not in repr(store.pool)
+        store.register("config", Config)
+        errors = []
+        try:
+            store.get("config", "a")  # no schema yet
+        except DocStoreError as exc:
+            errors.append(exc)
+        store.init_schema()
+        try:
+            store.put("config", "a", {"value": "not a number"})
+        except DocStoreError as exc:
+            errors.append(exc)
+        store.put("config", "a", {"value": 1})
+        with docstore_pool.connection() as conn:
+            conn.execute("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                         "WHERE application_name = %s", [app])
+        assert store.get("config", "a").version == 1  # reconnected, with the password
+        with store.pool.connection() as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    assert len(errors) == 2
+    for exc in errors:
+        assert PASSWORD not in _everything_said(exc)
+    assert PASSWORD not in all_logs.text
+
+
+# --- least privilege ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def runtime_role(docstore_store: DocStore, docstore_dsn: str) -> Iterator[str]:
+    """A login role that may only SELECT/INSERT/UPDATE/DELETE the two tables; dropped after."""
+    role = "docstore_rt_" + uuid.uuid4().hex[:10]
+    schema = sql.Identifier(docstore_store.schema)
+    ident = sql.Identifier(role)
+    with docstore_store.pool.connection() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, ident))
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {}.documents, {}.versions "
+                             "TO {}").format(schema, schema, ident))
+    try:
+        yield role
+    finally:
+        with docstore_store.pool.connection() as conn:
+            conn.execute("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                         "WHERE usename = %s", [role])
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+            conn.execute(sql.SQL("DROP ROLE {}").format(ident))
+
+
+def test_a_role_with_only_dml_rights_on_the_two_tables_runs_every_runtime_operation(
+        docstore_store: DocStore, docstore_dsn: str, runtime_role: str) -> None:
+    dsn = make_conninfo(docstore_dsn, user=runtime_role)
+    with DocStore.connect(dsn, schema=docstore_store.schema, max_size=2) as store:
+        store.register("config", Config)
+        store.register("chat", Message, mode="log")
+        assert store.put("config", "a", {"value": 1}, expected_version=0).version == 1
+        assert store.put("config", "a", {"value": 2}, expected_version=1).version == 2
+        assert store.get("config", "a", version=1).data.value == 1
+        assert [d.name for d in store.put_many("config", {"b": {"value": 1}, "c": {"value": 1}})
+                ] == ["b", "c"]
+        assert set(store.get_many("config", ["a", "b", "x"])) == {"a", "b"}
+        assert len(store.versions("config", "a")) == 2
+        assert store.revert("config", "a", to_version=1).version == 3
+        assert [d.name for d in store.list("config", where={"value": 1})] == ["a", "b", "c"]
+        assert len(list(store.iter("config", batch_size=2))) == 3
+        assert store.delete("config", "c") == 2
+        with store.transaction():
+            store.put("config", "d", {"value": 4})
+            store.append("chat", "s", [{"role": "user", "content": "hi"}])
+        assert store.append("chat", "s", [{"role": "assistant", "content": "hello"}]) == 2
+        assert [m.content for m in store.read("chat", "s", last=1)] == ["hello"]
+        assert store.rewrite("chat", "s", [{"role": "user", "content": "summary"}]) == 3
+        assert len(store.entries("chat", "s")) == 1
+        assert store.clear("chat", "s") == 3
+        assert store.prune_versions("config", keep_last=1) >= 2
+        assert store.prune("chat", older_than=timedelta(0)) == 1
+        assert store.delete("config", "d") == 2
+        store.register("config", Config, schema_version=2, upgraders={1: lambda d: d})
+        assert store.upgrade("config") == 2
+
+
+def test_init_schema_under_a_runtime_role_raises_permission_denied(
+        docstore_store: DocStore, docstore_dsn: str, runtime_role: str,
+        docstore_factory: Callable[..., DocStore]) -> None:
+    dsn = make_conninfo(docstore_dsn, user=runtime_role)
+    fresh = docstore_factory(init=False).schema  # dropped after the test if created
+    for schema in (fresh, docstore_store.schema):
+        with DocStore.connect(dsn, schema=schema, max_size=1) as store:
+            with pytest.raises(PermissionDenied) as err:
+                store.init_schema()
+            message = str(err.value)
+            assert "lacks a privilege" in message and "permission denied" in message, message
+    with docstore_store.pool.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s",
+                            [fresh]).fetchone() == (0,)
+
+
+def test_a_role_without_rights_on_the_tables_gets_permission_denied_not_a_crash(
+        docstore_store: DocStore, docstore_dsn: str, runtime_role: str) -> None:
+    with docstore_store.pool.connection() as conn:
+        conn.execute(sql.SQL("REVOKE INSERT, UPDATE ON {}.documents FROM {}").format(
+            sql.Identifier(docstore_store.schema), sql.Identifier(runtime_role)))
+    dsn = make_conninfo(docstore_dsn, user=runtime_role)
+    with DocStore.connect(dsn, schema=docstore_store.schema, max_size=1) as store:
+        store.register("config", Config)
+        with pytest.raises(PermissionDenied, match="config 'a'"):
+            store.put("config", "a", {"value": 1})
+        assert store.get_many("config", ["a"]) == {}
+
+
+# --- TLS ---------------------------------------------------------------------------------
+
+
+def test_sslmode_require_against_a_server_without_tls_fails_fast_and_clearly(
+        docstore_dsn: str) -> None:
+    with psycopg.connect(docstore_dsn) as conn:
+        assert conn.execute("SHOW ssl").fetchone() == ("off",), "this test expects no TLS"
+    for make in (lambda: DocStore.connect(docstore_dsn + " sslmode=require", timeout=1),
+                 lambda: DocStore.connect(docstore_dsn, timeout=1, kwargs={"sslmode": "require"}),
+                 lambda: asyncio.run(AsyncDocStore.connect(docstore_dsn + " sslmode=require",
+                                                           timeout=1))):
+        with pytest.raises(DatabaseUnavailable, match="SSL"):
+            make()
+    with DocStore.connect(docstore_dsn + " sslmode=prefer", max_size=1) as store, \
+            store.pool.connection() as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
