@@ -69,3 +69,100 @@ VALUES ('_docstore', 'schema', 's', 1, '{"ddl_version": 1}')
 ON CONFLICT (kind, name) DO UPDATE
     SET data = excluded.data, updated_at = now()
     WHERE (d.data ->> 'ddl_version')::int < (excluded.data ->> 'ddl_version')::int;
+
+-- ---------------------------------------------------------------------------------
+-- Views for analysts (docs/analytics.md). Read-only projections of the two tables,
+-- replaced in place on every init_schema; reserved kinds (`_...`) are left out. Grant
+-- SELECT on these to a reader role and it needs no right on the tables themselves.
+
+-- Every live document of every kind, as it stands now. `items` is the number of live
+-- items of a log (NULL for snapshot kinds).
+CREATE OR REPLACE VIEW :"schema".current_documents AS
+SELECT d.kind, d.name,
+       CASE d.mode WHEN 'l' THEN 'log' ELSE 'snapshot' END AS mode,
+       d.version, d.schema_version, d.data,
+       CASE d.mode WHEN 'l' THEN d.version - d.live_from + 1 END AS items,
+       d.created_at, d.updated_at
+FROM :"schema".documents d
+WHERE NOT d.deleted AND left(d.kind, 1) <> '_';
+
+-- Every live item of every log kind, one row each, in the shapes of
+-- docstore.agents.messages: `text` is the string content or the text blocks/parts
+-- joined by newlines ('' when none), `tool_names` the tools it calls (Anthropic
+-- tool_use blocks, then OpenAI tool_calls), `tool_error` whether a tool_result block
+-- says is_error, and the token counts under either provider's names.
+CREATE OR REPLACE VIEW :"schema".messages AS
+SELECT d.kind, d.name,
+       d.data ->> 'agent_name' AS agent_name,
+       d.data ->> 'session_id' AS session_id,
+       v.version,
+       v.data ->> 'role' AS role,
+       v.written_at,
+       CASE jsonb_typeof(v.data -> 'content')
+           WHEN 'string' THEN v.data ->> 'content'
+           WHEN 'array' THEN coalesce((
+               SELECT string_agg(b.block ->> 'text', chr(10) ORDER BY b.n)
+               FROM jsonb_array_elements(v.data -> 'content') WITH ORDINALITY AS b(block, n)
+               WHERE b.block ->> 'type' = 'text'), '')
+           ELSE ''
+       END AS text,
+       ARRAY(
+           SELECT b.block ->> 'name'
+           FROM jsonb_array_elements(CASE jsonb_typeof(v.data -> 'content')
+                                     WHEN 'array' THEN v.data -> 'content' ELSE '[]' END)
+                WITH ORDINALITY AS b(block, n)
+           WHERE b.block ->> 'type' = 'tool_use'
+           ORDER BY b.n
+       ) || ARRAY(
+           SELECT c.call #>> '{function,name}'
+           FROM jsonb_array_elements(CASE jsonb_typeof(v.data -> 'tool_calls')
+                                     WHEN 'array' THEN v.data -> 'tool_calls' ELSE '[]' END)
+                WITH ORDINALITY AS c(call, n)
+           ORDER BY c.n
+       ) AS tool_names,
+       coalesce(v.data -> 'content' @> '[{"type": "tool_result", "is_error": true}]', false)
+           AS tool_error,
+       CASE WHEN jsonb_typeof(v.data #> '{usage,input_tokens}') = 'number'
+                THEN (v.data #>> '{usage,input_tokens}')::numeric::bigint
+            WHEN jsonb_typeof(v.data #> '{usage,prompt_tokens}') = 'number'
+                THEN (v.data #>> '{usage,prompt_tokens}')::numeric::bigint
+       END AS input_tokens,
+       CASE WHEN jsonb_typeof(v.data #> '{usage,output_tokens}') = 'number'
+                THEN (v.data #>> '{usage,output_tokens}')::numeric::bigint
+            WHEN jsonb_typeof(v.data #> '{usage,completion_tokens}') = 'number'
+                THEN (v.data #>> '{usage,completion_tokens}')::numeric::bigint
+       END AS output_tokens,
+       v.data AS item
+FROM :"schema".documents d
+JOIN :"schema".versions v
+  ON v.kind = d.kind AND v.name = d.name
+ AND v.version >= d.live_from AND v.version <= d.version
+WHERE d.mode = 'l' AND NOT d.deleted AND left(d.kind, 1) <> '_';
+
+-- The audit trail of snapshot kinds (configs): every version with who wrote it, when,
+-- how (put, revert, delete), and what changed against the version before it:
+-- `changed_keys` the top-level keys whose values differ (all keys for a first version,
+-- or when the previous one was pruned), `changes` {key: {"old": ..., "new": ...}}.
+-- A delete is a tombstone holding the deleted value, so it changes no key.
+CREATE OR REPLACE VIEW :"schema".config_changes AS
+SELECT v.kind, v.name, v.version, v.op, v.author, v.written_at, v.schema_version,
+       v.data IS DISTINCT FROM p.data AS changed,
+       coalesce(c.changed_keys, '{}') AS changed_keys,
+       coalesce(c.changes, '{}') AS changes,
+       v.data
+FROM :"schema".versions v
+JOIN :"schema".documents d ON d.kind = v.kind AND d.name = v.name AND d.mode = 's'
+LEFT JOIN :"schema".versions p
+  ON p.kind = v.kind AND p.name = v.name AND p.version = v.version - 1
+LEFT JOIN LATERAL (
+    SELECT array_agg(k.key ORDER BY k.key) AS changed_keys,
+           jsonb_object_agg(k.key, jsonb_build_object('old', p.data -> k.key,
+                                                      'new', v.data -> k.key)) AS changes
+    FROM (SELECT jsonb_object_keys(CASE jsonb_typeof(v.data)
+                                   WHEN 'object' THEN v.data ELSE '{}' END) AS key
+          UNION
+          SELECT jsonb_object_keys(CASE jsonb_typeof(p.data)
+                                   WHEN 'object' THEN p.data ELSE '{}' END)) AS k
+    WHERE (v.data -> k.key) IS DISTINCT FROM (p.data -> k.key)
+) c ON true
+WHERE left(v.kind, 1) <> '_';
