@@ -31,8 +31,9 @@ import pytest
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from ._connect import describe_dsn, redact
+from ._connect import check_dsn, describe_dsn, idle_connection_is_dead, redact
 from .aio import AsyncDocStore
+from .errors import DocStoreError
 from .kinds import Registry
 from .store import DocStore
 
@@ -66,6 +67,10 @@ def _fail(message: str) -> None:
 
 def _reachable(dsn: str, origin: str) -> None:
     """Fail the test at once, saying what was tried, if the server does not answer."""
+    try:
+        check_dsn(dsn)  # libpq's parse errors may quote a password
+    except DocStoreError as exc:
+        _fail(f"{exc} ({origin})")
     try:
         with psycopg.connect(dsn, connect_timeout=3, autocommit=True):
             pass
@@ -117,11 +122,19 @@ def docstore_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
         yield _dsn(host, port, user, password, dbname)
 
 
+def _check_idle(conn: psycopg.Connection[Any]) -> None:
+    # Same check as the stores' own pools: a server restart mid-session must not hand the
+    # next tests dead connections.
+    if idle_connection_is_dead(conn):
+        conn.close()
+        raise psycopg.OperationalError("connection closed by the server while idle")
+
+
 @pytest.fixture(scope="session")
 def docstore_pool(docstore_dsn: str) -> Iterator[ConnectionPool[Any]]:
     """One connection pool for the session; every store fixture borrows it."""
     pool: ConnectionPool[Any] = ConnectionPool(
-        docstore_dsn, min_size=1, max_size=16, open=True,
+        docstore_dsn, min_size=1, max_size=16, open=True, check=_check_idle,
         kwargs={"autocommit": True}, name="docstore-tests")
     try:
         yield pool
