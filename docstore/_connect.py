@@ -10,12 +10,12 @@ from typing import Any
 import psycopg
 from psycopg import adapt
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import Format
+from psycopg.pq import ExecStatus, Format
 
 from ._codec import RawJson
 from .errors import DatabaseUnavailable
 
-__all__ = ["add_statement_timeout", "check_dsn", "configure", "describe_dsn",
+__all__ = ["add_statement_timeout", "check_dsn", "configure", "describe_dsn", "has_rows",
            "idle_connection_is_dead", "redact", "resolve_dsn"]
 
 _JSONB_OID = 3802
@@ -141,3 +141,9 @@ def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnect
         return True
     return bool(readable)
 
+
+def has_rows(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
+    """Whether the last statement returned rows (as ``cur.description is not None``,
+    which would build a Column object per column on every statement)."""
+    res = cur.pgresult
+    return res is not None and res.status == ExecStatus.TUPLES_OK

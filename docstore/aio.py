@@ -160,7 +160,7 @@ class AsyncDocStore:
             stmt = next(plan)
             while True:
                 cur = await conn.execute(stmt.query, stmt.params)
-                rows: Rows = await cur.fetchall() if cur.description is not None else []
+                rows: Rows = await cur.fetchall() if _connect.has_rows(cur) else []
                 stmt = plan.send(rows)
         except StopIteration as stop:
             result: T = stop.value

@@ -159,7 +159,7 @@ class DocStore:
             stmt = next(plan)
             while True:
                 cur = conn.execute(stmt.query, stmt.params)
-                rows: Rows = cur.fetchall() if cur.description is not None else []
+                rows: Rows = cur.fetchall() if _connect.has_rows(cur) else []
                 stmt = plan.send(rows)
         except StopIteration as stop:
             result: T = stop.value
