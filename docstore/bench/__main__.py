@@ -1,0 +1,5 @@
+"""``python -m docstore.bench``."""
+
+from . import main
+
+raise SystemExit(main())
