@@ -26,6 +26,7 @@ import psycopg
 
 from .._connect import describe_dsn, resolve_dsn
 from .._sql import Statements
+from ..errors import DatabaseUnavailable
 from ._harness import Result
 from ._workloads import Bench, Sizes
 
@@ -86,6 +87,8 @@ def run(dsn: str, sizes: Sizes, only: list[str] | None = None, scale: bool = Fal
             for suffix in ("", "_10k", "_big"):
                 bench.raw.execute(
                     f"DROP SCHEMA IF EXISTS {Statements(schema + suffix).quoted} CASCADE")
+        except psycopg.Error as exc:  # the server went away: say what is left behind
+            log(f"could not drop the scratch schema {schema}: {exc}")
         finally:
             bench.close()
     return results
@@ -144,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"docstore bench on {info['db']}: PostgreSQL {info['postgres']}, {info['nproc']} "
             f"CPUs ({info['cpu']}), load {info['load']}")
         results = run(dsn, sizes, args.only, args.scale, log)
-    except psycopg.OperationalError as exc:
-        print(f"docstore bench: cannot use the database: {str(exc).strip().splitlines()[0]}",
+    except (psycopg.Error, DatabaseUnavailable) as exc:
+        text = str(exc).strip()
+        print(f"docstore bench: cannot use the database: {text.splitlines()[0] if text else exc!r}",
               file=sys.stderr)
         return 2
     info["load_after"] = [round(x, 2) for x in os.getloadavg()]

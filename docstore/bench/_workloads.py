@@ -77,7 +77,11 @@ class Bench:
         self.sql = q.Statements(schema)
         self.s = self.sql.quoted
         self.store = DocStore.connect(dsn, schema=schema)
-        self.raw = psycopg.connect(dsn, autocommit=True)
+        try:
+            self.raw = psycopg.connect(dsn, autocommit=True)
+        except psycopg.Error:
+            self.store.close()
+            raise
         set_json_loads(orjson.loads, self.raw)
         spec = CONFIG_KINDS["agent"]
         self.agent_sv = spec.schema_version
@@ -207,6 +211,8 @@ class Bench:
     def get(self) -> list[Result]:
         z = self.sizes
         names = [f"put-{i % 20}" for i in range(z.get_ops)]
+        self.store.put_many("agent", {name: value for name, value in zip(
+            names[:20], self.configs(20), strict=True)})  # what put left, were it not run
         get_sql = f"SELECT data FROM {self.s}.documents WHERE kind = %s AND name = %s"
 
         def run_ds(_r: int) -> int:
