@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import select
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -15,8 +16,9 @@ from psycopg.pq import ExecStatus, Format
 from ._codec import RawJson
 from .errors import DatabaseUnavailable
 
-__all__ = ["add_statement_timeout", "check_dsn", "configure", "describe_dsn", "has_rows",
-           "idle_connection_is_dead", "redact", "resolve_dsn"]
+__all__ = ["PoolSettings", "add_statement_timeout", "check_dsn", "configure", "connect_failure",
+           "describe_dsn", "has_rows", "idle_connection_is_dead", "pool_settings", "redact",
+           "resolve_dsn"]
 
 _JSONB_OID = 3802
 
@@ -64,6 +66,43 @@ def check_dsn(dsn: str) -> None:
         "cannot connect to PostgreSQL: the DSN cannot be parsed (not shown: it may hold a "
         "password); write it as postgresql://user:password@host:port/dbname or as "
         "'host=... port=... dbname=... user=...'")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """What both stores' ``connect`` hand to their pool, worked out once."""
+
+    conninfo: str
+    kwargs: dict[str, Any]
+    options: dict[str, Any]
+    name: str
+
+    @property
+    def probe_kwargs(self) -> dict[str, Any]:
+        """Arguments for one direct connection made before the pool's."""
+        timeout = max(1, round(float(self.options["timeout"])))
+        return {**{k: v for k, v in self.kwargs.items() if k != "prepare_threshold"},
+                "connect_timeout": timeout}
+
+
+def pool_settings(dsn: str | None, prepare_threshold: int | None,
+                  statement_timeout: float | None, pool_options: dict[str, Any]) -> PoolSettings:
+    """The DSN (checked, never echoed), connection kwargs and pool options of a store."""
+    conninfo = resolve_dsn(dsn)
+    check_dsn(conninfo)
+    options: dict[str, Any] = {"min_size": 1, "max_size": 10, "timeout": 10.0}
+    options.update(pool_options)
+    kwargs = {"autocommit": True, "prepare_threshold": prepare_threshold,
+              **options.pop("kwargs", {})}
+    add_statement_timeout(conninfo, kwargs, statement_timeout)
+    return PoolSettings(conninfo, kwargs, options, f"docstore:{describe_dsn(conninfo)}")
+
+
+def connect_failure(conninfo: str, exc: BaseException) -> DatabaseUnavailable:
+    """Why connecting failed, in one line, with the password redacted."""
+    text = str(exc).strip()
+    reason = redact(text.splitlines()[0] if text else type(exc).__name__, conninfo)
+    return DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe_dsn(conninfo)}: {reason}")
 
 
 def describe_dsn(dsn: str) -> str:

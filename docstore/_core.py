@@ -596,6 +596,25 @@ class Core:
 
     # --- errors ------------------------------------------------------------------------
 
+    def failure(self, exc: psycopg.Error, op: Op[Any], attempt: int,
+                in_transaction: bool) -> DocStoreError | None:
+        """The error to raise after a failed attempt, or None to run the operation again.
+
+        Inside the caller's transaction nothing is retried: the transaction is lost and
+        only the caller can start it over.
+        """
+        if in_transaction:
+            return self.translate(exc, op)
+        if isinstance(exc, pge.DeadlockDetected | pge.SerializationFailure):
+            # The whole statement rolled back: running it again is safe.
+            return None if attempt < 3 else self.translate(exc, op)
+        # A read can run again on a fresh connection. A write's outcome is the caller's to
+        # decide (the server may have died after committing), and a statement timeout
+        # would only strike again.
+        retry = (isinstance(exc, psycopg.OperationalError) and op.read_only and attempt < 2
+                 and not isinstance(exc, pge.QueryCanceled))
+        return None if retry else self.translate(exc, op)
+
     def translate(self, exc: psycopg.Error, op: Op[Any] | None = None) -> DocStoreError:
         """A psycopg error as the docstore error that says what to do about it."""
         kind, name = (op.kind, op.name) if op is not None else ("", None)

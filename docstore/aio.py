@@ -1,4 +1,9 @@
-"""AsyncDocStore: the asyncio store, a thin shell that runs the shared plans of ``_core``."""
+"""AsyncDocStore: the asyncio store, a thin shell that runs the shared plans of ``_core``.
+
+Every method of :class:`~docstore.DocStore` is here as a coroutine, ``iter`` and
+``export`` as async iterators. docstore/store.py is this file with ``async`` and ``await``
+taken out, word for word: tests/test_shells.py checks it, so the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,6 @@ from . import _connect
 from ._core import Core, OnInvalid, Op, Rows, T
 from ._core import one_statement as _one
 from .doc import Doc, Entry
-from .errors import DatabaseUnavailable, DocStoreError
 from .kinds import Kind, Mode, Registry, Upgrader
 
 __all__ = ["AsyncDocStore"]
@@ -40,7 +44,6 @@ class AsyncDocStore:
     """Versioned, validated documents and logs in PostgreSQL (asyncio API).
 
     Build one with :meth:`connect`, or around a ``psycopg_pool.AsyncConnectionPool`` you own.
-    Every method of :class:`DocStore` is here as a coroutine, ``iter`` as an async iterator.
     """
 
     def __init__(
@@ -75,23 +78,24 @@ class AsyncDocStore:
         ``prepare_threshold=None`` turns prepared statements off (pgbouncer in
         transaction mode); ``statement_timeout`` (seconds) makes the server cancel any
         statement running longer, raising DatabaseUnavailable; ``pool_options`` go to
-        ``psycopg_pool.ConnectionPool``.
+        ``psycopg_pool.AsyncConnectionPool``.
         """
-        conninfo = _connect.resolve_dsn(dsn)
-        _connect.check_dsn(conninfo)
-        options: dict[str, Any] = {"min_size": 1, "max_size": 10, "timeout": 10.0}
-        options.update(pool_options)
-        kwargs = {"autocommit": True, "prepare_threshold": prepare_threshold,
-                  **options.pop("kwargs", {})}
-        _connect.add_statement_timeout(conninfo, kwargs, statement_timeout)
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            conninfo, kwargs=kwargs, open=False, check=_check,
-            name=f"docstore:{_connect.describe_dsn(conninfo)}", **options)
+        settings = _connect.pool_settings(dsn, prepare_threshold, statement_timeout, pool_options)
         try:
-            await pool.open(wait=True, timeout=options["timeout"])
-        except psycopg.Error:
+            # One direct attempt first: a refused connection or a wrong password fails here
+            # at once with libpq's reason, where the pool would retry until its timeout.
+            probe = await psycopg.AsyncConnection.connect(settings.conninfo, **settings.probe_kwargs)
+        except psycopg.Error as exc:
+            raise _connect.connect_failure(settings.conninfo, exc) from None
+        await probe.close()
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            settings.conninfo, kwargs=settings.kwargs, open=False, check=_check,
+            name=settings.name, **settings.options)
+        try:
+            await pool.open(wait=True, timeout=settings.options["timeout"])
+        except psycopg.Error as exc:
             await pool.close()
-            raise await _connect_error(conninfo, kwargs) from None
+            raise _connect.connect_failure(settings.conninfo, exc) from None
         return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
 
     async def close(self) -> None:
@@ -123,35 +127,22 @@ class AsyncDocStore:
 
     async def _run(self, op: Op[T]) -> T:
         active = _ACTIVE.get()
-        if active is not None and active[0] is self._pool:
-            try:
-                return await self._drive(active[1], op)
-            except psycopg.Error as exc:
-                raise self._core.translate(exc, op) from exc
+        held = active[1] if active is not None and active[0] is self._pool else None
         attempt = 0
         while True:
             attempt += 1
             try:
+                if held is not None:
+                    return await self._drive(held, op)
                 async with self._pool.connection() as conn:
                     if op.atomic or not conn.autocommit:
                         async with conn.transaction():
                             return await self._drive(conn, op)
                     return await self._drive(conn, op)
-            except DocStoreError:
-                raise
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
-                if attempt >= 3:
-                    raise self._core.translate(exc, op) from exc
-            except psycopg.errors.QueryCanceled as exc:
-                # A statement timeout (or a cancel) would only strike again: never rerun.
-                raise self._core.translate(exc, op) from exc
-            except psycopg.OperationalError as exc:
-                # A read can run again on a fresh connection; a write's outcome is the
-                # caller's to decide, since the server may have died after committing.
-                if not op.read_only or attempt >= 2:
-                    raise self._core.translate(exc, op) from exc
             except psycopg.Error as exc:
-                raise self._core.translate(exc, op) from exc
+                error = self._core.failure(exc, op, attempt, held is not None)
+                if error is not None:
+                    raise error from exc
 
     async def _drive(self, conn: psycopg.AsyncConnection[Any], op: Op[T]) -> T:
         _connect.configure(conn)
@@ -355,18 +346,3 @@ class AsyncDocStore:
             if progress is not None:
                 progress(done)
         return docs + d, vers + v
-
-
-
-
-async def _connect_error(conninfo: str, kwargs: Mapping[str, Any]) -> DatabaseUnavailable:
-    """Why the pool could not connect, found by one direct attempt, password redacted."""
-    where = _connect.describe_dsn(conninfo)
-    try:
-        async with await psycopg.AsyncConnection.connect(conninfo, connect_timeout=5, **{
-                k: v for k, v in kwargs.items() if k != "prepare_threshold"}):
-            reason = "the pool timed out"
-    except psycopg.Error as exc:
-        reason = _connect.redact(str(exc).strip().splitlines()[0] if str(exc).strip()
-                                 else type(exc).__name__, conninfo)
-    return DatabaseUnavailable(f"cannot connect to PostgreSQL at {where}: {reason}")

@@ -1,4 +1,8 @@
-"""DocStore: the synchronous store, a thin shell that runs the shared plans of ``_core``."""
+"""DocStore: the synchronous store, a thin shell that runs the shared plans of ``_core``.
+
+This file is docstore/aio.py with ``async`` and ``await`` taken out, word for word
+(tests/test_shells.py checks it): change both alike.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ from . import _connect
 from ._core import Core, OnInvalid, Op, Rows, T
 from ._core import one_statement as _one
 from .doc import Doc, Entry
-from .errors import DatabaseUnavailable, DocStoreError
 from .kinds import Kind, Mode, Registry, Upgrader
 
 __all__ = ["DocStore"]
@@ -76,21 +79,22 @@ class DocStore:
         statement running longer, raising DatabaseUnavailable; ``pool_options`` go to
         ``psycopg_pool.ConnectionPool``.
         """
-        conninfo = _connect.resolve_dsn(dsn)
-        _connect.check_dsn(conninfo)
-        options: dict[str, Any] = {"min_size": 1, "max_size": 10, "timeout": 10.0}
-        options.update(pool_options)
-        kwargs = {"autocommit": True, "prepare_threshold": prepare_threshold,
-                  **options.pop("kwargs", {})}
-        _connect.add_statement_timeout(conninfo, kwargs, statement_timeout)
-        pool: ConnectionPool[Any] = ConnectionPool(
-            conninfo, kwargs=kwargs, open=False, check=_check,
-            name=f"docstore:{_connect.describe_dsn(conninfo)}", **options)
+        settings = _connect.pool_settings(dsn, prepare_threshold, statement_timeout, pool_options)
         try:
-            pool.open(wait=True, timeout=options["timeout"])
-        except psycopg.Error:
+            # One direct attempt first: a refused connection or a wrong password fails here
+            # at once with libpq's reason, where the pool would retry until its timeout.
+            probe = psycopg.Connection.connect(settings.conninfo, **settings.probe_kwargs)
+        except psycopg.Error as exc:
+            raise _connect.connect_failure(settings.conninfo, exc) from None
+        probe.close()
+        pool: ConnectionPool[Any] = ConnectionPool(
+            settings.conninfo, kwargs=settings.kwargs, open=False, check=_check,
+            name=settings.name, **settings.options)
+        try:
+            pool.open(wait=True, timeout=settings.options["timeout"])
+        except psycopg.Error as exc:
             pool.close()
-            raise _connect_error(conninfo, kwargs) from None
+            raise _connect.connect_failure(settings.conninfo, exc) from None
         return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
 
     def close(self) -> None:
@@ -122,35 +126,22 @@ class DocStore:
 
     def _run(self, op: Op[T]) -> T:
         active = _ACTIVE.get()
-        if active is not None and active[0] is self._pool:
-            try:
-                return self._drive(active[1], op)
-            except psycopg.Error as exc:
-                raise self._core.translate(exc, op) from exc
+        held = active[1] if active is not None and active[0] is self._pool else None
         attempt = 0
         while True:
             attempt += 1
             try:
+                if held is not None:
+                    return self._drive(held, op)
                 with self._pool.connection() as conn:
                     if op.atomic or not conn.autocommit:
                         with conn.transaction():
                             return self._drive(conn, op)
                     return self._drive(conn, op)
-            except DocStoreError:
-                raise
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
-                if attempt >= 3:
-                    raise self._core.translate(exc, op) from exc
-            except psycopg.errors.QueryCanceled as exc:
-                # A statement timeout (or a cancel) would only strike again: never rerun.
-                raise self._core.translate(exc, op) from exc
-            except psycopg.OperationalError as exc:
-                # A read can run again on a fresh connection; a write's outcome is the
-                # caller's to decide, since the server may have died after committing.
-                if not op.read_only or attempt >= 2:
-                    raise self._core.translate(exc, op) from exc
             except psycopg.Error as exc:
-                raise self._core.translate(exc, op) from exc
+                error = self._core.failure(exc, op, attempt, held is not None)
+                if error is not None:
+                    raise error from exc
 
     def _drive(self, conn: psycopg.Connection[Any], op: Op[T]) -> T:
         _connect.configure(conn)
@@ -253,7 +244,7 @@ class DocStore:
                                                  order_by))
 
     def iter(self, kind: str, *, where: Any = None, batch_size: int = 1000,
-             on_invalid: OnInvalid = "raise", order_by: str = "name") -> Iterator[Doc[Any]]:
+                   on_invalid: OnInvalid = "raise", order_by: str = "name") -> Iterator[Doc[Any]]:
         """Stream current documents in ``order_by`` order (see :meth:`list`), ``batch_size``
         rows in memory at most."""
         spec = self.kinds.get(kind)
@@ -261,7 +252,8 @@ class DocStore:
         while True:
             stmt = self._core.iter_batch(kind, where, after, batch_size, order_by)
             rows = self._run(Op(partial(_one, stmt), kind, read_only=True))
-            yield from self._core.docs_from_rows(spec, rows, on_invalid)
+            for doc in self._core.docs_from_rows(spec, rows, on_invalid):
+                yield doc
             if len(rows) < batch_size:
                 return
             after = self._core.iter_after(rows[-1], order_by)
@@ -323,16 +315,17 @@ class DocStore:
     # --- export and import -------------------------------------------------------------
 
     def export(self, *, kinds: Sequence[str] | None = None,
-               batch_size: int = 200) -> Iterator[str]:
+                     batch_size: int = 200) -> Iterator[str]:
         """Every version of every document (of ``kinds``, else all) as JSON lines, in a
         stable order; the same rows always give the same bytes. See :meth:`import_lines`."""
         after: tuple[str, str] | None = ("", "")
         while after is not None:
             lines, after = self._run(self._core.export_page(kinds, after, batch_size))
-            yield from lines
+            for line in lines:
+                yield line
 
     def import_lines(self, lines: Iterable[str], *, batch_size: int = 1000,
-                     progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+                           progress: Callable[[int], None] | None = None) -> tuple[int, int]:
         """Restore :meth:`export` lines in one transaction; returns (documents, versions)
         written. Rows already stored identically are skipped (it runs again safely); a
         row stored differently raises and nothing is written."""
@@ -352,16 +345,3 @@ class DocStore:
             if progress is not None:
                 progress(done)
         return docs + d, vers + v
-
-
-def _connect_error(conninfo: str, kwargs: Mapping[str, Any]) -> DatabaseUnavailable:
-    """Why the pool could not connect, found by one direct attempt, password redacted."""
-    where = _connect.describe_dsn(conninfo)
-    try:
-        with psycopg.connect(conninfo, connect_timeout=5, **{
-                k: v for k, v in kwargs.items() if k != "prepare_threshold"}):
-            reason = "the pool timed out"
-    except psycopg.Error as exc:
-        reason = _connect.redact(str(exc).strip().splitlines()[0] if str(exc).strip()
-                                 else type(exc).__name__, conninfo)
-    return DatabaseUnavailable(f"cannot connect to PostgreSQL at {where}: {reason}")

@@ -1,0 +1,65 @@
+"""DocStore and AsyncDocStore are one shell written twice: the sync one must be the async
+one with ``async``/``await`` taken out, so that they cannot drift apart (a peer's sync
+``setup()`` kept a docstring saying "asynchronously" for years)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "docstore"
+
+# Whole words of the async shell and their sync counterparts, applied in order.
+RENAMES = [
+    ("the asyncio store", "the synchronous store"),
+    ("(asyncio API)", "(synchronous API)"),
+    ("docstore_async_transaction", "docstore_transaction"),
+    ("AsyncIterator", "Iterator"),
+    ("asynccontextmanager", "contextmanager"),
+    ("AsyncConnectionPool", "ConnectionPool"),
+    ("AsyncConnection", "Connection"),
+    ("AsyncDocStore", "DocStore"),
+    ("__aenter__", "__enter__"),
+    ("__aexit__", "__exit__"),
+    ("async with ", "with "),
+    ("async for ", "for "),
+    ("async def ", "def "),
+    ("await ", ""),
+]
+
+
+def to_sync(async_source: str) -> str:
+    """The sync shell the async one implies (its module docstring left out)."""
+    text = body(async_source)
+    for old, new in RENAMES:
+        text = text.replace(old, new)
+    return text
+
+
+def body(source: str) -> str:
+    """The source after its module docstring."""
+    return source[source.index("from __future__"):]
+
+
+def normalised(source: str) -> list[str]:
+    """Lines with runs of blanks folded and the names of one-line imports sorted, so that
+    re-indented continuation lines and re-sorted imports compare equal."""
+    lines = []
+    for line in source.splitlines():
+        line = " ".join(line.split())
+        found = re.fullmatch(r"from (\S+) import (.+)", line)
+        if found and "(" not in line:
+            line = f"from {found[1]} import " + ", ".join(sorted(found[2].split(", ")))
+        if line:
+            lines.append(line)
+    return lines
+
+
+def test_the_sync_store_is_the_async_store_without_async_and_await() -> None:
+    expected = normalised(to_sync((PACKAGE / "aio.py").read_text()))
+    actual = normalised(body((PACKAGE / "store.py").read_text()))
+    mismatches = [(i, e, a) for i, (e, a) in enumerate(zip(expected, actual, strict=False))
+                  if e != a]
+    assert not mismatches, "first difference (line, from aio.py, in store.py): " + repr(
+        mismatches[0])
+    assert len(expected) == len(actual)
