@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import count_rows  # noqa: F401 - re-exported for the agent tests
 
 from docstore import AsyncDocStore, DocStore
 from docstore.agents import AsyncStorageManager, StorageManager
@@ -50,16 +51,3 @@ def manager(request: pytest.FixtureRequest, db: DocStore, docstore_dsn: str) -> 
     finally:
         loop.run_until_complete(store.close())
         loop.close()
-
-
-def count_rows(store: DocStore, table: str, kind: str, name: str | None = None) -> int:
-    """How many rows of ``table`` hold ``kind`` (and ``name``), by raw SQL."""
-    query = f'SELECT count(*) FROM "{store.schema}".{table} WHERE kind = %s'
-    params: list[Any] = [kind]
-    if name is not None:
-        query += " AND name = %s"
-        params.append(name)
-    with store.pool.connection() as conn:
-        row = conn.execute(query, params).fetchone()
-        assert row is not None
-        return int(row[0])
