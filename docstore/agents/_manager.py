@@ -171,12 +171,35 @@ def _store_meta(meta: Any) -> dict[str, Any]:
     return dict(meta) if isinstance(meta, Mapping) else {}
 
 
+@dataclass(slots=True)
+class _Known:
+    """What this manager last wrote to a conversation: enough to save the next turns with
+    one append and no read, for as long as nobody else writes to it."""
+
+    version: int
+    digest: bytes
+    messages: list[Any]  # the live messages as the host gave them, copied as JSON data
+    meta: dict[str, Any]
+
+
+_KNOWN_LIMIT = 1024
+
+
 class ManagerCore:
     """Plans for every StorageManager operation, bound to the store's registry."""
 
     def __init__(self, registry: Registry) -> None:
         self.kinds = registry
         register_kinds(registry)
+        # Per process, bounded; a wrong entry only costs one VersionConflict, then a read.
+        self._known: dict[str, _Known] = {}
+
+    def _remember(self, name: str, known: _Known | None) -> None:
+        self._known.pop(name, None)
+        if known is not None:
+            if len(self._known) >= _KNOWN_LIMIT:
+                del self._known[next(iter(self._known))]
+            self._known[name] = known
 
     # --- configs -----------------------------------------------------------------------
 
@@ -393,6 +416,9 @@ class ManagerCore:
 
     def _save_plan(self, conv: _Conversation, given: dict[str, Any]) -> Plan[int]:
         name = conv.name
+        written = yield from self._save_known(conv, given)
+        if written is not None:
+            return written
         conflict: VersionConflict | None = None
         for _attempt in range(_SAVE_ATTEMPTS):
             head, old_meta, meta = yield from self._head(name, given)
@@ -429,9 +455,57 @@ class ManagerCore:
             except VersionConflict as exc:
                 conflict = exc  # another writer got in between: look again
                 continue
+            copies = _json_copies(conv.messages)
+            self._remember(name, None if copies is None else _Known(
+                base + len(new), digest, copies, meta))
             return len(new)
         assert conflict is not None
         raise conflict
+
+    def _save_known(self, conv: _Conversation, given: dict[str, Any]) -> Plan[int | None]:
+        """Save with what this manager wrote last, if the conversation extends it: a head
+        read and an append, with no hashing or validation of the messages stored already
+        (comparing them with their stored JSON is a C-level ``==`` per message), so the
+        cost does not grow with the conversation. Returns None, having written nothing,
+        when the general path must run.
+
+        The head is read even so: a ``clear`` or ``delete`` by someone else leaves the
+        version as it was, so ``expected_version`` alone would not notice them.
+        """
+        known = self._known.get(conv.name)
+        if known is None:
+            return None
+        count = len(known.messages)
+        if len(conv) < count or conv.messages[:count] != known.messages:
+            return None
+        try:
+            head: Doc[Any] = yield Call("get", (CONVERSATION, conv.name))
+        except DocumentNotFound:
+            head_is_known = False
+        else:
+            head_is_known = (head.version == known.version and head.count == count
+                             and _store_meta(head.data) == known.meta)
+        if not head_is_known:
+            self._remember(conv.name, None)
+            return None
+        new = conv.validated(count, len(conv))
+        meta = {**known.meta, **{k: v for k, v in given.items() if v is not None}}
+        if not new and meta == known.meta:
+            return 0
+        canon = conv.canonical(count)
+        digest = _chain(known.digest, canon)
+        meta["history_digest"] = digest.hex()
+        meta["history_digest_version"] = known.version + len(new)
+        try:
+            yield Call("append", (CONVERSATION, conv.name, new),
+                       {"expected_version": known.version, "meta": meta})
+        except VersionConflict:
+            self._remember(conv.name, None)  # someone else wrote: take the general path
+            return None
+        copies = _json_copies(conv.messages[count:])
+        self._remember(conv.name, None if copies is None else _Known(
+            known.version + len(new), digest, known.messages + copies, meta))
+        return len(new)
 
 
 class _Conversation:
@@ -493,6 +567,20 @@ def _raw_canonical(message: Any) -> bytes | None:
         return orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return None
+
+
+def _json_copies(messages: Sequence[Any]) -> list[Any] | None:
+    """Copies of the messages as given, as plain JSON data, to recognise them when they
+    are handed back (the host may mutate its own objects); None if one is not plain data."""
+    copies = []
+    for message in messages:
+        if type(message) is not dict:
+            return None
+        try:
+            copies.append(orjson.loads(orjson.dumps(message)))
+        except TypeError:
+            return None
+    return copies
 
 
 def register_kinds(registry: Registry) -> None:

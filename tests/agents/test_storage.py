@@ -397,3 +397,46 @@ def test_a_prefix_given_in_another_spelling_of_the_same_messages_still_extends(
     manager.save_full_history("weather", "s1", spelled)
     assert manager.save_full_history("weather", "s1", [*spelled, *turns(1)]) == 1
     assert count_rows(db, "versions", "conversation") == 3
+
+
+# --- saves that extend what this manager saved ------------------------------------------
+
+
+class CallCountingStore(DocStore):
+    """A real DocStore that counts the store methods a manager calls."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[str] = []
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("get", "read", "entries", "append", "rewrite"):
+            object.__getattribute__(self, "calls").append(name)
+        return object.__getattribute__(self, name)
+
+
+def test_a_save_extending_the_last_save_reads_only_the_head_and_appends(db: DocStore) -> None:
+    store = CallCountingStore(db.pool, schema=db.schema)
+    storage = StorageManager(store)
+    conversation = turns(200)
+    storage.save_full_history("weather", "s1", conversation)
+    store.calls.clear()
+    assert storage.save_full_history("weather", "s1", conversation + turns(2, 200)) == 2
+    assert store.calls == ["get", "append"]
+    assert storage.load_history("weather", "s1", limit=0) == turns(202)
+
+
+@pytest.mark.parametrize("meddle", ["clear", "delete", "append", "rewrite"])
+def test_a_save_after_someone_else_changed_the_conversation_keeps_every_message(
+        db: DocStore, meddle: str) -> None:
+    storage = StorageManager(DocStore(db.pool, schema=db.schema))
+    conversation = turns(6)
+    storage.save_full_history("weather", "s1", conversation)
+    name = conversation_name("weather", "s1")
+    if meddle in ("clear", "delete"):
+        getattr(db, meddle)("conversation", name)
+    else:
+        getattr(db, meddle)("conversation", name, [{"role": "user", "content": "elsewhere"}])
+    conversation += turns(2, 6)
+    storage.save_full_history("weather", "s1", conversation)
+    assert storage.load_history("weather", "s1", limit=0) == conversation
