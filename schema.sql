@@ -54,6 +54,31 @@ CREATE TABLE IF NOT EXISTS :"schema".versions (
     CONSTRAINT versions_op_check CHECK (op IN ('put', 'revert', 'delete', 'append', 'rewrite'))
 );
 
+-- lz4 where the server was built with it: it compresses and decompresses large values
+-- several times faster than the default pglz (a 10,000-config put_many spends a fifth
+-- less time in the server). Set only when not set yet: the ALTER takes a brief lock.
+-- (:'schema' is the schema's name as a string literal, psql's spelling again.)
+SET docstore.ddl_schema = :'schema';
+DO $$
+DECLARE
+    target text := current_setting('docstore.ddl_schema');
+    tbl text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_settings
+                   WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN
+        RETURN;
+    END IF;
+    FOREACH tbl IN ARRAY ARRAY['documents', 'versions'] LOOP
+        IF EXISTS (SELECT 1 FROM pg_attribute
+                   WHERE attrelid = format('%I.%I', target, tbl)::regclass
+                     AND attname = 'data' AND attcompression IS DISTINCT FROM 'l') THEN
+            EXECUTE format('ALTER TABLE %I.%I ALTER COLUMN data SET COMPRESSION lz4',
+                           target, tbl);
+        END IF;
+    END LOOP;
+END
+$$;
+
 -- Listing a kind by recency (prune by age, "sessions gone stale").
 CREATE INDEX IF NOT EXISTS documents_kind_updated_idx
     ON :"schema".documents (kind, updated_at);

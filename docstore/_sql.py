@@ -17,6 +17,7 @@ from psycopg import sql
 __all__ = ["SCHEMA_PLACEHOLDER", "Statements", "schema_ddl"]
 
 SCHEMA_PLACEHOLDER = ':"schema"'
+SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 
 # --- snapshot kinds ------------------------------------------------------------------
 
@@ -376,4 +377,6 @@ class Statements:
 
     def ddl(self) -> str:
         """schema.sql bound to this schema."""
-        return schema_ddl().replace(SCHEMA_PLACEHOLDER, self.quoted)
+        literal = sql.Literal(self.schema).as_string(None)
+        return (schema_ddl().replace(SCHEMA_PLACEHOLDER, self.quoted)
+                .replace(SCHEMA_LITERAL_PLACEHOLDER, literal))

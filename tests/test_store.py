@@ -6,6 +6,7 @@ import math
 import threading
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,3 +205,37 @@ def test_a_backslash_u0000_text_is_an_ordinary_string(store: Any) -> None:
     store.register("agent", dict)
     store.put("agent", "a", {"s": "\\u0000 is how JSON spells NUL", "n": None})
     assert store.get("agent", "a").data == {"s": "\\u0000 is how JSON spells NUL", "n": None}
+
+
+def test_schema_sql_runs_as_it_is_under_psql(docstore_dsn: str, docstore_pool: Any) -> None:
+    import shutil
+    import subprocess
+    import uuid
+
+    schema = f"psql_{uuid.uuid4().hex[:8]}"
+    psql = shutil.which("psql") or "/usr/bin/psql"
+    try:
+        for _ in range(2):  # and again: every statement is idempotent
+            subprocess.run([psql, docstore_dsn, "-q", "-v", "ON_ERROR_STOP=1", "-v",
+                            f"schema={schema}", "-f", "schema.sql"], check=True,
+                           capture_output=True, cwd=Path(__file__).resolve().parent.parent)
+        store = DocStore(docstore_pool, schema=schema)
+        assert store.init_schema() == 1
+        store.register("agent", dict)
+        assert store.put("agent", "a", {"x": 1}).version == 1
+    finally:
+        with docstore_pool.connection() as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_large_values_are_compressed_with_lz4_where_the_server_has_it(
+        docstore_store: DocStore) -> None:
+    with docstore_store.pool.connection() as conn:
+        has_lz4 = conn.execute("SELECT 'lz4' = ANY (enumvals) FROM pg_settings "
+                               "WHERE name = 'default_toast_compression'").fetchone()
+        methods = conn.execute(
+            "SELECT attcompression FROM pg_attribute WHERE attname = 'data' AND attrelid "
+            "IN (%s::regclass, %s::regclass)",
+            [f'"{docstore_store.schema}".documents', f'"{docstore_store.schema}".versions'],
+        ).fetchall()
+    assert methods == [("l",), ("l",)] if has_lz4 == (True,) else [("",), ("",)]
