@@ -1,0 +1,179 @@
+"""What every family of plans shares: the encoding of values, rows as Docs, the reasons
+a write did not happen, schema set-up, and the translation of database errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import errors as pge
+from pydantic import ValidationError
+
+from . import _sql as q
+from ._codec import JsonProblem, dump
+from ._plan import DDL_VERSION, Op, Plan, Row, Stmt
+from .doc import Doc
+from .errors import (
+    DatabaseUnavailable,
+    DocStoreError,
+    DocumentInvalid,
+    DocumentNotFound,
+    InvalidKey,
+    KindMismatch,
+    PermissionDenied,
+    SchemaMissing,
+    VersionConflict,
+)
+from .kinds import ANY_DICT, Kind, Registry
+
+__all__ = ["CoreBase"]
+
+
+class CoreBase:
+    """Plans' common ground, bound to a registry and a schema."""
+
+    def __init__(self, registry: Registry, schema: str, author: str | None = None) -> None:
+        self.kinds = registry
+        self.sql = q.Statements(schema)
+        self.author = author
+        self._meta_defaults: dict[str, bytes | None] = {}
+
+    # --- encoding ----------------------------------------------------------------------
+
+    def encode(self, spec: Kind, name: str, value: Any, index: int | None = None) -> tuple[Any, bytes]:
+        """Validate ``value`` against the kind, then dump it to JSON bytes once."""
+        where = f"item {index}" if index is not None else "write"
+        try:
+            validated = spec.adapter.validate_python(value)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            if index is not None:
+                errors = [{**e, "loc": (index, *e["loc"])} for e in errors]
+            raise DocumentInvalid(spec.name, name, None, errors, where) from None
+        data = dump(spec.adapter, validated)
+        if isinstance(data, JsonProblem):
+            err = data.as_error()
+            if index is not None:
+                err["loc"] = (index, *err["loc"])
+            raise DocumentInvalid(spec.name, name, None, [err], where)
+        return validated, data
+
+    def encode_meta(self, spec: Kind, name: str, meta: Any) -> bytes:
+        """Validate and dump a log's metadata."""
+        adapter = spec.meta or ANY_DICT
+        try:
+            validated = adapter.validate_python(meta)
+        except ValidationError as exc:
+            raise DocumentInvalid(spec.name, name, None, exc.errors(include_url=False),
+                                  "meta") from None
+        data = dump(adapter, validated)
+        if isinstance(data, JsonProblem):
+            raise DocumentInvalid(spec.name, name, None, [data.as_error()], "meta")
+        return data
+
+    def meta_default(self, spec: Kind) -> bytes | None:
+        """The metadata a new log gets when none is given; None when its type needs some."""
+        if spec.name not in self._meta_defaults:
+            try:
+                self._meta_defaults[spec.name] = self.encode_meta(spec, "", {})
+            except DocumentInvalid:
+                self._meta_defaults[spec.name] = None
+        return self._meta_defaults[spec.name]
+
+    # --- rows -> values ----------------------------------------------------------------
+
+    def head_doc(self, spec: Kind, name: str, row: Row) -> Doc[Any]:
+        """A head row (``_HEAD_COLS``) as a Doc."""
+        version, sv, data, created, updated, deleted, mode, live_from = row
+        if mode == "l":
+            return Doc(spec.name, name, version, spec.parse_meta(name, data), sv, created,
+                       updated, deleted, version - live_from + 1)
+        return Doc(spec.name, name, version, spec.parse(name, version, data, sv), sv, created,
+                   updated, deleted)
+
+    def mode_of(self, spec: Kind, name: str, mode: str) -> None:
+        """Refuse a stored document whose mode disagrees with its kind's registration."""
+        stored = "log" if mode == "l" else "snapshot"
+        if stored != spec.mode:
+            raise KindMismatch(f"{spec.name} {name!r} is stored as a {stored} document, but "
+                               f"kind {spec.name!r} is registered as {spec.mode}")
+
+    def _unwritten(self, spec: Kind, name: str, expected: int | None) -> Plan[DocStoreError]:
+        """Why a write that needed an existing, live document wrote nothing."""
+        heads = yield Stmt(self.sql(q.GET_HEAD), {"kind": spec.name, "name": name})
+        if not heads:
+            return (VersionConflict(spec.name, name, expected, 0) if expected
+                    else DocumentNotFound(spec.name, name))
+        version, *_, deleted, mode, _live = heads[0]
+        self.mode_of(spec, name, mode)
+        if deleted:
+            return (VersionConflict(spec.name, name, expected, version) if expected
+                    else DocumentNotFound(spec.name, name, reason="deleted"))
+        return VersionConflict(spec.name, name, expected or 0, version)
+
+    # --- schema ------------------------------------------------------------------------
+
+    def init_schema(self) -> Op[int]:
+        """Apply schema.sql under an advisory lock; returns the recorded DDL version."""
+
+        def plan() -> Plan[int]:
+            yield Stmt(q.SCHEMA_LOCK, {"key": "docstore:" + self.sql.schema})
+            yield Stmt(self.sql.ddl())
+            (recorded,), = yield Stmt(self.sql(q.DDL_VERSION))
+            if recorded > DDL_VERSION:
+                raise SchemaMissing(
+                    f"schema {self.sql.schema!r} is at DDL version {recorded}, newer than this "
+                    f"docstore ({DDL_VERSION}): upgrade docstore")
+            return int(recorded)
+
+        return Op(plan, atomic=True)
+
+    # --- errors ------------------------------------------------------------------------
+
+    def failure(self, exc: psycopg.Error, op: Op[Any], attempt: int,
+                in_transaction: bool) -> DocStoreError | None:
+        """The error to raise after a failed attempt, or None to run the operation again.
+
+        Inside the caller's transaction nothing is retried: the transaction is lost and
+        only the caller can start it over.
+        """
+        if in_transaction:
+            return self.translate(exc, op)
+        if isinstance(exc, pge.DeadlockDetected | pge.SerializationFailure):
+            # The whole statement rolled back: running it again is safe.
+            return None if attempt < 3 else self.translate(exc, op)
+        # A read can run again on a fresh connection. A write's outcome is the caller's to
+        # decide (the server may have died after committing), and a statement timeout
+        # would only strike again.
+        retry = (isinstance(exc, psycopg.OperationalError) and op.read_only and attempt < 2
+                 and not isinstance(exc, pge.QueryCanceled))
+        return None if retry else self.translate(exc, op)
+
+    def translate(self, exc: psycopg.Error, op: Op[Any] | None = None) -> DocStoreError:
+        """A psycopg error as the docstore error that says what to do about it."""
+        kind, name = (op.kind, op.name) if op is not None else ("", None)
+        where = f"{kind} {name!r}: " if name is not None else (f"kind {kind!r}: " if kind else "")
+        schema = self.sql.schema
+        if isinstance(exc, pge.UndefinedTable | pge.InvalidSchemaName | pge.UndefinedObject):
+            return SchemaMissing(f"{where}docstore's tables are missing from schema {schema!r} "
+                                 f"in this database: run store.init_schema() (or `docstore init`)")
+        if isinstance(exc, pge.InsufficientPrivilege):
+            return PermissionDenied(f"{where}the database role lacks a privilege this needs "
+                                    f"(schema {schema!r}): {_first_line(exc)}")
+        if isinstance(exc, pge.QueryCanceled):
+            return DatabaseUnavailable(f"{where}statement cancelled: {_first_line(exc)}")
+        if isinstance(exc, pge.CheckViolation | pge.StringDataRightTruncation):
+            return InvalidKey(kind, name, _first_line(exc))
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return DatabaseUnavailable(f"{where}the database connection failed: "
+                                       f"{_first_line(exc)}; nothing of this call was kept, "
+                                       "it is safe to retry")
+        return DocStoreError(f"{where}{type(exc).__name__}: {_first_line(exc)}")
+
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+

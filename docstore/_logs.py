@@ -1,0 +1,112 @@
+"""Plans of log kinds (conversations): appends, rewrites, clears, reads by version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from . import _sql as q
+from ._base import CoreBase
+from ._codec import RawJson
+from ._filters import compile_where
+from ._plan import Op, Plan, Stmt, check_expected
+from .doc import Entry
+from .errors import (
+    DocumentInvalid,
+    VersionConflict,
+)
+from .kinds import check_key
+
+__all__ = ["LogPlans"]
+
+
+class LogPlans(CoreBase):
+    """Plans for documents whose version N is their N-th item."""
+
+    # --- log kinds ---------------------------------------------------------------------
+
+    def append(self, kind: str, name: str, items: Iterable[Any], expected: int | None,
+               meta: Any, rewrite: bool = False, author: str | None = None) -> Op[int]:
+        """Append items (or replace the live ones, ``rewrite``); returns the new version."""
+        spec = self.kinds.get(kind, "log")
+        check_key(kind, name)
+        check_expected(expected)
+        datas = [RawJson(self.encode(spec, name, item, i)[1]) for i, item in enumerate(items)]
+        meta_data = None if meta is None else RawJson(self.encode_meta(spec, name, meta))
+        default = self.meta_default(spec)
+        params = {"kind": kind, "name": name, "n": len(datas), "items": datas,
+                  "meta": meta_data, "meta_default": None if default is None else RawJson(default),
+                  "sv": spec.schema_version, "expected": expected,
+                  "op": "rewrite" if rewrite else "append", "author": author or self.author}
+        live = q.LIVE_RESET if rewrite else q.LIVE_KEEP
+        # Without metadata, and none to default to, only an existing log can take items.
+        needs_head = meta_data is None and default is None
+        if expected:
+            query = self.sql(q.APPEND_UPDATE, live=live, expect="AND d.version = %(expected)s")
+        elif needs_head:
+            # expected_version=0 cannot succeed here: say conflict or "needs meta" below.
+            query = self.sql(q.APPEND_UPDATE, live=live,
+                             expect="AND false" if expected == 0 else "")
+        else:
+            query = self.sql(q.APPEND_UPSERT, live=live,
+                             expect="AND d.deleted" if expected == 0 else "")
+
+        def plan() -> Plan[int]:
+            rows = yield Stmt(query, params)
+            if rows:
+                return int(rows[0][0])
+            heads = yield Stmt(self.sql(q.GET_HEAD), params)
+            if needs_head and not expected and (not heads or heads[0][5]):
+                raise _meta_required(kind, name)
+            if expected == 0:
+                raise VersionConflict(kind, name, 0, heads[0][0] if heads else 0)
+            raise (yield from self._unwritten(spec, name, expected))
+
+        return Op(plan, kind, name)
+
+    def clear(self, kind: str, name: str, expected: int | None) -> Op[int]:
+        """Leave the log with no live items; the old ones stay readable by version."""
+        spec = self.kinds.get(kind, "log")
+        check_key(kind, name)
+        check_expected(expected)
+
+        def plan() -> Plan[int]:
+            rows = yield Stmt(self.sql(q.CLEAR_LOG), {"kind": kind, "name": name,
+                                                      "expected": expected})
+            if rows:
+                return int(rows[0][0])
+            raise (yield from self._unwritten(spec, name, expected))
+
+        return Op(plan, kind, name)
+
+    def entries(self, kind: str, name: str, last: int | None, after: int | None,
+                limit: int | None, where: Any = None) -> Op[list[Entry[Any]]]:
+        """Live items in version order, with their versions and write times."""
+        spec = self.kinds.get(kind, "log")
+        check_key(kind, name)
+        if last is not None and limit is not None:
+            raise ValueError("give last= or limit=, not both")
+        for label, number in (("last", last), ("limit", limit), ("after", after)):
+            if number is not None and (not isinstance(number, int) or number < 0):
+                raise ValueError(f"{label} must be a non-negative int, not {number!r}")
+        fragment, params = compile_where(where, "v.data")
+        params.update(kind=kind, name=name, after=after or 0,
+                      limit=last if last is not None else limit)
+        query = self.sql(q.READ_LAST if last is not None else q.READ_FIRST, where=fragment)
+
+        def plan() -> Plan[list[Entry[Any]]]:
+            rows = yield Stmt(query, params)
+            if last is not None:
+                rows.reverse()
+            return [Entry(v, spec.parse(name, v, data, sv), written, sv)
+                    for v, sv, written, data in rows]
+
+        return Op(plan, kind, name, read_only=True)
+
+
+def _meta_required(kind: str, name: str) -> DocumentInvalid:
+    return DocumentInvalid(kind, name, None, [{
+        "loc": ("meta",), "msg": "a new log needs meta= (its metadata type has required fields)"}],
+        "meta")
+
+

@@ -1,0 +1,57 @@
+"""Plans: the I/O-free form of every store operation.
+
+A plan is a generator that yields :class:`Stmt` objects, receives each one's result rows,
+and returns the operation's value. The sync store drives plans with ``conn.execute``, the
+async store with ``await conn.execute``; the logic lives only in the plans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+Rows = list[Row]
+Plan = Generator["Stmt", Rows, T]
+
+DDL_VERSION = 1
+"""The DDL version this release's schema.sql records (its last statement)."""
+
+OnInvalid = Literal["raise", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stmt:
+    """One statement to run, with its parameters."""
+
+    query: str
+    params: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Op(Generic[T]):
+    """A plan with what the driver must know to run it.
+
+    ``atomic``: several writes that must commit together (the driver opens a transaction).
+    ``read_only``: safe to run again on a fresh connection when the first one was dead.
+    """
+
+    plan: Callable[[], Plan[T]]
+    kind: str = ""
+    name: str | None = None
+    atomic: bool = False
+    read_only: bool = False
+
+
+def check_expected(expected: int | None) -> None:
+    """Refuse an ``expected_version`` that is neither None, 0 nor a positive int."""
+    if expected is not None and (not isinstance(expected, int) or expected < 0):
+        raise ValueError(f"expected_version must be None, 0 or a positive int, not {expected!r}")
+
+
+def one_statement(stmt: Stmt) -> Plan[Rows]:
+    """A plan of one statement whose rows are the result."""
+    rows = yield stmt
+    return rows

@@ -1,0 +1,267 @@
+"""Plans of snapshot kinds (configs): versioned writes, reads, history, listing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from . import _sql as q
+from ._base import CoreBase
+from ._codec import RawJson
+from ._filters import Order, compile_where, parse_order
+from ._plan import OnInvalid, Op, Plan, Row, Rows, Stmt, check_expected
+from .doc import Doc
+from .errors import (
+    DocStoreError,
+    DocumentInvalid,
+    DocumentNotFound,
+    KindMismatch,
+    VersionConflict,
+)
+from .kinds import ANY_DICT, Kind, check_key
+
+__all__ = ["SnapshotPlans"]
+
+
+class SnapshotPlans(CoreBase):
+    """Plans for documents written whole, one version per change."""
+
+    # --- snapshot kinds ----------------------------------------------------------------
+
+    def put(self, kind: str, name: str, value: Any, expected: int | None,
+            op: str = "put", author: str | None = None) -> Op[Doc[Any]]:
+        """Write ``value`` as the next version, unless it equals the current one."""
+        spec = self.kinds.get(kind, "snapshot")
+        check_key(kind, name)
+        check_expected(expected)
+        validated, data = self.encode(spec, name, value)
+        return Op(lambda: self._put_plan(spec, name, validated, data, expected, op, author),
+                  kind, name)
+
+    def _put_plan(self, spec: Kind, name: str, validated: Any, data: bytes,
+                  expected: int | None, op: str, author: str | None) -> Plan[Doc[Any]]:
+        params = {"kind": spec.name, "name": name, "sv": spec.schema_version,
+                  "data": RawJson(data), "expected": expected, "op": op,
+                  "author": author or self.author}
+        if expected is None:
+            query = self.sql(q.PUT_UPSERT, expect="")
+        elif expected == 0:
+            query = self.sql(q.PUT_UPSERT, expect="AND d.deleted")
+        else:
+            query = self.sql(q.PUT_UPDATE)
+        for _attempt in range(3):
+            rows = yield Stmt(query, params)
+            if rows:
+                version, created, updated = rows[0]
+                return Doc(spec.name, name, version, validated, spec.schema_version, created,
+                           updated)
+            # Nothing written: a conflict, a mode clash, or a value equal to the current one.
+            heads = yield Stmt(self.sql(q.GET_HEAD), params)
+            if not heads:
+                if expected is None or expected == 0:
+                    continue  # deleted under our feet: write again
+                raise VersionConflict(spec.name, name, expected, 0)
+            version, sv, stored, created, updated, deleted, mode, _ = heads[0]
+            self.mode_of(spec, name, mode)
+            actual = version
+            if expected == 0 or (expected is not None and expected != version):
+                raise VersionConflict(spec.name, name, expected, actual)
+            if not deleted and sv == spec.schema_version and orjson.loads(stored) == orjson.loads(data):
+                return Doc(spec.name, name, version, validated, sv, created, updated)
+            if expected is not None:
+                raise VersionConflict(spec.name, name, expected, actual)
+        raise DocStoreError(f"{spec.name} {name!r}: the write kept racing with other writers")
+
+    def get(self, kind: str, name: str, version: int | None) -> Op[Doc[Any]]:
+        """The current document (or one version of it)."""
+        spec = self.kinds.get(kind)
+        check_key(kind, name)
+        if version is not None and spec.mode == "log":
+            raise KindMismatch(f"kind {kind!r} is a log kind: read items with entries(after=...)")
+        return Op(lambda: self._get_plan(spec, name, version), kind, name, read_only=True)
+
+    def _get_plan(self, spec: Kind, name: str, version: int | None) -> Plan[Doc[Any]]:
+        params = {"kind": spec.name, "name": name, "version": version}
+        if version is None:
+            rows = yield Stmt(self.sql(q.GET_HEAD), params)
+            if not rows or rows[0][5]:
+                raise DocumentNotFound(spec.name, name, reason="deleted" if rows else "")
+            self.mode_of(spec, name, rows[0][6])
+            return self.head_doc(spec, name, rows[0])
+        rows = yield Stmt(self.sql(q.GET_VERSION), params)
+        if not rows:
+            raise DocumentNotFound(spec.name, name, version)
+        v, sv, data, created, written, tomb, mode = rows[0]
+        self.mode_of(spec, name, mode)
+        return Doc(spec.name, name, v, spec.parse(name, v, data, sv), sv, created, written, tomb)
+
+    def get_many(self, kind: str, names: Sequence[str]) -> Op[dict[str, Doc[Any]]]:
+        """Current documents by name; missing or deleted names are left out."""
+        spec = self.kinds.get(kind)
+        names = list(names)
+        for name in names:
+            check_key(kind, name)
+
+        def plan() -> Plan[dict[str, Doc[Any]]]:
+            rows = yield Stmt(self.sql(q.GET_HEADS), {"kind": kind, "names": names})
+            found = {row[0]: self.head_doc(spec, row[0], row[1:]) for row in rows}
+            return {n: found[n] for n in names if n in found}
+
+        return Op(plan, kind, read_only=True)
+
+    def versions(self, kind: str, name: str) -> Op[list[Doc[Any]]]:
+        """Every stored version, oldest first (tombstones included)."""
+        spec = self.kinds.get(kind, "snapshot")
+        check_key(kind, name)
+
+        def plan() -> Plan[list[Doc[Any]]]:
+            rows = yield Stmt(self.sql(q.LIST_VERSIONS), {"kind": kind, "name": name})
+            if not rows:
+                raise DocumentNotFound(kind, name)
+            return [Doc(kind, name, v, spec.parse(name, v, data, sv), sv, created, written, tomb)
+                    for v, sv, data, created, written, tomb in rows]
+
+        return Op(plan, kind, name, read_only=True)
+
+    def delete(self, kind: str, name: str, expected: int | None,
+               author: str | None = None) -> Op[int]:
+        """Mark the document deleted (a tombstone version for snapshot kinds)."""
+        spec = self.kinds.get(kind)
+        check_key(kind, name)
+        check_expected(expected)
+        params = {"kind": kind, "name": name, "expected": expected, "op": "delete",
+                  "author": author or self.author}
+        query = self.sql(q.DELETE_SNAPSHOT if spec.mode == "snapshot" else q.DELETE_LOG)
+
+        def plan() -> Plan[int]:
+            rows = yield Stmt(query, params)
+            if rows:
+                return int(rows[0][0])
+            raise (yield from self._unwritten(spec, name, expected))
+
+        return Op(plan, kind, name)
+
+    def revert(self, kind: str, name: str, to_version: int, expected: int | None,
+               author: str | None = None) -> Op[Doc[Any]]:
+        """Write version ``to_version``'s value as a new version."""
+        spec = self.kinds.get(kind, "snapshot")
+        check_key(kind, name)
+        check_expected(expected)
+
+        def plan() -> Plan[Doc[Any]]:
+            old = yield from self._get_plan(spec, name, to_version)
+            validated, data = self.encode(spec, name, old.data)
+            return (yield from self._put_plan(spec, name, validated, data, expected, "revert",
+                                              author))
+
+        return Op(plan, kind, name, atomic=True)
+
+    def put_many(self, kind: str, values: Mapping[str, Any],
+                 author: str | None = None) -> Op[list[Doc[Any]]]:
+        """Write many documents in one statement; unchanged ones write nothing."""
+        spec = self.kinds.get(kind, "snapshot")
+        names: list[str] = []
+        datas: list[RawJson] = []
+        validated: dict[str, Any] = {}
+        for name, value in values.items():
+            check_key(kind, name)
+            validated[name], data = self.encode(spec, name, value)
+            names.append(name)
+            datas.append(RawJson(data))
+
+        def plan() -> Plan[list[Doc[Any]]]:
+            if not names:
+                return []
+            rows = yield Stmt(self.sql(q.PUT_MANY), {
+                "kind": kind, "names": names, "datas": datas, "sv": spec.schema_version,
+                "author": author or self.author})
+            written = {r[0]: r[1:] for r in rows}
+            if len(written) < len(names):
+                missing = [n for n in names if n not in written]
+                heads = yield Stmt(self.sql(q.GET_HEADS), {"kind": kind, "names": missing})
+                for name, version, _sv, _d, created, updated, _del, mode, _l in heads:
+                    self.mode_of(spec, name, mode)
+                    written[name] = (version, created, updated)
+            return [Doc(kind, n, written[n][0], validated[n], spec.schema_version,
+                        written[n][1], written[n][2]) for n in names]
+
+        return Op(plan, kind)
+
+    def list_docs(self, kind: str, where: Any, limit: int | None, after: Any,
+                  on_invalid: OnInvalid = "raise",
+                  order_by: str | None = "name") -> Op[list[Doc[Any]]]:
+        """Current, undeleted documents in ``order_by`` order, filtered by ``where``.
+
+        ``after`` is a keyset cursor: a name (name order), the previous page's last Doc,
+        or a ``(sort key, name)`` pair (docstore._filters.Order.cursor).
+        """
+        spec = self.kinds.get(kind)
+        order = parse_order(order_by)
+        adapter = (spec.meta or ANY_DICT) if spec.mode == "log" else spec.adapter
+        stmt = self._list_stmt(kind, where, order, order.cursor(after, adapter), limit)
+
+        def plan() -> Plan[list[Doc[Any]]]:
+            rows = yield stmt
+            return self.docs_from_rows(spec, rows, on_invalid)
+
+        return Op(plan, kind, read_only=True)
+
+    def _list_stmt(self, kind: str, where: Any, order: Order, cursor: tuple[Any, str] | None,
+                   limit: int | None) -> Stmt:
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be None or a non-negative int, not {limit!r}")
+        fragment, params = compile_where(where, "data")
+        params.update(order.params(cursor), kind=kind, limit=limit)
+        return Stmt(self.sql(q.LIST_HEADS, where=fragment, after=order.after_sql(cursor is not None),
+                             order=order.order_sql()), params)
+
+    def docs_from_rows(self, spec: Kind, rows: Rows, on_invalid: OnInvalid) -> list[Doc[Any]]:
+        """Head rows (name first) as Docs, skipping invalid ones when asked to."""
+        docs = []
+        for row in rows:
+            try:
+                docs.append(self.head_doc(spec, row[0], row[1:]))
+            except DocumentInvalid:
+                if on_invalid == "raise":
+                    raise
+        return docs
+
+    def iter_batch(self, kind: str, where: Any, after: Any, batch: int,
+                   order_by: str | None = "name") -> Stmt:
+        """One page of an ``iter``: keyset pagination after ``after`` (see list_docs)."""
+        spec = self.kinds.get(kind)
+        order = parse_order(order_by)
+        adapter = (spec.meta or ANY_DICT) if spec.mode == "log" else spec.adapter
+        return self._list_stmt(kind, where, order, order.cursor(after, adapter), batch)
+
+    @staticmethod
+    def iter_after(row: Row, order_by: str | None = "name") -> tuple[Any, str]:
+        """The cursor that follows a page whose last head row is ``row``."""
+        return parse_order(order_by).row_cursor(row)
+
+    def upgrade(self, kind: str, batch_size: int,
+                progress: Callable[[int], None] | None) -> Op[int]:
+        """Rewrite documents stored at an older schema_version as new versions."""
+        spec = self.kinds.get(kind, "snapshot")
+
+        def plan() -> Plan[int]:
+            done, after = 0, ""
+            while True:
+                rows = yield Stmt(self.sql(q.STALE_NAMES), {
+                    "kind": kind, "sv": spec.schema_version, "after": after, "limit": batch_size})
+                if not rows:
+                    return done
+                for (name,) in rows:
+                    current = yield from self._get_plan(spec, name, None)
+                    validated, data = self.encode(spec, name, current.data)
+                    yield from self._put_plan(spec, name, validated, data, current.version,
+                                              "put", "docstore upgrade")
+                    done += 1
+                after = rows[-1][0]
+                if progress is not None:
+                    progress(done)
+
+        return Op(plan, kind)
+

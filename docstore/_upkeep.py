@@ -1,0 +1,159 @@
+"""Plans that keep a store in shape: retention, and export and import of every row."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from . import _sql as q
+from ._base import CoreBase
+from ._plan import Op, Plan, Stmt
+from .errors import (
+    DocStoreError,
+    InvalidKey,
+)
+from .kinds import check_key
+
+__all__ = ["UpkeepPlans"]
+
+
+class UpkeepPlans(CoreBase):
+    """Plans for pruning old data and moving a store's rows in and out."""
+
+    # --- retention ---------------------------------------------------------------------
+
+    def prune(self, kind: str, older_than: timedelta | datetime | None, keep_last: int | None,
+              batch_size: int) -> Op[int]:
+        """Delete whole documents by age of last write and/or beyond the newest N."""
+        self.kinds.get(kind)
+        if older_than is None and keep_last is None:
+            raise ValueError("prune needs older_than=, keep_last= or both")
+        if keep_last is not None and keep_last < 0:
+            raise ValueError(f"keep_last must be >= 0, not {keep_last}")
+
+        def plan() -> Plan[int]:
+            cutoff: datetime | None = None
+            if isinstance(older_than, timedelta):
+                (now,), = yield Stmt("SELECT now()")
+                cutoff = now - older_than
+            elif older_than is not None:
+                cutoff = older_than
+            params = {"kind": kind, "cutoff": cutoff, "keep_last": keep_last or 0,
+                      "batch": batch_size}
+            total = 0
+            while True:
+                rows = yield Stmt(self.sql(q.PRUNE_DOCUMENTS), params)
+                total += len(rows)
+                if len(rows) < batch_size:
+                    return total
+
+        return Op(plan, kind)
+
+    def prune_versions(self, kind: str, keep_last: int, batch_size: int) -> Op[int]:
+        """Drop versions older than the newest ``keep_last`` (live items always stay)."""
+        self.kinds.get(kind)
+        if not isinstance(keep_last, int) or keep_last < 1:
+            raise ValueError(f"keep_last must be an int >= 1 (the current version stays), "
+                             f"not {keep_last!r}")
+        query = self.sql(q.PRUNE_VERSIONS) + " RETURNING 1"
+
+        def plan() -> Plan[int]:
+            total = 0
+            while True:
+                rows = yield Stmt(query, {"kind": kind, "keep_last": keep_last,
+                                          "batch": batch_size})
+                total += len(rows)
+                if len(rows) < batch_size:
+                    return total
+
+        return Op(plan, kind)
+
+    # --- export and import -------------------------------------------------------------
+
+    def export_page(self, kinds: Sequence[str] | None, after: tuple[str, str],
+                    limit: int) -> Op[tuple[list[str], tuple[str, str] | None]]:
+        """Export lines of up to ``limit`` documents after ``after`` (kind, name): each
+        head line, then its versions in order. Returns the lines and the next ``after``
+        (None when done). Raw JSON as stored: no kind needs registering."""
+        for kind in kinds or ():
+            check_key(kind)
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, not {limit}")
+        params = {"kinds": list(kinds) if kinds is not None else None,
+                  "after_kind": after[0], "after_name": after[1], "limit": limit}
+
+        def plan() -> Plan[tuple[list[str], tuple[str, str] | None]]:
+            heads = yield Stmt(self.sql(q.EXPORT_HEADS), params)
+            if not heads:
+                return [], None
+            rows = yield Stmt(self.sql(q.EXPORT_VERSIONS), {
+                "kinds": [h[0] for h in heads], "names": [h[1] for h in heads]})
+            versions: dict[tuple[str, str], list[str]] = {}
+            for kind, name, line in rows:
+                versions.setdefault((kind, name), []).append(line)
+            lines: list[str] = []
+            for kind, name, line in heads:
+                lines.append(line)
+                lines.extend(versions.get((kind, name), ()))
+            last = (heads[-1][0], heads[-1][1])
+            return lines, (last if len(heads) == limit else None)
+
+        return Op(plan, read_only=True)
+
+    def import_lines(self, lines: Sequence[str], first_line: int = 1) -> Op[tuple[int, int]]:
+        """Restore export lines; returns (documents, versions) written. Rows already
+        stored identically are skipped, so an import runs again safely; a row stored
+        differently raises and writes nothing."""
+        for offset, line in enumerate(lines):
+            _check_export_line(first_line + offset, line)
+        params = {"lines": list(lines)}
+
+        def plan() -> Plan[tuple[int, int]]:
+            if not lines:
+                return 0, 0
+            clashes = yield Stmt(self.sql(q.IMPORT_CONFLICTS), params)
+            if clashes:
+                shown = ", ".join(f"{t} {k} {n!r}" + (f" v{v}" if t == "version" else "")
+                                  for t, k, n, v in clashes)
+                raise DocStoreError(f"import: the store already holds different data for "
+                                    f"{shown}; import restores into an empty store "
+                                    f"(nothing was written)")
+            (docs, vers), = yield Stmt(self.sql(q.IMPORT_WRITE), params)
+            return int(docs), int(vers)
+
+        return Op(plan, atomic=True)
+
+
+_LINE_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "document": {"kind": str, "name": str, "mode": str, "version": int, "live_from": int,
+                 "schema_version": int, "deleted": bool, "created_at": str,
+                 "updated_at": str},
+    "version": {"kind": str, "name": str, "version": int, "schema_version": int, "op": str,
+                "author": (str, type(None)), "written_at": str},
+}
+
+
+def _check_export_line(number: int, line: str) -> None:
+    """Refuse, with its line number, an import line that is not one export wrote."""
+    try:
+        # The stdlib parser: exact for any integer, and this only checks the shape.
+        record = json.loads(line)
+    except ValueError as exc:
+        raise DocStoreError(f"import line {number}: not JSON ({exc})") from None
+    if not isinstance(record, dict) or record.get("t") not in _LINE_FIELDS:
+        raise DocStoreError(f"import line {number}: not a docstore export line "
+                            "(an object with \"t\": \"document\" or \"version\")")
+    for key, types in _LINE_FIELDS[record["t"]].items():
+        value = record.get(key)
+        if not isinstance(value, types) or (isinstance(value, bool) and types is int):
+            raise DocStoreError(f"import line {number}: field {key!r} is missing or has the "
+                                f"wrong type")
+    if "data" not in record:
+        raise DocStoreError(f"import line {number}: field 'data' is missing")
+    try:
+        check_key(record["kind"], record["name"])
+    except InvalidKey as exc:
+        raise DocStoreError(f"import line {number}: {exc}") from None
+
+
