@@ -90,6 +90,10 @@ def _may_hold_nonfinite(adapter: TypeAdapter[Any], value: Any) -> bool:
     their serialisation. Dumping them again in Rust with NaN and infinity spelled out
     tells in microseconds whether the walk could find one (a false alarm only costs it).
     """
+    # First the cheaper test: without its None fields a value writes ``null`` only for a
+    # None in a list or for a non-finite float (exclude_none keeps NaN, which is no None).
+    if b"null" not in adapter.dump_json(value, by_alias=True, exclude_none=True):
+        return False
     try:
         probe = to_json(adapter.dump_python(value, by_alias=True), inf_nan_mode="constants",
                         serialize_unknown=True)

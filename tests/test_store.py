@@ -239,3 +239,17 @@ def test_large_values_are_compressed_with_lz4_where_the_server_has_it(
             [f'"{docstore_store.schema}".documents', f'"{docstore_store.schema}".versions'],
         ).fetchall()
     assert methods == [("l",), ("l",)] if has_lz4 == (True,) else [("",), ("",)]
+
+
+def test_a_nan_in_a_model_field_beside_none_fields_is_refused(store: Any) -> None:
+    from pydantic import BaseModel
+
+    class LLM(BaseModel):
+        model: str
+        temperature: float | None = None
+        max_tokens: int | None = None
+
+    store.register("llm", LLM)
+    with pytest.raises(DocumentInvalid, match="temperature: is nan"):
+        store.put("llm", "fast", LLM(model="m", temperature=math.nan))
+    assert store.put("llm", "fast", LLM(model="m")).data.temperature is None
