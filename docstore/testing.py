@@ -105,6 +105,11 @@ def docstore_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
 
     mode = request.config.getoption("docstore_server") or request.config.getini("docstore_server")
     if mode == "proc":
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            _fail("--docstore-server=proc asks pytest-postgresql to start PostgreSQL, which "
+                  "refuses to run as root: run the tests as another user, or use a running "
+                  "server (the default, noproc: --postgresql-host/--postgresql-port or "
+                  f"{ENV_URL})")
         server = request.getfixturevalue("postgresql_proc")
         host, port, user, password = server.host, server.port, server.user, server.password
         origin = "a server started by pytest-postgresql"

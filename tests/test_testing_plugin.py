@@ -102,3 +102,18 @@ def test_an_unreachable_server_fails_with_a_clear_error_and_never_skips(
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*docstore fixtures: cannot reach PostgreSQL at *127.0.0.1:1*"])
     assert "skipped" not in result.stdout.str()
+
+
+def test_proc_mode_as_root_says_postgresql_refuses_root(project: pytest.Pytester) -> None:
+    import os
+
+    project.makepyfile(test_proc='''
+        def test_needs_db(docstore_store):
+            pass
+    ''')
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "--docstore-server=proc")
+    if os.geteuid() == 0:
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*refuses to run as root*"])
+    else:  # a user's machine: pytest-postgresql starts its own server
+        result.assert_outcomes(passed=1)
