@@ -231,16 +231,19 @@ RETURNING d.name
 
 # Old versions beyond the newest keep_last; a log's live items and a snapshot's current
 # version always stay.
+# By primary key, not ctid: a ctid is unique only within one partition of a partitioned
+# versions table (docs/performance.md, growing past one machine).
 PRUNE_VERSIONS = """
 WITH doomed AS (
-    SELECT v.ctid FROM {s}.versions v
+    SELECT v.kind, v.name, v.version FROM {s}.versions v
     JOIN {s}.documents d ON d.kind = v.kind AND d.name = v.name
     WHERE v.kind = %(kind)s
       AND v.version <= d.version - %(keep_last)s
       AND (d.mode = 's' OR v.version < d.live_from)
     LIMIT %(batch)s
 )
-DELETE FROM {s}.versions v USING doomed WHERE v.ctid = doomed.ctid
+DELETE FROM {s}.versions v USING doomed
+WHERE v.kind = doomed.kind AND v.name = doomed.name AND v.version = doomed.version
 """
 
 # --- schema --------------------------------------------------------------------------
