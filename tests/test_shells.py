@@ -1,6 +1,8 @@
-"""DocStore and AsyncDocStore are one shell written twice: the sync one must be the async
-one with ``async``/``await`` taken out, so that they cannot drift apart (a peer's sync
-``setup()`` kept a docstring saying "asynchronously" for years)."""
+"""Each sync/async pair is one shell written twice (DocStore and AsyncDocStore,
+StorageManager and AsyncStorageManager): the sync one must be the async one with
+``async``/``await`` taken out, so that they cannot drift apart (a peer's sync ``setup()``
+kept a docstring saying "asynchronously" for years). Their logic is shared already, in
+docstore/_core.py and docstore/agents/_manager.py."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "docstore"
 
 # Whole words of the async shell and their sync counterparts, applied in order.
 RENAMES = [
+    ("AsyncStorageManager", "StorageManager"),
     ("the asyncio store", "the synchronous store"),
     ("(asyncio API)", "(synchronous API)"),
     ("docstore_async_transaction", "docstore_transaction"),
@@ -26,14 +29,6 @@ RENAMES = [
     ("async def ", "def "),
     ("await ", ""),
 ]
-
-
-def to_sync(async_source: str) -> str:
-    """The sync shell the async one implies (its module docstring left out)."""
-    text = body(async_source)
-    for old, new in RENAMES:
-        text = text.replace(old, new)
-    return text
 
 
 def body(source: str) -> str:
@@ -55,11 +50,24 @@ def normalised(source: str) -> list[str]:
     return lines
 
 
-def test_the_sync_store_is_the_async_store_without_async_and_await() -> None:
-    expected = normalised(to_sync((PACKAGE / "aio.py").read_text()))
-    actual = normalised(body((PACKAGE / "store.py").read_text()))
+def assert_twins(async_source: str, sync_source: str) -> None:
+    for old, new in RENAMES:
+        async_source = async_source.replace(old, new)
+    expected = normalised(async_source)
+    actual = normalised(sync_source)
     mismatches = [(i, e, a) for i, (e, a) in enumerate(zip(expected, actual, strict=False))
                   if e != a]
-    assert not mismatches, "first difference (line, from aio.py, in store.py): " + repr(
+    assert not mismatches, "first difference (line, implied by async, in sync): " + repr(
         mismatches[0])
     assert len(expected) == len(actual)
+
+
+def test_the_sync_store_is_the_async_store_without_async_and_await() -> None:
+    assert_twins(body((PACKAGE / "aio.py").read_text()), body((PACKAGE / "store.py").read_text()))
+
+
+def test_the_sync_storage_manager_is_the_async_one_without_async_and_await() -> None:
+    source = (PACKAGE / "agents" / "storage.py").read_text()
+    sync = source[source.index("class StorageManager:"):source.index("class AsyncStorageManager:")]
+    async_ = source[source.index("class AsyncStorageManager:"):source.index("\ndef sync_path(")]
+    assert_twins(async_, sync)

@@ -3,7 +3,8 @@
 Thin shells over :class:`~docstore.agents._manager.ManagerCore`: every method builds a
 plan there and drives it against a :class:`~docstore.DocStore` (or, awaiting, an
 :class:`~docstore.AsyncDocStore`). Persistence that is on never drops a save: every
-failure raises a :class:`~docstore.DocStoreError`.
+failure raises a :class:`~docstore.DocStoreError`. AsyncStorageManager is StorageManager
+with ``async``/``await`` added, word for word (tests/test_shells.py checks it).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ Configs = Mapping[str, Any] | Iterable[Any] | None
 
 
 class StorageManager:
-    """Configs and conversation history of an agent host, in docstore (synchronous).
+    """Configs and conversation history of an agent host, in docstore (synchronous API).
 
     Build it with :meth:`from_env` (None when ``AURITE_ENABLE_DB`` is off), :meth:`connect`,
     or around a :class:`~docstore.DocStore`; the config kinds and the ``conversation``
@@ -212,7 +213,12 @@ class StorageManager:
 
 
 class AsyncStorageManager:
-    """The asyncio twin of :class:`StorageManager`: the same methods, as coroutines."""
+    """Configs and conversation history of an agent host, in docstore (asyncio API).
+
+    Build it with :meth:`from_env` (None when ``AURITE_ENABLE_DB`` is off), :meth:`connect`,
+    or around a :class:`~docstore.AsyncDocStore`; the config kinds and the ``conversation``
+    kind are registered on the store where missing.
+    """
 
     def __init__(self, store: AsyncDocStore, *, owns_store: bool = False) -> None:
         self.store = store
@@ -221,16 +227,20 @@ class AsyncStorageManager:
 
     @classmethod
     async def connect(cls, dsn: str | None = None, *, schema: str = "docstore",
-                      **pool_options: Any) -> AsyncStorageManager:
-        """Open a store on ``dsn`` (see :meth:`AsyncDocStore.connect`)."""
+                **pool_options: Any) -> AsyncStorageManager:
+        """Open a store on ``dsn`` (see :meth:`AsyncDocStore.connect`); :meth:`close` closes it."""
         store = await AsyncDocStore.connect(dsn, schema=schema, **pool_options)
         return cls(store, owns_store=True)
 
     @classmethod
-    async def from_env(cls, *, schema: str | None = None,
-                       environ: Mapping[str, str] | None = None,
-                       **pool_options: Any) -> AsyncStorageManager | None:
-        """A manager configured by ``AURITE_*`` variables, or None when persistence is off."""
+    async def from_env(cls, *, schema: str | None = None, environ: Mapping[str, str] | None = None,
+                 **pool_options: Any) -> AsyncStorageManager | None:
+        """A manager configured by ``AURITE_*`` variables, or None when persistence is off.
+
+        ``schema`` overrides ``AURITE_DB_SCHEMA`` (default ``docstore``). Raises
+        :class:`StorageConfigError` naming a missing variable, and
+        :class:`~docstore.DatabaseUnavailable` when the database does not answer.
+        """
         settings = settings_from_env(environ, schema)
         if settings is None:
             return None
@@ -245,7 +255,7 @@ class AsyncStorageManager:
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+                 tb: TracebackType | None) -> None:
         await self.close()
 
     def __repr__(self) -> str:
@@ -272,12 +282,15 @@ class AsyncStorageManager:
             value: T = stop.value
             return value
 
+    # --- set-up ------------------------------------------------------------------------
+
     async def init_db(self) -> None:
         """Create docstore's tables if missing (idempotent; safe from many processes)."""
         await self.store.init_schema()
 
-    async def sync_agent_config(self, config: AgentConfig | Mapping[str, Any]
-                                ) -> Doc[AgentConfig]:
+    # --- configs -----------------------------------------------------------------------
+
+    async def sync_agent_config(self, config: AgentConfig | Mapping[str, Any]) -> Doc[AgentConfig]:
         """Store an agent config; an unchanged one writes nothing."""
         return await self._run(self._core.sync_config("agent", config))
 
@@ -286,7 +299,7 @@ class AsyncStorageManager:
         return await self._run(self._core.sync_config("llm", config))
 
     async def sync_mcp_server_config(self, config: MCPServerConfig | Mapping[str, Any]
-                                     ) -> Doc[MCPServerConfig]:
+                               ) -> Doc[MCPServerConfig]:
         """Store an MCP server config; an unchanged one writes nothing."""
         return await self._run(self._core.sync_config("mcp_server", config))
 
@@ -297,46 +310,59 @@ class AsyncStorageManager:
         return await self._run(self._core.sync_config(self._core.workflow_kind(config), config))
 
     async def sync_custom_workflow_config(self, config: CustomWorkflowConfig | Mapping[str, Any]
-                                          ) -> Doc[CustomWorkflowConfig]:
+                                    ) -> Doc[CustomWorkflowConfig]:
         """Store a custom workflow config; an unchanged one writes nothing."""
         return await self._run(self._core.sync_config("custom_workflow", config))
 
     async def sync_all_configs(self, agents: Configs = None, workflows: Configs = None,
-                               custom_workflows: Configs = None, llm_configs: Configs = None,
-                               mcp_servers: Configs = None) -> SyncReport:
-        """Store all these configs in one transaction: every one, or (on any error) none."""
+                         custom_workflows: Configs = None, llm_configs: Configs = None,
+                         mcp_servers: Configs = None) -> SyncReport:
+        """Store all these configs in one transaction: every one, or (on any error) none.
+
+        ``workflows`` may mix linear and graph workflows.
+        """
         configs = self._core.collect({
             "agent": agents, "linear_workflow": workflows, "custom_workflow": custom_workflows,
             "llm": llm_configs, "mcp_server": mcp_servers})
         return await self._run(self._core.sync_many(configs))
 
     async def sync_path(self, path: str | Path, *, partial: bool = False) -> SyncReport:
-        """Sync config files (see :func:`sync_path`); the files are read synchronously."""
+        """Sync config files (see :func:`sync_path`)."""
         return await self._run(self._core.sync_loaded(load_configs(path), partial))
 
     async def load_all_configs(self) -> dict[str, dict[str, Any]]:
         """Every stored config: kind -> name -> model."""
         return await self._run(self._core.load_all_configs())
 
+    # --- history -----------------------------------------------------------------------
+
     async def load_history(self, agent_name: str, session_id: str | None,
-                           limit: int | None = 50) -> list[dict[str, Any]]:
-        """The session's last ``limit`` messages, oldest first, as dicts (<= 0: all)."""
+                     limit: int | None = 50) -> list[dict[str, Any]]:
+        """The session's last ``limit`` messages, oldest first, as dicts.
+
+        ``limit`` <= 0 (or None) reads them all; no ``session_id`` gives [].
+        """
         return await self._run(self._core.load_history(agent_name, session_id, limit))
 
     async def save_full_history(self, agent_name: str, session_id: str | None,
-                                conversation: Sequence[Any], *,
-                                workflow_name: str | None = None,
-                                parent_session_id: str | None = None) -> int:
-        """Store the session's whole conversation; returns how many messages were written."""
+                          conversation: Sequence[Any], *, workflow_name: str | None = None,
+                          parent_session_id: str | None = None) -> int:
+        """Store the session's whole conversation; returns how many messages were written.
+
+        Only the messages not stored yet are appended when the conversation extends the
+        stored one; otherwise it replaces it (the old messages stay readable by version).
+        No ``session_id``: nothing is stored.
+        """
         return await self._run(self._core.save_history(agent_name, session_id, conversation,
-                                                       workflow_name, parent_session_id))
+                                                 workflow_name, parent_session_id))
 
     async def append_history(self, agent_name: str, session_id: str | None,
-                             messages: Sequence[Any], *, workflow_name: str | None = None,
-                             parent_session_id: str | None = None) -> int:
-        """Append new messages to the session; returns how many were written."""
+                       messages: Sequence[Any], *, workflow_name: str | None = None,
+                       parent_session_id: str | None = None) -> int:
+        """Append new messages to the session (one head read and one write, whatever its
+        length); returns how many were written. No ``session_id``: nothing is stored."""
         return await self._run(self._core.append_history(agent_name, session_id, messages,
-                                                         workflow_name, parent_session_id))
+                                                   workflow_name, parent_session_id))
 
     async def list_sessions(self, agent_name: str | None = None) -> list[Doc[Any]]:
         """Conversation heads (meta, message count, times), of one agent or of all."""
