@@ -81,24 +81,16 @@ _EDIT = {"system_prompt": "You are a concise weather assistant. Give temperature
          "mcp_servers": ["weather", "planner"], "max_iterations": 20}
 
 _ANALYTICS: list[tuple[str, str, list[str], str]] = [
-    ("messages_by_agent", "Messages per agent and role", ["agent", "role", "count"], """
-SELECT d.data ->> 'agent_name' AS agent, v.data ->> 'role' AS role, count(*) AS count
-FROM {s}.versions v
-JOIN {s}.documents d ON d.kind = v.kind AND d.name = v.name
-WHERE v.kind = 'conversation' AND NOT d.deleted AND v.version >= d.live_from
+    ("messages_by_agent", "Messages per agent and role (the messages view)",
+     ["agent", "role", "count"], """
+SELECT agent_name AS agent, role, count(*) AS count
+FROM {s}.messages
 GROUP BY 1, 2 ORDER BY 1, 2"""),
-    ("tool_calls", "Tool calls by tool (both message formats)", ["tool", "count"], """
-SELECT tool, count(*) AS count FROM (
-    SELECT b ->> 'name' AS tool
-    FROM {s}.versions v,
-         jsonb_array_elements(CASE jsonb_typeof(v.data -> 'content')
-                              WHEN 'array' THEN v.data -> 'content' ELSE '[]' END) b
-    WHERE v.kind = 'conversation' AND b ->> 'type' = 'tool_use'
-    UNION ALL
-    SELECT c -> 'function' ->> 'name'
-    FROM {s}.versions v, jsonb_array_elements(coalesce(v.data -> 'tool_calls', '[]')) c
-    WHERE v.kind = 'conversation'
-) calls GROUP BY tool ORDER BY count DESC, tool"""),
+    ("tool_calls", "Tool calls by tool, both message formats (the messages view)",
+     ["tool", "count"], """
+SELECT tool, count(*) AS count
+FROM {s}.messages, unnest(tool_names) AS tool
+GROUP BY tool ORDER BY count DESC, tool"""),
     ("agents", "Agents: their model, config versions and sessions",
      ["agent", "provider", "model", "versions", "sessions"], """
 SELECT a.name, l.data ->> 'provider', l.data ->> 'model', a.version,
@@ -193,7 +185,7 @@ def run_demo(store: DocStore, *, reset: bool = True, show: bool = True) -> dict[
         for line in _diff.render(changes):
             console.print(line, markup=False, highlight=False)
 
-    heading("4. Three analytics queries (plain SQL on the two tables)")
+    heading("4. Three analytics queries (plain SQL on the analyst views and the tables)")
     analytics: dict[str, list[list[Any]]] = {}
     s = sql.Identifier(store.schema)
     for key, title, columns, query in _ANALYTICS:
