@@ -26,23 +26,36 @@ class LogPlans(CoreBase):
     # --- log kinds ---------------------------------------------------------------------
 
     def append(self, kind: str, name: str, items: Iterable[Any], expected: int | None,
-               meta: Any, rewrite: bool = False, author: str | None = None) -> Op[int]:
-        """Append items (or replace the live ones, ``rewrite``); returns the new version."""
+               meta: Any, rewrite: bool = False, author: str | None = None,
+               expected_count: int | None = None) -> Op[int]:
+        """Append items (or replace the live ones, ``rewrite``); returns the new version.
+
+        ``expected_count`` adds to ``expected``'s check that the log has exactly that many
+        live items: a ``clear`` or ``delete`` leaves the version as it was, so only the
+        count shows them.
+        """
         spec = self.kinds.get(kind, "log")
         check_key(kind, name)
         check_expected(expected)
+        if expected_count is not None and (
+                not expected or not isinstance(expected_count, int) or expected_count < 0):
+            raise ValueError("expected_count goes with an expected_version >= 1 and is an "
+                             f"int >= 0, not {expected_count!r}")
         datas = [RawJson(self.encode(spec, name, item, i)[1]) for i, item in enumerate(items)]
         meta_data = None if meta is None else RawJson(self.encode_meta(spec, name, meta))
         default = self.meta_default(spec)
         params = {"kind": kind, "name": name, "n": len(datas), "items": datas,
                   "meta": meta_data, "meta_default": None if default is None else RawJson(default),
                   "sv": spec.schema_version, "expected": expected,
+                  "expected_count": expected_count,
                   "op": "rewrite" if rewrite else "append", "author": author or self.author}
         live = q.LIVE_RESET if rewrite else q.LIVE_KEEP
         # Without metadata, and none to default to, only an existing log can take items.
         needs_head = meta_data is None and default is None
         if expected:
-            query = self.sql(q.APPEND_UPDATE, live=live, expect="AND d.version = %(expected)s")
+            query = self.sql(q.APPEND_UPDATE, live=live, expect="AND d.version = %(expected)s" + (
+                "" if expected_count is None else " AND d.version - d.live_from + 1 = "
+                "%(expected_count)s"))
         elif needs_head:
             # expected_version=0 cannot succeed here: say conflict or "needs meta" below.
             query = self.sql(q.APPEND_UPDATE, live=live,
@@ -60,6 +73,11 @@ class LogPlans(CoreBase):
                 raise _meta_required(kind, name)
             if expected == 0:
                 raise VersionConflict(kind, name, 0, heads[0][0] if heads else 0)
+            if expected_count is not None and expected and heads and heads[0][0] == expected:
+                version, live_from = heads[0][0], heads[0][7]
+                raise VersionConflict(kind, name, expected, version, (
+                    f"expected {expected_count} live items at version {expected}, but it has "
+                    f"{version - live_from + 1}: cleared, deleted or rewritten since"))
             raise (yield from self._unwritten(spec, name, expected))
 
         return Op(plan, kind, name)

@@ -100,14 +100,15 @@ class VersionConflict(DocStoreError):
     ``actual`` is the version found (0 when the document does not exist).
     """
 
-    def __init__(self, kind: str, name: str, expected: int, actual: int) -> None:
+    def __init__(self, kind: str, name: str, expected: int, actual: int,
+                 detail: str = "") -> None:
         self.kind = kind
         self.name = name
         self.expected = expected
         self.actual = actual
         want = "not to exist" if expected == 0 else f"to be at version {expected}"
         found = "it does not exist" if actual == 0 else f"it is at version {actual}"
-        super().__init__(f"{kind} {name!r}: expected {want}, but {found}")
+        super().__init__(f"{kind} {name!r}: " + (detail or f"expected {want}, but {found}"))
 
 
 class DocumentInvalid(DocStoreError, ValueError):

@@ -271,18 +271,23 @@ class DocStore:
     # --- log kinds ---------------------------------------------------------------------
 
     def append(self, kind: str, name: str, items: Iterable[Any], *,
-               expected_version: int | None = None, meta: Any = None,
-               author: str | None = None) -> int:
-        """Append items to a log in one statement; returns the log's new version."""
+               expected_version: int | None = None, expected_count: int | None = None,
+               meta: Any = None, author: str | None = None) -> int:
+        """Append items to a log in one statement; returns the log's new version.
+
+        ``expected_version`` makes it a compare-and-swap; ``expected_count`` (with it)
+        also requires that many live items, which catches a ``clear`` or ``delete`` since.
+        """
         return self._run(self._core.append(kind, name, items, expected_version, meta,
-                                           author=author))
+                                           author=author, expected_count=expected_count))
 
     def rewrite(self, kind: str, name: str, items: Iterable[Any], *,
-                expected_version: int | None = None, meta: Any = None,
-                author: str | None = None) -> int:
+                expected_version: int | None = None, expected_count: int | None = None,
+                meta: Any = None, author: str | None = None) -> int:
         """Replace the live items; the old ones stay readable by version until pruned."""
         return self._run(self._core.append(kind, name, items, expected_version, meta,
-                                           rewrite=True, author=author))
+                                           rewrite=True, author=author,
+                                           expected_count=expected_count))
 
     def clear(self, kind: str, name: str, *, expected_version: int | None = None) -> int:
         """Leave the log with no live items; returns its version."""

@@ -260,3 +260,27 @@ def test_read_last_50_of_10000_items_is_an_index_range_scan(docstore_store: DocS
     assert "Seq Scan on versions" not in plan, plan
     scanned = next(line for line in plan.splitlines() if "versions_pkey" in line)
     assert "rows=50 " in scanned, plan
+
+
+@pytest.mark.parametrize("meddle", ["clear", "delete"])
+def test_expected_count_catches_a_clear_or_delete_that_expected_version_alone_misses(
+        s: Any, meddle: str) -> None:
+    s.append("conversation", "c", msgs("a", "b"), meta=META)
+    getattr(s, meddle)("conversation", "c")
+    assert s.append("conversation", "c", msgs("x"), meta=META, expected_version=2) == 3
+    s.append("conversation", "d", msgs("a", "b"), meta=META)
+    getattr(s, meddle)("conversation", "d")
+    with pytest.raises(VersionConflict, match="expected 2 live items at version 2, but it has 0"):
+        s.append("conversation", "d", msgs("x"), meta=META, expected_version=2,
+                 expected_count=2)
+    assert count_rows(s, "versions", "conversation", "d") == 2
+
+
+def test_expected_count_that_matches_lets_the_append_through(s: Any) -> None:
+    s.append("conversation", "c", msgs("a", "b", "c"), meta=META)
+    s.rewrite("conversation", "c", msgs("summary"))
+    assert s.append("conversation", "c", msgs("d"), expected_version=4, expected_count=1) == 5
+    with pytest.raises(VersionConflict, match="expected to be at version 4, but it is at version 5"):
+        s.append("conversation", "c", msgs("e"), expected_version=4, expected_count=2)
+    with pytest.raises(ValueError, match="expected_count goes with an expected_version"):
+        s.append("conversation", "c", msgs("e"), expected_count=2)

@@ -177,7 +177,6 @@ class _Known:
     one append and no read, for as long as nobody else writes to it."""
 
     version: int
-    digest: bytes
     messages: list[Any]  # the live messages as the host gave them, copied as JSON data
     meta: dict[str, Any]
 
@@ -457,20 +456,22 @@ class ManagerCore:
                 continue
             copies = _json_copies(conv.messages)
             self._remember(name, None if copies is None else _Known(
-                base + len(new), digest, copies, meta))
+                base + len(new), copies, meta))
             return len(new)
         assert conflict is not None
         raise conflict
 
     def _save_known(self, conv: _Conversation, given: dict[str, Any]) -> Plan[int | None]:
-        """Save with what this manager wrote last, if the conversation extends it: a head
-        read and an append, with no hashing or validation of the messages stored already
-        (comparing them with their stored JSON is a C-level ``==`` per message), so the
-        cost does not grow with the conversation. Returns None, having written nothing,
-        when the general path must run.
+        """Save with what this manager wrote last, if the conversation extends it: one
+        append, guarded by the version *and* the live count it left (a ``clear`` or
+        ``delete`` by someone else leaves the version as it was), with no read and no
+        hashing or validation of the stored messages (comparing them with their copies is
+        a C-level ``==`` per message), so the cost does not grow with the conversation.
+        Returns None, having written nothing, when the general path must run.
 
-        The head is read even so: a ``clear`` or ``delete`` by someone else leaves the
-        version as it was, so ``expected_version`` alone would not notice them.
+        The head's metadata is left alone (None: the append keeps it): its hash chain then
+        lags, and the general path, if another process takes over, reads the items once.
+        A save that changes the metadata takes the general path.
         """
         known = self._known.get(conv.name)
         if known is None:
@@ -478,35 +479,21 @@ class ManagerCore:
         count = len(known.messages)
         if len(conv) < count or conv.messages[:count] != known.messages:
             return None
-        try:
-            head: Doc[Any] = yield Call("get", (CONVERSATION, conv.name))
-        except DocumentNotFound:
-            head_is_known = False
-        else:
-            head_is_known = (head.version == known.version and head.count == count
-                             and _store_meta(head.data) == known.meta)
-        if not head_is_known:
-            self._remember(conv.name, None)
+        if any(known.meta.get(k) != v for k, v in given.items() if v is not None):
             return None
         new = conv.validated(count, len(conv))
-        meta = {**known.meta, **{k: v for k, v in given.items() if v is not None}}
-        if not new and meta == known.meta:
+        if not new:
             return 0
-        canon = conv.canonical(count)
-        digest = _chain(known.digest, canon)
-        meta["history_digest"] = digest.hex()
-        meta["history_digest_version"] = known.version + len(new)
         try:
             yield Call("append", (CONVERSATION, conv.name, new),
-                       {"expected_version": known.version, "meta": meta})
+                       {"expected_version": known.version, "expected_count": count})
         except VersionConflict:
             self._remember(conv.name, None)  # someone else wrote: take the general path
             return None
         copies = _json_copies(conv.messages[count:])
         self._remember(conv.name, None if copies is None else _Known(
-            known.version + len(new), digest, known.messages + copies, meta))
+            known.version + len(new), known.messages + copies, known.meta))
         return len(new)
-
 
 class _Conversation:
     """A conversation handed to a save, validated and dumped only as far as needed."""
