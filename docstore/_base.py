@@ -58,9 +58,9 @@ class CoreBase:
             raise DocumentInvalid(spec.name, name, None, [err], where)
         return validated, data
 
-    def encode_meta(self, spec: Kind, name: str, meta: Any) -> bytes:
-        """Validate and dump a log's metadata."""
-        adapter = spec.meta or ANY_DICT
+    def encode_meta(self, spec: Kind, name: str, meta: Any, partial: bool = False) -> bytes:
+        """Validate and dump a log's metadata (``partial``: some keys of it, as a dict)."""
+        adapter = ANY_DICT if partial or spec.meta is None else spec.meta
         try:
             validated = adapter.validate_python(meta)
         except ValidationError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import _sql as q
@@ -27,12 +27,14 @@ class LogPlans(CoreBase):
 
     def append(self, kind: str, name: str, items: Iterable[Any], expected: int | None,
                meta: Any, rewrite: bool = False, author: str | None = None,
-               expected_count: int | None = None) -> Op[int]:
+               expected_count: int | None = None,
+               meta_update: Mapping[str, Any] | None = None) -> Op[int]:
         """Append items (or replace the live ones, ``rewrite``); returns the new version.
 
         ``expected_count`` adds to ``expected``'s check that the log has exactly that many
         live items: a ``clear`` or ``delete`` leaves the version as it was, so only the
-        count shows them.
+        count shows them. ``meta_update`` sets some keys of an existing log's metadata and
+        keeps the others (no read-modify-write race); the whole is validated on read.
         """
         spec = self.kinds.get(kind, "log")
         check_key(kind, name)
@@ -43,25 +45,33 @@ class LogPlans(CoreBase):
                              f"int >= 0, not {expected_count!r}")
         datas = [RawJson(self.encode(spec, name, item, i)[1]) for i, item in enumerate(items)]
         meta_data = None if meta is None else RawJson(self.encode_meta(spec, name, meta))
+        if meta_update is not None and meta is not None:
+            raise ValueError("give meta= (the whole metadata) or meta_update= (some keys), "
+                             "not both")
+        patch = None if meta_update is None else RawJson(
+            self.encode_meta(spec, name, dict(meta_update), partial=True))
         default = self.meta_default(spec)
         params = {"kind": kind, "name": name, "n": len(datas), "items": datas,
                   "meta": meta_data, "meta_default": None if default is None else RawJson(default),
                   "sv": spec.schema_version, "expected": expected,
-                  "expected_count": expected_count,
+                  "expected_count": expected_count, "meta_update": patch,
                   "op": "rewrite" if rewrite else "append", "author": author or self.author}
         live = q.LIVE_RESET if rewrite else q.LIVE_KEEP
-        # Without metadata, and none to default to, only an existing log can take items.
-        needs_head = meta_data is None and default is None
+        data = q.META_REPLACE if patch is None else q.META_UPDATE
+        # Without metadata, and none to default to, only an existing log can take items;
+        # an update of some keys needs one too.
+        needs_head = (meta_data is None and default is None) or patch is not None
         if expected:
-            query = self.sql(q.APPEND_UPDATE, live=live, expect="AND d.version = %(expected)s" + (
-                "" if expected_count is None else " AND d.version - d.live_from + 1 = "
-                "%(expected_count)s"))
+            query = self.sql(q.APPEND_UPDATE, live=live, data=data,
+                             expect="AND d.version = %(expected)s" + (
+                                 "" if expected_count is None else
+                                 " AND d.version - d.live_from + 1 = %(expected_count)s"))
         elif needs_head:
             # expected_version=0 cannot succeed here: say conflict or "needs meta" below.
-            query = self.sql(q.APPEND_UPDATE, live=live,
+            query = self.sql(q.APPEND_UPDATE, live=live, data=data,
                              expect="AND false" if expected == 0 else "")
         else:
-            query = self.sql(q.APPEND_UPSERT, live=live,
+            query = self.sql(q.APPEND_UPSERT, live=live, data=data,
                              expect="AND d.deleted" if expected == 0 else "")
 
         def plan() -> Plan[int]:

@@ -145,7 +145,7 @@ WITH head AS (
     INSERT INTO {s}.documents AS d (kind, name, mode, version, live_from, schema_version, data)
     VALUES (%(kind)s, %(name)s, 'l', %(n)s, 1, 1, coalesce(%(meta)s::jsonb, %(meta_default)s::jsonb))
     ON CONFLICT (kind, name) DO UPDATE
-    SET version = d.version + %(n)s, data = coalesce(%(meta)s::jsonb, d.data), deleted = false,
+    SET version = d.version + %(n)s, data = {data}, deleted = false,
         updated_at = now(),
         live_from = CASE WHEN d.deleted THEN d.version + 1 ELSE {live} END,
         created_at = CASE WHEN d.deleted THEN now() ELSE d.created_at END
@@ -158,13 +158,18 @@ WITH head AS (
 APPEND_UPDATE = """
 WITH head AS (
     UPDATE {s}.documents AS d
-    SET version = d.version + %(n)s, data = coalesce(%(meta)s::jsonb, d.data), deleted = false,
+    SET version = d.version + %(n)s, data = {data}, deleted = false,
         updated_at = now(),
         live_from = CASE WHEN d.deleted THEN d.version + 1 ELSE {live} END,
         created_at = CASE WHEN d.deleted THEN now() ELSE d.created_at END
     WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' {expect}
     RETURNING d.version, d.live_from, d.created_at, d.updated_at
 )""" + _ITEM_ROWS
+
+# What the head's metadata becomes: replaced by meta= when given, or (meta_update=)
+# only the given keys set, the others kept.
+META_REPLACE = "coalesce(%(meta)s::jsonb, d.data)"
+META_UPDATE = "d.data || %(meta_update)s::jsonb"
 
 LIVE_KEEP = "d.live_from"
 LIVE_RESET = "d.version + 1"

@@ -272,22 +272,27 @@ class DocStore:
 
     def append(self, kind: str, name: str, items: Iterable[Any], *,
                expected_version: int | None = None, expected_count: int | None = None,
-               meta: Any = None, author: str | None = None) -> int:
+               meta: Any = None, meta_update: Mapping[str, Any] | None = None,
+               author: str | None = None) -> int:
         """Append items to a log in one statement; returns the log's new version.
 
         ``expected_version`` makes it a compare-and-swap; ``expected_count`` (with it)
         also requires that many live items, which catches a ``clear`` or ``delete`` since.
+        ``meta`` replaces the log's metadata; ``meta_update`` sets only the keys it has.
         """
         return self._run(self._core.append(kind, name, items, expected_version, meta,
-                                           author=author, expected_count=expected_count))
+                                           author=author, expected_count=expected_count,
+                                           meta_update=meta_update))
 
     def rewrite(self, kind: str, name: str, items: Iterable[Any], *,
                 expected_version: int | None = None, expected_count: int | None = None,
-                meta: Any = None, author: str | None = None) -> int:
+                meta: Any = None, meta_update: Mapping[str, Any] | None = None,
+                author: str | None = None) -> int:
         """Replace the live items; the old ones stay readable by version until pruned."""
         return self._run(self._core.append(kind, name, items, expected_version, meta,
                                            rewrite=True, author=author,
-                                           expected_count=expected_count))
+                                           expected_count=expected_count,
+                                           meta_update=meta_update))
 
     def clear(self, kind: str, name: str, *, expected_version: int | None = None) -> int:
         """Leave the log with no live items; returns its version."""

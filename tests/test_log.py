@@ -284,3 +284,14 @@ def test_expected_count_that_matches_lets_the_append_through(s: Any) -> None:
         s.append("conversation", "c", msgs("e"), expected_version=4, expected_count=2)
     with pytest.raises(ValueError, match="expected_count goes with an expected_version"):
         s.append("conversation", "c", msgs("e"), expected_count=2)
+
+
+def test_meta_update_sets_some_keys_and_keeps_the_others(s: Any) -> None:
+    s.append("conversation", "c", msgs("a"), meta={**META, "title": "rain"})
+    assert s.append("conversation", "c", msgs("b"), meta_update={"title": "sun"}) == 2
+    head = s.get("conversation", "c")
+    assert head.data == Meta(agent_name="weather", session_id="s1", title="sun")
+    with pytest.raises(ValueError, match="not both"):
+        s.append("conversation", "c", [], meta=META, meta_update={"title": "x"})
+    with pytest.raises(DocumentInvalid, match="needs meta="):
+        s.append("conversation", "new", msgs("a"), meta_update={"title": "x"})

@@ -177,8 +177,17 @@ class _Known:
     one append and no read, for as long as nobody else writes to it."""
 
     version: int
-    messages: list[Any]  # the live messages as the host gave them, copied as JSON data
+    digest: bytes  # the hash chain of the live messages, as the head's metadata has it
+    raw: list[bytes]  # the live messages as the host gave them, as JSON
     meta: dict[str, Any]
+    parsed: list[Any] | None = None
+
+    def messages(self) -> list[Any]:
+        """The live messages as plain JSON data, parsed on the first save that needs them
+        (a manager that never sees the session again never pays for it)."""
+        if self.parsed is None:
+            self.parsed = [orjson.loads(r) for r in self.raw]
+        return self.parsed
 
 
 _KNOWN_LIMIT = 1024
@@ -454,9 +463,9 @@ class ManagerCore:
             except VersionConflict as exc:
                 conflict = exc  # another writer got in between: look again
                 continue
-            copies = _json_copies(conv.messages)
+            copies = conv.raw_copies()
             self._remember(name, None if copies is None else _Known(
-                base + len(new), copies, meta))
+                base + len(new), digest, copies, meta))
             return len(new)
         assert conflict is not None
         raise conflict
@@ -466,33 +475,36 @@ class ManagerCore:
         append, guarded by the version *and* the live count it left (a ``clear`` or
         ``delete`` by someone else leaves the version as it was), with no read and no
         hashing or validation of the stored messages (comparing them with their copies is
-        a C-level ``==`` per message), so the cost does not grow with the conversation.
-        Returns None, having written nothing, when the general path must run.
-
-        The head's metadata is left alone (None: the append keeps it): its hash chain then
-        lags, and the general path, if another process takes over, reads the items once.
-        A save that changes the metadata takes the general path.
+        a C-level ``==`` per message). The hash chain in the head's metadata moves on with
+        ``meta_update``, which keeps any key another manager set meanwhile. Returns None,
+        having written nothing, when the general path must run (so does a save that
+        changes the metadata).
         """
         known = self._known.get(conv.name)
         if known is None:
             return None
-        count = len(known.messages)
-        if len(conv) < count or conv.messages[:count] != known.messages:
+        count = len(known.raw)
+        if len(conv) < count or conv.messages[:count] != known.messages():
             return None
         if any(known.meta.get(k) != v for k, v in given.items() if v is not None):
             return None
         new = conv.validated(count, len(conv))
         if not new:
             return 0
+        digest = _chain(known.digest, conv.canonical(count))
+        update = {"history_digest": digest.hex(),
+                  "history_digest_version": known.version + len(new)}
         try:
             yield Call("append", (CONVERSATION, conv.name, new),
-                       {"expected_version": known.version, "expected_count": count})
+                       {"expected_version": known.version, "expected_count": count,
+                        "meta_update": update})
         except VersionConflict:
             self._remember(conv.name, None)  # someone else wrote: take the general path
             return None
-        copies = _json_copies(conv.messages[count:])
+        copies = conv.raw_copies(count)
         self._remember(conv.name, None if copies is None else _Known(
-            known.version + len(new), known.messages + copies, known.meta))
+            known.version + len(new), digest, known.raw + copies, {**known.meta, **update},
+            known.messages() + [orjson.loads(r) for r in copies]))
         return len(new)
 
 class _Conversation:
@@ -504,6 +516,7 @@ class _Conversation:
         self.messages = list(messages)
         self._valid: dict[int, Any] = {}
         self._canon: dict[int, bytes] = {}
+        self._raw: list[bytes | None] = []
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -540,9 +553,28 @@ class _Conversation:
         if count > len(self.messages):
             return False
         raw = [_raw_canonical(m) for m in self.messages[:count]]
+        self._raw = raw
         if all(r is not None for r in raw) and _chain(b"", raw) == digest:  # type: ignore[arg-type]
             return True
         return _chain(b"", self.canonical(0, count)) == digest
+
+    def raw_copies(self, start: int = 0) -> list[bytes] | None:
+        """Messages ``start:`` as given, as JSON, to recognise them when they are handed back
+        (the host may mutate its own objects); None if one is not a plain dict of JSON
+        data. Reuses the dumps :meth:`has_prefix` made."""
+        copies = []
+        for i in range(start, len(self.messages)):
+            message = self.messages[i]
+            if type(message) is not dict:
+                return None
+            raw = self._raw[i] if i < len(self._raw) else None
+            if raw is None:
+                try:
+                    raw = orjson.dumps(message)
+                except TypeError:
+                    return None
+            copies.append(raw)
+        return copies
 
 
 def _raw_canonical(message: Any) -> bytes | None:
@@ -554,20 +586,6 @@ def _raw_canonical(message: Any) -> bytes | None:
         return orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return None
-
-
-def _json_copies(messages: Sequence[Any]) -> list[Any] | None:
-    """Copies of the messages as given, as plain JSON data, to recognise them when they
-    are handed back (the host may mutate its own objects); None if one is not plain data."""
-    copies = []
-    for message in messages:
-        if type(message) is not dict:
-            return None
-        try:
-            copies.append(orjson.loads(orjson.dumps(message)))
-        except TypeError:
-            return None
-    return copies
 
 
 def register_kinds(registry: Registry) -> None:
