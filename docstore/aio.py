@@ -134,11 +134,16 @@ class AsyncDocStore:
             try:
                 if held is not None:
                     return await self._drive(held, op)
-                async with self._pool.connection() as conn:
+                # getconn/putconn rather than pool.connection(): its `with conn` would
+                # run a commit (a no-op here, but not free) on every call.
+                conn = await self._pool.getconn()
+                try:
                     if op.atomic or not conn.autocommit:
                         async with conn.transaction():
                             return await self._drive(conn, op)
                     return await self._drive(conn, op)
+                finally:
+                    await self._pool.putconn(conn)
             except psycopg.Error as exc:
                 error = self._core.failure(exc, op, attempt, held is not None)
                 if error is not None:

@@ -133,11 +133,16 @@ class DocStore:
             try:
                 if held is not None:
                     return self._drive(held, op)
-                with self._pool.connection() as conn:
+                # getconn/putconn rather than pool.connection(): its `with conn` would
+                # run a commit (a no-op here, but not free) on every call.
+                conn = self._pool.getconn()
+                try:
                     if op.atomic or not conn.autocommit:
                         with conn.transaction():
                             return self._drive(conn, op)
                     return self._drive(conn, op)
+                finally:
+                    self._pool.putconn(conn)
             except psycopg.Error as exc:
                 error = self._core.failure(exc, op, attempt, held is not None)
                 if error is not None:
