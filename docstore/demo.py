@@ -119,7 +119,8 @@ def _prepare(store: DocStore, reset: bool) -> None:
                            "it then uses docstore_demo, reset on every run)")
 
 
-def run_demo(store: DocStore, *, reset: bool = True, show: bool = True) -> dict[str, Any]:
+def run_demo(store: DocStore, *, reset: bool = True, show: bool = True,
+             command: str = "docstore") -> dict[str, Any]:
     """Run the tour on ``store``; prints it when ``show``; returns what it found."""
     console = _out.console()
 
@@ -195,6 +196,6 @@ def run_demo(store: DocStore, *, reset: bool = True, show: bool = True) -> dict[
             _out.table(title, columns, rows)
     report["analytics"] = analytics
     if show:
-        console.print(f"Explore it: docstore --schema {store.schema} status | ls agent | "
+        console.print(f"Explore it: {command} --schema {store.schema} status | ls agent | "
                       "history planner s1 | export")
     return report

@@ -17,7 +17,7 @@ from ._app import app, settings
 from ._docs import _store
 from ._errors import CliError
 from ._kinds import ensure_kind
-from ._store import open_store, raw
+from ._store import dsn_configured, open_store, raw
 
 
 @app.command()
@@ -266,8 +266,10 @@ def demo(ctx: typer.Context) -> None:
     options = settings(ctx)
     if not options.schema_given:
         options.schema = "docstore_demo"
+    embedded = options.embedded or not dsn_configured(options.dsn)
     with open_store(options, embedded_by_default=True) as store:
-        report = run_demo(store, reset=not options.schema_given, show=not options.json)
+        report = run_demo(store, reset=not options.schema_given, show=not options.json,
+                          command="docstore --embedded" if embedded else "docstore")
         if options.json:
             _out.emit_json(report)
 
