@@ -20,6 +20,7 @@ import dataclasses
 import math
 from typing import Any
 
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel, TypeAdapter
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
@@ -32,13 +33,27 @@ _TOO_DEEP = (f"nests arrays/objects more than {MAX_DEPTH} levels deep, more than
              "Pydantic's JSON parser reads back")
 
 
-class RawJson:
-    """JSON text already serialised, sent to PostgreSQL as ``jsonb`` without re-encoding."""
+def _as_is(data: bytes) -> bytes:
+    return data
 
-    __slots__ = ("data",)
+
+class RawJson(Jsonb):
+    """JSON text already serialised, sent to PostgreSQL as ``jsonb`` without re-encoding.
+
+    A ``Jsonb`` whose ``dumps`` hands the bytes through, so psycopg's own jsonb dumpers
+    send it (binary or text) and no connection needs adapting.
+    """
+
+    __slots__ = ()
 
     def __init__(self, data: bytes) -> None:
-        self.data = data
+        super().__init__(data, dumps=_as_is)
+
+    @property
+    def data(self) -> bytes:
+        """The JSON text."""
+        raw: bytes = self.obj
+        return raw
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

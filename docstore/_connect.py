@@ -1,5 +1,5 @@
 """Connections: where the DSN comes from, how it is shown (never with its password), and
-the per-connection set-up both stores share."""
+the checks both stores share."""
 
 from __future__ import annotations
 
@@ -9,19 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import adapt
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import ExecStatus, Format
+from psycopg.pq import ExecStatus
 
-from ._codec import RawJson
 from .errors import DatabaseUnavailable
 
-__all__ = ["PoolSettings", "add_statement_timeout", "check_dsn", "configure", "connect_failure",
+__all__ = ["PoolSettings", "add_statement_timeout", "check_dsn", "connect_failure",
            "describe_dsn", "has_rows", "idle_connection_is_dead", "pool_settings", "redact",
            "resolve_dsn"]
-
-_JSONB_OID = 3802
-
 
 def resolve_dsn(dsn: str | None) -> str:
     """``dsn``, else ``DOCSTORE_URL``, else "" (libpq then reads PGHOST, PGUSER, ...)."""
@@ -127,42 +122,6 @@ def redact(text: str, dsn: str) -> str:
     if password:
         text = text.replace(str(password), "***")
     return text
-
-
-class _RawJsonbLoader(adapt.Loader):
-    """Hands jsonb back as its JSON text, for Pydantic's ``validate_json``."""
-
-    def load(self, data: Any) -> bytes:
-        return bytes(data)
-
-
-class _RawJsonbBinaryLoader(adapt.Loader):
-    format = Format.BINARY
-
-    def load(self, data: Any) -> bytes:
-        # Binary jsonb is a version byte (1) followed by the JSON text.
-        return bytes(memoryview(data)[1:])
-
-
-class _RawJsonDumper(adapt.Dumper):
-    """Sends already-serialised JSON as binary jsonb: no re-encoding, no text escaping."""
-
-    format = Format.BINARY
-    oid = _JSONB_OID
-
-    def dump(self, obj: Any) -> bytes:
-        data: bytes = obj.data
-        return b"\x01" + data
-
-
-def configure(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
-    """Install docstore's jsonb adapters on a connection (idempotent, cheap)."""
-    adapters = conn.adapters
-    if adapters.get_loader(_JSONB_OID, Format.TEXT) is _RawJsonbLoader:
-        return
-    adapters.register_loader(_JSONB_OID, _RawJsonbLoader)
-    adapters.register_loader(_JSONB_OID, _RawJsonbBinaryLoader)
-    adapters.register_dumper(RawJson, _RawJsonDumper)
 
 
 def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:

@@ -21,7 +21,10 @@ SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 
 # --- snapshot kinds ------------------------------------------------------------------
 
-_HEAD_COLS = "version, schema_version, data, created_at, updated_at, deleted, mode, live_from"
+# Read as text (``data::text``): psycopg hands text over as str, which Pydantic's
+# validate_json takes as it is, so no connection needs a custom jsonb loader.
+_HEAD_COLS = ("version, schema_version, data::text, created_at, updated_at, deleted, mode, "
+              "live_from")
 
 _VERSION_ROW = """
 , ins AS (
@@ -99,13 +102,14 @@ WHERE kind = %(kind)s AND name = ANY(%(names)s) AND NOT deleted
 """
 
 GET_VERSION = """
-SELECT v.version, v.schema_version, v.data, d.created_at, v.written_at, v.op = 'delete', d.mode
+SELECT v.version, v.schema_version, v.data::text, d.created_at, v.written_at, v.op = 'delete',
+       d.mode
 FROM {s}.versions v JOIN {s}.documents d ON d.kind = v.kind AND d.name = v.name
 WHERE v.kind = %(kind)s AND v.name = %(name)s AND v.version = %(version)s
 """
 
 LIST_VERSIONS = """
-SELECT v.version, v.schema_version, v.data, d.created_at, v.written_at, v.op = 'delete'
+SELECT v.version, v.schema_version, v.data::text, d.created_at, v.written_at, v.op = 'delete'
 FROM {s}.versions v JOIN {s}.documents d ON d.kind = v.kind AND d.name = v.name
 WHERE v.kind = %(kind)s AND v.name = %(name)s
 ORDER BY v.version
@@ -190,7 +194,7 @@ RETURNING d.version
 
 # Newest first with a LIMIT, so last=N reads N index entries whatever the length.
 READ_LAST = """
-SELECT v.version, v.schema_version, v.written_at, v.data
+SELECT v.version, v.schema_version, v.written_at, v.data::text
 FROM {s}.documents d
 JOIN {s}.versions v ON v.kind = d.kind AND v.name = d.name
 WHERE d.kind = %(kind)s AND d.name = %(name)s AND NOT d.deleted AND d.mode = 'l'
@@ -200,7 +204,7 @@ LIMIT %(limit)s
 """
 
 READ_FIRST = """
-SELECT v.version, v.schema_version, v.written_at, v.data
+SELECT v.version, v.schema_version, v.written_at, v.data::text
 FROM {s}.documents d
 JOIN {s}.versions v ON v.kind = d.kind AND v.name = d.name
 WHERE d.kind = %(kind)s AND d.name = %(name)s AND NOT d.deleted AND d.mode = 'l'

@@ -150,7 +150,6 @@ class AsyncDocStore:
                     raise error from exc
 
     async def _drive(self, conn: psycopg.AsyncConnection[Any], op: Op[T]) -> T:
-        _connect.configure(conn)
         plan = op.plan()
         try:
             stmt = next(plan)

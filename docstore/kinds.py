@@ -60,7 +60,8 @@ class Kind:
     upgraders: Mapping[int, Upgrader] = field(default_factory=dict)
     meta: TypeAdapter[Any] | None = None
 
-    def parse(self, doc_name: str, version: int | None, raw: bytes, schema_version: int) -> Any:
+    def parse(self, doc_name: str, version: int | None, raw: bytes | str,
+              schema_version: int) -> Any:
         """Validate stored JSON, upgrading it first when it was written by an older schema."""
         try:
             if schema_version == self.schema_version:
@@ -70,7 +71,8 @@ class Kind:
             raise DocumentInvalid(self.name, doc_name, version, exc.errors(include_url=False),
                                   "stored data") from None
 
-    def upgrade(self, doc_name: str, version: int | None, raw: bytes, schema_version: int) -> Any:
+    def upgrade(self, doc_name: str, version: int | None, raw: bytes | str,
+                schema_version: int) -> Any:
         """Apply the upgraders from ``schema_version`` up to the current one (dict -> dict)."""
         if schema_version > self.schema_version:
             raise DocumentInvalid(self.name, doc_name, version, [{
@@ -81,7 +83,7 @@ class Kind:
             data = self.upgraders[step](data)
         return data
 
-    def parse_meta(self, doc_name: str, raw: bytes) -> Any:
+    def parse_meta(self, doc_name: str, raw: bytes | str) -> Any:
         """Validate a log head's metadata."""
         adapter = self.meta or ANY_DICT
         try:

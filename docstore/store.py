@@ -149,7 +149,6 @@ class DocStore:
                     raise error from exc
 
     def _drive(self, conn: psycopg.Connection[Any], op: Op[T]) -> T:
-        _connect.configure(conn)
         plan = op.plan()
         try:
             stmt = next(plan)

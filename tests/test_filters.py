@@ -9,7 +9,6 @@ import pytest
 from conftest import count_rows
 
 from docstore import DocStore, InvalidFilter
-from docstore._connect import configure
 from docstore.agents.messages import MESSAGE_ADAPTER, ConversationMeta
 
 AnyDict = dict[str, Any]
@@ -290,7 +289,6 @@ def test_read_where_filters_log_items_with_every_operator(chat: Any) -> None:
 def explain(store: DocStore, op: Any) -> str:
     stmt = next(op.plan())
     with store.pool.connection() as conn:
-        configure(conn)
         rows = conn.execute("EXPLAIN " + stmt.query, stmt.params).fetchall()
     return "\n".join(r[0] for r in rows)
 

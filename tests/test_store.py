@@ -253,3 +253,16 @@ def test_a_nan_in_a_model_field_beside_none_fields_is_refused(store: Any) -> Non
     with pytest.raises(DocumentInvalid, match="temperature: is nan"):
         store.put("llm", "fast", LLM(model="m", temperature=math.nan))
     assert store.put("llm", "fast", LLM(model="m")).data.temperature is None
+
+
+def test_the_store_leaves_the_connections_of_its_pool_as_they_were(
+        docstore_dsn: str, docstore_factory: Callable[..., DocStore]) -> None:
+    schema = docstore_factory().schema
+    with DocStore.connect(docstore_dsn, schema=schema, max_size=1) as store:
+        store.register("agent", dict)
+        store.put("agent", "a", {"x": 1})
+        assert store.get("agent", "a").data == {"x": 1}
+        with store.pool.connection() as conn:  # the very connection the store used
+            row = conn.execute(f'SELECT data FROM "{schema}".documents WHERE name = %s',
+                               ["a"]).fetchone()
+    assert row == ({"x": 1},)  # psycopg's own jsonb loading, not raw text
