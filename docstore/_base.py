@@ -18,6 +18,7 @@ from .errors import (
     DocStoreError,
     DocumentInvalid,
     DocumentNotFound,
+    InvalidFilter,
     InvalidKey,
     KindMismatch,
     PermissionDenied,
@@ -162,6 +163,10 @@ class CoreBase:
                                     f"(schema {schema!r}): {_first_line(exc)}")
         if isinstance(exc, pge.QueryCanceled):
             return DatabaseUnavailable(f"{where}statement cancelled: {_first_line(exc)}")
+        if isinstance(exc, pge.SyntaxError) and "jsonpath" in str(exc):
+            # Only a raw $jsonpath filter carries JSONPath text the caller wrote.
+            return InvalidFilter(f"{where}the $jsonpath filter is not valid JSONPath: "
+                                 f"{_first_line(exc)}", "$jsonpath")
         if isinstance(exc, pge.CheckViolation | pge.StringDataRightTruncation):
             return InvalidKey(kind, name, _first_line(exc))
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):

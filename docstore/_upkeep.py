@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from . import _sql as q
@@ -24,7 +24,7 @@ class UpkeepPlans(CoreBase):
     # --- retention ---------------------------------------------------------------------
 
     def prune(self, kind: str, older_than: timedelta | datetime | None, keep_last: int | None,
-              batch_size: int) -> Op[int]:
+              batch_size: int, progress: Callable[[int], None] | None = None) -> Op[int]:
         """Delete whole documents by age of last write and/or beyond the newest N."""
         self.kinds.get(kind)
         if older_than is None and keep_last is None:
@@ -45,12 +45,15 @@ class UpkeepPlans(CoreBase):
             while True:
                 rows = yield Stmt(self.sql(q.PRUNE_DOCUMENTS), params)
                 total += len(rows)
+                if progress is not None:
+                    progress(total)
                 if len(rows) < batch_size:
                     return total
 
         return Op(plan, kind)
 
-    def prune_versions(self, kind: str, keep_last: int, batch_size: int) -> Op[int]:
+    def prune_versions(self, kind: str, keep_last: int, batch_size: int,
+                       progress: Callable[[int], None] | None = None) -> Op[int]:
         """Drop versions older than the newest ``keep_last`` (live items always stay)."""
         self.kinds.get(kind)
         if not isinstance(keep_last, int) or keep_last < 1:
@@ -64,6 +67,8 @@ class UpkeepPlans(CoreBase):
                 rows = yield Stmt(query, {"kind": kind, "keep_last": keep_last,
                                           "batch": batch_size})
                 total += len(rows)
+                if progress is not None:
+                    progress(total)
                 if len(rows) < batch_size:
                     return total
 

@@ -318,14 +318,17 @@ class AsyncDocStore:
     # --- retention ---------------------------------------------------------------------
 
     async def prune(self, kind: str, *, older_than: timedelta | datetime | None = None,
-              keep_last: int | None = None, batch_size: int = 500) -> int:
+              keep_last: int | None = None, batch_size: int = 500,
+              progress: Callable[[int], None] | None = None) -> int:
         """Delete whole documents last written before ``older_than`` and/or beyond the
-        ``keep_last`` most recent; returns how many went."""
-        return await self._run(self._core.prune(kind, older_than, keep_last, batch_size))
+        ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch."""
+        return await self._run(self._core.prune(kind, older_than, keep_last, batch_size, progress))
 
-    async def prune_versions(self, kind: str, *, keep_last: int, batch_size: int = 5000) -> int:
-        """Drop versions beyond each document's newest ``keep_last``; returns how many."""
-        return await self._run(self._core.prune_versions(kind, keep_last, batch_size))
+    async def prune_versions(self, kind: str, *, keep_last: int, batch_size: int = 5000,
+                       progress: Callable[[int], None] | None = None) -> int:
+        """Drop versions beyond each document's newest ``keep_last``; returns how many.
+        ``progress(n)`` after each batch."""
+        return await self._run(self._core.prune_versions(kind, keep_last, batch_size, progress))
 
     # --- export and import -------------------------------------------------------------
 

@@ -316,3 +316,11 @@ def test_containment_filters_on_20000_documents_use_the_gin_index(
         assert "Seq Scan" not in plan, (where, plan)
     assert len(store.list("agent", where={"llm": {"model": "model-7"}})) == 100
     assert len(store.list("agent", where={"llm.model": {"$in": ["model-7", "model-8"]}})) == 200
+
+
+def test_a_raw_jsonpath_that_does_not_parse_is_an_invalid_filter(store: Any) -> None:
+    store.register("agent", dict)
+    store.put("agent", "a", {"x": 1})
+    with pytest.raises(InvalidFilter, match="not valid JSONPath") as info:
+        store.list("agent", where={"$jsonpath": "$.x ==== 1"})
+    assert info.value.operator == "$jsonpath"

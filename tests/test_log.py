@@ -186,6 +186,19 @@ def test_prune_removes_whole_conversations_older_than_a_cutoff(s: Any) -> None:
     assert count_rows(s, "versions", "conversation") == 1
 
 
+def test_prune_reports_its_progress_after_each_batch(s: Any) -> None:
+    for i in range(5):
+        s.append("conversation", f"c{i}", msgs("a"), meta=META)
+    seen: list[int] = []
+    assert s.prune("conversation", keep_last=0, batch_size=2, progress=seen.append) == 5
+    assert seen == [2, 4, 5]
+    for i in range(4):
+        s.put("agent", "a", {"n": i})
+    seen.clear()
+    assert s.prune_versions("agent", keep_last=1, batch_size=2, progress=seen.append) == 3
+    assert seen == [2, 3]
+
+
 def test_prune_keep_last_keeps_the_most_recently_written(s: Any) -> None:
     for i in range(5):
         s.append("conversation", f"c{i}", msgs("a"), meta=META)

@@ -129,12 +129,12 @@ def prune(ctx: typer.Context, kind: Annotated[str, typer.Argument(metavar="KIND"
         raise typer.BadParameter("--versions takes --keep-last N (and no --older-than)")
     if not versions and age is None and keep_last is None:
         raise typer.BadParameter("give --older-than, --keep-last, or both")
-    with _store(ctx, kind) as store, _out.progress(f"pruning {kind}") as _bar:
+    with _store(ctx, kind) as store, _out.progress(f"pruning {kind}") as bar:
         if versions:
             assert keep_last is not None
-            gone = store.prune_versions(kind, keep_last=keep_last)
+            gone = store.prune_versions(kind, keep_last=keep_last, progress=bar.update)
         else:
-            gone = store.prune(kind, older_than=age, keep_last=keep_last)
+            gone = store.prune(kind, older_than=age, keep_last=keep_last, progress=bar.update)
     what = "versions" if versions else "documents"
     if settings(ctx).json:
         _out.emit_json({"kind": kind, "pruned": gone, "what": what})
