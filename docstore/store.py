@@ -334,12 +334,26 @@ class DocStore:
     def export(self, *, kinds: Sequence[str] | None = None,
                      batch_size: int = 200) -> Iterator[str]:
         """Every version of every document (of ``kinds``, else all) as JSON lines, in a
-        stable order; the same rows always give the same bytes. See :meth:`import_lines`."""
-        after: tuple[str, str] | None = ("", "")
-        while after is not None:
-            lines, after = self._run(self._core.export_page(kinds, after, batch_size))
-            for line in lines:
-                yield line
+        stable order; the same rows always give the same bytes. See :meth:`import_lines`.
+
+        All pages are read in one REPEATABLE READ transaction on a connection of its own,
+        so the export is one consistent snapshot even while others write.
+        """
+        conn = self._pool.getconn()
+        try:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                after: tuple[str, str] | None = ("", "")
+                while after is not None:
+                    op = self._core.export_page(kinds, after, batch_size)
+                    try:
+                        lines, after = self._drive(conn, op)
+                    except psycopg.Error as exc:
+                        raise self._core.translate(exc, op) from exc
+                    for line in lines:
+                        yield line
+        finally:
+            self._pool.putconn(conn)
 
     def import_lines(self, lines: Iterable[str], *, batch_size: int = 1000,
                            progress: Callable[[int], None] | None = None) -> tuple[int, int]:

@@ -266,3 +266,18 @@ def test_the_store_leaves_the_connections_of_its_pool_as_they_were(
             row = conn.execute(f'SELECT data FROM "{schema}".documents WHERE name = %s',
                                ["a"]).fetchone()
     assert row == ({"x": 1},)  # psycopg's own jsonb loading, not raw text
+
+
+def test_export_is_one_snapshot_even_while_others_write(docstore_store: DocStore) -> None:
+    s = docstore_store
+    s.register("agent", dict)
+    s.put_many("agent", {f"a{i}": {"i": i} for i in range(10)})
+    lines = s.export(kinds=["agent"], batch_size=2)
+    first = next(lines)
+    s.put("agent", "a9", {"i": "changed"})  # a later page: must not show in this export
+    s.put("agent", "zz", {"i": "new"})
+    rest = list(lines)
+    exported = [first, *rest]
+    assert not any('"changed"' in line or '"zz"' in line for line in exported)
+    assert sum('"t": "document"' in line or '"t":"document"' in line for line in exported) == 10
+    assert len(list(s.export(kinds=["agent"]))) == 2 * 11 + 1  # heads + versions, after
