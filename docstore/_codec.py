@@ -49,12 +49,6 @@ class RawJson(Jsonb):
     def __init__(self, data: bytes) -> None:
         super().__init__(data, dumps=_as_is)
 
-    @property
-    def data(self) -> bytes:
-        """The JSON text."""
-        raw: bytes = self.obj
-        return raw
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class JsonProblem:

@@ -253,6 +253,7 @@ WITH doomed AS (
 )
 DELETE FROM {s}.versions v USING doomed
 WHERE v.kind = doomed.kind AND v.name = doomed.name AND v.version = doomed.version
+RETURNING 1
 """
 
 # --- schema --------------------------------------------------------------------------

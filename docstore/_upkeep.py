@@ -39,16 +39,9 @@ class UpkeepPlans(CoreBase):
                 cutoff = now - older_than
             elif older_than is not None:
                 cutoff = older_than
-            params = {"kind": kind, "cutoff": cutoff, "keep_last": keep_last or 0,
-                      "batch": batch_size}
-            total = 0
-            while True:
-                rows = yield Stmt(self.sql(q.PRUNE_DOCUMENTS), params)
-                total += len(rows)
-                if progress is not None:
-                    progress(total)
-                if len(rows) < batch_size:
-                    return total
+            return (yield from _in_batches(Stmt(self.sql(q.PRUNE_DOCUMENTS), {
+                "kind": kind, "cutoff": cutoff, "keep_last": keep_last or 0,
+                "batch": batch_size}), batch_size, progress))
 
         return Op(plan, kind)
 
@@ -59,20 +52,9 @@ class UpkeepPlans(CoreBase):
         if not isinstance(keep_last, int) or keep_last < 1:
             raise ValueError(f"keep_last must be an int >= 1 (the current version stays), "
                              f"not {keep_last!r}")
-        query = self.sql(q.PRUNE_VERSIONS) + " RETURNING 1"
-
-        def plan() -> Plan[int]:
-            total = 0
-            while True:
-                rows = yield Stmt(query, {"kind": kind, "keep_last": keep_last,
-                                          "batch": batch_size})
-                total += len(rows)
-                if progress is not None:
-                    progress(total)
-                if len(rows) < batch_size:
-                    return total
-
-        return Op(plan, kind)
+        stmt = Stmt(self.sql(q.PRUNE_VERSIONS), {"kind": kind, "keep_last": keep_last,
+                                                  "batch": batch_size})
+        return Op(lambda: _in_batches(stmt, batch_size, progress), kind)
 
     # --- export and import -------------------------------------------------------------
 
@@ -162,3 +144,14 @@ def _check_export_line(number: int, line: str) -> None:
         raise DocStoreError(f"import line {number}: {exc}") from None
 
 
+def _in_batches(stmt: Stmt, batch_size: int,
+                progress: Callable[[int], None] | None) -> Plan[int]:
+    """Run a batch-limited DELETE until a batch comes back short; returns the rows gone."""
+    total = 0
+    while True:
+        rows = yield stmt
+        total += len(rows)
+        if progress is not None:
+            progress(total)
+        if len(rows) < batch_size:
+            return total

@@ -8,7 +8,7 @@
     ├── InvalidKey             a kind or name the store cannot hold (empty, too long, ...)
     ├── InvalidFilter          a where= or order_by= the store cannot compile
     ├── DocumentNotFound       no such document, or no such version of it
-    ├── VersionConflict        expected_version did not match; nothing was written
+    ├── VersionConflict        expected_version (or expected_count) did not match; nothing written
     ├── DocumentInvalid        a value failed validation, on write or on read
     ├── SchemaMissing          the store's tables are not there: run init_schema()
     ├── PermissionDenied       the database role lacks a right the operation needs
