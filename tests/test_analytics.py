@@ -304,3 +304,14 @@ def test_the_notebook_example_runs(seeded: DocStore, docstore_dsn: str,
     exec(compile(code, str(DOC), "exec"), namespace)
     assert namespace["rows"] == [("support", 2, 5), ("travel", 8, 70), ("weather", 7, 45)]
     assert "{'agent_name': 'weather', 'messages': 7, 'output_tokens': 45}" in capsys.readouterr().out
+
+
+def test_the_pandas_example_runs(seeded: DocStore, docstore_dsn: str,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    code = for_schema(doc_blocks("python")["pandas"], seeded.schema)
+    monkeypatch.setenv("DOCSTORE_URL", docstore_dsn)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(DOC), "exec"), namespace)
+    assert len(namespace["df"]) == 7  # the weather agent's seeded messages
+    assert int(namespace["per_day"].sum()) == 7
+    assert isinstance(namespace["df"].item[0], dict)

@@ -17,8 +17,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from docstore import DocStore
+
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["README.md", "docs/index.md", "docs/api.md", "docs/history.md"]
+PAGES = ["README.md", "docs/index.md", "docs/api.md", "docs/history.md",
+         "docs/reliability.md"]
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
 
 
@@ -47,3 +50,17 @@ def test_documentation_example_runs(code: str, docstore_dsn: str, tmp_path: Path
                           timeout=120, cwd=tmp_path,
                           env={"DOCSTORE_URL": docstore_dsn, "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
+
+
+def test_the_performance_pages_index_recipe_runs(docstore_dsn: str) -> None:
+    text = (ROOT / "docs/performance.md").read_text(encoding="utf-8")
+    recipes = re.findall(r"^```sql\n(.*?)^```", text, re.S | re.M)
+    assert recipes
+    with psycopg.connect(docstore_dsn, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS docstore CASCADE")
+    with DocStore.connect(docstore_dsn) as store:
+        store.init_schema()
+    with psycopg.connect(docstore_dsn, autocommit=True) as conn:
+        for recipe in recipes:
+            conn.execute(recipe)
+        assert conn.execute("SELECT to_regclass('docstore.versions_data_gin_idx')").fetchone()[0]
