@@ -1,33 +1,26 @@
 """The server stopped and started again under an open store.
 
-This stops the shared local server for a couple of seconds, so it is one short test:
-both shells are checked in the same downtime.
+The server is a throwaway one of this test's own (tests/servers.py): the machine's server
+serves other clients and is never stopped by the suite. Both shells are checked in the
+same downtime.
 """
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
+from servers import ThrowawayServer
 
 from docstore import AsyncDocStore, DatabaseUnavailable, DocStore
-
-CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main"]
 
 
 class Config(BaseModel):
     value: int
-
-
-def _ctl(action: str, *extra: str) -> None:
-    subprocess.run([*CLUSTER, action, *extra], check=True, timeout=60,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _until_ok(call: Callable[[], Any], deadline: float = 60) -> Any:
@@ -43,20 +36,24 @@ def _until_ok(call: Callable[[], Any], deadline: float = 60) -> Any:
 
 
 @pytest.mark.slow
-def test_server_restart_clear_error_while_down_then_same_store_works_again(
-        docstore_dsn: str, docstore_factory: Callable[..., DocStore],
-        docstore_pool: ConnectionPool[Any]) -> None:
-    schema = docstore_factory().schema
+def test_server_restart_clear_error_while_down_then_same_store_works_again() -> None:
+    with ThrowawayServer() as server:
+        _restart_under_open_stores(server)
+
+
+def _restart_under_open_stores(server: ThrowawayServer) -> None:
+    dsn = server.dsn
     loop = asyncio.new_event_loop()
-    store = DocStore.connect(docstore_dsn, schema=schema, min_size=1, max_size=2, timeout=0.5)
+    store = DocStore.connect(dsn, min_size=1, max_size=2, timeout=0.5)
+    store.init_schema()
     astore = loop.run_until_complete(AsyncDocStore.connect(
-        docstore_dsn, schema=schema, min_size=1, max_size=2, timeout=0.5))
+        dsn, min_size=1, max_size=2, timeout=0.5))
     try:
         for s in (store, astore):
             s.register("config", Config)
         store.put("config", "a", {"value": 1})
         loop.run_until_complete(astore.get("config", "a"))
-        _ctl("stop", "-m", "fast")
+        server.stop("fast")
         try:
             with pytest.raises(DatabaseUnavailable) as read_err:
                 store.get("config", "a")
@@ -65,7 +62,7 @@ def test_server_restart_clear_error_while_down_then_same_store_works_again(
             with pytest.raises(DatabaseUnavailable) as async_err:
                 loop.run_until_complete(astore.get("config", "a"))
         finally:
-            _ctl("start")
+            server.start()
         for err in (read_err, write_err, async_err):
             message = str(err.value)
             assert "config 'a'" in message and "connection" in message, message
@@ -79,6 +76,3 @@ def test_server_restart_clear_error_while_down_then_same_store_works_again(
         store.close()
         loop.run_until_complete(astore.close())
         loop.close()
-        # The session's shared pool has no check callback: drop its dead connections so
-        # the tests after this one (and this one's teardown) get live ones.
-        docstore_pool.check()
