@@ -66,7 +66,7 @@ def test_put_get_ls_log_diff_revert_rm(run: Run, tmp_path: Path) -> None:
     code, out, _ = run("get", "llm", "fast")
     assert code == 0 and _json(out)["temperature"] == 0.5
     code, out, _ = run("get", "llm", "fast", "--version", "1", "--json")
-    assert _json(out)["version"] == 1 and _json(out)["data"]["temperature"] is None
+    assert _json(out)["version"] == 1 and "temperature" not in _json(out)["data"]
 
     code, out, _ = run("--json", "ls", "llm", "--where", '{"provider": "openai"}')
     assert [d["name"] for d in _json(out)] == ["fast"]
@@ -78,10 +78,10 @@ def test_put_get_ls_log_diff_revert_rm(run: Run, tmp_path: Path) -> None:
     assert [(v["version"], v["op"]) for v in _json(out)] == [(1, "put"), (2, "put")]
 
     code, out, _ = run("diff", "llm", "fast", "1", "2", "--json")
-    assert _json(out)["changes"] == [{"op": "change", "path": "temperature", "old": None,
-                                      "new": 0.5}]
+    # A config stores the keys it was given: version 1 had no temperature.
+    assert _json(out)["changes"] == [{"op": "add", "path": "temperature", "new": 0.5}]
     code, out, _ = run("diff", "llm", "fast", "1")
-    assert code == 0 and "~ temperature: null -> 0.5" in out
+    assert code == 0 and "+ temperature: 0.5" in out
 
     code, out, _ = run("revert", "llm", "fast", "1", "--json")
     assert _json(out) == {"kind": "llm", "name": "fast", "version": 3, "reverted_to": 1}

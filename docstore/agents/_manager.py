@@ -75,6 +75,8 @@ class SyncReport:
     problems: tuple[ConfigProblem, ...] = ()
     """Broken files and entries, each naming its file and entry."""
     applied: bool = True
+    warnings: tuple[ConfigProblem, ...] = ()
+    """Entries left out as the framework leaves them out: a name defined again."""
 
     @property
     def ok(self) -> bool:
@@ -88,6 +90,7 @@ class SyncReport:
         lines += [f"  wrote {kind} {name!r} version {version}"
                   for kind, name, version in self.written]
         lines += [f"  problem: {problem}" for problem in self.problems]
+        lines += [f"  warning: {warning}" for warning in self.warnings]
         return "\n".join(lines)
 
 
@@ -278,7 +281,8 @@ class ManagerCore:
         return out
 
     def sync_many(self, configs: Mapping[str, Mapping[str, BaseModel]],
-                  problems: Sequence[ConfigProblem] = ()) -> Job[SyncReport]:
+                  problems: Sequence[ConfigProblem] = (),
+                  warnings: Sequence[ConfigProblem] = ()) -> Job[SyncReport]:
         """Store every config in one transaction; report what changed."""
 
         def plan() -> Plan[SyncReport]:
@@ -295,7 +299,8 @@ class ManagerCore:
                         unchanged.append((kind, doc.name))
                     else:
                         written.append((kind, doc.name, doc.version))
-            return SyncReport(tuple(written), tuple(unchanged), tuple(problems))
+            return SyncReport(tuple(written), tuple(unchanged), tuple(problems),
+                              warnings=tuple(warnings))
 
         return Job(plan(), atomic=True)
 
@@ -303,8 +308,9 @@ class ManagerCore:
         """Sync what :func:`~docstore.agents.load_configs` found, unless it found problems
         and ``partial`` is False: then nothing is written."""
         if loaded.problems and not partial:
-            return Job(_done(SyncReport(problems=tuple(loaded.problems), applied=False)))
-        return self.sync_many(loaded.configs, loaded.problems)
+            return Job(_done(SyncReport(problems=tuple(loaded.problems), applied=False,
+                                        warnings=tuple(loaded.warnings))))
+        return self.sync_many(loaded.configs, loaded.problems, loaded.warnings)
 
     def load_all_configs(self) -> Job[dict[str, dict[str, Any]]]:
         """Every stored config, kind -> name -> model."""

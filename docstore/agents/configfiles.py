@@ -7,12 +7,16 @@ Three layouts are understood:
   names in the plural), each a list of entries of that kind;
 * a component file: a list of entries, a single entry, or an object mapping
   names to entries, each tagged with ``type``;
-* a directory: every ``*.json``, ``*.yaml`` and ``*.yml`` file under it, in
-  sorted order, skipping hidden files and directories.
+* a directory: every ``*.json`` file under it, then every ``*.yaml``, then every
+  ``*.yml``, each in the order ``Path.rglob`` lists them: the framework's own order
+  (``ConfigManager._build_component_index``).
 
-Entries go through the kind's upgraders first, so the framework's older shapes
-load too. A broken entry never stops the rest from loading: it becomes a
-:class:`ConfigProblem` naming the file and the entry, and the caller decides.
+Several paths are read in the order given, like the framework's config sources. A name
+defined twice for one kind keeps the first, in that order, as the framework does; the
+second is a warning naming both files. Entries go through the kind's upgraders first, so
+the framework's older shapes load too. A broken entry never stops the rest from loading:
+it becomes a :class:`ConfigProblem` naming the file and the entry, and the caller decides.
+YAML files need PyYAML (``pip install 'docstore[yaml]'``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml  # type: ignore[import-untyped,unused-ignore]
 from pydantic import BaseModel, ValidationError
 
 from docstore.agents.configs import (
@@ -31,10 +34,12 @@ from docstore.agents.configs import (
     CONFIG_KINDS,
     AgentConfig,
     CustomWorkflowConfig,
+    EvaluationConfig,
     GraphWorkflowConfig,
     LinearWorkflowConfig,
     LLMConfig,
     MCPServerConfig,
+    SecurityConfig,
     resolve_config_kind,
     upgrade_config,
 )
@@ -51,10 +56,12 @@ PROJECT_KEYS: Mapping[str, str] = {
     "linear_workflows": "linear_workflow",
     "graph_workflows": "graph_workflow",
     "custom_workflows": "custom_workflow",
+    "evaluations": "evaluation",
 }
 """Project-file key -> the config kind its entries are."""
 
-_SUFFIXES = (".json", ".yaml", ".yml")
+# The framework globs these, one after the other (ConfigManager._build_component_index).
+_PATTERNS = ("*.json", "*.yaml", "*.yml")
 # Keys that named an entry before ``name`` did; used only to label problems.
 _OLD_NAME_KEYS = ("name", "llm_id", "client_id")
 
@@ -96,6 +103,9 @@ class LoadedConfigs:
     configs: dict[str, dict[str, BaseModel]] = field(default_factory=dict)
     """kind -> name -> validated model, for every kind in ``CONFIG_KINDS``."""
     problems: list[ConfigProblem] = field(default_factory=list)
+    warnings: list[ConfigProblem] = field(default_factory=list)
+    """What the framework also lets pass with a warning: a name defined again (the first
+    one is kept)."""
     sources: dict[tuple[str, str], Path] = field(default_factory=dict)
     """(kind, name) -> the file the entry came from."""
 
@@ -142,47 +152,63 @@ class LoadedConfigs:
         """Custom workflows by name."""
         return self._of("custom_workflow", CustomWorkflowConfig)
 
+    @property
+    def evaluations(self) -> dict[str, EvaluationConfig]:
+        """Evaluations by name."""
+        return self._of("evaluation", EvaluationConfig)
 
-def load_configs(path: str | Path, *, strict: bool = False) -> LoadedConfigs:
-    """Load a project file, a component file or a directory of them.
+    @property
+    def security(self) -> dict[str, SecurityConfig]:
+        """Security configs by name."""
+        return self._of("security", SecurityConfig)
 
-    Broken files and entries are collected in ``problems`` while the rest
-    load; with ``strict`` a :class:`ConfigFileError` is raised instead. A path
-    that does not exist raises ``FileNotFoundError``.
+
+def load_configs(*paths: str | Path, strict: bool = False) -> LoadedConfigs:
+    """Load project files, component files or directories of them, first path first.
+
+    Broken files and entries are collected in ``problems`` while the rest load; with
+    ``strict`` a :class:`ConfigFileError` is raised instead. A name defined again keeps
+    the first definition and adds a warning. A path that does not exist raises
+    ``FileNotFoundError``.
     """
-    root = Path(path)
-    if not root.exists():
-        raise FileNotFoundError(f"no config file or directory at {root}")
+    roots = [Path(path) for path in paths]
+    for root in roots:
+        if not root.exists():
+            raise FileNotFoundError(f"no config file or directory at {root}")
     loaded = LoadedConfigs(configs={kind: {} for kind in CONFIG_KINDS})
-    files = _config_files(root) if root.is_dir() else [root]
-    for file in files:
-        _load_file(file, loaded)
+    for root in roots:
+        for file in config_files(root) if root.is_dir() else [root]:
+            _load_file(file, loaded)
     if strict:
         loaded.raise_for_problems()
     return loaded
 
 
-def _config_files(directory: Path) -> list[Path]:
-    found = []
-    for file in directory.rglob("*"):
-        relative = file.relative_to(directory)
-        if file.suffix.lower() not in _SUFFIXES or not file.is_file():
-            continue
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        found.append(file)
-    return sorted(found, key=lambda f: f.relative_to(directory).parts)
+def config_files(directory: Path) -> list[Path]:
+    """The config files under ``directory``, in the order the framework reads them."""
+    return [file for pattern in _PATTERNS for file in directory.rglob(pattern) if file.is_file()]
 
 
 def _load_file(file: Path, loaded: LoadedConfigs) -> None:
     try:
         text = file.read_text(encoding="utf-8")
-        document = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        document = json.loads(text) if file.suffix.lower() == ".json" else _yaml(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         loaded.problems.append(ConfigProblem(file, None, f"cannot be read: {exc}"))
         return
     for kind, entry in _entries(file, document, loaded):
         _load_entry(file, kind, entry, loaded)
+
+
+def _yaml(text: str) -> Any:
+    try:
+        import yaml  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        raise ValueError("reading YAML needs PyYAML: pip install 'docstore[yaml]'") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _entries(file: Path, document: Any, loaded: LoadedConfigs) -> Iterator[tuple[str | None, Any]]:
@@ -246,7 +272,7 @@ def _load_entry(file: Path, context: str | None, entry: Any, loaded: LoadedConfi
         return
     name = _label(entry)
     data = dict(entry)
-    tag = data.pop("type", None)
+    tag = data.get("type")
     kind = context
     if tag is not None:
         try:
@@ -274,8 +300,8 @@ def _load_entry(file: Path, context: str | None, entry: Any, loaded: LoadedConfi
     key: str = model.name
     previous = loaded.sources.get((kind, key))
     if previous is not None:
-        message = f"defined again (first in {previous}); this one is ignored"
-        loaded.problems.append(ConfigProblem(file, key, message, kind, entry))
+        message = f"defined again: the first definition, in {previous}, is kept"
+        loaded.warnings.append(ConfigProblem(file, key, message, kind, entry))
         return
     loaded.configs[kind][key] = model
     loaded.sources[(kind, key)] = file

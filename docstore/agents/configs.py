@@ -10,16 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from pathlib import PurePath
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 __all__ = [
     "CONFIG_KINDS",
     "CONFIG_KIND_ALIASES",
     "AgentConfig",
     "CustomWorkflowConfig",
+    "EvaluationCase",
+    "EvaluationConfig",
     "GraphEdge",
     "GraphNode",
     "GraphWorkflowConfig",
@@ -29,6 +41,7 @@ __all__ = [
     "LinearWorkflowConfig",
     "MCPRoot",
     "MCPServerConfig",
+    "SecurityConfig",
     "Upgrader",
     "WorkflowConfig",
     "WorkflowStep",
@@ -43,52 +56,79 @@ ComponentType = Literal["agent", "linear_workflow", "graph_workflow", "custom_wo
 """What a workflow step or graph node may run."""
 
 
+def _path_text(value: Any) -> Any:
+    # The framework hands over resolved paths as Path objects; JSON keeps them as text.
+    return str(value) if isinstance(value, PurePath) else value
+
+
+PathText = Annotated[str, BeforeValidator(_path_text)]
+"""A file path, kept as the text it was given (a ``Path`` is turned into its text)."""
+
+
 class _Config(BaseModel):
-    # Unknown keys are refused so a misspelt field fails loudly instead of
-    # being dropped on the next write.
-    model_config = ConfigDict(extra="forbid")
+    """Validates what the framework's own model validates, keeps every other key, and
+    dumps only the keys it was given: what is stored reads back as it was written."""
+
+    # Unknown keys are kept, never dropped: the framework's ConfigManager adds its own
+    # (_source_file, _context_path, ...), and newer framework versions add fields.
+    model_config = ConfigDict(extra="allow")
+
+    @model_serializer(mode="wrap")
+    def _given_keys_only(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for field_name, info in type(self).model_fields.items():
+                if field_name not in self.model_fields_set:
+                    data.pop(field_name, None)
+                    if info.alias is not None:
+                        data.pop(info.alias, None)
+        return data
+
+
+class _Component(_Config):
+    name: str = Field(min_length=1)
+    description: str | None = None
 
 
 class LLMOverrides(_Config):
-    """Per-agent overrides of the LLM config the agent points to."""
+    """Per-agent overrides of the LLM config the agent points to; provider extras are kept."""
 
     model: str | None = None
-    temperature: float | None = Field(default=None, ge=0)
-    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = None
+    max_tokens: int | None = None
     system_prompt: str | None = None
     api_base: str | None = None
+    api_key: str | None = None
     api_version: str | None = None
 
 
-class AgentConfig(_Config):
+class AgentConfig(_Component):
     """An agent (kind ``agent``)."""
 
-    name: str = Field(min_length=1)
-    description: str | None = None
-    mcp_servers: list[str] = Field(default_factory=list)
-    auto: bool = False
+    type: Literal["agent"] = "agent"
+    mcp_servers: list[str] | None = Field(default_factory=list)
+    auto: bool | None = False
     llm_config_id: str | None = None
     llm: LLMOverrides | None = None
     system_prompt: str | None = None
     config_validation_schema: dict[str, Any] | None = None
-    max_iterations: int = Field(default=50, ge=1)
+    max_iterations: int | None = 50
     # None leaves the choice to the framework's default, so it differs from False.
     include_history: bool | None = None
     include_logging: bool | None = None
     exclude_components: list[str] | None = None
+    # The framework takes a file name or a prompt; an inline object is kept as well.
     evaluation: str | dict[str, Any] | None = None
 
 
-class LLMConfig(BaseModel):
+class LLMConfig(_Component):
     """An LLM configuration (kind ``llm``); provider-specific extra fields are kept."""
 
-    model_config = ConfigDict(extra="allow")
-
-    name: str = Field(min_length=1)
-    provider: str = Field(min_length=1)
-    model: str = Field(min_length=1)
-    temperature: float | None = Field(default=None, ge=0)
-    max_tokens: int | None = Field(default=None, gt=0)
+    type: Literal["llm"] = "llm"
+    provider: str
+    model: str
+    temperature: float | None = None
+    max_tokens: int | None = None
     default_system_prompt: str | None = None
     api_key_env_var: str | None = None
     api_base: str | None = None
@@ -103,97 +143,91 @@ class MCPRoot(_Config):
     capabilities: list[str] = Field(default_factory=list)
 
 
-class MCPServerConfig(_Config):
-    """An MCP server (kind ``mcp_server``) reached by exactly one transport.
+Transport = Literal["stdio", "http_stream", "local"]
 
-    ``server_path`` runs it over stdio, ``http_endpoint`` (with optional
-    ``headers``) speaks streamable HTTP, ``command`` + ``args`` launches a local
-    process.
+
+class MCPServerConfig(_Component):
+    """An MCP server (kind ``mcp_server``) reached by one transport.
+
+    ``server_path`` runs it over stdio, ``http_endpoint`` (with optional ``headers``)
+    speaks streamable HTTP, ``command`` + ``args`` launches a local process;
+    ``transport_type`` names the transport, or is inferred from which one is given.
     """
 
-    name: str = Field(min_length=1)
-    server_path: str | None = None
+    type: Literal["mcp_server"] = "mcp_server"
+    transport_type: Transport | None = None
+    server_path: PathText | None = None
     http_endpoint: str | None = None
     headers: dict[str, str] | None = None
     command: str | None = None
     args: list[str] | None = None
     roots: list[MCPRoot] = Field(default_factory=list)
     capabilities: list[str]
-    timeout: float = Field(default=10.0, gt=0)
-    registration_timeout: float = Field(default=30.0, gt=0)
-    exclude: list[str] = Field(default_factory=list)
-
-    @field_validator("http_endpoint")
-    @classmethod
-    def _http_only(cls, value: str | None) -> str | None:
-        # Kept as a plain string: pydantic's HttpUrl would normalise it (adding
-        # a trailing slash), so a stored config would not read back as written.
-        if value is None:
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-        return value
+    timeout: float = 10.0
+    registration_timeout: float = 30.0
+    exclude: list[str] | None = None
 
     @model_validator(mode="after")
     def _one_transport(self) -> MCPServerConfig:
-        given = [
-            label
-            for label, present in (
-                ("server_path", self.server_path is not None),
-                ("http_endpoint", self.http_endpoint is not None),
-                ("command", self.command is not None),
-            )
-            if present
-        ]
-        if len(given) != 1:
-            got = " and ".join(given) if given else "none"
-            raise ValueError(
-                "exactly one transport is needed: server_path, http_endpoint or "
-                f"command (+ args); got {got}"
-            )
-        if self.args is not None and self.command is None:
-            raise ValueError("args are given without a command")
-        if self.headers is not None and self.http_endpoint is None:
-            raise ValueError("headers are only used with http_endpoint")
+        # The framework's own rules (ClientConfig.infer_and_validate_transport_type).
+        given = {"server_path": self.server_path, "http_endpoint": self.http_endpoint,
+                 "command": self.command}
+        transport = self.transport_type or self._inferred()
+        needs = {"stdio": "server_path", "http_stream": "http_endpoint", "local": "command"}
+        if transport is None:
+            raise ValueError("no transport: give server_path (stdio), http_endpoint "
+                             "(http_stream) or command (local)")
+        wanted = needs[transport]
+        if given[wanted] is None:
+            raise ValueError(f"{wanted} is required for the {transport!r} transport")
+        others = [key for key, value in given.items() if key != wanted and value is not None]
+        if others:
+            raise ValueError(f"the {transport!r} transport takes {wanted}, not "
+                             f"{' and '.join(others)}")
         return self
 
-    @property
-    def transport(self) -> Literal["stdio", "http_stream", "local"]:
-        """Which transport the server uses."""
-        if self.server_path is not None:
-            return "stdio"
+    def _inferred(self) -> Transport | None:
+        if self.command is not None:
+            return "local"
         if self.http_endpoint is not None:
             return "http_stream"
-        return "local"
+        if self.server_path is not None:
+            return "stdio"
+        return None
+
+    @property
+    def transport(self) -> Transport:
+        """Which transport the server uses."""
+        found = self.transport_type or self._inferred()
+        assert found is not None  # the validator refuses a server without one
+        return found
 
 
 class WorkflowStep(_Config):
     """A workflow step naming the component it runs and its type."""
 
-    name: str = Field(min_length=1)
+    name: str
     type: ComponentType
 
 
-class LinearWorkflowConfig(_Config):
+class LinearWorkflowConfig(_Component):
     """Steps run one after another (kind ``linear_workflow``)."""
 
-    name: str = Field(min_length=1)
-    description: str | None = None
+    type: Literal["linear_workflow"] = "linear_workflow"
     steps: list[str | WorkflowStep]
     include_history: bool | None = None
     include_logging: bool | None = None
 
 
 WorkflowConfig = LinearWorkflowConfig
-"""The framework's older name for a linear ("simple") workflow."""
+"""The framework's name for a linear workflow's config."""
 
 
 class GraphNode(_Config):
     """A node of a graph workflow."""
 
-    node_id: str = Field(min_length=1)
-    name: str = Field(min_length=1)
+    node_id: str
+    name: str
     type: ComponentType
 
 
@@ -202,49 +236,80 @@ class GraphEdge(_Config):
 
     # Dump by alias by default so a stored edge reads back with the same key.
     model_config = ConfigDict(
-        extra="forbid",
+        extra="allow",
         validate_by_alias=True,
         validate_by_name=True,
         serialize_by_alias=True,
     )
 
-    from_: str = Field(alias="from", min_length=1)
-    to: str = Field(min_length=1)
+    from_: str = Field(alias="from")
+    to: str
 
 
-class GraphWorkflowConfig(_Config):
+class GraphWorkflowConfig(_Component):
     """Nodes joined by edges (kind ``graph_workflow``)."""
 
-    name: str = Field(min_length=1)
-    description: str | None = None
+    type: Literal["graph_workflow"] = "graph_workflow"
     nodes: list[GraphNode]
     edges: list[GraphEdge] = Field(default_factory=list)
     include_history: bool | None = None
     include_logging: bool | None = None
 
-    @model_validator(mode="after")
-    def _edges_join_nodes(self) -> GraphWorkflowConfig:
-        ids = [node.node_id for node in self.nodes]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"duplicate node_id: {', '.join(dupes)}")
-        known = set(ids)
-        for edge in self.edges:
-            for end in (edge.from_, edge.to):
-                if end not in known:
-                    raise ValueError(
-                        f"edge {edge.from_!r} -> {edge.to!r} names unknown node_id {end!r}"
-                    )
-        return self
 
-
-class CustomWorkflowConfig(_Config):
+class CustomWorkflowConfig(_Component):
     """A workflow implemented by a Python class (kind ``custom_workflow``)."""
 
-    name: str = Field(min_length=1)
-    description: str | None = None
-    module_path: str = Field(min_length=1)
-    class_name: str = Field(min_length=1)
+    type: Literal["custom_workflow"] = "custom_workflow"
+    module_path: PathText
+    class_name: str
+
+
+class EvaluationCase(_Config):
+    """One case of an evaluation: an input and what is expected of the output."""
+
+    # The framework makes up a random id for a case without one; storing one would make
+    # every sync of the same file a change, so an id is kept only when given.
+    id: str | None = None
+    name: str | None = None
+    input: str
+    output: Any = None
+    expectations: list[str]
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _uuid(cls, value: Any) -> Any:
+        if isinstance(value, UUID):
+            return str(value)
+        if isinstance(value, str):
+            UUID(value)  # raises ValueError, as the framework's model does
+        return value
+
+
+class EvaluationConfig(_Component):
+    """An evaluation (kind ``evaluation``): test cases for a component."""
+
+    type: Literal["evaluation"] = "evaluation"
+    component_type: str | None = None
+    component_config: dict[str, Any] | None = None
+    test_cases: list[EvaluationCase]
+    review_llm: str | None = None
+    expected_schema: dict[str, Any] | None = None
+    component_refs: list[str] | None = None
+    # The framework also takes a Python callable here, which no JSON can hold: a stored
+    # evaluation names a file instead.
+    run_agent: str | None = None
+    run_agent_kwargs: dict[str, Any] = Field(default_factory=dict)
+    use_cache: bool = True
+    cache_ttl: int = 3600
+    force_refresh: bool = False
+    evaluation_config_id: str | None = None
+
+
+class SecurityConfig(_Component):
+    """A security assessment's settings (kind ``security``), kept as the framework's dict."""
+
+    type: Literal["security"] = "security"
+    config_dict: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -271,13 +336,10 @@ _FALSE = frozenset({"false", "no", "n", "off", "0"})
 
 
 def _rename(data: dict[str, Any], old: str, new: str) -> None:
-    if old not in data:
-        return
-    value = data.pop(old)
-    # Both spellings with different values is ambiguous; guessing would lose data.
-    if new in data and data[new] != value:
-        raise ValueError(f"both {old!r} and {new!r} are given, with different values")
-    data[new] = value
+    # With both spellings the framework reads the new one; the old one stays, as an
+    # unknown key, rather than being dropped or refused.
+    if old in data and new not in data:
+        data[new] = data.pop(old)
 
 
 def _bools(data: dict[str, Any], *keys: str) -> None:
@@ -291,28 +353,37 @@ def _bools(data: dict[str, Any], *keys: str) -> None:
                 data[key] = False
 
 
-def _drop_tag(data: dict[str, Any], *tags: str) -> None:
-    # Older documents carried their component type inside the entry.
-    if data.get("type") in tags:
-        del data["type"]
+def _retag(data: dict[str, Any], current: str, *older: str) -> None:
+    # Entries carry their component type; older ones under an older name.
+    if data.get("type") in older:
+        data["type"] = current
+
+
+_AGENT_LLM_KEYS = ("model", "temperature", "max_tokens")
+"""Agent-level keys of spring 2025 that the framework later moved into the agent's ``llm``."""
 
 
 def _agent_v1(old: dict[str, Any]) -> dict[str, Any]:
     data = dict(old)
-    _drop_tag(data, "agent")
     _rename(data, "client_ids", "mcp_servers")
     _bools(data, "auto", "include_history", "include_logging")
     llm = data.get("llm")
-    if isinstance(llm, dict) and "model_name" in llm:
-        llm = dict(llm)
+    if llm is None or isinstance(llm, dict):
+        llm = dict(llm or {})
         _rename(llm, "model_name", "model")
-        data["llm"] = llm
+        for key in _AGENT_LLM_KEYS:
+            # An override the agent's llm already sets wins; the old key then stays.
+            value = data.get(key)
+            if value is not None and llm.get(key) in (None, value):
+                llm[key] = data.pop(key)
+        if llm or data.get("llm") is not None:
+            data["llm"] = llm
     return data
 
 
 def _llm_v1(old: dict[str, Any]) -> dict[str, Any]:
     data = dict(old)
-    _drop_tag(data, "llm", "llm_config")
+    _retag(data, "llm", "llm_config")
     _rename(data, "llm_id", "name")
     _rename(data, "model_name", "model")
     return data
@@ -320,14 +391,14 @@ def _llm_v1(old: dict[str, Any]) -> dict[str, Any]:
 
 def _mcp_server_v1(old: dict[str, Any]) -> dict[str, Any]:
     data = dict(old)
-    _drop_tag(data, "mcp_server", "client")
+    _retag(data, "mcp_server", "client")
     _rename(data, "client_id", "name")
     return data
 
 
 def _linear_workflow_v1(old: dict[str, Any]) -> dict[str, Any]:
     data = dict(old)
-    _drop_tag(data, "linear_workflow", "simple_workflow")
+    _retag(data, "linear_workflow", "simple_workflow")
     _bools(data, "include_history", "include_logging")
     steps = data.get("steps")
     if isinstance(steps, list):
@@ -347,6 +418,8 @@ CONFIG_KINDS: Mapping[str, KindSpec] = {
     "linear_workflow": KindSpec(LinearWorkflowConfig, 2, {1: _linear_workflow_v1}),
     "graph_workflow": KindSpec(GraphWorkflowConfig, 1),
     "custom_workflow": KindSpec(CustomWorkflowConfig, 1),
+    "evaluation": KindSpec(EvaluationConfig, 1),
+    "security": KindSpec(SecurityConfig, 1),
 }
 """Config kind name -> how it is stored."""
 

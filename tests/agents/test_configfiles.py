@@ -93,6 +93,8 @@ def test_component_file_list_of_typed_entries(tmp_path: Path) -> None:
         "linear_workflow": ["old", "w"],
         "graph_workflow": ["g"],
         "custom_workflow": ["c"],
+        "evaluation": [],
+        "security": [],
     }
     assert loaded.llms["l"].model_dump()["seed"] == 7
     assert loaded.graph_workflows["g"].edges[0].from_ == "1"
@@ -110,18 +112,30 @@ def test_component_file_single_entry_and_name_mapping(tmp_path: Path) -> None:
     assert loaded.agents["second"].max_iterations == 3
 
 
-def test_directory_is_read_recursively_in_sorted_order_skipping_hidden_and_other_files(
+def test_directory_is_read_recursively_json_then_yaml_then_yml_skipping_other_files(
     tmp_path: Path,
 ) -> None:
-    _write_json(tmp_path / "b" / "agents.json", [{"type": "agent", "name": "from_b"}])
-    _write_yaml(tmp_path / "a" / "deep" / "agents.yaml", [{"type": "agent", "name": "from_a"}])
+    _write_yaml(tmp_path / "a" / "deep" / "agents.yaml", [{"type": "agent", "name": "from_yaml"}])
+    _write_json(tmp_path / "b" / "agents.json", [{"type": "agent", "name": "from_json"}])
+    _write_yaml(tmp_path / "agents.yml", [{"type": "agent", "name": "from_yml"}])
     _write_json(tmp_path / "project.json", {"llms": [PROJECT["llms"][0]]})
-    _write_json(tmp_path / ".hidden" / "x.json", [{"type": "agent", "name": "hidden"}])
     (tmp_path / "notes.txt").write_text("not config", encoding="utf-8")
     loaded = load_configs(tmp_path)
     assert loaded.ok, loaded.problems
-    assert list(loaded.agents) == ["from_a", "from_b"]
+    assert list(loaded.agents) == ["from_json", "from_yaml", "from_yml"]
     assert list(loaded.llms) == ["fast"]
+
+
+def test_several_paths_load_first_path_first(tmp_path: Path) -> None:
+    first = _write_json(tmp_path / "p" / "a.json", [{"type": "agent", "name": "x", "auto": True}])
+    second = _write_json(tmp_path / "q" / "a.json", [{"type": "agent", "name": "x"},
+                                                     {"type": "agent", "name": "y"}])
+    loaded = load_configs(second.parent, first, strict=True)
+    assert loaded.sources[("agent", "x")] == second
+    loaded = load_configs(first, second.parent)
+    assert loaded.agents["x"].auto is True and sorted(loaded.agents) == ["x", "y"]
+    [warning] = loaded.warnings
+    assert warning.file == second and str(first) in warning.message
 
 
 def test_broken_entry_is_reported_with_file_and_name_and_the_rest_loads(tmp_path: Path) -> None:
@@ -142,7 +156,7 @@ def test_broken_entry_is_reported_with_file_and_name_and_the_rest_loads(tmp_path
     assert list(loaded.mcp_servers) == ["good"]
     [problem] = loaded.problems
     assert (problem.file, problem.name, problem.kind) == (file, "both", "mcp_server")
-    assert "server_path and http_endpoint" in problem.message
+    assert "takes http_endpoint, not server_path" in problem.message
     assert str(file) in str(problem) and "'both'" in str(problem)
     assert problem.entry["name"] == "both"
 
@@ -201,11 +215,12 @@ def test_project_key_that_is_not_a_list_is_reported(tmp_path: Path) -> None:
 def test_duplicate_name_keeps_the_first_and_reports_the_second(tmp_path: Path) -> None:
     _write_json(tmp_path / "1.json", [{"type": "agent", "name": "twin", "max_iterations": 1}])
     _write_json(tmp_path / "2.json", [{"type": "agent", "name": "twin", "max_iterations": 2}])
-    loaded = load_configs(tmp_path)
+    loaded = load_configs(tmp_path / "1.json", tmp_path / "2.json")
     assert loaded.agents["twin"].max_iterations == 1
-    [problem] = loaded.problems
-    assert problem.file == tmp_path / "2.json"
-    assert "first in" in problem.message and "1.json" in problem.message
+    assert loaded.ok
+    [warning] = loaded.warnings
+    assert warning.file == tmp_path / "2.json"
+    assert "the first definition, in" in warning.message and "1.json" in warning.message
 
 
 def test_same_name_in_different_kinds_is_no_conflict(tmp_path: Path) -> None:

@@ -240,7 +240,7 @@ def test_sync_path_writes_one_version_for_a_changed_entry(manager: Any, tmp_path
 def test_sync_path_with_a_broken_entry_writes_nothing_and_names_file_and_entry(
         manager: Any, db: DocStore, tmp_path: Path) -> None:
     project = write_project(tmp_path / "project.json",
-                            agents=[{"name": "ok"}, {"name": "bad", "max_iterations": 0}])
+                            agents=[{"name": "ok"}, {"name": "bad", "max_iterations": "many"}])
     report = manager.sync_path(project)
     assert not report.applied and report.written == ()
     [problem] = report.problems
