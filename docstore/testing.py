@@ -1,7 +1,7 @@
 """pytest fixtures for code that uses docstore, on pytest-postgresql.
 
 Installed as a pytest plugin (entry point ``docstore``), so a project that depends on
-``docstore[test]`` gets these fixtures without writing any:
+``docstore[testing]`` gets these fixtures without writing any:
 
 * ``docstore_store`` — a :class:`~docstore.DocStore` on a fresh, initialised store;
 * ``docstore_async_store`` — the same as an :class:`~docstore.AsyncDocStore`;
@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import pytest
@@ -61,7 +61,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("docstore_server", "noproc or proc (see --docstore-server)", default="noproc")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     pytest.fail(f"docstore fixtures: {message}", pytrace=False)
 
 
@@ -100,9 +100,14 @@ def docstore_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
         _reachable(url, "DOCSTORE_TEST_URL")
         yield url
         return
-    from pytest_postgresql.config import get_config
-    from pytest_postgresql.janitor import DatabaseJanitor
-
+    try:
+        from pytest_postgresql.config import get_config
+        from pytest_postgresql.janitor import DatabaseJanitor
+    except ImportError:
+        # The plugin loads without it (docstore installed without the extra must not break
+        # anyone's pytest); the fixtures say what to install when a test asks for them.
+        _fail("the fixtures need pytest-postgresql, or a database in "
+              f"{ENV_URL}: pip install 'docstore[testing]'")
     mode = request.config.getoption("docstore_server") or request.config.getini("docstore_server")
     if mode == "proc":
         if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -198,7 +203,7 @@ except ImportError:  # pragma: no cover - the async fixture then says what is mi
     @pytest.fixture
     def docstore_async_store() -> None:
         """An AsyncDocStore on a fresh schema (needs pytest-asyncio)."""
-        _fail("docstore_async_store needs pytest-asyncio: pip install 'docstore[test]'")
+        _fail("docstore_async_store needs pytest-asyncio: pip install 'docstore[testing]'")
 
 else:
 

@@ -44,5 +44,5 @@ def test_demo_prints_readable_tables(docstore_factory: Callable[..., DocStore],
     assert main(["--dsn", docstore_dsn, "--schema", schema, "demo"]) == 0
     out = capfd.readouterr().out
     for text in ("Sync the example agent configs", "Messages per agent and role",
-                 "~ max_iterations: 50 -> 20", "get_forecast", "claude-haiku"):
+                 "+ max_iterations: 20", "get_forecast", "claude-haiku"):
         assert text in out

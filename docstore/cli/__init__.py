@@ -18,6 +18,7 @@ from ..agents import ConfigFileError
 from ..errors import DocStoreError
 from . import _docs, _ops  # noqa: F401  (registers the commands)
 from ._app import GLOBAL_FLAGS, GLOBAL_OPTIONS, app
+from ._compat import UsageProblem, enforce_required
 from ._errors import CliError
 
 __all__ = ["main"]
@@ -60,16 +61,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The pool logs each failed connection attempt; the command reports the failure once.
     logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
     command = typer.main.get_command(app)
+    enforce_required(command)
     try:
         result: object = command.main(args=args, prog_name="docstore", standalone_mode=False)
         return result if isinstance(result, int) else 0
-    except typer.TyperException as exc:  # usage errors: exit 2, with the usage line
+    except UsageProblem as exc:  # usage errors: exit 2, with the usage line
         show = getattr(exc, "show", None)
         if show is not None:
             show()
         else:
-            print(f"docstore: error: {exc.format_message()}", file=sys.stderr)
-        return exc.exit_code
+            print(f"docstore: error: {exc}", file=sys.stderr)
+        code: int = getattr(exc, "exit_code", 2)
+        return code
     except typer.Abort:
         print("docstore: aborted", file=sys.stderr)
         return 1
