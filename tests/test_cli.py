@@ -227,7 +227,7 @@ def test_sync_stores_config_files_and_refuses_broken_ones(run: Run, tmp_path: Pa
     _write(configs, "broken.json", [{"type": "llm", "name": "bad"},
                                     {"type": "agent", "name": "b"}])
     code, _, err = run("sync", str(configs))
-    assert code == 1 and "bad" in err and err.count("\n") == 1
+    assert code == 1 and "bad" in err and err.count("\n") == 2  # a head line, one per problem
     assert run("get", "agent", "b")[0] == 1
     code, out, _ = run("sync", str(configs), "--partial", "--json")
     assert code == 0 and _json(out)["written"] == [["agent", "b", 1]]

@@ -77,6 +77,8 @@ class SyncReport:
     applied: bool = True
     warnings: tuple[ConfigProblem, ...] = ()
     """Entries left out as the framework leaves them out: a name defined again."""
+    created: tuple[tuple[str, str], ...] = ()
+    """(kind, name) of the configs in ``written`` that were not stored before."""
 
     @property
     def ok(self) -> bool:
@@ -288,6 +290,7 @@ class ManagerCore:
         def plan() -> Plan[SyncReport]:
             written: list[tuple[str, str, int]] = []
             unchanged: list[tuple[str, str]] = []
+            created: list[tuple[str, str]] = []
             for kind, by_name in configs.items():
                 if not by_name:
                     continue
@@ -299,8 +302,10 @@ class ManagerCore:
                         unchanged.append((kind, doc.name))
                     else:
                         written.append((kind, doc.name, doc.version))
+                        if old is None:
+                            created.append((kind, doc.name))
             return SyncReport(tuple(written), tuple(unchanged), tuple(problems),
-                              warnings=tuple(warnings))
+                              warnings=tuple(warnings), created=tuple(created))
 
         return Job(plan(), atomic=True)
 

@@ -88,12 +88,16 @@ class ConfigProblem:
 
 
 class ConfigFileError(ValueError):
-    """Config files had problems; ``problems`` lists each one."""
+    """Config files had problems; ``problems`` lists each one (one per line of the
+    message, after a line saying how many), ``warnings`` what was let pass."""
 
-    def __init__(self, problems: list[ConfigProblem]) -> None:
+    def __init__(self, problems: list[ConfigProblem], *, note: str = "",
+                 warnings: list[ConfigProblem] | None = None) -> None:
         self.problems = problems
+        self.warnings = list(warnings or ())
         lines = "\n".join(f"  {problem}" for problem in problems)
-        super().__init__(f"{len(problems)} problem(s) in config files:\n{lines}")
+        suffix = f" ({note})" if note else ""
+        super().__init__(f"{len(problems)} problem(s) in config files{suffix}:\n{lines}")
 
 
 @dataclass

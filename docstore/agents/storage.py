@@ -168,9 +168,9 @@ class StorageManager:
             "llm": llm_configs, "mcp_server": mcp_servers})
         return self._run(self._core.sync_many(configs))
 
-    def sync_path(self, path: str | Path, *, partial: bool = False) -> SyncReport:
-        """Sync config files (see :func:`sync_path`)."""
-        return self._run(self._core.sync_loaded(load_configs(path), partial))
+    def sync_path(self, *paths: str | Path, partial: bool = False) -> SyncReport:
+        """Sync config files, first path first (see :func:`sync_path`)."""
+        return self._run(self._core.sync_loaded(load_configs(*paths), partial))
 
     def load_all_configs(self) -> dict[str, dict[str, Any]]:
         """Every stored config: kind -> name -> model."""
@@ -326,9 +326,9 @@ class AsyncStorageManager:
             "llm": llm_configs, "mcp_server": mcp_servers})
         return await self._run(self._core.sync_many(configs))
 
-    async def sync_path(self, path: str | Path, *, partial: bool = False) -> SyncReport:
-        """Sync config files (see :func:`sync_path`)."""
-        return await self._run(self._core.sync_loaded(load_configs(path), partial))
+    async def sync_path(self, *paths: str | Path, partial: bool = False) -> SyncReport:
+        """Sync config files, first path first (see :func:`sync_path`)."""
+        return await self._run(self._core.sync_loaded(load_configs(*paths), partial))
 
     async def load_all_configs(self) -> dict[str, dict[str, Any]]:
         """Every stored config: kind -> name -> model."""
@@ -370,10 +370,12 @@ class AsyncStorageManager:
         return await self.store.list(CONVERSATION, where=where)
 
 
-def sync_path(target: StorageManager | DocStore, path: str | Path, *,
+def sync_path(target: StorageManager | DocStore, *paths: str | Path,
               partial: bool = False) -> SyncReport:
-    """Sync the config files at ``path`` (a project file, component file or directory).
+    """Sync the config files at ``paths`` (project files, component files or directories).
 
+    Files are read as the framework reads them (see :func:`~docstore.agents.load_configs`):
+    a name defined again keeps the first definition and is listed in ``report.warnings``.
     Unchanged entries write nothing, a changed one writes one version, all in one
     transaction. Broken entries are listed in the report with file and entry name; with
     any of them nothing is written (``report.applied`` is False) unless ``partial``, which
@@ -381,4 +383,4 @@ def sync_path(target: StorageManager | DocStore, path: str | Path, *,
     it where missing.
     """
     manager = target if isinstance(target, StorageManager) else StorageManager(target)
-    return manager.sync_path(path, partial=partial)
+    return manager.sync_path(*paths, partial=partial)

@@ -79,7 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("docstore: interrupted", file=sys.stderr)
         return 130
-    except (CliError, DocStoreError, ConfigFileError, ValueError, OSError) as exc:
+    except ConfigFileError as exc:  # one problem per line, after a line saying how many
+        head, *lines = _redact(str(exc), args).splitlines()
+        print(f"docstore: error: {head}", file=sys.stderr)
+        for line in lines:
+            print(line, file=sys.stderr)
+        for warning in exc.warnings:
+            print(f"warning: {_redact(str(warning), args)}", file=sys.stderr)
+        return 1
+    except (CliError, DocStoreError, ValueError, OSError) as exc:
         message = _one_line(str(exc)) or type(exc).__name__
         print(f"docstore: error: {_redact(message, args)}", file=sys.stderr)
         return 1

@@ -213,22 +213,32 @@ def import_(ctx: typer.Context,
 
 @app.command()
 def sync(ctx: typer.Context,
-         path: Annotated[Path, typer.Argument(
-             metavar="PATH", help="A project file, component file or directory.")],
+         paths: Annotated[list[Path], typer.Argument(
+             metavar="PATH...", help="Project files, component files or directories; a name "
+             "defined in several keeps the first, as in the framework.")],
          partial: Annotated[bool, typer.Option(
-             help="Store the valid entries even when some are broken.")] = False) -> None:
-    """Store the agent framework's config files; unchanged entries write nothing."""
+             help="Store the valid entries even when some are broken (each one is "
+             "reported).")] = False) -> None:
+    """Store the agent framework's config files as its loader reads them; unchanged
+    entries write nothing."""
     from ._sync import sync_configs
 
     with _store(ctx) as store:
         with _out.progress("syncing"):
-            result = sync_configs(store, path, partial=partial)
+            result = sync_configs(store, *paths, partial=partial)
         if settings(ctx).json:
             _out.emit_json(result)
             return
+        for warning in result["warnings"]:
+            print(f"warning: {warning}", file=sys.stderr)
         for problem in result["problems"]:
             print(f"skipped: {problem}", file=sys.stderr)
-        _out.table(f"synced {path}", ["kind", "written", "unchanged"],
+        for kind, name in result["created"]:
+            print(f"created {kind} {name!r}")
+        for kind, name, version in result["updated"]:
+            print(f"updated {kind} {name!r} to version {version}")
+        where = " ".join(str(p) for p in paths)
+        _out.table(f"synced {where}", ["kind", "written", "unchanged"],
                    [[k, v["written"], v["unchanged"]] for k, v in result["kinds"].items()])
 
 

@@ -1,0 +1,184 @@
+"""`docstore sync` and `docstore put` against the real framework: its shipped example
+project (aurite's init_templates) syncs as its own ConfigManager loads it."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aurite_shapes import AURITE_MODELS, templates_folder
+
+from docstore import DocStore
+from docstore.agents import StorageManager
+from docstore.cli import main
+
+Run = Callable[..., tuple[int, str, str]]
+
+# The names the example project defines twice: (type, name, the file that wins, the other).
+TWICE = [("llm", "my_openai_gpt4_turbo", "example_multi_component.json",
+          "llms/example_llms.json"),
+         ("mcp_server", "planning_server", "example_multi_component.json",
+          "mcp_servers/example_mcp_servers.json")]
+
+
+@pytest.fixture
+def store(docstore_factory: Callable[..., DocStore]) -> DocStore:
+    store = docstore_factory()
+    StorageManager(store)  # the config kinds, for reading back with their models
+    return store
+
+
+@pytest.fixture
+def run(docstore_dsn: str, store: DocStore, capfd: pytest.CaptureFixture[str]) -> Run:
+    """run(*args) -> (exit status, stdout, stderr), on the test's own schema."""
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capfd.readouterr()
+        code = main(["--dsn", docstore_dsn, "--schema", store.schema, *args])
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+def aurite_index(config_dir: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+                 ) -> dict[str, dict[str, dict[str, Any]]]:
+    """The component index aurite's own ConfigManager builds for a project that includes
+    ``config_dir``, as a new host process would."""
+    from aurite.lib.config.config_manager import ConfigManager
+
+    project.mkdir()
+    (project / ".aurite").write_text(
+        f'[aurite]\ntype = "project"\ninclude_configs = ["{config_dir}"]\n')
+    monkeypatch.delenv("AURITE_ENABLE_DB", raising=False)
+    monkeypatch.setenv("HOME", str(project / "home"))  # no user-level ~/.aurite
+    index: dict[str, dict[str, dict[str, Any]]] = ConfigManager(start_dir=project).get_all_configs()
+    return index
+
+
+def aurite_reads(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    clean = {k: v for k, v in copy.deepcopy(data).items() if not k.startswith("_")}
+    dumped: dict[str, Any] = AURITE_MODELS[kind](**clean).model_dump()
+    return dumped
+
+
+def test_the_framework_s_example_project_syncs_as_its_config_manager_loads_it(
+        run: Run, store: DocStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = templates_folder()
+    code, out, err = run("sync", str(folder))
+    assert code == 0, err
+    index = aurite_index(folder, tmp_path / "project", monkeypatch)
+    # The same components of the same types, and for a name defined twice the same winner.
+    stored = {kind: {d.name: d.data for d in store.list(kind)} for kind in AURITE_MODELS}
+    assert {k: sorted(v) for k, v in stored.items() if v} == {
+        k: sorted(v) for k, v in index.items()}
+    for kind, components in index.items():
+        for name, entry in components.items():
+            back = stored[kind][name].model_dump(mode="json", by_alias=True)
+            assert aurite_reads(kind, back) == aurite_reads(kind, entry), (kind, name)
+    for kind, name, winner, _other in TWICE:
+        assert index[kind][name]["_source_file"] == str(folder / winner)
+    # Every component is listed by name as created; each name defined twice is a warning
+    # naming both files.
+    for kind, components in index.items():
+        for name in components:
+            assert f"created {kind} {name!r}\n" in out
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == len(TWICE)
+    for (kind, name, winner, other), line in zip(TWICE, sorted(warnings), strict=True):
+        assert f"{kind} {name!r}" in line
+        assert str(folder / winner) in line and str(folder / other) in line
+    # Syncing it again writes nothing and lists nothing as created.
+    code, out, err = run("sync", str(folder), "--json")
+    result = json.loads(out)
+    assert code == 0 and result["written"] == [] and result["created"] == []
+    assert len(result["warnings"]) == len(TWICE)
+    assert sum(len(c) for c in index.values()) == len(result["unchanged"])
+
+
+def test_the_framework_s_config_manager_index_syncs_with_every_key_it_added(
+        store: DocStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = aurite_index(templates_folder(), tmp_path / "project", monkeypatch)
+    for kind, components in index.items():
+        for name, entry in components.items():
+            back = store.put(kind, name, copy.deepcopy(entry)).data.model_dump(
+                mode="json", by_alias=True)
+            assert {k: v for k, v in back.items() if k.startswith("_")} == {
+                k: v for k, v in entry.items() if k.startswith("_")}
+            assert set(back) == set(entry)
+            assert aurite_reads(kind, back) == aurite_reads(kind, entry)
+
+
+def test_sync_lists_what_it_created_and_updated(run: Run, tmp_path: Path) -> None:
+    file = tmp_path / "agents.json"
+    file.write_text(json.dumps([{"type": "agent", "name": "a"}, {"type": "agent", "name": "b"}]))
+    code, out, _ = run("sync", str(file))
+    assert code == 0 and "created agent 'a'\ncreated agent 'b'\n" in out
+    file.write_text(json.dumps([{"type": "agent", "name": "a", "max_iterations": 3},
+                                {"type": "agent", "name": "b"},
+                                {"type": "agent", "name": "c"}]))
+    code, out, _ = run("sync", str(file))
+    assert code == 0 and "updated agent 'a' to version 2\n" in out
+    assert "created agent 'c'\n" in out and "'b'" not in out
+    code, out, _ = run("sync", str(file), "--json")
+    assert (json.loads(out)["created"], json.loads(out)["updated"]) == ([], [])
+
+
+def test_several_paths_keep_the_first_definition(run: Run, tmp_path: Path) -> None:
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps([{"type": "agent", "name": "a", "system_prompt": "first"}]))
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "x.yaml").write_text("- {type: agent, name: a, system_prompt: second}\n"
+                                   "- {type: agent, name: b}\n")
+    code, out, err = run("sync", str(first), str(second))
+    assert code == 0 and "created agent 'b'" in out
+    assert f"warning: {second / 'x.yaml'}: agent 'a'" in err and str(first) in err
+    code, out, _ = run("get", "agent", "a")
+    assert json.loads(out)["system_prompt"] == "first"
+
+
+def test_broken_entries_are_one_error_per_line_and_nothing_is_written_unless_partial(
+        run: Run, tmp_path: Path) -> None:
+    file = tmp_path / "broken.json"
+    file.write_text(json.dumps([
+        {"type": "agent", "name": "bad_agent", "max_iterations": "many"},
+        {"type": "llm", "name": "bad_llm", "provider": "openai"},
+        {"type": "robot", "name": "bad_type"},
+        {"type": "agent", "name": "good"}]))
+    code, out, err = run("sync", str(file))
+    lines = err.splitlines()
+    assert code == 1 and out == ""
+    assert lines[0] == ("docstore: error: 3 problem(s) in config files (nothing was written; "
+                        "--partial stores the valid entries):")
+    assert lines[1:] == [
+        f"  {file}: agent 'bad_agent': max_iterations: Input should be a valid integer, "
+        "unable to parse string as an integer",
+        f"  {file}: llm 'bad_llm': model: Field required",
+        f"  {file}: entry 'bad_type': unknown type 'robot'; expected one of agent, llm, "
+        "mcp_server, linear_workflow, graph_workflow, custom_workflow, evaluation, security, "
+        "simple_workflow, client, llm_config"]
+    assert run("get", "agent", "good")[0] == 1
+    code, out, err = run("sync", str(file), "--partial")
+    assert code == 0 and "created agent 'good'" in out
+    assert [line for line in err.splitlines() if line.startswith("skipped: ")] == [
+        f"skipped: {line.strip()}" for line in lines[1:]]
+
+
+def test_put_takes_an_entry_carrying_the_framework_s_type_tag(
+        run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = {"type": "agent", "name": "Weather Agent", "llm_config_id": "fast",
+             "_source_file": "/srv/p/agents.json"}
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(entry)))
+    code, out, err = run("put", "agent", "Weather Agent", "-")
+    assert (code, out) == (0, "agent 'Weather Agent': version 1\n"), err
+    assert json.loads(run("get", "agent", "Weather Agent")[1]) == entry
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({**entry, "type": "llm"})))
+    code, _, err = run("put", "agent", "Weather Agent", "-")
+    assert code == 1 and "type" in err and "'agent'" in err
