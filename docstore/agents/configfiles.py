@@ -1,6 +1,6 @@
 """Read the framework's config files into validated configs, collecting what is broken.
 
-Three layouts are understood:
+Four layouts are understood:
 
 * a project file: an object with any of the keys ``clients``, ``agents``,
   ``simple_workflows``, ``custom_workflows``, ``llms`` (plus the current kind
@@ -9,7 +9,10 @@ Three layouts are understood:
   names to entries, each tagged with ``type``;
 * a directory: every ``*.json`` file under it, then every ``*.yaml``, then every
   ``*.yml``, each in the order ``Path.rglob`` lists them: the framework's own order
-  (``ConfigManager._build_component_index``).
+  (``ConfigManager._build_component_index``);
+* a project or workspace directory, holding the framework's ``.aurite`` anchor: the
+  directories its ``include_configs`` name, in the framework's order (see
+  :func:`anchored_sources`), each entry with the keys its ConfigManager adds.
 
 Several paths are read in the order given, like the framework's config sources. A name
 defined twice for one kind keeps the first, in that order, as the framework does; the
@@ -22,6 +25,7 @@ YAML files need PyYAML (``pip install 'docstore[yaml]'``).
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +48,16 @@ from docstore.agents.configs import (
     upgrade_config,
 )
 
-__all__ = ["PROJECT_KEYS", "ConfigFileError", "ConfigProblem", "LoadedConfigs", "load_configs"]
+__all__ = [
+    "ANCHOR",
+    "PROJECT_KEYS",
+    "ConfigFileError",
+    "ConfigProblem",
+    "LoadedConfigs",
+    "anchored_sources",
+    "config_files",
+    "load_configs",
+]
 
 PROJECT_KEYS: Mapping[str, str] = {
     "clients": "mcp_server",
@@ -181,11 +194,95 @@ def load_configs(*paths: str | Path, strict: bool = False) -> LoadedConfigs:
             raise FileNotFoundError(f"no config file or directory at {root}")
     loaded = LoadedConfigs(configs={kind: {} for kind in CONFIG_KINDS})
     for root in roots:
-        for file in config_files(root) if root.is_dir() else [root]:
-            _load_file(file, loaded)
+        if not root.is_dir():
+            _load_file(root, loaded, {})
+        elif (root / ANCHOR).is_file():
+            for source, keys in anchored_sources(root, loaded):
+                for file in config_files(source):
+                    _load_file(file, loaded, {"_source_file": str(file.resolve()), **keys})
+        else:
+            for file in config_files(root):
+                _load_file(file, loaded, {})
     if strict:
         loaded.raise_for_problems()
     return loaded
+
+
+ANCHOR = ".aurite"
+"""The framework's anchor file: a TOML file marking a project or workspace directory."""
+
+
+def _anchor_settings(anchor: Path, loaded: LoadedConfigs) -> dict[str, Any]:
+    try:
+        with anchor.open("rb") as f:
+            settings = tomllib.load(f).get("aurite", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        problem = ConfigProblem(anchor, None, f"cannot be read: {exc}")
+        if problem not in loaded.problems:
+            loaded.problems.append(problem)
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def anchored_sources(start: Path, loaded: LoadedConfigs | None = None
+                     ) -> list[tuple[Path, dict[str, str]]]:
+    """The config directories the framework reads for a project or workspace directory
+    holding a ``.aurite`` anchor, in its order, each with the keys its ConfigManager adds
+    to every component it indexes from there (``_context_path``, ``_context_level``,
+    ``_project_name``, ``_workspace_name``).
+
+    The order is the framework's (``ConfigManager._initialize_sources``): the project's
+    ``include_configs``, then its workspace's, then the workspace's other projects', then
+    the user's ``~/.aurite`` directory. An anchor that cannot be read is a problem in
+    ``loaded``.
+    """
+    found = loaded if loaded is not None else LoadedConfigs()
+    here = start.resolve()
+    anchors = [d / ANCHOR for d in (here, *here.parents) if (d / ANCHOR).is_file()]
+    project: Path | None = None
+    workspace: Path | None = None
+    for anchor in anchors:
+        kind = _anchor_settings(anchor, found).get("type")
+        if kind == "project":
+            project = anchor.parent
+        elif kind == "workspace":
+            workspace = anchor.parent
+    if workspace == here:
+        project = None
+    elif project is None and anchors:
+        project = anchors[0].parent
+    sources: list[tuple[Path, Path]] = []
+
+    def include(root: Path) -> None:
+        for rel in _anchor_settings(root / ANCHOR, found).get("include_configs", []):
+            directory = (root / rel).resolve()
+            if directory.is_dir() and all(directory != s for s, _ in sources):
+                sources.append((directory, root))
+
+    if project is not None:
+        include(project)
+    if workspace is not None:
+        include(workspace)
+        for rel in _anchor_settings(workspace / ANCHOR, found).get("projects", []):
+            other = (workspace / rel).resolve()
+            if other != project and (other / ANCHOR).is_file():
+                include(other)
+    user = Path.home() / ANCHOR
+    if user.is_dir():
+        sources.append((user, user))
+    out = []
+    for directory, root in sources:
+        keys = {"_context_path": str(root.resolve())}
+        if workspace is not None and root == workspace:
+            keys.update(_context_level="workspace", _workspace_name=workspace.name)
+        elif root == user:
+            keys["_context_level"] = "user"
+        else:
+            keys.update(_context_level="project", _project_name=root.name)
+            if workspace is not None:
+                keys["_workspace_name"] = workspace.name
+        out.append((directory, keys))
+    return out
 
 
 def config_files(directory: Path) -> list[Path]:
@@ -193,7 +290,7 @@ def config_files(directory: Path) -> list[Path]:
     return [file for pattern in _PATTERNS for file in directory.rglob(pattern) if file.is_file()]
 
 
-def _load_file(file: Path, loaded: LoadedConfigs) -> None:
+def _load_file(file: Path, loaded: LoadedConfigs, keys: Mapping[str, str]) -> None:
     try:
         text = file.read_text(encoding="utf-8")
         document = json.loads(text) if file.suffix.lower() == ".json" else _yaml(text)
@@ -201,7 +298,7 @@ def _load_file(file: Path, loaded: LoadedConfigs) -> None:
         loaded.problems.append(ConfigProblem(file, None, f"cannot be read: {exc}"))
         return
     for kind, entry in _entries(file, document, loaded):
-        _load_entry(file, kind, entry, loaded)
+        _load_entry(file, kind, entry, loaded, keys)
 
 
 def _yaml(text: str) -> Any:
@@ -267,7 +364,8 @@ def _label(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _load_entry(file: Path, context: str | None, entry: Any, loaded: LoadedConfigs) -> None:
+def _load_entry(file: Path, context: str | None, entry: Any, loaded: LoadedConfigs,
+                keys: Mapping[str, str]) -> None:
     if not isinstance(entry, dict):
         got = type(entry).__name__
         loaded.problems.append(
@@ -275,7 +373,8 @@ def _load_entry(file: Path, context: str | None, entry: Any, loaded: LoadedConfi
         )
         return
     name = _label(entry)
-    data = dict(entry)
+    # As the framework's ConfigManager does for what it indexes from an anchored project.
+    data = {**entry, **keys}
     tag = data.get("type")
     kind = context
     if tag is not None:

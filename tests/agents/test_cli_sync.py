@@ -182,3 +182,67 @@ def test_put_takes_an_entry_carrying_the_framework_s_type_tag(
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({**entry, "type": "llm"})))
     code, _, err = run("put", "agent", "Weather Agent", "-")
     assert code == 1 and "type" in err and "'agent'" in err
+
+
+def _write(path: Path, entries: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entries))
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A workspace of two projects, each defining a name the workspace's shared configs
+    and the other project define too, as `aurite init` lays them out."""
+    monkeypatch.delenv("AURITE_ENABLE_DB", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / ".aurite").write_text('[aurite]\ntype = "workspace"\n'
+                                  'include_configs = ["shared"]\nprojects = ["p1", "p2"]\n')
+    for project in ("p1", "p2"):
+        (root / project).mkdir()
+        (root / project / ".aurite").write_text(
+            '[aurite]\ntype = "project"\ninclude_configs = ["config"]\n')
+        _write(root / project / "config" / "agents.json", [
+            {"type": "agent", "name": "everywhere", "system_prompt": project},
+            {"type": "agent", "name": f"only_{project}"}])
+        _write(root / project / "config" / "servers.json", [
+            {"type": "mcp_server", "name": "files", "server_path": "servers/files.py",
+             "capabilities": ["tools"], "description": project}])
+    _write(root / "shared" / "agents.json", [
+        {"type": "agent", "name": "everywhere", "system_prompt": "shared"},
+        {"type": "agent", "name": "only_shared"}])
+    (root / "node_modules").mkdir()  # not an include: never read
+    _write(root / "node_modules" / "package.json", [{"type": "agent", "name": "stray"}])
+    return root
+
+
+@pytest.mark.parametrize("start", ["ws/p1", "ws/p2", "ws"])
+def test_a_project_or_workspace_syncs_its_sources_in_the_framework_s_order(
+        run: Run, store: DocStore, tmp_path: Path, workspace: Path, start: str) -> None:
+    from aurite.lib.config.config_manager import ConfigManager
+
+    index = ConfigManager(start_dir=tmp_path / start).get_all_configs()
+    code, _out, err = run("sync", str(tmp_path / start))
+    assert code == 0, err
+    stored = {kind: {d.name: d.data.model_dump(mode="json", by_alias=True)
+                     for d in store.list(kind)} for kind in AURITE_MODELS}
+    assert {k: v for k, v in stored.items() if v} == index
+    assert "stray" not in err + _out
+
+
+def test_the_example_project_in_an_aurite_project_stores_what_its_index_holds(
+        run: Run, store: DocStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "project"
+    index = aurite_index(templates_folder(), project, monkeypatch)
+    code, _out, err = run("sync", str(project))
+    assert code == 0, err
+    for kind, components in index.items():
+        for name, entry in components.items():
+            back = store.get(kind, name).data.model_dump(mode="json", by_alias=True)
+            # Every key the framework's index holds, its own _ keys included; values as
+            # its models read them (the file's "15.0" is stored as 15.0).
+            assert set(back) == set(entry)
+            assert {k: v for k, v in back.items() if k.startswith("_")} == {
+                k: v for k, v in entry.items() if k.startswith("_")}
+            assert aurite_reads(kind, back) == aurite_reads(kind, entry)
