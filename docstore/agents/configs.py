@@ -1,5 +1,10 @@
 """Config models of the agent framework, and the kinds they are stored as.
 
+The kinds are the framework's component types (aurite 0.4.2's
+``aurite.lib.models.config.components``), and the models take what its models take:
+they refuse only what the framework's own model refuses, keep every key they do not
+know, and dump only the keys they were given, so a stored config reads back as written.
+
 Each config kind maps to a :class:`KindSpec` in :data:`CONFIG_KINDS`. Kinds the
 framework once wrote in another shape are at ``schema_version`` 2 and carry an
 upgrader ``{1: fn}`` that turns a version-1 dict into the current shape; the

@@ -20,10 +20,12 @@ from aurite_shapes import (
     REFUSED,
     REFUSED_FIELD,
 )
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from docstore import DocStore
-from docstore.agents import CONFIG_KINDS, StorageManager, load_configs
+from docstore.agents import CONFIG_KINDS, StorageManager, load_configs, upgrade_config
 
 CASES = [pytest.param(kind, config, id=f"{kind}:{config['name']}")
          for kind, configs in CURRENT.items() for config in configs]
@@ -41,9 +43,9 @@ def aurite_reads(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     clean = {k: v for k, v in copy.deepcopy(data).items() if not k.startswith("_")}
     dumped: dict[str, Any] = AURITE_MODELS[kind](**clean).model_dump()
     # The framework makes up a random id for a test case without one, on every read.
-    for case, given in zip(dumped.get("test_cases") or [], data.get("test_cases") or [],
+    for case, source in zip(dumped.get("test_cases") or [], data.get("test_cases") or [],
                            strict=True):
-        if "id" not in given:
+        if "id" not in source:
             case.pop("id")
     return dumped
 
@@ -156,3 +158,44 @@ def test_index_keys_are_kept_on_every_kind(db: DocStore) -> None:  # noqa: F811
     for kind, configs in CURRENT.items():
         config = {**configs[0], **INDEX_KEYS}
         assert {k: v for k, v in stored(kind, config).items() if k.startswith("_")} == INDEX_KEYS
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=8)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=3),
+    max_leaves=6)
+_KEYS = st.text(min_size=1, max_size=12).map(lambda k: k.replace("\x00", ""))
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+@pytest.mark.parametrize("kind", sorted(CURRENT))
+def test_any_variation_the_framework_accepts_reads_back_as_it_reads_it(
+        kind: str, data: st.DataObject) -> None:
+    """Drop optional keys from the fixtures, add unknown keys of any name and JSON value:
+    whatever the framework's model still takes, docstore stores and gives back as the
+    framework reads it, unknown keys and all."""
+    base = data.draw(st.sampled_from(CURRENT[kind]))
+    required = {"name"} | {n for n, f in AURITE_MODELS[kind].model_fields.items()
+                           if f.is_required()}
+    optional = sorted(set(base) - required)
+    kept = data.draw(st.lists(st.sampled_from(optional), unique=True) if optional
+                     else st.just([]))
+    extras = data.draw(st.dictionaries(_KEYS, _JSON, max_size=4))
+    config = {k: v for k, v in base.items() if k in required or k in kept}
+    config.update({k: v for k, v in extras.items() if k not in base})
+    try:
+        expected = aurite_reads(kind, config)
+    except ValidationError:
+        assume(False)
+    adapter = CONFIG_KINDS[kind].model
+    model = adapter.model_validate(upgrade_config(kind, copy.deepcopy(config)))
+    back = json.loads(adapter.__pydantic_serializer__.to_json(model, by_alias=True))
+    assert aurite_reads(kind, back) == expected
+    moved = {"model", "temperature", "max_tokens", "client_ids"} if kind == "agent" else set()
+    for key, value in extras.items():
+        if key not in base and key not in moved and key not in type(model).model_fields:
+            assert back[key] == _jsonable(value), key
