@@ -12,16 +12,18 @@ from docstore.agents import (
     CONFIG_KINDS,
     AgentConfig,
     CustomWorkflowConfig,
+    EvaluationConfig,
     GraphWorkflowConfig,
     KindSpec,
     LinearWorkflowConfig,
     LLMConfig,
     MCPServerConfig,
+    SecurityConfig,
     WorkflowConfig,
     resolve_config_kind,
     upgrade_config,
 )
-from docstore.agents.configs import EvaluationConfig, GraphEdge, SecurityConfig, WorkflowStep
+from docstore.agents.configs import GraphEdge, WorkflowStep
 
 
 def _error_text(exc: pytest.ExceptionInfo[ValidationError]) -> str:
