@@ -81,13 +81,25 @@ class _Config(BaseModel):
     @model_serializer(mode="wrap")
     def _given_keys_only(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
-        if isinstance(data, dict):
-            for field_name, info in type(self).model_fields.items():
-                if field_name not in self.model_fields_set:
-                    data.pop(field_name, None)
-                    if info.alias is not None:
-                        data.pop(info.alias, None)
+        given = self.__pydantic_fields_set__
+        for keys in _field_keys(type(self)):
+            if keys[0] not in given and isinstance(data, dict):
+                for key in keys:  # the field's name and alias: dumped by either
+                    data.pop(key, None)
         return data
+
+
+_FIELD_KEYS: dict[type[BaseModel], tuple[tuple[str, ...], ...]] = {}
+
+
+def _field_keys(model: type[BaseModel]) -> tuple[tuple[str, ...], ...]:
+    # Built once per model: a dump runs this for every config written.
+    keys = _FIELD_KEYS.get(model)
+    if keys is None:
+        keys = _FIELD_KEYS[model] = tuple(
+            (name,) if info.alias is None else (name, info.alias)
+            for name, info in model.model_fields.items())
+    return keys
 
 
 class _Component(_Config):
