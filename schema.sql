@@ -79,6 +79,54 @@ BEGIN
 END
 $$;
 
+-- The change feed (docs/changes.md): one row per committed write, in the same statement
+-- as the write. Why a third table rather than the versions rows: a log's clear and
+-- delete and a prune write no version row (and cannot, without breaking "version N is
+-- the N-th item"), an append of 50 items is 50 version rows but one change, and
+-- prune_versions deletes versions a lagging reader of the feed may still need. A row
+-- here is small (no data: a reader gets the data from the two tables), and it is
+-- deleted by prune_changes, on a schedule of its own.
+--
+-- Order: `xid` is the writing transaction's id, `seq` the write's place in it. A reader
+-- only takes rows whose xid is below the xmin of its snapshot (every transaction below
+-- it has ended, so no row can still appear there), in (xid, seq) order: a transaction
+-- that started first but commits last cannot be skipped.
+CREATE TABLE IF NOT EXISTS :"schema".changes (
+    xid            xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    seq            bigint      GENERATED ALWAYS AS IDENTITY,
+    kind           text        NOT NULL,
+    name           text        NOT NULL,
+    -- The document's version after the write (a clear leaves it as it was).
+    version        bigint      NOT NULL,
+    -- put | revert | delete | append | rewrite | clear | prune | import
+    op             text        NOT NULL,
+    written_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT changes_pkey PRIMARY KEY (xid, seq)
+);
+
+-- Wake the readers of this schema's feed (LISTEN docstore_<md5 of the schema name>) when
+-- a transaction that wrote changes commits. Once per statement: PostgreSQL sends one
+-- notification per transaction for equal channel and payload anyway.
+CREATE OR REPLACE FUNCTION :"schema".notify_changes() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('docstore_' || md5(TG_TABLE_SCHEMA), '');
+    RETURN NULL;
+END
+$$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                   WHERE tgname = 'changes_notify'
+                     AND tgrelid = format('%I.changes', current_setting('docstore.ddl_schema'))::regclass) THEN
+        EXECUTE format('CREATE TRIGGER changes_notify AFTER INSERT ON %I.changes '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION %I.notify_changes()',
+                       current_setting('docstore.ddl_schema'), current_setting('docstore.ddl_schema'));
+    END IF;
+END
+$$;
+
 -- Listing a kind by recency (prune by age, "sessions gone stale").
 CREATE INDEX IF NOT EXISTS documents_kind_updated_idx
     ON :"schema".documents (kind, updated_at);

@@ -7,8 +7,10 @@ N-th item appended. See docs/index.md.
 """
 
 from .aio import AsyncDocStore
+from .change import Change
 from .doc import Doc, Entry
 from .errors import (
+    ChangesPruned,
     DatabaseUnavailable,
     DocStoreError,
     DocumentInvalid,
@@ -26,6 +28,8 @@ from .store import DocStore
 
 __all__ = [
     "AsyncDocStore",
+    "Change",
+    "ChangesPruned",
     "DatabaseUnavailable",
     "Doc",
     "DocStore",

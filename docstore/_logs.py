@@ -99,7 +99,7 @@ class LogPlans(CoreBase):
         check_expected(expected)
 
         def plan() -> Plan[int]:
-            rows = yield Stmt(self.sql(q.CLEAR_LOG), {"kind": kind, "name": name,
+            rows = yield Stmt(self.sql(q.CLEAR_LOG), {"kind": kind, "name": name, "op": "clear",
                                                       "expected": expected})
             if rows:
                 return int(rows[0][0])

@@ -19,6 +19,14 @@ __all__ = ["SCHEMA_PLACEHOLDER", "Statements", "schema_ddl"]
 SCHEMA_PLACEHOLDER = ':"schema"'
 SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 
+# Every write inserts its one change (docs/changes.md) in the same statement, from the
+# head it moved: an append of many items is still one change.
+_CHANGE_ROW = """, chg AS (
+    INSERT INTO {s}.changes (kind, name, version, op, written_at)
+    SELECT %(kind)s, %(name)s, version, %(op)s, updated_at FROM head
+)
+"""
+
 # --- snapshot kinds ------------------------------------------------------------------
 
 # Read as text (``data::text``): psycopg hands text over as str, which Pydantic's
@@ -31,8 +39,7 @@ _VERSION_ROW = """
     INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
     SELECT %(kind)s, %(name)s, version, schema_version, %(op)s, data, %(author)s, updated_at
     FROM head
-)
-SELECT version, created_at, updated_at FROM head
+)""" + _CHANGE_ROW + """SELECT version, created_at, updated_at FROM head
 """
 
 # expected_version None (any) or 0 (must not exist, or be deleted).
@@ -90,6 +97,9 @@ WITH input AS (
     INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
     SELECT %(kind)s, name, version, schema_version, 'put', data, %(author)s, updated_at
     FROM head
+), chg AS (
+    INSERT INTO {s}.changes (kind, name, version, op, written_at)
+    SELECT %(kind)s, name, version, 'put', updated_at FROM head
 )
 SELECT name, version, created_at, updated_at FROM head
 """
@@ -138,8 +148,7 @@ _ITEM_ROWS = """
     SELECT %(kind)s, %(name)s, head.version - %(n)s + i.ord, %(sv)s, %(op)s, i.data,
            %(author)s, head.updated_at
     FROM head, unnest(%(items)b::jsonb[]) WITH ORDINALITY AS i(data, ord)
-)
-SELECT version, live_from, created_at, updated_at FROM head
+)""" + _CHANGE_ROW + """SELECT version, live_from, created_at, updated_at FROM head
 """
 
 # {live} is what live_from becomes: kept by an append, moved past the old items by a
@@ -178,18 +187,23 @@ META_UPDATE = "d.data || %(meta_update)s::jsonb"
 LIVE_KEEP = "d.live_from"
 LIVE_RESET = "d.version + 1"
 
+# A clear or a log's delete writes no version row, but it is a write: it has its change.
 CLEAR_LOG = """
-UPDATE {s}.documents AS d SET live_from = d.version + 1, updated_at = now()
-WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND NOT d.deleted
-  AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
-RETURNING d.version
+WITH head AS (
+    UPDATE {s}.documents AS d SET live_from = d.version + 1, updated_at = now()
+    WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND NOT d.deleted
+      AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
+    RETURNING d.version, d.updated_at
+)""" + _CHANGE_ROW + """SELECT version FROM head
 """
 
 DELETE_LOG = """
-UPDATE {s}.documents AS d SET deleted = true, live_from = d.version + 1, updated_at = now()
-WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND NOT d.deleted
-  AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
-RETURNING d.version
+WITH head AS (
+    UPDATE {s}.documents AS d SET deleted = true, live_from = d.version + 1, updated_at = now()
+    WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND NOT d.deleted
+      AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
+    RETURNING d.version, d.updated_at
+)""" + _CHANGE_ROW + """SELECT version FROM head
 """
 
 # Newest first with a LIMIT, so last=N reads N index entries whatever the length.
@@ -232,10 +246,16 @@ WITH ranked AS (
 ), gone_versions AS (
     DELETE FROM {s}.versions v USING doomed
     WHERE v.kind = doomed.kind AND v.name = doomed.name
+), gone AS (
+    DELETE FROM {s}.documents d USING doomed
+    WHERE d.kind = doomed.kind AND d.name = doomed.name
+    RETURNING d.kind, d.name, d.version
+), chg AS (
+    -- A pruned document is gone for every reader: that is a change too.
+    INSERT INTO {s}.changes (kind, name, version, op)
+    SELECT kind, name, version, 'prune' FROM gone
 )
-DELETE FROM {s}.documents d USING doomed
-WHERE d.kind = doomed.kind AND d.name = doomed.name
-RETURNING d.name
+SELECT name FROM gone
 """
 
 # Old versions beyond the newest keep_last; a log's live items and a snapshot's current
@@ -254,6 +274,59 @@ WITH doomed AS (
 DELETE FROM {s}.versions v USING doomed
 WHERE v.kind = doomed.kind AND v.name = doomed.name AND v.version = doomed.version
 RETURNING 1
+"""
+
+# --- the change feed -----------------------------------------------------------------
+
+# Where a feed that starts now begins: every transaction below xmin has ended, and the
+# snapshot tells which of the others had committed (those are "before", not delivered).
+FEED_START = """
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text, pg_current_snapshot()::text
+"""
+
+# The next page after (xid, seq), in (xid, seq) order, with the snapshot's xmin: rows
+# at or above it are not delivered yet (a transaction below them may still commit), and
+# the retention horizon prune_changes left, checked in the same snapshot. {skip} leaves
+# out what a feed started with after=None saw as already committed.
+FEED_PAGE = """
+WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+SELECT snap.xmin::text,
+       (SELECT data ->> 'pruned_through' FROM {s}.documents
+        WHERE kind = '_docstore' AND name = 'changes'),
+       c.xid::text, c.seq, c.kind, c.name, c.version, c.op, c.written_at
+FROM snap LEFT JOIN LATERAL (
+    SELECT * FROM {s}.changes c
+    WHERE (c.xid, c.seq) > (%(xid)s::xid8, %(seq)s::bigint)
+      AND (%(kinds)s::text[] IS NULL OR c.kind = ANY(%(kinds)s::text[])) {skip}
+    ORDER BY c.xid, c.seq
+    LIMIT %(limit)s
+) c ON true
+ORDER BY c.xid, c.seq
+"""
+
+FEED_SKIP = "AND NOT pg_visible_in_snapshot(c.xid, %(since)s::pg_snapshot)"
+
+# Retention: every change up to the last one written before the cutoff (and final),
+# with the horizon recorded in the same transaction, so that a reader whose cursor is
+# older learns it fell behind (ChangesPruned) instead of silently skipping.
+PRUNE_CHANGES = """
+WITH bound AS (
+    SELECT xid, seq FROM {s}.changes
+    WHERE written_at < %(cutoff)s AND xid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY xid DESC, seq DESC
+    LIMIT 1
+), gone AS (
+    DELETE FROM {s}.changes c USING bound WHERE (c.xid, c.seq) <= (bound.xid, bound.seq)
+    RETURNING 1
+), mark AS (
+    INSERT INTO {s}.documents AS d (kind, name, mode, version, data)
+    SELECT '_docstore', 'changes', 's', 1,
+           jsonb_build_object('pruned_through', bound.xid::text || '.' || bound.seq)
+    FROM bound
+    ON CONFLICT (kind, name) DO UPDATE
+    SET data = excluded.data, version = d.version + 1, updated_at = now()
+)
+SELECT count(*) FROM gone
 """
 
 # --- schema --------------------------------------------------------------------------
@@ -347,7 +420,10 @@ IMPORT_WRITE = _IMPORT_INPUT + """
            updated_at
     FROM docs
     ON CONFLICT (kind, name) DO NOTHING
-    RETURNING 1
+    RETURNING kind, name, version
+), chg AS (
+    INSERT INTO {s}.changes (kind, name, version, op)
+    SELECT kind, name, version, 'import' FROM ins_docs
 ), ins_vers AS (
     INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
     SELECT kind, name, version, schema_version, op, data, author, written_at FROM vers

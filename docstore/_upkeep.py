@@ -56,6 +56,22 @@ class UpkeepPlans(CoreBase):
                                                   "batch": batch_size})
         return Op(lambda: _in_batches(stmt, batch_size, progress), kind)
 
+    def prune_changes(self, older_than: timedelta | datetime) -> Op[int]:
+        """Delete the change feed's rows up to the last one written before the cutoff,
+        recording how far it went, so that a feed left behind says so (ChangesPruned)."""
+        if not isinstance(older_than, timedelta | datetime):
+            raise ValueError(f"older_than must be a timedelta or a datetime, not {older_than!r}")
+
+        def plan() -> Plan[int]:
+            cutoff = older_than
+            if isinstance(older_than, timedelta):
+                (now,), = yield Stmt("SELECT now()")
+                cutoff = now - older_than
+            (gone,), = yield Stmt(self.sql(q.PRUNE_CHANGES), {"cutoff": cutoff})
+            return int(gone)
+
+        return Op(plan)
+
     # --- export and import -------------------------------------------------------------
 
     def export_page(self, kinds: Sequence[str] | None, after: tuple[str, str],

@@ -22,6 +22,8 @@ from psycopg_pool import AsyncConnectionPool
 from . import _connect
 from ._core import Core, OnInvalid, Op, Rows, T
 from ._core import one_statement as _one
+from ._feed import Feed, channel
+from .change import Change
 from .doc import Doc, Entry
 from .kinds import Kind, Mode, Registry, Upgrader
 
@@ -329,6 +331,84 @@ class AsyncDocStore:
         """Drop versions beyond each document's newest ``keep_last``; returns how many.
         ``progress(n)`` after each batch."""
         return await self._run(self._core.prune_versions(kind, keep_last, batch_size, progress))
+
+    async def prune_changes(self, *, older_than: timedelta | datetime) -> int:
+        """Delete the change feed's rows written before ``older_than``; returns how many.
+
+        A feed whose cursor is older then raises ChangesPruned rather than skip them.
+        """
+        return await self._run(self._core.prune_changes(older_than))
+
+    # --- the change feed ---------------------------------------------------------------
+
+    async def changes(self, kinds: Sequence[str] | None = None, *, after: str | None = None,
+                      listen_dsn: str | None = None,
+                      poll_interval: float = 5.0) -> AsyncIterator[Change]:
+        """Every committed write (of ``kinds``, else all) as a Change, in order, for ever.
+
+        ``after=None`` starts with the writes committed from now on; ``after=<cursor>``
+        first delivers every change after that one. Nothing is missed or repeated across
+        a lost connection. LISTEN wakes it; ``poll_interval`` is how long it waits without
+        a notification. ``listen_dsn``: a direct connection for LISTEN (the pool's are
+        behind pgbouncer in transaction mode). Leaving the loop returns the connection.
+        """
+        feed = Feed(kinds, after, poll_interval)
+        conn: psycopg.AsyncConnection[Any] | None = None
+        try:
+            while True:
+                try:
+                    if conn is None:
+                        conn = await self._listen(listen_dsn)
+                    found = await self._drive(conn, Op(partial(feed.poll, self._core.sql)))
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    await self._unlisten(conn, listen_dsn)
+                    conn = None
+                    feed.lost(_connect.redact(str(exc), listen_dsn or ""))
+                    continue
+                except psycopg.Error as exc:
+                    raise self._core.translate(exc) from exc
+                for change in found:
+                    yield change
+                if feed.more:
+                    continue
+                try:
+                    async for _note in conn.notifies(timeout=feed.wait(), stop_after=1):
+                        pass
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    await self._unlisten(conn, listen_dsn)
+                    conn = None
+                    feed.lost(_connect.redact(str(exc), listen_dsn or ""))
+        finally:
+            await self._unlisten(conn, listen_dsn)
+
+    async def _listen(self, dsn: str | None) -> psycopg.AsyncConnection[Any]:
+        """A connection listening to this schema's feed: the pool's, or one on ``dsn``."""
+        conn = (await self._pool.getconn() if dsn is None
+                else await psycopg.AsyncConnection.connect(dsn, autocommit=True))
+        try:
+            if not conn.autocommit:
+                await conn.set_autocommit(True)
+            await conn.execute(f'LISTEN "{channel(self.schema)}"')
+        except BaseException:
+            await self._unlisten(conn, dsn)
+            raise
+        return conn
+
+    async def _unlisten(self, conn: psycopg.AsyncConnection[Any] | None,
+                        dsn: str | None) -> None:
+        """Stop listening and give the connection back (or close the feed's own)."""
+        if conn is None:
+            return
+        try:
+            if dsn is None and not conn.closed and not conn.broken:
+                await conn.execute("UNLISTEN *")
+        except psycopg.Error:
+            await conn.close()
+        finally:
+            if dsn is None:
+                await self._pool.putconn(conn)
+            else:
+                await conn.close()
 
     # --- export and import -------------------------------------------------------------
 

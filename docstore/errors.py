@@ -12,6 +12,7 @@
     ├── DocumentInvalid        a value failed validation, on write or on read
     ├── SchemaMissing          the store's tables are not there: run init_schema()
     ├── PermissionDenied       the database role lacks a right the operation needs
+    ├── ChangesPruned          a change feed's cursor is older than what prune_changes kept
     └── DatabaseUnavailable    the server could not be reached or the connection broke
 
 Every error names the kind and name it concerns where there is one, and none of them
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "ChangesPruned",
     "DatabaseUnavailable",
     "DocStoreError",
     "DocumentInvalid",
@@ -146,6 +148,22 @@ class SchemaMissing(DocStoreError):
 
 class PermissionDenied(DocStoreError):
     """The database role may not do what the operation needs."""
+
+
+class ChangesPruned(DocStoreError):
+    """The change feed cannot resume at a cursor: changes after it were pruned.
+
+    Nothing is skipped silently: reload the state you keep (``list``/``get``) and start a
+    new feed with ``after=None``.
+    """
+
+    def __init__(self, cursor: str, horizon: str) -> None:
+        self.cursor = cursor
+        self.horizon = horizon
+        super().__init__(
+            f"the change feed fell behind retention: changes up to {horizon} were deleted by "
+            f"prune_changes, and this feed is at {cursor}; reload the documents you follow "
+            "and start again with changes(after=None)")
 
 
 class DatabaseUnavailable(DocStoreError):

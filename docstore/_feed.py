@@ -1,0 +1,133 @@
+"""The change feed's logic, free of I/O: where a feed stands, what it reads next, what it
+hands out. The shells (store.py, aio.py) own the connection, LISTEN and the waiting.
+
+A change's position is (xid, seq): the id of the transaction that wrote it and its place
+in the sequence. A page only delivers rows whose xid is below its snapshot's xmin, the
+oldest transaction still running: every transaction below it has ended, so no row can
+still appear behind what was delivered. That makes (xid, seq) a cursor that neither
+skips a transaction that took its id first and committed last, nor repeats anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from . import _sql as q
+from ._plan import Plan, Rows, Stmt
+from .change import Change
+from .errors import ChangesPruned, DatabaseUnavailable
+from .kinds import check_key
+
+__all__ = ["Feed", "channel", "parse_cursor"]
+
+PAGE = 500
+"""Rows read per page: a feed catching up reads pages back to back."""
+
+RETRY_LIMIT = 3
+"""Failed reconnections in a row before the feed gives up (each waits for the pool)."""
+
+
+def channel(schema: str) -> str:
+    """The NOTIFY channel of a schema's feed, as schema.sql's trigger names it."""
+    return "docstore_" + hashlib.md5(schema.encode()).hexdigest()
+
+
+def parse_cursor(cursor: str) -> tuple[int, int]:
+    """A cursor's (xid, seq); ValueError naming it when it is not one the feed gave."""
+    xid, dot, seq = cursor.partition(".") if isinstance(cursor, str) else ("", "", "")
+    if dot and xid.isdigit() and seq.isdigit():
+        return int(xid), int(seq)
+    raise ValueError(f"not a change feed cursor: {cursor!r} (pass a Change's .cursor, "
+                     "or None to start with the writes committed from now on)")
+
+
+class Feed:
+    """The state of one ``store.changes()`` iteration."""
+
+    def __init__(self, kinds: Sequence[str] | None, after: str | None,
+                 poll_interval: float) -> None:
+        if isinstance(kinds, str):
+            kinds = [kinds]
+        for kind in kinds or ():
+            check_key(kind)
+        if not poll_interval > 0:
+            raise ValueError(f"poll_interval must be > 0 seconds, not {poll_interval!r}")
+        self.kinds = sorted(set(kinds)) if kinds else None
+        self.poll_interval = poll_interval
+        self.position: tuple[int, int] | None = None if after is None else parse_cursor(after)
+        # A feed started with after=None leaves out what had committed by then: the rows
+        # visible in that snapshot, up to its xmax.
+        self.since: str | None = None
+        self.since_xmax = 0
+        self.more = False
+        self.pending = False
+        self._pause = 0.0
+        self.failures = 0
+
+    @property
+    def cursor(self) -> str | None:
+        """Where the feed stands (the last change it read, or the frontier it passed)."""
+        return None if self.position is None else f"{self.position[0]}.{self.position[1]}"
+
+    def poll(self, sql: q.Statements) -> Plan[list[Change]]:
+        """Read the next page: the changes deliverable now, in order."""
+        if self.position is None:
+            (xmin, snapshot), = yield Stmt(q.FEED_START)
+            self.position = (int(xmin), 0)
+            self.since = snapshot
+            self.since_xmax = int(snapshot.split(":")[1])
+        params = {"xid": str(self.position[0]), "seq": self.position[1], "kinds": self.kinds,
+                  "limit": PAGE, "since": self.since}
+        if self.since is not None and self.position[0] >= self.since_xmax:
+            self.since = None
+        skip = q.FEED_SKIP if self.since is not None else ""
+        rows = yield Stmt(sql(q.FEED_PAGE, skip=skip), params)
+        self.failures = 0
+        return self.take(rows)
+
+    def take(self, rows: Rows) -> list[Change]:
+        """The deliverable changes of a page; moves the position past them."""
+        xmin = int(rows[0][0])
+        horizon = rows[0][1]
+        assert self.position is not None
+        if isinstance(horizon, str) and self.position < parse_cursor(horizon):
+            raise ChangesPruned(f"{self.position[0]}.{self.position[1]}", horizon)
+        out: list[Change] = []
+        self.pending = False
+        for _x, _h, xid_text, seq, kind, name, version, op, written_at in rows:
+            if xid_text is None:
+                break
+            xid = int(xid_text)
+            if xid >= xmin:
+                # A transaction below this row may still commit a change before it.
+                self.pending = True
+                break
+            self.position = (xid, seq)
+            out.append(Change(kind, name, version, op, written_at, f"{xid}.{seq}"))
+        self.more = len(rows) >= PAGE and not self.pending
+        if not self.more and not self.pending and self.position < (xmin, 0):
+            # Everything below xmin is read (or filtered out): skip the rescan.
+            self.position = (xmin, 0)
+        return out
+
+    def wait(self) -> float:
+        """How long to wait for a notification before reading again.
+
+        Rows waiting behind a running transaction are re-read soon, backing off: that
+        transaction may end without writing a change, and then no notification comes.
+        """
+        if self.pending:
+            self._pause = min(max(self._pause * 2, 0.005), 0.2)
+            return self._pause
+        self._pause = 0.0
+        return self.poll_interval
+
+    def lost(self, reason: str) -> None:
+        """Count a lost connection; give up (DatabaseUnavailable) after too many in a row."""
+        self.failures += 1
+        if self.failures > RETRY_LIMIT:
+            where = f"; resume with changes(after={self.cursor!r})" if self.cursor else ""
+            first = reason.strip().splitlines()[0] if reason.strip() else "connection lost"
+            raise DatabaseUnavailable(f"the change feed lost its connection {self.failures} "
+                                      f"times in a row ({first}){where}")
