@@ -70,6 +70,12 @@ class Feed:
         """Where the feed stands (the last change it read, or the frontier it passed)."""
         return None if self.position is None else f"{self.position[0]}.{self.position[1]}"
 
+    @staticmethod
+    def frontier(_sql: q.Statements) -> Plan[str]:
+        """The cursor below which every transaction has ended (see change_cursor)."""
+        (xmin, _snapshot), = yield Stmt(q.FEED_START)
+        return f"{xmin}.0"
+
     def poll(self, sql: q.Statements) -> Plan[list[Change]]:
         """Read the next page: the changes deliverable now, in order."""
         if self.position is None:

@@ -342,15 +342,16 @@ class AsyncDocStore:
     # --- the change feed ---------------------------------------------------------------
 
     async def changes(self, kinds: Sequence[str] | None = None, *, after: str | None = None,
-                      listen_dsn: str | None = None,
-                      poll_interval: float = 5.0) -> AsyncIterator[Change]:
+                      listen_dsn: str | None = None, poll_interval: float = 5.0,
+                      stop: Callable[[], bool] | None = None) -> AsyncIterator[Change]:
         """Every committed write (of ``kinds``, else all) as a Change, in order, for ever.
 
         ``after=None`` starts with the writes committed from now on; ``after=<cursor>``
         first delivers every change after that one. Nothing is missed or repeated across
         a lost connection. LISTEN wakes it; ``poll_interval`` is how long it waits without
         a notification. ``listen_dsn``: a direct connection for LISTEN (the pool's are
-        behind pgbouncer in transaction mode). Leaving the loop returns the connection.
+        behind pgbouncer in transaction mode). Leaving the loop returns the connection;
+        so does ``stop()`` turning true (checked each time the feed wakes).
         """
         feed = Feed(kinds, after, poll_interval)
         conn: psycopg.AsyncConnection[Any] | None = None
@@ -369,6 +370,8 @@ class AsyncDocStore:
                     raise self._core.translate(exc) from exc
                 for change in found:
                     yield change
+                if stop is not None and stop():
+                    return
                 if feed.more:
                     continue
                 try:
@@ -380,6 +383,11 @@ class AsyncDocStore:
                     feed.lost(_connect.redact(str(exc), listen_dsn or ""))
         finally:
             await self._unlisten(conn, listen_dsn)
+
+    async def change_cursor(self) -> str:
+        """A cursor for ``changes(after=...)`` that delivers every write committed after
+        this call (and perhaps a few committed just before it): take it, then load."""
+        return await self._run(Op(partial(Feed.frontier, self._core.sql), read_only=True))
 
     async def _listen(self, dsn: str | None) -> psycopg.AsyncConnection[Any]:
         """A connection listening to this schema's feed: the pool's, or one on ``dsn``."""

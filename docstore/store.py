@@ -341,15 +341,16 @@ class DocStore:
     # --- the change feed ---------------------------------------------------------------
 
     def changes(self, kinds: Sequence[str] | None = None, *, after: str | None = None,
-                      listen_dsn: str | None = None,
-                      poll_interval: float = 5.0) -> Iterator[Change]:
+                listen_dsn: str | None = None, poll_interval: float = 5.0,
+                stop: Callable[[], bool] | None = None) -> Iterator[Change]:
         """Every committed write (of ``kinds``, else all) as a Change, in order, for ever.
 
         ``after=None`` starts with the writes committed from now on; ``after=<cursor>``
         first delivers every change after that one. Nothing is missed or repeated across
         a lost connection. LISTEN wakes it; ``poll_interval`` is how long it waits without
         a notification. ``listen_dsn``: a direct connection for LISTEN (the pool's are
-        behind pgbouncer in transaction mode). Leaving the loop returns the connection.
+        behind pgbouncer in transaction mode). Leaving the loop returns the connection;
+        so does ``stop()`` turning true (checked each time the feed wakes).
         """
         feed = Feed(kinds, after, poll_interval)
         conn: psycopg.Connection[Any] | None = None
@@ -368,6 +369,8 @@ class DocStore:
                     raise self._core.translate(exc) from exc
                 for change in found:
                     yield change
+                if stop is not None and stop():
+                    return
                 if feed.more:
                     continue
                 try:
@@ -379,6 +382,11 @@ class DocStore:
                     feed.lost(_connect.redact(str(exc), listen_dsn or ""))
         finally:
             self._unlisten(conn, listen_dsn)
+
+    def change_cursor(self) -> str:
+        """A cursor for ``changes(after=...)`` that delivers every write committed after
+        this call (and perhaps a few committed just before it): take it, then load."""
+        return self._run(Op(partial(Feed.frontier, self._core.sql), read_only=True))
 
     def _listen(self, dsn: str | None) -> psycopg.Connection[Any]:
         """A connection listening to this schema's feed: the pool's, or one on ``dsn``."""

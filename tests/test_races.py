@@ -215,7 +215,7 @@ def test_init_schema_from_4_processes_at_once_on_an_empty_schema_succeeds_once(
         meta = conn.execute(
             sql.SQL("SELECT version FROM {}.documents WHERE kind = '_docstore'").format(
                 sql.Identifier(store.schema))).fetchall()
-    assert tables == [("documents",), ("versions",)]
+    assert tables == [("changes",), ("documents",), ("versions",)]
     assert meta == [(1,)]
     # And it is usable, and a fifth run is a no-op.
     store.register("counter", Counter)

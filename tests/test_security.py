@@ -159,6 +159,10 @@ def runtime_role(docstore_store: DocStore, docstore_dsn: str) -> Iterator[str]:
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, ident))
         conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {}.documents, {}.versions "
                              "TO {}").format(schema, schema, ident))
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, DELETE ON {}.changes TO {}").format(
+            schema, ident))
+        conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {}.changes_seq_seq TO {}").format(
+            schema, ident))
     try:
         yield role
     finally:
@@ -196,6 +200,8 @@ def test_a_role_with_only_dml_rights_on_the_two_tables_runs_every_runtime_operat
         assert store.clear("chat", "s") == 3
         assert store.prune_versions("config", keep_last=1) >= 2
         assert store.prune("chat", older_than=timedelta(0)) == 1
+        assert next(store.changes(after="0.0")).name == "a"
+        store.prune_changes(older_than=timedelta(days=1))
         assert store.delete("config", "d") == 2
         store.register("config", Config, schema_version=2, upgraders={1: lambda d: d})
         assert store.upgrade("config") == 2

@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "docstore"
 # Whole words of the async shell and their sync counterparts, applied in order.
 RENAMES = [
     ("AsyncStorageManager", "StorageManager"),
+    ("AsyncConfigWatch", "ConfigWatch"),
     ("the asyncio store", "the synchronous store"),
     ("(asyncio API)", "(synchronous API)"),
     ("docstore_async_transaction", "docstore_transaction"),

@@ -9,12 +9,13 @@ with ``async``/``await`` added, word for word (tests/test_shells.py checks it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from docstore.aio import AsyncDocStore
+from docstore.change import Change
 from docstore.doc import Doc
 from docstore.errors import DocStoreError
 from docstore.store import DocStore
@@ -28,6 +29,7 @@ from ._manager import (
     conversation_name,
     settings_from_env,
 )
+from ._watch import AsyncConfigWatch, ConfigWatch
 from .configfiles import load_configs
 from .configs import (
     AgentConfig,
@@ -66,6 +68,7 @@ class StorageManager:
         self.store = store
         self._owns_store = owns_store
         self._core = ManagerCore(store.kinds)
+        self._watch: ConfigWatch | None = None
 
     @classmethod
     def connect(cls, dsn: str | None = None, *, schema: str = "docstore",
@@ -89,7 +92,9 @@ class StorageManager:
         return cls.connect(settings.dsn, schema=settings.schema, **pool_options)
 
     def close(self) -> None:
-        """Close the store, if this manager opened it."""
+        """Stop watching configs, and close the store if this manager opened it."""
+        if self._watch is not None:
+            self._watch.close()
         if self._owns_store:
             self.store.close()
 
@@ -176,6 +181,29 @@ class StorageManager:
         """Every stored config: kind -> name -> model."""
         return self._run(self._core.load_all_configs())
 
+    def watch_configs(self, *, listen_dsn: str | None = None, poll_interval: float = 5.0,
+                      on_change: Callable[[Change], None] | None = None) -> ConfigWatch:
+        """Hold every config in memory, kept current by the change feed, and serve
+        :meth:`get_config` from it: a dictionary lookup, not a round trip.
+
+        Another host's edit arrives within milliseconds (``on_change`` is told of each).
+        ``listen_dsn``: a direct connection for the feed, when the pool's go through
+        pgbouncer in transaction mode. Stops with :meth:`close` or the watch's own.
+        """
+        if self._watch is not None:
+            self._watch.close()
+        self._watch = ConfigWatch(self.store, listen_dsn=listen_dsn,
+                                           poll_interval=poll_interval,
+                                           on_change=on_change).start()
+        return self._watch
+
+    def get_config(self, kind: str, name: str) -> Any:
+        """A config by kind and name: from memory while :meth:`watch_configs` runs, else
+        read from the store. DocumentNotFound when there is none."""
+        if self._watch is not None and self._watch.running:
+            return self._watch.get(kind, name)
+        return (self.store.get(kind, name)).data
+
     # --- history -----------------------------------------------------------------------
 
     def load_history(self, agent_name: str, session_id: str | None,
@@ -224,6 +252,7 @@ class AsyncStorageManager:
         self.store = store
         self._owns_store = owns_store
         self._core = ManagerCore(store.kinds)
+        self._watch: AsyncConfigWatch | None = None
 
     @classmethod
     async def connect(cls, dsn: str | None = None, *, schema: str = "docstore",
@@ -247,7 +276,9 @@ class AsyncStorageManager:
         return await cls.connect(settings.dsn, schema=settings.schema, **pool_options)
 
     async def close(self) -> None:
-        """Close the store, if this manager opened it."""
+        """Stop watching configs, and close the store if this manager opened it."""
+        if self._watch is not None:
+            await self._watch.close()
         if self._owns_store:
             await self.store.close()
 
@@ -333,6 +364,29 @@ class AsyncStorageManager:
     async def load_all_configs(self) -> dict[str, dict[str, Any]]:
         """Every stored config: kind -> name -> model."""
         return await self._run(self._core.load_all_configs())
+
+    async def watch_configs(self, *, listen_dsn: str | None = None, poll_interval: float = 5.0,
+                      on_change: Callable[[Change], None] | None = None) -> AsyncConfigWatch:
+        """Hold every config in memory, kept current by the change feed, and serve
+        :meth:`get_config` from it: a dictionary lookup, not a round trip.
+
+        Another host's edit arrives within milliseconds (``on_change`` is told of each).
+        ``listen_dsn``: a direct connection for the feed, when the pool's go through
+        pgbouncer in transaction mode. Stops with :meth:`close` or the watch's own.
+        """
+        if self._watch is not None:
+            await self._watch.close()
+        self._watch = await AsyncConfigWatch(self.store, listen_dsn=listen_dsn,
+                                           poll_interval=poll_interval,
+                                           on_change=on_change).start()
+        return self._watch
+
+    async def get_config(self, kind: str, name: str) -> Any:
+        """A config by kind and name: from memory while :meth:`watch_configs` runs, else
+        read from the store. DocumentNotFound when there is none."""
+        if self._watch is not None and self._watch.running:
+            return self._watch.get(kind, name)
+        return (await self.store.get(kind, name)).data
 
     # --- history -----------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import psycopg
 from .._connect import describe_dsn, resolve_dsn
 from .._sql import Statements
 from ..errors import DatabaseUnavailable
+from ._feed import feed
 from ._harness import Result
 from ._workloads import Bench, Sizes
 
@@ -40,6 +41,7 @@ WORKLOADS: dict[str, Callable[[Bench], list[Result]]] = {
     "concurrency": Bench.concurrency,
     "put_many": Bench.put_many,
     "iter": Bench.iter_memory,
+    "feed": feed,
 }
 """Workload groups in the order they run; ``scale`` runs after them with ``--scale``."""
 

@@ -1,0 +1,231 @@
+"""Configs held in memory and kept current by the store's change feed.
+
+A host that watches reads its configs with a dictionary lookup; another host's edit
+reaches it as one change, which costs one read of that config. The watch takes a
+cursor first and loads second, so no edit falls between the two (an edit seen by both
+is applied once: versions only go forward).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import psycopg
+
+from docstore._feed import channel
+from docstore.aio import AsyncDocStore
+from docstore.change import Change
+from docstore.doc import Doc
+from docstore.errors import ChangesPruned, DocStoreError, DocumentNotFound
+from docstore.store import DocStore
+
+from .configs import CONFIG_KINDS
+
+__all__ = ["AsyncConfigWatch", "ConfigWatch"]
+
+OnChange = Callable[[Change], None]
+
+GONE = ("delete", "prune")
+
+
+class _Held:
+    """What both watches hold: kind -> name -> model, with each one's version."""
+
+    def __init__(self, on_change: OnChange | None) -> None:
+        self.configs: dict[str, dict[str, Any]] = {kind: {} for kind in CONFIG_KINDS}
+        self.versions: dict[tuple[str, str], int] = {}
+        self.error: DocStoreError | None = None
+        self.cursor: str | None = None
+        self._on_change = on_change
+        self._cond = threading.Condition()
+
+    def get(self, kind: str, name: str) -> Any:
+        """The config as last seen; DocumentNotFound when there is none."""
+        if self.error is not None:
+            raise DocStoreError(f"the config watch stopped ({self.error}): its configs may be "
+                                "stale; start watch_configs() again") from self.error
+        try:
+            return self.configs[kind][name]
+        except KeyError:
+            raise DocumentNotFound(kind, name) from None
+
+    def load(self, docs: dict[str, list[Doc[Any]]]) -> None:
+        with self._cond:
+            for kind, listed in docs.items():
+                self.configs[kind] = {d.name: d.data for d in listed}
+                for d in listed:
+                    self.versions[(kind, d.name)] = d.version
+            self._cond.notify_all()
+
+    def apply(self, change: Change, doc: Doc[Any] | None) -> None:
+        key = (change.kind, change.name)
+        with self._cond:
+            if doc is None:
+                self.configs[change.kind].pop(change.name, None)
+                self.versions[key] = change.version
+            elif doc.version >= self.versions.get(key, 0):
+                self.configs[change.kind][change.name] = doc.data
+                self.versions[key] = doc.version
+            self.cursor = change.cursor
+            self._cond.notify_all()
+        if self._on_change is not None:
+            self._on_change(change)
+
+    def fail(self, error: DocStoreError) -> None:
+        with self._cond:
+            self.error = error
+            self._cond.notify_all()
+
+    def wait_for(self, kind: str, name: str, version: int, timeout: float) -> bool:
+        """Block until ``name`` is held at ``version`` or later (True), or the timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self.error is not None or self.versions.get((kind, name), 0) >= version,
+                timeout) and self.error is None
+
+
+class ConfigWatch(_Held):
+    """The store's configs in memory, kept current by a feed on a thread of its own.
+
+    Built by :meth:`StorageManager.watch_configs`; :meth:`close` (or the end of its
+    ``with`` block) stops the feed and returns its connection.
+    """
+
+    def __init__(self, store: DocStore, *, listen_dsn: str | None = None,
+                 poll_interval: float = 5.0, on_change: OnChange | None = None) -> None:
+        super().__init__(on_change)
+        self._store = store
+        self._listen_dsn = listen_dsn
+        self._poll_interval = poll_interval
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ConfigWatch:
+        """Take a cursor, load every config, then follow the feed from that cursor."""
+        self.cursor = self._load()
+        self._thread = threading.Thread(target=self._follow, name="docstore-config-watch",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def _load(self) -> str:
+        cursor = self._store.change_cursor()
+        self.load({kind: self._store.list(kind) for kind in CONFIG_KINDS})
+        return cursor
+
+    def _follow(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                for change in self._store.changes(
+                        list(CONFIG_KINDS), after=self.cursor, listen_dsn=self._listen_dsn,
+                        poll_interval=self._poll_interval, stop=self._stopped.is_set):
+                    doc = None
+                    if change.op not in GONE:
+                        try:
+                            doc = self._store.get(change.kind, change.name)
+                        except DocumentNotFound:
+                            doc = None
+                    self.apply(change, doc)
+                return
+            except ChangesPruned:
+                # Fell behind retention: reload everything, then follow from there.
+                self.cursor = self._load()
+            except DocStoreError as exc:
+                self.fail(exc)
+                return
+
+    @property
+    def running(self) -> bool:
+        """True while the feed is followed and reads are current."""
+        return self._thread is not None and self._thread.is_alive() and self.error is None
+
+    def close(self) -> None:
+        """Stop following the feed (wakes it at once) and wait for its thread."""
+        self._stopped.set()
+        if self._thread is None:
+            return
+        # A notification wakes the feed, which then sees stop(); if the database is
+        # gone, the poll interval wakes it anyway.
+        with contextlib.suppress(psycopg.Error), self._store.pool.connection() as conn:
+            conn.execute("SELECT pg_notify(%s, '')", (channel(self._store.schema),))
+        self._thread.join(self._poll_interval + 5)
+
+    def __enter__(self) -> ConfigWatch:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class AsyncConfigWatch(_Held):
+    """:class:`ConfigWatch` for asyncio: the feed runs as a task of the running loop."""
+
+    def __init__(self, store: AsyncDocStore, *, listen_dsn: str | None = None,
+                 poll_interval: float = 5.0, on_change: OnChange | None = None) -> None:
+        super().__init__(on_change)
+        self._store = store
+        self._listen_dsn = listen_dsn
+        self._poll_interval = poll_interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> AsyncConfigWatch:
+        """Take a cursor, load every config, then follow the feed from that cursor."""
+        self.cursor = await self._load()
+        self._task = asyncio.create_task(self._follow(), name="docstore-config-watch")
+        return self
+
+    async def _load(self) -> str:
+        cursor = await self._store.change_cursor()
+        self.load({kind: await self._store.list(kind) for kind in CONFIG_KINDS})
+        return cursor
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async for change in self._store.changes(
+                        list(CONFIG_KINDS), after=self.cursor, listen_dsn=self._listen_dsn,
+                        poll_interval=self._poll_interval):
+                    doc = None
+                    if change.op not in GONE:
+                        try:
+                            doc = await self._store.get(change.kind, change.name)
+                        except DocumentNotFound:
+                            doc = None
+                    self.apply(change, doc)
+            except ChangesPruned:
+                self.cursor = await self._load()
+            except DocStoreError as exc:
+                self.fail(exc)
+                return
+
+    @property
+    def running(self) -> bool:
+        """True while the feed is followed and reads are current."""
+        return self._task is not None and not self._task.done() and self.error is None
+
+    async def wait_until(self, kind: str, name: str, version: int, timeout: float) -> bool:
+        """:meth:`wait_for` without blocking the loop."""
+        return await asyncio.to_thread(self.wait_for, kind, name, version, timeout)
+
+    async def close(self) -> None:
+        """Stop following the feed; its connection goes back to the pool."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def __aenter__(self) -> AsyncConfigWatch:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+

@@ -1,0 +1,164 @@
+"""``docstore bench``'s change feed workloads: what the feed adds to a write, how soon a
+commit is delivered, and a config read served from a watched cache."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import threading
+import time
+from typing import Any
+
+import orjson
+
+from .. import _sql as q
+from ._data import conversation
+from ._harness import Result, Side, Stat, measure, ratio_result
+from ._workloads import CONV, Bench, pre_json
+
+__all__ = ["feed"]
+
+
+def _without_feed(sql: str) -> str:
+    """A write statement as it was before the feed: its change row taken out."""
+    bound = q.Statements("x")(q._CHANGE_ROW)
+    assert bound in sql, "the statement has no change row to take out"
+    return sql.replace(bound, "\n")
+
+
+def feed(bench: Bench) -> list[Result]:
+    """The feed's write cost (put, append) against the same statements without it, the
+    commit-to-delivery latency, and a watched config get against a raw SELECT."""
+    return [*_write_cost(bench), _latency(bench), _cached_get(bench)]
+
+
+def _write_cost(bench: Bench) -> list[Result]:
+    z, raw = bench.sizes, bench.raw
+    names = [f"feed-{i % 20}" for i in range(z.put_ops)]
+    todo: dict[str, list[dict[str, Any]]] = {}
+
+    def put_side(label: str, query: str, prefix: str) -> Side:
+        def prep(_r: int) -> None:
+            todo[label] = [
+                {"kind": "agent", "name": prefix + name, "sv": bench.agent_sv,
+                 "data": pre_json(bench.config_json(v)), "expected": None, "op": "put",
+                 "author": None}
+                for name, v in zip(names, bench.configs(z.put_ops), strict=True)]
+
+        def run(_r: int) -> int:
+            execute = raw.execute
+            for params in todo[label]:
+                execute(query, params).fetchall()
+            return z.put_ops
+
+        return Side(label, run, prep)
+
+    with_feed = bench.sql(q.PUT_UPSERT, expect="")
+    put_with, put_without = measure(z.rounds, [
+        put_side("put, with the feed", with_feed, "f-"),
+        put_side("put, without", _without_feed(with_feed), "n-")])
+
+    append_sql = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="")
+    msgs = [pre_json(orjson.dumps(m)) for m in conversation(z.append_ops, 3)]
+    for name in ("feed-a", "plain-a"):
+        bench.load_conversation(name, 10)
+        bench.mark(name)
+
+    def append_side(label: str, query: str, name: str) -> Side:
+        def prep(_r: int) -> None:
+            bench.reset(name)
+
+        def run(_r: int) -> int:
+            execute = raw.execute
+            for m in msgs:
+                execute(query, {"kind": CONV, "name": name, "n": 1, "items": [m],
+                                "meta": None, "meta_default": None, "sv": 1,
+                                "expected": None, "expected_count": None,
+                                "meta_update": None, "op": "append", "author": None}).fetchall()
+            return len(msgs)
+
+        return Side(label, run, prep)
+
+    app_with, app_without = measure(z.rounds, [
+        append_side("append, with the feed", append_sql, "feed-a"),
+        append_side("append, without", _without_feed(append_sql), "plain-a")])
+    return [
+        ratio_result("feed_cost_put", "put one config, with the change feed's row",
+                     "the same statement without it (raw psycopg)", put_with, put_without,
+                     "<=", 1.05, "time"),
+        ratio_result("feed_cost_append", "append 1 message, with the change feed's row",
+                     "the same statement without it (raw psycopg)", app_with, app_without,
+                     "<=", 1.05, "time"),
+    ]
+
+
+def _latency(bench: Bench) -> Result:
+    """From the start of a put to its delivery by a feed on another connection."""
+    store = bench.store
+    n = max(bench.sizes.put_ops, 50)
+    started: dict[str, float] = {}
+    delays: list[float] = []
+    ready = threading.Event()
+
+    def consume() -> None:
+        feed = store.changes(["agent"], poll_interval=1.0)
+        ready.set()
+        for change in feed:
+            delays.append(time.perf_counter() - started[change.name])
+            if len(delays) == n:
+                return
+
+    value = bench.configs(1)[0]
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    ready.wait()
+    time.sleep(0.3)  # the feed's first page is read and it listens
+    rng = random.Random(7)
+    for i in range(n):
+        name = f"lat-{i}"
+        started[name] = time.perf_counter()
+        store.put("agent", name, value)
+        time.sleep(rng.random() * 0.004)
+    thread.join(60)
+    if len(delays) < n:
+        return Result("feed_latency_p99", "commit to delivery, p99", "-", "<=", 50,
+                      float("inf"), "ms", note=f"only {len(delays)} of {n} delivered in 60 s")
+    cuts = statistics.quantiles(delays, n=100)
+    stat = Stat("delivery", wall=[statistics.median(delays)])
+    return Result("feed_latency_p99", f"put to delivery by a feed, p99 of {n}", "-", "<=", 50,
+                  cuts[98] * 1000, "ms", docstore=stat,
+                  note=f"p50 {statistics.median(delays) * 1000:.2f} ms, "
+                       f"p99 {cuts[98] * 1000:.2f} ms, max {max(delays) * 1000:.2f} ms "
+                       "(from the start of the put call)")
+
+
+def _cached_get(bench: Bench) -> Result:
+    """A config read from a watched StorageManager's memory against a raw SELECT."""
+    from ..agents import StorageManager
+
+    z = bench.sizes
+    names = [f"cached-{i % 20}" for i in range(z.get_ops)]
+    bench.store.put_many("agent", {name: value for name, value in zip(
+        names[:20], bench.configs(20), strict=True)})
+    get_sql = f"SELECT data FROM {bench.s}.documents WHERE kind = %s AND name = %s"
+    manager = StorageManager(bench.store)
+    with manager.watch_configs():
+
+        def run_cached(_r: int) -> int:
+            get = manager.get_config
+            for name in names:
+                get("agent", name)
+            return z.get_ops
+
+        def run_raw(_r: int) -> int:
+            execute = bench.raw.execute
+            for name in names:
+                row = execute(get_sql, ("agent", name)).fetchone()
+                assert row is not None and isinstance(row[0], dict)
+            return z.get_ops
+
+        cached, raw = measure(z.rounds, [Side("watched config get", run_cached),
+                                         Side("raw SELECT + orjson.loads", run_raw)])
+    return ratio_result("cached_config_get_vs_raw", "get one config from watch_configs' memory",
+                        "raw SELECT data by key + orjson.loads", cached, raw, ">=", 10, "speed",
+                        note=f"{cached.ops_per_s:,.0f} vs {raw.ops_per_s:,.0f} gets/s")
