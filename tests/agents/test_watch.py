@@ -1,0 +1,89 @@
+"""watch_configs: two hosts on one store; one edits, the other's memory follows."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import timedelta
+
+import agent_fixtures
+import pytest
+
+from docstore import AsyncDocStore, Change, DocStore, DocumentNotFound
+from docstore.agents import AsyncStorageManager, StorageManager
+
+db = agent_fixtures.db
+
+FAST = {"name": "fast", "provider": "anthropic", "model": "claude-haiku"}
+
+
+def test_a_watching_host_sees_another_hosts_edits_and_reads_from_memory(
+        db: DocStore, docstore_dsn: str) -> None:
+    editor = StorageManager(DocStore(db.pool, schema=db.schema))
+    editor.sync_llm_config(FAST)
+    with StorageManager.connect(docstore_dsn, schema=db.schema) as host:
+        seen: list[Change] = []
+        watch = host.watch_configs(poll_interval=0.5, on_change=seen.append)
+        assert host.get_config("llm", "fast").model == "claude-haiku"  # loaded at start
+
+        doc = editor.sync_llm_config({**FAST, "model": "claude-sonnet"})
+        assert watch.wait_for("llm", "fast", doc.version, timeout=10)
+        assert host.get_config("llm", "fast").model == "claude-sonnet"
+        assert [(c.kind, c.name, c.op) for c in seen] == [("llm", "fast", "put")]
+
+        # Served from memory: a thousand reads ask the pool for nothing.
+        asked = host.store.pool.get_stats().get("requests_num", 0)
+        for _ in range(1000):
+            host.get_config("llm", "fast")
+        assert host.store.pool.get_stats().get("requests_num", 0) == asked
+
+        version = editor.store.delete("llm", "fast")
+        assert watch.wait_for("llm", "fast", version, timeout=10)
+        with pytest.raises(DocumentNotFound):
+            host.get_config("llm", "fast")
+
+        editor.sync_llm_config({**FAST, "name": "second"})
+        assert watch.wait_for("llm", "second", 1, timeout=10)
+        assert watch.running
+    assert not watch.running  # the manager's close stopped it
+
+
+def test_a_watch_that_fell_behind_retention_reloads_instead_of_serving_stale_configs(
+        db: DocStore, docstore_dsn: str) -> None:
+    editor = StorageManager(DocStore(db.pool, schema=db.schema))
+    release = threading.Event()
+
+    def slow(change: Change) -> None:  # the host is busy while the store moves on
+        assert release.wait(30)
+
+    with StorageManager.connect(docstore_dsn, schema=db.schema) as host:
+        watch = host.watch_configs(poll_interval=0.2, on_change=slow)
+        editor.sync_llm_config(FAST)
+        assert watch.wait_for("llm", "fast", 1, timeout=10)  # held; its on_change blocks
+        other = editor.sync_llm_config({**FAST, "name": "other"})
+        with db.pool.connection() as conn:
+            conn.execute(f'UPDATE "{db.schema}".changes SET written_at = now() - interval \'1 day\'')
+        pruned, deadline = 0, time.monotonic() + 30
+        while pruned < 2 and time.monotonic() < deadline:
+            pruned += db.prune_changes(older_than=timedelta(hours=1))
+            time.sleep(0.05)
+        assert pruned == 2  # including "other": the watch never read that change
+        release.set()
+        assert watch.wait_for("llm", "other", other.version, timeout=10)
+        assert host.get_config("llm", "other").name == "other" and watch.running
+
+
+async def test_an_async_host_watches_too(db: DocStore, docstore_dsn: str) -> None:
+    editor = StorageManager(DocStore(db.pool, schema=db.schema))
+    store = await AsyncDocStore.connect(docstore_dsn, schema=db.schema, max_size=2)
+    host = AsyncStorageManager(store, owns_store=True)
+    try:
+        watch = await host.watch_configs(poll_interval=0.5)
+        doc = await asyncio.to_thread(editor.sync_llm_config, FAST)
+        assert await watch.wait_until("llm", "fast", doc.version, timeout=10)
+        assert (await host.get_config("llm", "fast")).model == "claude-haiku"
+    finally:
+        await host.close()
+    assert not watch.running
+    assert store.pool.closed
