@@ -2,9 +2,10 @@
 hands out. The shells (store.py, aio.py) own the connection, LISTEN and the waiting.
 
 A change's position is (xid, seq): the id of the transaction that wrote it and its place
-in the sequence. A page only delivers rows whose xid is below its snapshot's xmin, the
-oldest transaction still running: every transaction below it has ended, so no row can
-still appear behind what was delivered. That makes (xid, seq) a cursor that neither
+in the sequence. A page only delivers rows whose xid is below its snapshot's frontier,
+the oldest transaction still running in this database (its xmin, but for transactions
+of other databases, which cannot write here): every transaction below it has ended, so
+no row can still appear behind what was delivered. That makes (xid, seq) a cursor that neither
 skips a transaction that took its id first and committed last, nor repeats anything.
 """
 
@@ -113,7 +114,7 @@ class Feed:
             out.append(Change(kind, name, version, op, written_at, f"{xid}.{seq}"))
         self.more = len(rows) >= PAGE and not self.pending
         if not self.more and not self.pending and self.position < (xmin, 0):
-            # Everything below xmin is read (or filtered out): skip the rescan.
+            # Everything below the frontier is read (or filtered out): skip the rescan.
             self.position = (xmin, 0)
         return out
 

@@ -284,12 +284,26 @@ FEED_START = """
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text, pg_current_snapshot()::text
 """
 
-# The next page after (xid, seq), in (xid, seq) order, with the snapshot's xmin: rows
-# at or above it are not delivered yet (a transaction below them may still commit), and
-# the retention horizon prune_changes left, checked in the same snapshot. {skip} leaves
-# out what a feed started with after=None saw as already committed.
+# The frontier of a snapshot: the oldest transaction still running that may yet write
+# a change here, else the snapshot's xmax. Every row below it is final. A transaction
+# running in another database of the cluster cannot write this table, so it does not
+# hold the feed back (it would, were this plain xmin); one that ended since the snapshot
+# is not in pg_stat_activity and counts as running, to be safe.
+_FRONTIER = """coalesce((
+    SELECT min(x) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+    WHERE NOT EXISTS (
+        SELECT 1 FROM pg_stat_activity a
+        WHERE a.backend_xid = xid(x)
+          AND a.datid IS DISTINCT FROM (SELECT oid FROM pg_database
+                                        WHERE datname = current_database()))
+), pg_snapshot_xmax(pg_current_snapshot()))"""
+
+# The next page after (xid, seq), in (xid, seq) order, with the frontier: rows at or
+# above it are not delivered yet (a transaction below them may still commit), and the
+# retention horizon prune_changes left, checked in the same snapshot. {skip} leaves out
+# what a feed started with after=None saw as already committed.
 FEED_PAGE = """
-WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+WITH snap AS (SELECT """ + _FRONTIER + """ AS xmin)
 SELECT snap.xmin::text,
        (SELECT data ->> 'pruned_through' FROM {s}.documents
         WHERE kind = '_docstore' AND name = 'changes'),
@@ -312,7 +326,7 @@ FEED_SKIP = "AND NOT pg_visible_in_snapshot(c.xid, %(since)s::pg_snapshot)"
 PRUNE_CHANGES = """
 WITH bound AS (
     SELECT xid, seq FROM {s}.changes
-    WHERE written_at < %(cutoff)s AND xid < pg_snapshot_xmin(pg_current_snapshot())
+    WHERE written_at < %(cutoff)s AND xid < """ + _FRONTIER + """
     ORDER BY xid DESC, seq DESC
     LIMIT 1
 ), gone AS (

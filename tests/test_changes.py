@@ -43,7 +43,7 @@ def _listener_pids(store: DocStore) -> list[int]:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
             "AND query LIKE %s AND query LIKE %s",
-            ("%pg_snapshot_xmin%", f'%"{store.schema}".changes%')).fetchall()
+            ("%->> 'pruned_through'%", f'%"{store.schema}".changes%')).fetchall()
     return [r[0] for r in rows]
 
 

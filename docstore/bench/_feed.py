@@ -19,9 +19,9 @@ from ._workloads import CONV, Bench, pre_json
 __all__ = ["feed"]
 
 
-def _without_feed(sql: str) -> str:
+def _without_feed(bench: Bench, sql: str) -> str:
     """A write statement as it was before the feed: its change row taken out."""
-    bound = q.Statements("x")(q._CHANGE_ROW)
+    bound = bench.sql(q._CHANGE_ROW)
     assert bound in sql, "the statement has no change row to take out"
     return sql.replace(bound, "\n")
 
@@ -56,7 +56,7 @@ def _write_cost(bench: Bench) -> list[Result]:
     with_feed = bench.sql(q.PUT_UPSERT, expect="")
     put_with, put_without = measure(z.rounds, [
         put_side("put, with the feed", with_feed, "f-"),
-        put_side("put, without", _without_feed(with_feed), "n-")])
+        put_side("put, without", _without_feed(bench, with_feed), "n-")])
 
     append_sql = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="")
     msgs = [pre_json(orjson.dumps(m)) for m in conversation(z.append_ops, 3)]
@@ -65,6 +65,8 @@ def _write_cost(bench: Bench) -> list[Result]:
         bench.mark(name)
 
     def append_side(label: str, query: str, name: str) -> Side:
+        meta = pre_json(orjson.dumps(bench.meta(name)))
+
         def prep(_r: int) -> None:
             bench.reset(name)
 
@@ -72,7 +74,7 @@ def _write_cost(bench: Bench) -> list[Result]:
             execute = raw.execute
             for m in msgs:
                 execute(query, {"kind": CONV, "name": name, "n": 1, "items": [m],
-                                "meta": None, "meta_default": None, "sv": 1,
+                                "meta": None, "meta_default": meta, "sv": 1,
                                 "expected": None, "expected_count": None,
                                 "meta_update": None, "op": "append", "author": None}).fetchall()
             return len(msgs)
@@ -81,7 +83,7 @@ def _write_cost(bench: Bench) -> list[Result]:
 
     app_with, app_without = measure(z.rounds, [
         append_side("append, with the feed", append_sql, "feed-a"),
-        append_side("append, without", _without_feed(append_sql), "plain-a")])
+        append_side("append, without", _without_feed(bench, append_sql), "plain-a")])
     return [
         ratio_result("feed_cost_put", "put one config, with the change feed's row",
                      "the same statement without it (raw psycopg)", put_with, put_without,
@@ -93,19 +95,20 @@ def _write_cost(bench: Bench) -> list[Result]:
 
 
 def _latency(bench: Bench) -> Result:
-    """From the start of a put to its delivery by a feed on another connection."""
+    """From a put's commit (its call returning) to its delivery by a feed on another
+    connection: the writer is told of its commit at about the moment the feed is."""
     store = bench.store
     n = max(bench.sizes.put_ops, 50)
-    started: dict[str, float] = {}
-    delays: list[float] = []
+    committed: dict[str, float] = {}
+    delivered: dict[str, float] = {}
     ready = threading.Event()
 
     def consume() -> None:
         feed = store.changes(["agent"], poll_interval=1.0)
         ready.set()
         for change in feed:
-            delays.append(time.perf_counter() - started[change.name])
-            if len(delays) == n:
+            delivered[change.name] = time.perf_counter()
+            if len(delivered) == n:
                 return
 
     value = bench.configs(1)[0]
@@ -116,20 +119,21 @@ def _latency(bench: Bench) -> Result:
     rng = random.Random(7)
     for i in range(n):
         name = f"lat-{i}"
-        started[name] = time.perf_counter()
         store.put("agent", name, value)
+        committed[name] = time.perf_counter()
         time.sleep(rng.random() * 0.004)
     thread.join(60)
-    if len(delays) < n:
+    if len(delivered) < n:
         return Result("feed_latency_p99", "commit to delivery, p99", "-", "<=", 50,
-                      float("inf"), "ms", note=f"only {len(delays)} of {n} delivered in 60 s")
-    cuts = statistics.quantiles(delays, n=100)
+                      float("inf"), "ms", note=f"only {len(delivered)} of {n} delivered in 60 s")
+    # A feed may see the commit before the writer's reply arrives: count that as 0.
+    delays = [max(0.0, delivered[name] - at) for name, at in committed.items()]
+    p99 = statistics.quantiles(delays, n=100, method="inclusive")[98]
     stat = Stat("delivery", wall=[statistics.median(delays)])
-    return Result("feed_latency_p99", f"put to delivery by a feed, p99 of {n}", "-", "<=", 50,
-                  cuts[98] * 1000, "ms", docstore=stat,
-                  note=f"p50 {statistics.median(delays) * 1000:.2f} ms, "
-                       f"p99 {cuts[98] * 1000:.2f} ms, max {max(delays) * 1000:.2f} ms "
-                       "(from the start of the put call)")
+    return Result("feed_latency_p99", f"commit to delivery by a feed, p99 of {n} puts", "-",
+                  "<=", 50, p99 * 1000, "ms", docstore=stat,
+                  note=f"p50 {statistics.median(delays) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
+                       f"max {max(delays) * 1000:.2f} ms (from the put returning)")
 
 
 def _cached_get(bench: Bench) -> Result:

@@ -1,0 +1,49 @@
+"""``docstore watch``: the change feed, printed as it happens."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import orjson
+import typer
+
+from ..change import Change
+from ._app import app, settings
+from ._docs import _store
+
+
+def _line(change: Change) -> str:
+    when = change.written_at.isoformat(sep=" ", timespec="milliseconds")
+    return f"{when}  {change.op:<7} {change.kind} {change.name!r} v{change.version}  {change.cursor}"
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    kinds: Annotated[list[str] | None, typer.Argument(
+        help="Kinds to follow (default: all).", show_default=False)] = None,
+    after: Annotated[str | None, typer.Option(
+        help="Start after this cursor (the last one printed) instead of now.",
+        show_default=False)] = None,
+    count: Annotated[int | None, typer.Option(
+        min=1, help="Stop after this many changes.", show_default=False)] = None,
+) -> None:
+    """Print every committed write as it happens, in commit-safe order (Ctrl-C stops).
+
+    With --json, one JSON object per line: kind, name, version, op, written_at, cursor.
+    """
+    as_json = settings(ctx).json
+    with _store(ctx) as store:
+        out = sys.stdout
+        for seen, change in enumerate(store.changes(kinds or None, after=after), 1):
+            if as_json:
+                out.buffer.write(orjson.dumps({
+                    "kind": change.kind, "name": change.name, "version": change.version,
+                    "op": change.op, "written_at": change.written_at,
+                    "cursor": change.cursor}) + b"\n")
+                out.buffer.flush()
+            else:
+                print(_line(change), flush=True)
+            if count is not None and seen >= count:
+                return

@@ -1,0 +1,63 @@
+"""``docstore watch``: changes printed as they are committed, JSON lines for scripts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_changes import _wait_listening
+
+from docstore import DocStore
+from docstore.cli import main
+
+
+@pytest.fixture
+def store(docstore_factory: Callable[..., DocStore]) -> DocStore:
+    store = docstore_factory()
+    store.register("agent", dict)
+    store.register("chat", dict, mode="log")
+    return store
+
+
+def test_watch_prints_live_changes_as_json_lines_from_another_process(
+        store: DocStore, docstore_dsn: str) -> None:
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("docstore")), "--dsn", docstore_dsn, "--schema", store.schema,
+         "watch", "agent", "--json", "--count", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_listening(store, timeout=30)
+        store.append("chat", "c", [{}])  # another kind: not printed
+        store.put("agent", "a", {"v": 1})
+        store.put("agent", "a", {"v": 2})
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(x["kind"], x["name"], x["version"], x["op"]) for x in lines] == [
+        ("agent", "a", 1, "put"), ("agent", "a", 2, "put")]
+    assert all(x["cursor"] and x["written_at"] for x in lines)
+
+
+def test_watch_resumes_after_a_cursor_in_readable_lines(
+        store: DocStore, docstore_dsn: str, capfd: pytest.CaptureFixture[str]) -> None:
+    store.put("agent", "a", {})
+    store.delete("agent", "a")
+    store.append("chat", "c", [{}, {}])
+    capfd.readouterr()
+    code = main(["--dsn", docstore_dsn, "--schema", store.schema, "watch", "--after", "0.0",
+                 "--count", "3"])
+    out, _err = capfd.readouterr()
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()]
+    assert [(r[2], r[3], r[4], r[5]) for r in rows] == [
+        ("put", "agent", "'a'", "v1"), ("delete", "agent", "'a'", "v2"),
+        ("append", "chat", "'c'", "v2")]
+    code = main(["--dsn", docstore_dsn, "--schema", store.schema, "watch", "--after", "soon"])
+    _out, err = capfd.readouterr()
+    assert code == 1 and "not a change feed cursor" in err
