@@ -21,7 +21,7 @@ from docstore import DocStore
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["README.md", "docs/index.md", "docs/api.md", "docs/history.md",
-         "docs/reliability.md"]
+         "docs/reliability.md", "docs/changes.md"]
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
 
 
