@@ -88,9 +88,10 @@ $$;
 -- deleted by prune_changes, on a schedule of its own.
 --
 -- Order: `xid` is the writing transaction's id, `seq` the write's place in it. A reader
--- only takes rows whose xid is below the xmin of its snapshot (every transaction below
--- it has ended, so no row can still appear there), in (xid, seq) order: a transaction
--- that started first but commits last cannot be skipped.
+-- only takes rows whose xid is below the oldest transaction still running (so no row
+-- can still appear there), in (xid, seq) order: a transaction that started first but
+-- commits last cannot be skipped. The write statements also NOTIFY the readers
+-- (docstore._sql), which only wakes them.
 CREATE TABLE IF NOT EXISTS :"schema".changes (
     xid            xid8        NOT NULL DEFAULT pg_current_xact_id(),
     seq            bigint      GENERATED ALWAYS AS IDENTITY,
@@ -103,29 +104,6 @@ CREATE TABLE IF NOT EXISTS :"schema".changes (
     written_at     timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT changes_pkey PRIMARY KEY (xid, seq)
 );
-
--- Wake the readers of this schema's feed (LISTEN docstore_<md5 of the schema name>) when
--- a transaction that wrote changes commits. Once per statement: PostgreSQL sends one
--- notification per transaction for equal channel and payload anyway.
-CREATE OR REPLACE FUNCTION :"schema".notify_changes() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('docstore_' || md5(TG_TABLE_SCHEMA), '');
-    RETURN NULL;
-END
-$$;
-
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger
-                   WHERE tgname = 'changes_notify'
-                     AND tgrelid = format('%I.changes', current_setting('docstore.ddl_schema'))::regclass) THEN
-        EXECUTE format('CREATE TRIGGER changes_notify AFTER INSERT ON %I.changes '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION %I.notify_changes()',
-                       current_setting('docstore.ddl_schema'), current_setting('docstore.ddl_schema'));
-    END IF;
-END
-$$;
 
 -- Listing a kind by recency (prune by age, "sessions gone stale").
 CREATE INDEX IF NOT EXISTS documents_kind_updated_idx

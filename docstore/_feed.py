@@ -11,11 +11,11 @@ skips a transaction that took its id first and committed last, nor repeats anyth
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 from . import _sql as q
 from ._plan import Plan, Rows, Stmt
+from ._sql import channel
 from .change import Change
 from .errors import ChangesPruned, DatabaseUnavailable
 from .kinds import check_key
@@ -27,11 +27,6 @@ PAGE = 500
 
 RETRY_LIMIT = 3
 """Failed reconnections in a row before the feed gives up (each waits for the pool)."""
-
-
-def channel(schema: str) -> str:
-    """The NOTIFY channel of a schema's feed, as schema.sql's trigger names it."""
-    return "docstore_" + hashlib.md5(schema.encode()).hexdigest()
 
 
 def parse_cursor(cursor: str) -> tuple[int, int]:

@@ -9,21 +9,28 @@ one round trip and atomic, and "no row returned" means "not written".
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 from pathlib import Path
 
 from psycopg import sql
 
-__all__ = ["SCHEMA_PLACEHOLDER", "Statements", "schema_ddl"]
+__all__ = ["SCHEMA_PLACEHOLDER", "Statements", "channel", "schema_ddl"]
 
 SCHEMA_PLACEHOLDER = ':"schema"'
 SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 
 # Every write inserts its one change (docs/changes.md) in the same statement, from the
 # head it moved: an append of many items is still one change.
-_CHANGE_ROW = """, chg AS (
+# The NOTIFY that wakes the feed's readers (sent when the transaction commits, once per
+# transaction however many writes it holds) is in the statement too: a trigger on
+# `changes` cost a put 3-4 times as much server time as this (docs/changes.md).
+_NOTE = ", note AS MATERIALIZED (SELECT pg_notify({channel}, '') AS sent)"
+
+_CHANGE_ROW = _NOTE + """
+, chg AS (
     INSERT INTO {s}.changes (kind, name, version, op, written_at)
-    SELECT %(kind)s, %(name)s, version, %(op)s, updated_at FROM head
+    SELECT %(kind)s, %(name)s, version, %(op)s, updated_at FROM head, note
 )
 """
 
@@ -97,9 +104,9 @@ WITH input AS (
     INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
     SELECT %(kind)s, name, version, schema_version, 'put', data, %(author)s, updated_at
     FROM head
-), chg AS (
+)""" + _NOTE + """, chg AS (
     INSERT INTO {s}.changes (kind, name, version, op, written_at)
-    SELECT %(kind)s, name, version, 'put', updated_at FROM head
+    SELECT %(kind)s, name, version, 'put', updated_at FROM head, note
 )
 SELECT name, version, created_at, updated_at FROM head
 """
@@ -250,10 +257,10 @@ WITH ranked AS (
     DELETE FROM {s}.documents d USING doomed
     WHERE d.kind = doomed.kind AND d.name = doomed.name
     RETURNING d.kind, d.name, d.version
-), chg AS (
+)""" + _NOTE + """, chg AS (
     -- A pruned document is gone for every reader: that is a change too.
     INSERT INTO {s}.changes (kind, name, version, op)
-    SELECT kind, name, version, 'prune' FROM gone
+    SELECT kind, name, version, 'prune' FROM gone, note
 )
 SELECT name FROM gone
 """
@@ -435,9 +442,9 @@ IMPORT_WRITE = _IMPORT_INPUT + """
     FROM docs
     ON CONFLICT (kind, name) DO NOTHING
     RETURNING kind, name, version
-), chg AS (
+)""" + _NOTE + """, chg AS (
     INSERT INTO {s}.changes (kind, name, version, op)
-    SELECT kind, name, version, 'import' FROM ins_docs
+    SELECT kind, name, version, 'import' FROM ins_docs, note
 ), ins_vers AS (
     INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
     SELECT kind, name, version, schema_version, op, data, author, written_at FROM vers
@@ -446,6 +453,11 @@ IMPORT_WRITE = _IMPORT_INPUT + """
 )
 SELECT (SELECT count(*) FROM ins_docs), (SELECT count(*) FROM ins_vers)
 """
+
+
+def channel(schema: str) -> str:
+    """The NOTIFY channel of a schema's change feed (always a valid, short name)."""
+    return "docstore_" + hashlib.md5(schema.encode()).hexdigest()
 
 
 def schema_ddl() -> str:
@@ -464,6 +476,9 @@ class Statements:
             raise ValueError("schema must be 1 to 63 characters")
         self.schema = schema
         self.quoted = sql.Identifier(schema).as_string(None)
+        self.channel = channel(schema)
+        channel_literal = sql.Literal(self.channel).as_string(None)
+        self._fixed = (("{s}", self.quoted), ("{channel}", channel_literal))
         self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
 
     def __call__(self, template: str, **parts: str) -> str:
@@ -471,7 +486,9 @@ class Statements:
         key = (template, tuple(sorted(parts.items())))
         text = self._cache.get(key)
         if text is None:
-            text = template.replace("{s}", self.quoted)
+            text = template
+            for placeholder, value in self._fixed:
+                text = text.replace(placeholder, value)
             for part, value in parts.items():
                 text = text.replace("{" + part + "}", value)
             if len(self._cache) < 512:
