@@ -81,6 +81,13 @@ class CoreBase:
                 self._meta_defaults[spec.name] = None
         return self._meta_defaults[spec.name]
 
+    def write_sql(self, spec: Kind, template: str, **parts: str) -> str:
+        """A write statement bound for ``spec``: with the NOTIFY of its change if the kind
+        notifies (docstore._sql.NOTE)."""
+        if spec.notify:
+            return self.sql(template, note=q.NOTE, note_join=q.NOTE_JOIN, **parts)
+        return self.sql(template, note="", note_join="", **parts)
+
     # --- rows -> values ----------------------------------------------------------------
 
     def head_doc(self, spec: Kind, name: str, row: Row) -> Doc[Any]:

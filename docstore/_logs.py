@@ -62,17 +62,17 @@ class LogPlans(CoreBase):
         # an update of some keys needs one too.
         needs_head = (meta_data is None and default is None) or patch is not None
         if expected:
-            query = self.sql(q.APPEND_UPDATE, live=live, data=data,
-                             expect="AND d.version = %(expected)s" + (
+            query = self.write_sql(spec, q.APPEND_UPDATE, live=live, data=data,
+                                   expect="AND d.version = %(expected)s" + (
                                  "" if expected_count is None else
                                  " AND d.version - d.live_from + 1 = %(expected_count)s"))
         elif needs_head:
             # expected_version=0 cannot succeed here: say conflict or "needs meta" below.
-            query = self.sql(q.APPEND_UPDATE, live=live, data=data,
-                             expect="AND false" if expected == 0 else "")
+            query = self.write_sql(spec, q.APPEND_UPDATE, live=live, data=data,
+                                   expect="AND false" if expected == 0 else "")
         else:
-            query = self.sql(q.APPEND_UPSERT, live=live, data=data,
-                             expect="AND d.deleted" if expected == 0 else "")
+            query = self.write_sql(spec, q.APPEND_UPSERT, live=live, data=data,
+                                   expect="AND d.deleted" if expected == 0 else "")
 
         def plan() -> Plan[int]:
             rows = yield Stmt(query, params)
@@ -99,7 +99,7 @@ class LogPlans(CoreBase):
         check_expected(expected)
 
         def plan() -> Plan[int]:
-            rows = yield Stmt(self.sql(q.CLEAR_LOG), {"kind": kind, "name": name, "op": "clear",
+            rows = yield Stmt(self.write_sql(spec, q.CLEAR_LOG), {"kind": kind, "name": name, "op": "clear",
                                                       "expected": expected})
             if rows:
                 return int(rows[0][0])

@@ -46,11 +46,11 @@ class SnapshotPlans(CoreBase):
                   "data": RawJson(data), "expected": expected, "op": op,
                   "author": author or self.author}
         if expected is None:
-            query = self.sql(q.PUT_UPSERT, expect="")
+            query = self.write_sql(spec, q.PUT_UPSERT, expect="")
         elif expected == 0:
-            query = self.sql(q.PUT_UPSERT, expect="AND d.deleted")
+            query = self.write_sql(spec, q.PUT_UPSERT, expect="AND d.deleted")
         else:
-            query = self.sql(q.PUT_UPDATE)
+            query = self.write_sql(spec, q.PUT_UPDATE)
         for _attempt in range(3):
             rows = yield Stmt(query, params)
             if rows:
@@ -133,7 +133,7 @@ class SnapshotPlans(CoreBase):
         check_expected(expected)
         params = {"kind": kind, "name": name, "expected": expected, "op": "delete",
                   "author": author or self.author}
-        query = self.sql(q.DELETE_SNAPSHOT if spec.mode == "snapshot" else q.DELETE_LOG)
+        query = self.write_sql(spec, q.DELETE_SNAPSHOT if spec.mode == "snapshot" else q.DELETE_LOG)
 
         def plan() -> Plan[int]:
             rows = yield Stmt(query, params)
@@ -174,7 +174,7 @@ class SnapshotPlans(CoreBase):
         def plan() -> Plan[list[Doc[Any]]]:
             if not names:
                 return []
-            rows = yield Stmt(self.sql(q.PUT_MANY), {
+            rows = yield Stmt(self.write_sql(spec, q.PUT_MANY), {
                 "kind": kind, "names": names, "datas": datas, "sv": spec.schema_version,
                 "author": author or self.author})
             written = {r[0]: r[1:] for r in rows}

@@ -22,15 +22,20 @@ SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 
 # Every write inserts its one change (docs/changes.md) in the same statement, from the
 # head it moved: an append of many items is still one change.
-# The NOTIFY that wakes the feed's readers (sent when the transaction commits, once per
-# transaction however many writes it holds) is in the statement too: a trigger on
-# `changes` cost a put 3-4 times as much server time as this (docs/changes.md).
-_NOTE = ", note AS MATERIALIZED (SELECT pg_notify({channel}, '') AS sent)"
+# The NOTIFY that wakes the feed's readers at once (sent at commit, once per transaction)
+# is in the statement, for kinds registered with notify (snapshot kinds by default):
+# {note} is NOTE or "", {note_join} NOTE_JOIN or "". Not for every kind, because
+# PostgreSQL serialises the commits of notifying transactions (a lock held through the
+# commit's WAL flush): 16 writers appending with it commit 3-6 times slower. Readers
+# poll for the rest. (A trigger on `changes` did the same as NOTE at 3-4 times its cost.)
+NOTE = ", note AS MATERIALIZED (SELECT pg_notify({channel}, '') AS sent)"
+NOTE_JOIN = ", note"
+_NOTE = NOTE
 
-_CHANGE_ROW = _NOTE + """
+_CHANGE_ROW = """{note}
 , chg AS (
     INSERT INTO {s}.changes (kind, name, version, op, written_at)
-    SELECT %(kind)s, %(name)s, version, %(op)s, updated_at FROM head, note
+    SELECT %(kind)s, %(name)s, version, %(op)s, updated_at FROM head{note_join}
 )
 """
 
@@ -104,9 +109,10 @@ WITH input AS (
     INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
     SELECT %(kind)s, name, version, schema_version, 'put', data, %(author)s, updated_at
     FROM head
-)""" + _NOTE + """, chg AS (
+){note}
+, chg AS (
     INSERT INTO {s}.changes (kind, name, version, op, written_at)
-    SELECT %(kind)s, name, version, 'put', updated_at FROM head, note
+    SELECT %(kind)s, name, version, 'put', updated_at FROM head{note_join}
 )
 SELECT name, version, created_at, updated_at FROM head
 """
@@ -487,10 +493,10 @@ class Statements:
         text = self._cache.get(key)
         if text is None:
             text = template
-            for placeholder, value in self._fixed:
-                text = text.replace(placeholder, value)
             for part, value in parts.items():
                 text = text.replace("{" + part + "}", value)
+            for placeholder, value in self._fixed:
+                text = text.replace(placeholder, value)
             if len(self._cache) < 512:
                 self._cache[key] = text
         return text

@@ -195,15 +195,16 @@ class AsyncDocStore:
 
     def register(self, kind: str, model: Any, *, mode: Mode = "snapshot",
                  schema_version: int = 1, upgraders: Mapping[int, Upgrader] | None = None,
-                 meta: Any = None) -> Kind:
+                 meta: Any = None, notify: bool | None = None) -> Kind:
         """Register ``kind`` with any type Pydantic's TypeAdapter takes.
 
         ``upgraders[n]`` turns a document stored at schema version n (as a dict) into its
         shape at n + 1; they run on read. ``mode="log"`` makes a log kind, whose head
-        holds metadata of type ``meta``.
+        holds metadata of type ``meta``. ``notify``: its writes wake change feeds at once
+        (default: snapshot kinds do, log kinds are seen at the feed's next poll).
         """
         return self.kinds.register(kind, model, mode=mode, schema_version=schema_version,
-                                   upgraders=upgraders, meta=meta)
+                                   upgraders=upgraders, meta=meta, notify=notify)
 
     # --- snapshot kinds ----------------------------------------------------------------
 
@@ -342,7 +343,7 @@ class AsyncDocStore:
     # --- the change feed ---------------------------------------------------------------
 
     async def changes(self, kinds: Sequence[str] | None = None, *, after: str | None = None,
-                      listen_dsn: str | None = None, poll_interval: float = 5.0,
+                      listen_dsn: str | None = None, poll_interval: float = 1.0,
                       stop: Callable[[], bool] | None = None) -> AsyncIterator[Change]:
         """Every committed write (of ``kinds``, else all) as a Change, in order, for ever.
 

@@ -59,6 +59,8 @@ class Kind:
     schema_version: int = 1
     upgraders: Mapping[int, Upgrader] = field(default_factory=dict)
     meta: TypeAdapter[Any] | None = None
+    # Whether its writes NOTIFY the change feed's readers (docs/changes.md).
+    notify: bool = True
 
     def parse(self, doc_name: str, version: int | None, raw: bytes | str,
               schema_version: int) -> Any:
@@ -111,8 +113,13 @@ class Registry:
         schema_version: int = 1,
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: Any = None,
+        notify: bool | None = None,
     ) -> Kind:
-        """Register (or re-register) ``kind`` with its model; returns the :class:`Kind`."""
+        """Register (or re-register) ``kind`` with its model; returns the :class:`Kind`.
+
+        ``notify``: whether its writes wake change feeds at once (NOTIFY) rather than at
+        their next poll; default True for snapshot kinds, False for log kinds.
+        """
         check_key(kind)
         if mode not in ("snapshot", "log"):
             raise ValueError(f"kind {kind!r}: mode must be 'snapshot' or 'log', not {mode!r}")
@@ -137,6 +144,7 @@ class Registry:
             upgraders=steps,
             meta=None if meta is None else (meta if isinstance(meta, TypeAdapter)
                                             else TypeAdapter(meta)),
+            notify=(mode == "snapshot") if notify is None else bool(notify),
         )
         self._kinds[kind] = spec
         return spec

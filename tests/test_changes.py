@@ -47,10 +47,11 @@ def _listener_pids(store: DocStore) -> list[int]:
     return [r[0] for r in rows]
 
 
-def _wait_listening(store: DocStore, timeout: float = 10) -> int:
+def _wait_listening(store: DocStore, timeout: float = 10, exclude: frozenset[int] = frozenset()
+                    ) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pids = _listener_pids(store)
+        pids = [p for p in _listener_pids(store) if p not in exclude]
         if pids:
             return pids[0]
         time.sleep(0.02)
@@ -365,3 +366,34 @@ def test_terminating_the_listener_while_idle_reconnects_and_catches_up(
         conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
         feed_store.put("cfg", "while_reconnecting", {})
     assert _keys(consumer.stop(feed_store)) == [("cfg", "while_reconnecting", 1, "put")]
+
+
+def _follow(store: DocStore, **options: Any) -> queue.Queue[Change]:
+    """The first change of a feed on a thread (on a connection of its own), in a queue."""
+    out: queue.Queue[Change] = queue.Queue()
+    before = frozenset(_listener_pids(store))
+
+    def run() -> None:
+        for change in islice(store.changes(**options), 1):
+            out.put(change)
+
+    threading.Thread(target=run, daemon=True).start()
+    _wait_listening(store, exclude=before)
+    return out
+
+
+def test_a_kind_that_does_not_notify_is_delivered_at_the_next_poll_and_notify_is_per_kind(
+        feed_store: DocStore, docstore_dsn: str) -> None:
+    """Log kinds do not NOTIFY by default (it would serialise concurrent appends' commits):
+    the feed finds their changes when it polls. A kind registered with notify=True wakes
+    it at once, whatever the poll interval."""
+    polled = _follow(feed_store, kinds=["conv"], poll_interval=0.3, listen_dsn=docstore_dsn)
+    feed_store.append("conv", "c", [{"n": 1}])
+    assert polled.get(timeout=10).op == "append"
+
+    feed_store.register("loud", dict, mode="log", notify=True)
+    woken = _follow(feed_store, kinds=["loud"], poll_interval=60, listen_dsn=docstore_dsn)
+    started = time.monotonic()
+    feed_store.append("loud", "c", [{"n": 1}])
+    assert woken.get(timeout=30).kind == "loud" and time.monotonic() - started < 30
+    assert not feed_store.kinds.get("conv").notify and feed_store.kinds.get("cfg").notify

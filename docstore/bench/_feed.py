@@ -19,11 +19,15 @@ from ._workloads import CONV, Bench, pre_json
 __all__ = ["feed"]
 
 
-def _without_feed(bench: Bench, sql: str) -> str:
+def _without_feed(bench: Bench, sql: str, notify: bool) -> str:
     """A write statement as it was before the feed: its change row taken out."""
-    bound = bench.sql(q._CHANGE_ROW)
+    bound = bench.sql(q._CHANGE_ROW, **_note(notify))
     assert bound in sql, "the statement has no change row to take out"
     return sql.replace(bound, "\n")
+
+
+def _note(notify: bool) -> dict[str, str]:
+    return {"note": q.NOTE, "note_join": q.NOTE_JOIN} if notify else {"note": "", "note_join": ""}
 
 
 def feed(bench: Bench) -> list[Result]:
@@ -56,8 +60,9 @@ def _write_cost(bench: Bench) -> list[Result]:
     z, raw = bench.sizes, bench.raw
     pairs = z.put_ops * z.rounds
     values = [bench.config_json(v) for v in bench.configs(40)]
-    put_with = bench.sql(q.PUT_UPSERT, expect="")
-    put_without = _without_feed(bench, put_with)
+    # Configs (snapshot kinds) notify the feed's readers; logs do not (docs/changes.md).
+    put_with = bench.sql(q.PUT_UPSERT, expect="", **_note(True))
+    put_without = _without_feed(bench, put_with, True)
 
     def put(query: str, prefix: str) -> Callable[[int], None]:
         def run(i: int) -> None:
@@ -77,8 +82,9 @@ def _write_cost(bench: Bench) -> list[Result]:
     finally:
         raw.execute("RESET synchronous_commit")
 
-    append_with = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="")
-    append_without = _without_feed(bench, append_with)
+    append_with = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="",
+                            **_note(False))
+    append_without = _without_feed(bench, append_with, False)
     msgs = [pre_json(orjson.dumps(m)) for m in conversation(40, 3)]
 
     def append(query: str, name: str) -> Callable[[int], None]:

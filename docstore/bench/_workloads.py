@@ -167,7 +167,7 @@ class Bench:
                 put("agent", name, value)
             return z.put_ops
 
-        same_sql = self.sql(q.PUT_UPSERT, expect="")
+        same_sql = self.sql(q.PUT_UPSERT, expect="", note=q.NOTE, note_join=q.NOTE_JOIN)
 
         def prep_same(_r: int) -> None:
             todo["same"] = [
