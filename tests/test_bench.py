@@ -17,7 +17,7 @@ EXPECTED = {
     "put_vs_same_sql", "put_vs_bare", "get_vs_raw", "put_many_vs_copy", "append_long_vs_short",
     "read_last_long_vs_50", "save_full_history_vs_rewrite", "save_full_history_200_vs_20",
     "iter_peak_rss", "async32_vs_sync", "feed_cost_put", "feed_cost_put_no_flush",
-    "feed_cost_append", "feed_latency_p99", "cached_config_get_vs_raw",
+    "feed_cost_append", "feed_cost_concurrent_append", "feed_latency_p99", "cached_config_get_vs_raw",
 }
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import orjson
+import psycopg
 
 from .. import _sql as q
 from ._data import conversation
@@ -33,7 +34,7 @@ def _note(notify: bool) -> dict[str, str]:
 def feed(bench: Bench) -> list[Result]:
     """The feed's write cost (put, append) against the same statements without it, the
     commit-to-delivery latency, and a watched config get against a raw SELECT."""
-    return [*_write_cost(bench), _latency(bench), _cached_get(bench)]
+    return [*_write_cost(bench), _concurrent_appends(bench), _latency(bench), _cached_get(bench)]
 
 
 def _paired(pairs: int, with_feed: Callable[[int], None], without: Callable[[int], None],
@@ -115,6 +116,48 @@ def _write_cost(bench: Bench) -> list[Result]:
                      note=note.format(n=pairs, a=statistics.mean(aw.wall) * 1000,
                                       b=statistics.mean(an.wall) * 1000)),
     ]
+
+
+def _concurrent_appends(bench: Bench) -> Result:
+    """8 threads appending to sessions of their own, each on its own connection, with the
+    change row (no NOTIFY: a log kind's default) and without it: the commits overlap."""
+    z = bench.sizes
+    threads, per = 8, max(z.append_ops // 2, 10)
+    conns = [psycopg.connect(bench.dsn, autocommit=True) for _ in range(threads)]
+    with_sql = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="",
+                         **_note(False))
+    variants = {"with": with_sql, "without": _without_feed(bench, with_sql, False)}
+    msg = pre_json(orjson.dumps(conversation(1, 5)[0]))
+
+    def side(label: str) -> Side:
+        def run(r: int) -> int:
+            def work(t: int) -> None:
+                name = f"conc-{label}-{t}"
+                meta = pre_json(orjson.dumps(bench.meta(name)))
+                for _ in range(per):
+                    conns[t].execute(variants[label], {
+                        "kind": CONV, "name": name, "n": 1, "items": [msg], "meta": None,
+                        "meta_default": meta, "sv": 1, "expected": None,
+                        "expected_count": None, "meta_update": None, "op": "append",
+                        "author": None}).fetchall()
+
+            workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            return threads * per
+
+        return Side(f"{threads} writers appending, {label} the feed", run)
+
+    try:
+        with_feed, without = measure(z.rounds, [side("with"), side("without")])
+    finally:
+        for conn in conns:
+            conn.close()
+    return ratio_result("feed_cost_concurrent_append",
+                        f"{threads} threads appending 1 message each, with the change row",
+                        "the same without it", with_feed, without, "<=", 1.05, "time")
 
 
 def _latency(bench: Bench) -> Result:
