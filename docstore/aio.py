@@ -393,7 +393,7 @@ class AsyncDocStore:
     async def _listen(self, dsn: str | None) -> psycopg.AsyncConnection[Any]:
         """A connection listening to this schema's feed: the pool's, or one on ``dsn``."""
         conn = (await self._pool.getconn() if dsn is None
-                else await psycopg.AsyncConnection.connect(dsn, autocommit=True))
+                else await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=10))
         try:
             if not conn.autocommit:
                 await conn.set_autocommit(True)

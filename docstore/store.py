@@ -392,7 +392,7 @@ class DocStore:
     def _listen(self, dsn: str | None) -> psycopg.Connection[Any]:
         """A connection listening to this schema's feed: the pool's, or one on ``dsn``."""
         conn = (self._pool.getconn() if dsn is None
-                else psycopg.Connection.connect(dsn, autocommit=True))
+                else psycopg.Connection.connect(dsn, autocommit=True, connect_timeout=10))
         try:
             if not conn.autocommit:
                 conn.set_autocommit(True)
