@@ -397,3 +397,39 @@ def test_a_kind_that_does_not_notify_is_delivered_at_the_next_poll_and_notify_is
     feed_store.append("loud", "c", [{"n": 1}])
     assert woken.get(timeout=30).kind == "loud" and time.monotonic() - started < 30
     assert not feed_store.kinds.get("conv").notify and feed_store.kinds.get("cfg").notify
+
+
+async def test_the_async_feed_reconnects_after_its_backend_is_killed_and_misses_nothing(
+        docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> None:
+    base = docstore_factory()
+    base.register("cfg", dict)
+    store = await AsyncDocStore.connect(docstore_dsn, schema=base.schema, max_size=2)
+    try:
+        store.register("cfg", dict)
+        cursor = await store.change_cursor()
+        got: list[Change] = []
+
+        async def consume() -> None:
+            async with aclosing(store.changes(after=cursor, poll_interval=0.5)) as feed:
+                async for change in feed:
+                    got.append(change)
+                    if len(got) == 6:
+                        break
+
+        task = asyncio.create_task(consume())
+        for round_ in range(3):
+            pid = await asyncio.to_thread(_wait_listening, base)
+            await asyncio.to_thread(base.put, "cfg", f"before-kill-{round_}", {})
+            with psycopg.connect(docstore_dsn, autocommit=True) as conn:
+                conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            await asyncio.to_thread(base.put, "cfg", f"after-kill-{round_}", {})
+            # The next round waits for a listener on a fresh backend.
+            deadline = time.monotonic() + 10
+            while pid in await asyncio.to_thread(_listener_pids, base) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(task, 30)
+        assert [c.name for c in got] == [f"{w}-kill-{r}" for r in range(3)
+                                         for w in ("before", "after")]
+        _assert_once_each_in_version_order(got)
+    finally:
+        await store.close()
