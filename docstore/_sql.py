@@ -333,23 +333,31 @@ ORDER BY c.xid, c.seq
 
 FEED_SKIP = "AND NOT pg_visible_in_snapshot(c.xid, %(since)s::pg_snapshot)"
 
-# Retention: every change up to the last one written before the cutoff (and final),
-# with the horizon recorded in the same transaction, so that a reader whose cursor is
-# older learns it fell behind (ChangesPruned) instead of silently skipping.
+# Retention: the oldest changes up to the last one written before the cutoff (and
+# final), a batch per statement (a long delete would hold an xid, and with it every
+# feed), with the horizon recorded in the same statement, so that a reader whose cursor
+# is older learns it fell behind (ChangesPruned) instead of silently skipping.
 PRUNE_CHANGES = """
 WITH bound AS (
     SELECT xid, seq FROM {s}.changes
     WHERE written_at < %(cutoff)s AND xid < """ + _FRONTIER + """
     ORDER BY xid DESC, seq DESC
     LIMIT 1
+), doomed AS (
+    SELECT c.xid, c.seq FROM {s}.changes c, bound
+    WHERE (c.xid, c.seq) <= (bound.xid, bound.seq)
+    ORDER BY c.xid, c.seq
+    LIMIT %(batch)s
+), last AS (
+    SELECT xid, seq FROM doomed ORDER BY xid DESC, seq DESC LIMIT 1
 ), gone AS (
-    DELETE FROM {s}.changes c USING bound WHERE (c.xid, c.seq) <= (bound.xid, bound.seq)
+    DELETE FROM {s}.changes c USING doomed WHERE c.xid = doomed.xid AND c.seq = doomed.seq
     RETURNING 1
 ), mark AS (
     INSERT INTO {s}.documents AS d (kind, name, mode, version, data)
     SELECT '_docstore', 'changes', 's', 1,
-           jsonb_build_object('pruned_through', bound.xid::text || '.' || bound.seq)
-    FROM bound
+           jsonb_build_object('pruned_through', last.xid::text || '.' || last.seq)
+    FROM last
     ON CONFLICT (kind, name) DO UPDATE
     SET data = excluded.data, version = d.version + 1, updated_at = now()
 )

@@ -56,19 +56,27 @@ class UpkeepPlans(CoreBase):
                                                   "batch": batch_size})
         return Op(lambda: _in_batches(stmt, batch_size, progress), kind)
 
-    def prune_changes(self, older_than: timedelta | datetime) -> Op[int]:
-        """Delete the change feed's rows up to the last one written before the cutoff,
-        recording how far it went, so that a feed left behind says so (ChangesPruned)."""
+    def prune_changes(self, older_than: timedelta | datetime, batch_size: int = 5000) -> Op[int]:
+        """Delete the change feed's rows up to the last one written before the cutoff, a
+        batch per transaction, recording how far it went, so that a feed left behind says
+        so (ChangesPruned)."""
         if not isinstance(older_than, timedelta | datetime):
             raise ValueError(f"older_than must be a timedelta or a datetime, not {older_than!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
 
         def plan() -> Plan[int]:
             cutoff = older_than
             if isinstance(older_than, timedelta):
                 (now,), = yield Stmt("SELECT now()")
                 cutoff = now - older_than
-            (gone,), = yield Stmt(self.sql(q.PRUNE_CHANGES), {"cutoff": cutoff})
-            return int(gone)
+            total = 0
+            while True:
+                (gone,), = yield Stmt(self.sql(q.PRUNE_CHANGES), {"cutoff": cutoff,
+                                                                  "batch": batch_size})
+                total += int(gone)
+                if gone < batch_size:
+                    return total
 
         return Op(plan)
 

@@ -332,12 +332,13 @@ class DocStore:
         ``progress(n)`` after each batch."""
         return self._run(self._core.prune_versions(kind, keep_last, batch_size, progress))
 
-    def prune_changes(self, *, older_than: timedelta | datetime) -> int:
-        """Delete the change feed's rows written before ``older_than``; returns how many.
-
-        A feed whose cursor is older then raises ChangesPruned rather than skip them.
+    def prune_changes(self, *, older_than: timedelta | datetime,
+                      batch_size: int = 5000) -> int:
+        """Delete the change feed's rows written before ``older_than``, ``batch_size`` per
+        transaction; returns how many. A feed whose cursor is older then raises
+        ChangesPruned rather than skip them.
         """
-        return self._run(self._core.prune_changes(older_than))
+        return self._run(self._core.prune_changes(older_than, batch_size))
 
     # --- the change feed ---------------------------------------------------------------
 

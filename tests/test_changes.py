@@ -296,7 +296,7 @@ def test_a_cursor_older_than_prune_changes_kept_raises_instead_of_skipping(
     # this server (another test's) defers the prune, so run it until it is through.
     pruned, deadline = 0, time.monotonic() + 30
     while pruned < 2 and time.monotonic() < deadline:
-        pruned += s.prune_changes(older_than=timedelta(days=1))
+        pruned += s.prune_changes(older_than=timedelta(days=1), batch_size=1)
         time.sleep(0.05)
     assert pruned == 2
     with pytest.raises(ChangesPruned, match="fell behind retention") as caught:
