@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,3 +62,23 @@ def test_watch_resumes_after_a_cursor_in_readable_lines(
     code = main(["--dsn", docstore_dsn, "--schema", store.schema, "watch", "--after", "soon"])
     _out, err = capfd.readouterr()
     assert code == 1 and "not a change feed cursor" in err
+
+
+def test_prune_changes_deletes_old_rows_and_a_feed_behind_them_is_told(
+        store: DocStore, docstore_dsn: str, capfd: pytest.CaptureFixture[str]) -> None:
+    store.put("agent", "a", {})
+    store.put("agent", "b", {})
+    with store.pool.connection() as conn:
+        conn.execute(f'UPDATE "{store.schema}".changes SET written_at = now() - interval \'2 days\'')
+    gone, deadline = 0, time.monotonic() + 30
+    while gone < 2 and time.monotonic() < deadline:  # another test's open transaction defers it
+        capfd.readouterr()
+        code = main(["--dsn", docstore_dsn, "--schema", store.schema, "--json", "prune-changes",
+                     "--older-than", "1d"])
+        out, err = capfd.readouterr()
+        assert code == 0, err
+        gone += json.loads(out)["pruned"]
+    assert gone == 2
+    code = main(["--dsn", docstore_dsn, "--schema", store.schema, "watch", "--after", "0.0"])
+    _out, err = capfd.readouterr()
+    assert code == 1 and "fell behind retention" in err

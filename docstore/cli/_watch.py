@@ -1,4 +1,5 @@
-"""``docstore watch``: the change feed, printed as it happens."""
+"""``docstore watch`` (the change feed, printed as it happens) and ``docstore
+prune-changes`` (its retention)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import orjson
 import typer
 
 from ..change import Change
+from . import _out
 from ._app import app, settings
 from ._docs import _store
+from ._ops import parse_age
 
 
 def _line(change: Change) -> str:
@@ -47,3 +50,20 @@ def watch(
                 print(_line(change), flush=True)
             if count is not None and seen >= count:
                 return
+
+
+@app.command("prune-changes")
+def prune_changes(
+    ctx: typer.Context,
+    older_than: Annotated[str, typer.Option(
+        help="Delete the change feed's rows written before this age (7d, 12h) or date.",
+        show_default=False)],
+) -> None:
+    """Delete old rows of the change feed (a feed still behind them gets ChangesPruned)."""
+    age = parse_age(older_than)
+    with _store(ctx) as store:
+        gone = store.prune_changes(older_than=age)
+    if settings(ctx).json:
+        _out.emit_json({"pruned": gone, "what": "changes"})
+    else:
+        print(f"{gone} changes pruned")
