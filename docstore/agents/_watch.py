@@ -65,11 +65,15 @@ class _Held:
     def apply(self, change: Change, doc: Doc[Any] | None) -> None:
         key = (change.kind, change.name)
         with self._cond:
+            held = self.versions.get(key, 0)
             if doc is None:
-                self.configs[change.kind].pop(change.name, None)
-                self.versions[key] = change.version
-            elif doc.version >= self.versions.get(key, 0):
-                self.configs[change.kind][change.name] = doc.data
+                # A delete delivered again after a load that saw the document written anew
+                # (a higher version) must not remove it.
+                if change.version >= held:
+                    self.configs.setdefault(change.kind, {}).pop(change.name, None)
+                    self.versions[key] = change.version
+            elif doc.version >= held:
+                self.configs.setdefault(change.kind, {})[change.name] = doc.data
                 self.versions[key] = doc.version
             self.cursor = change.cursor
             self._cond.notify_all()
@@ -134,9 +138,16 @@ class ConfigWatch(_Held):
                 return
             except ChangesPruned:
                 # Fell behind retention: reload everything, then follow from there.
-                self.cursor = self._load()
+                try:
+                    self.cursor = self._load()
+                except DocStoreError as exc:
+                    self.fail(exc)
+                    return
             except DocStoreError as exc:
                 self.fail(exc)
+                return
+            except Exception as exc:  # on_change raised: the watch stops, and says why
+                self.fail(DocStoreError(f"the config watch stopped: {exc!r}"))
                 return
 
     @property
@@ -199,9 +210,16 @@ class AsyncConfigWatch(_Held):
                             doc = None
                     self.apply(change, doc)
             except ChangesPruned:
-                self.cursor = await self._load()
+                try:
+                    self.cursor = await self._load()
+                except DocStoreError as exc:
+                    self.fail(exc)
+                    return
             except DocStoreError as exc:
                 self.fail(exc)
+                return
+            except Exception as exc:  # on_change raised: the watch stops, and says why
+                self.fail(DocStoreError(f"the config watch stopped: {exc!r}"))
                 return
 
     @property

@@ -6,12 +6,14 @@ import asyncio
 import threading
 import time
 from datetime import timedelta
+from itertools import islice
 
 import agent_fixtures
 import pytest
 
 from docstore import AsyncDocStore, Change, DocStore, DocumentNotFound
 from docstore.agents import AsyncStorageManager, StorageManager
+from docstore.agents._watch import ConfigWatch
 
 db = agent_fixtures.db
 
@@ -87,3 +89,23 @@ async def test_an_async_host_watches_too(db: DocStore, docstore_dsn: str) -> Non
         await host.close()
     assert not watch.running
     assert store.pool.closed
+
+
+def test_a_delete_delivered_again_after_a_load_does_not_remove_a_newer_document(
+        db: DocStore) -> None:
+    """The watch loads after taking its cursor, so it may see a change the load already
+    holds: versions only go forward, deletes included."""
+    editor = StorageManager(DocStore(db.pool, schema=db.schema))
+    editor.sync_llm_config(FAST)
+    cursor = db.change_cursor()
+    gone = db.delete("llm", "fast")
+    again = editor.sync_llm_config(FAST)  # written anew: version gone + 1
+    watch = ConfigWatch(db)
+    watch.cursor = cursor
+    watch.load({"llm": db.list("llm")})
+    delete, put = islice(db.changes(["llm"], after=cursor), 2)
+    assert (delete.op, delete.version, put.version) == ("delete", gone, again.version)
+    watch.apply(delete, None)  # older than what the load holds: ignored
+    assert watch.get("llm", "fast").model == "claude-haiku"
+    watch.apply(put, db.get("llm", "fast"))
+    assert watch.versions[("llm", "fast")] == again.version
