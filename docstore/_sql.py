@@ -22,6 +22,7 @@ SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 
 # Every write inserts its one change (docs/changes.md) in the same statement, from the
 # head it moved: an append of many items is still one change.
+#
 # The NOTIFY that wakes the feed's readers at once (sent at commit, once per transaction)
 # is in the statement, for kinds registered with notify (snapshot kinds by default):
 # {note} is NOTE or "", {note_join} NOTE_JOIN or "". Not for every kind, because
@@ -30,7 +31,6 @@ SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 # poll for the rest. (A trigger on `changes` did the same as NOTE at 3-4 times its cost.)
 NOTE = ", note AS MATERIALIZED (SELECT pg_notify({channel}, '') AS sent)"
 NOTE_JOIN = ", note"
-_NOTE = NOTE
 
 _CHANGE_ROW = """{note}
 , chg AS (
@@ -263,7 +263,7 @@ WITH ranked AS (
     DELETE FROM {s}.documents d USING doomed
     WHERE d.kind = doomed.kind AND d.name = doomed.name
     RETURNING d.kind, d.name, d.version
-)""" + _NOTE + """, chg AS (
+)""" + NOTE + """, chg AS (
     -- A pruned document is gone for every reader: that is a change too.
     INSERT INTO {s}.changes (kind, name, version, op)
     SELECT kind, name, version, 'prune' FROM gone, note
@@ -456,7 +456,7 @@ IMPORT_WRITE = _IMPORT_INPUT + """
     FROM docs
     ON CONFLICT (kind, name) DO NOTHING
     RETURNING kind, name, version
-)""" + _NOTE + """, chg AS (
+)""" + NOTE + """, chg AS (
     INSERT INTO {s}.changes (kind, name, version, op)
     SELECT kind, name, version, 'import' FROM ins_docs, note
 ), ins_vers AS (
