@@ -130,14 +130,19 @@ def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnect
     An idle connection receives nothing unless the server closes it (a terminated backend,
     a restart), so a readable socket means dead. Checking costs one ``select`` and no
     round trip, where a ``SELECT 1`` ping would double the cost of a small read.
+    ``poll`` rather than ``select``: select refuses descriptors at or above 1024, which a
+    process with many files or sockets open hands out.
     """
     if conn.closed or conn.broken:
         return True
     try:
-        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        if not hasattr(select, "poll"):  # Windows: no poll, and no 1024 ceiling either
+            return bool(select.select([conn.pgconn.socket], [], [], 0)[0])
+        poller = select.poll()
+        poller.register(conn.pgconn.socket, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
     except (OSError, ValueError, psycopg.OperationalError):
         return True
-    return bool(readable)
 
 
 def has_rows(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
