@@ -49,3 +49,40 @@ def _pid() -> int:
     import os
 
     return os.getpid()
+
+
+def test_bench_never_puts_the_dsn_on_a_child_process_command_line(docstore_dsn: str) -> None:
+    """The iter workload runs a child process; `ps` must not show it the password."""
+    import threading
+    from pathlib import Path
+
+    from docstore.bench import Sizes, run
+
+    marker = "pw-7f3a9c1e-never-shown"
+    dsn = f"{docstore_dsn} password={marker}"  # trust auth: the password is ignored
+    seen: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                try:
+                    cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                except OSError:
+                    continue
+                if "docstore.bench._rss" in cmdline:
+                    seen.append(cmdline)
+            done.wait(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        results = run(dsn, Sizes.quick(), only=["iter"])
+    finally:
+        done.set()
+        watcher.join()
+    assert [r.key for r in results] == ["iter_peak_rss"]
+    assert seen, "never saw the iter child process running"
+    assert not [c for c in seen if marker in c], seen[0]

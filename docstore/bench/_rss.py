@@ -1,6 +1,8 @@
 """Child process of the ``iter`` workload: peak RSS growth while streaming a kind.
 
-Run as ``python -m docstore.bench._rss DSN SCHEMA KIND COUNT``; prints one JSON line.
+Run as ``python -m docstore.bench._rss SCHEMA KIND COUNT`` with the DSN as the first line
+of its standard input (never on its command line, where ``ps`` shows it to every user);
+prints one JSON line.
 A process of its own, so the peak (VmHWM) belongs to the iteration alone.
 """
 
@@ -26,7 +28,8 @@ def _status(field: str) -> float:
 
 
 def main(argv: list[str]) -> int:
-    dsn, schema, kind, expected = argv[0], argv[1], argv[2], int(argv[3])
+    dsn = sys.stdin.readline().rstrip("\n")
+    schema, kind, expected = argv[0], argv[1], int(argv[2])
     spec = CONFIG_KINDS["agent"]
     with DocStore.connect(dsn, schema=schema, min_size=1, max_size=1) as store:
         store.register(kind, spec.model, schema_version=spec.schema_version,

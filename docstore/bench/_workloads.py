@@ -432,9 +432,10 @@ class Bench:
         """, (self.agent_sv, template.decode(), z.iter_docs))
         self.raw.execute(f"ANALYZE {self.s}.documents")
         out = subprocess.run(
-            [sys.executable, "-m", "docstore.bench._rss", self.dsn, self.schema, "agent_iter",
-             str(z.iter_docs)], capture_output=True, text=True, check=False,
-            env={**os.environ, "PYTHONHASHSEED": "0"})
+            # The DSN goes through a pipe: on the command line `ps` would show its password.
+            [sys.executable, "-m", "docstore.bench._rss", self.schema, "agent_iter",
+             str(z.iter_docs)], input=self.dsn + "\n", capture_output=True, text=True,
+            check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
         if out.returncode != 0:
             raise RuntimeError("the iter child process failed:\n" + out.stderr[-2000:])
         found = json.loads(out.stdout.strip().splitlines()[-1])
