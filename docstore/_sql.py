@@ -10,12 +10,13 @@ one round trip and atomic, and "no row returned" means "not written".
 from __future__ import annotations
 
 import hashlib
+import re
 from importlib import resources
 from pathlib import Path
 
 from psycopg import sql
 
-__all__ = ["SCHEMA_PLACEHOLDER", "Statements", "channel", "schema_ddl"]
+__all__ = ["SCHEMA_PLACEHOLDER", "Statements", "channel", "check_schema", "schema_ddl"]
 
 SCHEMA_PLACEHOLDER = ':"schema"'
 SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
@@ -482,17 +483,43 @@ def schema_ddl() -> str:
     return (Path(__file__).resolve().parent.parent / "schema.sql").read_text(encoding="utf-8")
 
 
+_PLACEHOLDERS = re.compile(re.escape(SCHEMA_PLACEHOLDER) + "|" + re.escape(SCHEMA_LITERAL_PLACEHOLDER))
+
+
+def check_schema(schema: str) -> None:
+    """Refuse, before any SQL runs, a schema name that could be more than a name.
+
+    It is quoted as an identifier everywhere, but schema.sql's comments hold its
+    placeholder (a line break in the name would end the comment) and psycopg reads ``%``
+    in a statement as a parameter marker; PostgreSQL cuts names past 63 bytes.
+    """
+    if not isinstance(schema, str) or not schema:
+        raise ValueError(f"a schema name must be a non-empty str, not {schema!r}")
+    size = len(schema.encode("utf-8", "surrogatepass"))
+    if size > 63:
+        raise ValueError(f"schema name {schema[:80]!r} is {size} bytes in UTF-8; PostgreSQL "
+                         "keeps 63 at most (it would silently cut it to another name)")
+    bad = sorted({c for c in schema if c == "%" or not c.isprintable()})
+    if bad:
+        raise ValueError(f"schema name {schema!r} cannot hold {', '.join(map(repr, bad))}: "
+                         "no control or line-break characters, and no %")
+    try:
+        schema.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"schema name {schema!r} is not valid UTF-8") from None
+
+
 class Statements:
     """The statements bound to one schema."""
 
     def __init__(self, schema: str) -> None:
-        if not schema or len(schema) > 63:
-            raise ValueError("schema must be 1 to 63 characters")
+        check_schema(schema)
         self.schema = schema
         self.quoted = sql.Identifier(schema).as_string(None)
         self.channel = channel(schema)
         channel_literal = sql.Literal(self.channel).as_string(None)
-        self._fixed = (("{s}", self.quoted), ("{channel}", channel_literal))
+        # The schema last: a brace in its name must not be taken for a placeholder.
+        self._fixed = (("{channel}", channel_literal), ("{s}", self.quoted))
         self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
 
     def __call__(self, template: str, **parts: str) -> str:
@@ -512,5 +539,6 @@ class Statements:
     def ddl(self) -> str:
         """schema.sql bound to this schema."""
         literal = sql.Literal(self.schema).as_string(None)
-        return (schema_ddl().replace(SCHEMA_PLACEHOLDER, self.quoted)
-                .replace(SCHEMA_LITERAL_PLACEHOLDER, literal))
+        # One pass, so a placeholder spelled inside the name is never substituted again.
+        values = {SCHEMA_PLACEHOLDER: self.quoted, SCHEMA_LITERAL_PLACEHOLDER: literal}
+        return _PLACEHOLDERS.sub(lambda m: values[m.group(0)], schema_ddl())

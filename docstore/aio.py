@@ -23,6 +23,7 @@ from . import _connect
 from ._core import Core, OnInvalid, Op, Rows, T
 from ._core import one_statement as _one
 from ._feed import Feed, channel
+from ._sql import check_schema
 from .change import Change
 from .doc import Doc, Entry
 from .kinds import Kind, Mode, Registry, Upgrader
@@ -82,6 +83,7 @@ class AsyncDocStore:
         statement running longer, raising DatabaseUnavailable; ``pool_options`` go to
         ``psycopg_pool.AsyncConnectionPool``.
         """
+        check_schema(schema)  # before a pool is made: a refused name must leave nothing open
         settings = _connect.pool_settings(dsn, prepare_threshold, statement_timeout, pool_options)
         try:
             # One direct attempt first: a refused connection or a wrong password fails here

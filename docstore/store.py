@@ -22,6 +22,7 @@ from . import _connect
 from ._core import Core, OnInvalid, Op, Rows, T
 from ._core import one_statement as _one
 from ._feed import Feed, channel
+from ._sql import check_schema
 from .change import Change
 from .doc import Doc, Entry
 from .kinds import Kind, Mode, Registry, Upgrader
@@ -81,6 +82,7 @@ class DocStore:
         statement running longer, raising DatabaseUnavailable; ``pool_options`` go to
         ``psycopg_pool.ConnectionPool``.
         """
+        check_schema(schema)  # before a pool is made: a refused name must leave nothing open
         settings = _connect.pool_settings(dsn, prepare_threshold, statement_timeout, pool_options)
         try:
             # One direct attempt first: a refused connection or a wrong password fails here
