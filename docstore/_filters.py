@@ -48,6 +48,8 @@ _RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 FIELD_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists",
                    "$contains", "$not")
 TOP_OPERATORS = ("$and", "$or", "$not", "$jsonpath", "$jsonpath_exists")
+MAX_DEPTH = 100
+"""How many $and/$or/$not a filter may nest: far beyond any real query."""
 
 
 def compile_where(where: Any, column: str) -> tuple[str, dict[str, Any]]:
@@ -139,6 +141,15 @@ class _Compiler:
     def __init__(self, column: str) -> None:
         self.column = column
         self.params: dict[str, Any] = {}
+        self.depth = 0
+
+    def deeper(self, op: str, shown: str) -> None:
+        """Count one more level of nesting; refuse past MAX_DEPTH (Python's recursion
+        limit, and the server's stack, would fail first with worse errors)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise InvalidFilter(f"the filter is nested too deep (more than {MAX_DEPTH} levels "
+                                f"of $and/$or/$not)", op, shown)
 
     def param(self, value: Any, binary: bool = False) -> str:
         name = f"w_{len(self.params)}"
@@ -165,6 +176,8 @@ class _Compiler:
         return _join(clauses, "AND")
 
     def combinator(self, op: str, value: Any) -> str:
+        if op in ("$and", "$or", "$not"):
+            self.deeper(op, "")
         if op in ("$and", "$or"):
             if isinstance(value, Mapping) or not isinstance(value, Sequence) or \
                     isinstance(value, str) or not value:
@@ -256,6 +269,7 @@ class _Compiler:
             items = list(arg) if isinstance(arg, list | tuple) else [arg]
             return self.contains(_nest(path, items), path, op)
         if op == "$not":
+            self.deeper(op, shown)
             if not isinstance(arg, Mapping) or not arg or not all(
                     isinstance(k, str) and k.startswith("$") for k in arg):
                 raise InvalidFilter(f"$not at {shown} takes a dict of operators, e.g. "

@@ -40,7 +40,8 @@ class LogPlans(CoreBase):
         check_key(kind, name)
         check_expected(expected)
         if expected_count is not None and (
-                not expected or not isinstance(expected_count, int) or expected_count < 0):
+                not expected or not isinstance(expected_count, int)
+                or isinstance(expected_count, bool) or expected_count < 0):
             raise ValueError("expected_count goes with an expected_version >= 1 and is an "
                              f"int >= 0, not {expected_count!r}")
         datas = [RawJson(self.encode(spec, name, item, i)[1]) for i, item in enumerate(items)]

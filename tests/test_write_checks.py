@@ -1,0 +1,89 @@
+"""Arguments refused before any SQL runs, and metadata checked on the way in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, Field
+
+from docstore import DocumentInvalid, InvalidFilter
+
+
+class Config(BaseModel):
+    value: int
+
+
+class Meta(BaseModel):
+    agent_name: str = Field(min_length=1)
+    turns: int = 0
+
+
+class Message(BaseModel):
+    text: str
+
+
+def _kinds(store: Any) -> None:
+    store.register("config", Config)
+    store.register("chat", Message, mode="log", meta=Meta)
+
+
+@pytest.mark.parametrize("where", [
+    "top", "field", "and"])
+def test_a_filter_nested_thousands_deep_is_an_invalid_filter(store: Any, where: str) -> None:
+    _kinds(store)
+    store.put("config", "a", {"value": 1})
+    deep: dict[str, Any]
+    if where == "top":
+        deep = {"value": 1}
+        for _ in range(5000):
+            deep = {"$not": deep}
+    elif where == "field":
+        inner: dict[str, Any] = {"$gt": 0}
+        for _ in range(5000):
+            inner = {"$not": inner}
+        deep = {"value": inner}
+    else:
+        deep = {"value": 1}
+        for _ in range(5000):
+            deep = {"$and": [deep]}
+    with pytest.raises(InvalidFilter, match="deep"):
+        store.list("config", where=deep)
+
+
+def test_a_filter_nested_a_little_still_works(store: Any) -> None:
+    _kinds(store)
+    store.put("config", "a", {"value": 1})
+    deep: dict[str, Any] = {"value": 1}
+    for _ in range(20):
+        deep = {"$not": {"$not": deep}}
+    assert [d.name for d in store.list("config", where=deep)] == ["a"]
+
+
+@pytest.mark.parametrize("bad", [True, False, 1.0, "1"])
+def test_expected_version_that_is_not_an_int_is_refused_before_any_sql(
+        store: Any, bad: Any) -> None:
+    _kinds(store)
+    store.put("config", "a", {"value": 1})
+    calls = [lambda: store.put("config", "a", {"value": 2}, expected_version=bad),
+             lambda: store.delete("config", "a", expected_version=bad),
+             lambda: store.append("chat", "c", [{"text": "x"}], meta={"agent_name": "a"},
+                                  expected_version=bad)]
+    for call in calls:
+        with pytest.raises(ValueError, match="expected_version"):
+            call()
+    assert store.get("config", "a").version == 1
+
+
+def test_meta_update_is_validated_merged_with_the_stored_metadata(store: Any) -> None:
+    _kinds(store)
+    store.append("chat", "c", [{"text": "hi"}], meta={"agent_name": "bot"})
+    for bad in ({"agent_name": 5}, {"agent_name": ""}, {"turns": "many"}):
+        with pytest.raises(DocumentInvalid) as err:
+            store.append("chat", "c", [{"text": "x"}], meta_update=bad)
+        assert "chat 'c'" in str(err.value)
+    assert store.get("chat", "c").data == Meta(agent_name="bot")
+    assert store.read("chat", "c") == [Message(text="hi")]
+    store.append("chat", "c", [{"text": "ok"}], meta_update={"turns": 2})
+    doc = store.get("chat", "c")
+    assert doc.data == Meta(agent_name="bot", turns=2) and doc.count == 2
