@@ -3,11 +3,13 @@ a write did not happen, schema set-up, and the translation of database errors.""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
+import orjson
 import psycopg
 from psycopg import errors as pge
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import _sql as q
 from ._codec import JsonProblem, dump
@@ -38,6 +40,7 @@ class CoreBase:
         self.sql = q.Statements(schema)
         self.author = author
         self._meta_defaults: dict[str, bytes | None] = {}
+        self._meta_fields: dict[str, dict[str, Any] | Literal[False]] = {}
 
     # --- encoding ----------------------------------------------------------------------
 
@@ -71,6 +74,49 @@ class CoreBase:
         if isinstance(data, JsonProblem):
             raise DocumentInvalid(spec.name, name, None, [data.as_error()], "meta")
         return data
+
+    def check_meta_update(self, spec: Kind, name: str, patch: Mapping[str, Any]) -> bool:
+        """Validate the keys a ``meta_update`` sets against the kind's metadata type.
+
+        For a model whose checks are all per field (no validators, no aliases), each key
+        checked against its field is the merged metadata checked, with no read. Returns
+        True when that cannot be known here: the merge must then be validated against the
+        stored metadata (:meth:`check_merged_meta`), under a lock.
+        """
+        if spec.meta is None:
+            return False
+        fields = self._meta_fields.get(spec.name)
+        if fields is None:
+            fields = self._meta_fields[spec.name] = _per_field(spec.meta)
+        if fields is False:
+            return True
+        errors: list[Any] = []
+        for key, value in patch.items():
+            adapter = fields.get(key)
+            if adapter is None:
+                if fields.get("") is _FORBID:
+                    errors.append({"loc": (key,), "msg": "Extra inputs are not permitted"})
+                continue
+            try:
+                adapter.validate_python(value)
+            except ValidationError as exc:
+                errors.extend({**e, "loc": (key, *e["loc"])}
+                              for e in exc.errors(include_url=False))
+        if errors:
+            raise DocumentInvalid(spec.name, name, None, errors, "meta_update")
+        return False
+
+    def check_merged_meta(self, spec: Kind, name: str, stored: str | bytes | None,
+                          patch: Mapping[str, Any]) -> None:
+        """Validate the stored metadata with ``patch`` merged in, as the write will leave it."""
+        if stored is None or spec.meta is None:
+            return
+        merged = {**orjson.loads(stored), **patch}
+        try:
+            spec.meta.validate_python(merged)
+        except ValidationError as exc:
+            raise DocumentInvalid(spec.name, name, None, exc.errors(include_url=False),
+                                  "meta_update") from None
 
     def meta_default(self, spec: Kind) -> bytes | None:
         """The metadata a new log gets when none is given; None when its type needs some."""
@@ -182,6 +228,29 @@ class CoreBase:
                                        "it is safe to retry")
         return DocStoreError(f"{where}{type(exc).__name__}: {_first_line(exc)}")
 
+
+
+_FORBID: Any = object()
+
+
+def _per_field(adapter: TypeAdapter[Any]) -> dict[str, Any] | Literal[False]:
+    """A validator per stored key of a metadata model whose checks are all per field
+    (``""`` marks extra="forbid"); False when the whole must be validated."""
+    model = adapter._type
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return False
+    decorators = model.__pydantic_decorators__
+    if (decorators.field_validators or decorators.model_validators
+            or decorators.root_validators or decorators.validators):
+        return False
+    fields: dict[str, Any] = {}
+    for field_name, info in model.model_fields.items():
+        if info.alias or info.validation_alias:
+            return False
+        fields[field_name] = TypeAdapter(Annotated[info.annotation, info])  # type: ignore[arg-type]
+    if model.model_config.get("extra") == "forbid":
+        fields[""] = _FORBID
+    return fields
 
 
 def _first_line(exc: BaseException) -> str:

@@ -51,6 +51,8 @@ class LogPlans(CoreBase):
                              "not both")
         patch = None if meta_update is None else RawJson(
             self.encode_meta(spec, name, dict(meta_update), partial=True))
+        # The merge must be validated against the stored metadata, under a row lock.
+        merge_check = patch is not None and self.check_meta_update(spec, name, meta_update or {})
         default = self.meta_default(spec)
         params = {"kind": kind, "name": name, "n": len(datas), "items": datas,
                   "meta": meta_data, "meta_default": None if default is None else RawJson(default),
@@ -76,6 +78,10 @@ class LogPlans(CoreBase):
                                    expect="AND d.deleted" if expected == 0 else "")
 
         def plan() -> Plan[int]:
+            if merge_check:
+                locked = yield Stmt(self.sql(q.LOCK_META), params)
+                self.check_merged_meta(spec, name, locked[0][0] if locked else None,
+                                       dict(meta_update or {}))
             rows = yield Stmt(query, params)
             if rows:
                 return int(rows[0][0])
@@ -91,7 +97,7 @@ class LogPlans(CoreBase):
                     f"{version - live_from + 1}: cleared, deleted or rewritten since"))
             raise (yield from self._unwritten(spec, name, expected))
 
-        return Op(plan, kind, name)
+        return Op(plan, kind, name, atomic=merge_check)
 
     def clear(self, kind: str, name: str, expected: int | None) -> Op[int]:
         """Leave the log with no live items; the old ones stay readable by version."""

@@ -198,6 +198,14 @@ WITH head AS (
 META_REPLACE = "coalesce(%(meta)s::jsonb, d.data)"
 META_UPDATE = "d.data || %(meta_update)s::jsonb"
 
+# A meta_update whose merge needs checking: the metadata it merges into, locked until
+# the write commits.
+LOCK_META = """
+SELECT data::text FROM {s}.documents
+WHERE kind = %(kind)s AND name = %(name)s AND mode = 'l' AND NOT deleted
+FOR UPDATE
+"""
+
 LIVE_KEEP = "d.live_from"
 LIVE_RESET = "d.version + 1"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from pydantic import BaseModel
 from psycopg import sql
+from pydantic import BaseModel
 
 from docstore import DocStore
 from docstore.agents import StorageManager

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from docstore import DocumentInvalid, InvalidFilter
 
@@ -87,3 +87,26 @@ def test_meta_update_is_validated_merged_with_the_stored_metadata(store: Any) ->
     store.append("chat", "c", [{"text": "ok"}], meta_update={"turns": 2})
     doc = store.get("chat", "c")
     assert doc.data == Meta(agent_name="bot", turns=2) and doc.count == 2
+
+
+class RangeMeta(BaseModel):
+    low: int = 0
+    high: int = 10
+
+    @model_validator(mode="after")
+    def ordered(self) -> RangeMeta:
+        if self.low > self.high:
+            raise ValueError("low must not exceed high")
+        return self
+
+
+def test_meta_update_is_checked_against_cross_field_rules_of_the_stored_metadata(
+        store: Any) -> None:
+    store.register("ranged", Message, mode="log", meta=RangeMeta)
+    store.append("ranged", "r", [{"text": "a"}], meta={"low": 5, "high": 8})
+    with pytest.raises(DocumentInvalid, match="low must not exceed high"):
+        store.append("ranged", "r", [{"text": "b"}], meta_update={"low": 9})
+    assert store.get("ranged", "r").data == RangeMeta(low=5, high=8)
+    assert store.append("ranged", "r", [{"text": "c"}], meta_update={"high": 20}) == 2
+    assert store.append("ranged", "r", [], meta_update={"low": 15}) == 2
+    assert store.get("ranged", "r").data == RangeMeta(low=15, high=20)
