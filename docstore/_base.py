@@ -3,7 +3,9 @@ a write did not happen, schema set-up, and the translation of database errors.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -20,16 +22,21 @@ from .errors import (
     DocStoreError,
     DocumentInvalid,
     DocumentNotFound,
+    IdempotencyKeyReused,
     InvalidFilter,
     InvalidKey,
     KindMismatch,
+    OutcomeUnknown,
     PermissionDenied,
     SchemaMissing,
     VersionConflict,
 )
 from .kinds import ANY_DICT, Kind, Registry
 
-__all__ = ["CoreBase"]
+__all__ = ["MAX_KEY_LENGTH", "CoreBase"]
+
+MAX_KEY_LENGTH = 200
+"""The longest idempotency key (it is a primary-key entry of `versions`)."""
 
 
 class CoreBase:
@@ -165,6 +172,42 @@ class CoreBase:
                     else DocumentNotFound(spec.name, name, reason="deleted"))
         return VersionConflict(spec.name, name, expected or 0, version)
 
+    # --- idempotency keys --------------------------------------------------------------
+
+    def key_params(self, key: str | None, op: str, kind: str, name: str,
+                   payload: Sequence[bytes | None]) -> dict[str, Any]:
+        """The parameters a keyed write adds (none without a key): the key, and a digest
+        of the request, which a retry must match."""
+        if key is None:
+            return {}
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or "\x00" in key:
+            raise ValueError(f"idempotency_key must be a str of 1 to {MAX_KEY_LENGTH} "
+                             f"characters without \\u0000, not {key!r:.100}")
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("idempotency_key must be valid UTF-8 (it has a lone surrogate)") \
+                from None
+        digest = hashlib.sha256()
+        for part in (op.encode(), kind.encode(), name.encode("utf-8"), *payload):
+            digest.update(b"-" if part is None else len(part).to_bytes(8, "big") + part)
+        return {"idem_key": key, "idem_request": digest.hexdigest()}
+
+    def prior_write(self, keyed: Mapping[str, Any], op: str, kind: str,
+                    name: str) -> Plan[tuple[int, datetime, datetime] | None]:
+        """What the write holding this key returned (version, created, written), or None
+        when no write holds it. A key held by another request raises."""
+        rows = yield Stmt(self.sql(q.KEY_LOOKUP), keyed)
+        if not rows:
+            return None
+        prior_op, prior_kind, prior_name, version, request, created, written = rows[0]
+        if (prior_op, prior_kind, prior_name, request) != (op, kind, name, keyed["idem_request"]):
+            same = (prior_op, prior_kind, prior_name) == (op, kind, name)
+            raise IdempotencyKeyReused(keyed["idem_key"], kind, name, (
+                f"{prior_op} of {prior_kind} {prior_name!r} version {version}"
+                + (" with other data" if same else "")))
+        return int(version), created, written
+
     # --- schema ------------------------------------------------------------------------
 
     def init_schema(self) -> Op[int]:
@@ -185,25 +228,36 @@ class CoreBase:
     # --- errors ------------------------------------------------------------------------
 
     def failure(self, exc: psycopg.Error, op: Op[Any], attempt: int,
-                in_transaction: bool) -> DocStoreError | None:
+                in_transaction: bool, sent: bool = True) -> DocStoreError | None:
         """The error to raise after a failed attempt, or None to run the operation again.
 
-        Inside the caller's transaction nothing is retried: the transaction is lost and
-        only the caller can start it over.
+        ``sent``: the operation had a connection, so a write may have reached the server.
+        Inside the caller's transaction nothing is retried: the transaction is lost (it
+        never committed) and only the caller can start it over.
         """
         if in_transaction:
             return self.translate(exc, op)
         if isinstance(exc, pge.DeadlockDetected | pge.SerializationFailure):
             # The whole statement rolled back: running it again is safe.
             return None if attempt < 3 else self.translate(exc, op)
-        # A read can run again on a fresh connection. A write's outcome is the caller's to
-        # decide (the server may have died after committing), and a statement timeout
-        # would only strike again.
-        retry = (isinstance(exc, psycopg.OperationalError) and op.read_only and attempt < 2
-                 and not isinstance(exc, pge.QueryCanceled))
-        return None if retry else self.translate(exc, op)
+        if op.keyed and isinstance(exc, pge.UniqueViolation) and attempt < 3:
+            # Another attempt with the same key committed first: this one rolled back, and
+            # running it again finds the key.
+            return None
+        # A read, or a keyed write, can run again on a fresh connection. An unkeyed
+        # write's outcome is unknown once sent (the server may have committed before the
+        # connection broke), and a statement timeout would only strike again.
+        retry = (isinstance(exc, psycopg.OperationalError) and (op.read_only or op.keyed)
+                 and attempt < 2 and not isinstance(exc, pge.QueryCanceled))
+        if retry:
+            return None
+        # A server that reports an error for the statement (a terminated backend says
+        # so) rolled it back; only a connection that died in silence leaves it unknown.
+        return self.translate(exc, op, unknown=sent and not op.read_only
+                              and exc.sqlstate is None)
 
-    def translate(self, exc: psycopg.Error, op: Op[Any] | None = None) -> DocStoreError:
+    def translate(self, exc: psycopg.Error, op: Op[Any] | None = None,
+                  unknown: bool = False) -> DocStoreError:
         """A psycopg error as the docstore error that says what to do about it."""
         kind, name = (op.kind, op.name) if op is not None else ("", None)
         where = f"{kind} {name!r}: " if name is not None else (f"kind {kind!r}: " if kind else "")
@@ -223,6 +277,12 @@ class CoreBase:
         if isinstance(exc, pge.CheckViolation | pge.StringDataRightTruncation):
             return InvalidKey(kind, name, _first_line(exc))
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            if unknown:
+                return OutcomeUnknown(
+                    f"{where}the database connection broke after the write was sent "
+                    f"({_first_line(exc)}): it may or may not have been committed, the "
+                    "outcome is unknown. Retry it with the same idempotency_key= (a keyed "
+                    "write lands at most once), or re-read before writing again")
             return DatabaseUnavailable(f"{where}the database connection failed: "
                                        f"{_first_line(exc)}; nothing of this call was kept, "
                                        "it is safe to retry")

@@ -12,9 +12,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import ExecStatus
 
-from .errors import DatabaseUnavailable
+from .errors import DatabaseUnavailable, DocStoreError
 
-__all__ = ["PoolSettings", "add_statement_timeout", "check_dsn", "connect_failure",
+__all__ = ["Held", "PoolSettings", "add_statement_timeout", "check_dsn", "connect_failure",
            "describe_dsn", "has_rows", "idle_connection_is_dead", "pool_settings", "redact",
            "resolve_dsn"]
 
@@ -143,6 +143,30 @@ def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnect
         return bool(poller.poll(0))
     except (OSError, ValueError, psycopg.OperationalError):
         return True
+
+
+class Held:
+    """The connection a ``store.transaction()`` block pins for its context.
+
+    Tasks (and copied contexts) created inside the block inherit it; ``open`` turns
+    False when the block ends, so that they can tell the connection is no longer theirs.
+    """
+
+    __slots__ = ("conn", "open", "pool")
+
+    def __init__(self, pool: object, conn: Any) -> None:
+        self.pool = pool
+        self.conn = conn
+        self.open = True
+
+    def ended(self, kind: str, name: str | None) -> DocStoreError:
+        """The error for a write from a context whose transaction block has ended."""
+        where = f"{kind} {name!r}: " if name is not None else (f"kind {kind!r}: " if kind else "")
+        return DocStoreError(
+            f"{where}this write comes from a task or context created inside a "
+            "store.transaction() block that has ended (committed or rolled back), so it "
+            "cannot join that transaction and was not run. Await the task inside the block, "
+            "or create it outside")
 
 
 def has_rows(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:

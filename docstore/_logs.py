@@ -28,7 +28,8 @@ class LogPlans(CoreBase):
     def append(self, kind: str, name: str, items: Iterable[Any], expected: int | None,
                meta: Any, rewrite: bool = False, author: str | None = None,
                expected_count: int | None = None,
-               meta_update: Mapping[str, Any] | None = None) -> Op[int]:
+               meta_update: Mapping[str, Any] | None = None,
+               idempotency_key: str | None = None) -> Op[int]:
         """Append items (or replace the live ones, ``rewrite``); returns the new version.
 
         ``expected_count`` adds to ``expected``'s check that the log has exactly that many
@@ -53,31 +54,40 @@ class LogPlans(CoreBase):
             self.encode_meta(spec, name, dict(meta_update), partial=True))
         # The merge must be validated against the stored metadata, under a row lock.
         merge_check = patch is not None and self.check_meta_update(spec, name, meta_update or {})
+        op = "rewrite" if rewrite else "append"
+        keyed = self.key_params(idempotency_key, op, kind, name, [
+            None if meta_data is None else meta_data.obj,
+            None if patch is None else patch.obj, *(d.obj for d in datas)])
+        key = q.KEY_ROW if keyed else ""
         default = self.meta_default(spec)
         params = {"kind": kind, "name": name, "n": len(datas), "items": datas,
                   "meta": meta_data, "meta_default": None if default is None else RawJson(default),
                   "sv": spec.schema_version, "expected": expected,
                   "expected_count": expected_count, "meta_update": patch,
-                  "op": "rewrite" if rewrite else "append", "author": author or self.author}
+                  "op": op, "author": author or self.author, **keyed}
         live = q.LIVE_RESET if rewrite else q.LIVE_KEEP
         data = q.META_REPLACE if patch is None else q.META_UPDATE
         # Without metadata, and none to default to, only an existing log can take items;
         # an update of some keys needs one too.
         needs_head = (meta_data is None and default is None) or patch is not None
         if expected:
-            query = self.write_sql(spec, q.APPEND_UPDATE, live=live, data=data,
+            query = self.write_sql(spec, q.APPEND_UPDATE, live=live, data=data, key=key,
                                    expect="AND d.version = %(expected)s" + (
                                  "" if expected_count is None else
                                  " AND d.version - d.live_from + 1 = %(expected_count)s"))
         elif needs_head:
             # expected_version=0 cannot succeed here: say conflict or "needs meta" below.
-            query = self.write_sql(spec, q.APPEND_UPDATE, live=live, data=data,
+            query = self.write_sql(spec, q.APPEND_UPDATE, live=live, data=data, key=key,
                                    expect="AND false" if expected == 0 else "")
         else:
-            query = self.write_sql(spec, q.APPEND_UPSERT, live=live, data=data,
+            query = self.write_sql(spec, q.APPEND_UPSERT, live=live, data=data, key=key,
                                    expect="AND d.deleted" if expected == 0 else "")
 
         def plan() -> Plan[int]:
+            if keyed:
+                prior = yield from self.prior_write(keyed, op, kind, name)
+                if prior is not None:
+                    return prior[0]
             if merge_check:
                 locked = yield Stmt(self.sql(q.LOCK_META), params)
                 self.check_merged_meta(spec, name, locked[0][0] if locked else None,
@@ -97,7 +107,7 @@ class LogPlans(CoreBase):
                     f"{version - live_from + 1}: cleared, deleted or rewritten since"))
             raise (yield from self._unwritten(spec, name, expected))
 
-        return Op(plan, kind, name, atomic=merge_check)
+        return Op(plan, kind, name, atomic=merge_check, keyed=bool(keyed))
 
     def clear(self, kind: str, name: str, expected: int | None) -> Op[int]:
         """Leave the log with no live items; the old ones stay readable by version."""

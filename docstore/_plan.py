@@ -36,6 +36,8 @@ class Op(Generic[T]):
 
     ``atomic``: several writes that must commit together (the driver opens a transaction).
     ``read_only``: safe to run again on a fresh connection when the first one was dead.
+    ``keyed``: a write with an idempotency key, so safe to run again as well (it finds
+    its key if the first attempt committed).
     """
 
     plan: Callable[[], Plan[T]]
@@ -43,6 +45,7 @@ class Op(Generic[T]):
     name: str | None = None
     atomic: bool = False
     read_only: bool = False
+    keyed: bool = False
 
 
 def check_expected(expected: int | None) -> None:

@@ -31,26 +31,40 @@ class SnapshotPlans(CoreBase):
     # --- snapshot kinds ----------------------------------------------------------------
 
     def put(self, kind: str, name: str, value: Any, expected: int | None,
-            op: str = "put", author: str | None = None) -> Op[Doc[Any]]:
-        """Write ``value`` as the next version, unless it equals the current one."""
+            op: str = "put", author: str | None = None,
+            idempotency_key: str | None = None) -> Op[Doc[Any]]:
+        """Write ``value`` as the next version, unless it equals the current one.
+
+        With ``idempotency_key``, a write that finds its key already recorded returns
+        what that write returned and writes nothing.
+        """
         spec = self.kinds.get(kind, "snapshot")
         check_key(kind, name)
         check_expected(expected)
         validated, data = self.encode(spec, name, value)
-        return Op(lambda: self._put_plan(spec, name, validated, data, expected, op, author),
-                  kind, name)
+        keyed = self.key_params(idempotency_key, op, kind, name,
+                                [data, str(spec.schema_version).encode()])
+        return Op(lambda: self._put_plan(spec, name, validated, data, expected, op, author,
+                                         keyed), kind, name, keyed=bool(keyed))
 
     def _put_plan(self, spec: Kind, name: str, validated: Any, data: bytes,
-                  expected: int | None, op: str, author: str | None) -> Plan[Doc[Any]]:
+                  expected: int | None, op: str, author: str | None,
+                  keyed: Mapping[str, Any] | None = None) -> Plan[Doc[Any]]:
         params = {"kind": spec.name, "name": name, "sv": spec.schema_version,
                   "data": RawJson(data), "expected": expected, "op": op,
-                  "author": author or self.author}
+                  "author": author or self.author, **(keyed or {})}
+        key = q.KEY_ROW if keyed else ""
+        if keyed:
+            prior = yield from self.prior_write(keyed, op, spec.name, name)
+            if prior is not None:
+                return Doc(spec.name, name, prior[0], validated, spec.schema_version, prior[1],
+                           prior[2])
         if expected is None:
-            query = self.write_sql(spec, q.PUT_UPSERT, expect="")
+            query = self.write_sql(spec, q.PUT_UPSERT, expect="", key=key)
         elif expected == 0:
-            query = self.write_sql(spec, q.PUT_UPSERT, expect="AND d.deleted")
+            query = self.write_sql(spec, q.PUT_UPSERT, expect="AND d.deleted", key=key)
         else:
-            query = self.write_sql(spec, q.PUT_UPDATE)
+            query = self.write_sql(spec, q.PUT_UPDATE, key=key)
         for _attempt in range(3):
             rows = yield Stmt(query, params)
             if rows:
@@ -126,22 +140,28 @@ class SnapshotPlans(CoreBase):
         return Op(plan, kind, name, read_only=True)
 
     def delete(self, kind: str, name: str, expected: int | None,
-               author: str | None = None) -> Op[int]:
+               author: str | None = None, idempotency_key: str | None = None) -> Op[int]:
         """Mark the document deleted (a tombstone version for snapshot kinds)."""
         spec = self.kinds.get(kind)
         check_key(kind, name)
         check_expected(expected)
+        keyed = self.key_params(idempotency_key, "delete", kind, name, [])
         params = {"kind": kind, "name": name, "expected": expected, "op": "delete",
-                  "author": author or self.author}
-        query = self.write_sql(spec, q.DELETE_SNAPSHOT if spec.mode == "snapshot" else q.DELETE_LOG)
+                  "author": author or self.author, **keyed}
+        query = self.write_sql(spec, q.DELETE_SNAPSHOT if spec.mode == "snapshot" else q.DELETE_LOG,
+                               key=q.KEY_ROW if keyed else "")
 
         def plan() -> Plan[int]:
+            if keyed:
+                prior = yield from self.prior_write(keyed, "delete", kind, name)
+                if prior is not None:
+                    return prior[0]
             rows = yield Stmt(query, params)
             if rows:
                 return int(rows[0][0])
             raise (yield from self._unwritten(spec, name, expected))
 
-        return Op(plan, kind, name)
+        return Op(plan, kind, name, keyed=bool(keyed))
 
     def revert(self, kind: str, name: str, to_version: int, expected: int | None,
                author: str | None = None) -> Op[Doc[Any]]:

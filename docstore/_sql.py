@@ -52,7 +52,7 @@ _VERSION_ROW = """
     INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
     SELECT %(kind)s, %(name)s, version, schema_version, %(op)s, data, %(author)s, updated_at
     FROM head
-)""" + _CHANGE_ROW + """SELECT version, created_at, updated_at FROM head
+){key}""" + _CHANGE_ROW + """SELECT version, created_at, updated_at FROM head
 """
 
 # expected_version None (any) or 0 (must not exist, or be deleted).
@@ -162,7 +162,7 @@ _ITEM_ROWS = """
     SELECT %(kind)s, %(name)s, head.version - %(n)s + i.ord, %(sv)s, %(op)s, i.data,
            %(author)s, head.updated_at
     FROM head, unnest(%(items)b::jsonb[]) WITH ORDINALITY AS i(data, ord)
-)""" + _CHANGE_ROW + """SELECT version, live_from, created_at, updated_at FROM head
+){key}""" + _CHANGE_ROW + """SELECT version, live_from, created_at, updated_at FROM head
 """
 
 # {live} is what live_from becomes: kept by an append, moved past the old items by a
@@ -224,8 +224,8 @@ WITH head AS (
     UPDATE {s}.documents AS d SET deleted = true, live_from = d.version + 1, updated_at = now()
     WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND NOT d.deleted
       AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
-    RETURNING d.version, d.updated_at
-)""" + _CHANGE_ROW + """SELECT version FROM head
+    RETURNING d.version, d.updated_at, d.created_at
+){key}""" + _CHANGE_ROW + """SELECT version FROM head
 """
 
 # Newest first with a LIMIT, so last=N reads N index entries whatever the length.
@@ -247,6 +247,45 @@ WHERE d.kind = %(kind)s AND d.name = %(name)s AND NOT d.deleted AND d.mode = 'l'
   AND v.version >= d.live_from AND v.version > %(after)s {where}
 ORDER BY v.version
 LIMIT %(limit)s
+"""
+
+# --- idempotency keys ----------------------------------------------------------------
+
+# A write given an idempotency_key records it in the same statement, as one row of the
+# reserved kind `_idempotency` in `versions` (the store stays two tables, and the primary
+# key makes a key unique): name = the key, version = 1, data = what the write was and
+# what it returned. A write without a key has "" in the {key} slot and pays nothing.
+IDEMPOTENCY_KIND = "_idempotency"
+
+KEY_ROW = """
+, idem AS (
+    INSERT INTO {s}.versions (kind, name, version, op, data, author, written_at)
+    SELECT '_idempotency', %(idem_key)s, 1, %(op)s,
+           jsonb_build_object('kind', %(kind)s::text, 'name', %(name)s::text,
+                              'version', version, 'request', %(idem_request)s::text,
+                              'created_at', created_at),
+           %(author)s, now()
+    FROM head
+)"""
+
+KEY_LOOKUP = """
+SELECT op, data ->> 'kind', data ->> 'name', (data ->> 'version')::bigint,
+       data ->> 'request', (data ->> 'created_at')::timestamptz, written_at
+FROM {s}.versions
+WHERE kind = '_idempotency' AND name = %(idem_key)s AND version = 1
+"""
+
+# Keys older than the cutoff, for prune(kind, older_than=...): the kind's own keys only.
+PRUNE_KEYS = """
+WITH doomed AS (
+    SELECT kind, name, version FROM {s}.versions
+    WHERE kind = '_idempotency' AND data ->> 'kind' = %(kind)s
+      AND written_at < %(cutoff)s::timestamptz
+    LIMIT %(batch)s
+)
+DELETE FROM {s}.versions v USING doomed
+WHERE v.kind = doomed.kind AND v.name = doomed.name AND v.version = doomed.version
+RETURNING 1
 """
 
 # --- retention -----------------------------------------------------------------------
@@ -538,6 +577,8 @@ class Statements:
             text = template
             for part, value in parts.items():
                 text = text.replace("{" + part + "}", value)
+            if "key" not in parts:
+                text = text.replace("{key}", "")
             for placeholder, value in self._fixed:
                 text = text.replace(placeholder, value)
             if len(self._cache) < 512:

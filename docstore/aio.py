@@ -31,7 +31,7 @@ from .kinds import Kind, Mode, Registry, Upgrader
 __all__ = ["AsyncDocStore"]
 
 # (pool, connection) of the transaction open in this context, if any.
-_ACTIVE: ContextVar[tuple[object, psycopg.AsyncConnection[Any]] | None] = ContextVar(
+_ACTIVE: ContextVar[_connect.Held | None] = ContextVar(
     "docstore_async_transaction", default=None)
 
 
@@ -131,16 +131,23 @@ class AsyncDocStore:
 
     async def _run(self, op: Op[T]) -> T:
         active = _ACTIVE.get()
-        held = active[1] if active is not None and active[0] is self._pool else None
+        held = None
+        if active is not None and active.pool is self._pool:
+            if active.open:
+                held = active.conn
+            elif not op.read_only:
+                raise active.ended(op.kind, op.name)
         attempt = 0
         while True:
             attempt += 1
+            sent = held is not None  # False until a connection is ours: nothing reached the server
             try:
                 if held is not None:
                     return await self._drive(held, op)
                 # getconn/putconn rather than pool.connection(): its `with conn` would
                 # run a commit (a no-op here, but not free) on every call.
                 conn = await self._pool.getconn()
+                sent = True
                 try:
                     if op.atomic or not conn.autocommit:
                         async with conn.transaction():
@@ -149,7 +156,7 @@ class AsyncDocStore:
                 finally:
                     await self._pool.putconn(conn)
             except psycopg.Error as exc:
-                error = self._core.failure(exc, op, attempt, held is not None)
+                error = self._core.failure(exc, op, attempt, held is not None, sent)
                 if error is not None:
                     raise error from exc
 
@@ -172,19 +179,25 @@ class AsyncDocStore:
         Nested blocks become savepoints.
         """
         active = _ACTIVE.get()
-        if active is not None and active[0] is self._pool:
-            async with active[1].transaction():
+        if active is not None and active.pool is self._pool and active.open:
+            async with active.conn.transaction():
                 yield
             return
+        committing = False
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                token = _ACTIVE.set((self._pool, conn))
+                held = _connect.Held(self._pool, conn)
+                token = _ACTIVE.set(held)
                 try:
                     yield
+                    committing = True
                 finally:
+                    held.open = False
                     _ACTIVE.reset(token)
         except psycopg.Error as exc:
-            raise self._core.translate(exc) from exc
+            # A commit whose reply was lost may have happened.
+            raise self._core.translate(exc, unknown=committing and exc.sqlstate is None) \
+                from exc
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -211,12 +224,15 @@ class AsyncDocStore:
     # --- snapshot kinds ----------------------------------------------------------------
 
     async def put(self, kind: str, name: str, value: Any, *, expected_version: int | None = None,
-            author: str | None = None) -> Doc[Any]:
+            author: str | None = None, idempotency_key: str | None = None) -> Doc[Any]:
         """Validate and store ``value`` as the next version; an unchanged value writes nothing.
 
         ``expected_version``: None any, 0 must not exist, N must be at version N.
+        ``idempotency_key``: a retry with the same key returns what the first attempt
+        wrote and writes nothing more (docs/reliability.md).
         """
-        return await self._run(self._core.put(kind, name, value, expected_version, author=author))
+        return await self._run(self._core.put(kind, name, value, expected_version, author=author,
+                                           idempotency_key=idempotency_key))
 
     async def get(self, kind: str, name: str, *, version: int | None = None) -> Doc[Any]:
         """The current document, or version ``version`` of it; else DocumentNotFound."""
@@ -231,9 +247,10 @@ class AsyncDocStore:
         return await self._run(self._core.versions(kind, name))
 
     async def delete(self, kind: str, name: str, *, expected_version: int | None = None,
-               author: str | None = None) -> int:
+               author: str | None = None, idempotency_key: str | None = None) -> int:
         """Delete the document (a tombstone version); returns the tombstone's version."""
-        return await self._run(self._core.delete(kind, name, expected_version, author))
+        return await self._run(self._core.delete(kind, name, expected_version, author,
+                                              idempotency_key))
 
     async def revert(self, kind: str, name: str, to_version: int, *,
                expected_version: int | None = None, author: str | None = None) -> Doc[Any]:
@@ -283,7 +300,7 @@ class AsyncDocStore:
     async def append(self, kind: str, name: str, items: Iterable[Any], *,
                expected_version: int | None = None, expected_count: int | None = None,
                meta: Any = None, meta_update: Mapping[str, Any] | None = None,
-               author: str | None = None) -> int:
+               author: str | None = None, idempotency_key: str | None = None) -> int:
         """Append items to a log in one statement; returns the log's new version.
 
         ``expected_version`` makes it a compare-and-swap; ``expected_count`` (with it)
@@ -292,17 +309,19 @@ class AsyncDocStore:
         """
         return await self._run(self._core.append(kind, name, items, expected_version, meta,
                                            author=author, expected_count=expected_count,
-                                           meta_update=meta_update))
+                                           meta_update=meta_update,
+                                           idempotency_key=idempotency_key))
 
     async def rewrite(self, kind: str, name: str, items: Iterable[Any], *,
                 expected_version: int | None = None, expected_count: int | None = None,
                 meta: Any = None, meta_update: Mapping[str, Any] | None = None,
-                author: str | None = None) -> int:
+                author: str | None = None, idempotency_key: str | None = None) -> int:
         """Replace the live items; the old ones stay readable by version until pruned."""
         return await self._run(self._core.append(kind, name, items, expected_version, meta,
                                            rewrite=True, author=author,
                                            expected_count=expected_count,
-                                           meta_update=meta_update))
+                                           meta_update=meta_update,
+                                           idempotency_key=idempotency_key))
 
     async def clear(self, kind: str, name: str, *, expected_version: int | None = None) -> int:
         """Leave the log with no live items; returns its version."""

@@ -13,7 +13,10 @@
     ├── SchemaMissing          the store's tables are not there: run init_schema()
     ├── PermissionDenied       the database role lacks a right the operation needs
     ├── ChangesPruned          a change feed's cursor is older than what prune_changes kept
+    ├── IdempotencyKeyReused   an idempotency_key already names a different write
     └── DatabaseUnavailable    the server could not be reached or the connection broke
+        └── OutcomeUnknown     the connection broke after a write was sent: it may
+                               or may not have been committed
 
 Every error names the kind and name it concerns where there is one, and none of them
 ever carries a password: DSNs are redacted before they reach a message.
@@ -30,9 +33,11 @@ __all__ = [
     "DocStoreError",
     "DocumentInvalid",
     "DocumentNotFound",
+    "IdempotencyKeyReused",
     "InvalidFilter",
     "InvalidKey",
     "KindMismatch",
+    "OutcomeUnknown",
     "PermissionDenied",
     "SchemaMissing",
     "UnknownKind",
@@ -169,9 +174,33 @@ class ChangesPruned(DocStoreError):
 class DatabaseUnavailable(DocStoreError):
     """The server could not be reached, or the connection broke mid-call.
 
-    A write that raised this left nothing half-written: each write is one statement or
-    one transaction. It is safe to retry once the server answers.
+    Raised as such, nothing of the call was kept (it never reached the server, or it was
+    a read, or its transaction was rolled back): it is safe to retry once the server
+    answers. A write whose outcome cannot be known raises :class:`OutcomeUnknown`.
+    Either way nothing is half-written: each write is one statement or one transaction.
     """
+
+
+class OutcomeUnknown(DatabaseUnavailable):
+    """The connection broke after a write was sent: it may or may not have committed.
+
+    Retry it with the same ``idempotency_key=``: if the first attempt committed, the
+    retry returns what it wrote and writes nothing more. Without a key, re-read the
+    document to see whether the write landed before writing again.
+    """
+
+
+class IdempotencyKeyReused(DocStoreError, ValueError):
+    """An ``idempotency_key`` already names another write (other data, document or
+    operation); nothing was written. A key stands for one write: use a new one."""
+
+    def __init__(self, key: str, kind: str, name: str, prior: str) -> None:
+        self.key = key
+        self.kind = kind
+        self.name = name
+        super().__init__(f"{kind} {_short(name)}: idempotency_key {_short(key)} already names "
+                         f"a different write ({prior}); nothing was written. A key stands for "
+                         "one write: give each new write a new key")
 
 
 def _format_error(err: dict[str, Any]) -> str:

@@ -1,0 +1,212 @@
+"""A lost reply after a commit: the error says the outcome is unknown, and a retry with
+the same idempotency_key returns what the first attempt wrote and writes nothing more.
+
+A TCP proxy of the test's own (tests/proxy.py) forwards each write to the server, lets it
+commit, and throws the reply away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from conftest import count_rows
+from proxy import LossyProxy
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import BaseModel
+
+from docstore import (
+    AsyncDocStore,
+    DatabaseUnavailable,
+    DocStore,
+    IdempotencyKeyReused,
+    OutcomeUnknown,
+)
+
+
+class Config(BaseModel):
+    value: int
+
+
+class Message(BaseModel):
+    text: str
+
+
+@pytest.fixture
+def lossy(docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+          ) -> Iterator[tuple[LossyProxy, DocStore, DocStore]]:
+    """(proxy, a store through the proxy, a direct store on the same schema)."""
+    direct = docstore_factory()
+    info = conninfo_to_dict(docstore_dsn)
+    with LossyProxy(int(info.get("port") or 5432), str(info.get("host") or "127.0.0.1")) as proxy:
+        store = DocStore.connect(proxy.dsn(str(info["dbname"]), str(info.get("user") or "postgres")),
+                                 schema=direct.schema, min_size=1, max_size=2, timeout=5)
+        try:
+            for s in (store, direct):
+                s.register("config", Config)
+                s.register("chat", Message, mode="log")
+            store.put("config", "warm", {"value": 0})
+            yield proxy, store, direct
+        finally:
+            store.close()
+
+
+def test_a_lost_reply_to_a_write_says_the_outcome_is_unknown_not_safe_to_retry(
+        lossy: tuple[LossyProxy, DocStore, DocStore]) -> None:
+    proxy, store, direct = lossy
+    proxy.drop_replies(1)
+    with pytest.raises(OutcomeUnknown) as err:
+        store.append("chat", "c", [{"text": "hi"}])
+    message = str(err.value)
+    assert "chat 'c'" in message and "unknown" in message and "idempotency_key" in message
+    assert "safe to retry" not in message
+    assert isinstance(err.value, DatabaseUnavailable)
+    assert direct.read("chat", "c") == [Message(text="hi")]  # it did commit
+
+
+def test_a_lost_reply_to_a_read_is_retried_by_itself(
+        lossy: tuple[LossyProxy, DocStore, DocStore]) -> None:
+    proxy, store, _ = lossy
+    proxy.drop_replies(1)
+    assert store.get("config", "warm").version == 1
+    assert proxy.dropped == 1
+
+
+@pytest.mark.parametrize("drops", [1, 2])
+def test_append_with_a_key_after_a_lost_reply_stores_its_items_once(
+        lossy: tuple[LossyProxy, DocStore, DocStore], drops: int) -> None:
+    proxy, store, direct = lossy
+    store.append("chat", "c", [{"text": "first"}])
+    proxy.drop_replies(drops)
+    items = [{"text": "a"}, {"text": "b"}]
+    if drops == 1:
+        # docstore runs a keyed write once more by itself, on a fresh connection.
+        assert store.append("chat", "c", items, idempotency_key="k-1") == 3
+    else:
+        with pytest.raises(OutcomeUnknown):
+            store.append("chat", "c", items, idempotency_key="k-1")
+        assert store.append("chat", "c", items, idempotency_key="k-1") == 3
+    assert proxy.dropped == drops
+    assert [m.text for m in direct.read("chat", "c")] == ["first", "a", "b"]
+    assert count_rows(direct, "versions", "chat", "c") == 3
+    # Later, the same key again still answers the first write.
+    store.append("chat", "c", [{"text": "z"}])
+    assert store.append("chat", "c", items, idempotency_key="k-1") == 3
+    assert direct.get("chat", "c").version == 4
+
+
+def test_a_cas_put_retried_with_its_key_after_a_lost_reply_is_no_conflict(
+        lossy: tuple[LossyProxy, DocStore, DocStore]) -> None:
+    proxy, store, direct = lossy
+    first = store.put("config", "a", {"value": 1})
+    proxy.drop_replies(2)
+    with pytest.raises(OutcomeUnknown):
+        store.put("config", "a", {"value": 2}, expected_version=first.version, idempotency_key="p")
+    again = store.put("config", "a", {"value": 2}, expected_version=first.version,
+                      idempotency_key="p")
+    assert again.version == 2 and again.data == Config(value=2)
+    now = direct.get("config", "a")
+    assert (now.version, now.updated_at, now.created_at) == (2, again.updated_at, again.created_at)
+    assert count_rows(direct, "versions", "config", "a") == 2
+
+
+def test_a_cas_append_rewrite_and_delete_retried_with_their_keys_write_once(
+        lossy: tuple[LossyProxy, DocStore, DocStore]) -> None:
+    proxy, store, direct = lossy
+    v = store.append("chat", "c", [{"text": "one"}])
+    for attempt in range(2):
+        if attempt == 0:
+            proxy.drop_replies(2)
+            with pytest.raises(OutcomeUnknown):
+                store.append("chat", "c", [{"text": "two"}], expected_version=v,
+                             idempotency_key="a")
+        assert store.append("chat", "c", [{"text": "two"}], expected_version=v,
+                            idempotency_key="a") == 2
+    for attempt in range(2):
+        if attempt == 0:
+            proxy.drop_replies(2)
+            with pytest.raises(OutcomeUnknown):
+                store.rewrite("chat", "c", [{"text": "new"}], expected_version=2,
+                              idempotency_key="r")
+        assert store.rewrite("chat", "c", [{"text": "new"}], expected_version=2,
+                             idempotency_key="r") == 3
+    assert [m.text for m in direct.read("chat", "c")] == ["new"]
+    store.put("config", "gone", {"value": 1})
+    for attempt in range(2):
+        if attempt == 0:
+            proxy.drop_replies(2)
+            with pytest.raises(OutcomeUnknown):
+                store.delete("config", "gone", expected_version=1, idempotency_key="d")
+        assert store.delete("config", "gone", expected_version=1, idempotency_key="d") == 2
+    for attempt in range(2):
+        if attempt == 0:
+            proxy.drop_replies(2)
+            with pytest.raises(OutcomeUnknown):
+                store.delete("chat", "c", idempotency_key="dl")
+        assert store.delete("chat", "c", idempotency_key="dl") == 3
+    assert count_rows(direct, "versions", "config", "gone") == 2
+    assert count_rows(direct, "versions", "chat", "c") == 3
+
+
+def test_a_reused_key_with_different_data_is_a_clear_error(docstore_store: DocStore) -> None:
+    store = docstore_store
+    store.register("config", Config)
+    store.register("chat", Message, mode="log")
+    store.put("config", "a", {"value": 1}, idempotency_key="same")
+    with pytest.raises(IdempotencyKeyReused) as err:
+        store.put("config", "a", {"value": 2}, idempotency_key="same")
+    assert "'same'" in str(err.value) and "config 'a'" in str(err.value)
+    with pytest.raises(IdempotencyKeyReused):
+        store.put("config", "b", {"value": 1}, idempotency_key="same")
+    with pytest.raises(IdempotencyKeyReused):
+        store.append("chat", "c", [{"text": "x"}], idempotency_key="same")
+    assert store.get("config", "a").version == 1
+    assert count_rows(store, "documents", "chat") == 0
+    with pytest.raises(ValueError, match="idempotency_key"):
+        store.put("config", "a", {"value": 3}, idempotency_key="")
+
+
+def test_two_writers_racing_with_one_key_write_once(docstore_store: DocStore) -> None:
+    store = docstore_store
+    store.register("chat", Message, mode="log")
+    import threading
+
+    results: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def go() -> None:
+        barrier.wait()
+        results.append(store.append("chat", "c", [{"text": "x"}], idempotency_key="race"))
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [1] * 8
+    assert count_rows(store, "versions", "chat", "c") == 1
+
+
+def test_async_store_retries_a_keyed_write_after_a_lost_reply(
+        lossy: tuple[LossyProxy, DocStore, DocStore], docstore_dsn: str) -> None:
+    proxy, _store, direct = lossy
+    info = conninfo_to_dict(docstore_dsn)
+
+    async def main() -> Any:
+        astore = await AsyncDocStore.connect(
+            proxy.dsn(str(info["dbname"]), str(info.get("user") or "postgres")),
+            schema=direct.schema, min_size=1, max_size=2, timeout=5)
+        try:
+            astore.register("chat", Message, mode="log")
+            await astore.append("chat", "c", [{"text": "warm"}])
+            proxy.drop_replies(2)
+            with pytest.raises(OutcomeUnknown):
+                await astore.append("chat", "c", [{"text": "x"}], idempotency_key="ak")
+            return await astore.append("chat", "c", [{"text": "x"}], idempotency_key="ak")
+        finally:
+            await astore.close()
+
+    assert asyncio.run(main()) == 2
+    assert count_rows(direct, "versions", "chat", "c") == 2
