@@ -25,14 +25,19 @@ class LossyProxy:
         self.port = int(self._listener.getsockname()[1])
         self._lock = threading.Lock()
         self._drops = 0
+        self._writes_only = True
         self.dropped = 0
         self._closing = False
         self._threads: list[threading.Thread] = []
 
-    def drop_replies(self, count: int = 1) -> None:
-        """Lose the next ``count`` replies the server sends (on any connection)."""
+    def drop_replies(self, count: int = 1, writes_only: bool = True) -> None:
+        """Lose the next ``count`` replies the server sends (on any connection) to a
+        statement. ``writes_only``: the first one lost is the reply to a statement holding
+        INSERT or UPDATE (connect with ``prepare_threshold=None`` so that every statement
+        travels as text); the ones after it, to any statement."""
         with self._lock:
             self._drops = count
+            self._writes_only = writes_only
 
     def dsn(self, dbname: str, user: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user={user} dbname={dbname}"
@@ -63,6 +68,7 @@ class LossyProxy:
             if self._drops > 0:
                 self._drops -= 1
                 self.dropped += 1
+                self._writes_only = False
                 return True
             return False
 
@@ -84,7 +90,8 @@ class LossyProxy:
                         in_statement = False
                         client.sendall(data)
                     else:
-                        in_statement = data[:1] in (b"Q", b"P", b"B")
+                        in_statement = data[:1] in (b"Q", b"P", b"B") and (
+                            not self._writes_only or b"INSERT" in data or b"UPDATE" in data)
                         server.sendall(data)
         except OSError:
             return

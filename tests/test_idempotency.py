@@ -42,7 +42,8 @@ def lossy(docstore_dsn: str, docstore_factory: Callable[..., DocStore]
     info = conninfo_to_dict(docstore_dsn)
     with LossyProxy(int(info.get("port") or 5432), str(info.get("host") or "127.0.0.1")) as proxy:
         store = DocStore.connect(proxy.dsn(str(info["dbname"]), str(info.get("user") or "postgres")),
-                                 schema=direct.schema, min_size=1, max_size=2, timeout=5)
+                                 schema=direct.schema, min_size=1, max_size=2, timeout=5,
+                                 prepare_threshold=None)
         try:
             for s in (store, direct):
                 s.register("config", Config)
@@ -69,7 +70,7 @@ def test_a_lost_reply_to_a_write_says_the_outcome_is_unknown_not_safe_to_retry(
 def test_a_lost_reply_to_a_read_is_retried_by_itself(
         lossy: tuple[LossyProxy, DocStore, DocStore]) -> None:
     proxy, store, _ = lossy
-    proxy.drop_replies(1)
+    proxy.drop_replies(1, writes_only=False)
     assert store.get("config", "warm").version == 1
     assert proxy.dropped == 1
 
@@ -197,7 +198,8 @@ def test_async_store_retries_a_keyed_write_after_a_lost_reply(
     async def main() -> Any:
         astore = await AsyncDocStore.connect(
             proxy.dsn(str(info["dbname"]), str(info.get("user") or "postgres")),
-            schema=direct.schema, min_size=1, max_size=2, timeout=5)
+            schema=direct.schema, min_size=1, max_size=2, timeout=5,
+                                 prepare_threshold=None)
         try:
             astore.register("chat", Message, mode="log")
             await astore.append("chat", "c", [{"text": "warm"}])

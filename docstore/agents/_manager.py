@@ -20,7 +20,13 @@ from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ValidationError
 
 from docstore.doc import Doc
-from docstore.errors import DocStoreError, DocumentInvalid, DocumentNotFound, VersionConflict
+from docstore.errors import (
+    DocStoreError,
+    DocumentInvalid,
+    DocumentNotFound,
+    OutcomeUnknown,
+    VersionConflict,
+)
 from docstore.kinds import Kind, Registry
 
 from .configfiles import ConfigProblem, LoadedConfigs
@@ -34,7 +40,7 @@ CONVERSATION = "conversation"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
-_SAVE_ATTEMPTS = 3
+_SAVE_ATTEMPTS = 8
 
 
 class StorageConfigError(DocStoreError, ValueError):
@@ -382,9 +388,12 @@ class ManagerCore:
                  "workflow_name": workflow_name, "parent_session_id": parent_session_id}
 
         def plan() -> Plan[int]:
-            conflict: VersionConflict | None = None
+            conflict: DocStoreError | None = None
+            landed: dict[tuple[str, int], int] = {}
             for _attempt in range(_SAVE_ATTEMPTS):
                 head, old_meta, meta = yield from self._head(name, given)
+                if _landed(head, old_meta, landed) is not None:
+                    return len(validated)  # an attempt whose reply was lost did commit
                 base = head.version if head is not None else 0
                 if head is None:
                     meta["history_digest"] = _chain(b"", canon).hex()
@@ -404,6 +413,11 @@ class ManagerCore:
                                {"expected_version": base, "meta": meta})
                 except VersionConflict as exc:
                     conflict = exc
+                    continue
+                except OutcomeUnknown as exc:
+                    if "history_digest" not in meta:
+                        raise  # nothing would tell whether it landed
+                    conflict = _outcome(landed, meta, len(validated), exc)
                     continue
                 return len(validated)
             assert conflict is not None
@@ -435,13 +449,20 @@ class ManagerCore:
 
     def _save_plan(self, conv: _Conversation, given: dict[str, Any]) -> Plan[int]:
         name = conv.name
-        written = yield from self._save_known(conv, given)
+        # The hash chain each attempt writes is this manager's own idempotency key: after
+        # a lost reply, a head holding it at its version means that attempt committed.
+        landed: dict[tuple[str, int], int] = {}
+        written = yield from self._save_known(conv, given, landed)
         if written is not None:
             return written
-        conflict: VersionConflict | None = None
+        conflict: DocStoreError | None = None
         for _attempt in range(_SAVE_ATTEMPTS):
             head, old_meta, meta = yield from self._head(name, given)
+            done = _landed(head, old_meta, landed)
+            if done is not None:
+                return done
             base = head.version if head is not None else 0
+            items: list[Any] | None = None
             stored: int | None  # how many messages are stored already; None: not a prefix
             if head is None:
                 stored, prefix_digest = 0, b""
@@ -453,12 +474,22 @@ class ManagerCore:
             else:
                 # No digest describing this version (written by other code, or by an
                 # older docstore): compare with the live items themselves, once.
-                items: list[Any] = yield Call("read", (CONVERSATION, name))
+                items = yield Call("read", (CONVERSATION, name))
+                assert items is not None
                 stored = len(items)
                 canon = [_canonical(conv.spec.adapter, m) for m in items]
                 prefix_digest = _chain(b"", canon)
                 if stored > len(conv) or conv.canonical(0, stored) != canon:
                     stored = None
+            if stored is None and head is not None and 0 < len(conv) < (head.count or 0):
+                # A prefix of what is stored: a save lagging behind another manager's is
+                # stale, and writes nothing rather than cut the live conversation short.
+                # (An empty conversation still clears: no lagging host saves nothing.)
+                if items is None:
+                    items = yield Call("read", (CONVERSATION, name))
+                if [_canonical(conv.spec.adapter, m) for m in items[:len(conv)]] \
+                        == conv.canonical():
+                    return 0
             if stored is None:
                 new, digest = conv.validated(0, len(conv)), _chain(b"", conv.canonical())
             else:
@@ -474,6 +505,9 @@ class ManagerCore:
             except VersionConflict as exc:
                 conflict = exc  # another writer got in between: look again
                 continue
+            except OutcomeUnknown as exc:
+                conflict = _outcome(landed, meta, len(new), exc)
+                continue
             copies = conv.raw_copies()
             self._remember(name, None if copies is None else _Known(
                 base + len(new), digest, copies, meta))
@@ -481,7 +515,8 @@ class ManagerCore:
         assert conflict is not None
         raise conflict
 
-    def _save_known(self, conv: _Conversation, given: dict[str, Any]) -> Plan[int | None]:
+    def _save_known(self, conv: _Conversation, given: dict[str, Any],
+                    landed: dict[tuple[str, int], int]) -> Plan[int | None]:
         """Save with what this manager wrote last, if the conversation extends it: one
         append, guarded by the version *and* the live count it left (a ``clear`` or
         ``delete`` by someone else leaves the version as it was), with no read and no
@@ -511,6 +546,10 @@ class ManagerCore:
                         "meta_update": update})
         except VersionConflict:
             self._remember(conv.name, None)  # someone else wrote: take the general path
+            return None
+        except OutcomeUnknown as exc:
+            self._remember(conv.name, None)  # the general path looks whether it landed
+            _outcome(landed, {**known.meta, **update}, len(new), exc)
             return None
         copies = conv.raw_copies(count)
         self._remember(conv.name, None if copies is None else _Known(
@@ -612,6 +651,21 @@ def register_kinds(registry: Registry) -> None:
         registry.register(CONVERSATION, CONVERSATION_KIND.model, mode="log",
                           schema_version=CONVERSATION_KIND.schema_version,
                           upgraders=CONVERSATION_KIND.upgraders, meta=ConversationMeta)
+
+
+def _outcome(landed: dict[tuple[str, int], int], meta: Mapping[str, Any], count: int,
+             exc: OutcomeUnknown) -> OutcomeUnknown:
+    """Remember the hash chain and version a write of unknown outcome left, if it landed."""
+    landed[(meta["history_digest"], meta["history_digest_version"])] = count
+    return exc
+
+
+def _landed(head: Doc[Any] | None, meta: Mapping[str, Any],
+            landed: Mapping[tuple[str, int], int]) -> int | None:
+    """How many messages an earlier attempt wrote, when the head shows it committed."""
+    if head is None or not landed or not _digest_current(head, meta):
+        return None
+    return landed.get((meta["history_digest"], head.version))
 
 
 def _digest_current(head: Doc[Any], meta: Mapping[str, Any]) -> bool:
