@@ -298,9 +298,12 @@ WITH ranked AS (
            row_number() OVER (ORDER BY updated_at DESC, name) AS rank
     FROM {s}.documents WHERE kind = %(kind)s
 ), doomed AS (
+    -- The conditions are on d, the locked row, not only on the snapshot's ranking: a
+    -- head written after this statement began is re-checked once locked, and kept.
     SELECT d.kind, d.name FROM {s}.documents d JOIN ranked r USING (kind, name)
     WHERE r.rank > %(keep_last)s
-      AND (%(cutoff)s::timestamptz IS NULL OR r.updated_at < %(cutoff)s::timestamptz)
+      AND d.updated_at = r.updated_at
+      AND (%(cutoff)s::timestamptz IS NULL OR d.updated_at < %(cutoff)s::timestamptz)
     ORDER BY d.name
     LIMIT %(batch)s
     FOR UPDATE OF d SKIP LOCKED

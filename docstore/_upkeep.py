@@ -39,9 +39,14 @@ class UpkeepPlans(CoreBase):
                 cutoff = now - older_than
             elif older_than is not None:
                 cutoff = older_than
-            return (yield from _in_batches(Stmt(self.sql(q.PRUNE_DOCUMENTS), {
+            gone = yield from _in_batches(Stmt(self.sql(q.PRUNE_DOCUMENTS), {
                 "kind": kind, "cutoff": cutoff, "keep_last": keep_last or 0,
-                "batch": batch_size}), batch_size, progress))
+                "batch": batch_size}), batch_size, progress)
+            if cutoff is not None:
+                # Idempotency keys of the kind's writes are remembered until then too.
+                yield from _in_batches(Stmt(self.sql(q.PRUNE_KEYS), {
+                    "kind": kind, "cutoff": cutoff, "batch": batch_size}), batch_size, None)
+            return gone
 
         return Op(plan, kind)
 

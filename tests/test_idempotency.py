@@ -212,3 +212,26 @@ def test_async_store_retries_a_keyed_write_after_a_lost_reply(
 
     assert asyncio.run(main()) == 2
     assert count_rows(direct, "versions", "chat", "c") == 2
+
+
+def test_keys_are_remembered_until_prune_passes_their_write_time(
+        docstore_store: DocStore) -> None:
+    from datetime import timedelta
+
+    store = docstore_store
+    store.register("config", Config)
+    store.register("chat", Message, mode="log")
+    store.put("config", "old", {"value": 1}, idempotency_key="k-old")
+    store.put("config", "new", {"value": 1}, idempotency_key="k-new")
+    store.append("chat", "c", [{"text": "x"}], idempotency_key="k-chat")
+    with store.pool.connection() as conn:
+        conn.execute(f'UPDATE "{store.schema}".versions SET written_at = now() - '
+                     "interval '60 days' WHERE kind = '_idempotency' AND name <> 'k-new'")
+    # prune by age forgets the kind's keys written before the cutoff, and only those.
+    assert store.prune("config", older_than=timedelta(days=30)) == 0
+    assert count_rows(store, "versions", "_idempotency") == 2
+    assert store.put("config", "old", {"value": 2}, idempotency_key="k-old").version == 2
+    with pytest.raises(IdempotencyKeyReused):
+        store.put("config", "new", {"value": 2}, idempotency_key="k-new")
+    with pytest.raises(IdempotencyKeyReused):
+        store.append("chat", "c", [{"text": "other"}], idempotency_key="k-chat")
