@@ -125,10 +125,12 @@ ON CONFLICT (kind, name) DO UPDATE
 -- Views for analysts (docs/analytics.md). Read-only projections of the two tables,
 -- replaced in place on every init_schema; reserved kinds (`_...`) are left out. Grant
 -- SELECT on these to a reader role and it needs no right on the tables themselves.
+-- security_barrier: a reader's own function in a WHERE clause runs only on the rows a
+-- view shows, never on the cleared, deleted or reserved rows it filters out.
 
 -- Every live document of every kind, as it stands now. `items` is the number of live
 -- items of a log (NULL for snapshot kinds).
-CREATE OR REPLACE VIEW :"schema".current_documents AS
+CREATE OR REPLACE VIEW :"schema".current_documents WITH (security_barrier) AS
 SELECT d.kind, d.name,
        CASE d.mode WHEN 'l' THEN 'log' ELSE 'snapshot' END AS mode,
        d.version, d.schema_version, d.data,
@@ -142,7 +144,7 @@ WHERE NOT d.deleted AND left(d.kind, 1) <> '_';
 -- joined by newlines ('' when none), `tool_names` the tools it calls (Anthropic
 -- tool_use blocks, then OpenAI tool_calls), `tool_error` whether a tool_result block
 -- says is_error, and the token counts under either provider's names.
-CREATE OR REPLACE VIEW :"schema".messages AS
+CREATE OR REPLACE VIEW :"schema".messages WITH (security_barrier) AS
 SELECT d.kind, d.name,
        d.data ->> 'agent_name' AS agent_name,
        d.data ->> 'session_id' AS session_id,
@@ -195,7 +197,7 @@ WHERE d.mode = 'l' AND NOT d.deleted AND left(d.kind, 1) <> '_';
 -- `changed_keys` the top-level keys whose values differ (all keys for a first version,
 -- or when the previous one was pruned), `changes` {key: {"old": ..., "new": ...}}.
 -- A delete is a tombstone holding the deleted value, so it changes no key.
-CREATE OR REPLACE VIEW :"schema".config_changes AS
+CREATE OR REPLACE VIEW :"schema".config_changes WITH (security_barrier) AS
 SELECT v.kind, v.name, v.version, v.op, v.author, v.written_at, v.schema_version,
        v.data IS DISTINCT FROM p.data AS changed,
        coalesce(c.changed_keys, '{}') AS changed_keys,
