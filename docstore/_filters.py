@@ -315,6 +315,12 @@ class Order:
     def by_name(self) -> bool:
         return self.column == "name"
 
+    @property
+    def indexed(self) -> bool:
+        """Whether an index holds this order: the primary key (name) or
+        documents_kind_updated_idx (updated_at), so a keyset page reads only its rows."""
+        return self.column in ("name", "updated_at")
+
     def key_sql(self) -> str:
         return _DATA_KEY if self.column == "data" else self.column
 
@@ -332,7 +338,10 @@ class Order:
         if self.by_name:
             return f"AND name {cmp} %(o_name)s"
         cast = "jsonb" if self.column == "data" else _COLUMNS[self.column]
-        return f"AND ({self.key_sql()}, name) {cmp} (%(o_key)s::{cast}, %(o_name)s)"
+        # The first term alone as well, which an index on the column can start from.
+        lead = "" if self.column == "data" else \
+            f"AND {self.key_sql()} {cmp}= %(o_key)s::{cast} "
+        return f"{lead}AND ({self.key_sql()}, name) {cmp} (%(o_key)s::{cast}, %(o_name)s)"
 
     def params(self, cursor: tuple[Any, str] | None) -> dict[str, Any]:
         params: dict[str, Any] = {}

@@ -256,6 +256,47 @@ class SnapshotPlans(CoreBase):
         adapter = (spec.meta or ANY_DICT) if spec.mode == "log" else spec.adapter
         return self._list_stmt(kind, where, order, order.cursor(after, adapter), batch)
 
+    def iter_step(self, kind: str, where: Any, state: Any, batch: int,
+                  order_by: str | None = "name") -> Op[tuple[Rows, Any]]:
+        """One page of an ``iter`` and the state for the next (None: no more).
+
+        Orders an index holds (name, updated_at) page by keyset. Any other order would
+        sort every remaining row for each page (quadratic in the kind's size), so the
+        first step reads the names in that order once and each page reads documents by
+        name (linear; the names are held in memory).
+        """
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch_size must be an int >= 1, not {batch!r}")
+        order = parse_order(order_by)
+        if order.indexed:
+            stmt = self.iter_batch(kind, where, "" if state is None else state, batch, order_by)
+
+            def keyset() -> Plan[tuple[Rows, Any]]:
+                rows = yield stmt
+                more = len(rows) == batch
+                return rows, (self.iter_after(rows[-1], order_by) if more else None)
+
+            return Op(keyset, kind, read_only=True)
+        self.kinds.get(kind)
+        fragment, params = compile_where(where, "data")
+        params.update(order.params(None), kind=kind)
+
+        def by_names() -> Plan[tuple[Rows, Any]]:
+            if state is None:
+                found = yield Stmt(self.sql(q.ITER_NAMES, where=fragment,
+                                            order=order.order_sql()), params)
+                names, offset = [r[0] for r in found], 0
+            else:
+                names, offset = state
+            chunk = names[offset:offset + batch]
+            if not chunk:
+                return [], None
+            rows = yield Stmt(self.sql(q.ITER_PAGE, where=fragment), {**params, "names": chunk})
+            offset += batch
+            return rows, ((names, offset) if offset < len(names) else None)
+
+        return Op(by_names, kind, read_only=True)
+
     @staticmethod
     def iter_after(row: Row, order_by: str | None = "name") -> tuple[Any, str]:
         """The cursor that follows a page whose last head row is ``row``."""

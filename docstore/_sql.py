@@ -148,6 +148,23 @@ ORDER BY {{order}}
 LIMIT %(limit)s
 """
 
+# iter in an order no index holds: the names once, in order, then pages by name.
+ITER_NAMES = """
+SELECT name FROM {s}.documents
+WHERE kind = %(kind)s AND NOT deleted {where}
+ORDER BY {order}
+"""
+
+ITER_PAGE = f"""
+SELECT p.name, d.* FROM unnest(%(names)s::text[]) WITH ORDINALITY AS p(name, ord)
+CROSS JOIN LATERAL (
+    SELECT {_HEAD_COLS} FROM {{s}}.documents
+    WHERE kind = %(kind)s AND name = p.name AND NOT deleted {{where}}
+    LIMIT 1
+) d
+ORDER BY p.ord
+"""
+
 STALE_NAMES = """
 SELECT name FROM {s}.documents
 WHERE kind = %(kind)s AND NOT deleted AND schema_version < %(sv)s AND name > %(after)s
@@ -433,20 +450,36 @@ WHERE kind = '_docstore' AND name = 'schema'
 # are the store's own and are recreated by init_schema.
 _UTC = """to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 
-EXPORT_HEADS = f"""
-SELECT kind, name, jsonb_build_object(
-    't', 'document', 'kind', kind, 'name', name,
-    'mode', CASE mode WHEN 'l' THEN 'log' ELSE 'snapshot' END,
-    'version', version, 'live_from', live_from, 'schema_version', schema_version,
-    'deleted', deleted, 'created_at', {_UTC.format(col="created_at")},
-    'updated_at', {_UTC.format(col="updated_at")}, 'data', data)::text
-FROM {{s}}.documents
+# One cursor over the keys, sorted once: each page FETCHes the next keys, so an export
+# reads every row a bounded number of times (keyset pages in the "C" collation cannot
+# use the primary key, whose order is the database's collation, and each page would sort
+# every remaining row). Only keys are sorted: the rows are read by key, page by page.
+EXPORT_CURSOR = "docstore_export"
+
+EXPORT_KEYS = """
+DECLARE docstore_export NO SCROLL CURSOR FOR
+SELECT kind, name FROM {s}.documents
 WHERE left(kind, 1) <> '_'
   AND (%(kinds)s::text[] IS NULL OR kind = ANY(%(kinds)s::text[]))
-  AND (kind COLLATE "C", name COLLATE "C") > (%(after_kind)s::text COLLATE "C",
-                                              %(after_name)s::text COLLATE "C")
 ORDER BY kind COLLATE "C", name COLLATE "C"
-LIMIT %(limit)s
+"""
+
+# {count} is an int docstore formats (FETCH takes no parameter).
+EXPORT_FETCH = "FETCH FORWARD {count} FROM docstore_export"
+
+EXPORT_HEADS = f"""
+SELECT d.kind, d.name, jsonb_build_object(
+    't', 'document', 'kind', d.kind, 'name', d.name,
+    'mode', CASE d.mode WHEN 'l' THEN 'log' ELSE 'snapshot' END,
+    'version', d.version, 'live_from', d.live_from, 'schema_version', d.schema_version,
+    'deleted', d.deleted, 'created_at', {_UTC.format(col="d.created_at")},
+    'updated_at', {_UTC.format(col="d.updated_at")}, 'data', d.data)::text
+FROM unnest(%(kinds)s::text[], %(names)s::text[]) WITH ORDINALITY AS p(kind, name, ord)
+-- A primary-key probe per key, whatever the table's size (a join may scan it all).
+CROSS JOIN LATERAL (
+    SELECT * FROM {{s}}.documents d WHERE d.kind = p.kind AND d.name = p.name LIMIT 1
+) d
+ORDER BY p.ord
 """
 
 EXPORT_VERSIONS = f"""

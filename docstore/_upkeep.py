@@ -87,24 +87,32 @@ class UpkeepPlans(CoreBase):
 
     # --- export and import -------------------------------------------------------------
 
-    def export_page(self, kinds: Sequence[str] | None, after: tuple[str, str],
-                    limit: int) -> Op[tuple[list[str], tuple[str, str] | None]]:
-        """Export lines of up to ``limit`` documents after ``after`` (kind, name): each
-        head line, then its versions in order. Returns the lines and the next ``after``
-        (None when done). Raw JSON as stored: no kind needs registering."""
+    def export_start(self, kinds: Sequence[str] | None) -> Op[None]:
+        """Open the export's cursor over the keys of ``kinds`` (else all), in the export
+        order. Runs in the export's transaction; :meth:`export_page` reads from it."""
         for kind in kinds or ():
             check_key(kind)
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, not {limit}")
-        params = {"kinds": list(kinds) if kinds is not None else None,
-                  "after_kind": after[0], "after_name": after[1], "limit": limit}
+        params = {"kinds": list(kinds) if kinds is not None else None}
 
-        def plan() -> Plan[tuple[list[str], tuple[str, str] | None]]:
-            heads = yield Stmt(self.sql(q.EXPORT_HEADS), params)
-            if not heads:
-                return [], None
-            rows = yield Stmt(self.sql(q.EXPORT_VERSIONS), {
-                "kinds": [h[0] for h in heads], "names": [h[1] for h in heads]})
+        def plan() -> Plan[None]:
+            yield Stmt(self.sql(q.EXPORT_KEYS), params)
+
+        return Op(plan, read_only=True)
+
+    def export_page(self, limit: int) -> Op[tuple[list[str], bool]]:
+        """Export lines of the next ``limit`` documents: each head line, then its versions
+        in order; and whether more may follow. Raw JSON as stored: no kind needs
+        registering."""
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"batch_size must be an int >= 1, not {limit!r}")
+
+        def plan() -> Plan[tuple[list[str], bool]]:
+            keys = yield Stmt(self.sql(q.EXPORT_FETCH, count=str(limit)))
+            if not keys:
+                return [], False
+            page = {"kinds": [k for k, _ in keys], "names": [n for _, n in keys]}
+            heads = yield Stmt(self.sql(q.EXPORT_HEADS), page)
+            rows = yield Stmt(self.sql(q.EXPORT_VERSIONS), page)
             versions: dict[tuple[str, str], list[str]] = {}
             for kind, name, line in rows:
                 versions.setdefault((kind, name), []).append(line)
@@ -112,8 +120,7 @@ class UpkeepPlans(CoreBase):
             for kind, name, line in heads:
                 lines.append(line)
                 lines.extend(versions.get((kind, name), ()))
-            last = (heads[-1][0], heads[-1][1])
-            return lines, (last if len(heads) == limit else None)
+            return lines, len(keys) == limit
 
         return Op(plan, read_only=True)
 

@@ -20,7 +20,6 @@ from psycopg_pool import ConnectionPool
 
 from . import _connect
 from ._core import Core, OnInvalid, Op, Rows, T
-from ._core import one_statement as _one
 from ._feed import Feed, channel
 from ._sql import check_schema
 from .change import Change
@@ -272,17 +271,17 @@ class DocStore:
     def iter(self, kind: str, *, where: Any = None, batch_size: int = 1000,
                    on_invalid: OnInvalid = "raise", order_by: str = "name") -> Iterator[Doc[Any]]:
         """Stream current documents in ``order_by`` order (see :meth:`list`), ``batch_size``
-        rows in memory at most."""
+        rows in memory at most. An order no index holds (``created_at``, ``version``,
+        ``data.<path>``) reads the names in that order once, then the documents by name."""
         spec = self.kinds.get(kind)
-        after: str | tuple[Any, str] = ""
+        state: Any = None
         while True:
-            stmt = self._core.iter_batch(kind, where, after, batch_size, order_by)
-            rows = self._run(Op(partial(_one, stmt), kind, read_only=True))
+            rows, state = self._run(self._core.iter_step(kind, where, state, batch_size,
+                                                              order_by))
             for doc in self._core.docs_from_rows(spec, rows, on_invalid):
                 yield doc
-            if len(rows) < batch_size:
+            if state is None:
                 return
-            after = self._core.iter_after(rows[-1], order_by)
 
     def put_many(self, kind: str, values: Mapping[str, Any], *,
                  author: str | None = None) -> builtins.list[Doc[Any]]:
@@ -454,11 +453,16 @@ class DocStore:
         try:
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                after: tuple[str, str] | None = ("", "")
-                while after is not None:
-                    op = self._core.export_page(kinds, after, batch_size)
+                start = self._core.export_start(kinds)
+                try:
+                    self._drive(conn, start)
+                except psycopg.Error as exc:
+                    raise self._core.translate(exc, start) from exc
+                more = True
+                while more:
+                    op = self._core.export_page(batch_size)
                     try:
-                        lines, after = self._drive(conn, op)
+                        lines, more = self._drive(conn, op)
                     except psycopg.Error as exc:
                         raise self._core.translate(exc, op) from exc
                     for line in lines:
