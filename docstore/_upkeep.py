@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from . import _sql as q
 from ._base import CoreBase
@@ -15,7 +16,7 @@ from .errors import (
 )
 from .kinds import check_key
 
-__all__ = ["UpkeepPlans"]
+__all__ = ["ImportCheck", "UpkeepPlans"]
 
 
 class UpkeepPlans(CoreBase):
@@ -124,12 +125,19 @@ class UpkeepPlans(CoreBase):
 
         return Op(plan, read_only=True)
 
-    def import_lines(self, lines: Sequence[str], first_line: int = 1) -> Op[tuple[int, int]]:
+    @staticmethod
+    def import_check() -> ImportCheck:
+        """A checker that an import feeds every line and finishes before committing."""
+        return ImportCheck()
+
+    def import_lines(self, lines: Sequence[str], first_line: int = 1,
+                     check: ImportCheck | None = None) -> Op[tuple[int, int]]:
         """Restore export lines; returns (documents, versions) written. Rows already
         stored identically are skipped, so an import runs again safely; a row stored
-        differently raises and writes nothing."""
+        differently raises and writes nothing. ``check`` sees the lines in file order."""
+        check = check if check is not None else ImportCheck()
         for offset, line in enumerate(lines):
-            _check_export_line(first_line + offset, line)
+            check.line(first_line + offset, _check_export_line(first_line + offset, line))
         params = {"lines": list(lines)}
 
         def plan() -> Plan[tuple[int, int]]:
@@ -157,8 +165,74 @@ _LINE_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 
 
-def _check_export_line(number: int, line: str) -> None:
-    """Refuse, with its line number, an import line that is not one export wrote."""
+class ImportCheck:
+    """Checks, line by line and in constant memory, that a file is one export: document
+    lines in export order (kind, then name, by code point: the "C" collation), each
+    followed by its own versions in increasing order, and each document's versions
+    agreeing with its head (no version past the head's; a snapshot holds its current
+    version; a log holds every live item). Two exports concatenated, or a file cut in
+    the middle of a document, fail here, whatever the batch size."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, str] | None = None
+        self._head: dict[str, Any] = {}
+        self._head_line = 0
+        self._last_version = 0
+        self._live = 0  # live items (logs) or current versions (snapshots) seen
+
+    def line(self, number: int, record: dict[str, Any]) -> None:
+        """Check one parsed line, in file order."""
+        key = (record["kind"], record["name"])
+        if record["t"] == "document":
+            self.finish()
+            if self._key is not None and key <= self._key:
+                raise DocStoreError(
+                    f"import line {number}: {key[0]} {key[1]!r} comes after "
+                    f"{self._key[0]} {self._key[1]!r}, out of export order (two exports "
+                    "joined, or an edited file?); nothing was written")
+            self._key, self._head, self._head_line = key, record, number
+            self._last_version = self._live = 0
+            return
+        version = record["version"]
+        if key != self._key:
+            raise DocStoreError(f"import line {number}: a version of {key[0]} {key[1]!r} "
+                                "that does not follow that document's line; nothing was "
+                                "written")
+        if version <= self._last_version:
+            raise DocStoreError(f"import line {number}: {key[0]} {key[1]!r} version {version} "
+                                f"after version {self._last_version}, out of order or twice; "
+                                "nothing was written")
+        head_version = self._head["version"]
+        if version > head_version:
+            raise DocStoreError(f"import line {number}: {key[0]} {key[1]!r} version {version} "
+                                f"is past its document's version {head_version} (line "
+                                f"{self._head_line}); nothing was written")
+        self._last_version = version
+        low = self._head["live_from"] if self._head["mode"] == "log" else head_version
+        if version >= low:
+            self._live += 1
+
+    def finish(self) -> None:
+        """Check the last document's versions; call after the last line."""
+        if self._key is None:
+            return
+        head = self._head
+        if head["mode"] == "log":
+            want = max(0, head["version"] - head["live_from"] + 1)
+            what = f"its {want} live items (versions {head['live_from']} to {head['version']})"
+        else:
+            want = 1 if head["version"] >= 1 else 0
+            what = f"its current version {head['version']}"
+        if self._live != want:
+            raise DocStoreError(
+                f"import: {head['kind']} {head['name']!r} (line {self._head_line}) lacks "
+                f"{what}: {self._live} of {want} are in the file (was it cut short?); "
+                "nothing was written")
+
+
+def _check_export_line(number: int, line: str) -> dict[str, Any]:
+    """Refuse, with its line number, an import line that is not one export wrote;
+    returns it parsed."""
     try:
         # The stdlib parser: exact for any integer, and this only checks the shape.
         record = json.loads(line)
@@ -178,6 +252,9 @@ def _check_export_line(number: int, line: str) -> None:
         check_key(record["kind"], record["name"])
     except InvalidKey as exc:
         raise DocStoreError(f"import line {number}: {exc}") from None
+    if record["t"] == "document" and record["mode"] not in ("log", "snapshot"):
+        raise DocStoreError(f"import line {number}: field 'mode' is not 'log' or 'snapshot'")
+    return dict(record)
 
 
 def _in_batches(stmt: Stmt, batch_size: int,

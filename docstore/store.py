@@ -477,17 +477,20 @@ class DocStore:
         row stored differently raises and nothing is written."""
         docs = vers = done = 0
         batch: builtins.list[str] = []
+        check = self._core.import_check()
         with self.transaction():
             for line in lines:
                 if line.strip():
                     batch.append(line.strip())
                 done += 1
                 if len(batch) >= batch_size:
-                    d, v = self._run(self._core.import_lines(batch, done - len(batch) + 1))
+                    d, v = self._run(self._core.import_lines(batch, done - len(batch) + 1,
+                                                                 check))
                     docs, vers, batch = docs + d, vers + v, []
                     if progress is not None:
                         progress(done)
-            d, v = self._run(self._core.import_lines(batch, done - len(batch) + 1))
+            d, v = self._run(self._core.import_lines(batch, done - len(batch) + 1, check))
+            check.finish()  # inside the transaction: a file cut short writes nothing
             if progress is not None:
                 progress(done)
         return docs + d, vers + v
