@@ -35,7 +35,9 @@ class LogPlans(CoreBase):
         ``expected_count`` adds to ``expected``'s check that the log has exactly that many
         live items: a ``clear`` or ``delete`` leaves the version as it was, so only the
         count shows them. ``meta_update`` sets some keys of an existing log's metadata and
-        keeps the others (no read-modify-write race); the whole is validated on read.
+        keeps the others (no read-modify-write race); the merged metadata is validated on
+        write (per key, with no read, for a metadata model checked field by field; else
+        against the stored metadata, locked until the write commits).
         """
         spec = self.kinds.get(kind, "log")
         check_key(kind, name)
