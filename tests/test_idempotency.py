@@ -235,3 +235,19 @@ def test_keys_are_remembered_until_prune_passes_their_write_time(
         store.put("config", "new", {"value": 2}, idempotency_key="k-new")
     with pytest.raises(IdempotencyKeyReused):
         store.append("chat", "c", [{"text": "other"}], idempotency_key="k-chat")
+
+
+def test_a_lost_reply_to_a_transactions_commit_is_outcome_unknown(
+        lossy: tuple[LossyProxy, DocStore, DocStore]) -> None:
+    proxy, store, direct = lossy
+    with pytest.raises(OutcomeUnknown, match="unknown"), store.transaction():
+        store.put("config", "t", {"value": 1})
+        proxy.drop_replies(1, writes_only=False)  # the next statement is the COMMIT
+    assert proxy.dropped == 1
+    assert direct.get("config", "t").version == 1  # it did commit
+    # A statement failing inside a block is known to be rolled back with the block.
+    proxy.drop_replies(1)
+    with pytest.raises(DatabaseUnavailable) as err, store.transaction():
+        store.put("config", "u", {"value": 1})
+    assert not isinstance(err.value, OutcomeUnknown)
+    assert count_rows(direct, "documents", "config", "u") == 0

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg import sql
 from pydantic import BaseModel
 
@@ -63,6 +64,7 @@ def _work(dsn: str, store: DocStore, run: Callable[[], Any]) -> tuple[int, Any]:
     return _rows_read(dsn, store.schema) - before, result
 
 
+@pytest.mark.slow
 def test_export_reads_each_document_a_bounded_number_of_times(
         docstore_dsn: str, docstore_factory: Callable[..., DocStore]) -> None:
     store = docstore_factory()
@@ -72,6 +74,7 @@ def test_export_reads_each_document_a_bounded_number_of_times(
     assert read < 5 * N, f"export read {read:,} document rows for {N:,} documents"
 
 
+@pytest.mark.slow
 def test_iter_by_a_json_field_reads_each_document_a_bounded_number_of_times(
         docstore_dsn: str, docstore_factory: Callable[..., DocStore]) -> None:
     store = docstore_factory()
