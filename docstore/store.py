@@ -304,6 +304,7 @@ class DocStore:
         ``expected_version`` makes it a compare-and-swap; ``expected_count`` (with it)
         also requires that many live items, which catches a ``clear`` or ``delete`` since.
         ``meta`` replaces the log's metadata; ``meta_update`` sets only the keys it has.
+        ``idempotency_key``: a retry with the same key returns the first attempt's version.
         """
         return self._run(self._core.append(kind, name, items, expected_version, meta,
                                            author=author, expected_count=expected_count,
