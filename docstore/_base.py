@@ -236,6 +236,11 @@ class CoreBase:
         never committed) and only the caller can start it over.
         """
         if in_transaction:
+            if op.keyed and isinstance(exc, pge.UniqueViolation):
+                return DocStoreError(
+                    f"{op.kind} {op.name!r}: another write with the same idempotency_key "
+                    "committed first, so this transaction is rolled back; run it again "
+                    "(the key then returns that write)")
             return self.translate(exc, op)
         if isinstance(exc, pge.DeadlockDetected | pge.SerializationFailure):
             # The whole statement rolled back: running it again is safe.

@@ -97,6 +97,10 @@ class LogPlans(CoreBase):
             rows = yield Stmt(query, params)
             if rows:
                 return int(rows[0][0])
+            if keyed:  # an attempt with this key may have committed meanwhile (see put)
+                prior = yield from self.prior_write(keyed, op, kind, name)
+                if prior is not None:
+                    return prior[0]
             heads = yield Stmt(self.sql(q.GET_HEAD), params)
             if needs_head and not expected and (not heads or heads[0][5]):
                 raise _meta_required(kind, name)

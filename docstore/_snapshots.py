@@ -71,6 +71,13 @@ class SnapshotPlans(CoreBase):
                 version, created, updated = rows[0]
                 return Doc(spec.name, name, version, validated, spec.schema_version, created,
                            updated)
+            if keyed:
+                # An attempt with this key still in flight when we looked may have
+                # committed while we waited for its lock: that is our write, not a conflict.
+                prior = yield from self.prior_write(keyed, op, spec.name, name)
+                if prior is not None:
+                    return Doc(spec.name, name, prior[0], validated, spec.schema_version,
+                               prior[1], prior[2])
             # Nothing written: a conflict, a mode clash, or a value equal to the current one.
             heads = yield Stmt(self.sql(q.GET_HEAD), params)
             if not heads:
@@ -159,6 +166,10 @@ class SnapshotPlans(CoreBase):
             rows = yield Stmt(query, params)
             if rows:
                 return int(rows[0][0])
+            if keyed:  # an attempt with this key may have committed meanwhile (see put)
+                prior = yield from self.prior_write(keyed, "delete", kind, name)
+                if prior is not None:
+                    return prior[0]
             raise (yield from self._unwritten(spec, name, expected))
 
         return Op(plan, kind, name, keyed=bool(keyed))

@@ -251,3 +251,64 @@ def test_a_lost_reply_to_a_transactions_commit_is_outcome_unknown(
         store.put("config", "u", {"value": 1})
     assert not isinstance(err.value, OutcomeUnknown)
     assert count_rows(direct, "documents", "config", "u") == 0
+
+
+@pytest.mark.parametrize("write", ["put", "append", "delete"])
+def test_a_retry_queued_behind_its_own_first_attempt_returns_it_not_a_conflict(
+        docstore_store: DocStore, docstore_dsn: str, write: str) -> None:
+    """The first attempt is still running (the client gave up on it) when the retry
+    looks its key up; both then wait on one row lock, and the first commits."""
+    import threading
+    import time
+
+    import psycopg
+
+    store = docstore_store
+    store.register("config", Config)
+    store.register("chat", Message, mode="log")
+    if write == "append":
+        kind, name = "chat", "c"
+        store.append(kind, name, [{"text": "one"}])
+        call: Callable[[], Any] = lambda: store.append(  # noqa: E731
+            kind, name, [{"text": "two"}], expected_version=1, idempotency_key="q")
+    else:
+        kind, name = "config", "a"
+        store.put(kind, name, {"value": 1})
+        call = (lambda: store.put(kind, name, {"value": 2}, expected_version=1,
+                                  idempotency_key="q")) if write == "put" else \
+            (lambda: store.delete(kind, name, expected_version=1, idempotency_key="q"))
+    results: list[Any] = []
+
+    def attempt() -> None:
+        try:
+            results.append(call())
+        except Exception as exc:
+            results.append(exc)
+
+    def waiters(conn: psycopg.Connection[Any]) -> int:
+        return int(conn.execute("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a "
+                                "USING (pid) WHERE NOT l.granted AND a.query LIKE %s",
+                                ("%documents%",)).fetchone()[0])
+
+    holder = psycopg.connect(docstore_dsn)
+    holder.execute(f'SELECT 1 FROM "{store.schema}".documents WHERE kind = %s AND name = %s '
+                   "FOR UPDATE", (kind, name))
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    try:
+        with psycopg.connect(docstore_dsn, autocommit=True) as watch:
+            for expected_waiters, thread in enumerate(threads, 1):
+                thread.start()
+                deadline = time.monotonic() + 20
+                while waiters(watch) < expected_waiters:
+                    assert time.monotonic() < deadline, "the attempts never queued"
+                    time.sleep(0.02)
+    finally:
+        holder.rollback()
+        holder.close()
+        for thread in threads:
+            thread.join(30)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    first, second = results
+    assert (first.version if write == "put" else first) == \
+        (second.version if write == "put" else second) == 2
+    assert count_rows(store, "versions", kind, name) == 2

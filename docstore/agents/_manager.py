@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -408,15 +409,24 @@ class ManagerCore:
                     meta.pop("history_digest_version", None)
                 if not validated and (head is None or meta == old_meta):
                     return 0
+                args = {"expected_version": base, "meta": meta}
+                if "history_digest" not in meta:
+                    # No hash chain to recognise this write by: a key of its own instead.
+                    args["idempotency_key"] = f"docstore-append:{uuid.uuid4().hex}"
                 try:
-                    yield Call("append", (CONVERSATION, name, validated),
-                               {"expected_version": base, "meta": meta})
+                    try:
+                        yield Call("append", (CONVERSATION, name, validated), args)
+                    except OutcomeUnknown:
+                        if "idempotency_key" not in args:
+                            raise
+                        # The same key again: the first attempt's version if it landed.
+                        yield Call("append", (CONVERSATION, name, validated), args)
                 except VersionConflict as exc:
                     conflict = exc
                     continue
                 except OutcomeUnknown as exc:
-                    if "history_digest" not in meta:
-                        raise  # nothing would tell whether it landed
+                    if "idempotency_key" in args:
+                        raise
                     conflict = _outcome(landed, meta, len(validated), exc)
                     continue
                 return len(validated)
