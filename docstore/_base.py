@@ -47,7 +47,8 @@ class CoreBase:
         self.sql = q.Statements(schema)
         self.author = author
         self._meta_defaults: dict[str, bytes | None] = {}
-        self._meta_fields: dict[str, dict[str, Any] | Literal[False]] = {}
+        # By adapter, not kind name: a kind registered again gets its new type's checks.
+        self._meta_fields: dict[TypeAdapter[Any], dict[str, Any] | Literal[False]] = {}
 
     # --- encoding ----------------------------------------------------------------------
 
@@ -92,9 +93,9 @@ class CoreBase:
         """
         if spec.meta is None:
             return False
-        fields = self._meta_fields.get(spec.name)
+        fields = self._meta_fields.get(spec.meta)
         if fields is None:
-            fields = self._meta_fields[spec.name] = _per_field(spec.meta)
+            fields = self._meta_fields[spec.meta] = _per_field(spec.meta)
         if fields is False:
             return True
         errors: list[Any] = []
