@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from docstore import DocStore, DocStoreError
 
-BATCHES = [1, 2, 3, 7, 1000]
+BATCHES = [1, 2, 7, 1000]
 
 
 class Config(BaseModel):
