@@ -269,7 +269,7 @@ LIMIT %(limit)s
 # --- idempotency keys ----------------------------------------------------------------
 
 # A write given an idempotency_key records it in the same statement, as one row of the
-# reserved kind `_idempotency` in `versions` (the store stays two tables, and the primary
+# reserved kind `_idempotency` in `versions` (no table of their own, and the primary
 # key makes a key unique): name = the key, version = 1, data = what the write was and
 # what it returned. A write without a key has "" in the {key} slot and pays nothing.
 IDEMPOTENCY_KIND = "_idempotency"
