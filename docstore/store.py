@@ -16,9 +16,10 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
+from psycopg import errors as pge
 from psycopg_pool import ConnectionPool
 
-from . import _connect
+from . import _connect, _replica
 from ._core import Core, OnInvalid, Op, Rows, T
 from ._feed import Feed, channel
 from ._sql import check_schema
@@ -55,12 +56,17 @@ class DocStore:
         kinds: Registry | None = None,
         author: str | None = None,
         owns_pool: bool = False,
+        read_pool: ConnectionPool[Any] | None = None,
     ) -> None:
         self._pool = pool
         self._owns_pool = owns_pool
         self.kinds = kinds if kinds is not None else Registry()
         self._core = Core(self.kinds, schema, author)
         self._where = _connect.describe_dsn(str(pool.conninfo))
+        self._read_pool = read_pool
+        self._reads = None if read_pool is None else _replica.ReadRouting(
+            str(read_pool.conninfo), _connect.describe_dsn(str(read_pool.conninfo)),
+            min(1.0, float(read_pool.timeout)))
 
     @classmethod
     def connect(
@@ -72,14 +78,16 @@ class DocStore:
         author: str | None = None,
         prepare_threshold: int | None = 5,
         statement_timeout: float | None = None,
+        read_dsn: str | None = None,
         **pool_options: Any,
     ) -> DocStore:
         """Open a pool on ``dsn`` (else ``DOCSTORE_URL``, else libpq's PG* variables).
 
         ``prepare_threshold=None`` turns prepared statements off (pgbouncer in
         transaction mode); ``statement_timeout`` (seconds) makes the server cancel any
-        statement running longer, raising DatabaseUnavailable; ``pool_options`` go to
-        ``psycopg_pool.ConnectionPool``.
+        statement running longer, raising DatabaseUnavailable; ``read_dsn`` opens a second
+        pool on a read replica for reads (docs/scaling.md); ``pool_options`` go to
+        ``psycopg_pool.ConnectionPool`` (both pools).
         """
         check_schema(schema)  # before a pool is made: a refused name must leave nothing open
         settings = _connect.pool_settings(dsn, prepare_threshold, statement_timeout, pool_options)
@@ -98,12 +106,24 @@ class DocStore:
         except psycopg.Error as exc:
             pool.close()
             raise _connect.connect_failure(settings.conninfo, exc) from None
-        return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
+        if read_dsn is None:
+            return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
+        reads = _connect.pool_settings(read_dsn, prepare_threshold, statement_timeout,
+                                       pool_options)
+        # Not waited for: a replica that is down must not stop the store from working.
+        read_pool: ConnectionPool[Any] = ConnectionPool(
+            reads.conninfo, kwargs=reads.kwargs, open=False, check=_check,
+            name=reads.name + ":reads", **reads.options)
+        read_pool.open(wait=False)
+        return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True,
+                   read_pool=read_pool)
 
     def close(self) -> None:
-        """Close the pool, if this store opened it."""
+        """Close the pools, if this store opened them."""
         if self._owns_pool:
             self._pool.close()
+            if self._read_pool is not None:
+                self._read_pool.close()
 
     def __enter__(self) -> DocStore:
         return self
@@ -113,7 +133,9 @@ class DocStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<DocStore schema={self.schema!r} db={self._where!r} kinds={len(self.kinds)}>"
+        reads = "" if self._reads is None else f" reads={self._reads.where!r}"
+        return (f"<DocStore schema={self.schema!r} db={self._where!r}{reads} "
+                f"kinds={len(self.kinds)}>")
 
     @property
     def schema(self) -> str:
@@ -125,6 +147,11 @@ class DocStore:
         """The connection pool (for raw SQL beside the store)."""
         return self._pool
 
+    @property
+    def read_pool(self) -> ConnectionPool[Any] | None:
+        """The read replica's pool, when ``read_dsn`` was given."""
+        return self._read_pool
+
     # --- running plans -------------------------------------------------------------------
 
     def _run(self, op: Op[T]) -> T:
@@ -135,6 +162,11 @@ class DocStore:
                 held = active.conn
             elif not op.read_only:
                 raise active.ended(op.kind, op.name)
+        if op.read_only and held is None and self._reads is not None and self._reads.usable():
+            try:
+                return self._run_on_replica(op)
+            except _replica.UsePrimary:
+                pass
         attempt = 0
         while True:
             attempt += 1
@@ -149,14 +181,55 @@ class DocStore:
                 try:
                     if op.atomic or not conn.autocommit:
                         with conn.transaction():
-                            return self._drive(conn, op)
-                    return self._drive(conn, op)
+                            result = self._drive(conn, op)
+                    else:
+                        result = self._drive(conn, op)
+                    if self._reads is not None and not op.read_only:
+                        self._note_write(conn)
+                    return result
                 finally:
                     self._pool.putconn(conn)
             except psycopg.Error as exc:
                 error = self._core.failure(exc, op, attempt, held is not None, sent)
                 if error is not None:
                     raise error from exc
+
+    def _note_write(self, conn: psycopg.Connection[Any]) -> None:
+        # After the commit: the replica holds this write once it has replayed this far.
+        cur = conn.execute(_replica.WRITE_LSN)
+        row = cur.fetchone()
+        assert self._reads is not None and row is not None
+        self._reads.wrote(row[0])
+
+    def _run_on_replica(self, op: Op[T]) -> T:
+        """Run a read on the replica; UsePrimary when it is down or behind our writes."""
+        assert self._read_pool is not None and self._reads is not None
+        try:
+            conn = self._read_pool.getconn(timeout=self._reads.timeout)
+        except psycopg.Error as exc:
+            self._reads.failed(exc)
+            raise _replica.UsePrimary from None
+        try:
+            if not self._reads.caught_up():
+                cur = conn.execute(_replica.REPLAY_LSN)
+                row = cur.fetchone()
+                if not self._reads.replayed(row[0] if row is not None else None):
+                    raise _replica.UsePrimary
+            result = self._drive(conn, op)
+            self._reads.answered()
+            return result
+        except (pge.SerializationFailure, pge.QueryCanceled) as exc:
+            if isinstance(exc, pge.QueryCanceled) and "recovery" not in str(exc):
+                raise self._core.translate(exc, op) from exc
+            # Cancelled by a conflict with replay: the primary has no such conflicts.
+            raise _replica.UsePrimary from None
+        except psycopg.OperationalError as exc:
+            self._reads.failed(exc)
+            raise _replica.UsePrimary from None
+        except psycopg.Error as exc:
+            raise self._core.translate(exc, op) from exc
+        finally:
+            self._read_pool.putconn(conn)
 
     def _drive(self, conn: psycopg.Connection[Any], op: Op[T]) -> T:
         plan = op.plan()
@@ -183,15 +256,18 @@ class DocStore:
             return
         committing = False
         try:
-            with self._pool.connection() as conn, conn.transaction():
-                held = _connect.Held(self._pool, conn)
-                token = _ACTIVE.set(held)
-                try:
-                    yield
-                    committing = True
-                finally:
-                    held.open = False
-                    _ACTIVE.reset(token)
+            with self._pool.connection() as conn:
+                with conn.transaction():
+                    held = _connect.Held(self._pool, conn)
+                    token = _ACTIVE.set(held)
+                    try:
+                        yield
+                        committing = True
+                    finally:
+                        held.open = False
+                        _ACTIVE.reset(token)
+                if self._reads is not None:
+                    self._note_write(conn)
         except psycopg.Error as exc:
             # A commit whose reply was lost may have happened.
             raise self._core.translate(exc, unknown=committing and exc.sqlstate is None) \
@@ -364,8 +440,8 @@ class DocStore:
     # --- the change feed ---------------------------------------------------------------
 
     def changes(self, kinds: Sequence[str] | None = None, *, after: str | None = None,
-                listen_dsn: str | None = None, poll_interval: float = 1.0,
-                stop: Callable[[], bool] | None = None) -> Iterator[Change]:
+                      listen_dsn: str | None = None, poll_interval: float = 1.0,
+                      stop: Callable[[], bool] | None = None) -> Iterator[Change]:
         """Every committed write (of ``kinds``, else all) as a Change, in order, for ever.
 
         ``after=None`` starts with the writes committed from now on; ``after=<cursor>``

@@ -8,12 +8,15 @@ root), on a free loopback port, and stopped and deleted by the test itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -126,3 +129,150 @@ class ThrowawayServer:
             self.stop("immediate")
         if self._owns_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class ReplicaPair:
+    """A throwaway primary and a streaming replica of it (``pg_basebackup -R``).
+
+    ``with ReplicaPair() as pair:`` starts both; ``pair.primary`` and ``pair.replica`` are
+    ThrowawayServers. The replica is a hot standby that replays the primary's WAL as it
+    streams in; ``sync=True`` makes the primary wait for the replica to flush each commit
+    (synchronous replication), so a promoted replica holds every acknowledged write.
+    """
+
+    def __init__(self, *, sync: bool = False) -> None:
+        settings = {"wal_level": "replica", "max_wal_senders": "5", "hot_standby": "on",
+                    "wal_keep_size": "256MB"}
+        if sync:
+            settings.update({"synchronous_standby_names": "*", "synchronous_commit": "on"})
+        self.primary = ThrowawayServer(settings=settings)
+        self.replica: ThrowawayServer | None = None
+        self._settings = settings
+
+    def __enter__(self) -> ReplicaPair:
+        try:
+            self.primary.__enter__()
+            replica_dir = Path(tempfile.mkdtemp(prefix="docstore-pg-replica-"))
+            os.chmod(replica_dir, 0o777)
+            data = replica_dir / "data"
+            done = _as_postgres([str(self.primary.bindir / "pg_basebackup"), "-h", "127.0.0.1",
+                                 "-p", str(self.primary.port), "-U", "postgres", "-D", str(data),
+                                 "-R", "-X", "stream", "--no-sync"])
+            if done.returncode != 0:
+                raise RuntimeError(f"pg_basebackup failed: {done.stderr.strip()}")
+            # A replica does not wait for itself: only the primary names synchronous standbys.
+            settings = {**self._settings, "synchronous_standby_names": ""}
+            self.replica = ThrowawayServer(settings=settings, data_dir=data)
+            self.replica._owns_tmp = True
+            self.replica.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop both servers and delete their files."""
+        if self.replica is not None:
+            self.replica.close()
+        self.primary.close()
+
+    def promote(self) -> None:
+        """Promote the replica to a primary (pg_ctl promote, waiting until it accepts writes)."""
+        assert self.replica is not None
+        done = _as_postgres([str(self.replica.bindir / "pg_ctl"), "-D", str(self.replica.data_dir),
+                             "-w", "-t", "60", "promote"])
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl promote failed: {done.stderr.strip()}")
+
+
+def pgbouncer_binary() -> str:
+    """The pgbouncer executable, or a failure saying what to install."""
+    found = shutil.which("pgbouncer") or (
+        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
+    if found is None:
+        raise RuntimeError("PgBouncer is not installed: apt-get install pgbouncer "
+                           "(.ci/run installs it)")
+    return found
+
+
+class PgBouncer:
+    """A PgBouncer of the test's own in front of a PostgreSQL server, on a port of its own.
+
+    Runs as the ``postgres`` OS user (PgBouncer refuses root) with trust auth, forwarding
+    every database name to the server at ``server_host:server_port`` as user postgres.
+    ``pool_mode`` is ``transaction`` by default: a server connection is lent per
+    transaction, so session state (prepared statements, SET, advisory session locks)
+    does not survive between transactions.
+    """
+
+    def __init__(self, server_port: int, *, server_host: str = "127.0.0.1",
+                 pool_mode: str = "transaction", pool_size: int = 10,
+                 extra: dict[str, str] | None = None) -> None:
+        self.binary = pgbouncer_binary()
+        self.port = free_port()
+        self.tmp = Path(tempfile.mkdtemp(prefix="docstore-pgbouncer-"))
+        os.chmod(self.tmp, 0o777)
+        self.ini = self.tmp / "pgbouncer.ini"
+        self.log_file = self.tmp / "pgbouncer.log"
+        self.pid_file = self.tmp / "pgbouncer.pid"
+        settings = {
+            "listen_addr": "127.0.0.1", "listen_port": str(self.port),
+            "unix_socket_dir": str(self.tmp), "auth_type": "any",
+            "pool_mode": pool_mode, "default_pool_size": str(pool_size),
+            "max_client_conn": "200", "logfile": str(self.log_file),
+            "pidfile": str(self.pid_file), "admin_users": "postgres",
+            "server_reset_query_always": "0",
+            **(extra or {}),
+        }
+        lines = ["[databases]",
+                 f"* = host={server_host} port={server_port} user=postgres", "",
+                 "[pgbouncer]", *[f"{key} = {value}" for key, value in settings.items()]]
+        self.ini.write_text("\n".join(lines) + "\n")
+        os.chmod(self.ini, 0o644)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def dsn(self, dbname: str) -> str:
+        """A DSN for ``dbname`` through this PgBouncer."""
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
+
+    def __enter__(self) -> PgBouncer:
+        args = [self.binary, str(self.ini)]
+        if os.geteuid() == 0:
+            args = ["runuser", "-u", "postgres", "--", *args]
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                log = self.log_file.read_text() if self.log_file.exists() else ""
+                raise RuntimeError(f"pgbouncer exited at start: {log[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.close()
+        raise RuntimeError("pgbouncer did not listen within 15 s")
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop PgBouncer (the process this object started) and delete its files."""
+        if self._process is not None and self._process.poll() is None:
+            # runuser passes SIGTERM on, but the pidfile names pgbouncer itself.
+            if self.pid_file.exists():
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(self.pid_file.read_text().strip()), signal.SIGTERM)
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+        shutil.rmtree(self.tmp, ignore_errors=True)

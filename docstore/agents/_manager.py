@@ -112,9 +112,11 @@ class EnvSettings:
 
     dsn: str
     schema: str
+    read_dsn: str | None = None
 
     def __repr__(self) -> str:
-        return f"EnvSettings(dsn=<hidden>, schema={self.schema!r})"
+        reads = ", read_dsn=<hidden>" if self.read_dsn else ""
+        return f"EnvSettings(dsn=<hidden>, schema={self.schema!r}{reads})"
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None,
@@ -133,9 +135,11 @@ def settings_from_env(environ: Mapping[str, str] | None = None,
                 "AURITE_ENABLE_DB must be one of 1/true/yes/on or 0/false/no/off (any case)")
         return None
     schema = schema or env.get("AURITE_DB_SCHEMA") or "docstore"
+    # A streaming replica for reads (docs/scaling.md); writes always go to the primary.
+    read_url = env.get("AURITE_DB_READ_URL", "").strip() or None
     url = env.get("AURITE_DB_URL", "").strip()
     if url:
-        return EnvSettings(url, schema)
+        return EnvSettings(url, schema, read_url)
     missing = [var for var in ("AURITE_DB_USER", "AURITE_DB_NAME") if not env.get(var)]
     if missing:
         raise StorageConfigError(
@@ -149,7 +153,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None,
     dsn = make_conninfo(host=env.get("AURITE_DB_HOST") or "localhost", port=port,
                         user=env["AURITE_DB_USER"], password=env.get("AURITE_DB_PASSWORD") or None,
                         dbname=env["AURITE_DB_NAME"])
-    return EnvSettings(dsn, schema)
+    return EnvSettings(dsn, schema, read_url)
 
 
 # --- conversations ----------------------------------------------------------------------

@@ -85,10 +85,13 @@ class StorageManager:
         ``schema`` overrides ``AURITE_DB_SCHEMA`` (default ``docstore``). Raises
         :class:`StorageConfigError` naming a missing variable, and
         :class:`~docstore.DatabaseUnavailable` when the database does not answer.
+        ``AURITE_DB_READ_URL`` (optional) sends reads to a streaming replica.
         """
         settings = settings_from_env(environ, schema)
         if settings is None:
             return None
+        if settings.read_dsn:
+            pool_options.setdefault("read_dsn", settings.read_dsn)
         return cls.connect(settings.dsn, schema=settings.schema, **pool_options)
 
     def close(self) -> None:
@@ -269,10 +272,13 @@ class AsyncStorageManager:
         ``schema`` overrides ``AURITE_DB_SCHEMA`` (default ``docstore``). Raises
         :class:`StorageConfigError` naming a missing variable, and
         :class:`~docstore.DatabaseUnavailable` when the database does not answer.
+        ``AURITE_DB_READ_URL`` (optional) sends reads to a streaming replica.
         """
         settings = settings_from_env(environ, schema)
         if settings is None:
             return None
+        if settings.read_dsn:
+            pool_options.setdefault("read_dsn", settings.read_dsn)
         return await cls.connect(settings.dsn, schema=settings.schema, **pool_options)
 
     async def close(self) -> None:

@@ -1,0 +1,100 @@
+"""Read replicas: which reads may go to the replica, and what the store remembers to decide.
+
+A store with ``read_dsn=`` has a second pool on a streaming replica. Its reads go there,
+except when they could miss the store's own writes: after each write the store keeps the
+primary's WAL position (its LSN), and a read goes to the replica only once the replica has
+replayed up to it; until then the read runs on the primary. When the replica does not
+answer, reads run on the primary for ``RETRY_AFTER`` seconds before the replica is tried
+again, and the outage is logged once (and its end once). All state here is I/O-free; the
+sync and async stores run the statements.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from ._connect import redact
+
+__all__ = ["REPLAY_LSN", "RETRY_AFTER", "WRITE_LSN", "ReadRouting", "UsePrimary", "lsn_int"]
+
+log = logging.getLogger("docstore.replica")
+
+RETRY_AFTER = 5.0
+"""Seconds reads stay on the primary after the replica failed, before it is tried again."""
+
+# The insert position, not pg_current_wal_lsn() (the write position): with
+# synchronous_commit off the commit record may still sit in WAL buffers past the latter.
+WRITE_LSN = "SELECT pg_current_wal_insert_lsn()::text"
+# NULL on a server that is not in recovery: a promoted replica has everything it has.
+REPLAY_LSN = ("SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text "
+              "ELSE pg_current_wal_lsn()::text END")
+
+
+class UsePrimary(Exception):
+    """Raised by a replica read that must run on the primary instead."""
+
+
+def lsn_int(text: str | None) -> int:
+    """A WAL position ``'16/B374D848'`` as a number (0 for NULL)."""
+    if not text:
+        return 0
+    high, _, low = text.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+class ReadRouting:
+    """A store's knowledge of its replica: how far it is known to have replayed, how far
+    the store has written, and whether it is down."""
+
+    def __init__(self, conninfo: str, where: str, timeout: float) -> None:
+        self._conninfo = conninfo
+        self.where = where
+        self.timeout = timeout
+        self._written = 0
+        self._replayed = 0
+        self._down_until = 0.0
+        self._down = False
+        self._lock = threading.Lock()
+
+    def usable(self) -> bool:
+        """Whether to try the replica now (it is up, or its retry time has come)."""
+        return not self._down or time.monotonic() >= self._down_until
+
+    def caught_up(self) -> bool:
+        """Whether the replica is known to hold every write this store made."""
+        return self._replayed >= self._written
+
+    def wrote(self, lsn: str | None) -> None:
+        """Record the primary's WAL position after one of this store's writes."""
+        value = lsn_int(lsn)
+        with self._lock:
+            self._written = max(self._written, value)
+
+    def replayed(self, lsn: str | None) -> bool:
+        """Record the replica's replay position; True when it holds this store's writes."""
+        value = lsn_int(lsn)
+        with self._lock:
+            self._replayed = max(self._replayed, value)
+            return self._replayed >= self._written
+
+    def failed(self, exc: BaseException) -> None:
+        """The replica did not answer: reads go to the primary for a while (logged once)."""
+        with self._lock:
+            first = not self._down
+            self._down = True
+            self._down_until = time.monotonic() + RETRY_AFTER
+        if first:
+            text = str(exc).strip()
+            reason = redact(text.splitlines()[0] if text else type(exc).__name__, self._conninfo)
+            log.warning("read replica %s unavailable (%s): reading from the primary until it "
+                        "answers again", self.where, reason)
+
+    def answered(self) -> None:
+        """The replica served a read: end an outage (logged once)."""
+        if self._down:
+            with self._lock:
+                was_down, self._down = self._down, False
+            if was_down:
+                log.warning("read replica %s answers again: reads go to it", self.where)

@@ -1,0 +1,217 @@
+"""Read replicas, against a real streaming replica (tests/servers.py: ReplicaPair).
+
+One primary and one hot standby serve the whole module. Replay on the standby is paused
+(``pg_wal_replay_pause()``) where a test needs it to lag, which makes "the replica has not
+seen this write yet" certain rather than a race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from servers import ReplicaPair, free_port
+
+from docstore import AsyncDocStore, DocStore, Registry, _replica
+from docstore.agents import StorageManager
+
+
+def kinds() -> Registry:
+    registry = Registry()
+    registry.register("cfg", dict)
+    registry.register("chat", dict, mode="log")
+    return registry
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[ReplicaPair]:
+    with ReplicaPair() as servers:
+        yield servers
+
+
+def _replica_dsn(pair: ReplicaPair) -> str:
+    assert pair.replica is not None
+    return pair.replica.dsn
+
+
+def _on_replica(pair: ReplicaPair, query: str) -> Any:
+    with psycopg.connect(_replica_dsn(pair), autocommit=True) as conn:
+        row = conn.execute(query).fetchone()
+        return None if row is None else row[0]
+
+
+def _caught_up(pair: ReplicaPair) -> None:
+    """Wait until the replica has replayed everything the primary has written."""
+    _on_replica(pair, "SELECT pg_wal_replay_resume()")
+    with psycopg.connect(pair.primary.dsn, autocommit=True) as conn:
+        target = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]  # type: ignore[index]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        replayed = _on_replica(pair, "SELECT pg_last_wal_replay_lsn()::text")
+        if _replica.lsn_int(replayed) >= _replica.lsn_int(target):
+            return
+        time.sleep(0.02)
+    raise AssertionError("the replica did not catch up within 30 s")
+
+
+def _pause(pair: ReplicaPair) -> None:
+    _on_replica(pair, "SELECT pg_wal_replay_pause()")
+    deadline = time.monotonic() + 10
+    while _on_replica(pair, "SELECT pg_get_wal_replay_pause_state()") != "paused":
+        assert time.monotonic() < deadline, "replay did not pause"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def schema(pair: ReplicaPair) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    _caught_up(pair)  # never leave replay paused for the next test
+
+
+def test_a_store_with_read_dsn_reads_from_the_replica(pair: ReplicaPair, schema: str) -> None:
+    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
+                          max_size=2) as store:
+        store.init_schema()
+        store.put("cfg", "a", {"v": 1})
+        assert store.read_pool is not None
+        with store.read_pool.connection() as conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        _caught_up(pair)
+        _pause(pair)
+        # Another writer moves the document on: the primary has v2, the paused replica v1.
+        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
+            other.put("cfg", "a", {"v": 2})
+        assert store.get("cfg", "a").data == {"v": 1}
+        assert [d.data for d in store.list("cfg")] == [{"v": 1}]
+        assert "reads=" in repr(store) and str(pair.replica.port) in repr(store)  # type: ignore[union-attr]
+
+
+def test_a_store_reads_its_own_writes_while_the_replica_lags(pair: ReplicaPair,
+                                                              schema: str) -> None:
+    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
+                          max_size=2) as store:
+        store.init_schema()
+        _caught_up(pair)
+        _pause(pair)
+        store.put("cfg", "a", {"v": 1})
+        store.append("chat", "s1", [{"n": 1}, {"n": 2}])
+        # The replica has neither write; the store still sees both (read on the primary).
+        assert _on_replica(pair, f'SELECT count(*) FROM "{schema}".versions') == 0
+        assert store.get("cfg", "a").data == {"v": 1}
+        assert store.read("chat", "s1", last=50) == [{"n": 1}, {"n": 2}]
+        # A store without writes of its own reads the replica's snapshot.
+        with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
+                              max_size=1) as reader:
+            assert reader.list("cfg") == []
+        # Once the replica has replayed the writes, reads go back to it.
+        _caught_up(pair)
+        _pause(pair)
+        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
+            other.put("cfg", "a", {"v": 2})
+        assert store.get("cfg", "a").data == {"v": 1}
+
+
+def test_writes_inside_a_transaction_are_read_back_after_it(pair: ReplicaPair,
+                                                            schema: str) -> None:
+    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
+                          max_size=2) as store:
+        store.init_schema()
+        _caught_up(pair)
+        _pause(pair)
+        with store.transaction():
+            store.put("cfg", "a", {"v": 1})
+            assert store.get("cfg", "a").data == {"v": 1}  # the transaction's own connection
+        assert store.get("cfg", "a").data == {"v": 1}
+
+
+def test_the_async_store_routes_reads_alike(pair: ReplicaPair, schema: str) -> None:
+    async def scenario() -> None:
+        store = await AsyncDocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair),
+                                            schema=schema, kinds=kinds(), max_size=2)
+        try:
+            await store.init_schema()
+            await store.put("cfg", "a", {"v": 1})
+            assert (await store.get("cfg", "a")).data == {"v": 1}  # own write, lag or not
+            await asyncio.to_thread(_caught_up, pair)
+            await asyncio.to_thread(_pause, pair)
+            other = await AsyncDocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1)
+            await other.put("cfg", "a", {"v": 2})
+            await other.close()
+            assert (await store.get("cfg", "a")).data == {"v": 1}  # the replica's snapshot
+            await store.put("cfg", "a", {"v": 3})
+            assert (await store.get("cfg", "a")).data == {"v": 3}  # own write, on the primary
+            async with store.transaction():
+                await store.put("cfg", "b", {"v": 1})
+            assert [d.name for d in await store.list("cfg")] == ["a", "b"]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_reads_fall_back_to_the_primary_when_the_replica_is_down(
+        pair: ReplicaPair, schema: str, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_replica, "RETRY_AFTER", 0.3)
+    assert pair.replica is not None
+    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
+                          max_size=2, timeout=2) as store:
+        store.init_schema()
+        store.put("cfg", "a", {"v": 1})
+        _caught_up(pair)
+        caplog.set_level(logging.WARNING, logger="docstore.replica")
+        pair.replica.stop("immediate")
+        try:
+            for _ in range(5):
+                assert store.get("cfg", "a").data == {"v": 1}
+            time.sleep(0.4)  # past the retry time: the replica is tried again, still down
+            assert store.get("cfg", "a").data == {"v": 1}
+            down = [r for r in caplog.records if "unavailable" in r.getMessage()]
+            assert len(down) == 1, [r.getMessage() for r in caplog.records]
+            assert "reading from the primary" in down[0].getMessage()
+        finally:
+            pair.replica.start()
+        time.sleep(0.4)
+        _caught_up(pair)
+        _pause(pair)
+        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
+            other.put("cfg", "a", {"v": 2})
+        assert store.get("cfg", "a").data == {"v": 1}  # back on the (paused) replica
+        back = [r for r in caplog.records if "reads go to it" in r.getMessage()]
+        assert len(back) == 1
+
+
+def test_a_store_opens_when_its_replica_is_down(pair: ReplicaPair, schema: str) -> None:
+    dead = f"host=127.0.0.1 port={free_port()} user=postgres dbname=postgres password=s3cret"
+    with DocStore.connect(pair.primary.dsn, read_dsn=dead, schema=schema, kinds=kinds(), max_size=1,
+                          timeout=2) as store:
+        store.init_schema()
+        store.put("cfg", "a", {"v": 1})
+        assert store.get("cfg", "a").data == {"v": 1}
+        assert "s3cret" not in repr(store)
+
+
+def test_storage_manager_reads_from_aurite_db_read_url(pair: ReplicaPair, schema: str) -> None:
+    environ = {"AURITE_ENABLE_DB": "1", "AURITE_DB_URL": pair.primary.dsn,
+               "AURITE_DB_READ_URL": _replica_dsn(pair), "AURITE_DB_SCHEMA": schema}
+    manager = StorageManager.from_env(environ=environ, max_size=2)
+    assert manager is not None
+    with manager:
+        manager.init_db()
+        manager.store.register("cfg", dict)
+        assert manager.store.read_pool is not None
+        with manager.store.read_pool.connection() as conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        manager.store.put("cfg", "a", {"v": 1})
+        _caught_up(pair)
+        _pause(pair)
+        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
+            other.put("cfg", "a", {"v": 2})
+        assert manager.store.get("cfg", "a").data == {"v": 1}
