@@ -62,18 +62,22 @@ SET docstore.ddl_schema = :'schema';
 DO $$
 DECLARE
     target text := current_setting('docstore.ddl_schema');
-    tbl text;
+    rel regclass;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_settings
                    WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN
         RETURN;
     END IF;
-    FOREACH tbl IN ARRAY ARRAY['documents', 'versions'] LOOP
+    -- The partitions of a partitioned versions table too: the setting does not recurse.
+    FOR rel IN SELECT format('%I.%I', target, t)::regclass
+               FROM unnest(ARRAY['documents', 'versions']) AS t
+               UNION ALL
+               SELECT inhrelid::regclass FROM pg_inherits
+               WHERE inhparent = format('%I.versions', target)::regclass LOOP
         IF EXISTS (SELECT 1 FROM pg_attribute
-                   WHERE attrelid = format('%I.%I', target, tbl)::regclass
-                     AND attname = 'data' AND attcompression IS DISTINCT FROM 'l') THEN
-            EXECUTE format('ALTER TABLE %I.%I ALTER COLUMN data SET COMPRESSION lz4',
-                           target, tbl);
+                   WHERE attrelid = rel AND attname = 'data'
+                     AND attcompression IS DISTINCT FROM 'l') THEN
+            EXECUTE format('ALTER TABLE %s ALTER COLUMN data SET COMPRESSION lz4', rel);
         END IF;
     END LOOP;
 END

@@ -436,6 +436,16 @@ SELECT count(*) FROM gone
 
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))"
 
+# The layout of an existing versions table: relkind ('r' plain, 'p' partitioned) and how
+# many partitions it has; no row when there is no such table yet.
+VERSIONS_LAYOUT = """
+SELECT c.relkind::text, (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relname = 'versions'
+"""
+
+MAX_PARTITIONS = 1024
+
 DDL_VERSION = """
 SELECT (data ->> 'ddl_version')::int FROM {s}.documents
 WHERE kind = '_docstore' AND name = 'schema'
@@ -620,6 +630,26 @@ class Statements:
             if len(self._cache) < 512:
                 self._cache[key] = text
         return text
+
+    def partitioned_versions(self, partitions: int) -> str:
+        """DDL creating ``versions`` hash-partitioned on (kind, name) into ``partitions``.
+
+        The table's definition is schema.sql's own (so the two layouts cannot drift), with
+        ``PARTITION BY HASH (kind, name)`` added: every statement that names one document
+        touches one partition, and the primary key (kind, name, version) holds the
+        partition key as PostgreSQL requires. schema.sql, run next, then finds the table.
+        """
+        ddl = self.ddl()
+        start = ddl.index(f"CREATE TABLE IF NOT EXISTS {self.quoted}.versions (")
+        end = ddl.index("\n);", start) + 2
+        table = ddl[start:end] + " PARTITION BY HASH (kind, name)"
+        parts = [f"CREATE SCHEMA IF NOT EXISTS {self.quoted}", table]
+        for i in range(partitions):
+            name = sql.Identifier(f"versions_p{i}").as_string(None)
+            parts.append(f"CREATE TABLE IF NOT EXISTS {self.quoted}.{name} PARTITION OF "
+                         f"{self.quoted}.versions FOR VALUES WITH (MODULUS {partitions}, "
+                         f"REMAINDER {i})")
+        return ";\n".join(parts) + ";"
 
     def ddl(self) -> str:
         """schema.sql bound to this schema."""

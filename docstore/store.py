@@ -275,12 +275,14 @@ class DocStore:
 
     # --- set-up ------------------------------------------------------------------------
 
-    def init_schema(self) -> int:
+    def init_schema(self, *, partitions: int | None = None) -> int:
         """Create the schema, tables and indexes if missing; returns the DDL version.
 
         Idempotent, never drops anything, and safe when many processes run it at once.
+        ``partitions=N`` creates the ``versions`` table hash-partitioned on (kind, name)
+        into N partitions (docs/scaling.md); it cannot change an existing table's layout.
         """
-        return self._run(self._core.init_schema())
+        return self._run(self._core.init_schema(partitions))
 
     def register(self, kind: str, model: Any, *, mode: Mode = "snapshot",
                  schema_version: int = 1, upgraders: Mapping[int, Upgrader] | None = None,

@@ -171,18 +171,19 @@ def _drop(pool: ConnectionPool[Any], schema: str) -> None:
 def docstore_factory(
     docstore_pool: ConnectionPool[Any], docstore_kinds: Registry
 ) -> Iterator[Callable[..., DocStore]]:
-    """``make(schema=None, kinds=None, init=True) -> DocStore``; every schema it made is
-    dropped after the test."""
+    """``make(schema=None, kinds=None, init=True, partitions=None) -> DocStore``; every
+    schema it made is dropped after the test. ``partitions=N`` initialises the store with a
+    hash-partitioned ``versions`` table (see ``DocStore.init_schema``)."""
     made: list[str] = []
 
     def make(schema: str | None = None, kinds: Registry | None = None, *,
-             init: bool = True) -> DocStore:
+             init: bool = True, partitions: int | None = None) -> DocStore:
         schema = schema or _new_schema()
         made.append(schema)
         store = DocStore(docstore_pool, schema=schema,
                          kinds=(kinds if kinds is not None else docstore_kinds).copy())
         if init:
-            store.init_schema()
+            store.init_schema(partitions=partitions)
         return store
 
     yield make

@@ -45,11 +45,30 @@ class AsyncAsSync:
         raise NotImplementedError("test transactions with an async test, not through the adapter")
 
 
+@pytest.fixture
+def versions_partitions() -> int | None:
+    """How many hash partitions the ``store`` fixture's versions table has (None: a plain
+    table). A module overrides it with ``both_layouts`` to run its tests on both."""
+    return None
+
+
+def both_layouts(request: pytest.FixtureRequest) -> int | None:
+    """Override of ``versions_partitions`` running a module's tests on a plain and on a
+    partitioned versions table: ``versions_partitions = pytest.fixture(params=LAYOUTS,
+    ids=LAYOUT_IDS)(both_layouts)``."""
+    value: int | None = request.param
+    return value
+
+
+LAYOUTS = [None, 4]  # 4 partitions: the same code paths as 16, at a quarter of the DDL
+LAYOUT_IDS = ["plain", "partitioned"]
+
+
 @pytest.fixture(params=["sync", "async"])
 def store(request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore],
-          docstore_dsn: str) -> Iterator[Any]:
+          docstore_dsn: str, versions_partitions: int | None) -> Iterator[Any]:
     """A fresh store, once as DocStore and once as AsyncDocStore."""
-    sync_store = docstore_factory()
+    sync_store = docstore_factory(partitions=versions_partitions)
     if request.param == "sync":
         yield sync_store
         return

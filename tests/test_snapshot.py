@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from conftest import count_rows
+from conftest import LAYOUT_IDS, LAYOUTS, both_layouts, count_rows
 from pydantic import BaseModel
 
 from docstore import (
@@ -32,6 +32,20 @@ class Agent(BaseModel):
 
 def agent(name: str = "weather", model: str = "claude-sonnet", **extra: Any) -> dict[str, Any]:
     return {"name": name, "llm": {"model": model}, **extra}
+
+
+# Every test here runs on a plain and on a hash-partitioned versions table as well.
+versions_partitions = pytest.fixture(params=LAYOUTS, ids=LAYOUT_IDS)(both_layouts)
+
+
+def test_the_versions_table_has_the_layout_asked_for(store: Any,
+                                                      versions_partitions: int | None) -> None:
+    with store.pool.connection() as conn:
+        relkind, parts = conn.execute(
+            "SELECT c.relkind::text, (SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid)"
+            " FROM pg_class c WHERE c.oid = %s::regclass", [f'"{store.schema}".versions'],
+        ).fetchone()
+    assert (relkind, parts) == (("p", versions_partitions) if versions_partitions else ("r", 0))
 
 
 @pytest.fixture
