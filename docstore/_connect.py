@@ -97,6 +97,11 @@ def connect_failure(conninfo: str, exc: BaseException) -> DatabaseUnavailable:
     """Why connecting failed, in one line, with the password redacted."""
     text = str(exc).strip()
     reason = redact(text.splitlines()[0] if text else type(exc).__name__, conninfo)
+    if "unsupported startup parameter" in reason:
+        # PgBouncer: it refuses libpq's `options`, which carries statement_timeout=.
+        reason += ("; a connection pooler (PgBouncer) refuses startup options: drop "
+                   "statement_timeout= and set it on the role instead (ALTER ROLE ... SET "
+                   "statement_timeout = '5s'), see docs/scaling.md")
     return DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe_dsn(conninfo)}: {reason}")
 
 

@@ -1,0 +1,162 @@
+"""Append, read(last=50) and prune on a large versions table, plain vs hash-partitioned.
+
+Not part of the suite (no test_ prefix): a measurement for docs/scaling.md. It starts a
+throwaway server of its own (tests/servers.py, fsync off), loads ROWS version rows into
+each layout server-side (generate_series), then times the store's own calls:
+
+    .venv/bin/python tests/scale/versions_at_scale.py --rows 10000000 --partitions 16
+
+Every number is measured in the same run on the same server, so the two layouts compare
+as a ratio; absolute times depend on the machine (2 shared cores here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from servers import ThrowawayServer
+
+from docstore import DocStore, Registry
+
+ITEMS_PER_LOG = 100
+DAYS = 90
+
+
+def kinds() -> Registry:
+    registry = Registry()
+    registry.register("chat", dict, mode="log")
+    return registry
+
+
+def load(store: DocStore, rows: int, chunk: int = 500_000) -> float:
+    """ROWS message rows in logs of ITEMS_PER_LOG, written over the last DAYS days
+    (log i last written i * DAYS / logs days ago), plus their heads."""
+    logs = rows // ITEMS_PER_LOG
+    s = f'"{store.schema}"'
+    started = time.perf_counter()
+    with store.pool.connection() as conn:
+        conn.execute(f"""
+            INSERT INTO {s}.documents (kind, name, mode, version, live_from, data,
+                                       created_at, updated_at)
+            SELECT 'chat', 'agent/session-' || g, 'l', {ITEMS_PER_LOG}, 1,
+                   jsonb_build_object('agent_name', 'agent', 'session_id', 'session-' || g),
+                   now() - make_interval(secs => (g::float8 / {logs}) * {DAYS} * 86400 + 3600),
+                   now() - make_interval(secs => (g::float8 / {logs}) * {DAYS} * 86400)
+            FROM generate_series(0, {logs - 1}) AS g""")
+        for first in range(0, logs, chunk // ITEMS_PER_LOG):
+            last = min(logs, first + chunk // ITEMS_PER_LOG) - 1
+            conn.execute(f"""
+                INSERT INTO {s}.versions (kind, name, version, op, data, written_at)
+                SELECT 'chat', 'agent/session-' || g, v, 'append',
+                       jsonb_build_object(
+                           'role', CASE WHEN v % 2 = 1 THEN 'user' ELSE 'assistant' END,
+                           'content', repeat('lorem ipsum dolor sit amet ', 4) || g || '/' || v,
+                           'usage', jsonb_build_object('input_tokens', v * 7,
+                                                       'output_tokens', v * 3)),
+                       now() - make_interval(secs => (g::float8 / {logs}) * {DAYS} * 86400
+                                                     + ({ITEMS_PER_LOG} - v))
+                FROM generate_series({first}, {last}) AS g,
+                     generate_series(1, {ITEMS_PER_LOG}) AS v""")
+            print(f"  {store.schema}: {(last + 1) * ITEMS_PER_LOG:,} rows "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+        conn.execute(f"VACUUM ANALYZE {s}.versions")
+        conn.execute(f"VACUUM ANALYZE {s}.documents")
+    return time.perf_counter() - started
+
+
+def timed(calls: int, fn: Any) -> dict[str, float]:
+    times = []
+    for i in range(calls):
+        t = time.perf_counter()
+        fn(i)
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    return {"calls": calls, "mean_ms": round(statistics.fmean(times), 3),
+            "p50_ms": round(times[len(times) // 2], 3),
+            "p99_ms": round(times[int(len(times) * 0.99)], 3),
+            "per_s": round(1000 / statistics.fmean(times), 1)}
+
+
+def measure(store: DocStore, rows: int, calls: int, seed: int) -> dict[str, Any]:
+    logs = rows // ITEMS_PER_LOG
+    rnd = random.Random(seed)
+    names = [f"agent/session-{rnd.randrange(logs)}" for _ in range(calls)]
+    message = {"role": "user", "content": "what is the weather in Lisbon tomorrow?"}
+    out: dict[str, Any] = {}
+    # Warm the caches the same way for both layouts: one pass of reads first.
+    for name in names[: calls // 4]:
+        store.read("chat", name, last=50)
+    out["append"] = timed(calls, lambda i: store.append("chat", names[i], [message]))
+    out["read_last_50"] = timed(calls, lambda i: store.read("chat", names[i], last=50))
+    # Retention by age: the logs last written more than DAYS - 1 days ago (about 1/DAYS
+    # of them, ITEMS_PER_LOG rows each), whole documents with all their versions.
+    doomed_before = rows
+    t = time.perf_counter()
+    gone = store.prune("chat", older_than=timedelta(days=DAYS - 1), batch_size=500)
+    elapsed = time.perf_counter() - t
+    with store.pool.connection() as conn:
+        left = conn.execute(f'SELECT count(*) FROM "{store.schema}".versions').fetchone()
+    removed = doomed_before + calls - int(left[0]) if left else 0
+    out["prune_by_age"] = {"documents": gone, "version_rows": removed,
+                           "seconds": round(elapsed, 2),
+                           "rows_per_s": round(removed / elapsed) if elapsed else None}
+    t = time.perf_counter()
+    dropped = store.prune_versions("chat", keep_last=ITEMS_PER_LOG // 2, batch_size=5000)
+    elapsed = time.perf_counter() - t
+    out["prune_versions_keep_50_of_100"] = {"note": "live items always stay, so this "
+                                            "finds nothing to drop on append-only logs",
+                                            "rows": dropped, "seconds": round(elapsed, 2)}
+    with store.pool.connection() as conn:
+        size = conn.execute(
+            "SELECT pg_total_relation_size(c.oid) + coalesce((SELECT sum("
+            "pg_total_relation_size(i.inhrelid)) FROM pg_inherits i WHERE i.inhparent = c.oid), 0)"
+            " FROM pg_class c WHERE c.oid = %s::regclass", [f'"{store.schema}".versions']
+        ).fetchone()
+    out["versions_bytes"] = int(size[0]) if size else None
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--partitions", type=int, default=16)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    settings = {"shared_buffers": "2GB", "max_wal_size": "16GB", "checkpoint_timeout": "30min",
+                "maintenance_work_mem": "1GB", "work_mem": "64MB", "autovacuum": "off"}
+    results: dict[str, Any] = {"rows": args.rows, "partitions": args.partitions,
+                               "calls": args.calls, "settings": settings}
+    with ThrowawayServer(settings=settings) as server:
+        layouts = {"plain": None, "partitioned": args.partitions}
+        stores = {}
+        for label, partitions in layouts.items():
+            store = DocStore.connect(server.dsn, schema=label, kinds=kinds(), max_size=2,
+                                     timeout=60)
+            store.init_schema(partitions=partitions)
+            stores[label] = store
+            print(f"loading {label} ...", flush=True)
+            results.setdefault("load_seconds", {})[label] = round(
+                load(store, args.rows), 1)
+        for label, store in stores.items():
+            print(f"measuring {label} ...", flush=True)
+            results[label] = measure(store, args.rows, args.calls, seed=7)
+            store.close()
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
