@@ -140,9 +140,9 @@ class ReplicaPair:
     (synchronous replication), so a promoted replica holds every acknowledged write.
     """
 
-    def __init__(self, *, sync: bool = False) -> None:
+    def __init__(self, *, sync: bool = False, settings: dict[str, str] | None = None) -> None:
         settings = {"wal_level": "replica", "max_wal_senders": "5", "hot_standby": "on",
-                    "wal_keep_size": "256MB"}
+                    "wal_keep_size": "256MB", **(settings or {})}
         if sync:
             settings.update({"synchronous_standby_names": "*", "synchronous_commit": "on"})
         self.primary = ThrowawayServer(settings=settings)
