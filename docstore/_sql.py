@@ -325,8 +325,10 @@ WITH ranked AS (
     LIMIT %(batch)s
     FOR UPDATE OF d SKIP LOCKED
 ), gone_versions AS (
-    DELETE FROM {s}.versions v USING doomed
-    WHERE v.kind = doomed.kind AND v.name = doomed.name
+    -- By key, as an array: a join with doomed lets the planner pick a hash join that
+    -- reads every partition of a partitioned versions table (16x slower at 10M rows).
+    DELETE FROM {s}.versions v
+    WHERE v.kind = %(kind)s AND v.name = ANY(ARRAY(SELECT name FROM doomed))
 ), gone AS (
     DELETE FROM {s}.documents d USING doomed
     WHERE d.kind = doomed.kind AND d.name = doomed.name
