@@ -21,6 +21,11 @@ __all__ = ["SCHEMA_PLACEHOLDER", "Statements", "channel", "check_schema", "schem
 SCHEMA_PLACEHOLDER = ':"schema"'
 SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 
+# Every statement about one document names its (kind, name) on every table it touches,
+# not only through the join: a partitioned versions table is then pruned to one
+# partition at plan time, and under Citus (both tables distributed on `name`, co-located)
+# each one is a single-shard router query (docs/scaling.md).
+
 # Every write inserts its one change (docs/changes.md) in the same statement, from the
 # head it moved: an append of many items is still one change.
 #
@@ -130,12 +135,13 @@ SELECT v.version, v.schema_version, v.data::text, d.created_at, v.written_at, v.
        d.mode
 FROM {s}.versions v JOIN {s}.documents d ON d.kind = v.kind AND d.name = v.name
 WHERE v.kind = %(kind)s AND v.name = %(name)s AND v.version = %(version)s
+  AND d.kind = %(kind)s AND d.name = %(name)s
 """
 
 LIST_VERSIONS = """
 SELECT v.version, v.schema_version, v.data::text, d.created_at, v.written_at, v.op = 'delete'
 FROM {s}.versions v JOIN {s}.documents d ON d.kind = v.kind AND d.name = v.name
-WHERE v.kind = %(kind)s AND v.name = %(name)s
+WHERE v.kind = %(kind)s AND v.name = %(name)s AND d.kind = %(kind)s AND d.name = %(name)s
 ORDER BY v.version
 """
 
@@ -251,6 +257,7 @@ SELECT v.version, v.schema_version, v.written_at, v.data::text
 FROM {s}.documents d
 JOIN {s}.versions v ON v.kind = d.kind AND v.name = d.name
 WHERE d.kind = %(kind)s AND d.name = %(name)s AND NOT d.deleted AND d.mode = 'l'
+  AND v.kind = %(kind)s AND v.name = %(name)s
   AND v.version >= d.live_from AND v.version > %(after)s {where}
 ORDER BY v.version DESC
 LIMIT %(limit)s
@@ -261,6 +268,7 @@ SELECT v.version, v.schema_version, v.written_at, v.data::text
 FROM {s}.documents d
 JOIN {s}.versions v ON v.kind = d.kind AND v.name = d.name
 WHERE d.kind = %(kind)s AND d.name = %(name)s AND NOT d.deleted AND d.mode = 'l'
+  AND v.kind = %(kind)s AND v.name = %(name)s
   AND v.version >= d.live_from AND v.version > %(after)s {where}
 ORDER BY v.version
 LIMIT %(limit)s
