@@ -352,7 +352,7 @@ SELECT name FROM gone
 # Old versions beyond the newest keep_last; a log's live items and a snapshot's current
 # version always stay.
 # By primary key, not ctid: a ctid is unique only within one partition of a partitioned
-# versions table (docs/performance.md, growing past one machine).
+# versions table (docs/scaling.md).
 PRUNE_VERSIONS = """
 WITH doomed AS (
     SELECT v.kind, v.name, v.version FROM {s}.versions v

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from servers import ReplicaPair, free_port
+from servers import PgBouncer, ReplicaPair, free_port
 
 from docstore import AsyncDocStore, DocStore, Registry, _replica
 from docstore.agents import StorageManager
+
+ROOT = Path(__file__).resolve().parent.parent
+FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
 
 
 def kinds() -> Registry:
@@ -215,3 +222,27 @@ def test_storage_manager_reads_from_aurite_db_read_url(pair: ReplicaPair, schema
         with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
             other.put("cfg", "a", {"v": 2})
         assert manager.store.get("cfg", "a").data == {"v": 1}
+
+
+def test_the_scaling_pages_examples_run_on_a_fresh_and_on_a_used_database(
+        pair: ReplicaPair, tmp_path: Path) -> None:
+    """docs/scaling.md's ```python blocks, against this module's primary, its replica and
+    a PgBouncer in transaction mode in front of the primary: once on a database without
+    docstore's schemas, then again on the same, used database."""
+    blocks = [m.group(1) for m in FENCE.finditer(
+        (ROOT / "docs" / "scaling.md").read_text(encoding="utf-8"))]
+    assert len(blocks) >= 3
+    with psycopg.connect(pair.primary.dsn, autocommit=True) as conn:
+        for schema in ("docstore", "history"):
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    with PgBouncer(pair.primary.port) as bouncer:
+        env = {"DOCSTORE_URL": pair.primary.dsn, "DOCSTORE_READ_URL": _replica_dsn(pair),
+               "DOCSTORE_POOLER_URL": bouncer.dsn("postgres"), "PATH": "/usr/bin:/bin"}
+        for round_ in ("fresh", "used"):
+            for n, code in enumerate(blocks):
+                script = tmp_path / f"example_{round_}_{n}.py"
+                script.write_text(code, encoding="utf-8")
+                done = subprocess.run([sys.executable, str(script)], capture_output=True,
+                                      text=True, timeout=120, cwd=tmp_path, env=env)
+                assert done.returncode == 0, f"block {n} ({round_}): {done.stderr}"
+    _caught_up(pair)

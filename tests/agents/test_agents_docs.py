@@ -37,7 +37,8 @@ def test_the_page_links_the_env_example_that_exists() -> None:
     assert "(../docstore/agents/.env.example)" in text
     env_example = (PAGE.parent / "../docstore/agents/.env.example").read_text(encoding="utf-8")
     for var in ("AURITE_ENABLE_DB", "AURITE_DB_URL", "AURITE_DB_HOST", "AURITE_DB_PORT",
-                "AURITE_DB_USER", "AURITE_DB_PASSWORD", "AURITE_DB_NAME", "AURITE_DB_SCHEMA"):
+                "AURITE_DB_USER", "AURITE_DB_PASSWORD", "AURITE_DB_NAME", "AURITE_DB_SCHEMA",
+                "AURITE_DB_READ_URL"):
         assert var in env_example
 
 
