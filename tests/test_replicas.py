@@ -24,6 +24,7 @@ from servers import PgBouncer, ReplicaPair, free_port
 
 from docstore import AsyncDocStore, DocStore, Registry, _replica
 from docstore.agents import StorageManager
+from docstore.agents._manager import settings_from_env
 
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
@@ -195,14 +196,30 @@ def test_reads_fall_back_to_the_primary_when_the_replica_is_down(
         assert len(back) == 1
 
 
-def test_a_store_opens_when_its_replica_is_down(pair: ReplicaPair, schema: str) -> None:
+def test_a_store_opens_when_its_replica_is_down(pair: ReplicaPair, schema: str,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     dead = f"host=127.0.0.1 port={free_port()} user=postgres dbname=postgres password=s3cret"
-    with DocStore.connect(pair.primary.dsn, read_dsn=dead, schema=schema, kinds=kinds(), max_size=1,
-                          timeout=2) as store:
+    with DocStore.connect(pair.primary.dsn, read_dsn=dead, schema=schema, kinds=kinds(),
+                          max_size=1, timeout=2) as store:
         store.init_schema()
         store.put("cfg", "a", {"v": 1})
-        assert store.get("cfg", "a").data == {"v": 1}
+        for _ in range(3):
+            assert store.get("cfg", "a").data == {"v": 1}
         assert "s3cret" not in repr(store)
+    assert [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert not [r for r in caplog.records if "s3cret" in r.getMessage()]
+
+
+def test_the_read_url_setting_is_read_and_never_shown() -> None:
+    settings = settings_from_env({"AURITE_ENABLE_DB": "1",
+                                  "AURITE_DB_URL": "postgresql://u:pw1@db1/app",
+                                  "AURITE_DB_READ_URL": "postgresql://u:pw2@db2/app"})
+    assert settings is not None
+    assert settings.read_dsn == "postgresql://u:pw2@db2/app"
+    assert "pw2" not in repr(settings) and "read_dsn=<hidden>" in repr(settings)
+    plain = settings_from_env({"AURITE_ENABLE_DB": "1", "AURITE_DB_URL": "postgresql://db1/a"})
+    assert plain is not None and plain.read_dsn is None
 
 
 def test_storage_manager_reads_from_aurite_db_read_url(pair: ReplicaPair, schema: str) -> None:
