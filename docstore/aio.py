@@ -26,6 +26,7 @@ from ._feed import Feed, channel
 from ._sql import check_schema
 from .change import Change
 from .doc import Doc, Entry
+from .errors import VersionConflict
 from .kinds import Kind, Mode, Registry, Upgrader
 
 __all__ = ["AsyncDocStore"]
@@ -188,6 +189,12 @@ class AsyncDocStore:
                     if self._reads is not None and not op.read_only:
                         await self._note_write(conn)
                     return result
+                except VersionConflict:
+                    # Another writer got there first: the replica may not show its write
+                    # yet, so this store's next reads must not be older than now.
+                    if self._reads is not None:
+                        await self._note_write(conn)
+                    raise
                 finally:
                     await self._pool.putconn(conn)
             except psycopg.Error as exc:

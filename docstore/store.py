@@ -25,6 +25,7 @@ from ._feed import Feed, channel
 from ._sql import check_schema
 from .change import Change
 from .doc import Doc, Entry
+from .errors import VersionConflict
 from .kinds import Kind, Mode, Registry, Upgrader
 
 __all__ = ["DocStore"]
@@ -187,6 +188,12 @@ class DocStore:
                     if self._reads is not None and not op.read_only:
                         self._note_write(conn)
                     return result
+                except VersionConflict:
+                    # Another writer got there first: the replica may not show its write
+                    # yet, so this store's next reads must not be older than now.
+                    if self._reads is not None:
+                        self._note_write(conn)
+                    raise
                 finally:
                     self._pool.putconn(conn)
             except psycopg.Error as exc:

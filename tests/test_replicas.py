@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from servers import PgBouncer, ReplicaPair, free_port
 
-from docstore import AsyncDocStore, DocStore, Registry, _replica
+from docstore import AsyncDocStore, DocStore, Registry, VersionConflict, _replica
 from docstore.agents import StorageManager
 from docstore.agents._manager import settings_from_env
 
@@ -124,6 +124,28 @@ def test_a_store_reads_its_own_writes_while_the_replica_lags(pair: ReplicaPair,
         with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
             other.put("cfg", "a", {"v": 2})
         assert store.get("cfg", "a").data == {"v": 1}
+
+
+def test_after_a_version_conflict_reads_see_the_write_that_won(pair: ReplicaPair,
+                                                                schema: str) -> None:
+    """Read, then write with expected_version: when another writer got in between, the
+    retry's read must see that writer's version, not the lagging replica's."""
+    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema,
+                          kinds=kinds(), max_size=2) as store:
+        store.init_schema()
+        store.put("cfg", "a", {"v": 1})
+        _caught_up(pair)
+        _pause(pair)
+        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(),
+                              max_size=1) as other:
+            other.put("cfg", "a", {"v": 2})
+        seen = store.get("cfg", "a")
+        assert (seen.version, seen.data) == (1, {"v": 1})  # the replica's snapshot
+        with pytest.raises(VersionConflict):
+            store.put("cfg", "a", {"v": 3}, expected_version=seen.version)
+        again = store.get("cfg", "a")
+        assert (again.version, again.data) == (2, {"v": 2})
+        assert store.put("cfg", "a", {"v": 3}, expected_version=again.version).version == 3
 
 
 def test_writes_inside_a_transaction_are_read_back_after_it(pair: ReplicaPair,
