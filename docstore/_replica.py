@@ -56,11 +56,15 @@ class ReadRouting:
         self._replayed = 0
         self._down_until = 0.0
         self._down = False
+        self._primary_until = 0.0
         self._lock = threading.Lock()
 
     def usable(self) -> bool:
         """Whether to try the replica now (it is up, or its retry time has come)."""
-        return not self._down or time.monotonic() >= self._down_until
+        now = time.monotonic()
+        if now < self._primary_until:
+            return False
+        return not self._down or now >= self._down_until
 
     def caught_up(self) -> bool:
         """Whether the replica is known to hold every write this store made."""
@@ -71,6 +75,11 @@ class ReadRouting:
         value = lsn_int(lsn)
         with self._lock:
             self._written = max(self._written, value)
+
+    def wrote_unknown(self) -> None:
+        """A write committed but its WAL position could not be asked for (the connection
+        failed right after): read from the primary for a while instead."""
+        self._primary_until = time.monotonic() + RETRY_AFTER
 
     def replayed(self, lsn: str | None) -> bool:
         """Record the replica's replay position; True when it holds this store's writes."""

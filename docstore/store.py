@@ -203,10 +203,15 @@ class DocStore:
 
     def _note_write(self, conn: psycopg.Connection[Any]) -> None:
         # After the commit: the replica holds this write once it has replayed this far.
-        cur = conn.execute(_replica.WRITE_LSN)
-        row = cur.fetchone()
-        assert self._reads is not None and row is not None
-        self._reads.wrote(row[0])
+        assert self._reads is not None
+        try:
+            cur = conn.execute(_replica.WRITE_LSN)
+            row = cur.fetchone()
+        except psycopg.Error:
+            # The write is committed: failing it now would misreport it.
+            self._reads.wrote_unknown()
+            return
+        self._reads.wrote(row[0] if row is not None else None)
 
     def _run_on_replica(self, op: Op[T]) -> T:
         """Run a read on the replica; UsePrimary when it is down or behind our writes."""

@@ -285,3 +285,19 @@ def test_the_scaling_pages_examples_run_on_a_fresh_and_on_a_used_database(
                                       text=True, timeout=120, cwd=tmp_path, env=env)
                 assert done.returncode == 0, f"block {n} ({round_}): {done.stderr}"
     _caught_up(pair)
+
+
+def test_routing_state_after_an_unknown_write_position(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write whose WAL position could not be asked for sends reads to the primary for
+    RETRY_AFTER seconds; LSN order is numeric, not textual."""
+    monkeypatch.setattr(_replica, "RETRY_AFTER", 0.2)
+    routing = _replica.ReadRouting("", "replica", 1.0)
+    assert routing.usable() and routing.caught_up()
+    routing.wrote("0/9FFFFFF")
+    assert not routing.caught_up()
+    assert not routing.replayed("0/9000000")
+    assert routing.replayed("0/10000000")  # 0x10000000 > 0x9FFFFFF, though "1" < "9"
+    routing.wrote_unknown()
+    assert not routing.usable()
+    time.sleep(0.25)
+    assert routing.usable()
