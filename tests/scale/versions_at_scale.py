@@ -97,18 +97,23 @@ def timed_interleaved(stores: dict[str, DocStore], calls: int,
 
 def measure(stores: dict[str, DocStore], rows: int, calls: int, seed: int) -> dict[str, Any]:
     logs = rows // ITEMS_PER_LOG
-    rnd = random.Random(seed)
-    names = [f"agent/session-{rnd.randrange(logs)}" for _ in range(calls)]
+    # Each store its own random conversations: two stores on one table reading the same
+    # conversation one after the other would hand the second a warm cache.
+    names = {}
+    for n, label in enumerate(stores):
+        rnd = random.Random(seed + n)
+        names[label] = [f"agent/session-{rnd.randrange(logs)}" for _ in range(calls)]
+    by_store = {id(store): names[label] for label, store in stores.items()}
     message = {"role": "user", "content": "what is the weather in Lisbon tomorrow?"}
     out: dict[str, Any] = {}
     # Warm the caches the same way for every layout: one pass of reads first.
-    for store in stores.values():
-        for name in names[: calls // 4]:
+    for label, store in stores.items():
+        for name in names[label][: calls // 4]:
             store.read("chat", name, last=50)
     out["append"] = timed_interleaved(
-        stores, calls, lambda st, i: st.append("chat", names[i], [message]))
+        stores, calls, lambda st, i: st.append("chat", by_store[id(st)][i], [message]))
     out["read_last_50"] = timed_interleaved(
-        stores, calls, lambda st, i: st.read("chat", names[i], last=50))
+        stores, calls, lambda st, i: st.read("chat", by_store[id(st)][i], last=50))
     return out
 
 
