@@ -40,15 +40,22 @@ def kinds() -> Registry:
     return registry
 
 
-def timed(calls: int, fn: Any) -> dict[str, float]:
-    times = []
-    for i in range(calls):
-        t = time.perf_counter()
-        fn(i)
-        times.append((time.perf_counter() - t) * 1e6)
+def _summary(times: list[float]) -> dict[str, float]:
     times.sort()
     return {"mean_us": round(statistics.fmean(times)), "p50_us": round(times[len(times) // 2]),
             "p99_us": round(times[int(len(times) * 0.99)])}
+
+
+def timed_pair(calls: int, fns: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each function once per round, the order alternating, so both share the noise."""
+    times: dict[str, list[float]] = {label: [] for label in fns}
+    labels = list(fns)
+    for i in range(calls):
+        for label in (labels if i % 2 == 0 else labels[::-1]):
+            t = time.perf_counter()
+            fns[label](i)
+            times[label].append((time.perf_counter() - t) * 1e6)
+    return {label: _summary(ts) for label, ts in times.items()}
 
 
 def routing(pair: ReplicaPair, calls: int) -> dict[str, Any]:
@@ -62,11 +69,13 @@ def routing(pair: ReplicaPair, calls: int) -> dict[str, Any]:
         for i in range(200):
             store.put("cfg", f"warm{i % 10}", {"i": i})
             store.get("cfg", f"warm{i % 10}")
-    out["put_primary_only"] = timed(calls, lambda i: plain.put("cfg", f"p{i}", {"i": i}))
-    out["put_with_read_dsn"] = timed(calls, lambda i: routed.put("cfg", f"r{i}", {"i": i}))
+    out["put"] = timed_pair(calls, {
+        "primary_only": lambda i: plain.put("cfg", f"p{i}", {"i": i}),
+        "with_read_dsn": lambda i: routed.put("cfg", f"r{i}", {"i": i})})
     time.sleep(0.5)  # let the replica catch up
-    out["get_primary"] = timed(calls, lambda i: plain.get("cfg", f"p{i}"))
-    out["get_replica_caught_up"] = timed(calls, lambda i: routed.get("cfg", f"p{i}"))
+    out["get"] = timed_pair(calls, {
+        "primary": lambda i: plain.get("cfg", f"p{i}"),
+        "replica_caught_up": lambda i: routed.get("cfg", f"r{i}")})
 
     def write_then_read(i: int) -> None:
         routed.put("cfg", "own", {"i": i})
@@ -84,12 +93,12 @@ def routing(pair: ReplicaPair, calls: int) -> dict[str, Any]:
             raise
 
     routed._run_on_replica = counting  # type: ignore[method-assign]
-    out["put_then_get_own_write"] = timed(calls, write_then_read)
-    out["put_then_get_reads_sent_to_primary"] = reads_on_primary
+    out["put_then_get"] = timed_pair(calls, {
+        "with_read_dsn": write_then_read,
+        "primary_only": lambda i: (plain.put("cfg", "own2", {"i": i}),
+                                   plain.get("cfg", "own2"))})
+    out["put_then_get"]["reads_sent_to_primary"] = reads_on_primary
     routed._run_on_replica = original  # type: ignore[method-assign]
-    plain_pair = timed(calls, lambda i: (plain.put("cfg", "own2", {"i": i}),
-                                         plain.get("cfg", "own2")))
-    out["put_then_get_primary_only"] = plain_pair
     # Replication lag: commit on the primary, poll the replica until it has the row.
     lags = []
     with psycopg.connect(pair.primary.dsn, autocommit=True) as prim, \
