@@ -177,8 +177,22 @@ def test_concurrent_writers_share_few_server_connections(
             assert [m["i"] for m in store.read("chat", f"w{worker}")] == list(range(40))
             assert len(store.read("chat", f"w{worker}-tx")) == 40
             assert store.get("agent", f"w{worker}").version == 40
+        clients, servers = _counts(bouncer, dbname)
+        assert clients >= 8 and servers <= 3, (clients, servers)
     (row,) = _pools(bouncer, dbname)
     assert row[-1] == "transaction"
+
+
+def _counts(pgb: PgBouncer, dbname: str) -> tuple[int, int]:
+    """Client and server connections PgBouncer holds for ``dbname``."""
+    with psycopg.connect(pgb.dsn("pgbouncer"), autocommit=True, prepare_threshold=None) as conn:
+        counts = []
+        for what in ("CLIENTS", "SERVERS"):
+            cur = conn.execute(f"SHOW {what}")
+            cols = [c.name for c in cur.description or []]
+            counts.append(sum(1 for row in cur.fetchall()
+                              if row[cols.index("database")] == dbname))
+    return counts[0], counts[1]
 
 
 def test_the_async_store_through_pgbouncer_in_transaction_mode(
