@@ -265,11 +265,15 @@ class PgBouncer:
     def close(self) -> None:
         """Stop PgBouncer (the process this object started) and delete its files."""
         if self._process is not None and self._process.poll() is None:
-            # runuser passes SIGTERM on, but the pidfile names pgbouncer itself.
+            # Signal pgbouncer itself (its pidfile): runuser, told to terminate, would wait
+            # 2 s before killing its child.
+            signalled = False
             if self.pid_file.exists():
                 with contextlib.suppress(OSError, ValueError):
                     os.kill(int(self.pid_file.read_text().strip()), signal.SIGTERM)
-            self._process.terminate()
+                    signalled = True
+            if not signalled:
+                self._process.terminate()
             try:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:
