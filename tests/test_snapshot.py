@@ -10,6 +10,7 @@ from conftest import LAYOUT_IDS, LAYOUTS, both_layouts, count_rows
 from pydantic import BaseModel
 
 from docstore import (
+    DocStoreError,
     DocumentInvalid,
     DocumentNotFound,
     InvalidKey,
@@ -46,6 +47,20 @@ def test_the_versions_table_has_the_layout_asked_for(store: Any,
             " FROM pg_class c WHERE c.oid = %s::regclass", [f'"{store.schema}".versions'],
         ).fetchone()
     assert (relkind, parts) == (("p", versions_partitions) if versions_partitions else ("r", 0))
+
+
+def test_init_schema_keeps_the_layout_it_created_and_says_when_asked_for_another(
+        docstore_factory: Any) -> None:
+    plain = docstore_factory()
+    with pytest.raises(DocStoreError, match=r"not partitioned.*partitions=8"):
+        plain.init_schema(partitions=8)
+    parted = docstore_factory(partitions=4)
+    assert parted.init_schema() == parted.init_schema(partitions=4)  # idempotent
+    with pytest.raises(DocStoreError, match=r"hash-partitioned into 4.*partitions=8"):
+        parted.init_schema(partitions=8)
+    for bad in (0, -1, 1025, True, 2.0, "16"):
+        with pytest.raises(ValueError, match="partitions must be"):
+            parted.init_schema(partitions=bad)
 
 
 @pytest.fixture
