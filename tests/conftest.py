@@ -45,31 +45,15 @@ class AsyncAsSync:
         raise NotImplementedError("test transactions with an async test, not through the adapter")
 
 
-@pytest.fixture
-def versions_partitions() -> int | None:
-    """How many hash partitions the ``store`` fixture's versions table has (None: a plain
-    table). A module overrides it with ``both_layouts`` to run its tests on both."""
-    return None
+PARTITIONS = 4  # the same code paths as 16, at a quarter of the DDL
 
 
-def both_layouts(request: pytest.FixtureRequest) -> int | None:
-    """Override of ``versions_partitions`` running a module's tests on a plain and on a
-    partitioned versions table: ``versions_partitions = pytest.fixture(params=LAYOUTS,
-    ids=LAYOUT_IDS)(both_layouts)``."""
-    value: int | None = request.param
-    return value
-
-
-LAYOUTS = [None, 4]  # 4 partitions: the same code paths as 16, at a quarter of the DDL
-LAYOUT_IDS = ["plain", "partitioned"]
-
-
-@pytest.fixture(params=["sync", "async"])
-def store(request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore],
-          docstore_dsn: str, versions_partitions: int | None) -> Iterator[Any]:
-    """A fresh store, once as DocStore and once as AsyncDocStore."""
-    sync_store = docstore_factory(partitions=versions_partitions)
-    if request.param == "sync":
+def _open_store(param: str, docstore_factory: Callable[..., DocStore],
+                docstore_dsn: str) -> Iterator[Any]:
+    """``sync`` or ``async``, with ``-partitioned`` for a hash-partitioned versions table."""
+    shell, _, layout = param.partition("-")
+    sync_store = docstore_factory(partitions=PARTITIONS if layout == "partitioned" else None)
+    if shell == "sync":
         yield sync_store
         return
     loop = asyncio.new_event_loop()
@@ -80,6 +64,39 @@ def store(request: pytest.FixtureRequest, docstore_factory: Callable[..., DocSto
     finally:
         loop.run_until_complete(astore.close())
         loop.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def store(request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore],
+          docstore_dsn: str) -> Iterator[Any]:
+    """A fresh store, once as DocStore and once as AsyncDocStore."""
+    yield from _open_store(request.param, docstore_factory, docstore_dsn)
+
+
+@pytest.fixture(params=["sync", "async", "sync-partitioned"])
+def store_both_layouts(request: pytest.FixtureRequest,
+                       docstore_factory: Callable[..., DocStore],
+                       docstore_dsn: str) -> Iterator[Any]:
+    """As ``store``, plus a DocStore whose versions table is hash-partitioned. A module
+    runs its tests on both layouts with ``store = pytest.fixture(on_both_layouts)``. The
+    layout is a matter of SQL, which both shells share, so the async shell runs on the
+    plain layout only."""
+    yield from _open_store(request.param, docstore_factory, docstore_dsn)
+
+
+def on_both_layouts(store_both_layouts: Any) -> Any:
+    """The ``store`` of a module whose tests run on both layouts (see above)."""
+    return store_both_layouts
+
+
+def layout_of(store: Any) -> tuple[str, int]:
+    """The versions table's relkind ('r' plain, 'p' partitioned) and partition count."""
+    with store.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT c.relkind::text, (SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid)"
+            " FROM pg_class c WHERE c.oid = %s::regclass", [f'"{store.schema}".versions'],
+        ).fetchone()
+    return str(row[0]), int(row[1])
 
 
 def count_rows(store: Any, table: str, kind: str, name: str | None = None) -> int:

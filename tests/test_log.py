@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import LAYOUT_IDS, LAYOUTS, both_layouts, count_rows
+from conftest import PARTITIONS, count_rows, layout_of, on_both_layouts
 from pydantic import BaseModel
 
 from docstore import DocStore, DocumentInvalid, DocumentNotFound, KindMismatch, VersionConflict
@@ -30,17 +30,13 @@ def msgs(*texts: str) -> list[dict[str, str]]:
 
 
 # Every test here runs on a plain and on a hash-partitioned versions table as well.
-versions_partitions = pytest.fixture(params=LAYOUTS, ids=LAYOUT_IDS)(both_layouts)
+store = pytest.fixture(on_both_layouts)
 
 
 def test_the_versions_table_has_the_layout_asked_for(store: Any,
-                                                      versions_partitions: int | None) -> None:
-    with store.pool.connection() as conn:
-        relkind, parts = conn.execute(
-            "SELECT c.relkind::text, (SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid)"
-            " FROM pg_class c WHERE c.oid = %s::regclass", [f'"{store.schema}".versions'],
-        ).fetchone()
-    assert (relkind, parts) == (("p", versions_partitions) if versions_partitions else ("r", 0))
+                                                      request: pytest.FixtureRequest) -> None:
+    partitioned = request.node.callspec.params["store_both_layouts"].endswith("-partitioned")
+    assert layout_of(store) == (("p", PARTITIONS) if partitioned else ("r", 0))
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from conftest import LAYOUT_IDS, LAYOUTS, both_layouts, count_rows
+from conftest import PARTITIONS, count_rows, layout_of, on_both_layouts
 from pydantic import BaseModel
 
 from docstore import (
@@ -36,17 +36,13 @@ def agent(name: str = "weather", model: str = "claude-sonnet", **extra: Any) -> 
 
 
 # Every test here runs on a plain and on a hash-partitioned versions table as well.
-versions_partitions = pytest.fixture(params=LAYOUTS, ids=LAYOUT_IDS)(both_layouts)
+store = pytest.fixture(on_both_layouts)
 
 
 def test_the_versions_table_has_the_layout_asked_for(store: Any,
-                                                      versions_partitions: int | None) -> None:
-    with store.pool.connection() as conn:
-        relkind, parts = conn.execute(
-            "SELECT c.relkind::text, (SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid)"
-            " FROM pg_class c WHERE c.oid = %s::regclass", [f'"{store.schema}".versions'],
-        ).fetchone()
-    assert (relkind, parts) == (("p", versions_partitions) if versions_partitions else ("r", 0))
+                                                      request: pytest.FixtureRequest) -> None:
+    partitioned = request.node.callspec.params["store_both_layouts"].endswith("-partitioned")
+    assert layout_of(store) == (("p", PARTITIONS) if partitioned else ("r", 0))
 
 
 def test_init_schema_keeps_the_layout_it_created_and_says_when_asked_for_another(
