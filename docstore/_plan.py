@@ -36,6 +36,7 @@ class Op(Generic[T]):
 
     ``atomic``: several writes that must commit together (the driver opens a transaction).
     ``read_only``: safe to run again on a fresh connection when the first one was dead.
+    ``on_primary``: a read that must not go to a read replica (the change feed's position).
     ``keyed``: a write with an idempotency key, so safe to run again as well (it finds
     its key if the first attempt committed).
     """
@@ -45,6 +46,7 @@ class Op(Generic[T]):
     name: str | None = None
     atomic: bool = False
     read_only: bool = False
+    on_primary: bool = False
     keyed: bool = False
 
 

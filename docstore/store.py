@@ -163,7 +163,8 @@ class DocStore:
                 held = active.conn
             elif not op.read_only:
                 raise active.ended(op.kind, op.name)
-        if op.read_only and held is None and self._reads is not None and self._reads.usable():
+        if (op.read_only and not op.on_primary and held is None and self._reads is not None
+                and self._reads.usable()):
             try:
                 return self._run_on_replica(op)
             except _replica.UsePrimary:
@@ -499,7 +500,8 @@ class DocStore:
     def change_cursor(self) -> str:
         """A cursor for ``changes(after=...)`` that delivers every write committed after
         this call (and perhaps a few committed just before it): take it, then load."""
-        return self._run(Op(partial(Feed.frontier, self._core.sql), read_only=True))
+        return self._run(Op(partial(Feed.frontier, self._core.sql), read_only=True,
+                                  on_primary=True))
 
     def _listen(self, dsn: str | None) -> psycopg.Connection[Any]:
         """A connection listening to this schema's feed: the pool's, or one on ``dsn``."""

@@ -148,6 +148,20 @@ def test_after_a_version_conflict_reads_see_the_write_that_won(pair: ReplicaPair
         assert store.put("cfg", "a", {"v": 3}, expected_version=again.version).version == 3
 
 
+def test_the_change_feeds_cursor_comes_from_the_primary(pair: ReplicaPair,
+                                                         schema: str) -> None:
+    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema,
+                          kinds=kinds(), max_size=2) as store, \
+            DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(),
+                             max_size=1) as other:
+        store.init_schema()
+        _caught_up(pair)
+        _pause(pair)
+        for i in range(5):
+            other.put("cfg", f"c{i}", {"v": i})  # the paused replica has none of these
+        assert store.change_cursor() == other.change_cursor()
+
+
 def test_writes_inside_a_transaction_are_read_back_after_it(pair: ReplicaPair,
                                                             schema: str) -> None:
     with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
