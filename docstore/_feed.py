@@ -29,11 +29,22 @@ RETRY_LIMIT = 3
 """Failed reconnections in a row before the feed gives up (each waits for the pool)."""
 
 
-def parse_cursor(cursor: str) -> tuple[int, int]:
-    """A cursor's (xid, seq); ValueError naming it when it is not one the feed gave."""
-    xid, dot, seq = cursor.partition(".") if isinstance(cursor, str) else ("", "", "")
-    if dot and xid.isdigit() and seq.isdigit():
-        return int(xid), int(seq)
+def parse_cursor(cursor: str) -> tuple[tuple[int, int], str | None]:
+    """A cursor's (xid, seq) and the snapshot it skips, if any; ValueError naming it when
+    it is not one the feed gave.
+
+    A cursor is ``xid.seq``, or ``xid.seq@snapshot`` while the transactions of a start
+    snapshot (``xmin:xmax:xip,...``) are still being passed: those that had committed in
+    it are "before" and never delivered, so a consumer resuming from such a cursor must
+    still skip them.
+    """
+    position, at, snapshot = cursor.partition("@") if isinstance(cursor, str) else ("", "", "")
+    xid, dot, seq = position.partition(".")
+    parts = snapshot.split(":")
+    if dot and xid.isdigit() and seq.isdigit() and (not at or (
+            len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit()
+            and all(x.isdigit() for x in parts[2].split(",") if x))):
+        return (int(xid), int(seq)), (snapshot if at else None)
     raise ValueError(f"not a change feed cursor: {cursor!r} (pass a Change's .cursor, "
                      "or None to start with the writes committed from now on)")
 
@@ -51,38 +62,49 @@ class Feed:
             raise ValueError(f"poll_interval must be > 0 seconds, not {poll_interval!r}")
         self.kinds = sorted(set(kinds)) if kinds else None
         self.poll_interval = poll_interval
-        self.position: tuple[int, int] | None = None if after is None else parse_cursor(after)
-        # A feed started with after=None leaves out what had committed by then: the rows
-        # visible in that snapshot, up to its xmax.
+        # A feed started with after=None (or from change_cursor()) leaves out what had
+        # committed by then: the rows visible in that snapshot, up to its xmax.
+        self.position: tuple[int, int] | None = None
         self.since: str | None = None
         self.since_xmax = 0
+        if after is not None:
+            self.position, since = parse_cursor(after)
+            self._skip(since)
         self.more = False
         self.pending = False
         self._pause = 0.0
         self.failures = 0
 
+    def _skip(self, since: str | None) -> None:
+        self.since = since
+        self.since_xmax = 0 if since is None else int(since.split(":")[1])
+
+    def _cursor(self, xid: int, seq: int) -> str:
+        if self.since is not None and xid < self.since_xmax:
+            return f"{xid}.{seq}@{self.since}"
+        return f"{xid}.{seq}"
+
     @property
     def cursor(self) -> str | None:
         """Where the feed stands (the last change it read, or the frontier it passed)."""
-        return None if self.position is None else f"{self.position[0]}.{self.position[1]}"
+        return None if self.position is None else self._cursor(*self.position)
 
     @staticmethod
     def frontier(_sql: q.Statements) -> Plan[str]:
-        """The cursor below which every transaction has ended (see change_cursor)."""
-        (xmin, _snapshot), = yield Stmt(q.FEED_START)
-        return f"{xmin}.0"
+        """A cursor that delivers exactly the writes not committed now (see change_cursor)."""
+        (xmin, snapshot), = yield Stmt(q.FEED_START)
+        return f"{xmin}.0@{snapshot}"
 
     def poll(self, sql: q.Statements) -> Plan[list[Change]]:
         """Read the next page: the changes deliverable now, in order."""
         if self.position is None:
             (xmin, snapshot), = yield Stmt(q.FEED_START)
             self.position = (int(xmin), 0)
-            self.since = snapshot
-            self.since_xmax = int(snapshot.split(":")[1])
+            self._skip(snapshot)
         params = {"xid": str(self.position[0]), "seq": self.position[1], "kinds": self.kinds,
                   "limit": PAGE, "since": self.since}
         if self.since is not None and self.position[0] >= self.since_xmax:
-            self.since = None
+            self._skip(None)
         skip = q.FEED_SKIP if self.since is not None else ""
         rows = yield Stmt(sql(q.FEED_PAGE, skip=skip), params)
         self.failures = 0
@@ -93,7 +115,7 @@ class Feed:
         xmin = int(rows[0][0])
         horizon = rows[0][1]
         assert self.position is not None
-        if isinstance(horizon, str) and self.position < parse_cursor(horizon):
+        if isinstance(horizon, str) and self.position < parse_cursor(horizon)[0]:
             raise ChangesPruned(f"{self.position[0]}.{self.position[1]}", horizon)
         out: list[Change] = []
         self.pending = False
@@ -106,7 +128,7 @@ class Feed:
                 self.pending = True
                 break
             self.position = (xid, seq)
-            out.append(Change(kind, name, version, op, written_at, f"{xid}.{seq}"))
+            out.append(Change(kind, name, version, op, written_at, self._cursor(xid, seq)))
         self.more = len(rows) >= PAGE and not self.pending
         if not self.more and not self.pending and self.position < (xmin, 0):
             # Everything below the frontier is read (or filtered out): skip the rescan.

@@ -498,8 +498,8 @@ class DocStore:
             self._unlisten(conn, listen_dsn)
 
     def change_cursor(self) -> str:
-        """A cursor for ``changes(after=...)`` that delivers every write committed after
-        this call (and perhaps a few committed just before it): take it, then load."""
+        """A cursor for ``changes(after=...)`` that delivers exactly the writes committed
+        after this call: take it, then load."""
         return self._run(Op(partial(Feed.frontier, self._core.sql), read_only=True,
                                   on_primary=True))
 

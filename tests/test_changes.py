@@ -204,6 +204,36 @@ def test_a_transaction_that_started_first_and_commits_last_is_not_skipped(
     assert [c.name for c in seen] == ["first_started", "first_committed"]
 
 
+def test_change_cursor_leaves_out_exactly_what_had_committed_even_behind_a_running_writer(
+        feed_store: DocStore) -> None:
+    """T1 takes an xid and stays open; T2 (a later xid) commits; the cursor is taken; T1
+    commits. From that cursor the feed delivers T1 and what comes after, never T2, and a
+    consumer resuming from T1's change's cursor does not get T2 either."""
+    s = feed_store
+    t1_inside, t1_release = threading.Event(), threading.Event()
+
+    def t1() -> None:
+        with s.transaction():
+            s.put("cfg", "open_across_the_cursor", {})
+            t1_inside.set()
+            assert t1_release.wait(30)
+
+    thread = threading.Thread(target=t1)
+    thread.start()
+    assert t1_inside.wait(30)
+    s.put("cfg", "committed_before_the_cursor", {})
+    cursor = s.change_cursor()
+    t1_release.set()
+    thread.join(30)
+    s.put("cfg", "after_the_cursor", {})
+    first, second = islice(s.changes(after=cursor), 2)
+    assert [first.name, second.name] == ["open_across_the_cursor", "after_the_cursor"]
+    resumed = next(iter(s.changes(after=first.cursor)))
+    assert resumed.name == "after_the_cursor"
+    with pytest.raises(ValueError, match="not a change feed cursor"):
+        next(iter(s.changes(after="1.0@not-a-snapshot")))
+
+
 def test_many_writers_committing_out_of_order_a_lost_connection_and_a_restart_miss_nothing(
         feed_store: DocStore) -> None:
     s = feed_store
