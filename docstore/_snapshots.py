@@ -239,6 +239,19 @@ class SnapshotPlans(CoreBase):
 
         return Op(plan, kind, read_only=True)
 
+    def count(self, kind: str, where: Any) -> Op[int]:
+        """How many current, undeleted documents match ``where``."""
+        self.kinds.get(kind)
+        fragment, params = compile_where(where, "data")
+        params.update(kind=kind)
+        stmt = Stmt(self.sql(q.COUNT_HEADS, where=fragment), params)
+
+        def plan() -> Plan[int]:
+            rows = yield stmt
+            return int(rows[0][0])
+
+        return Op(plan, kind, read_only=True)
+
     def _list_stmt(self, kind: str, where: Any, order: Order, cursor: tuple[Any, str] | None,
                    limit: int | None) -> Stmt:
         if limit is not None and (not isinstance(limit, int) or limit < 0):

@@ -154,6 +154,10 @@ ORDER BY {{order}}
 LIMIT %(limit)s
 """
 
+COUNT_HEADS = """
+SELECT count(*) FROM {s}.documents WHERE kind = %(kind)s AND NOT deleted {where}
+"""
+
 # iter in an order no index holds: the names once, in order, then pages by name.
 ITER_NAMES = """
 SELECT name FROM {s}.documents
@@ -347,6 +351,23 @@ WITH ranked AS (
     SELECT kind, name, version, 'prune' FROM gone, note
 )
 SELECT name FROM gone
+"""
+
+# Named documents with every version they have, for good; returns the names that were
+# live (not already deleted).
+PURGE_DOCUMENTS = """
+WITH doomed AS (
+    SELECT d.kind, d.name, d.deleted FROM {s}.documents d
+    WHERE d.kind = %(kind)s AND d.name = ANY(%(names)s)
+    ORDER BY d.name
+    FOR UPDATE OF d
+), gone_versions AS (
+    DELETE FROM {s}.versions v USING doomed
+    WHERE v.kind = doomed.kind AND v.name = doomed.name
+)
+DELETE FROM {s}.documents d USING doomed
+WHERE d.kind = doomed.kind AND d.name = doomed.name
+RETURNING d.name, doomed.deleted
 """
 
 # Old versions beyond the newest keep_last; a log's live items and a snapshot's current

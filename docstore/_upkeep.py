@@ -51,6 +51,21 @@ class UpkeepPlans(CoreBase):
 
         return Op(plan, kind)
 
+    def purge(self, kind: str, names: str | Sequence[str]) -> Op[list[str]]:
+        """Delete the named documents and all their versions; returns the live ones."""
+        self.kinds.get(kind)
+        doomed = [names] if isinstance(names, str) else list(names)
+        for name in doomed:
+            check_key(kind, name)
+
+        def plan() -> Plan[list[str]]:
+            if not doomed:
+                return []
+            rows = yield Stmt(self.sql(q.PURGE_DOCUMENTS), {"kind": kind, "names": doomed})
+            return sorted(name for name, deleted in rows if not deleted)
+
+        return Op(plan, kind)
+
     def prune_versions(self, kind: str, keep_last: int, batch_size: int,
                        progress: Callable[[int], None] | None = None) -> Op[int]:
         """Drop versions older than the newest ``keep_last`` (live items always stay)."""

@@ -360,6 +360,10 @@ class AsyncDocStore:
         return await self._run(self._core.list_docs(kind, where, limit, after, on_invalid,
                                                  order_by))
 
+    async def count(self, kind: str, *, where: Any = None) -> int:
+        """How many current, undeleted documents of ``kind`` match ``where``."""
+        return await self._run(self._core.count(kind, where))
+
     async def iter(self, kind: str, *, where: Any = None, batch_size: int = 1000,
                    on_invalid: OnInvalid = "raise", order_by: str = "name") -> AsyncIterator[Doc[Any]]:
         """Stream current documents in ``order_by`` order (see :meth:`list`), ``batch_size``
@@ -438,6 +442,11 @@ class AsyncDocStore:
         """Delete whole documents last written before ``older_than`` and/or beyond the
         ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch."""
         return await self._run(self._core.prune(kind, older_than, keep_last, batch_size, progress))
+
+    async def purge(self, kind: str, names: str | Sequence[str]) -> builtins.list[str]:
+        """Delete the named documents and every version of them, for good, in one
+        statement; returns the names that were live (neither missing nor deleted)."""
+        return await self._run(self._core.purge(kind, names))
 
     async def prune_versions(self, kind: str, *, keep_last: int, batch_size: int = 5000,
                        progress: Callable[[int], None] | None = None) -> int:

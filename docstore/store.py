@@ -359,6 +359,10 @@ class DocStore:
         return self._run(self._core.list_docs(kind, where, limit, after, on_invalid,
                                                  order_by))
 
+    def count(self, kind: str, *, where: Any = None) -> int:
+        """How many current, undeleted documents of ``kind`` match ``where``."""
+        return self._run(self._core.count(kind, where))
+
     def iter(self, kind: str, *, where: Any = None, batch_size: int = 1000,
                    on_invalid: OnInvalid = "raise", order_by: str = "name") -> Iterator[Doc[Any]]:
         """Stream current documents in ``order_by`` order (see :meth:`list`), ``batch_size``
@@ -437,6 +441,11 @@ class DocStore:
         """Delete whole documents last written before ``older_than`` and/or beyond the
         ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch."""
         return self._run(self._core.prune(kind, older_than, keep_last, batch_size, progress))
+
+    def purge(self, kind: str, names: str | Sequence[str]) -> builtins.list[str]:
+        """Delete the named documents and every version of them, for good, in one
+        statement; returns the names that were live (neither missing nor deleted)."""
+        return self._run(self._core.purge(kind, names))
 
     def prune_versions(self, kind: str, *, keep_last: int, batch_size: int = 5000,
                        progress: Callable[[int], None] | None = None) -> int:

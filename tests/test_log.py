@@ -318,3 +318,30 @@ def test_meta_update_sets_some_keys_and_keeps_the_others(s: Any) -> None:
         s.append("conversation", "c", [], meta=META, meta_update={"title": "x"})
     with pytest.raises(DocumentInvalid, match="needs meta="):
         s.append("conversation", "new", msgs("a"), meta_update={"title": "x"})
+
+
+def test_count_counts_live_heads_matching_the_filter(s: Any) -> None:
+    s.append("conversation", "a", msgs("x"), meta=META)
+    s.append("conversation", "b", msgs("x"), meta={**META, "agent_name": "other"})
+    s.append("conversation", "c", msgs("x"), meta=META)
+    s.delete("conversation", "c")
+    assert s.count("conversation") == 2
+    assert s.count("conversation", where={"agent_name": "weather"}) == 1
+    assert s.count("note") == 0
+
+
+def test_purge_removes_documents_with_every_version_for_good(s: Any) -> None:
+    s.append("conversation", "a", msgs("x", "y"), meta=META)
+    s.append("conversation", "b", msgs("z"), meta=META)
+    s.append("conversation", "gone", msgs("z"), meta=META)
+    s.delete("conversation", "gone")
+    assert s.purge("conversation", ["a", "gone", "missing"]) == ["a"]
+    assert count_rows(s, "versions", "conversation", "a") == 0
+    assert count_rows(s, "documents", "conversation", "gone") == 0
+    assert count_rows(s, "versions", "conversation", "b") == 1
+    with pytest.raises(DocumentNotFound):
+        s.get("conversation", "a")
+    # The name starts afresh.
+    assert s.append("conversation", "a", msgs("new"), meta=META) == 1
+    assert s.purge("conversation", "b") == ["b"]
+    assert s.purge("conversation", []) == []
