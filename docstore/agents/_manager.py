@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
+from datetime import timedelta
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -32,6 +33,18 @@ from docstore.kinds import Kind, Registry
 
 from .configfiles import ConfigProblem, LoadedConfigs
 from .configs import CONFIG_KINDS, GraphWorkflowConfig, upgrade_config
+from ._sessions import (
+    QA_RESULT,
+    SESSION_KEYS,
+    QAResult,
+    list_row,
+    logged,
+    qa_record,
+    qa_row,
+    session_fields,
+    session_view,
+    sessions_where,
+)
 from .messages import CONVERSATION_KIND, ConversationMeta
 
 T = TypeVar("T")
@@ -160,12 +173,13 @@ def settings_from_env(environ: Mapping[str, str] | None = None,
 
 
 def conversation_name(agent_name: str, session_id: str) -> str:
-    """The document name of an agent's session: ``agent/session``.
+    """The document name of a session: its session id, as the framework keys sessions.
 
-    ``%`` and ``/`` in the agent name are escaped, so agent ``a/b`` with session ``c``
-    and agent ``a`` with session ``b/c`` never share a conversation.
+    ``agent_name`` takes no part (it is kept in the head's metadata): ``save_session``,
+    ``get_session`` and the agent-centred ``save_full_history``/``load_history`` address
+    the same session.
     """
-    return agent_name.replace("%", "%25").replace("/", "%2F") + "/" + session_id
+    return session_id
 
 
 def _canonical(adapter: Any, message: Any) -> bytes:
@@ -183,7 +197,8 @@ def _chain(start: bytes, canon: Iterable[bytes]) -> bytes:
 
 def _store_meta(meta: Any) -> dict[str, Any]:
     if isinstance(meta, BaseModel):
-        return meta.model_dump(mode="json", exclude_none=True)
+        # Not exclude_none: it would reach into a saved execution result and drop its nulls.
+        return meta.model_dump(mode="json")
     return dict(meta) if isinstance(meta, Mapping) else {}
 
 
@@ -413,7 +428,7 @@ class ManagerCore:
                     meta.pop("history_digest_version", None)
                 if not validated and (head is None or meta == old_meta):
                     return 0
-                args = {"expected_version": base, "meta": meta}
+                args = {"expected_version": _cas(head), "meta": meta}
                 if "history_digest" not in meta:
                     # No hash chain to recognise this write by: a key of its own instead.
                     args["idempotency_key"] = f"docstore-append:{uuid.uuid4().hex}"
@@ -440,15 +455,25 @@ class ManagerCore:
         return Job(plan())
 
     @staticmethod
-    def _head(name: str, given: Mapping[str, Any]
+    def _head(name: str, given: Mapping[str, Any], replace: Collection[str] = ()
               ) -> Plan[tuple[Doc[Any] | None, dict[str, Any], dict[str, Any]]]:
-        """The conversation's head (None if there is none), its meta, and the meta to write."""
+        """The conversation's head (None if there is none), its meta, and the meta to write.
+
+        A ``None`` in ``given`` leaves the stored key as it is, unless the key is in
+        ``replace`` (then it is cleared). A new head of an agent's session is named for it.
+        """
         try:
             head: Doc[Any] | None = yield Call("get", (CONVERSATION, name))
         except DocumentNotFound:
             head = None
         old_meta = _store_meta(head.data) if head is not None else {}
         meta = {**old_meta, **{k: v for k, v in given.items() if v is not None}}
+        for key in replace:
+            if given.get(key) is None:
+                meta.pop(key, None)
+        meta = {k: v for k, v in meta.items() if v is not None}
+        if head is None and "result_type" not in meta and meta.get("agent_name"):
+            meta.update(name=meta["agent_name"], result_type="agent")
         return head, old_meta, meta
 
     def _validate_messages(self, spec: Kind, name: str, conversation: Sequence[Any]) -> list[Any]:
@@ -461,17 +486,18 @@ class ManagerCore:
                 raise DocumentInvalid(CONVERSATION, name, None, errors, f"message {index}") from None
         return out
 
-    def _save_plan(self, conv: _Conversation, given: dict[str, Any]) -> Plan[int]:
+    def _save_plan(self, conv: _Conversation, given: dict[str, Any],
+                   replace: Collection[str] = ()) -> Plan[int]:
         name = conv.name
         # The hash chain each attempt writes is this manager's own idempotency key: after
         # a lost reply, a head holding it at its version means that attempt committed.
         landed: dict[tuple[str, int], int] = {}
-        written = yield from self._save_known(conv, given, landed)
+        written = yield from self._save_known(conv, given, landed, replace)
         if written is not None:
             return written
         conflict: DocStoreError | None = None
         for _attempt in range(_SAVE_ATTEMPTS):
-            head, old_meta, meta = yield from self._head(name, given)
+            head, old_meta, meta = yield from self._head(name, given, replace)
             done = _landed(head, old_meta, landed)
             if done is not None:
                 return done
@@ -511,11 +537,12 @@ class ManagerCore:
                 digest = _chain(prefix_digest, conv.canonical(stored))
             meta["history_digest"] = digest.hex()
             meta["history_digest_version"] = base + len(new)
-            if stored is not None and not new and (head is None or meta == old_meta):
+            if stored is not None and not new and (
+                    meta == old_meta if head is not None else not replace):
                 return 0  # nothing new (or an empty conversation never stored)
             try:
                 yield Call("append" if stored is not None else "rewrite", (CONVERSATION, name, new),
-                           {"expected_version": base, "meta": meta})
+                           {"expected_version": _cas(head), "meta": meta})
             except VersionConflict as exc:
                 conflict = exc  # another writer got in between: look again
                 continue
@@ -523,22 +550,23 @@ class ManagerCore:
                 conflict = _outcome(landed, meta, len(new), exc)
                 continue
             copies = conv.raw_copies()
-            self._remember(name, None if copies is None else _Known(
+            self._remember(name, None if copies is None or not base + len(new) else _Known(
                 base + len(new), digest, copies, meta))
             return len(new)
         assert conflict is not None
         raise conflict
 
     def _save_known(self, conv: _Conversation, given: dict[str, Any],
-                    landed: dict[tuple[str, int], int]) -> Plan[int | None]:
+                    landed: dict[tuple[str, int], int],
+                    replace: Collection[str] = ()) -> Plan[int | None]:
         """Save with what this manager wrote last, if the conversation extends it: one
         append, guarded by the version *and* the live count it left (a ``clear`` or
         ``delete`` by someone else leaves the version as it was), with no read and no
         hashing or validation of the stored messages (comparing them with their copies is
         a C-level ``==`` per message). The hash chain in the head's metadata moves on with
-        ``meta_update``, which keeps any key another manager set meanwhile. Returns None,
-        having written nothing, when the general path must run (so does a save that
-        changes the metadata).
+        ``meta_update``, which keeps any key another manager set meanwhile, and so do the
+        head's keys this save changes. Returns None, having written nothing, when the
+        general path must run (so does a save that clears a key of the head).
         """
         known = self._known.get(conv.name)
         if known is None:
@@ -546,14 +574,16 @@ class ManagerCore:
         count = len(known.raw)
         if len(conv) < count or conv.messages[:count] != known.messages():
             return None
-        if any(known.meta.get(k) != v for k, v in given.items() if v is not None):
-            return None
+        changes = {k: v for k, v in given.items()
+                   if known.meta.get(k) != v and (v is not None or k in replace)}
+        if any(v is None for v in changes.values()):
+            return None  # a key to clear, which meta_update cannot do
         new = conv.validated(count, len(conv))
-        if not new:
+        if not new and not changes:
             return 0
         digest = _chain(known.digest, conv.canonical(count))
         update = {"history_digest": digest.hex(),
-                  "history_digest_version": known.version + len(new)}
+                  "history_digest_version": known.version + len(new), **changes}
         try:
             yield Call("append", (CONVERSATION, conv.name, new),
                        {"expected_version": known.version, "expected_count": count,
@@ -570,6 +600,176 @@ class ManagerCore:
             known.version + len(new), digest, known.raw + copies, {**known.meta, **update},
             known.messages() + [orjson.loads(r) for r in copies]))
         return len(new)
+
+    # --- the framework's session interface ---------------------------------------------
+
+    def save_session(self, session_data: Any) -> Job[bool]:
+        """Store a session record of the framework; its conversation as the log."""
+        session_id, conversation, fields = session_fields(session_data)
+        spec = self.kinds.get(CONVERSATION, "log")
+        given = {"session_id": session_id, **fields}
+        if conversation is not None:
+            save = self._save_plan(_Conversation(spec, session_id, conversation), given,
+                                   SESSION_KEYS)
+            return Job(_then(save, True))
+
+        def plan() -> Plan[bool]:
+            # No conversation in this result (a workflow's): only the head changes. The
+            # write sets the head to ``meta``: after a lost reply, reading it back says
+            # whether it landed (then it equals), so looking again is the retry.
+            conflict: DocStoreError | None = None
+            for _attempt in range(_SAVE_ATTEMPTS):
+                head, old_meta, meta = yield from self._head(session_id, given, SESSION_KEYS)
+                if head is not None and meta == old_meta:
+                    return True
+                try:
+                    yield Call("append", (CONVERSATION, session_id, []), {
+                        "expected_version": _cas(head), "meta": meta})
+                except (VersionConflict, OutcomeUnknown) as exc:
+                    conflict = exc
+                    continue
+                self._remember(session_id, None)
+                return True
+            assert conflict is not None
+            raise conflict
+
+        return Job(plan())
+
+    def get_session(self, session_id: str) -> Job[dict[str, Any] | None]:
+        """A session record as ``save_session`` was given it, or None."""
+        spec = self.kinds.get(CONVERSATION, "log")
+
+        def plan() -> Plan[dict[str, Any] | None]:
+            try:
+                head: Doc[Any] = yield Call("get", (CONVERSATION, session_id))
+            except DocumentNotFound:
+                return None
+            meta = _store_meta(head.data)
+            messages = None
+            if logged(meta):
+                items: list[Any] = yield Call("read", (CONVERSATION, session_id))
+                messages = [spec.adapter.dump_python(item, mode="json") for item in items]
+            return session_view(head, meta, messages)
+
+        return Job(plan(), atomic=True)
+
+    def get_session_history(self, session_id: str) -> Job[list[dict[str, Any]] | None]:
+        """The session's conversation, or None (no such session, or a workflow's)."""
+
+        def plan() -> Plan[list[dict[str, Any]] | None]:
+            record = yield from self.get_session(session_id).plan
+            if record is None:
+                return None
+            history = record["execution_result"].get("conversation_history")
+            return history if isinstance(history, list) else None
+
+        return Job(plan(), atomic=True)
+
+    def get_sessions_list(self, agent_name: str | None, workflow_name: str | None,
+                          limit: int, offset: int) -> Job[tuple[list[dict[str, Any]], int]]:
+        """(rows, total) of the sessions, newest first; a workflow's runs or an agent's own."""
+        for label, number in (("limit", limit), ("offset", offset)):
+            if not isinstance(number, int) or number < 0:
+                raise ValueError(f"{label} must be a non-negative int, not {number!r}")
+        where = sessions_where(agent_name, workflow_name)
+
+        def plan() -> Plan[tuple[list[dict[str, Any]], int]]:
+            total: int = yield Call("count", (CONVERSATION,), {"where": where})
+            heads: list[Doc[Any]] = yield Call("list", (CONVERSATION,), {
+                "where": where, "limit": offset + limit, "order_by": "-updated_at"})
+            return [list_row(h, _store_meta(h.data)) for h in heads[offset:]], total
+
+        return Job(plan(), atomic=True)
+
+    def delete_session(self, session_id: str) -> Job[bool]:
+        """Delete a session for good; a workflow's takes its agents' sessions with it."""
+
+        def plan() -> Plan[bool]:
+            try:
+                head: Doc[Any] = yield Call("get", (CONVERSATION, session_id))
+            except DocumentNotFound:
+                return False
+            meta = _store_meta(head.data)
+            doomed = [session_id]
+            base = meta.get("base_session_id")
+            if meta.get("result_type") == "workflow" and base:
+                agents: list[Doc[Any]] = yield Call("list", (CONVERSATION,), {"where": {
+                    "base_session_id": base, "result_type": {"$ne": "workflow"}}})
+                doomed += [doc.name for doc in agents if doc.name != session_id]
+            gone: list[str] = yield Call("purge", (CONVERSATION, doomed))
+            for name in doomed:
+                self._remember(name, None)
+            return session_id in gone
+
+        return Job(plan(), atomic=True)
+
+    def cleanup_old_sessions(self, days: int, max_sessions: int) -> Job[int]:
+        """Delete sessions last written more than ``days`` ago, then all but the newest
+        ``max_sessions``; returns how many went."""
+        if not isinstance(days, int | float) or days < 0:
+            raise ValueError(f"days must be a non-negative number, not {days!r}")
+        if not isinstance(max_sessions, int) or max_sessions < 0:
+            raise ValueError(f"max_sessions must be a non-negative int, not {max_sessions!r}")
+
+        def plan() -> Plan[int]:
+            old: int = yield Call("prune", (CONVERSATION,), {"older_than": timedelta(days=days)})
+            over: int = yield Call("prune", (CONVERSATION,), {"keep_last": max_sessions})
+            self._known.clear()
+            return old + over
+
+        return Job(plan())
+
+    # --- QA test results -----------------------------------------------------------------
+
+    def save_qa_result(self, result_data: Any) -> Job[bool]:
+        """Store a QA test result under its ``result_id``."""
+        result_id, record = qa_record(result_data)
+
+        def plan() -> Plan[bool]:
+            yield Call("put", (QA_RESULT, result_id, record))
+            return True
+
+        return Job(plan())
+
+    def get_qa_result(self, result_id: str) -> Job[dict[str, Any] | None]:
+        """A stored QA result with its ``result``, or None."""
+
+        def plan() -> Plan[dict[str, Any] | None]:
+            try:
+                doc: Doc[Any] = yield Call("get", (QA_RESULT, result_id))
+            except DocumentNotFound:
+                return None
+            return qa_row(doc, full=True)
+
+        return Job(plan())
+
+    def get_qa_results_list(self, evaluation_config_id: str | None,
+                            component_type: str | None, limit: int,
+                            offset: int) -> Job[tuple[list[dict[str, Any]], int]]:
+        """(rows without their ``result``, total), newest first."""
+        for label, number in (("limit", limit), ("offset", offset)):
+            if not isinstance(number, int) or number < 0:
+                raise ValueError(f"{label} must be a non-negative int, not {number!r}")
+        where = {k: v for k, v in (("evaluation_config_id", evaluation_config_id),
+                                   ("component_type", component_type)) if v} or None
+
+        def plan() -> Plan[tuple[list[dict[str, Any]], int]]:
+            total: int = yield Call("count", (QA_RESULT,), {"where": where})
+            docs: list[Doc[Any]] = yield Call("list", (QA_RESULT,), {
+                "where": where, "limit": offset + limit, "order_by": "-created_at"})
+            return [qa_row(doc, full=False) for doc in docs[offset:]], total
+
+        return Job(plan(), atomic=True)
+
+    def delete_qa_result(self, result_id: str) -> Job[bool]:
+        """Delete a QA result for good; False when there was none."""
+
+        def plan() -> Plan[bool]:
+            gone: list[str] = yield Call("purge", (QA_RESULT, [result_id]))
+            return bool(gone)
+
+        return Job(plan())
+
 
 class _Conversation:
     """A conversation handed to a save, validated and dumped only as far as needed."""
@@ -665,6 +865,8 @@ def register_kinds(registry: Registry) -> None:
         registry.register(CONVERSATION, CONVERSATION_KIND.model, mode="log",
                           schema_version=CONVERSATION_KIND.schema_version,
                           upgraders=CONVERSATION_KIND.upgraders, meta=ConversationMeta)
+    if QA_RESULT not in registry:
+        registry.register(QA_RESULT, QAResult)
 
 
 def _outcome(landed: dict[tuple[str, int], int], meta: Mapping[str, Any], count: int,
@@ -686,6 +888,21 @@ def _digest_current(head: Doc[Any], meta: Mapping[str, Any]) -> bool:
     """True when the head's hash chain describes its current version."""
     return (meta.get("history_digest_version") == head.version
             and isinstance(meta.get("history_digest"), str))
+
+
+def _then(plan: Plan[Any], value: T) -> Plan[T]:
+    """Run ``plan``, then give ``value``."""
+    yield from plan
+    return value
+
+
+def _cas(head: Doc[Any] | None) -> int | None:
+    """The expected_version of a write after reading ``head``: 0 (must not exist) when
+    there was none; none at all for a head holding no item yet (version 0, which
+    expected_version cannot name)."""
+    if head is None:
+        return 0
+    return head.version or None
 
 
 def _done(value: T) -> Plan[T]:

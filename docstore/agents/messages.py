@@ -17,8 +17,10 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
     TypeAdapter,
+    model_serializer,
     model_validator,
 )
 
@@ -63,20 +65,36 @@ def _opt(**kwargs: Any) -> Any:
     return Field(default=None, exclude_if=_none, **kwargs)
 
 
+def _given(**kwargs: Any) -> Any:
+    """An optional field of a message part: dumped only when it was given (even as null)."""
+    return Field(default=None, **kwargs)
+
+
 class _Part(BaseModel):
     # Providers add fields (cache_control, citations, ...); keep them rather
     # than refuse a message the framework got from its own LLM.
     model_config = ConfigDict(extra="allow")
 
+    @model_serializer(mode="wrap")
+    def _as_given(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Only the keys that were given: a message saved as a dict reads back as that very
+        # dict, with no default added (`"content": null` on a bare tool call) and no
+        # explicit null dropped (`"name": null`).
+        data = handler(self)
+        given = self.model_fields_set
+        if len(given) == len(data):
+            return data
+        return {key: value for key, value in data.items() if key in given}
+
 
 class Usage(_Part):
     """Token counts, in either provider's names, so analytics can sum them."""
 
-    input_tokens: int | None = _opt(ge=0)
-    output_tokens: int | None = _opt(ge=0)
-    prompt_tokens: int | None = _opt(ge=0)
-    completion_tokens: int | None = _opt(ge=0)
-    total_tokens: int | None = _opt(ge=0)
+    input_tokens: int | None = _given(ge=0)
+    output_tokens: int | None = _given(ge=0)
+    prompt_tokens: int | None = _given(ge=0)
+    completion_tokens: int | None = _given(ge=0)
+    total_tokens: int | None = _given(ge=0)
 
     @property
     def input_count(self) -> int:
@@ -141,8 +159,8 @@ class ToolResultBlock(_Part):
 
     type: Literal["tool_result"]
     tool_use_id: str
-    content: str | list[ToolResultPart] | None = _opt()
-    is_error: bool | None = _opt()
+    content: str | list[ToolResultPart] | None = _given()
+    is_error: bool | None = _given()
 
 
 AnthropicBlock = Annotated[
@@ -156,7 +174,7 @@ class AnthropicMessage(_Part):
 
     role: Literal["user", "assistant"]
     content: str | list[AnthropicBlock]
-    usage: Usage | None = _opt()
+    usage: Usage | None = _given()
 
     @model_validator(mode="after")
     def _blocks_fit_role(self) -> AnthropicMessage:
@@ -174,7 +192,7 @@ class OpenAIImageURL(_Part):
     """Where an ``image_url`` part points."""
 
     url: str
-    detail: str | None = _opt()
+    detail: str | None = _given()
 
 
 class OpenAIImagePart(_Part):
@@ -223,7 +241,7 @@ class OpenAIToolCall(_Part):
     """One entry of an assistant message's ``tool_calls``."""
 
     id: str
-    type: Literal["function"] = "function"
+    type: Literal["function"] = "function"  # dumped only when given, like every default
     function: OpenAIFunction
 
 
@@ -232,10 +250,10 @@ class OpenAIMessage(_Part):
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str | list[OpenAIPart] | None = None
-    tool_calls: list[OpenAIToolCall] | None = _opt()
-    tool_call_id: str | None = _opt()
-    name: str | None = _opt()
-    usage: Usage | None = _opt()
+    tool_calls: list[OpenAIToolCall] | None = _given()
+    tool_call_id: str | None = _given()
+    name: str | None = _given()
+    usage: Usage | None = _given()
 
     @model_validator(mode="after")
     def _fields_fit_role(self) -> OpenAIMessage:
@@ -319,14 +337,30 @@ def message_tool_names(message: Message) -> list[str]:
 
 
 class ConversationMeta(BaseModel):
-    """The head of a conversation: whose session it is. Extra fields are kept."""
+    """The head of a session: whose it is, and what the framework's session API saved
+    beside its conversation. Extra fields are kept."""
 
     model_config = ConfigDict(extra="allow")
 
-    agent_name: str = Field(min_length=1)
     session_id: str = Field(min_length=1)
+    agent_name: str | None = _opt(min_length=1)
     workflow_name: str | None = _opt()
     parent_session_id: str | None = _opt()
+    # The framework's session fields (StorageManager.save_session).
+    name: str | None = _opt()
+    """The agent or workflow the session ran."""
+    result_type: str | None = _opt()
+    """``agent`` or ``workflow``."""
+    base_session_id: str | None = _opt()
+    """Shared by a workflow's session and its agents' sessions."""
+    agents_involved: dict[str, str] | None = _opt()
+    """A workflow's agent sessions: session id -> agent name."""
+    message_count: int | None = _opt(ge=0)
+    """As the framework counted it, for a session whose messages are not its log."""
+    result: dict[str, Any] | None = _opt()
+    """The execution result, without the conversation (that is the log)."""
+    history_in_result: bool | None = _opt()
+    """True when the execution result's ``conversation_history`` is the log."""
     # Kept by StorageManager.save_full_history: a hash chain of the live messages and
     # the version it describes, so a save checks the stored prefix without reading it.
     history_digest: str | None = _opt()

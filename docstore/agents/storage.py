@@ -66,6 +66,9 @@ class StorageManager:
 
     def __init__(self, store: DocStore, *, owns_store: bool = False) -> None:
         self.store = store
+        # The framework's SessionManager uses its storage only when ``_engine`` is truthy
+        # (its own manager keeps its SQLAlchemy engine there): the store is ours.
+        self._engine = store
         self._owns_store = owns_store
         self._core = ManagerCore(store.kinds)
         self._watch: ConfigWatch | None = None
@@ -242,6 +245,61 @@ class StorageManager:
         where = None if agent_name is None else {"agent_name": agent_name}
         return self.store.list(CONVERSATION, where=where)
 
+    # --- the framework's storage interface (aurite 0.4.2) --------------------------------
+
+    def save_session(self, session_data: Mapping[str, Any]) -> bool:
+        """Store a session record of the framework (``session_id``, ``execution_result``,
+        ``name``, ``result_type``, ``base_session_id``, ``agents_involved``, ...).
+
+        The result's ``conversation_history`` is the session's log: a save that extends it
+        appends only the new messages. Returns True; every failure raises.
+        """
+        return self._run(self._core.save_session(session_data))
+
+    def get_session(self, session_id: str) -> dict[str, Any] | None:
+        """The session record as it was saved, with the store's ``created_at`` and
+        ``last_updated`` (naive UTC, ISO 8601); None when there is none."""
+        return self._run(self._core.get_session(session_id))
+
+    def get_sessions_list(self, agent_name: str | None = None,
+                          workflow_name: str | None = None, limit: int = 50,
+                          offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """(rows, total): sessions newest first, a workflow's runs or an agent's own runs."""
+        return self._run(self._core.get_sessions_list(agent_name, workflow_name, limit, offset))
+
+    def delete_session(self, session_id: str) -> bool:
+        """Delete a session and its messages for good (a workflow's takes its agents'
+        sessions sharing its ``base_session_id``); False when there was none."""
+        return self._run(self._core.delete_session(session_id))
+
+    def cleanup_old_sessions(self, days: int = 30, max_sessions: int = 50) -> int:
+        """Delete sessions not written for ``days``, then all but the newest
+        ``max_sessions``; returns how many went."""
+        return self._run(self._core.cleanup_old_sessions(days, max_sessions))
+
+    def get_session_history(self, session_id: str) -> list[dict[str, Any]] | None:
+        """The session's conversation; None for no session, or a workflow's."""
+        return self._run(self._core.get_session_history(session_id))
+
+    def save_qa_result(self, result_data: Mapping[str, Any]) -> bool:
+        """Store a QA test result under its ``result_id`` (a re-save writes a version)."""
+        return self._run(self._core.save_qa_result(result_data))
+
+    def get_qa_result(self, result_id: str) -> dict[str, Any] | None:
+        """A QA test result with its ``result``; None when there is none."""
+        return self._run(self._core.get_qa_result(result_id))
+
+    def get_qa_results_list(self, evaluation_config_id: str | None = None,
+                            component_type: str | None = None, limit: int = 50,
+                            offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """(rows without their ``result``, total), newest first."""
+        return self._run(self._core.get_qa_results_list(evaluation_config_id, component_type,
+                                                         limit, offset))
+
+    def delete_qa_result(self, result_id: str) -> bool:
+        """Delete a QA test result for good; False when there was none."""
+        return self._run(self._core.delete_qa_result(result_id))
+
 
 class AsyncStorageManager:
     """Configs and conversation history of an agent host, in docstore (asyncio API).
@@ -253,6 +311,9 @@ class AsyncStorageManager:
 
     def __init__(self, store: AsyncDocStore, *, owns_store: bool = False) -> None:
         self.store = store
+        # The framework's SessionManager uses its storage only when ``_engine`` is truthy
+        # (its own manager keeps its SQLAlchemy engine there): the store is ours.
+        self._engine = store
         self._owns_store = owns_store
         self._core = ManagerCore(store.kinds)
         self._watch: AsyncConfigWatch | None = None
@@ -428,6 +489,61 @@ class AsyncStorageManager:
         """Conversation heads (meta, message count, times), of one agent or of all."""
         where = None if agent_name is None else {"agent_name": agent_name}
         return await self.store.list(CONVERSATION, where=where)
+
+    # --- the framework's storage interface (aurite 0.4.2) --------------------------------
+
+    async def save_session(self, session_data: Mapping[str, Any]) -> bool:
+        """Store a session record of the framework (``session_id``, ``execution_result``,
+        ``name``, ``result_type``, ``base_session_id``, ``agents_involved``, ...).
+
+        The result's ``conversation_history`` is the session's log: a save that extends it
+        appends only the new messages. Returns True; every failure raises.
+        """
+        return await self._run(self._core.save_session(session_data))
+
+    async def get_session(self, session_id: str) -> dict[str, Any] | None:
+        """The session record as it was saved, with the store's ``created_at`` and
+        ``last_updated`` (naive UTC, ISO 8601); None when there is none."""
+        return await self._run(self._core.get_session(session_id))
+
+    async def get_sessions_list(self, agent_name: str | None = None,
+                          workflow_name: str | None = None, limit: int = 50,
+                          offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """(rows, total): sessions newest first, a workflow's runs or an agent's own runs."""
+        return await self._run(self._core.get_sessions_list(agent_name, workflow_name, limit, offset))
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete a session and its messages for good (a workflow's takes its agents'
+        sessions sharing its ``base_session_id``); False when there was none."""
+        return await self._run(self._core.delete_session(session_id))
+
+    async def cleanup_old_sessions(self, days: int = 30, max_sessions: int = 50) -> int:
+        """Delete sessions not written for ``days``, then all but the newest
+        ``max_sessions``; returns how many went."""
+        return await self._run(self._core.cleanup_old_sessions(days, max_sessions))
+
+    async def get_session_history(self, session_id: str) -> list[dict[str, Any]] | None:
+        """The session's conversation; None for no session, or a workflow's."""
+        return await self._run(self._core.get_session_history(session_id))
+
+    async def save_qa_result(self, result_data: Mapping[str, Any]) -> bool:
+        """Store a QA test result under its ``result_id`` (a re-save writes a version)."""
+        return await self._run(self._core.save_qa_result(result_data))
+
+    async def get_qa_result(self, result_id: str) -> dict[str, Any] | None:
+        """A QA test result with its ``result``; None when there is none."""
+        return await self._run(self._core.get_qa_result(result_id))
+
+    async def get_qa_results_list(self, evaluation_config_id: str | None = None,
+                            component_type: str | None = None, limit: int = 50,
+                            offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """(rows without their ``result``, total), newest first."""
+        return await self._run(self._core.get_qa_results_list(evaluation_config_id, component_type,
+                                                         limit, offset))
+
+    async def delete_qa_result(self, result_id: str) -> bool:
+        """Delete a QA test result for good; False when there was none."""
+        return await self._run(self._core.delete_qa_result(result_id))
 
 
 def sync_path(target: StorageManager | DocStore, *paths: str | Path,

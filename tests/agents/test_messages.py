@@ -186,10 +186,13 @@ def test_extra_provider_fields_are_kept() -> None:
     assert MESSAGE_ADAPTER.dump_python(MESSAGE_ADAPTER.validate_python(raw)) == raw
 
 
-def test_conversation_meta_requires_agent_and_session() -> None:
+def test_conversation_meta_requires_the_session_and_no_agent() -> None:
+    # A workflow's session has no agent of its own.
     with pytest.raises(ValidationError) as exc:
         ConversationMeta.model_validate({})
-    assert {e["loc"][0] for e in exc.value.errors()} == {"agent_name", "session_id"}
+    assert {e["loc"][0] for e in exc.value.errors()} == {"session_id"}
+    with pytest.raises(ValidationError):
+        ConversationMeta.model_validate({"session_id": "s", "agent_name": ""})
 
 
 def test_conversation_meta_omits_unset_optionals_and_keeps_extras() -> None:
