@@ -13,8 +13,8 @@ import hashlib
 import os
 import uuid
 from collections.abc import Collection, Generator, Iterable, Mapping, Sequence
-from datetime import timedelta
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -31,8 +31,6 @@ from docstore.errors import (
 )
 from docstore.kinds import Kind, Registry
 
-from .configfiles import ConfigProblem, LoadedConfigs
-from .configs import CONFIG_KINDS, GraphWorkflowConfig, upgrade_config
 from ._sessions import (
     QA_RESULT,
     SESSION_KEYS,
@@ -45,6 +43,8 @@ from ._sessions import (
     session_view,
     sessions_where,
 )
+from .configfiles import ConfigProblem, LoadedConfigs
+from .configs import CONFIG_KINDS, GraphWorkflowConfig, upgrade_config
 from .messages import CONVERSATION_KIND, ConversationMeta
 
 T = TypeVar("T")
