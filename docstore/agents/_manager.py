@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
 
 from docstore.doc import Doc
 from docstore.errors import (
@@ -44,7 +45,7 @@ from ._sessions import (
     sessions_where,
 )
 from .configfiles import ConfigProblem, LoadedConfigs
-from .configs import CONFIG_KINDS, GraphWorkflowConfig, upgrade_config
+from .configs import CONFIG_KINDS, GraphWorkflowConfig, resolve_config_kind, upgrade_config
 from .messages import CONVERSATION_KIND, ConversationMeta
 
 T = TypeVar("T")
@@ -354,6 +355,81 @@ class ManagerCore:
             return out
 
         return Job(plan())
+
+    # --- the framework's component index ------------------------------------------------
+
+    def sync_index(self, component_index: Any) -> Job[SyncReport]:
+        """Store the framework's component index (type -> name -> config) in one
+        transaction; an unchanged config writes nothing, a changed one one version."""
+        if not isinstance(component_index, Mapping):
+            raise DocumentInvalid("component_index", "<index>", None, [{
+                "loc": (), "msg": "the component index is a dict: type -> name -> config"}],
+                "write")
+        configs: dict[str, dict[str, BaseModel]] = {}
+        for type_name, entries in component_index.items():
+            try:
+                kind = resolve_config_kind(str(type_name))
+            except KeyError:
+                raise DocumentInvalid(str(type_name), "<index>", None, [{
+                    "loc": (), "msg": f"unknown component type {type_name!r}; known: "
+                    f"{', '.join(CONFIG_KINDS)}"}], "write") from None
+            if not isinstance(entries, Mapping):
+                raise DocumentInvalid(kind, "<index>", None, [{
+                    "loc": (), "msg": "a component type maps names to configs"}], "write")
+            for key, value in entries.items():
+                # As the framework's own storage does: a value JSON cannot hold (a Path)
+                # is stored as its str().
+                model = self.coerce_config(kind, to_jsonable_python(value, fallback=str))
+                name: str = getattr(model, "name")  # noqa: B009
+                if key != name:
+                    raise DocumentInvalid(kind, str(key), None, [{
+                        "loc": ("name",), "msg": f"indexed as {key!r} but named {name!r}"}],
+                        "write")
+                bucket = configs.setdefault(kind, {})
+                if name in bucket:
+                    raise DocumentInvalid(kind, name, None, [{
+                        "loc": ("name",), "msg": "indexed under two types of one kind"}],
+                        "write")
+                bucket[name] = model
+        return self.sync_many(configs)
+
+    def load_index(self) -> Job[dict[str, dict[str, dict[str, Any]]]]:
+        """Every stored config as the framework indexes it: type -> name -> dict, each
+        under the ``type`` it carries (else its kind)."""
+
+        def plan() -> Plan[dict[str, dict[str, dict[str, Any]]]]:
+            index: dict[str, dict[str, dict[str, Any]]] = {}
+            for kind in CONFIG_KINDS:
+                if kind not in self.kinds:
+                    continue
+                adapter = self.kinds.get(kind).adapter
+                docs: list[Doc[Any]] = yield Call("list", (kind,))
+                for doc in docs:
+                    data = adapter.dump_python(doc.data, mode="json", by_alias=True)
+                    tag = data.get("type")
+                    group = tag if isinstance(tag, str) and _kind_of(tag) == kind else kind
+                    index.setdefault(group, {})[doc.name] = data
+            return index
+
+        return Job(plan(), atomic=True)
+
+    def delete_component(self, name: str) -> Job[bool]:
+        """Delete the config named ``name`` (of every config kind holding one); its
+        versions stay readable. False when there was none."""
+
+        def plan() -> Plan[bool]:
+            deleted = False
+            for kind in CONFIG_KINDS:
+                if kind not in self.kinds:
+                    continue
+                try:
+                    yield Call("delete", (kind, name))
+                except DocumentNotFound:
+                    continue
+                deleted = True
+            return deleted
+
+        return Job(plan(), atomic=True)
 
     # --- history -----------------------------------------------------------------------
 
@@ -894,6 +970,13 @@ def _then(plan: Plan[Any], value: T) -> Plan[T]:
     """Run ``plan``, then give ``value``."""
     yield from plan
     return value
+
+
+def _kind_of(type_name: str) -> str | None:
+    try:
+        return resolve_config_kind(type_name)
+    except KeyError:
+        return None
 
 
 def _cas(head: Doc[Any] | None) -> int | None:

@@ -210,6 +210,22 @@ class StorageManager:
             return self._watch.get(kind, name)
         return (self.store.get(kind, name)).data
 
+    def sync_index_to_db(self, component_index: Mapping[str, Mapping[str, Any]]) -> SyncReport:
+        """Store the framework's component index (type -> name -> config) in one
+        transaction: every config, or (on any error) none. An unchanged config writes
+        nothing; a changed one writes one version."""
+        return self._run(self._core.sync_index(component_index))
+
+    def load_index_from_db(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every stored config as the framework indexes it (type -> name -> dict): what
+        :meth:`sync_index_to_db` was given, key for key."""
+        return self._run(self._core.load_index())
+
+    def delete_component(self, component_name: str) -> bool:
+        """Delete the configs named ``component_name`` (their versions stay readable);
+        False when there was none."""
+        return self._run(self._core.delete_component(component_name))
+
     # --- history -----------------------------------------------------------------------
 
     def load_history(self, agent_name: str, session_id: str | None,
@@ -454,6 +470,22 @@ class AsyncStorageManager:
         if self._watch is not None and self._watch.running:
             return self._watch.get(kind, name)
         return (await self.store.get(kind, name)).data
+
+    async def sync_index_to_db(self, component_index: Mapping[str, Mapping[str, Any]]) -> SyncReport:
+        """Store the framework's component index (type -> name -> config) in one
+        transaction: every config, or (on any error) none. An unchanged config writes
+        nothing; a changed one writes one version."""
+        return await self._run(self._core.sync_index(component_index))
+
+    async def load_index_from_db(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every stored config as the framework indexes it (type -> name -> dict): what
+        :meth:`sync_index_to_db` was given, key for key."""
+        return await self._run(self._core.load_index())
+
+    async def delete_component(self, component_name: str) -> bool:
+        """Delete the configs named ``component_name`` (their versions stay readable);
+        False when there was none."""
+        return await self._run(self._core.delete_component(component_name))
 
     # --- history -----------------------------------------------------------------------
 
