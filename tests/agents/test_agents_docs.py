@@ -1,7 +1,7 @@
 """docs/agents.md's examples run as written, against the test database.
 
 Each ```python block runs in a fresh interpreter with AURITE_* (and DOCSTORE_URL) pointing
-at a schema of its own.
+at a schema of its own: once on the fresh schema, then again on the schema it used.
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ def test_agents_page_example_runs(code: str, docstore_dsn: str, tmp_path: Path,
     docstore_factory(schema, init=False)  # only so the schema is dropped after the test
     script = tmp_path / "example.py"
     script.write_text(code, encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "AURITE_ENABLE_DB": "1",
-                           "AURITE_DB_URL": docstore_dsn, "AURITE_DB_SCHEMA": schema,
-                           "DOCSTORE_URL": docstore_dsn})
-    assert done.returncode == 0, done.stderr
+    for database in ("fresh", "used"):
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+            cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "AURITE_ENABLE_DB": "1",
+                               "AURITE_DB_URL": docstore_dsn, "AURITE_DB_SCHEMA": schema,
+                               "DOCSTORE_URL": docstore_dsn})
+        assert done.returncode == 0, f"on the {database} database:\n{done.stderr}"
