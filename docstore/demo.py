@@ -42,7 +42,8 @@ def _call(id_: str, name: str, arguments: str) -> dict[str, Any]:
     return {"id": id_, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
-# (agent, session, turns): each turn is appended on its own, as a host saves them.
+# (agent, session, turns): each turn is appended on its own, as a host saves them. Session
+# ids are unique across agents, as the framework makes them (a session is named by its id).
 CONVERSATIONS: list[tuple[str, str, list[list[dict[str, Any]]]]] = [
     ("weather", "s1", [
         [{"role": "user", "content": "What's the weather in Paris?"}],
@@ -63,7 +64,7 @@ CONVERSATIONS: list[tuple[str, str, list[list[dict[str, Any]]]]] = [
          {"role": "user", "content": [_tool_result("t1", "35 km/h from the north")]},
          {"role": "assistant", "content": "Yes: 35 km/h from the north."}],
     ]),
-    ("planner", "s1", [
+    ("planner", "s3", [
         [{"role": "system", "content": "You plan trips."},
          {"role": "user", "content": "Plan a day in Rome."}],
         [{"role": "assistant", "content": None,
@@ -161,8 +162,9 @@ def run_demo(store: DocStore, *, reset: bool = True, show: bool = True,
                    [[c["name"], c["messages"]] for c in conversations])
         from .cli._docs import message_lines
 
-        console.print("weather/s1, the last 4 messages (`docstore history weather s1 --last 4`):")
-        for entry in store.entries("conversation", "weather/s1", last=4):
+        console.print("weather's session s1, the last 4 messages "
+                      "(`docstore history weather s1 --last 4`):")
+        for entry in store.entries("conversation", conversation_name("weather", "s1"), last=4):
             dumped = store.kinds.get("conversation").adapter.dump_python(
                 entry.item, mode="json", by_alias=True)
             for line in message_lines(dumped):
@@ -197,5 +199,5 @@ def run_demo(store: DocStore, *, reset: bool = True, show: bool = True,
     report["analytics"] = analytics
     if show:
         console.print(f"Explore it: {command} --schema {store.schema} status | ls agent | "
-                      "history planner s1 | export")
+                      "history planner s3 | export")
     return report

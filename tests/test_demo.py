@@ -21,7 +21,7 @@ def test_demo_syncs_converses_edits_and_queries(
     assert report["sync"]["agent"] == {"written": 2, "unchanged": 0}
     assert report["resync_written"] == 0
     assert [(c["name"], c["messages"]) for c in report["conversations"]] == [
-        ("weather/s1", 8), ("weather/s2", 4), ("planner/s1", 6)]
+        ("s1", 8), ("s2", 4), ("s3", 6)]
     assert report["edit"]["versions"] == [1, 2]
     assert {c["path"] for c in report["edit"]["changes"]} == {
         "system_prompt", "mcp_servers[1]", "max_iterations"}
