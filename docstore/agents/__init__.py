@@ -36,6 +36,7 @@ from docstore.agents.messages import (
     message_text,
     message_tool_names,
 )
+from docstore.agents._sessions import QA_RESULT, QAResult
 from docstore.agents.storage import (
     CONVERSATION,
     AsyncStorageManager,
@@ -53,6 +54,7 @@ __all__ = [
     "CONVERSATION_KIND",
     "MESSAGES_ADAPTER",
     "MESSAGE_ADAPTER",
+    "QA_RESULT",
     "AgentConfig",
     "AnthropicMessage",
     "AsyncStorageManager",
@@ -74,6 +76,7 @@ __all__ = [
     "MCPServerConfig",
     "Message",
     "OpenAIMessage",
+    "QAResult",
     "SecurityConfig",
     "StorageConfigError",
     "StorageManager",
