@@ -1,6 +1,7 @@
 """The agent framework's layer: config and message models, config-file loading, and the
 StorageManager that persists configs and conversation history (see docs/agents.md)."""
 
+from docstore.agents._sessions import QA_RESULT, QAResult
 from docstore.agents.configfiles import ConfigFileError, ConfigProblem, LoadedConfigs, load_configs
 from docstore.agents.configs import (
     CONFIG_KIND_ALIASES,
@@ -36,7 +37,6 @@ from docstore.agents.messages import (
     message_text,
     message_tool_names,
 )
-from docstore.agents._sessions import QA_RESULT, QAResult
 from docstore.agents.storage import (
     CONVERSATION,
     AsyncStorageManager,
