@@ -1,7 +1,7 @@
 """docs/agents.md's examples run as written, against the test database.
 
 Each ```python block runs in a fresh interpreter with AURITE_* (and DOCSTORE_URL) pointing
-at a schema of its own: once on the fresh schema, then again on the schema it used.
+at a schema of its own.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
 
 def examples() -> list[Any]:
     text = PAGE.read_text(encoding="utf-8")
+    # The framework-storage example runs in its own test below, on a fresh and a used database.
     return [pytest.param(m.group(1), id=f"agents.md:{text.count(chr(10), 0, m.start()) + 1}")
-            for m in FENCE.finditer(text)]
+            for m in FENCE.finditer(text) if "SessionManager" not in m.group(1)]
 
 
 def test_the_page_has_runnable_examples() -> None:
@@ -47,20 +48,36 @@ def test_agents_page_example_runs(code: str, docstore_dsn: str, tmp_path: Path,
                                   docstore_factory: Callable[..., DocStore]) -> None:
     schema = f"t_{uuid.uuid4().hex[:16]}"
     docstore_factory(schema, init=False)  # only so the schema is dropped after the test
-    example = tmp_path / "example.py"
-    example.write_text(code, encoding="utf-8")
-    # Both runs in one interpreter (imports are paid once: the framework's take seconds),
-    # each with fresh globals, as a script.
-    script = tmp_path / "twice.py"
-    script.write_text(
-        "import runpy, sys\n"
-        "for database in ('fresh', 'used'):\n"
-        "    print(database, file=sys.stderr)\n"
-        f"    runpy.run_path({str(example)!r}, run_name='__main__')\n", encoding="utf-8")
+    script = tmp_path / "example.py"
+    script.write_text(code, encoding="utf-8")
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120,
         cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "AURITE_ENABLE_DB": "1",
                            "AURITE_DB_URL": docstore_dsn, "AURITE_DB_SCHEMA": schema,
                            "DOCSTORE_URL": docstore_dsn})
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_framework_storage_example_runs_on_a_fresh_and_a_used_database(
+        docstore_dsn: str, tmp_path: Path, docstore_factory: Callable[..., DocStore]) -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    section = text[text.index("## docstore as the framework's storage"):]
+    code = FENCE.search(section)
+    assert code is not None and "SessionManager" in code.group(1)
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    docstore_factory(schema, init=False)  # only so the schema is dropped after the test
+    example = tmp_path / "example.py"
+    example.write_text(code.group(1), encoding="utf-8")
+    # Both runs in one interpreter, each as a script: the framework's imports take seconds.
+    script = tmp_path / "twice.py"
+    script.write_text("import runpy, sys\n"
+                      "for database in ('fresh', 'used'):\n"
+                      "    print(database, file=sys.stderr)\n"
+                      f"    runpy.run_path({str(example)!r}, run_name='__main__')\n",
+                      encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "AURITE_ENABLE_DB": "1",
+                           "AURITE_DB_URL": docstore_dsn, "AURITE_DB_SCHEMA": schema})
     assert done.returncode == 0, done.stderr
     assert "used" in done.stderr.splitlines()  # the second run happened
