@@ -5,7 +5,9 @@
 message whose content is a string or text blocks only) is the same JSON in
 either, and always validates as :class:`AnthropicMessage`, so what is read back
 equals what was written. Unset optional fields are left out of dumps, so a
-message stored as a dict reads back as the same dict.
+message stored as a dict reads back as the same dict (an OpenAI-style message
+without a ``content`` key has ``content`` :data:`pydantic.MISSING`, not None, so
+that it reads back without one).
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    SerializerFunctionWrapHandler,
     Tag,
     TypeAdapter,
-    model_serializer,
     model_validator,
 )
 
 from docstore.agents.configs import KindSpec
+
+try:
+    from pydantic import MISSING
+except ImportError:  # pragma: no cover - pydantic 2.12 and 2.13 keep it here
+    from pydantic.experimental.missing_sentinel import MISSING  # type: ignore[no-redef,unused-ignore]
 
 __all__ = [
     "CONVERSATION_KIND",
@@ -65,36 +70,20 @@ def _opt(**kwargs: Any) -> Any:
     return Field(default=None, exclude_if=_none, **kwargs)
 
 
-def _given(**kwargs: Any) -> Any:
-    """An optional field of a message part: dumped only when it was given (even as null)."""
-    return Field(default=None, **kwargs)
-
-
 class _Part(BaseModel):
     # Providers add fields (cache_control, citations, ...); keep them rather
     # than refuse a message the framework got from its own LLM.
     model_config = ConfigDict(extra="allow")
 
-    @model_serializer(mode="wrap")
-    def _as_given(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # Only the keys that were given: a message saved as a dict reads back as that very
-        # dict, with no default added (`"content": null` on a bare tool call) and no
-        # explicit null dropped (`"name": null`).
-        data = handler(self)
-        given = self.model_fields_set
-        if len(given) == len(data):
-            return data
-        return {key: value for key, value in data.items() if key in given}
-
 
 class Usage(_Part):
     """Token counts, in either provider's names, so analytics can sum them."""
 
-    input_tokens: int | None = _given(ge=0)
-    output_tokens: int | None = _given(ge=0)
-    prompt_tokens: int | None = _given(ge=0)
-    completion_tokens: int | None = _given(ge=0)
-    total_tokens: int | None = _given(ge=0)
+    input_tokens: int | None = _opt(ge=0)
+    output_tokens: int | None = _opt(ge=0)
+    prompt_tokens: int | None = _opt(ge=0)
+    completion_tokens: int | None = _opt(ge=0)
+    total_tokens: int | None = _opt(ge=0)
 
     @property
     def input_count(self) -> int:
@@ -159,8 +148,8 @@ class ToolResultBlock(_Part):
 
     type: Literal["tool_result"]
     tool_use_id: str
-    content: str | list[ToolResultPart] | None = _given()
-    is_error: bool | None = _given()
+    content: str | list[ToolResultPart] | None = _opt()
+    is_error: bool | None = _opt()
 
 
 AnthropicBlock = Annotated[
@@ -174,7 +163,7 @@ class AnthropicMessage(_Part):
 
     role: Literal["user", "assistant"]
     content: str | list[AnthropicBlock]
-    usage: Usage | None = _given()
+    usage: Usage | None = _opt()
 
     @model_validator(mode="after")
     def _blocks_fit_role(self) -> AnthropicMessage:
@@ -192,7 +181,7 @@ class OpenAIImageURL(_Part):
     """Where an ``image_url`` part points."""
 
     url: str
-    detail: str | None = _given()
+    detail: str | None = _opt()
 
 
 class OpenAIImagePart(_Part):
@@ -241,7 +230,7 @@ class OpenAIToolCall(_Part):
     """One entry of an assistant message's ``tool_calls``."""
 
     id: str
-    type: Literal["function"] = "function"  # dumped only when given, like every default
+    type: Literal["function"] = "function"
     function: OpenAIFunction
 
 
@@ -249,11 +238,14 @@ class OpenAIMessage(_Part):
     """An OpenAI-style chat message."""
 
     role: Literal["system", "user", "assistant", "tool"]
-    content: str | list[OpenAIPart] | None = None
-    tool_calls: list[OpenAIToolCall] | None = _given()
-    tool_call_id: str | None = _given()
-    name: str | None = _given()
-    usage: Usage | None = _given()
+    # MISSING when the message has no content key (a bare tool call), so that it dumps
+    # without one, where None would add "content": null: what was saved reads back as it
+    # was, with or without the key. Pydantic leaves MISSING out of dumps in its Rust core.
+    content: str | list[OpenAIPart] | MISSING | None = MISSING
+    tool_calls: list[OpenAIToolCall] | None = _opt()
+    tool_call_id: str | None = _opt()
+    name: str | None = _opt()
+    usage: Usage | None = _opt()
 
     @model_validator(mode="after")
     def _fields_fit_role(self) -> OpenAIMessage:
@@ -263,7 +255,8 @@ class OpenAIMessage(_Part):
             raise ValueError("a tool message needs tool_call_id")
         if self.tool_call_id is not None and self.role != "tool":
             raise ValueError(f"tool_call_id is only allowed on tool messages, not {self.role}")
-        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+        if (self.content is None or self.content is MISSING) and not (
+                self.role == "assistant" and self.tool_calls):
             raise ValueError("content may only be null on an assistant message with tool_calls")
         return self
 
@@ -320,7 +313,7 @@ MESSAGES_ADAPTER: TypeAdapter[list[Message]] = TypeAdapter(
 def message_text(message: Message) -> str:
     """The message's text: its string content, or its text blocks joined by newlines."""
     content = message.content
-    if content is None:
+    if content is None or content is MISSING:
         return ""
     if isinstance(content, str):
         return content

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -217,3 +218,16 @@ def test_conversation_kind_is_a_log_of_messages() -> None:
     assert CONVERSATION_KIND.meta is ConversationMeta
     assert CONVERSATION_KIND.schema_version == 1
     assert CONVERSATION_KIND.model is MESSAGE_ADAPTER
+
+
+def test_an_openai_tool_call_reads_back_with_or_without_its_content_key() -> None:
+    call = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    bare = {"role": "assistant", "tool_calls": call}  # as aurite's streaming agent writes it
+    null = {"role": "assistant", "content": None, "tool_calls": call}  # as OpenAI's SDK does
+    for raw in (bare, null):
+        message = MESSAGE_ADAPTER.validate_python(raw)
+        assert MESSAGE_ADAPTER.dump_python(message, mode="json") == raw
+        assert orjson.loads(MESSAGE_ADAPTER.dump_json(message)) == raw
+        assert message_text(message) == ""
+    with pytest.raises(ValidationError, match="content may only be null"):
+        MESSAGE_ADAPTER.validate_python({"role": "tool", "tool_call_id": "c1"})
