@@ -411,7 +411,7 @@ class ManagerCore:
                     index.setdefault(group, {})[doc.name] = data
             return index
 
-        return Job(plan(), atomic=True)
+        return Job(plan())
 
     def delete_component(self, name: str) -> Job[bool]:
         """Delete the config named ``name`` (of every config kind holding one); its
@@ -727,7 +727,7 @@ class ManagerCore:
                 messages = [spec.adapter.dump_python(item, mode="json") for item in items]
             return session_view(head, meta, messages)
 
-        return Job(plan(), atomic=True)
+        return Job(plan())
 
     def get_session_history(self, session_id: str) -> Job[list[dict[str, Any]] | None]:
         """The session's conversation, or None (no such session, or a workflow's)."""
@@ -739,7 +739,7 @@ class ManagerCore:
             history = record["execution_result"].get("conversation_history")
             return history if isinstance(history, list) else None
 
-        return Job(plan(), atomic=True)
+        return Job(plan())
 
     def get_sessions_list(self, agent_name: str | None, workflow_name: str | None,
                           limit: int, offset: int) -> Job[tuple[list[dict[str, Any]], int]]:
@@ -755,7 +755,7 @@ class ManagerCore:
                 "where": where, "limit": offset + limit, "order_by": "-updated_at"})
             return [list_row(h, _store_meta(h.data)) for h in heads[offset:]], total
 
-        return Job(plan(), atomic=True)
+        return Job(plan())
 
     def delete_session(self, session_id: str) -> Job[bool]:
         """Delete a session for good; a workflow's takes its agents' sessions with it."""
@@ -835,7 +835,7 @@ class ManagerCore:
                 "where": where, "limit": offset + limit, "order_by": "-created_at"})
             return [qa_row(doc, full=False) for doc in docs[offset:]], total
 
-        return Job(plan(), atomic=True)
+        return Job(plan())
 
     def delete_qa_result(self, result_id: str) -> Job[bool]:
         """Delete a QA result for good; False when there was none."""
