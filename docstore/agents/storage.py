@@ -218,7 +218,8 @@ class StorageManager:
 
     def load_index_from_db(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every stored config as the framework indexes it (type -> name -> dict): what
-        :meth:`sync_index_to_db` was given, key for key."""
+        :meth:`sync_index_to_db` was given, key for key (a value the framework's model
+        coerces, such as ``"15.0"`` for a number, as the model reads it)."""
         return self._run(self._core.load_index())
 
     def delete_component(self, component_name: str) -> bool:
@@ -479,7 +480,8 @@ class AsyncStorageManager:
 
     async def load_index_from_db(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every stored config as the framework indexes it (type -> name -> dict): what
-        :meth:`sync_index_to_db` was given, key for key."""
+        :meth:`sync_index_to_db` was given, key for key (a value the framework's model
+        coerces, such as ``"15.0"`` for a number, as the model reads it)."""
         return await self._run(self._core.load_index())
 
     async def delete_component(self, component_name: str) -> bool:
