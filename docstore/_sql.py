@@ -353,8 +353,8 @@ WITH ranked AS (
 SELECT name FROM gone
 """
 
-# Named documents with every version they have, for good; returns the names that were
-# live (not already deleted).
+# Named documents with every version they have, for good; returns each with whether it
+# was deleted already. The feed reports each as a prune: gone, history and all.
 PURGE_DOCUMENTS = """
 WITH doomed AS (
     SELECT d.kind, d.name, d.deleted FROM {s}.documents d
@@ -364,10 +364,15 @@ WITH doomed AS (
 ), gone_versions AS (
     DELETE FROM {s}.versions v USING doomed
     WHERE v.kind = doomed.kind AND v.name = doomed.name
+), gone AS (
+    DELETE FROM {s}.documents d USING doomed
+    WHERE d.kind = doomed.kind AND d.name = doomed.name
+    RETURNING d.kind, d.name, d.version, doomed.deleted
+)""" + NOTE + """, chg AS (
+    INSERT INTO {s}.changes (kind, name, version, op)
+    SELECT kind, name, version, 'prune' FROM gone, note
 )
-DELETE FROM {s}.documents d USING doomed
-WHERE d.kind = doomed.kind AND d.name = doomed.name
-RETURNING d.name, doomed.deleted
+SELECT name, deleted FROM gone
 """
 
 # Old versions beyond the newest keep_last; a log's live items and a snapshot's current

@@ -445,7 +445,8 @@ class AsyncDocStore:
 
     async def purge(self, kind: str, names: str | Sequence[str]) -> builtins.list[str]:
         """Delete the named documents and every version of them, for good, in one
-        statement; returns the names that were live (neither missing nor deleted)."""
+        statement; returns the names that were live (neither missing nor deleted). The
+        change feed reports each document removed as a ``prune``."""
         return await self._run(self._core.purge(kind, names))
 
     async def prune_versions(self, kind: str, *, keep_last: int, batch_size: int = 5000,

@@ -463,3 +463,18 @@ async def test_the_async_feed_reconnects_after_its_backend_is_killed_and_misses_
         _assert_once_each_in_version_order(got)
     finally:
         await store.close()
+
+
+def test_a_purge_is_a_prune_change_of_each_document_it_removed(feed_store: DocStore) -> None:
+    s = feed_store
+    s.put("cfg", "a", {"x": 1})
+    s.append("conv", "c", [{"n": 1}, {"n": 2}])
+    s.put("cfg", "b", {})
+    s.delete("cfg", "b")
+    before = _count(s)
+    assert s.purge("cfg", ["a", "b", "missing"]) == ["a"]
+    assert s.purge("conv", "c") == ["c"]
+    changes = list(islice(s.changes(after=START), _count(s)))[before:]
+    # The deleted b goes too (at its tombstone's version); a missing name is no change.
+    assert sorted(_keys(changes)) == [("cfg", "a", 1, "prune"), ("cfg", "b", 2, "prune"),
+                                      ("conv", "c", 2, "prune")]
