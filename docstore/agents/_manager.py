@@ -504,7 +504,7 @@ class ManagerCore:
                     meta.pop("history_digest_version", None)
                 if not validated and (head is None or meta == old_meta):
                     return 0
-                args = {"expected_version": _cas(head), "meta": meta}
+                args: dict[str, Any] = {"expected_version": _cas(head), "meta": meta}
                 if "history_digest" not in meta:
                     # No hash chain to recognise this write by: a key of its own instead.
                     args["idempotency_key"] = f"docstore-append:{uuid.uuid4().hex}"
