@@ -113,8 +113,9 @@ def test_two_managers_saving_one_session_at_once_never_conflict_or_truncate(
 def test_append_history_to_a_log_written_by_other_code_after_lost_replies_stores_once(
         lossy: tuple[LossyProxy, StorageManager], db: DocStore) -> None:
     proxy, manager = lossy
-    # Written by other code: no hash chain in the head, so the manager keys its append.
-    db.append("conversation", "a/s", turns(2), meta={"agent_name": "a", "session_id": "s"})
+    # Written by other code (a session is named by its id): no hash chain in the head, so
+    # the manager keys its append.
+    db.append("conversation", "s", turns(2), meta={"agent_name": "a", "session_id": "s"})
     proxy.drop_replies(2)  # the append's reply, then docstore's own retry's
     assert manager.append_history("a", "s", turns(3, 2)) == 3
     assert proxy.dropped == 2
