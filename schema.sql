@@ -109,13 +109,15 @@ CREATE TABLE IF NOT EXISTS :"schema".changes (
     CONSTRAINT changes_pkey PRIMARY KEY (xid, seq)
 );
 
--- Listing a kind by recency (prune by age, "sessions gone stale").
-CREATE INDEX IF NOT EXISTS documents_kind_updated_idx
-    ON :"schema".documents (kind, updated_at);
-
--- Containment (@>) and JSONPath (@?, @@) filters on current documents.
-CREATE INDEX IF NOT EXISTS documents_data_gin_idx
-    ON :"schema".documents USING gin (data jsonb_path_ops);
+-- No index on the heads beyond the primary key, by default. Every index on `documents`
+-- is paid by every put and append: a GIN entry per put (about half the server time of
+-- the head's write), and any index on `updated_at` makes every head update a non-HOT
+-- update with a new entry in each index. Without them an append that leaves the
+-- metadata alone is a HOT update. A kind that is filtered with where= (or listed by
+-- recency) at scale gets an index of its own, partial on that kind:
+-- DocStore.create_index(kind) / create_index(kind, on="updated_at")
+-- (docs/performance.md, Indexes). Stores created by earlier releases keep the
+-- documents_kind_updated_idx and documents_data_gin_idx they have; nothing here drops them.
 
 -- The DDL version, kept as a document of the reserved kind `_docstore`, so that the
 -- store stays two tables. A later release upgrades in place from the recorded number.

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import orjson
 import psycopg
 from psycopg import errors as pge
+from psycopg import sql
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import _sql as q
@@ -31,12 +32,31 @@ from .errors import (
     SchemaMissing,
     VersionConflict,
 )
-from .kinds import ANY_DICT, Kind, Registry
+from .kinds import ANY_DICT, Kind, Registry, check_key
 
-__all__ = ["MAX_KEY_LENGTH", "CoreBase"]
+__all__ = ["MAX_KEY_LENGTH", "CoreBase", "IndexOn", "index_name", "literal"]
 
 MAX_KEY_LENGTH = 200
 """The longest idempotency key (it is a primary-key entry of `versions`)."""
+
+IndexOn = Literal["data", "updated_at"]
+
+_INDEXES = {"data": (q.INDEX_DATA, "data_idx"), "updated_at": (q.INDEX_UPDATED, "updated_idx")}
+
+
+def literal(kind: str) -> str:
+    """A (checked) kind as an SQL string literal."""
+    return sql.Literal(kind).as_string(None)
+
+
+def index_name(kind: str, suffix: str) -> str:
+    """``documents_<kind>_<suffix>``, shortened with a hash of the kind past 63 bytes
+    (PostgreSQL would cut it, and two long kinds could then share one name)."""
+    name = f"documents_{kind}_{suffix}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(kind.encode()).hexdigest()[:10]
+    return f"documents_{kind[:63 - len(suffix) - 22]}_{digest}_{suffix}"
 
 
 class CoreBase:
@@ -247,6 +267,24 @@ class CoreBase:
             return int(recorded)
 
         return Op(plan, atomic=True)
+
+    def create_index(self, kind: str, on: IndexOn) -> Op[str]:
+        """Create (if missing) a partial index of ``kind``'s heads; returns its name."""
+        check_key(kind)
+        if on not in _INDEXES:
+            raise ValueError(f"create_index: on= is 'data' or 'updated_at', not {on!r}")
+        template, suffix = _INDEXES[on]
+        name = index_name(kind, suffix)
+        query = self.sql(template, kind=literal(kind), name=sql.Identifier(name).as_string(None))
+
+        def plan() -> Plan[str]:
+            # Under the schema's lock: two CREATE INDEX IF NOT EXISTS of one name at once
+            # can still collide in the catalog.
+            yield Stmt(q.SCHEMA_LOCK, {"key": "docstore:" + self.sql.schema})
+            yield Stmt(query)
+            return name
+
+        return Op(plan, kind, atomic=True)
 
     # --- errors ------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ async store with ``await conn.execute``; the logic lives only in the plans.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -24,10 +24,17 @@ OnInvalid = Literal["raise", "skip"]
 
 @dataclass(frozen=True, slots=True)
 class Stmt:
-    """One statement to run, with its parameters."""
+    """One statement to run, with its parameters.
+
+    ``more``: statements to send right after this one in pipeline mode, without waiting
+    for each one's result; the iterator is drawn one statement at a time, so the work of
+    building the next overlaps the server running the previous. The plan then receives
+    the rows of all of them, in order. A plan yielding one runs atomically (Op.atomic).
+    """
 
     query: str
     params: Mapping[str, Any] | None = None
+    more: Iterator[Stmt] | None = None
 
 
 @dataclass(frozen=True, slots=True)

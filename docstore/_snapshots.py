@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from . import _sql as q
-from ._base import CoreBase
+from ._base import CoreBase, literal
 from ._codec import RawJson
 from ._filters import Order, compile_where, parse_order
 from ._plan import OnInvalid, Op, Plan, Row, Rows, Stmt, check_expected
@@ -22,7 +22,10 @@ from .errors import (
 )
 from .kinds import ANY_DICT, Kind, check_key
 
-__all__ = ["SnapshotPlans"]
+__all__ = ["PUT_MANY_CHUNK", "SnapshotPlans"]
+
+PUT_MANY_CHUNK = 1000
+"""Documents per statement of a put_many (~2 MB of 2 KB configs)."""
 
 
 class SnapshotPlans(CoreBase):
@@ -191,34 +194,51 @@ class SnapshotPlans(CoreBase):
 
     def put_many(self, kind: str, values: Mapping[str, Any],
                  author: str | None = None) -> Op[list[Doc[Any]]]:
-        """Write many documents in one statement; unchanged ones write nothing."""
+        """Write many documents atomically; unchanged ones write nothing.
+
+        Up to PUT_MANY_CHUNK documents: one statement, everything validated before it
+        runs. More: statements of PUT_MANY_CHUNK each, pipelined in one transaction, the
+        next chunk validated and encoded while the server writes the previous one (a bad
+        value there rolls back what was sent).
+        """
         spec = self.kinds.get(kind, "snapshot")
-        names: list[str] = []
-        datas: list[RawJson] = []
-        validated: dict[str, Any] = {}
-        for name, value in values.items():
+        for name in values:
             check_key(kind, name)
-            validated[name], data = self.encode(spec, name, value)
-            names.append(name)
-            datas.append(RawJson(data))
+        # One lock order for every batch and every chunk, so overlapping batches cannot
+        # deadlock: code point order, which the SQL's ORDER BY ... COLLATE "C" repeats.
+        ordered = sorted(values)
+        validated: dict[str, Any] = {}
+        encoded: dict[str, RawJson] = {}
+
+        def chunk(start: int) -> Stmt:
+            names = ordered[start:start + PUT_MANY_CHUNK]
+            for name in names:
+                if name not in encoded:
+                    validated[name], data = self.encode(spec, name, values[name])
+                    encoded[name] = RawJson(data)
+            return Stmt(self.write_sql(spec, q.PUT_MANY), {
+                "kind": kind, "names": names, "datas": [encoded[n] for n in names],
+                "sv": spec.schema_version, "author": author or self.author})
+
+        first = chunk(0) if ordered else None
 
         def plan() -> Plan[list[Doc[Any]]]:
-            if not names:
+            if first is None:
                 return []
-            rows = yield Stmt(self.write_sql(spec, q.PUT_MANY), {
-                "kind": kind, "names": names, "datas": datas, "sv": spec.schema_version,
-                "author": author or self.author})
+            rest = range(PUT_MANY_CHUNK, len(ordered), PUT_MANY_CHUNK)
+            rows = yield (first if not rest else
+                          Stmt(first.query, first.params, (chunk(i) for i in rest)))
             written = {r[0]: r[1:] for r in rows}
-            if len(written) < len(names):
-                missing = [n for n in names if n not in written]
+            if len(written) < len(ordered):
+                missing = [n for n in ordered if n not in written]
                 heads = yield Stmt(self.sql(q.GET_HEADS), {"kind": kind, "names": missing})
                 for name, version, _sv, _d, created, updated, _del, mode, _l in heads:
                     self.mode_of(spec, name, mode)
                     written[name] = (version, created, updated)
             return [Doc(kind, n, written[n][0], validated[n], spec.schema_version,
-                        written[n][1], written[n][2]) for n in names]
+                        written[n][1], written[n][2]) for n in values]
 
-        return Op(plan, kind)
+        return Op(plan, kind, atomic=len(ordered) > PUT_MANY_CHUNK)
 
     def list_docs(self, kind: str, where: Any, limit: int | None, after: Any,
                   on_invalid: OnInvalid = "raise",
@@ -259,7 +279,7 @@ class SnapshotPlans(CoreBase):
         fragment, params = compile_where(where, "data")
         params.update(order.params(cursor), kind=kind, limit=limit)
         return Stmt(self.sql(q.LIST_HEADS, where=fragment, after=order.after_sql(cursor is not None),
-                             order=order.order_sql()), params)
+                             order=order.order_sql(), kind=literal(kind)), params)
 
     def docs_from_rows(self, spec: Kind, rows: Rows, on_invalid: OnInvalid) -> list[Doc[Any]]:
         """Head rows (name first) as Docs, skipping invalid ones when asked to."""

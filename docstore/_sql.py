@@ -99,8 +99,9 @@ PUT_MANY = """
 WITH input AS (
     SELECT t.name, t.data
     FROM unnest(%(names)s::text[], %(datas)b::jsonb[]) AS t(name, data)
-    -- One lock order for every batch, so overlapping batches cannot deadlock.
-    ORDER BY t.name
+    -- One lock order for every batch, so overlapping batches cannot deadlock: the
+    -- code point order the client sorted the chunks in (docstore._snapshots.put_many).
+    ORDER BY t.name COLLATE "C"
 ), head AS (
     INSERT INTO {s}.documents AS d (kind, name, mode, version, schema_version, data)
     SELECT %(kind)s, input.name, 's', 1, %(sv)s, input.data FROM input
@@ -147,9 +148,12 @@ ORDER BY v.version
 
 # {where} is a compiled filter, {after} a keyset condition and {order} an ORDER BY list,
 # all from docstore._filters: fixed SQL text whose values are all parameters.
+# {kind} is the kind as a literal, not a parameter: a partial index of one kind
+# (create_index) serves a statement only when the planner sees its predicate's value,
+# which a generic plan of a prepared statement with a parameter never does.
 LIST_HEADS = f"""
 SELECT name, {_HEAD_COLS} FROM {{s}}.documents
-WHERE kind = %(kind)s AND NOT deleted {{after}} {{where}}
+WHERE kind = {{kind}} AND NOT deleted {{after}} {{where}}
 ORDER BY {{order}}
 LIMIT %(limit)s
 """
@@ -469,6 +473,19 @@ SELECT count(*) FROM gone
 """
 
 # --- schema --------------------------------------------------------------------------
+
+# Opt-in indexes of one kind's heads ({kind} a literal, {name} an identifier; see
+# schema.sql for why none is there by default). Partial, so other kinds' writes never
+# add entries to them.
+INDEX_DATA = """
+CREATE INDEX IF NOT EXISTS {name} ON {s}.documents USING gin (data jsonb_path_ops)
+WHERE kind = {kind}
+"""
+
+INDEX_UPDATED = """
+CREATE INDEX IF NOT EXISTS {name} ON {s}.documents (updated_at, name)
+WHERE kind = {kind}
+"""
 
 SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))"
 

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from functools import partial
+from itertools import chain
 from types import TracebackType
 from typing import Any
 
@@ -21,7 +22,8 @@ from psycopg import errors as pge
 from psycopg_pool import AsyncConnectionPool
 
 from . import _connect, _replica
-from ._core import Core, OnInvalid, Op, Rows, T
+from ._base import IndexOn
+from ._core import Core, OnInvalid, Op, Rows, Stmt, T
 from ._feed import Feed, channel
 from ._sql import check_schema
 from .change import Change
@@ -250,12 +252,26 @@ class AsyncDocStore:
         try:
             stmt = next(plan)
             while True:
-                cur = await conn.execute(stmt.query, stmt.params)
-                rows: Rows = await cur.fetchall() if _connect.has_rows(cur) else []
+                if stmt.more is not None:
+                    rows = await self._pipeline(conn, stmt)
+                else:
+                    cur = await conn.execute(stmt.query, stmt.params)
+                    rows = await cur.fetchall() if _connect.has_rows(cur) else []
                 stmt = plan.send(rows)
         except StopIteration as stop:
             result: T = stop.value
             return result
+
+    async def _pipeline(self, conn: psycopg.AsyncConnection[Any], first: Stmt) -> Rows:
+        cursors = []
+        async with conn.pipeline():
+            for stmt in chain((first,), first.more or ()):
+                cursors.append(await conn.execute(stmt.query, stmt.params))
+        rows: Rows = []
+        for cur in cursors:
+            if _connect.has_rows(cur):
+                rows.extend(await cur.fetchall())
+        return rows
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -297,6 +313,15 @@ class AsyncDocStore:
         into N partitions (docs/scaling.md); it cannot change an existing table's layout.
         """
         return await self._run(self._core.init_schema(partitions))
+
+    async def create_index(self, kind: str, *, on: IndexOn = "data") -> str:
+        """Index ``kind``'s current documents; returns the index's name. Idempotent.
+
+        ``on="data"``: a GIN index for ``where=`` filters (containment, JSONPath).
+        ``on="updated_at"``: for ``order_by="updated_at"``. None exists by default, since
+        each is paid by every write of the kind (docs/performance.md, Indexes).
+        """
+        return await self._run(self._core.create_index(kind, on))
 
     def register(self, kind: str, model: Any, *, mode: Mode = "snapshot",
                  schema_version: int = 1, upgraders: Mapping[int, Upgrader] | None = None,

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from functools import partial
+from itertools import chain
 from types import TracebackType
 from typing import Any
 
@@ -20,7 +21,8 @@ from psycopg import errors as pge
 from psycopg_pool import ConnectionPool
 
 from . import _connect, _replica
-from ._core import Core, OnInvalid, Op, Rows, T
+from ._base import IndexOn
+from ._core import Core, OnInvalid, Op, Rows, Stmt, T
 from ._feed import Feed, channel
 from ._sql import check_schema
 from .change import Change
@@ -249,12 +251,26 @@ class DocStore:
         try:
             stmt = next(plan)
             while True:
-                cur = conn.execute(stmt.query, stmt.params)
-                rows: Rows = cur.fetchall() if _connect.has_rows(cur) else []
+                if stmt.more is not None:
+                    rows = self._pipeline(conn, stmt)
+                else:
+                    cur = conn.execute(stmt.query, stmt.params)
+                    rows = cur.fetchall() if _connect.has_rows(cur) else []
                 stmt = plan.send(rows)
         except StopIteration as stop:
             result: T = stop.value
             return result
+
+    def _pipeline(self, conn: psycopg.Connection[Any], first: Stmt) -> Rows:
+        cursors = []
+        with conn.pipeline():
+            for stmt in chain((first,), first.more or ()):
+                cursors.append(conn.execute(stmt.query, stmt.params))
+        rows: Rows = []
+        for cur in cursors:
+            if _connect.has_rows(cur):
+                rows.extend(cur.fetchall())
+        return rows
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -296,6 +312,15 @@ class DocStore:
         into N partitions (docs/scaling.md); it cannot change an existing table's layout.
         """
         return self._run(self._core.init_schema(partitions))
+
+    def create_index(self, kind: str, *, on: IndexOn = "data") -> str:
+        """Index ``kind``'s current documents; returns the index's name. Idempotent.
+
+        ``on="data"``: a GIN index for ``where=`` filters (containment, JSONPath).
+        ``on="updated_at"``: for ``order_by="updated_at"``. None exists by default, since
+        each is paid by every write of the kind (docs/performance.md, Indexes).
+        """
+        return self._run(self._core.create_index(kind, on))
 
     def register(self, kind: str, model: Any, *, mode: Mode = "snapshot",
                  schema_version: int = 1, upgraders: Mapping[int, Upgrader] | None = None,

@@ -9,6 +9,7 @@ import pytest
 from conftest import count_rows
 
 from docstore import DocStore, InvalidFilter
+from docstore import store as docstore_module_store
 from docstore.agents.messages import MESSAGE_ADAPTER, ConversationMeta
 
 AnyDict = dict[str, Any]
@@ -297,6 +298,8 @@ def test_containment_filters_on_20000_documents_use_the_gin_index(
         docstore_store: DocStore) -> None:
     store = docstore_store
     store.register("agent", AnyDict)
+    assert store.create_index("agent") == "documents_agent_data_idx"
+    assert store.create_index("agent") == "documents_agent_data_idx"  # again: a no-op
     for start in range(0, 20_000, 5_000):
         store.put_many("agent", {f"agent-{i:05}": {"llm": {"model": f"model-{i % 200}"},
                                                    "tier": i % 4, "tags": [f"t{i % 50}"]}
@@ -312,7 +315,7 @@ def test_containment_filters_on_20000_documents_use_the_gin_index(
                   {"$or": [{"llm.model": "model-1"}, {"llm.model": "model-2"}]},
                   {"$jsonpath": '$.llm.model == "model-9"'}):
         plan = explain(store, core.list_docs("agent", where, None, None))
-        assert "documents_data_gin_idx" in plan, (where, plan)
+        assert "documents_agent_data_idx" in plan, (where, plan)
         assert "Seq Scan" not in plan, (where, plan)
     assert len(store.list("agent", where={"llm": {"model": "model-7"}})) == 100
     assert len(store.list("agent", where={"llm.model": {"$in": ["model-7", "model-8"]}})) == 200
@@ -324,3 +327,55 @@ def test_a_raw_jsonpath_that_does_not_parse_is_an_invalid_filter(store: Any) -> 
     with pytest.raises(InvalidFilter, match="not valid JSONPath") as info:
         store.list("agent", where={"$jsonpath": "$.x ==== 1"})
     assert info.value.operator == "$jsonpath"
+
+
+def test_a_fresh_store_indexes_no_head_column_and_an_index_is_per_kind(
+        docstore_store: DocStore) -> None:
+    store = docstore_store
+    store.register("agent", AnyDict)
+    store.register("tool", AnyDict)
+    with store.pool.connection() as conn:
+        indexes = [r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'documents'",
+            (store.schema,))]
+    assert indexes == ["documents_pkey"]
+    store.create_index("agent")
+    assert store.create_index("agent", on="updated_at") == "documents_agent_updated_idx"
+    store.put_many("agent", {f"a{i:05}": {"tier": i % 4} for i in range(3_000)})
+    store.put_many("tool", {f"t{i:05}": {"tier": i % 4} for i in range(3_000)})
+    with store.pool.connection() as conn:
+        conn.execute(f'VACUUM ANALYZE "{store.schema}".documents')
+        # Partial: the other kind's writes added nothing to them.
+        sizes = dict(conn.execute(
+            "SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = "
+            "c.relnamespace WHERE n.nspname = %s AND c.relname LIKE 'documents_agent_%%'",
+            (store.schema,)).fetchall())
+    assert sizes == {"documents_agent_data_idx": 3_000, "documents_agent_updated_idx": 3_000}
+    core = store._core
+    recent = explain(store, core.list_docs("agent", None, 10, None, order_by="-updated_at"))
+    assert "documents_agent_updated_idx" in recent and "Sort" not in recent, recent
+    other = explain(store, core.list_docs("tool", {"tier": 1}, None, None))
+    assert "documents_agent" not in other, other
+    assert len(store.list("tool", where={"tier": 1})) == 750
+    assert [d.name for d in store.list("agent", order_by="-updated_at", limit=1)] == ["a02999"]
+    with pytest.raises(ValueError, match="on= is 'data' or 'updated_at'"):
+        store.create_index("agent", on="name")  # type: ignore[arg-type]
+
+
+def test_an_append_that_keeps_the_metadata_is_a_hot_update(docstore_store: DocStore) -> None:
+    # The head moves (version, updated_at) but no indexed column changes: PostgreSQL
+    # updates it in place (HOT), adding no index entry.
+    store = docstore_store
+    store.register("log", AnyDict, mode="log")
+    store.append("log", "a", [{"n": 0}], meta={})
+    with store.transaction():
+        for n in range(1, 21):
+            store.append("log", "a", [{"n": n}])
+        active = docstore_module_store._ACTIVE.get()  # the transaction's connection
+        assert active is not None
+        hot, updated = active[1].execute(
+            "SELECT pg_stat_get_xact_tuples_hot_updated(%s::regclass), "
+            "pg_stat_get_xact_tuples_updated(%s::regclass)",
+            (f'"{store.schema}".documents',) * 2).fetchone()
+    assert updated == 20
+    assert hot == 20

@@ -18,6 +18,7 @@ from docstore import (
     UnknownKind,
     VersionConflict,
 )
+from docstore._snapshots import PUT_MANY_CHUNK
 
 
 class LLM(BaseModel):
@@ -249,6 +250,25 @@ def test_put_many_with_one_invalid_value_writes_nothing_and_names_it(s: Any) -> 
         s.put_many("agent", values)
     assert info.value.name == "a17" and "llm" in str(info.value)
     assert count_rows(s, "documents", "agent") == 1
+
+
+def test_put_many_past_one_chunk_pipelines_its_chunks_in_one_transaction(s: Any) -> None:
+    # 2.5 chunks, given out of name order: returned in input order, all written; then a
+    # bad value in the last chunk, found while the first chunks are on the server,
+    # leaves nothing of that batch.
+    n = PUT_MANY_CHUNK * 5 // 2
+    names = [f"a{(i * 7919) % n:05}" for i in range(n)]
+    docs = s.put_many("agent", {name: agent(name) for name in names})
+    assert [d.name for d in docs] == names and {d.version for d in docs} == {1}
+    assert count_rows(s, "versions", "agent") == n
+    values = {name: agent(name, model="v2") for name in names}
+    last = max(names)
+    values[last] = {"name": last}  # no llm
+    with pytest.raises(DocumentInvalid) as info:
+        s.put_many("agent", values)
+    assert info.value.name == last and "llm" in str(info.value)
+    assert count_rows(s, "versions", "agent") == n
+    assert s.get("agent", names[0]).version == 1
 
 
 def test_invalid_value_raises_document_invalid_before_any_sql(s: Any) -> None:
