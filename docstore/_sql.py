@@ -670,7 +670,7 @@ class Statements:
 
     def __call__(self, template: str, **parts: str) -> str:
         """The template bound to this schema, with trusted SQL fragments filled in."""
-        key = (template, tuple(sorted(parts.items())))
+        key = (template, tuple(sorted(parts.items())) if parts else ())
         text = self._cache.get(key)
         if text is None:
             text = template

@@ -449,8 +449,7 @@ class DocStore:
     def read(self, kind: str, name: str, *, last: int | None = None, after: int | None = None,
              limit: int | None = None, where: Any = None) -> builtins.list[Any]:
         """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``."""
-        return [e.item for e in self.entries(kind, name, last=last, after=after, limit=limit,
-                                             where=where)]
+        return self._run(self._core.read(kind, name, last, after, limit, where))
 
     def entries(self, kind: str, name: str, *, last: int | None = None,
                 after: int | None = None, limit: int | None = None,
