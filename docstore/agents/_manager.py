@@ -46,7 +46,7 @@ from ._sessions import (
 )
 from .configfiles import ConfigProblem, LoadedConfigs
 from .configs import CONFIG_KINDS, GraphWorkflowConfig, resolve_config_kind, upgrade_config
-from .messages import CONVERSATION_KIND, ConversationMeta
+from .messages import CONVERSATION_KIND, MESSAGE_ADAPTER, MESSAGES_ADAPTER, ConversationMeta
 
 T = TypeVar("T")
 
@@ -444,6 +444,10 @@ class ManagerCore:
             name = conversation_name(agent_name, session_id)
             last = limit if limit is not None and limit > 0 else None
             items: list[Any] = yield Call("read", (CONVERSATION, name), {"last": last})
+            if spec.adapter is MESSAGE_ADAPTER:
+                # One call over the list: 230-240 us for 50 messages, 270-380 one by one.
+                dumped: list[dict[str, Any]] = MESSAGES_ADAPTER.dump_python(items, mode="json")
+                return dumped
             return [spec.adapter.dump_python(item, mode="json") for item in items]
 
         return Job(plan())
