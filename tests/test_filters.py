@@ -373,7 +373,7 @@ def test_an_append_that_keeps_the_metadata_is_a_hot_update(docstore_store: DocSt
             store.append("log", "a", [{"n": n}])
         active = docstore_module_store._ACTIVE.get()  # the transaction's connection
         assert active is not None
-        hot, updated = active[1].execute(
+        hot, updated = active.conn.execute(
             "SELECT pg_stat_get_xact_tuples_hot_updated(%s::regclass), "
             "pg_stat_get_xact_tuples_updated(%s::regclass)",
             (f'"{store.schema}".documents',) * 2).fetchone()
