@@ -160,8 +160,7 @@ class UpkeepPlans(CoreBase):
                 return 0, 0
             clashes = yield Stmt(self.sql(q.IMPORT_CONFLICTS), params)
             if clashes:
-                shown = ", ".join(f"{t} {k} {n!r}" + (f" v{v}" if t == "version" else "")
-                                  for t, k, n, v in clashes)
+                shown = _describe_clashes(clashes)
                 raise DocStoreError(f"import: the store already holds different data for "
                                     f"{shown}; import restores into an empty store "
                                     f"(nothing was written)")
@@ -169,6 +168,16 @@ class UpkeepPlans(CoreBase):
             return int(docs), int(vers)
 
         return Op(plan, atomic=True)
+
+
+def _describe_clashes(clashes: list[tuple[Any, ...]]) -> str:
+    """``agent 'support' (its current document and version 1), ...``: each document once."""
+    parts: dict[tuple[str, str], list[str]] = {}
+    for what, kind, name, version in clashes:
+        parts.setdefault((kind, name), []).append(
+            "its current document" if what == "document" else f"version {version}")
+    return ", ".join(f"{kind} {name!r} ({' and '.join(p) if len(p) < 3 else ', '.join(p)})"
+                     for (kind, name), p in parts.items())
 
 
 _LINE_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {

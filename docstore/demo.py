@@ -198,6 +198,9 @@ def run_demo(store: DocStore, *, reset: bool = True, show: bool = True,
             _out.table(title, columns, rows)
     report["analytics"] = analytics
     if show:
-        console.print(f"Explore it: {command} --schema {store.schema} status | ls agent | "
-                      "history planner s3 | export")
+        # One command per line: a pasted line must run one docstore command, not a pipeline.
+        prefix = f"{command} --schema {store.schema}"
+        console.print("Explore it, one command at a time:", markup=False, highlight=False)
+        for tail in ("status", "ls agent", "history planner s3", "export"):
+            console.print(f"  {prefix} {tail}", markup=False, highlight=False, soft_wrap=True)
     return report

@@ -97,9 +97,12 @@ def test_put_reads_stdin_and_unknown_kinds_are_kept_as_plain_json(
     import sys
 
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"colour": "blue", "n": [1, 2]}'))
-    assert run("put", "widget", "w1", "-")[0] == 0
+    assert run("put", "widget", "w1", "-", "--new-kind")[0] == 0
     code, out, _ = run("get", "widget", "w1", "--json")
     assert code == 0 and _json(out)["data"] == {"colour": "blue", "n": [1, 2]}
+    # Once stored, the kind is known: no --new-kind needed any more.
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"colour": "red"}'))
+    assert run("put", "widget", "w2", "-")[0] == 0
 
 
 def test_user_errors_exit_1_with_one_line_and_usage_errors_exit_2(
@@ -116,7 +119,7 @@ def test_user_errors_exit_1_with_one_line_and_usage_errors_exit_2(
     assert run("get", "llm", "x", "--version", "zero")[0] == 2
     assert run("frobnicate")[0] == 2
     assert run("prune", "llm")[0] == 2
-    assert run("ls", "llm", "--where", "[1]")[0] == 1
+    assert run("ls", "llm", "--where", "[1]")[0] == 2
 
     capfd.readouterr()
     assert main(["--dsn", docstore_dsn, "--schema", "no_such_schema", "ls", "agent"]) == 1

@@ -6,10 +6,12 @@ Exit status: 0 success; 1 a user error, reported in one line on stderr (no trace
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import typer
 
@@ -20,6 +22,7 @@ from . import _docs, _ops, _watch  # noqa: F401  (registers the commands)
 from ._app import GLOBAL_FLAGS, GLOBAL_OPTIONS, app
 from ._compat import UsageProblem, enforce_required
 from ._errors import CliError
+from ._out import clean
 
 __all__ = ["main"]
 
@@ -55,41 +58,73 @@ def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
 
 
+def _wants_json(args: list[str]) -> bool:
+    for arg in args:
+        if arg in ("--", "bench"):
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def _report(message: str, *, kind: str, status: int, as_json: bool, **extra: Any) -> None:
+    """An error on stderr: one line, or with --json one JSON document."""
+    message = clean(message)  # a name in a message may hold terminal escapes
+    if as_json:
+        sys.stderr.write(json.dumps({"error": {"type": kind, "message": message, **extra,
+                                               "exit_status": status}},
+                                    ensure_ascii=False) + "\n")
+    else:
+        print(f"docstore: error: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = _hoist(list(sys.argv[1:] if argv is None else argv))
+    as_json = _wants_json(args)
     # The pool logs each failed connection attempt; the command reports the failure once.
     logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
     command = typer.main.get_command(app)
     enforce_required(command)
     try:
         result: object = command.main(args=args, prog_name="docstore", standalone_mode=False)
+        if result == 130:  # typer turns Ctrl-C into exit status 130, silently
+            raise KeyboardInterrupt
         return result if isinstance(result, int) else 0
     except UsageProblem as exc:  # usage errors: exit 2, with the usage line
         show = getattr(exc, "show", None)
-        if show is not None:
+        if as_json:
+            _report(_one_line(exc.format_message()), kind="UsageError", status=exc.exit_code,
+                    as_json=True)
+        elif show is not None:
             show()
         else:
             print(f"docstore: error: {exc}", file=sys.stderr)
         code: int = getattr(exc, "exit_code", 2)
         return code
     except typer.Abort:
-        print("docstore: aborted", file=sys.stderr)
+        _report("aborted", kind="Aborted", status=1, as_json=as_json)
         return 1
     except KeyboardInterrupt:
-        print("docstore: interrupted", file=sys.stderr)
+        _report("interrupted", kind="Interrupted", status=130, as_json=as_json)
         return 130
     except ConfigFileError as exc:  # one problem per line, after a line saying how many
         head, *lines = _redact(str(exc), args).splitlines()
-        print(f"docstore: error: {head}", file=sys.stderr)
+        warnings = [_redact(str(warning), args) for warning in exc.warnings]
+        if as_json:
+            _report(head, kind="ConfigFileError", status=1, as_json=True,
+                    problems=[clean(line.strip()) for line in lines],
+                    warnings=[clean(w) for w in warnings])
+            return 1
+        print(f"docstore: error: {clean(head)}", file=sys.stderr)
         for line in lines:
-            print(line, file=sys.stderr)
-        for warning in exc.warnings:
-            print(f"warning: {_redact(str(warning), args)}", file=sys.stderr)
+            print(clean(line, newlines=True), file=sys.stderr)
+        for warning in warnings:
+            print(f"warning: {clean(warning)}", file=sys.stderr)
         return 1
     except (CliError, DocStoreError, ValueError, OSError) as exc:
-        message = _one_line(str(exc)) or type(exc).__name__
-        print(f"docstore: error: {_redact(message, args)}", file=sys.stderr)
+        message = _redact(_one_line(str(exc)) or type(exc).__name__, args)
+        _report(message, kind=type(exc).__name__, status=1, as_json=as_json)
         return 1
     finally:
         sys.stdout.flush()

@@ -3,16 +3,66 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
+from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from ._store import Settings
 
 __all__ = ["GLOBAL_FLAGS", "GLOBAL_OPTIONS", "app", "settings"]
 
+
+class _Argument(TyperArgument):
+    """An argument shown by its name alone: ``KIND``, ``[V2]`` (typer's default shows
+    ``{KIND}`` and a ``<str>`` type column)."""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw + ("..." if self.nargs != 1 else "")
+        return name if self.required else f"[{name}]"
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class _Option(TyperOption):
+    """A flag shows no ``<bool>``; an option with a value shows its metavar (``N``)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.is_flag:
+            return None
+        return super().display_type_rich(ctx)
+
+
+def _plain(params: list[Any]) -> list[Any]:
+    for param in params:
+        if type(param) is TyperArgument:
+            param.__class__ = _Argument
+        elif type(param) is TyperOption:
+            param.__class__ = _Option
+    return params
+
+
+class Command(TyperCommand):
+    """A command whose help shows names and metavars, not Python types."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """The top level: the same help style as its commands."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="docstore",
+    cls=Group,
     help="Operate a docstore: versioned, validated JSON documents and conversation logs in "
     "PostgreSQL.",
     no_args_is_help=True,
@@ -21,31 +71,65 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 # Options that may appear before or after the command name (see docstore.cli.main).
-GLOBAL_OPTIONS = ("--dsn", "--schema", "--kinds")
+GLOBAL_OPTIONS = ("--dsn", "--schema", "--kinds", "--author")
 GLOBAL_FLAGS = ("--json", "--embedded")
+
+
+def command(name: str | None = None, **kwargs: Any) -> Callable[[_F], _F]:
+    """``app.command`` with docstore's help style."""
+    register: Callable[[_F], _F] = app.command(name, cls=Command, **kwargs)
+    return register
+
+
+def docstore_version() -> str:
+    """The installed distribution's version."""
+    try:
+        return _dist_version("docstore")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"docstore {docstore_version()}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _global(
     ctx: typer.Context,
     dsn: Annotated[str | None, typer.Option(
+        metavar="DSN",
         help="libpq connection string or URL; else $DOCSTORE_URL, else libpq's PG* variables.",
         show_default=False)] = None,
     schema: Annotated[str, typer.Option(
-        help="PostgreSQL schema holding the store (else $DOCSTORE_SCHEMA).")] = "",
-    json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+        metavar="NAME",
+        help="PostgreSQL schema holding the store (else $DOCSTORE_SCHEMA, else docstore).",
+        show_default=False)] = "",
+    json: Annotated[bool, typer.Option(
+        "--json", help="Machine-readable JSON on stdout (errors: JSON on stderr).")] = False,
     embedded: Annotated[bool, typer.Option(
         "--embedded", help="Use the embedded PostgreSQL (pgserver), data in the user's cache "
         "directory.")] = False,
     kinds: Annotated[str | None, typer.Option(
-        help="module:attribute of a docstore.Registry with your own kinds (else "
-        "$DOCSTORE_KINDS).", show_default=False)] = None,
+        metavar="MODULE:ATTR",
+        help="A docstore.Registry with your own kinds (else $DOCSTORE_KINDS).",
+        show_default=False)] = None,
+    author: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Recorded as the author of every version this command writes "
+        "(shown by `log`).", show_default=False)] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Print docstore's version and exit.")] = False,
 ) -> None:
-    ctx.obj = Settings(dsn=dsn, schema=schema or os.environ.get("DOCSTORE_SCHEMA") or "docstore",
+    schema_env = os.environ.get("DOCSTORE_SCHEMA")
+    ctx.obj = Settings(dsn=dsn, schema=schema or schema_env or "docstore",
                        json=json, embedded=embedded,
                        kinds=kinds or os.environ.get("DOCSTORE_KINDS") or None,
-                       schema_given=bool(schema or os.environ.get("DOCSTORE_SCHEMA")))
+                       schema_given=bool(schema or schema_env), author=author or None)
 
 
 def settings(ctx: typer.Context) -> Settings:

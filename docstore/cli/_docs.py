@@ -12,31 +12,38 @@ import orjson
 import typer
 import yaml  # type: ignore[import-untyped,unused-ignore]
 from psycopg import sql
-from rich.markup import escape
+from rich.markup import escape as _escape_markup
 
 from ..doc import Doc
-from ..errors import DocumentNotFound
+from ..errors import DocumentNotFound, InvalidFilter
 from ..kinds import ANY_DICT
 from ..store import DocStore
 from . import _diff, _out
-from ._app import app, settings
+from ._app import command, settings
 from ._errors import CliError
 from ._kinds import ensure_kind
 from ._store import open_store, raw
+
+
+def _safe(text: str) -> str:
+    """Text for rich markup: its own brackets and terminal controls shown, not obeyed."""
+    return _escape_markup(_out.clean(text, newlines=True))
+
 
 Kind = Annotated[str, typer.Argument(
     metavar="KIND", help="The document's kind (agent, llm, conversation, ...).")]
 Name = Annotated[str, typer.Argument(metavar="NAME", help="The document's name within its kind.")]
 Expected = Annotated[int | None, typer.Option(
-    "--expected-version", min=0, help="Write only if the document is at this version "
+    "--expected-version", min=0, metavar="N", help="Write only if the document is at this version "
     "(0: must not exist).", show_default=False)]
 
 
 @contextmanager
-def _store(ctx: typer.Context, kind: str | None = None) -> Iterator[DocStore]:
+def _store(ctx: typer.Context, kind: str | None = None, *, new: bool = False
+           ) -> Iterator[DocStore]:
     with open_store(settings(ctx)) as store:
         if kind is not None:
-            ensure_kind(store, kind)
+            ensure_kind(store, kind, new=new)
         yield store
 
 
@@ -65,10 +72,10 @@ def _print_json_value(value: Any) -> None:
         sys.stdout.write(text + "\n")
 
 
-@app.command()
+@command()
 def get(ctx: typer.Context, kind: Kind, name: Name,
         version: Annotated[int | None, typer.Option(
-            "--version", "-v", min=1, help="An older version (snapshot kinds).",
+            "--version", "-v", min=1, metavar="N", help="An older version (snapshot kinds).",
             show_default=False)] = None) -> None:
     """Print a document's data as JSON (with --json: with its version and times)."""
     with _store(ctx, kind) as store:
@@ -80,6 +87,8 @@ def get(ctx: typer.Context, kind: Kind, name: Name,
 
 
 def _read_value(source: str) -> Any:
+    """The JSON or YAML document in a file or on stdin (``-``); errors give line and column."""
+    where = "stdin" if source == "-" else source
     if source == "-":
         text, suffix = sys.stdin.read(), ""
     else:
@@ -88,31 +97,42 @@ def _read_value(source: str) -> Any:
             text, suffix = path.read_text(encoding="utf-8"), path.suffix.lower()
         except FileNotFoundError:
             raise CliError(f"no such file: {source}") from None
-    try:
-        if suffix in (".yaml", ".yml"):
-            return yaml.safe_load(text)
+        except UnicodeDecodeError as exc:
+            raise CliError(f"{source} is not UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        hint = " (pipe a JSON or YAML document into it)" if source == "-" else ""
+        raise CliError(f"{where} is empty: there is no document to store{hint}")
+    # Text that starts like JSON is JSON: its error (line, column) is the useful one.
+    if suffix == ".json" or (suffix not in (".yaml", ".yml") and text.lstrip()[:1] in "{["):
         try:
             return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            if suffix == ".json":
-                raise
-            return yaml.safe_load(text)
-    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
-        raise CliError(f"{source}: neither JSON nor YAML ({_first(exc)})") from None
+        except orjson.JSONDecodeError as exc:
+            raise CliError(f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
+                           f"{exc.msg}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or _first(exc)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise CliError(f"{where}: neither JSON nor valid YAML{at}: {problem}") from None
 
 
 def _first(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-@app.command()
+@command()
 def put(ctx: typer.Context, kind: Kind, name: Name,
         source: Annotated[str, typer.Argument(metavar="FILE|-",
                                               help="JSON or YAML file, or - for stdin.")],
-        expected_version: Expected = None) -> None:
+        expected_version: Expected = None,
+        new_kind: Annotated[bool, typer.Option(
+            "--new-kind", help="Allow a kind that is neither registered nor in the store yet "
+            "(else refused as a likely typo).")] = False) -> None:
     """Validate and store a document as its next version (unchanged: nothing written)."""
     value = _read_value(source)
-    with _store(ctx, kind) as store:
+    with _store(ctx, kind, new=new_kind) as store:
         try:
             before = store.get(kind, name).version
         except DocumentNotFound:
@@ -127,12 +147,14 @@ def put(ctx: typer.Context, kind: Kind, name: Name,
             print(f"{kind} {name!r}: {state}")
 
 
-@app.command("ls")
+@command("ls")
 def ls(ctx: typer.Context, kind: Kind,
        where: Annotated[str | None, typer.Option(
-           help='JSON object the data must contain, e.g. \'{"provider": "openai"}\'.',
+           metavar="JSON", help='JSON object the data must contain, e.g. \'{"provider": "openai"}\'.',
            show_default=False)] = None,
-       limit: Annotated[int | None, typer.Option(min=1, show_default=False)] = None,
+       limit: Annotated[int | None, typer.Option(
+           min=1, metavar="N", help="At most N documents (default: all).",
+           show_default=False)] = None,
        skip_invalid: Annotated[bool, typer.Option(
            help="Leave out documents that fail validation instead of failing.")] = False,
        ) -> None:
@@ -142,12 +164,17 @@ def ls(ctx: typer.Context, kind: Kind,
         try:
             filter_ = orjson.loads(where)
         except orjson.JSONDecodeError as exc:
-            raise CliError(f"--where is not JSON: {_first(exc)}") from None
+            raise typer.BadParameter(f"not JSON (column {exc.colno}: {exc.msg})",
+                                     param_hint="'--where'") from None
         if not isinstance(filter_, dict):
-            raise CliError("--where must be a JSON object")
+            raise typer.BadParameter("must be a JSON object, e.g. '{\"provider\": \"openai\"}'",
+                                     param_hint="'--where'")
     with _store(ctx, kind) as store:
-        docs = store.list(kind, where=filter_, limit=limit,
-                          on_invalid="skip" if skip_invalid else "raise")
+        try:
+            docs = store.list(kind, where=filter_, limit=limit,
+                              on_invalid="skip" if skip_invalid else "raise")
+        except InvalidFilter as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--where'") from None
         log = store.kinds.get(kind).mode == "log"
         if settings(ctx).json:
             _out.emit_json([envelope(store, d) for d in docs])
@@ -158,9 +185,9 @@ def ls(ctx: typer.Context, kind: Kind,
         _out.table(f"{kind}: {len(docs)} document(s)", columns, rows)
 
 
-@app.command()
+@command()
 def log(ctx: typer.Context, kind: Kind, name: Name,
-        last: Annotated[int | None, typer.Option(min=1, help="Only the newest N versions.",
+        last: Annotated[int | None, typer.Option(min=1, metavar="N", help="Only the newest N versions.",
                                                  show_default=False)] = None) -> None:
     """List a document's versions with their operation, author and time."""
     with _store(ctx) as store:
@@ -182,11 +209,11 @@ def log(ctx: typer.Context, kind: Kind, name: Name,
                     for v, sv, op, author, at, size in rows])
 
 
-@app.command()
+@command()
 def diff(ctx: typer.Context, kind: Kind, name: Name,
          v1: Annotated[int, typer.Argument(min=1, metavar="V1", help="The older version.")],
          v2: Annotated[int | None, typer.Argument(
-             min=1, metavar="[V2]", help="The newer version (default: the current one).",
+             min=1, metavar="V2", help="The newer version (default: the current one).",
              show_default=False)] = None) -> None:
     """Show what changed between two versions, one line per changed path."""
     with _store(ctx, kind) as store:
@@ -201,10 +228,10 @@ def diff(ctx: typer.Context, kind: Kind, name: Name,
               f"{len(changes)} change(s)")
         for line in _diff.render(changes):
             style = {"+": "green", "-": "red"}.get(line[0], "yellow")
-            _out.console().print(f"[{style}]{escape(line)}[/]")
+            _out.console().print(f"[{style}]{_safe(line)}[/]")
 
 
-@app.command()
+@command()
 def revert(ctx: typer.Context, kind: Kind, name: Name,
            version: Annotated[int, typer.Argument(
                min=1, metavar="VERSION", help="The version to bring back.")],
@@ -219,7 +246,7 @@ def revert(ctx: typer.Context, kind: Kind, name: Name,
             print(f"{kind} {name!r}: version {doc.version} (the value of version {version})")
 
 
-@app.command()
+@command()
 def rm(ctx: typer.Context, kind: Kind, name: Name, expected_version: Expected = None) -> None:
     """Delete a document (a tombstone version; its history stays until pruned)."""
     with _store(ctx, kind) as store:
@@ -230,11 +257,11 @@ def rm(ctx: typer.Context, kind: Kind, name: Name, expected_version: Expected = 
             print(f"{kind} {name!r}: deleted at version {version}")
 
 
-@app.command()
+@command()
 def history(ctx: typer.Context,
             agent: Annotated[str, typer.Argument(metavar="AGENT", help="The agent's name.")],
             session: Annotated[str, typer.Argument(metavar="SESSION", help="The session id.")],
-            last: Annotated[int | None, typer.Option(min=1, help="Only the newest N messages.",
+            last: Annotated[int | None, typer.Option(min=1, metavar="N", help="Only the newest N messages.",
                                                      show_default=False)] = None) -> None:
     """Print a conversation readably: roles, text, tool calls and results."""
     with _store(ctx, "conversation") as store:
@@ -254,7 +281,7 @@ def history(ctx: typer.Context,
                                          for v, at, m in items]})
             return
         console = _out.console()
-        console.print(f"[bold]{escape(agent)}[/] / {escape(session)}: "
+        console.print(f"[bold]{_safe(agent)}[/] / {_safe(session)}: "
                       f"{heads[0].count} message(s)" + (f", last {len(items)}" if last else ""))
         for version, _at, message in items:
             for line in message_lines(message):
@@ -267,23 +294,23 @@ _ROLE_STYLE = {"user": "cyan", "assistant": "green", "system": "magenta", "tool"
 def message_lines(message: Any) -> list[str]:
     """A message as rich-markup lines: role and text, then each tool call or result."""
     if not isinstance(message, dict):
-        return [escape(orjson.dumps(message).decode())]
+        return [_safe(orjson.dumps(message).decode())]
     role = str(message.get("role", "?"))
-    tag = f"[bold {_ROLE_STYLE.get(role, 'white')}]{escape(role):>9}[/]"
+    tag = f"[bold {_ROLE_STYLE.get(role, 'white')}]{_safe(role):>9}[/]"
     lines: list[str] = []
     content = message.get("content")
     if isinstance(content, str):
-        lines.append(escape(content))
+        lines.append(_safe(content))
     elif isinstance(content, list):
         for block in content:
             lines.append(_block(block))
     if role == "tool" and message.get("tool_call_id"):
-        lines = [f"[yellow]<- result {escape(str(message['tool_call_id']))}:[/] "
+        lines = [f"[yellow]<- result {_safe(str(message['tool_call_id']))}:[/] "
                  + " ".join(lines)]
     for call in message.get("tool_calls") or ():
         function = call.get("function", {})
-        lines.append(f"[yellow]-> {escape(str(function.get('name')))}"
-                     f"({escape(str(function.get('arguments', '')))})[/]")
+        lines.append(f"[yellow]-> {_safe(str(function.get('name')))}"
+                     f"({_safe(str(function.get('arguments', '')))})[/]")
     if not lines:
         lines = [""]
     return [f"{tag} {lines[0]}"] + [f"{'':>9} {line}" for line in lines[1:]]
@@ -291,18 +318,18 @@ def message_lines(message: Any) -> list[str]:
 
 def _block(block: Any) -> str:
     if not isinstance(block, dict):
-        return escape(str(block))
+        return _safe(str(block))
     kind = block.get("type")
     if kind == "text":
-        return escape(str(block.get("text", "")))
+        return _safe(str(block.get("text", "")))
     if kind == "tool_use":
         args = orjson.dumps(block.get("input", {})).decode()
-        return f"[yellow]-> {escape(str(block.get('name')))}({escape(args)})[/]"
+        return f"[yellow]-> {_safe(str(block.get('name')))}({_safe(args)})[/]"
     if kind == "tool_result":
         inner = block.get("content")
         if isinstance(inner, list):
             inner = " ".join(str(p.get("text", "")) for p in inner if isinstance(p, dict))
         err = " (error)" if block.get("is_error") else ""
-        return (f"[yellow]<- result {escape(str(block.get('tool_use_id')))}{err}:[/] "
-                f"{escape(str(inner or ''))}")
-    return f"[dim]\\[{escape(str(kind))}][/]"
+        return (f"[yellow]<- result {_safe(str(block.get('tool_use_id')))}{err}:[/] "
+                f"{_safe(str(inner or ''))}")
+    return f"[dim]\\[{_safe(str(kind))}][/]"

@@ -5,14 +5,17 @@
 2. A registry of the user's own, from ``--kinds module:attribute`` (or ``DOCSTORE_KINDS``):
    the attribute is a :class:`~docstore.Registry`, or a callable returning one. Its kinds
    override the framework's.
-3. Any other kind found in the store (or written by ``put`` for the first time) is
-   registered on the fly with a permissive model (any JSON value), the mode it is stored
+3. Any other kind found in the store (or written by ``put --new-kind`` for the first
+   time) is registered on the fly with a permissive model (any JSON value), the mode it is stored
    in and its highest stored schema_version, so it can be read, listed, diffed and
    exported without its Python model; nothing about it is validated beyond JSON.
+
+Any other kind is refused, with the nearest known one: ``put agnet ...`` is a typo.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import Any
 
@@ -24,7 +27,7 @@ from ..kinds import Mode, Registry, check_key
 from ..store import DocStore
 from ._errors import CliError
 
-__all__ = ["ensure_kind", "registry"]
+__all__ = ["ensure_kind", "known_kinds", "registry", "unknown_kind"]
 
 _ANY_JSON: TypeAdapter[Any] = TypeAdapter(JsonValue)
 
@@ -63,8 +66,13 @@ def _identity(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def ensure_kind(store: DocStore, kind: str) -> None:
-    """Register an unknown kind permissively, in the mode and schema version it is stored."""
+def ensure_kind(store: DocStore, kind: str, *, new: bool = False) -> None:
+    """Make ``kind`` usable: a registered kind as it is; a kind found in the store
+    registered permissively, in the mode and schema version it is stored in.
+
+    Any other kind is a typo until proven otherwise: refused with the nearest known kind,
+    unless ``new`` (``put --new-kind``), which registers it to be written for the first time.
+    """
     if kind in store.kinds:
         return
     check_key(kind)
@@ -75,8 +83,29 @@ def ensure_kind(store: DocStore, kind: str) -> None:
     from ._store import raw
 
     rows = raw(store, query, {"k": kind})
+    if not rows and not new:
+        raise CliError(unknown_kind(store, kind))
     mode: Mode = "log" if rows and rows[0][0] == "l" else "snapshot"
     top = max([1, *(int(v) for row in rows for v in row[1:] if v is not None)])
     upgraders = {step: _identity for step in range(1, top)}
     store.register(kind, _ANY_JSON, mode=mode, schema_version=top, upgraders=upgraders,
                    meta=None)
+
+
+def known_kinds(store: DocStore) -> list[str]:
+    """The registered kinds and the kinds found in the store, sorted."""
+    from ._store import raw
+
+    stored = raw(store, sql.SQL(
+        "SELECT DISTINCT kind FROM {s}.documents WHERE left(kind, 1) <> '_'"
+    ).format(s=sql.Identifier(store.schema)))
+    return sorted({*(k.name for k in store.kinds), *(row[0] for row in stored)})
+
+
+def unknown_kind(store: DocStore, kind: str) -> str:
+    """Why ``kind`` is refused, with the nearest known kind."""
+    known = known_kinds(store)
+    close = difflib.get_close_matches(kind, known, n=1, cutoff=0.6)
+    hint = f": did you mean {close[0]!r}?" if close else ""
+    return (f"unknown kind {kind!r}{hint} (known kinds: {', '.join(known)}; "
+            f"`put --new-kind` writes a new kind)")

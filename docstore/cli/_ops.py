@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -10,17 +12,18 @@ from typing import Annotated, Any
 
 import typer
 from psycopg import sql
+from typer._click.exceptions import UsageError
 
 from .._connect import describe_dsn
 from . import _out
-from ._app import app, settings
+from ._app import command, settings
 from ._docs import _store
 from ._errors import CliError
 from ._kinds import ensure_kind
 from ._store import dsn_configured, open_store, raw
 
 
-@app.command()
+@command()
 def init(ctx: typer.Context) -> None:
     """Create the store's schema, tables and indexes (idempotent; never drops anything)."""
     with _store(ctx) as store:
@@ -32,7 +35,7 @@ def init(ctx: typer.Context) -> None:
             print(f"schema {store.schema!r} ready in {where} (DDL version {version})")
 
 
-@app.command()
+@command()
 def status(ctx: typer.Context) -> None:
     """DDL version, documents, versions and sizes per kind, oldest and newest writes."""
     with _store(ctx) as store:
@@ -80,9 +83,10 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-@app.command()
+@command()
 def upgrade(ctx: typer.Context, kind: Annotated[str, typer.Argument(metavar="KIND", help="A snapshot kind.")],
-            batch_size: Annotated[int, typer.Option(min=1)] = 500) -> None:
+            batch_size: Annotated[int, typer.Option(
+                min=1, metavar="N", help="Documents rewritten per transaction.")] = 500) -> None:
     """Rewrite documents stored at an older schema_version as new versions, in batches."""
     with _store(ctx, kind) as store:
         spec = store.kinds.get(kind)
@@ -109,26 +113,32 @@ def parse_age(text: str) -> timedelta | datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(f"{text!r}: give e.g. 30d, 12h, 90m, or an ISO date") from None
+        raise typer.BadParameter(f"{text!r}: give e.g. 30d, 12h, 90m, or an ISO date",
+                                 param_hint="'--older-than'") from None
 
 
-@app.command()
+@command()
 def prune(ctx: typer.Context, kind: Annotated[str, typer.Argument(metavar="KIND", help="The kind to prune.")],
           older_than: Annotated[str | None, typer.Option(
-              help="Delete documents last written before this age (30d, 12h) or date.",
+              metavar="AGE", help="Delete documents last written before this age (30d, 12h) or date.",
               show_default=False)] = None,
           keep_last: Annotated[int | None, typer.Option(
-              min=0, help="Keep the N most recently written documents (with --versions: "
+              min=0, metavar="N", help="Keep the N most recently written documents (with --versions: "
               "the newest N versions of each, N >= 1).", show_default=False)] = None,
           versions: Annotated[bool, typer.Option(
               "--versions", help="Drop old versions instead of whole documents.")] = False,
           ) -> None:
     """Delete whole documents by age and/or count, or (--versions) their old versions."""
     age = parse_age(older_than) if older_than is not None else None
-    if versions and (keep_last is None or age is not None):
-        raise typer.BadParameter("--versions takes --keep-last N (and no --older-than)")
+    if versions and keep_last is None:
+        raise UsageError("--versions needs --keep-last N")
+    if versions and age is not None:
+        raise UsageError("--versions takes no --older-than (it keeps the newest N versions)")
+    if versions and keep_last == 0:
+        raise typer.BadParameter("--versions keeps at least the newest version: N >= 1",
+                                 param_hint="'--keep-last'")
     if not versions and age is None and keep_last is None:
-        raise typer.BadParameter("give --older-than, --keep-last, or both")
+        raise UsageError("give --older-than AGE, --keep-last N, or both")
     with _store(ctx, kind) as store, _out.progress(f"pruning {kind}") as bar:
         if versions:
             assert keep_last is not None
@@ -142,21 +152,29 @@ def prune(ctx: typer.Context, kind: Annotated[str, typer.Argument(metavar="KIND"
         print(f"{kind}: {gone} {what} pruned")
 
 
-@app.command()
+@command()
 def export(ctx: typer.Context,
            kind: Annotated[list[str] | None, typer.Option(
-               "--kind", "-k", help="Only this kind (repeatable).", show_default=False)] = None,
+               "--kind", "-k", metavar="KIND", help="Only this kind (repeatable).",
+               show_default=False)] = None,
            output: Annotated[Path | None, typer.Option(
-               "--output", "-o", help="Write to this file instead of stdout.",
+               "--output", "-o", metavar="FILE", help="Write to this file instead of stdout.",
                show_default=False)] = None) -> None:
-    """Write every version of every document as JSON lines, in a stable order."""
+    """Write every version of every document as JSON lines, in a stable order.
+
+    The output is always JSON lines (what `import` reads), also with --json, which then
+    only makes the summary of `-o FILE` JSON."""
     with _store(ctx) as store:
         s = sql.Identifier(store.schema)
         (total,), = raw(store, sql.SQL(
             "SELECT count(*) FROM {s}.documents WHERE left(kind, 1) <> '_' "
             "AND (%(k)s::text[] IS NULL OR kind = ANY(%(k)s::text[]))").format(s=s),
             {"k": kind or None})
-        sink = output.open("wb") if output is not None else sys.stdout.buffer
+        # To a file: a temporary name in the same directory, renamed over FILE only when
+        # complete, so an interrupted export (Ctrl-C, a lost connection) leaves FILE as it
+        # was and no partial export behind.
+        temp = _temp_beside(output) if output is not None else None
+        sink: Any = temp.open("xb") if temp is not None else sys.stdout.buffer
         lines = docs = 0
         try:
             with _out.progress("exporting", int(total)) as bar:
@@ -166,11 +184,16 @@ def export(ctx: typer.Context,
                     if line.startswith('{"t": "document"'):
                         docs += 1
                         bar.advance()
-        finally:
-            if output is not None:
+            sink.flush()
+            if temp is not None:
+                os.fsync(sink.fileno())
                 sink.close()
-            else:
-                sink.flush()
+                assert output is not None
+                temp.replace(output)
+        finally:
+            if temp is not None:
+                sink.close()
+                temp.unlink(missing_ok=True)
         if output is not None:
             summary = f"exported {docs} document(s), {lines - docs} version(s) to {output}"
             if settings(ctx).json:
@@ -180,11 +203,18 @@ def export(ctx: typer.Context,
                 print(summary, file=sys.stderr)
 
 
-@app.command("import")
+def _temp_beside(path: Path) -> Path:
+    """A fresh name next to ``path`` for writing it whole before renaming."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+
+
+@command("import")
 def import_(ctx: typer.Context,
             source: Annotated[str, typer.Argument(
-                metavar="[FILE|-]", help="An export (default: stdin).")] = "-",
-            batch_size: Annotated[int, typer.Option(min=1)] = 1000) -> None:
+                metavar="FILE|-", help="An export (default: stdin).")] = "-",
+            batch_size: Annotated[int, typer.Option(
+                min=1, metavar="N", help="Lines sent to the server per statement (the import "
+                "is still one transaction).")] = 1000) -> None:
     """Restore an export into an empty store, in one transaction; running it again is a no-op."""
     if source == "-":
         stream: Any = sys.stdin
@@ -211,7 +241,7 @@ def import_(ctx: typer.Context,
         print(f"imported {docs} document(s), {vers} version(s)")
 
 
-@app.command()
+@command()
 def sync(ctx: typer.Context,
          paths: Annotated[list[Path], typer.Argument(
              metavar="PATH...", help="Project files, component files or directories; a name "
@@ -242,7 +272,7 @@ def sync(ctx: typer.Context,
                    [[k, v["written"], v["unchanged"]] for k, v in result["kinds"].items()])
 
 
-@app.command(add_help_option=False,
+@command(add_help_option=False,
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
     """Run docstore's benchmarks (docstore.bench); arguments after `bench` are its own."""
@@ -255,7 +285,6 @@ def bench(ctx: typer.Context) -> None:
         raise CliError("docstore.bench has no main(argv)")
     options = settings(ctx)
     if options.dsn is not None or options.embedded:
-        import os
 
         os.environ["DOCSTORE_URL"] = options.resolve()
     try:
@@ -266,22 +295,53 @@ def bench(ctx: typer.Context) -> None:
         raise typer.Exit(code)
 
 
-@app.command()
-def demo(ctx: typer.Context) -> None:
-    """A tour: sync example configs, simulate conversations, edit a config, show its
-    history and a diff, run three analytics queries. Uses the embedded PostgreSQL when no
-    database is configured; the default schema is docstore_demo, reset on every run."""
+DEMO_SCHEMA = "docstore_demo"
+
+
+@command(help="A tour: sync example configs, simulate conversations, edit a config, show its "
+         "history and a diff, run three analytics queries. Uses the embedded PostgreSQL when "
+         "no database is configured; the default schema is docstore_demo, reset on every run.")
+def demo(ctx: typer.Context,
+         clean: Annotated[bool, typer.Option(
+             "--clean", help="Remove what the demo made instead: its schema; with the embedded "
+             "server, the server's data and what its first start created (as root: the "
+             "pgserver user, directories).")] = False) -> None:
     from ..demo import run_demo
 
     options = settings(ctx)
     if not options.schema_given:
-        options.schema = "docstore_demo"
+        options.schema = DEMO_SCHEMA
     embedded = options.embedded or not dsn_configured(options.dsn)
+    if clean:
+        _clean_demo(ctx, embedded)
+        return
     with open_store(options, embedded_by_default=True) as store:
         report = run_demo(store, reset=not options.schema_given, show=not options.json,
                           command="docstore --embedded" if embedded else "docstore")
         if options.json:
             _out.emit_json(report)
+
+
+def _clean_demo(ctx: typer.Context, embedded: bool) -> None:
+    options = settings(ctx)
+    if options.schema != DEMO_SCHEMA:
+        raise CliError(f"demo --clean drops only the demo's own schema {DEMO_SCHEMA!r}, not "
+                       f"{options.schema!r} (drop that one yourself if you mean it)")
+    if embedded:
+        from ..embedded import clean, data_dir
+
+        what = clean()
+        if not what:
+            print(f"nothing to remove: no embedded server data in {data_dir()}", file=sys.stderr)
+    else:
+        with open_store(options) as store, store.pool.connection() as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(DEMO_SCHEMA)))
+            what = [f"schema {DEMO_SCHEMA} in {describe_dsn(str(store.pool.conninfo))}"]
+    if options.json:
+        _out.emit_json({"removed": what})
+    elif what:
+        print("removed:", *what, sep="\n  ")
 
 
 __all__ = ["ensure_kind", "parse_age"]

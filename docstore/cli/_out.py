@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,8 +20,26 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-__all__ = ["Bar", "console", "emit_json", "err_console", "progress", "table", "when"]
+__all__ = ["Bar", "clean", "console", "emit_json", "err_console", "progress", "table", "when"]
+
+# Characters a terminal acts on instead of showing: C0/C1 controls (ESC starts an escape
+# sequence) and the bidirectional overrides that make text read other than it is.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
+                     "\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(text: str, *, newlines: bool = False) -> str:
+    """``text`` safe to print on a terminal: control characters shown as ``\\x1b``;
+    with ``newlines``, newlines and tabs are kept (a message's text), else shown too."""
+    out = _UNSAFE.sub(_escaped, text)
+    return out if newlines else out.replace("\n", "\\n").replace("\t", "\\t")
 
 
 def console() -> Console:
@@ -55,14 +74,16 @@ def when(value: datetime | None) -> str:
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A readable table on stdout."""
-    out = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    # Cells are Text, never markup: a name such as "[red]x" or one holding ESC prints as is.
+    out = Table(title=Text(clean(title)) if title is not None else None, title_justify="left",
+                show_edge=False, pad_edge=False)
     for column in columns:
         numeric = column in {"version", "versions", "docs", "deleted", "count", "items", "sv",
                              "bytes", "documents", "v", "sessions", "messages", "written",
                    "unchanged"}
         out.add_column(column, justify="right" if numeric else "left", overflow="fold")
     for row in rows:
-        out.add_row(*("" if cell is None else str(cell) for cell in row))
+        out.add_row(*(Text("" if cell is None else clean(str(cell))) for cell in row))
     console().print(out)
 
 

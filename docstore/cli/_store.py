@@ -33,6 +33,7 @@ class Settings:
     embedded: bool = False
     kinds: str | None = None
     schema_given: bool = False
+    author: str | None = None
     _resolved: str | None = field(default=None, repr=False)
 
     def resolve(self, *, embedded_by_default: bool = False) -> str:
@@ -69,7 +70,7 @@ def open_store(settings: Settings, *, embedded_by_default: bool = False) -> Iter
     dsn = settings.resolve(embedded_by_default=embedded_by_default)
     try:
         store = DocStore.connect(dsn, schema=settings.schema, kinds=registry(settings.kinds),
-                                 min_size=1, max_size=2, timeout=5.0)
+                                 author=settings.author, min_size=1, max_size=2, timeout=5.0)
     except DatabaseUnavailable as exc:
         hint = "" if dsn_configured(settings.dsn) or settings.embedded else (
             " (no --dsn, DOCSTORE_URL or PG* variable is set; --embedded starts a local server)")
