@@ -17,14 +17,16 @@ def test_demo_with_no_database_configured_starts_the_embedded_server(tmp_path: P
     docstore = Path(sys.executable).parent / "docstore"
     env = {k: v for k, v in os.environ.items()
            if k != "DOCSTORE_URL" and k != "DOCSTORE_SCHEMA" and not k.startswith("PG")}
-    env["DOCSTORE_EMBEDDED_DIR"] = str(tmp_path / "pgdata")
+    # Two parents that do not exist yet: the first start makes them, --clean removes them.
+    pgdata = tmp_path / "made" / "by-docstore" / "pgdata"
+    env["DOCSTORE_EMBEDDED_DIR"] = str(pgdata)
     try:
         demo = subprocess.run([str(docstore), "--json", "demo"], env=env, capture_output=True,
                               text=True, timeout=120)
         assert demo.returncode == 0, demo.stderr
         report = json.loads(demo.stdout)
         assert report["schema"] == "docstore_demo" and report["edit"]["versions"] == [1, 2]
-        assert str(tmp_path / "pgdata") in report["database"]
+        assert str(pgdata) in report["database"]
         # The data outlives the server: a second command starts it again and finds it.
         status = subprocess.run([str(docstore), "--embedded", "--schema", "docstore_demo",
                                  "--json", "status"], env=env, capture_output=True, text=True,
@@ -32,5 +34,35 @@ def test_demo_with_no_database_configured_starts_the_embedded_server(tmp_path: P
         assert status.returncode == 0, status.stderr
         kinds = {k["kind"]: k["documents"] for k in json.loads(status.stdout)["kinds"]}
         assert kinds["conversation"] == 3 and kinds["agent"] == 2
+
+        # demo --clean removes what the demo made, and only that.
+        made = json.loads((pgdata / "docstore-made.json").read_text())
+        assert made["dirs"] == [str(tmp_path / "made" / "by-docstore"), str(tmp_path / "made")]
+        user_existed = made["user"] is None
+        clean = subprocess.run([str(docstore), "--json", "demo", "--clean"], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert clean.returncode == 0, clean.stderr
+        removed = json.loads(clean.stdout)["removed"]
+        assert removed[:3] == [str(pgdata), *made["dirs"]]
+        assert sorted(tmp_path.iterdir()) == []
+        assert ("user pgserver" in removed) == (not user_existed)
+        if os.geteuid() == 0 and user_existed:
+            import pwd
+
+            assert pwd.getpwnam("pgserver")  # there before the demo: kept
+        again = subprocess.run([str(docstore), "demo", "--clean"], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and "nothing to remove" in again.stderr
     finally:
-        shutil.rmtree(tmp_path / "pgdata", ignore_errors=True)
+        shutil.rmtree(tmp_path / "made", ignore_errors=True)
+
+
+def test_clean_leaves_a_directory_that_is_not_the_servers_alone(tmp_path: Path) -> None:
+    from docstore.embedded import EmbeddedUnavailable, clean
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(EmbeddedUnavailable, match="not the embedded server's data directory"):
+        clean(tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert clean(tmp_path / "absent") == []
