@@ -14,15 +14,34 @@ from psycopg.pq import ExecStatus
 
 from .errors import DatabaseUnavailable, DocStoreError
 
-__all__ = ["Held", "PoolSettings", "add_statement_timeout", "check_dsn", "connect_failure",
-           "describe_dsn", "has_rows", "idle_connection_is_dead", "pool_settings", "redact",
-           "resolve_dsn"]
+__all__ = ["DEFAULT_SCHEMA", "PG_VARS", "Held", "PoolSettings", "add_statement_timeout",
+           "check_dsn", "connect_failure", "describe_dsn", "has_rows", "idle_connection_is_dead",
+           "pool_settings", "redact", "resolve_dsn", "resolve_schema", "server_configured"]
 
 def resolve_dsn(dsn: str | None) -> str:
     """``dsn``, else ``DOCSTORE_URL``, else "" (libpq then reads PGHOST, PGUSER, ...)."""
     if dsn is not None:
         return dsn
     return os.environ.get("DOCSTORE_URL", "")
+
+
+DEFAULT_SCHEMA = "docstore"
+
+# libpq variables that say where a server is; any of them counts as "configured".
+PG_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+def resolve_schema(schema: str | None) -> str:
+    """``schema``, else ``DOCSTORE_SCHEMA``, else ``docstore``."""
+    if schema is not None:
+        return schema
+    return os.environ.get("DOCSTORE_SCHEMA") or DEFAULT_SCHEMA
+
+
+def server_configured(dsn: str | None = None) -> bool:
+    """True when a DSN was given or the environment names a server (``DOCSTORE_URL`` or
+    any of libpq's ``PG*`` location variables)."""
+    return bool(dsn or os.environ.get("DOCSTORE_URL") or any(os.environ.get(v) for v in PG_VARS))
 
 
 def add_statement_timeout(conninfo: str, kwargs: dict[str, Any], seconds: float | None) -> None:

@@ -76,7 +76,7 @@ class DocStore:
         cls,
         dsn: str | None = None,
         *,
-        schema: str = "docstore",
+        schema: str | None = None,
         kinds: Registry | None = None,
         author: str | None = None,
         prepare_threshold: int | None = 5,
@@ -84,7 +84,8 @@ class DocStore:
         read_dsn: str | None = None,
         **pool_options: Any,
     ) -> DocStore:
-        """Open a pool on ``dsn`` (else ``DOCSTORE_URL``, else libpq's PG* variables).
+        """Open a pool on ``dsn`` (else ``DOCSTORE_URL``, else libpq's PG* variables), for
+        the store in ``schema`` (else ``DOCSTORE_SCHEMA``, else ``docstore``).
 
         ``prepare_threshold=None`` turns prepared statements off (pgbouncer in
         transaction mode); ``statement_timeout`` (seconds) makes the server cancel any
@@ -92,6 +93,7 @@ class DocStore:
         pool on a read replica for reads (docs/scaling.md); ``pool_options`` go to
         ``psycopg_pool.ConnectionPool`` (both pools).
         """
+        schema = _connect.resolve_schema(schema)
         check_schema(schema)  # before a pool is made: a refused name must leave nothing open
         settings = _connect.pool_settings(dsn, prepare_threshold, statement_timeout, pool_options)
         try:

@@ -11,10 +11,12 @@ Installed as a pytest plugin (entry point ``docstore``), so a project that depen
 
 Each test gets its own PostgreSQL schema in one database made for the session, which
 costs a few milliseconds where a database per test costs hundreds. The server is found,
-in order, from ``DOCSTORE_TEST_URL`` (a DSN), or pytest-postgresql's own settings:
-``--postgresql-host/--postgresql-port/--postgresql-user/--postgresql-password`` (or the
-``postgresql_*`` ini keys) for a running server (the default, ``--docstore-server=noproc``),
-or a server pytest-postgresql starts itself (``--docstore-server=proc``; not as root).
+in order, from ``DOCSTORE_TEST_URL`` (a DSN, used as it is), or pytest-postgresql's own
+settings ``--postgresql-host/--postgresql-port/--postgresql-user/--postgresql-password``
+(or the ``postgresql_*`` ini keys) when given, or the library's own ``DOCSTORE_URL`` (or
+libpq's ``PG*`` variables) when set, else pytest-postgresql's defaults
+(``postgres@127.0.0.1:5432``); on any of these but the first, a database is made for the
+session. ``--docstore-server=proc`` has pytest-postgresql start a server (not as root).
 When no server answers, the tests fail with a message saying what was tried: they never
 skip.
 """
@@ -31,7 +33,14 @@ import pytest
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from ._connect import check_dsn, describe_dsn, idle_connection_is_dead, redact
+from ._connect import (
+    check_dsn,
+    describe_dsn,
+    idle_connection_is_dead,
+    redact,
+    resolve_dsn,
+    server_configured,
+)
 from .aio import AsyncDocStore
 from .errors import DocStoreError
 from .kinds import Registry
@@ -106,8 +115,13 @@ def docstore_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
     except ImportError:
         # The plugin loads without it (docstore installed without the extra must not break
         # anyone's pytest); the fixtures say what to install when a test asks for them.
-        _fail("the fixtures need pytest-postgresql, or a database in "
-              f"{ENV_URL}: pip install 'docstore[testing]'")
+        missing = True
+    else:
+        missing = False
+    if missing:
+        _fail("the fixtures need pytest-postgresql, which is not installed: pip install "
+              f"'docstore[testing]' (or set {ENV_URL} to a database they may use as it is)")
+
     mode = request.config.getoption("docstore_server") or request.config.getini("docstore_server")
     if mode == "proc":
         if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -118,18 +132,43 @@ def docstore_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
         server = request.getfixturevalue("postgresql_proc")
         host, port, user, password = server.host, server.port, server.user, server.password
         origin = "a server started by pytest-postgresql"
+        maintenance = get_config(request).maintenance_dbname or "postgres"
+    elif not _postgresql_options_given(request) and server_configured():
+        # The library's and the command's own settings: the same server, a database of its own.
+        origin = ("DOCSTORE_URL" if os.environ.get("DOCSTORE_URL") else "libpq's PG* variables")
+        env_dsn = resolve_dsn(None)
+        _reachable(env_dsn, origin)
+        with psycopg.connect(env_dsn, connect_timeout=3, autocommit=True) as conn:
+            info = conn.info
+            host, port, user = info.host, info.port, info.user
+            password, maintenance = info.password or None, info.dbname
     else:
         config = get_config(request)
         host, port = config.host, config.port or 5432
         user, password = config.user, config.password
         origin = "pytest-postgresql's --postgresql-host/--postgresql-port settings"
-    maintenance = get_config(request).maintenance_dbname or "postgres"
+        maintenance = config.maintenance_dbname or "postgres"
     _reachable(_dsn(host, port, user, password, maintenance), origin)
     dbname = f"docstore_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     janitor = DatabaseJanitor(user=user, host=host, port=port, dbname=dbname, password=password,
                               maintenance_dbname=maintenance, connection_timeout=5)
     with janitor:
         yield _dsn(host, port, user, password, dbname)
+
+
+# pytest-postgresql's defaults: a value other than these was given on purpose.
+_POSTGRESQL_DEFAULTS = {"host": "127.0.0.1", "port": None, "user": "postgres", "password": None}
+
+
+def _postgresql_options_given(request: pytest.FixtureRequest) -> bool:
+    """Whether pytest-postgresql's server settings were given (command line or ini)."""
+    for option, default in _POSTGRESQL_DEFAULTS.items():
+        name = f"postgresql_{option}"
+        if request.config.getoption(name, None) is not None:
+            return True
+        if (request.config.getini(name) or None) != default:
+            return True
+    return False
 
 
 def _check_idle(conn: psycopg.Connection[Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,12 @@ class Message(BaseModel):
 '''
 
 
+def doc_config() -> str:
+    """docs/testing.md's pytest configuration, as a user copies it into pyproject.toml."""
+    (block,) = re.findall(r"^ *```toml\n(.*?)^ *```", DOC.read_text(), re.S | re.M)
+    return textwrap.dedent(block)
+
+
 def doc_blocks() -> dict[str, str]:
     """docs/testing.md's example files, keyed by the file name in their first line."""
     blocks = re.findall(r"^```python no-run\n# (\S+)\n(.*?)^```", DOC.read_text(), re.S | re.M)
@@ -40,13 +47,50 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def test_the_documented_conftest_and_tests_pass(project: pytest.Pytester) -> None:
+def test_the_documented_files_pass_when_copied_with_no_warning(pytester: pytest.Pytester) -> None:
     blocks = doc_blocks()
     assert set(blocks) == {"conftest.py", "test_agents.py"}
-    project.makeconftest(blocks["conftest.py"])
-    project.makepyfile(test_agents=blocks["test_agents.py"])
-    result = project.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2)
+    pytester.mkpydir("myapp")
+    (pytester.path / "myapp" / "models.py").write_text(MODELS)
+    pytester.makepyprojecttoml(doc_config())
+    pytester.makeconftest(blocks["conftest.py"])
+    pytester.makepyfile(test_agents=blocks["test_agents.py"])
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=2, warnings=0)
+    assert "warnings summary" not in result.stdout.str()
+
+
+def test_without_the_configuration_async_tests_fail_as_the_page_says(
+        pytester: pytest.Pytester) -> None:
+    blocks = doc_blocks()
+    pytester.mkpydir("myapp")
+    (pytester.path / "myapp" / "models.py").write_text(MODELS)
+    pytester.makeconftest(blocks["conftest.py"])
+    pytester.makepyfile(test_agents=blocks["test_agents.py"])
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*async def functions are not natively supported*"])
+    assert "async def functions are not natively supported" in " ".join(DOC.read_text().split())
+
+
+def test_without_pytest_postgresql_the_fixtures_name_the_extra(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCSTORE_TEST_URL", raising=False)
+    pytester.makepyfile(test_needs_db='''
+        def test_needs_db(docstore_store):
+            pass
+    ''')
+    # pytest-postgresql unimportable, as when it is not installed: not loaded as a plugin,
+    # and an import of it fails.
+    pytester.makeconftest('''
+        import sys
+
+        sys.modules["pytest_postgresql"] = None
+    ''')
+    result = pytester.runpytest_subprocess("-p", "no:pytest_postgresql", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    assert ("docstore fixtures: the fixtures need pytest-postgresql, which is not installed: "
+            "pip install 'docstore[testing]'") in result.stdout.str()
 
 
 def test_each_fixture_works_in_a_users_test_file(project: pytest.Pytester) -> None:

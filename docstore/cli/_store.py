@@ -11,17 +11,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .._connect import describe_dsn, redact, resolve_dsn
+from .._connect import describe_dsn, redact, resolve_dsn, server_configured
 from ..errors import DatabaseUnavailable, SchemaMissing
 from ..store import DocStore
 from ._errors import CliError
 from ._kinds import registry
 
 __all__ = ["Settings", "dsn_configured", "open_store", "raw"]
-
-# libpq variables that say where a server is; any of them counts as "configured".
-_PG_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
-
 
 @dataclass
 class Settings:
@@ -61,7 +57,7 @@ class Settings:
 
 def dsn_configured(dsn: str | None) -> bool:
     """True when a DSN was given or the environment names a server."""
-    return bool(dsn or os.environ.get("DOCSTORE_URL") or any(os.environ.get(v) for v in _PG_VARS))
+    return server_configured(dsn)
 
 
 @contextmanager
