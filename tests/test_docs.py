@@ -1,16 +1,20 @@
-"""The documentation's examples run as written.
+"""The documentation's examples run as written, on a fresh database and on a used one.
 
 Every ```python block of the pages below runs in a fresh interpreter against the test
-database, with DOCSTORE_URL pointing at it and the `docstore` schema emptied first. A block
+database: each alone on an empty schema, then all of them one after the other on one
+schema in several orders (forward, backward, shuffled twice over), so that each runs
+after the others and after itself, as a reader trying them in any order would. A block
 whose fence says ``python no-run`` is shown, not run (docs/testing.md's blocks run in
 tests/test_testing_plugin.py instead).
 """
 
 from __future__ import annotations
 
+import random
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +26,14 @@ from docstore import DocStore
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["README.md", "docs/index.md", "docs/api.md", "docs/history.md",
          "docs/reliability.md", "docs/changes.md"]
+# Run with the others in the any-order test; alone in tests/agents/test_agents_docs.py.
+SHARED_PAGES = [*PAGES, "docs/agents.md"]
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
 
 
-def examples() -> list[Any]:
+def examples(pages: list[str] = PAGES) -> list[Any]:
     found = []
-    for page in PAGES:
+    for page in pages:
         text = (ROOT / page).read_text(encoding="utf-8")
         for match in FENCE.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
@@ -50,6 +56,36 @@ def test_documentation_example_runs(code: str, docstore_dsn: str, tmp_path: Path
                           timeout=120, cwd=tmp_path,
                           env={"DOCSTORE_URL": docstore_dsn, "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
+
+
+def _run(code: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "example.py"
+    script.write_text(code, encoding="utf-8")
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", **env})
+
+
+def _orders() -> list[Any]:
+    ids = [str(p.id) for p in examples(SHARED_PAGES)]
+    shuffled = ids[:]
+    random.Random(17).shuffle(shuffled)
+    again = ids[:]
+    random.Random(1717).shuffle(again)
+    return [pytest.param(ids, id="forward"), pytest.param(ids[::-1], id="backward"),
+            pytest.param(shuffled + again, id="shuffled-twice")]
+
+
+@pytest.mark.parametrize("order", _orders())
+def test_the_examples_run_in_any_order_on_a_used_database(
+        order: list[str], docstore_dsn: str, docstore_factory: Any, tmp_path: Path) -> None:
+    code = {str(p.id): p.values[0] for p in examples(SHARED_PAGES)}
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    docstore_factory(schema, init=False)  # only so that the schema is dropped after the test
+    env = {"DOCSTORE_URL": docstore_dsn, "DOCSTORE_SCHEMA": schema, "AURITE_ENABLE_DB": "1",
+           "AURITE_DB_URL": docstore_dsn, "AURITE_DB_SCHEMA": schema}
+    for i, example in enumerate(order):
+        done = _run(code[example], env, tmp_path)
+        assert done.returncode == 0, f"{example} after {order[:i]}:\n{done.stderr}"
 
 
 def test_the_performance_pages_index_recipe_runs(docstore_dsn: str) -> None:

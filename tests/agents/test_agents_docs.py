@@ -1,7 +1,8 @@
 """docs/agents.md's examples run as written, against the test database.
 
 Each ```python block runs in a fresh interpreter with AURITE_* (and DOCSTORE_URL) pointing
-at a schema of its own.
+at a schema of its own, with persistence on and off (AURITE_ENABLE_DB). They run with the
+other pages' examples, in several orders, in tests/test_docs.py.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def test_the_page_links_the_env_example_that_exists() -> None:
 
 
 @pytest.mark.parametrize("code", examples())
-def test_agents_page_example_runs(code: str, docstore_dsn: str, tmp_path: Path,
+@pytest.mark.parametrize("persistence", ["on", "off"])
+def test_agents_page_example_runs(code: str, persistence: str, docstore_dsn: str,
+                                  tmp_path: Path,
                                   docstore_factory: Callable[..., DocStore]) -> None:
     schema = f"t_{uuid.uuid4().hex[:16]}"
     docstore_factory(schema, init=False)  # only so the schema is dropped after the test
@@ -52,10 +55,13 @@ def test_agents_page_example_runs(code: str, docstore_dsn: str, tmp_path: Path,
     script.write_text(code, encoding="utf-8")
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "AURITE_ENABLE_DB": "1",
+        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "AURITE_ENABLE_DB": persistence,
                            "AURITE_DB_URL": docstore_dsn, "AURITE_DB_SCHEMA": schema,
                            "DOCSTORE_URL": docstore_dsn})
     assert done.returncode == 0, done.stderr
+    if persistence == "off":  # nothing touched the database
+        with docstore_factory(schema, init=False).pool.connection() as conn:
+            assert conn.execute("SELECT to_regnamespace(%s)", [schema]).fetchone() == (None,)
 
 
 def test_the_framework_storage_example_runs_on_a_fresh_and_a_used_database(
