@@ -58,13 +58,6 @@ def test_documentation_example_runs(code: str, docstore_dsn: str, tmp_path: Path
     assert done.returncode == 0, done.stderr
 
 
-def _run(code: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    script = tmp_path / "example.py"
-    script.write_text(code, encoding="utf-8")
-    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", **env})
-
-
 def _orders() -> list[Any]:
     ids = [str(p.id) for p in examples(SHARED_PAGES)]
     shuffled = ids[:]
@@ -75,17 +68,35 @@ def _orders() -> list[Any]:
             pytest.param(shuffled + again, id="shuffled-twice")]
 
 
+# Runs each example file as __main__ in turn, in one interpreter (one start instead of one
+# per example); stops at the first that fails, naming it.
+DRIVER = """
+import runpy, sys, traceback
+for i, path in enumerate(sys.argv[1:]):
+    try:
+        runpy.run_path(path, run_name="__main__")
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(f"example {i} failed: {path}")
+"""
+
+
 @pytest.mark.parametrize("order", _orders())
 def test_the_examples_run_in_any_order_on_a_used_database(
         order: list[str], docstore_dsn: str, docstore_factory: Any, tmp_path: Path) -> None:
     code = {str(p.id): p.values[0] for p in examples(SHARED_PAGES)}
     schema = f"t_{uuid.uuid4().hex[:16]}"
     docstore_factory(schema, init=False)  # only so that the schema is dropped after the test
-    env = {"DOCSTORE_URL": docstore_dsn, "DOCSTORE_SCHEMA": schema, "AURITE_ENABLE_DB": "1",
-           "AURITE_DB_URL": docstore_dsn, "AURITE_DB_SCHEMA": schema}
+    files = []
     for i, example in enumerate(order):
-        done = _run(code[example], env, tmp_path)
-        assert done.returncode == 0, f"{example} after {order[:i]}:\n{done.stderr}"
+        path = tmp_path / f"{i:02d}_{re.sub(r'[^a-z0-9]+', '_', example)}.py"
+        path.write_text(code[example], encoding="utf-8")
+        files.append(str(path))
+    env = {"PATH": "/usr/bin:/bin", "DOCSTORE_URL": docstore_dsn, "DOCSTORE_SCHEMA": schema,
+           "AURITE_ENABLE_DB": "1", "AURITE_DB_URL": docstore_dsn, "AURITE_DB_SCHEMA": schema}
+    done = subprocess.run([sys.executable, "-c", DRIVER, *files], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path, env=env)
+    assert done.returncode == 0, f"in the order {order}:\n{done.stderr}"
 
 
 def test_the_performance_pages_index_recipe_runs(docstore_dsn: str) -> None:
