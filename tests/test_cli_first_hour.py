@@ -91,6 +91,21 @@ def test_the_demos_closing_hint_is_one_runnable_command_per_line(
         assert main(["--dsn", docstore_dsn, *words[1:]]) == 0, capfd.readouterr().err
 
 
+def test_the_hint_names_the_command_as_it_was_started(
+        docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> None:
+    # An unactivated venv: docstore is not on PATH, so the hint says .venv/bin/docstore.
+    schema = docstore_factory().schema
+    env = {"PATH": "/usr/bin:/bin", "DOCSTORE_URL": docstore_dsn}
+    done = subprocess.run([str(DOCSTORE), "--schema", schema, "demo"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    hint = done.stdout[done.stdout.index("Explore it"):].splitlines()[1:]
+    assert hint and all(line.split()[0] == str(DOCSTORE) for line in hint)
+    pasted = subprocess.run(["/bin/sh", "-c", hint[1]], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert pasted.returncode == 0 and "weather" in pasted.stdout, pasted.stderr
+
+
 # --- 3. errors a person can act on ----------------------------------------------------
 
 

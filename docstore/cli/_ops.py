@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shlex
+import shutil
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -316,10 +318,23 @@ def demo(ctx: typer.Context,
         _clean_demo(ctx, embedded)
         return
     with open_store(options, embedded_by_default=True) as store:
+        program = _invoked_as()
         report = run_demo(store, reset=not options.schema_given, show=not options.json,
-                          command="docstore --embedded" if embedded else "docstore")
+                          command=f"{program} --embedded" if embedded else program)
         if options.json:
             _out.emit_json(report)
+
+
+def _invoked_as() -> str:
+    """How to run docstore again, for the demo's hint: ``docstore`` when that is on PATH,
+    else the path it was started by (``.venv/bin/docstore`` in an unactivated venv)."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name != "docstore":
+        return "docstore"  # run as a library (the tests' main([...])) or via python -m
+    found = shutil.which("docstore")
+    if found and Path(found).resolve() == Path(argv0).resolve():
+        return "docstore"
+    return shlex.quote(argv0)
 
 
 def _clean_demo(ctx: typer.Context, embedded: bool) -> None:
