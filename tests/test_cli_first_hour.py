@@ -260,6 +260,8 @@ def test_an_export_to_a_file_replaces_it_whole(run: Run, tmp_path: Path) -> None
     assert code == 0 and "exported 1 document(s), 1 version(s)" in err
     assert target.read_text().count("\n") == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+    code, _, err = run("export", "-o", str(tmp_path / "no" / "out.jsonl"))
+    assert code == 1 and f"no such directory: {tmp_path / 'no'}" in err
 
 
 # --- issue 13: names that carry markup or terminal escapes ----------------------------

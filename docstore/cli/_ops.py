@@ -166,6 +166,8 @@ def export(ctx: typer.Context,
 
     The output is always JSON lines (what `import` reads), also with --json, which then
     only makes the summary of `-o FILE` JSON."""
+    if output is not None and not output.parent.is_dir():
+        raise CliError(f"no such directory: {output.parent}")
     with _store(ctx) as store:
         s = sql.Identifier(store.schema)
         (total,), = raw(store, sql.SQL(
