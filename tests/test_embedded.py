@@ -66,3 +66,11 @@ def test_clean_leaves_a_directory_that_is_not_the_servers_alone(tmp_path: Path) 
         clean(tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     assert clean(tmp_path / "absent") == []
+
+
+def test_readme_says_what_the_demo_changes_as_root_and_how_to_undo_it() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    (paragraph,) = [p for p in readme.split("\n\n") if p.startswith("As root")]
+    for made in ("`pgserver`", "/var/cache/docstore/pgdata", "/tmp/runtime-0",
+                 "`docstore demo --clean`"):
+        assert made in paragraph
