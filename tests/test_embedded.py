@@ -7,13 +7,18 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 
 @pytest.mark.slow
-def test_demo_with_no_database_configured_starts_the_embedded_server(tmp_path: Path) -> None:
+def test_demo_with_no_database_configured_starts_the_embedded_server() -> None:
+    # Not under pytest's tmp_path: any pytest session starting meanwhile (another project's,
+    # another worktree's) resets /tmp/pytest-of-<user> to 0700, and the server, run as the
+    # `pgserver` user when root, could then no longer reach its data directory.
+    tmp_path = Path(tempfile.mkdtemp(prefix="docstore-embedded-test-"))
     docstore = Path(sys.executable).parent / "docstore"
     env = {k: v for k, v in os.environ.items()
            if k != "DOCSTORE_URL" and k != "DOCSTORE_SCHEMA" and not k.startswith("PG")}
@@ -54,7 +59,7 @@ def test_demo_with_no_database_configured_starts_the_embedded_server(tmp_path: P
                                capture_output=True, text=True, timeout=120)
         assert again.returncode == 0 and "nothing to remove" in again.stderr
     finally:
-        shutil.rmtree(tmp_path / "made", ignore_errors=True)
+        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_clean_leaves_a_directory_that_is_not_the_servers_alone(tmp_path: Path) -> None:
