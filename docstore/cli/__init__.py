@@ -94,15 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageProblem as exc:  # usage errors: exit 2, with the usage line
         show = getattr(exc, "show", None)
         if as_json:
-            _report(_one_line(exc.format_message()), kind="UsageError", status=exc.exit_code,
-                    as_json=True)
+            _report(_one_line(exc.format_message()), kind="UsageError",
+                    status=getattr(exc, "exit_code", 2), as_json=True)
         elif show is not None:
             show()
         else:
             print(f"docstore: error: {exc}", file=sys.stderr)
         code: int = getattr(exc, "exit_code", 2)
         return code
-    except typer.Abort:
+    except typer.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click's Ctrl-C (typer < 0.17)
+            _report("interrupted", kind="Interrupted", status=130, as_json=as_json)
+            return 130
         _report("aborted", kind="Aborted", status=1, as_json=as_json)
         return 1
     except KeyboardInterrupt:

@@ -1,8 +1,16 @@
-"""The command's own error: a user mistake reported in one line, exit status 1."""
+"""The command's own errors: a user mistake reported in one line (exit status 1), and
+click's usage error (exit status 2)."""
 
 from __future__ import annotations
 
-__all__ = ["CliError"]
+import typer
+
+__all__ = ["CliError", "UsageError"]
+
+# click's UsageError (exit status 2, with the usage line): BadParameter's base class both in
+# typer < 0.17, which runs on click, and in newer typer, which carries its own copy of click.
+UsageError: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 class CliError(Exception):

@@ -14,13 +14,12 @@ from typing import Annotated, Any
 
 import typer
 from psycopg import sql
-from typer._click.exceptions import UsageError
 
 from .._connect import describe_dsn
 from . import _out
 from ._app import command, settings
 from ._docs import _store
-from ._errors import CliError
+from ._errors import CliError, UsageError
 from ._kinds import ensure_kind
 from ._store import dsn_configured, open_store, raw
 
