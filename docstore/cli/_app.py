@@ -20,9 +20,12 @@ class _Argument(TyperArgument):
     """An argument shown by its name alone: ``KIND``, ``[V2]`` (typer's default shows
     ``{KIND}`` and a ``<str>`` type column)."""
 
-    def _usage_display_name(self) -> str:
-        name = self.display_name_raw + ("..." if self.nargs != 1 else "")
+    def _usage_display_name(self) -> str:  # typer >= 0.17
+        name = (self.metavar or (self.name or "").upper()) + ("..." if self.nargs != 1 else "")
         return name if self.required else f"[{name}]"
+
+    def make_metavar(self, ctx: Any = None) -> str:  # typer < 0.17 (click's usage line)
+        return self._usage_display_name()
 
     def display_type_rich(self, ctx: Any) -> str | None:
         return None
