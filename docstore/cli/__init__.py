@@ -94,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageProblem as exc:  # usage errors: exit 2, with the usage line
         show = getattr(exc, "show", None)
         if as_json:
-            _report(_one_line(exc.format_message()), kind="UsageError",
+            formatter = getattr(exc, "format_message", None)  # its text names the option
+            text = str(formatter()) if formatter is not None else str(exc)
+            _report(_one_line(text), kind="UsageError",
                     status=getattr(exc, "exit_code", 2), as_json=True)
         elif show is not None:
             show()

@@ -34,16 +34,20 @@ class _Argument(TyperArgument):
 class _Option(TyperOption):
     """A flag shows no ``<bool>``; an option with a value shows its metavar (``N``)."""
 
-    def display_type_rich(self, ctx: Any) -> str | None:
+    def display_type_rich(self, ctx: Any) -> str | None:  # typer >= 0.17
         if self.is_flag:
             return None
-        return super().display_type_rich(ctx)
+        shown: str | None = getattr(super(), "display_type_rich", lambda ctx: None)(ctx)
+        return shown
 
 
 def _plain(params: list[Any]) -> list[Any]:
     for param in params:
         if type(param) is TyperArgument:
             param.__class__ = _Argument
+            # A required argument has no default to show (under typer < 0.17 its default
+            # is click's UNSET sentinel, printed as "<object object at 0x...>").
+            param.show_default = False
         elif type(param) is TyperOption:
             param.__class__ = _Option
     return params
