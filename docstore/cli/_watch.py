@@ -11,7 +11,7 @@ import typer
 
 from ..change import Change
 from . import _out
-from ._app import app, settings
+from ._app import command, settings
 from ._docs import _store
 from ._ops import parse_age
 
@@ -21,16 +21,16 @@ def _line(change: Change) -> str:
     return f"{when}  {change.op:<7} {change.kind} {change.name!r} v{change.version}  {change.cursor}"
 
 
-@app.command()
+@command()
 def watch(
     ctx: typer.Context,
     kinds: Annotated[list[str] | None, typer.Argument(
         help="Kinds to follow (default: all).", show_default=False)] = None,
     after: Annotated[str | None, typer.Option(
-        help="Start after this cursor (the last one printed) instead of now.",
+        metavar="CURSOR", help="Start after this cursor (the last one printed) instead of now.",
         show_default=False)] = None,
     count: Annotated[int | None, typer.Option(
-        min=1, help="Stop after this many changes.", show_default=False)] = None,
+        min=1, metavar="N", help="Stop after this many changes.", show_default=False)] = None,
 ) -> None:
     """Print every committed write as it happens, in commit-safe order (Ctrl-C stops).
 
@@ -52,11 +52,11 @@ def watch(
                 return
 
 
-@app.command("prune-changes")
+@command("prune-changes")
 def prune_changes(
     ctx: typer.Context,
     older_than: Annotated[str, typer.Option(
-        help="Delete the change feed's rows written before this age (7d, 12h) or date.",
+        metavar="AGE", help="Delete the change feed's rows written before this age (7d, 12h) or date.",
         show_default=False)],
 ) -> None:
     """Delete old rows of the change feed (a feed still behind them gets ChangesPruned)."""
