@@ -56,13 +56,13 @@ class ReadRouting:
         self._replayed = 0
         self._down_until = 0.0
         self._down = False
-        self._primary_until = 0.0
+        self.unknown = False
         self._lock = threading.Lock()
 
     def usable(self) -> bool:
         """Whether to try the replica now (it is up, or its retry time has come)."""
         now = time.monotonic()
-        if now < self._primary_until:
+        if self.unknown:
             return False
         return not self._down or now >= self._down_until
 
@@ -75,11 +75,14 @@ class ReadRouting:
         value = lsn_int(lsn)
         with self._lock:
             self._written = max(self._written, value)
+            self.unknown = False
 
     def wrote_unknown(self) -> None:
-        """A write committed but its WAL position could not be asked for (the connection
-        failed right after): read from the primary for a while instead."""
-        self._primary_until = time.monotonic() + RETRY_AFTER
+        """A write may have committed without its WAL position being known (the connection
+        failed after it was sent, or a transaction block failed): read from the primary
+        until a primary connection has said how far its WAL reached (``wrote``), which
+        covers that write if it committed."""
+        self.unknown = True
 
     def replayed(self, lsn: str | None) -> bool:
         """Record the replica's replay position; True when it holds this store's writes."""

@@ -191,7 +191,7 @@ class AsyncDocStore:
                             result = await self._drive(conn, op)
                     else:
                         result = await self._drive(conn, op)
-                    if self._reads is not None and not op.read_only:
+                    if self._reads is not None and (not op.read_only or self._reads.unknown):
                         await self._note_write(conn)
                     return result
                 except VersionConflict:
@@ -203,6 +203,9 @@ class AsyncDocStore:
                 finally:
                     await self._pool.putconn(conn)
             except psycopg.Error as exc:
+                if self._reads is not None and not op.read_only:
+                    # It may have committed: reads stay on the primary until it is covered.
+                    self._reads.wrote_unknown()
                 error = self._core.failure(exc, op, attempt, held is not None, sent)
                 if error is not None:
                     raise error from exc
@@ -295,6 +298,12 @@ class AsyncDocStore:
                     try:
                         yield
                         committing = True
+                    except BaseException:
+                        # A conflict or a failure inside the block: another writer may
+                        # have moved a document on, so reads must not be older than now.
+                        if self._reads is not None:
+                            self._reads.wrote_unknown()
+                        raise
                     finally:
                         held.open = False
                         _ACTIVE.reset(token)
@@ -302,6 +311,8 @@ class AsyncDocStore:
                     await self._note_write(conn)
         except psycopg.Error as exc:
             # A commit whose reply was lost may have happened.
+            if self._reads is not None:
+                self._reads.wrote_unknown()
             raise self._core.translate(exc, unknown=committing and exc.sqlstate is None) \
                 from exc
 

@@ -190,7 +190,7 @@ class DocStore:
                             result = self._drive(conn, op)
                     else:
                         result = self._drive(conn, op)
-                    if self._reads is not None and not op.read_only:
+                    if self._reads is not None and (not op.read_only or self._reads.unknown):
                         self._note_write(conn)
                     return result
                 except VersionConflict:
@@ -202,6 +202,9 @@ class DocStore:
                 finally:
                     self._pool.putconn(conn)
             except psycopg.Error as exc:
+                if self._reads is not None and not op.read_only:
+                    # It may have committed: reads stay on the primary until it is covered.
+                    self._reads.wrote_unknown()
                 error = self._core.failure(exc, op, attempt, held is not None, sent)
                 if error is not None:
                     raise error from exc
@@ -294,6 +297,12 @@ class DocStore:
                     try:
                         yield
                         committing = True
+                    except BaseException:
+                        # A conflict or a failure inside the block: another writer may
+                        # have moved a document on, so reads must not be older than now.
+                        if self._reads is not None:
+                            self._reads.wrote_unknown()
+                        raise
                     finally:
                         held.open = False
                         _ACTIVE.reset(token)
@@ -301,6 +310,8 @@ class DocStore:
                     self._note_write(conn)
         except psycopg.Error as exc:
             # A commit whose reply was lost may have happened.
+            if self._reads is not None:
+                self._reads.wrote_unknown()
             raise self._core.translate(exc, unknown=committing and exc.sqlstate is None) \
                 from exc
 

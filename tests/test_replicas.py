@@ -20,9 +20,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from proxy import LossyProxy
 from servers import PgBouncer, ReplicaPair, free_port
 
-from docstore import AsyncDocStore, DocStore, Registry, VersionConflict, _replica
+from docstore import AsyncDocStore, DocStore, OutcomeUnknown, Registry, VersionConflict, _replica
 from docstore.agents import StorageManager
 from docstore.agents._manager import settings_from_env
 
@@ -301,10 +302,9 @@ def test_the_scaling_pages_examples_run_on_a_fresh_and_on_a_used_database(
     _caught_up(pair)
 
 
-def test_routing_state_after_an_unknown_write_position(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A write whose WAL position could not be asked for sends reads to the primary for
-    RETRY_AFTER seconds; LSN order is numeric, not textual."""
-    monkeypatch.setattr(_replica, "RETRY_AFTER", 0.2)
+def test_routing_state_after_an_unknown_write_position() -> None:
+    """A write whose WAL position could not be asked for sends reads to the primary until
+    a primary connection has told its position; LSN order is numeric, not textual."""
     routing = _replica.ReadRouting("", "replica", 1.0)
     assert routing.usable() and routing.caught_up()
     routing.wrote("0/9FFFFFF")
@@ -313,5 +313,51 @@ def test_routing_state_after_an_unknown_write_position(monkeypatch: pytest.Monke
     assert routing.replayed("0/10000000")  # 0x10000000 > 0x9FFFFFF, though "1" < "9"
     routing.wrote_unknown()
     assert not routing.usable()
-    time.sleep(0.25)
-    assert routing.usable()
+    routing.wrote("0/10000001")
+    assert routing.usable() and not routing.caught_up()
+
+
+def test_after_an_unknown_outcome_reads_tell_what_the_primary_holds(pair: ReplicaPair,
+                                                                    schema: str) -> None:
+    """The error says to re-read before writing again: that read must not come from a
+    replica that has not replayed the write (it did commit)."""
+    with LossyProxy(pair.primary.port) as proxy, DocStore.connect(
+            proxy.dsn("postgres"), read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
+            max_size=2, prepare_threshold=None) as store:
+        store.init_schema()
+        _caught_up(pair)
+        _pause(pair)
+        proxy.drop_replies(1)
+        with pytest.raises(OutcomeUnknown):
+            store.put("cfg", "x", {"v": 1})
+        assert store.get("cfg", "x").data == {"v": 1}  # from the primary: it committed
+        # Once a primary connection has said how far its WAL reached, the replica serves
+        # again as soon as it has replayed that far.
+        _caught_up(pair)
+        _pause(pair)
+        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
+            other.put("cfg", "x", {"v": 2})
+        assert store.get("cfg", "x").data == {"v": 1}
+
+
+def test_a_conflict_inside_a_transaction_leaves_reads_on_the_primary_until_they_see_it(
+        pair: ReplicaPair, schema: str) -> None:
+    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema,
+                          kinds=kinds(), max_size=2) as store:
+        store.init_schema()
+        store.put("cfg", "a", {"v": 1})
+        _caught_up(pair)
+        _pause(pair)
+        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
+            other.put("cfg", "a", {"v": 2})
+        seen = []
+        for _ in range(3):  # a read-then-CAS loop, each try in a transaction
+            doc = store.get("cfg", "a")
+            seen.append(doc.version)
+            try:
+                with store.transaction():
+                    store.put("cfg", "a", {"v": doc.data["v"] + 10}, expected_version=doc.version)
+                break
+            except VersionConflict:
+                continue
+        assert seen == [1, 2] and store.get("cfg", "a").data == {"v": 12}
