@@ -179,6 +179,12 @@ class DocStore:
             sent = held is not None  # False until a connection is ours: nothing reached the server
             try:
                 if held is not None:
+                    if op.atomic:
+                        # A savepoint: a failure part-way (a later chunk that does not
+                        # validate) must take back what the op already wrote, even when
+                        # the caller catches it and the block goes on to commit.
+                        with held.transaction():
+                            return self._drive(held, op)
                     return self._drive(held, op)
                 # getconn/putconn rather than pool.connection(): its `with conn` would
                 # run a commit (a no-op here, but not free) on every call.

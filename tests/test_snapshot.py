@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ from conftest import PARTITIONS, count_rows, layout_of, on_both_layouts
 from pydantic import BaseModel
 
 from docstore import (
+    AsyncDocStore,
+    DocStore,
     DocStoreError,
     DocumentInvalid,
     DocumentNotFound,
@@ -269,6 +272,37 @@ def test_put_many_past_one_chunk_pipelines_its_chunks_in_one_transaction(s: Any)
     assert info.value.name == last and "llm" in str(info.value)
     assert count_rows(s, "versions", "agent") == n
     assert s.get("agent", names[0]).version == 1
+
+
+def test_a_failed_put_many_past_one_chunk_inside_a_transaction_leaves_nothing(
+        docstore_factory: Callable[..., DocStore]) -> None:
+    """Its first chunk is on the server when a later one fails to validate: a caller that
+    catches the error and lets the block commit must not commit that first chunk."""
+    store = docstore_factory()
+    store.register("agent", Agent)
+    n = PUT_MANY_CHUNK * 5 // 2
+    values: dict[str, Any] = {f"a{i:05}": agent(f"a{i:05}") for i in range(n)}
+    values[f"a{n - 1:05}"] = {"name": "no llm"}
+    with store.transaction():
+        store.put("agent", "kept", agent("kept"))
+        with pytest.raises(DocumentInvalid):
+            store.put_many("agent", values)
+    assert [d.name for d in store.list("agent")] == ["kept"]
+    assert count_rows(store, "versions", "agent") == 1
+
+
+async def test_the_same_in_an_async_transaction(docstore_dsn: str,
+                                                docstore_factory: Callable[..., DocStore]) -> None:
+    schema = docstore_factory().schema
+    async with await AsyncDocStore.connect(docstore_dsn, schema=schema, max_size=2) as store:
+        store.register("agent", Agent)
+        n = PUT_MANY_CHUNK * 5 // 2
+        values: dict[str, Any] = {f"a{i:05}": agent(f"a{i:05}") for i in range(n)}
+        values[f"a{n - 1:05}"] = {"name": "no llm"}
+        async with store.transaction():
+            with pytest.raises(DocumentInvalid):
+                await store.put_many("agent", values)
+        assert await store.list("agent") == []
 
 
 def test_invalid_value_raises_document_invalid_before_any_sql(s: Any) -> None:
