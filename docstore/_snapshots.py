@@ -93,6 +93,14 @@ class SnapshotPlans(CoreBase):
             if expected == 0 or (expected is not None and expected != version):
                 raise VersionConflict(spec.name, name, expected, actual)
             if not deleted and sv == spec.schema_version and orjson.loads(stored) == orjson.loads(data):
+                if keyed:
+                    recorded = yield Stmt(self.sql(q.KEY_RECORD), {
+                        **params, "version": version, "created": created, "updated": updated})
+                    if not recorded:  # the same key, recorded meanwhile: its answer holds
+                        prior = yield from self.prior_write(keyed, op, spec.name, name)
+                        if prior is not None:
+                            return Doc(spec.name, name, prior[0], validated,
+                                       spec.schema_version, prior[1], prior[2])
                 return Doc(spec.name, name, version, validated, sv, created, updated)
             if expected is not None:
                 raise VersionConflict(spec.name, name, expected, actual)

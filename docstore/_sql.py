@@ -301,9 +301,24 @@ KEY_ROW = """
     FROM head
 )"""
 
+# A keyed put of the value already stored writes nothing, but its key must still hold
+# what it returned: a retry after a later write by someone else must not write again.
+KEY_RECORD = """
+INSERT INTO {s}.versions (kind, name, version, op, data, author, written_at)
+VALUES ('_idempotency', %(idem_key)s, 1, %(op)s,
+        jsonb_build_object('kind', %(kind)s::text, 'name', %(name)s::text,
+                           'version', %(version)s::bigint, 'request', %(idem_request)s::text,
+                           'created_at', %(created)s::timestamptz,
+                           'updated_at', %(updated)s::timestamptz),
+        %(author)s, now())
+ON CONFLICT DO NOTHING
+RETURNING 1
+"""
+
 KEY_LOOKUP = """
 SELECT op, data ->> 'kind', data ->> 'name', (data ->> 'version')::bigint,
-       data ->> 'request', (data ->> 'created_at')::timestamptz, written_at
+       data ->> 'request', (data ->> 'created_at')::timestamptz,
+       coalesce((data ->> 'updated_at')::timestamptz, written_at)
 FROM {s}.versions
 WHERE kind = '_idempotency' AND name = %(idem_key)s AND version = 1
 """

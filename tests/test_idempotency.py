@@ -169,6 +169,24 @@ def test_a_reused_key_with_different_data_is_a_clear_error(docstore_store: DocSt
         store.put("config", "a", {"value": 3}, idempotency_key="")
 
 
+def test_a_keyed_put_of_the_stored_value_still_holds_its_key(docstore_store: DocStore) -> None:
+    """It writes nothing, but a retry with its key after someone else's write must return
+    what it returned then, not write the value again over the newer one."""
+    store = docstore_store
+    store.register("config", Config)
+    store.put("config", "a", {"value": 1})
+    first = store.put("config", "a", {"value": 1}, idempotency_key="unchanged")
+    assert first.version == 1
+    store.put("config", "a", {"value": 2})  # another writer moves the document on
+    again = store.put("config", "a", {"value": 1}, idempotency_key="unchanged")
+    assert (again.version, again.created_at, again.updated_at) == (
+        1, first.created_at, first.updated_at)
+    current = store.get("config", "a")
+    assert (current.version, current.data.value) == (2, 2)
+    with pytest.raises(IdempotencyKeyReused):
+        store.put("config", "a", {"value": 3}, idempotency_key="unchanged")
+
+
 def test_two_writers_racing_with_one_key_write_once(docstore_store: DocStore) -> None:
     store = docstore_store
     store.register("chat", Message, mode="log")
