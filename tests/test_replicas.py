@@ -23,7 +23,15 @@ import pytest
 from proxy import LossyProxy
 from servers import PgBouncer, ReplicaPair, free_port
 
-from docstore import AsyncDocStore, DocStore, OutcomeUnknown, Registry, VersionConflict, _replica
+from docstore import (
+    AsyncDocStore,
+    DocStore,
+    DocumentNotFound,
+    OutcomeUnknown,
+    Registry,
+    VersionConflict,
+    _replica,
+)
 from docstore.agents import StorageManager
 from docstore.agents._manager import settings_from_env
 
@@ -361,3 +369,30 @@ def test_a_conflict_inside_a_transaction_leaves_reads_on_the_primary_until_they_
             except VersionConflict:
                 continue
         assert seen == [1, 2] and store.get("cfg", "a").data == {"v": 12}
+
+
+def test_watch_configs_with_read_dsn_misses_nothing_while_the_replica_lags(
+        pair: ReplicaPair, schema: str) -> None:
+    """The watch takes its cursor on the primary: its load and its per-change reads must
+    not come from a replica that has not replayed what lies before that cursor."""
+    with StorageManager(DocStore.connect(pair.primary.dsn, schema=schema, max_size=1)) as editor:
+        editor.init_db()
+        _caught_up(pair)
+        _pause(pair)
+        editor.sync_llm_config({"name": "before", "provider": "anthropic", "model": "m1"})
+        with StorageManager(DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair),
+                                             schema=schema, max_size=2)) as host:
+            host.watch_configs(poll_interval=0.1)
+            assert host.get_config("llm", "before").model == "m1"
+            editor.sync_llm_config({"name": "before", "provider": "anthropic", "model": "m2"})
+            editor.sync_llm_config({"name": "new", "provider": "anthropic", "model": "m3"})
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    if host.get_config("llm", "new").model == "m3":
+                        break
+                except DocumentNotFound:
+                    pass  # not arrived yet
+                time.sleep(0.02)
+            assert host.get_config("llm", "new").model == "m3"
+            assert host.get_config("llm", "before").model == "m2"

@@ -103,7 +103,10 @@ class ConfigWatch(_Held):
     def __init__(self, store: DocStore, *, listen_dsn: str | None = None,
                  poll_interval: float = 5.0, on_change: OnChange | None = None) -> None:
         super().__init__(on_change)
-        self._store = store
+        # The cursor is taken on the primary, so the load and each change's read must be
+        # too: a lagging replica would miss a config or hand back an older version.
+        self._store = store if store.read_pool is None else type(store)(
+            store.pool, schema=store.schema, kinds=store.kinds)
         self._listen_dsn = listen_dsn
         self._poll_interval = poll_interval
         self._stopped = threading.Event()
@@ -180,7 +183,10 @@ class AsyncConfigWatch(_Held):
     def __init__(self, store: AsyncDocStore, *, listen_dsn: str | None = None,
                  poll_interval: float = 5.0, on_change: OnChange | None = None) -> None:
         super().__init__(on_change)
-        self._store = store
+        # The cursor is taken on the primary, so the load and each change's read must be
+        # too: a lagging replica would miss a config or hand back an older version.
+        self._store = store if store.read_pool is None else type(store)(
+            store.pool, schema=store.schema, kinds=store.kinds)
         self._listen_dsn = listen_dsn
         self._poll_interval = poll_interval
         self._task: asyncio.Task[None] | None = None
