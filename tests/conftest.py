@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from docstore import AsyncDocStore, DocStore
+from docstore.cli import main
 
 
 class AsyncAsSync:
@@ -108,3 +111,23 @@ def count_rows(store: Any, table: str, kind: str, name: str | None = None) -> in
         params.append(name)
     with store.pool.connection() as conn:
         return int(conn.execute(query, params).fetchone()[0])
+
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(docstore_dsn: str, store: DocStore, capfd: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> Run:
+    """run(*args, stdin=None) -> (exit status, stdout, stderr): the ``docstore`` command on
+    the test's own schema. The CLI test modules each give ``store`` (a plain DocStore)."""
+
+    def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        capfd.readouterr()
+        code = main(["--dsn", docstore_dsn, "--schema", store.schema, *args])
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    return invoke

@@ -8,29 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Run
 
 from docstore import DocStore
 from docstore.cli import main
-
-Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
 def store(docstore_factory: Callable[..., DocStore]) -> DocStore:
     return docstore_factory()
-
-
-@pytest.fixture
-def run(docstore_dsn: str, store: DocStore, capfd: pytest.CaptureFixture[str]) -> Run:
-    """run(*args) -> (exit status, stdout, stderr), on the test's own schema."""
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capfd.readouterr()
-        code = main(["--dsn", docstore_dsn, "--schema", store.schema, *args])
-        out, err = capfd.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 def _json(out: str) -> Any:

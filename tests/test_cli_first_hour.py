@@ -4,7 +4,6 @@ names that cannot drive the terminal."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import signal
@@ -15,33 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import Run
 
 from docstore import DocStore
 from docstore.cli import main
 
-Run = Callable[..., tuple[int, str, str]]
 DOCSTORE = Path(sys.executable).parent / "docstore"
 
 
 @pytest.fixture
 def store(docstore_factory: Callable[..., DocStore]) -> DocStore:
     return docstore_factory()
-
-
-@pytest.fixture
-def run(docstore_dsn: str, store: DocStore, capfd: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> Run:
-    """run(*args, stdin=None) -> (exit status, stdout, stderr), on the test's own schema."""
-
-    def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        capfd.readouterr()
-        code = main(["--dsn", docstore_dsn, "--schema", store.schema, *args])
-        out, err = capfd.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 AGENT = '{"name": "weather"}'

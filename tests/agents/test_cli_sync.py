@@ -13,12 +13,10 @@ from typing import Any
 
 import pytest
 from aurite_shapes import AURITE_MODELS, templates_folder
+from conftest import Run
 
 from docstore import DocStore
 from docstore.agents import StorageManager
-from docstore.cli import main
-
-Run = Callable[..., tuple[int, str, str]]
 
 # The names the example project defines twice: (type, name, the file that wins, the other).
 TWICE = [("llm", "my_openai_gpt4_turbo", "example_multi_component.json",
@@ -32,19 +30,6 @@ def store(docstore_factory: Callable[..., DocStore]) -> DocStore:
     store = docstore_factory()
     StorageManager(store)  # the config kinds, for reading back with their models
     return store
-
-
-@pytest.fixture
-def run(docstore_dsn: str, store: DocStore, capfd: pytest.CaptureFixture[str]) -> Run:
-    """run(*args) -> (exit status, stdout, stderr), on the test's own schema."""
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capfd.readouterr()
-        code = main(["--dsn", docstore_dsn, "--schema", store.schema, *args])
-        out, err = capfd.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 def aurite_index(config_dir: Path, project: Path, monkeypatch: pytest.MonkeyPatch
