@@ -168,23 +168,34 @@ def test_writes_in_one_transaction_are_one_change_each_in_order_and_a_rollback_n
     assert _count(s) == 4
 
 
+class OpenWriter:
+    """A transaction in a thread of its own that has put ``name`` (so it holds an xid)
+    and stays open until :meth:`commit`."""
+
+    def __init__(self, store: DocStore, name: str) -> None:
+        self._inside, self._release = threading.Event(), threading.Event()
+
+        def write() -> None:
+            with store.transaction():
+                store.put("cfg", name, {})
+                self._inside.set()
+                assert self._release.wait(30)
+
+        self._thread = threading.Thread(target=write)
+        self._thread.start()
+        assert self._inside.wait(30)
+
+    def commit(self) -> None:
+        self._release.set()
+        self._thread.join(30)
+
+
 def test_a_transaction_that_started_first_and_commits_last_is_not_skipped(
         feed_store: DocStore) -> None:
     """The hard case for a cursor: T1 takes its position, T2 commits, a consumer reads and
     keeps its cursor, then T1 commits. Resuming from that cursor must still deliver T1."""
     s = feed_store
-    t1_inside = threading.Event()
-    t1_release = threading.Event()
-
-    def t1() -> None:
-        with s.transaction():
-            s.put("cfg", "first_started", {})
-            t1_inside.set()
-            assert t1_release.wait(30)
-
-    thread = threading.Thread(target=t1)
-    thread.start()
-    assert t1_inside.wait(30)
+    t1 = OpenWriter(s, "first_started")
     s.put("cfg", "first_committed", {})
     # What a consumer can read now, and its last cursor: T1's change is not committed,
     # and T2's waits behind it, so the reader must not move past T1's position.
@@ -194,8 +205,7 @@ def test_a_transaction_that_started_first_and_commits_last_is_not_skipped(
     collector.start()
     collector.join(1.0)
     early = list(seen)
-    t1_release.set()
-    thread.join(30)
+    t1.commit()
     cursor = early[-1].cursor if early else START
     rest = list(islice(s.changes(after=cursor), 2 - len(early)))
     names = [c.name for c in early + rest]
@@ -210,21 +220,10 @@ def test_change_cursor_leaves_out_exactly_what_had_committed_even_behind_a_runni
     commits. From that cursor the feed delivers T1 and what comes after, never T2, and a
     consumer resuming from T1's change's cursor does not get T2 either."""
     s = feed_store
-    t1_inside, t1_release = threading.Event(), threading.Event()
-
-    def t1() -> None:
-        with s.transaction():
-            s.put("cfg", "open_across_the_cursor", {})
-            t1_inside.set()
-            assert t1_release.wait(30)
-
-    thread = threading.Thread(target=t1)
-    thread.start()
-    assert t1_inside.wait(30)
+    t1 = OpenWriter(s, "open_across_the_cursor")
     s.put("cfg", "committed_before_the_cursor", {})
     cursor = s.change_cursor()
-    t1_release.set()
-    thread.join(30)
+    t1.commit()
     s.put("cfg", "after_the_cursor", {})
     first, second = islice(s.changes(after=cursor), 2)
     assert [first.name, second.name] == ["open_across_the_cursor", "after_the_cursor"]
