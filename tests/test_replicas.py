@@ -85,6 +85,12 @@ def _pause(pair: ReplicaPair) -> None:
         time.sleep(0.01)
 
 
+def _routed(pair: ReplicaPair, schema: str, **options: Any) -> DocStore:
+    """A store on the primary whose reads go to the replica."""
+    return DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema,
+                            kinds=kinds(), **options)
+
+
 @pytest.fixture
 def schema(pair: ReplicaPair) -> Iterator[str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
@@ -93,8 +99,7 @@ def schema(pair: ReplicaPair) -> Iterator[str]:
 
 
 def test_a_store_with_read_dsn_reads_from_the_replica(pair: ReplicaPair, schema: str) -> None:
-    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
-                          max_size=2) as store:
+    with _routed(pair, schema, max_size=2) as store:
         store.init_schema()
         store.put("cfg", "a", {"v": 1})
         assert store.read_pool is not None
@@ -112,8 +117,7 @@ def test_a_store_with_read_dsn_reads_from_the_replica(pair: ReplicaPair, schema:
 
 def test_a_store_reads_its_own_writes_while_the_replica_lags(pair: ReplicaPair,
                                                               schema: str) -> None:
-    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
-                          max_size=2) as store:
+    with _routed(pair, schema, max_size=2) as store:
         store.init_schema()
         _caught_up(pair)
         _pause(pair)
@@ -124,8 +128,7 @@ def test_a_store_reads_its_own_writes_while_the_replica_lags(pair: ReplicaPair,
         assert store.get("cfg", "a").data == {"v": 1}
         assert store.read("chat", "s1", last=50) == [{"n": 1}, {"n": 2}]
         # A store without writes of its own reads the replica's snapshot.
-        with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
-                              max_size=1) as reader:
+        with _routed(pair, schema, max_size=1) as reader:
             assert reader.list("cfg") == []
         # Once the replica has replayed the writes, reads go back to it.
         _caught_up(pair)
@@ -173,8 +176,7 @@ def test_the_change_feeds_cursor_comes_from_the_primary(pair: ReplicaPair,
 
 def test_writes_inside_a_transaction_are_read_back_after_it(pair: ReplicaPair,
                                                             schema: str) -> None:
-    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
-                          max_size=2) as store:
+    with _routed(pair, schema, max_size=2) as store:
         store.init_schema()
         _caught_up(pair)
         _pause(pair)
@@ -214,8 +216,7 @@ def test_reads_fall_back_to_the_primary_when_the_replica_is_down(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_replica, "RETRY_AFTER", 0.3)
     assert pair.replica is not None
-    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
-                          max_size=2, timeout=2) as store:
+    with _routed(pair, schema, max_size=2, timeout=2) as store:
         store.init_schema()
         store.put("cfg", "a", {"v": 1})
         _caught_up(pair)
