@@ -56,7 +56,7 @@ def index_name(kind: str, suffix: str) -> str:
     if len(name) <= 63:
         return name
     digest = hashlib.sha256(kind.encode()).hexdigest()[:10]
-    return f"documents_{kind[:63 - len(suffix) - 22]}_{digest}_{suffix}"
+    return f"documents_{kind[: 63 - len(suffix) - 22]}_{digest}_{suffix}"
 
 
 class CoreBase:
@@ -96,8 +96,7 @@ class CoreBase:
         try:
             validated = adapter.validate_python(meta)
         except ValidationError as exc:
-            raise DocumentInvalid(spec.name, name, None, exc.errors(include_url=False),
-                                  "meta") from None
+            raise DocumentInvalid(spec.name, name, None, exc.errors(include_url=False), "meta") from None
         data = dump(adapter, validated)
         if isinstance(data, JsonProblem):
             raise DocumentInvalid(spec.name, name, None, [data.as_error()], "meta")
@@ -128,14 +127,14 @@ class CoreBase:
             try:
                 adapter.validate_python(value)
             except ValidationError as exc:
-                errors.extend({**e, "loc": (key, *e["loc"])}
-                              for e in exc.errors(include_url=False))
+                errors.extend({**e, "loc": (key, *e["loc"])} for e in exc.errors(include_url=False))
         if errors:
             raise DocumentInvalid(spec.name, name, None, errors, "meta_update")
         return False
 
-    def check_merged_meta(self, spec: Kind, name: str, stored: str | bytes | None,
-                          patch: Mapping[str, Any]) -> None:
+    def check_merged_meta(
+        self, spec: Kind, name: str, stored: str | bytes | None, patch: Mapping[str, Any]
+    ) -> None:
         """Validate the stored metadata with ``patch`` merged in, as the write will leave it."""
         if stored is None or spec.meta is None:
             return
@@ -143,8 +142,9 @@ class CoreBase:
         try:
             spec.meta.validate_python(merged)
         except ValidationError as exc:
-            raise DocumentInvalid(spec.name, name, None, exc.errors(include_url=False),
-                                  "meta_update") from None
+            raise DocumentInvalid(
+                spec.name, name, None, exc.errors(include_url=False), "meta_update"
+            ) from None
 
     def meta_default(self, spec: Kind) -> bytes | None:
         """The metadata a new log gets when none is given; None when its type needs some."""
@@ -168,54 +168,75 @@ class CoreBase:
         """A head row (``_HEAD_COLS``) as a Doc."""
         version, sv, data, created, updated, deleted, mode, live_from = row
         if mode == "l":
-            return Doc(spec.name, name, version, spec.parse_meta(name, data), sv, created,
-                       updated, deleted, version - live_from + 1)
-        return Doc(spec.name, name, version, spec.parse(name, version, data, sv), sv, created,
-                   updated, deleted)
+            return Doc(
+                spec.name,
+                name,
+                version,
+                spec.parse_meta(name, data),
+                sv,
+                created,
+                updated,
+                deleted,
+                version - live_from + 1,
+            )
+        return Doc(
+            spec.name, name, version, spec.parse(name, version, data, sv), sv, created, updated, deleted
+        )
 
     def mode_of(self, spec: Kind, name: str, mode: str) -> None:
         """Refuse a stored document whose mode disagrees with its kind's registration."""
         stored = "log" if mode == "l" else "snapshot"
         if stored != spec.mode:
-            raise KindMismatch(f"{spec.name} {name!r} is stored as a {stored} document, but "
-                               f"kind {spec.name!r} is registered as {spec.mode}")
+            raise KindMismatch(
+                f"{spec.name} {name!r} is stored as a {stored} document, but "
+                f"kind {spec.name!r} is registered as {spec.mode}"
+            )
 
     def _unwritten(self, spec: Kind, name: str, expected: int | None) -> Plan[DocStoreError]:
         """Why a write that needed an existing, live document wrote nothing."""
         heads = yield Stmt(self.sql(q.GET_HEAD), {"kind": spec.name, "name": name})
         if not heads:
-            return (VersionConflict(spec.name, name, expected, 0) if expected
-                    else DocumentNotFound(spec.name, name))
+            return (
+                VersionConflict(spec.name, name, expected, 0)
+                if expected
+                else DocumentNotFound(spec.name, name)
+            )
         version, *_, deleted, mode, _live = heads[0]
         self.mode_of(spec, name, mode)
         if deleted:
-            return (VersionConflict(spec.name, name, expected, version) if expected
-                    else DocumentNotFound(spec.name, name, reason="deleted"))
+            return (
+                VersionConflict(spec.name, name, expected, version)
+                if expected
+                else DocumentNotFound(spec.name, name, reason="deleted")
+            )
         return VersionConflict(spec.name, name, expected or 0, version)
 
     # --- idempotency keys --------------------------------------------------------------
 
-    def key_params(self, key: str | None, op: str, kind: str, name: str,
-                   payload: Sequence[bytes | None]) -> dict[str, Any]:
+    def key_params(
+        self, key: str | None, op: str, kind: str, name: str, payload: Sequence[bytes | None]
+    ) -> dict[str, Any]:
         """The parameters a keyed write adds (none without a key): the key, and a digest
         of the request, which a retry must match."""
         if key is None:
             return {}
         if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or "\x00" in key:
-            raise ValueError(f"idempotency_key must be a str of 1 to {MAX_KEY_LENGTH} "
-                             f"characters without \\u0000, not {key!r:.100}")
+            raise ValueError(
+                f"idempotency_key must be a str of 1 to {MAX_KEY_LENGTH} "
+                f"characters without \\u0000, not {key!r:.100}"
+            )
         try:
             key.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValueError("idempotency_key must be valid UTF-8 (it has a lone surrogate)") \
-                from None
+            raise ValueError("idempotency_key must be valid UTF-8 (it has a lone surrogate)") from None
         digest = hashlib.sha256()
         for part in (op.encode(), kind.encode(), name.encode("utf-8"), *payload):
             digest.update(b"-" if part is None else len(part).to_bytes(8, "big") + part)
         return {"idem_key": key, "idem_request": digest.hexdigest()}
 
-    def prior_write(self, keyed: Mapping[str, Any], op: str, kind: str,
-                    name: str) -> Plan[tuple[int, datetime, datetime] | None]:
+    def prior_write(
+        self, keyed: Mapping[str, Any], op: str, kind: str, name: str
+    ) -> Plan[tuple[int, datetime, datetime] | None]:
         """What the write holding this key returned (version, created, written), or None
         when no write holds it. A key held by another request raises."""
         rows = yield Stmt(self.sql(q.KEY_LOOKUP), keyed)
@@ -224,9 +245,15 @@ class CoreBase:
         prior_op, prior_kind, prior_name, version, request, created, written = rows[0]
         if (prior_op, prior_kind, prior_name, request) != (op, kind, name, keyed["idem_request"]):
             same = (prior_op, prior_kind, prior_name) == (op, kind, name)
-            raise IdempotencyKeyReused(keyed["idem_key"], kind, name, (
-                f"{prior_op} of {prior_kind} {prior_name!r} version {version}"
-                + (" with other data" if same else "")))
+            raise IdempotencyKeyReused(
+                keyed["idem_key"],
+                kind,
+                name,
+                (
+                    f"{prior_op} of {prior_kind} {prior_name!r} version {version}"
+                    + (" with other data" if same else "")
+                ),
+            )
         return int(version), created, written
 
     # --- schema ------------------------------------------------------------------------
@@ -237,11 +264,14 @@ class CoreBase:
         ``partitions``: create ``versions`` hash-partitioned into that many partitions
         when it does not exist yet; an existing table must already have that layout.
         """
-        if partitions is not None and (isinstance(partitions, bool)
-                                       or not isinstance(partitions, int)
-                                       or not 1 <= partitions <= q.MAX_PARTITIONS):
-            raise ValueError(f"partitions must be None or an int from 1 to "
-                             f"{q.MAX_PARTITIONS}, not {partitions!r}")
+        if partitions is not None and (
+            isinstance(partitions, bool)
+            or not isinstance(partitions, int)
+            or not 1 <= partitions <= q.MAX_PARTITIONS
+        ):
+            raise ValueError(
+                f"partitions must be None or an int from 1 to {q.MAX_PARTITIONS}, not {partitions!r}"
+            )
 
         def plan() -> Plan[int]:
             yield Stmt(q.SCHEMA_LOCK, {"key": "docstore:" + self.sql.schema})
@@ -251,19 +281,20 @@ class CoreBase:
                     yield Stmt(self.sql.partitioned_versions(partitions))
                 elif tuple(layout[0]) != ("p", partitions):
                     relkind, count = layout[0]
-                    now = (f"hash-partitioned into {count}" if relkind == "p"
-                           else "not partitioned")
+                    now = f"hash-partitioned into {count}" if relkind == "p" else "not partitioned"
                     raise DocStoreError(
                         f"schema {self.sql.schema!r}: table versions exists and is {now}; "
                         f"init_schema(partitions={partitions}) cannot change the layout of "
                         "a table that holds data (docs/scaling.md says how to move rows "
-                        "into a new layout)")
+                        "into a new layout)"
+                    )
             yield Stmt(self.sql.ddl())
-            (recorded,), = yield Stmt(self.sql(q.DDL_VERSION))
+            ((recorded,),) = yield Stmt(self.sql(q.DDL_VERSION))
             if recorded > DDL_VERSION:
                 raise SchemaMissing(
                     f"schema {self.sql.schema!r} is at DDL version {recorded}, newer than this "
-                    f"docstore ({DDL_VERSION}): upgrade docstore")
+                    f"docstore ({DDL_VERSION}): upgrade docstore"
+                )
             return int(recorded)
 
         return Op(plan, atomic=True)
@@ -288,8 +319,9 @@ class CoreBase:
 
     # --- errors ------------------------------------------------------------------------
 
-    def failure(self, exc: psycopg.Error, op: Op[Any], attempt: int,
-                in_transaction: bool, sent: bool = True) -> DocStoreError | None:
+    def failure(
+        self, exc: psycopg.Error, op: Op[Any], attempt: int, in_transaction: bool, sent: bool = True
+    ) -> DocStoreError | None:
         """The error to raise after a failed attempt, or None to run the operation again.
 
         ``sent``: the operation had a connection, so a write may have reached the server.
@@ -301,7 +333,8 @@ class CoreBase:
                 return DocStoreError(
                     f"{op.kind} {op.name!r}: another write with the same idempotency_key "
                     "committed first, so this transaction is rolled back; run it again "
-                    "(the key then returns that write)")
+                    "(the key then returns that write)"
+                )
             return self.translate(exc, op)
         if isinstance(exc, pge.DeadlockDetected | pge.SerializationFailure):
             # The whole statement rolled back: running it again is safe.
@@ -313,33 +346,42 @@ class CoreBase:
         # A read, or a keyed write, can run again on a fresh connection. An unkeyed
         # write's outcome is unknown once sent (the server may have committed before the
         # connection broke), and a statement timeout would only strike again.
-        retry = (isinstance(exc, psycopg.OperationalError) and (op.read_only or op.keyed)
-                 and attempt < 2 and not isinstance(exc, pge.QueryCanceled))
+        retry = (
+            isinstance(exc, psycopg.OperationalError)
+            and (op.read_only or op.keyed)
+            and attempt < 2
+            and not isinstance(exc, pge.QueryCanceled)
+        )
         if retry:
             return None
         # A server that reports an error for the statement (a terminated backend says
         # so) rolled it back; only a connection that died in silence leaves it unknown.
-        return self.translate(exc, op, unknown=sent and not op.read_only
-                              and exc.sqlstate is None)
+        return self.translate(exc, op, unknown=sent and not op.read_only and exc.sqlstate is None)
 
-    def translate(self, exc: psycopg.Error, op: Op[Any] | None = None,
-                  unknown: bool = False) -> DocStoreError:
+    def translate(
+        self, exc: psycopg.Error, op: Op[Any] | None = None, unknown: bool = False
+    ) -> DocStoreError:
         """A psycopg error as the docstore error that says what to do about it."""
         kind, name = (op.kind, op.name) if op is not None else ("", None)
         where = f"{kind} {name!r}: " if name is not None else (f"kind {kind!r}: " if kind else "")
         schema = self.sql.schema
         if isinstance(exc, pge.UndefinedTable | pge.InvalidSchemaName | pge.UndefinedObject):
-            return SchemaMissing(f"{where}docstore's tables are missing from schema {schema!r} "
-                                 f"in this database: run store.init_schema() (or `docstore init`)")
+            return SchemaMissing(
+                f"{where}docstore's tables are missing from schema {schema!r} "
+                f"in this database: run store.init_schema() (or `docstore init`)"
+            )
         if isinstance(exc, pge.InsufficientPrivilege):
-            return PermissionDenied(f"{where}the database role lacks a privilege this needs "
-                                    f"(schema {schema!r}): {_first_line(exc)}")
+            return PermissionDenied(
+                f"{where}the database role lacks a privilege this needs "
+                f"(schema {schema!r}): {_first_line(exc)}"
+            )
         if isinstance(exc, pge.QueryCanceled):
             return DatabaseUnavailable(f"{where}statement cancelled: {_first_line(exc)}")
         if isinstance(exc, pge.SyntaxError) and "jsonpath" in str(exc):
             # Only a raw $jsonpath filter carries JSONPath text the caller wrote.
-            return InvalidFilter(f"{where}the $jsonpath filter is not valid JSONPath: "
-                                 f"{_first_line(exc)}", "$jsonpath")
+            return InvalidFilter(
+                f"{where}the $jsonpath filter is not valid JSONPath: {_first_line(exc)}", "$jsonpath"
+            )
         if isinstance(exc, pge.CheckViolation | pge.StringDataRightTruncation):
             return InvalidKey(kind, name, _first_line(exc))
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
@@ -348,12 +390,14 @@ class CoreBase:
                     f"{where}the database connection broke after the write was sent "
                     f"({_first_line(exc)}): it may or may not have been committed, the "
                     "outcome is unknown. Retry it with the same idempotency_key= (a keyed "
-                    "write lands at most once), or re-read before writing again")
-            return DatabaseUnavailable(f"{where}the database connection failed: "
-                                       f"{_first_line(exc)}; nothing of this call was kept, "
-                                       "it is safe to retry")
+                    "write lands at most once), or re-read before writing again"
+                )
+            return DatabaseUnavailable(
+                f"{where}the database connection failed: "
+                f"{_first_line(exc)}; nothing of this call was kept, "
+                "it is safe to retry"
+            )
         return DocStoreError(f"{where}{type(exc).__name__}: {_first_line(exc)}")
-
 
 
 _FORBID: Any = object()
@@ -366,8 +410,12 @@ def _per_field(adapter: TypeAdapter[Any]) -> dict[str, Any] | Literal[False]:
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return False
     decorators = model.__pydantic_decorators__
-    if (decorators.field_validators or decorators.model_validators
-            or decorators.root_validators or decorators.validators):
+    if (
+        decorators.field_validators
+        or decorators.model_validators
+        or decorators.root_validators
+        or decorators.validators
+    ):
         return False
     fields: dict[str, Any] = {}
     for field_name, info in model.model_fields.items():
@@ -382,5 +430,3 @@ def _per_field(adapter: TypeAdapter[Any]) -> dict[str, Any] | Literal[False]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-

@@ -29,8 +29,9 @@ __all__ = ["MAX_DEPTH", "JsonProblem", "RawJson", "dump", "find_problem"]
 MAX_DEPTH = 200
 """Nesting (arrays and objects) that Pydantic's JSON parser reads back; deeper is refused."""
 
-_TOO_DEEP = (f"nests arrays/objects more than {MAX_DEPTH} levels deep, more than "
-             "Pydantic's JSON parser reads back")
+_TOO_DEEP = (
+    f"nests arrays/objects more than {MAX_DEPTH} levels deep, more than Pydantic's JSON parser reads back"
+)
 
 
 def _as_is(data: bytes) -> bytes:
@@ -59,8 +60,11 @@ class JsonProblem:
 
     def as_error(self) -> dict[str, Any]:
         """The problem as a Pydantic-style error dict."""
-        return {"loc": tuple(self.path.split(".")) if self.path else (), "msg": self.problem,
-                "type": "jsonb_unrepresentable"}
+        return {
+            "loc": tuple(self.path.split(".")) if self.path else (),
+            "msg": self.problem,
+            "type": "jsonb_unrepresentable",
+        }
 
 
 def dump(adapter: TypeAdapter[Any], value: Any) -> bytes | JsonProblem:
@@ -75,8 +79,11 @@ def dump(adapter: TypeAdapter[Any], value: Any) -> bytes | JsonProblem:
     # Fast path: the markers below are what a problem leaves in the output, so most
     # values skip the walk. A marker inside an ordinary string only costs a walk.
     # U+FFFD is what Pydantic silently writes for a lone surrogate in a dict key.
-    if b"\\u0000" in data or b"\xef\xbf\xbd" in data or (
-            b"null" in data and _may_hold_nonfinite(adapter, value)):
+    if (
+        b"\\u0000" in data
+        or b"\xef\xbf\xbd" in data
+        or (b"null" in data and _may_hold_nonfinite(adapter, value))
+    ):
         found = find_problem(value)
         if found is not None:
             return found
@@ -104,8 +111,9 @@ def _may_hold_nonfinite(adapter: TypeAdapter[Any], value: Any) -> bool:
     if b"null" not in adapter.dump_json(value, by_alias=True, exclude_none=True):
         return False
     try:
-        probe = to_json(adapter.dump_python(value, by_alias=True), inf_nan_mode="constants",
-                        serialize_unknown=True)
+        probe = to_json(
+            adapter.dump_python(value, by_alias=True), inf_nan_mode="constants", serialize_unknown=True
+        )
     except (PydanticSerializationError, ValueError, TypeError):
         return True
     return b"NaN" in probe or b"Infinity" in probe

@@ -14,9 +14,24 @@ from psycopg.pq import ExecStatus
 
 from .errors import DatabaseUnavailable, DocStoreError
 
-__all__ = ["DEFAULT_SCHEMA", "PG_VARS", "Held", "PoolSettings", "add_statement_timeout",
-           "check_dsn", "connect_failure", "describe_dsn", "has_rows", "idle_connection_is_dead",
-           "pool_settings", "redact", "resolve_dsn", "resolve_schema", "server_configured"]
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "PG_VARS",
+    "Held",
+    "PoolSettings",
+    "add_statement_timeout",
+    "check_dsn",
+    "connect_failure",
+    "describe_dsn",
+    "has_rows",
+    "idle_connection_is_dead",
+    "pool_settings",
+    "redact",
+    "resolve_dsn",
+    "resolve_schema",
+    "server_configured",
+]
+
 
 def resolve_dsn(dsn: str | None) -> str:
     """``dsn``, else ``DOCSTORE_URL``, else "" (libpq then reads PGHOST, PGUSER, ...)."""
@@ -79,7 +94,8 @@ def check_dsn(dsn: str) -> None:
     raise DatabaseUnavailable(
         "cannot connect to PostgreSQL: the DSN cannot be parsed (not shown: it may hold a "
         "password); write it as postgresql://user:password@host:port/dbname or as "
-        "'host=... port=... dbname=... user=...'")
+        "'host=... port=... dbname=... user=...'"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,19 +111,24 @@ class PoolSettings:
     def probe_kwargs(self) -> dict[str, Any]:
         """Arguments for one direct connection made before the pool's."""
         timeout = max(1, round(float(self.options["timeout"])))
-        return {**{k: v for k, v in self.kwargs.items() if k != "prepare_threshold"},
-                "connect_timeout": timeout}
+        return {
+            **{k: v for k, v in self.kwargs.items() if k != "prepare_threshold"},
+            "connect_timeout": timeout,
+        }
 
 
-def pool_settings(dsn: str | None, prepare_threshold: int | None,
-                  statement_timeout: float | None, pool_options: dict[str, Any]) -> PoolSettings:
+def pool_settings(
+    dsn: str | None,
+    prepare_threshold: int | None,
+    statement_timeout: float | None,
+    pool_options: dict[str, Any],
+) -> PoolSettings:
     """The DSN (checked, never echoed), connection kwargs and pool options of a store."""
     conninfo = resolve_dsn(dsn)
     check_dsn(conninfo)
     options: dict[str, Any] = {"min_size": 1, "max_size": 10, "timeout": 10.0}
     options.update(pool_options)
-    kwargs = {"autocommit": True, "prepare_threshold": prepare_threshold,
-              **options.pop("kwargs", {})}
+    kwargs = {"autocommit": True, "prepare_threshold": prepare_threshold, **options.pop("kwargs", {})}
     add_statement_timeout(conninfo, kwargs, statement_timeout)
     return PoolSettings(conninfo, kwargs, options, f"docstore:{describe_dsn(conninfo)}")
 
@@ -118,9 +139,11 @@ def connect_failure(conninfo: str, exc: BaseException) -> DatabaseUnavailable:
     reason = redact(text.splitlines()[0] if text else type(exc).__name__, conninfo)
     if "unsupported startup parameter" in reason:
         # PgBouncer: it refuses libpq's `options`, which carries statement_timeout=.
-        reason += ("; a connection pooler (PgBouncer) refuses startup options: drop "
-                   "statement_timeout= and set it on the role instead (ALTER ROLE ... SET "
-                   "statement_timeout = '5s'), see docs/scaling.md")
+        reason += (
+            "; a connection pooler (PgBouncer) refuses startup options: drop "
+            "statement_timeout= and set it on the role instead (ALTER ROLE ... SET "
+            "statement_timeout = '5s'), see docs/scaling.md"
+        )
     return DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe_dsn(conninfo)}: {reason}")
 
 
@@ -190,7 +213,8 @@ class Held:
             f"{where}this write comes from a task or context created inside a "
             "store.transaction() block that has ended (committed or rolled back), so it "
             "cannot join that transaction and was not run. Await the task inside the block, "
-            "or create it outside")
+            "or create it outside"
+        )
 
 
 def has_rows(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:

@@ -12,8 +12,7 @@ from ._plan import DDL_VERSION, OnInvalid, Op, Plan, Row, Rows, Stmt, T, one_sta
 from ._snapshots import SnapshotPlans
 from ._upkeep import UpkeepPlans
 
-__all__ = ["DDL_VERSION", "Core", "OnInvalid", "Op", "Plan", "Row", "Rows", "Stmt", "T",
-           "one_statement"]
+__all__ = ["DDL_VERSION", "Core", "OnInvalid", "Op", "Plan", "Row", "Rows", "Stmt", "T", "one_statement"]
 
 
 class Core(SnapshotPlans, LogPlans, UpkeepPlans):

@@ -41,19 +41,31 @@ def parse_cursor(cursor: str) -> tuple[tuple[int, int], str | None]:
     position, at, snapshot = cursor.partition("@") if isinstance(cursor, str) else ("", "", "")
     xid, dot, seq = position.partition(".")
     parts = snapshot.split(":")
-    if dot and xid.isdigit() and seq.isdigit() and (not at or (
-            len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit()
-            and all(x.isdigit() for x in parts[2].split(",") if x))):
+    if (
+        dot
+        and xid.isdigit()
+        and seq.isdigit()
+        and (
+            not at
+            or (
+                len(parts) == 3
+                and parts[0].isdigit()
+                and parts[1].isdigit()
+                and all(x.isdigit() for x in parts[2].split(",") if x)
+            )
+        )
+    ):
         return (int(xid), int(seq)), (snapshot if at else None)
-    raise ValueError(f"not a change feed cursor: {cursor!r} (pass a Change's .cursor, "
-                     "or None to start with the writes committed from now on)")
+    raise ValueError(
+        f"not a change feed cursor: {cursor!r} (pass a Change's .cursor, "
+        "or None to start with the writes committed from now on)"
+    )
 
 
 class Feed:
     """The state of one ``store.changes()`` iteration."""
 
-    def __init__(self, kinds: Sequence[str] | None, after: str | None,
-                 poll_interval: float) -> None:
+    def __init__(self, kinds: Sequence[str] | None, after: str | None, poll_interval: float) -> None:
         if isinstance(kinds, str):
             kinds = [kinds]
         for kind in kinds or ():
@@ -92,17 +104,22 @@ class Feed:
     @staticmethod
     def frontier(_sql: q.Statements) -> Plan[str]:
         """A cursor that delivers exactly the writes not committed now (see change_cursor)."""
-        (xmin, snapshot), = yield Stmt(q.FEED_START)
+        ((xmin, snapshot),) = yield Stmt(q.FEED_START)
         return f"{xmin}.0@{snapshot}"
 
     def poll(self, sql: q.Statements) -> Plan[list[Change]]:
         """Read the next page: the changes deliverable now, in order."""
         if self.position is None:
-            (xmin, snapshot), = yield Stmt(q.FEED_START)
+            ((xmin, snapshot),) = yield Stmt(q.FEED_START)
             self.position = (int(xmin), 0)
             self._skip(snapshot)
-        params = {"xid": str(self.position[0]), "seq": self.position[1], "kinds": self.kinds,
-                  "limit": PAGE, "since": self.since}
+        params = {
+            "xid": str(self.position[0]),
+            "seq": self.position[1],
+            "kinds": self.kinds,
+            "limit": PAGE,
+            "since": self.since,
+        }
         if self.since is not None and self.position[0] >= self.since_xmax:
             self._skip(None)
         skip = q.FEED_SKIP if self.since is not None else ""
@@ -153,5 +170,6 @@ class Feed:
         if self.failures > RETRY_LIMIT:
             where = f"; resume with changes(after={self.cursor!r})" if self.cursor else ""
             first = reason.strip().splitlines()[0] if reason.strip() else "connection lost"
-            raise DatabaseUnavailable(f"the change feed lost its connection {self.failures} "
-                                      f"times in a row ({first}){where}")
+            raise DatabaseUnavailable(
+                f"the change feed lost its connection {self.failures} times in a row ({first}){where}"
+            )

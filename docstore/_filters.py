@@ -45,8 +45,7 @@ __all__ = ["Order", "compile_where", "parse_order"]
 Path = tuple[str, ...]
 
 _RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-FIELD_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists",
-                   "$contains", "$not")
+FIELD_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$contains", "$not")
 TOP_OPERATORS = ("$and", "$or", "$not", "$jsonpath", "$jsonpath_exists")
 MAX_DEPTH = 100
 """How many $and/$or/$not a filter may nest: far beyond any real query."""
@@ -77,8 +76,9 @@ def _json(value: Any, path: Path, op: str) -> bytes:
     try:
         return to_json(value)
     except (PydanticSerializationError, TypeError, ValueError) as exc:
-        raise InvalidFilter(f"the value at {_show(path)} cannot be written as JSON: {exc}",
-                            op, _show(path)) from None
+        raise InvalidFilter(
+            f"the value at {_show(path)} cannot be written as JSON: {exc}", op, _show(path)
+        ) from None
 
 
 def _jsonpath_key(key: str, path: Path) -> str:
@@ -88,8 +88,7 @@ def _jsonpath_key(key: str, path: Path) -> str:
     try:
         return orjson.dumps(key).decode()
     except orjson.JSONEncodeError:
-        raise InvalidFilter(f"a key of path {_show(path)} is not valid UTF-8", "",
-                            _show(path)) from None
+        raise InvalidFilter(f"a key of path {_show(path)} is not valid UTF-8", "", _show(path)) from None
 
 
 def jsonpath_of(path: Path) -> str:
@@ -102,13 +101,17 @@ def _split(key: Any) -> Path:
     if isinstance(key, str):
         parts = tuple(key.split("."))
         if not all(parts):
-            raise InvalidFilter(f"path {key!r} has an empty segment; write a key with unusual "
-                                "dots as a tuple: (\"a.b\", \"c\")", "", key)
+            raise InvalidFilter(
+                f'path {key!r} has an empty segment; write a key with unusual dots as a tuple: ("a.b", "c")',
+                "",
+                key,
+            )
         return parts
     if isinstance(key, tuple) and key and all(isinstance(k, str) for k in key):
         return key
-    raise InvalidFilter(f"a filter key is a dotted string or a non-empty tuple of strings, "
-                        f"not {key!r}", "", repr(key))
+    raise InvalidFilter(
+        f"a filter key is a dotted string or a non-empty tuple of strings, not {key!r}", "", repr(key)
+    )
 
 
 def _nest(path: Path, value: Any) -> Any:
@@ -148,8 +151,9 @@ class _Compiler:
         limit, and the server's stack, would fail first with worse errors)."""
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise InvalidFilter(f"the filter is nested too deep (more than {MAX_DEPTH} levels "
-                                f"of $and/$or/$not)", op, shown)
+            raise InvalidFilter(
+                f"the filter is nested too deep (more than {MAX_DEPTH} levels of $and/$or/$not)", op, shown
+            )
 
     def param(self, value: Any, binary: bool = False) -> str:
         name = f"w_{len(self.params)}"
@@ -179,23 +183,32 @@ class _Compiler:
         if op in ("$and", "$or", "$not"):
             self.deeper(op, "")
         if op in ("$and", "$or"):
-            if isinstance(value, Mapping) or not isinstance(value, Sequence) or \
-                    isinstance(value, str) or not value:
+            if (
+                isinstance(value, Mapping)
+                or not isinstance(value, Sequence)
+                or isinstance(value, str)
+                or not value
+            ):
                 raise InvalidFilter(f"{op} takes a non-empty list of filters", op, "")
             return "(" + _join([self.filter(f) for f in value], op[1:].upper()) + ")"
         if op == "$not":
             return f"NOT ({self.filter(value)})"
         if op in ("$jsonpath", "$jsonpath_exists"):
             return self.raw_jsonpath(op, value)
-        raise InvalidFilter(f"unknown filter operator {op!r} at the top level; known here: "
-                            f"{', '.join(TOP_OPERATORS)}, or a field path", op, "")
+        raise InvalidFilter(
+            f"unknown filter operator {op!r} at the top level; known here: "
+            f"{', '.join(TOP_OPERATORS)}, or a field path",
+            op,
+            "",
+        )
 
     def raw_jsonpath(self, op: str, value: Any) -> str:
         variables: Any = None
         if isinstance(value, Mapping):
             if set(value) - {"path", "vars"} or "path" not in value:
-                raise InvalidFilter(f"{op} takes a JSONPath string or {{'path': ..., 'vars': "
-                                    "{...}}", op, "")
+                raise InvalidFilter(
+                    f"{op} takes a JSONPath string or {{'path': ..., 'vars': {{...}}}}", op, ""
+                )
             path, variables = value["path"], value.get("vars")
         else:
             path = value
@@ -216,9 +229,12 @@ class _Compiler:
         if isinstance(value, Mapping) and value:
             ops = [k for k in value if isinstance(k, str) and k.startswith("$")]
             if ops and len(ops) != len(value):
-                raise InvalidFilter(f"path {_show(path)} mixes operators ({', '.join(ops)}) "
-                                    "with field names; match a literal '$' key with $eq",
-                                    ops[0], _show(path))
+                raise InvalidFilter(
+                    f"path {_show(path)} mixes operators ({', '.join(ops)}) "
+                    "with field names; match a literal '$' key with $eq",
+                    ops[0],
+                    _show(path),
+                )
             if ops:
                 for op in ops:
                     if op == "$eq":
@@ -228,8 +244,9 @@ class _Compiler:
                 return
             for key, sub in value.items():
                 if not isinstance(key, str):
-                    raise InvalidFilter(f"keys under {_show(path)} must be strings, not "
-                                        f"{key!r}", "", _show(path))
+                    raise InvalidFilter(
+                        f"keys under {_show(path)} must be strings, not {key!r}", "", _show(path)
+                    )
                 self.field((*path, key), sub, equal, clauses)
             return
         self.equal(path, value, equal, clauses)
@@ -254,12 +271,18 @@ class _Compiler:
             return test if op == "$in" else f"NOT ({test})"
         if op in _RANGE:
             if not isinstance(arg, int | float | str | datetime):
-                raise InvalidFilter(f"{op} at {shown} compares with a number, a string, a "
-                                    f"boolean or a datetime, not {type(arg).__name__}", op, shown)
+                raise InvalidFilter(
+                    f"{op} at {shown} compares with a number, a string, a "
+                    f"boolean or a datetime, not {type(arg).__name__}",
+                    op,
+                    shown,
+                )
             jsonpath = f"{jsonpath_of(path)} ? (@ {_RANGE[op]} $v)"
             jvars = RawJson(b'{"v":' + _json(arg, path, op) + b"}")
-            return (f"jsonb_path_exists({self.column}, {self.param(jsonpath)}::jsonpath, "
-                    f"{self.param(jvars)}, true)")
+            return (
+                f"jsonb_path_exists({self.column}, {self.param(jsonpath)}::jsonpath, "
+                f"{self.param(jvars)}, true)"
+            )
         if op == "$exists":
             if not isinstance(arg, bool):
                 raise InvalidFilter(f"$exists at {shown} takes True or False", op, shown)
@@ -270,18 +293,23 @@ class _Compiler:
             return self.contains(_nest(path, items), path, op)
         if op == "$not":
             self.deeper(op, shown)
-            if not isinstance(arg, Mapping) or not arg or not all(
-                    isinstance(k, str) and k.startswith("$") for k in arg):
-                raise InvalidFilter(f"$not at {shown} takes a dict of operators, e.g. "
-                                    "{'$gt': 5}", op, shown)
+            if (
+                not isinstance(arg, Mapping)
+                or not arg
+                or not all(isinstance(k, str) and k.startswith("$") for k in arg)
+            ):
+                raise InvalidFilter(
+                    f"$not at {shown} takes a dict of operators, e.g. {{'$gt': 5}}", op, shown
+                )
             inner: list[str] = []
             equal: dict[str, Any] = {}
             self.field(path, arg, equal, inner)
             if equal:
                 inner.insert(0, self.contains(equal, (), "$eq"))
             return f"NOT {_join(inner, 'AND')}" if len(inner) > 1 else f"NOT ({inner[0]})"
-        raise InvalidFilter(f"unknown filter operator {op!r} at path {shown}; known: "
-                            f"{', '.join(FIELD_OPERATORS)}", op, shown)
+        raise InvalidFilter(
+            f"unknown filter operator {op!r} at path {shown}; known: {', '.join(FIELD_OPERATORS)}", op, shown
+        )
 
 
 def _join(clauses: list[str], glue: str) -> str:
@@ -294,8 +322,7 @@ def _join(clauses: list[str], glue: str) -> str:
 
 # --- order_by and keyset cursors ------------------------------------------------------
 
-_COLUMNS = {"name": "text", "updated_at": "timestamptz", "created_at": "timestamptz",
-            "version": "bigint"}
+_COLUMNS = {"name": "text", "updated_at": "timestamptz", "created_at": "timestamptz", "version": "bigint"}
 _DATA_KEY = "coalesce(data #> %(o_path)s::text[], 'null'::jsonb)"
 
 
@@ -339,8 +366,7 @@ class Order:
             return f"AND name {cmp} %(o_name)s"
         cast = "jsonb" if self.column == "data" else _COLUMNS[self.column]
         # The first term alone as well, which an index on the column can start from.
-        lead = "" if self.column == "data" else \
-            f"AND {self.key_sql()} {cmp}= %(o_key)s::{cast} "
+        lead = "" if self.column == "data" else f"AND {self.key_sql()} {cmp}= %(o_key)s::{cast} "
         return f"{lead}AND ({self.key_sql()}, name) {cmp} (%(o_key)s::{cast}, %(o_name)s)"
 
     def params(self, cursor: tuple[Any, str] | None) -> dict[str, Any]:
@@ -350,8 +376,7 @@ class Order:
         if cursor is not None:
             key, params["o_name"] = cursor
             if not self.by_name:
-                params["o_key"] = (RawJson(_json(key, self.path, "after"))
-                                   if self.column == "data" else key)
+                params["o_key"] = RawJson(_json(key, self.path, "after")) if self.column == "data" else key
         return params
 
     def cursor(self, after: Any, adapter: TypeAdapter[Any] | None) -> tuple[Any, str] | None:
@@ -364,20 +389,23 @@ class Order:
         if isinstance(after, str):
             if self.by_name:
                 return None, after
-            raise InvalidFilter(f"order_by={self.spelled()!r} pages with after=<the last Doc "
-                                "of the previous page> or after=(sort key, name), not a name",
-                                "after", "")
+            raise InvalidFilter(
+                f"order_by={self.spelled()!r} pages with after=<the last Doc "
+                "of the previous page> or after=(sort key, name), not a name",
+                "after",
+                "",
+            )
         if isinstance(after, Doc):
             return self.doc_key(after, adapter), after.name
         if isinstance(after, tuple) and len(after) == 2 and isinstance(after[1], str):
             return after[0], after[1]
-        raise InvalidFilter("after= is a name, a Doc or a (sort key, name) pair, not "
-                            f"{type(after).__name__}", "after", "")
+        raise InvalidFilter(
+            f"after= is a name, a Doc or a (sort key, name) pair, not {type(after).__name__}", "after", ""
+        )
 
     def doc_key(self, doc: Doc[Any], adapter: TypeAdapter[Any] | None) -> Any:
         if self.column == "data":
-            data = doc.data if adapter is None else adapter.dump_python(
-                doc.data, mode="json", by_alias=True)
+            data = doc.data if adapter is None else adapter.dump_python(doc.data, mode="json", by_alias=True)
             return _dig(data, self.path)
         return None if self.by_name else getattr(doc, self.column)
 
@@ -410,14 +438,16 @@ def parse_order(order_by: str | None) -> Order:
     if order_by is None:
         return Order("name", (), False)
     if not isinstance(order_by, str):
-        raise InvalidFilter(f"order_by is a string, not {type(order_by).__name__}",
-                            "order_by", "")
+        raise InvalidFilter(f"order_by is a string, not {type(order_by).__name__}", "order_by", "")
     desc = order_by.startswith("-")
     key = order_by[1:] if desc else order_by
     if key in _COLUMNS:
         return Order(key, (), desc)
     if key.startswith("data.") and all(key[5:].split(".")):
         return Order("data", tuple(key[5:].split(".")), desc)
-    raise InvalidFilter(f"cannot order by {order_by!r}: use name, updated_at, created_at, "
-                        "version or data.<path>, with a leading '-' for descending",
-                        "order_by", key)
+    raise InvalidFilter(
+        f"cannot order by {order_by!r}: use name, updated_at, created_at, "
+        "version or data.<path>, with a leading '-' for descending",
+        "order_by",
+        key,
+    )

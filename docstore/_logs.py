@@ -25,11 +25,19 @@ class LogPlans(CoreBase):
 
     # --- log kinds ---------------------------------------------------------------------
 
-    def append(self, kind: str, name: str, items: Iterable[Any], expected: int | None,
-               meta: Any, rewrite: bool = False, author: str | None = None,
-               expected_count: int | None = None,
-               meta_update: Mapping[str, Any] | None = None,
-               idempotency_key: str | None = None) -> Op[int]:
+    def append(
+        self,
+        kind: str,
+        name: str,
+        items: Iterable[Any],
+        expected: int | None,
+        meta: Any,
+        rewrite: bool = False,
+        author: str | None = None,
+        expected_count: int | None = None,
+        meta_update: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Op[int]:
         """Append items (or replace the live ones, ``rewrite``); returns the new version.
 
         ``expected_count`` adds to ``expected``'s check that the log has exactly that many
@@ -43,47 +51,89 @@ class LogPlans(CoreBase):
         check_key(kind, name)
         check_expected(expected)
         if expected_count is not None and (
-                not expected or not isinstance(expected_count, int)
-                or isinstance(expected_count, bool) or expected_count < 0):
-            raise ValueError("expected_count goes with an expected_version >= 1 and is an "
-                             f"int >= 0, not {expected_count!r}")
+            not expected
+            or not isinstance(expected_count, int)
+            or isinstance(expected_count, bool)
+            or expected_count < 0
+        ):
+            raise ValueError(
+                "expected_count goes with an expected_version >= 1 and is an "
+                f"int >= 0, not {expected_count!r}"
+            )
         datas = [RawJson(self.encode(spec, name, item, i)[1]) for i, item in enumerate(items)]
         meta_data = None if meta is None else RawJson(self.encode_meta(spec, name, meta))
         if meta_update is not None and meta is not None:
-            raise ValueError("give meta= (the whole metadata) or meta_update= (some keys), "
-                             "not both")
-        patch = None if meta_update is None else RawJson(
-            self.encode_meta(spec, name, dict(meta_update), partial=True))
+            raise ValueError("give meta= (the whole metadata) or meta_update= (some keys), not both")
+        patch = (
+            None
+            if meta_update is None
+            else RawJson(self.encode_meta(spec, name, dict(meta_update), partial=True))
+        )
         # The merge must be validated against the stored metadata, under a row lock.
         merge_check = patch is not None and self.check_meta_update(spec, name, meta_update or {})
         op = "rewrite" if rewrite else "append"
-        keyed = self.key_params(idempotency_key, op, kind, name, [
-            None if meta_data is None else meta_data.obj,
-            None if patch is None else patch.obj, *(d.obj for d in datas)])
+        keyed = self.key_params(
+            idempotency_key,
+            op,
+            kind,
+            name,
+            [
+                None if meta_data is None else meta_data.obj,
+                None if patch is None else patch.obj,
+                *(d.obj for d in datas),
+            ],
+        )
         key = q.KEY_ROW if keyed else ""
         default = self.meta_default(spec)
-        params = {"kind": kind, "name": name, "n": len(datas), "items": datas,
-                  "meta": meta_data, "meta_default": None if default is None else RawJson(default),
-                  "sv": spec.schema_version, "expected": expected,
-                  "expected_count": expected_count, "meta_update": patch,
-                  "op": op, "author": author or self.author, **keyed}
+        params = {
+            "kind": kind,
+            "name": name,
+            "n": len(datas),
+            "items": datas,
+            "meta": meta_data,
+            "meta_default": None if default is None else RawJson(default),
+            "sv": spec.schema_version,
+            "expected": expected,
+            "expected_count": expected_count,
+            "meta_update": patch,
+            "op": op,
+            "author": author or self.author,
+            **keyed,
+        }
         live = q.LIVE_RESET if rewrite else q.LIVE_KEEP
         data = q.META_REPLACE if patch is None else q.META_UPDATE
         # Without metadata, and none to default to, only an existing log can take items;
         # an update of some keys needs one too.
         needs_head = (meta_data is None and default is None) or patch is not None
         if expected:
-            query = self.write_sql(spec, q.APPEND_UPDATE, live=live, data=data, key=key,
-                                   expect="AND d.version = %(expected)s" + (
-                                 "" if expected_count is None else
-                                 " AND d.version - d.live_from + 1 = %(expected_count)s"))
+            query = self.write_sql(
+                spec,
+                q.APPEND_UPDATE,
+                live=live,
+                data=data,
+                key=key,
+                expect="AND d.version = %(expected)s"
+                + ("" if expected_count is None else " AND d.version - d.live_from + 1 = %(expected_count)s"),
+            )
         elif needs_head:
             # expected_version=0 cannot succeed here: say conflict or "needs meta" below.
-            query = self.write_sql(spec, q.APPEND_UPDATE, live=live, data=data, key=key,
-                                   expect="AND false" if expected == 0 else "")
+            query = self.write_sql(
+                spec,
+                q.APPEND_UPDATE,
+                live=live,
+                data=data,
+                key=key,
+                expect="AND false" if expected == 0 else "",
+            )
         else:
-            query = self.write_sql(spec, q.APPEND_UPSERT, live=live, data=data, key=key,
-                                   expect="AND d.deleted" if expected == 0 else "")
+            query = self.write_sql(
+                spec,
+                q.APPEND_UPSERT,
+                live=live,
+                data=data,
+                key=key,
+                expect="AND d.deleted" if expected == 0 else "",
+            )
 
         def plan() -> Plan[int]:
             if keyed:
@@ -92,8 +142,7 @@ class LogPlans(CoreBase):
                     return prior[0]
             if merge_check:
                 locked = yield Stmt(self.sql(q.LOCK_META), params)
-                self.check_merged_meta(spec, name, locked[0][0] if locked else None,
-                                       dict(meta_update or {}))
+                self.check_merged_meta(spec, name, locked[0][0] if locked else None, dict(meta_update or {}))
             rows = yield Stmt(query, params)
             if rows:
                 return int(rows[0][0])
@@ -108,9 +157,16 @@ class LogPlans(CoreBase):
                 raise VersionConflict(kind, name, 0, heads[0][0] if heads else 0)
             if expected_count is not None and expected and heads and heads[0][0] == expected:
                 version, live_from = heads[0][0], heads[0][7]
-                raise VersionConflict(kind, name, expected, version, (
-                    f"expected {expected_count} live items at version {expected}, but it has "
-                    f"{version - live_from + 1}: cleared, deleted or rewritten since"))
+                raise VersionConflict(
+                    kind,
+                    name,
+                    expected,
+                    version,
+                    (
+                        f"expected {expected_count} live items at version {expected}, but it has "
+                        f"{version - live_from + 1}: cleared, deleted or rewritten since"
+                    ),
+                )
             raise (yield from self._unwritten(spec, name, expected))
 
         return Op(plan, kind, name, atomic=merge_check, keyed=bool(keyed))
@@ -122,16 +178,19 @@ class LogPlans(CoreBase):
         check_expected(expected)
 
         def plan() -> Plan[int]:
-            rows = yield Stmt(self.write_sql(spec, q.CLEAR_LOG), {"kind": kind, "name": name, "op": "clear",
-                                                      "expected": expected})
+            rows = yield Stmt(
+                self.write_sql(spec, q.CLEAR_LOG),
+                {"kind": kind, "name": name, "op": "clear", "expected": expected},
+            )
             if rows:
                 return int(rows[0][0])
             raise (yield from self._unwritten(spec, name, expected))
 
         return Op(plan, kind, name)
 
-    def entries(self, kind: str, name: str, last: int | None, after: int | None,
-                limit: int | None, where: Any = None) -> Op[list[Entry[Any]]]:
+    def entries(
+        self, kind: str, name: str, last: int | None, after: int | None, limit: int | None, where: Any = None
+    ) -> Op[list[Entry[Any]]]:
         """Live items in version order, with their versions and write times."""
         spec = self.kinds.get(kind, "log")
         query, params = self._read_stmt(spec, name, last, after, limit, where)
@@ -140,13 +199,13 @@ class LogPlans(CoreBase):
             rows = yield Stmt(query, params)
             if last is not None:
                 rows.reverse()
-            return [Entry(v, spec.parse(name, v, data, sv), written, sv)
-                    for v, sv, written, data in rows]
+            return [Entry(v, spec.parse(name, v, data, sv), written, sv) for v, sv, written, data in rows]
 
         return Op(plan, kind, name, read_only=True)
 
-    def read(self, kind: str, name: str, last: int | None, after: int | None,
-             limit: int | None, where: Any = None) -> Op[list[Any]]:
+    def read(
+        self, kind: str, name: str, last: int | None, after: int | None, limit: int | None, where: Any = None
+    ) -> Op[list[Any]]:
         """Live items in version order: :meth:`entries` without building an Entry each."""
         spec = self.kinds.get(kind, "log")
         query, params = self._read_stmt(spec, name, last, after, limit, where)
@@ -160,8 +219,9 @@ class LogPlans(CoreBase):
 
         return Op(plan, kind, name, read_only=True)
 
-    def _read_stmt(self, spec: Kind, name: str, last: int | None, after: int | None,
-                   limit: int | None, where: Any) -> tuple[str, dict[str, Any]]:
+    def _read_stmt(
+        self, spec: Kind, name: str, last: int | None, after: int | None, limit: int | None, where: Any
+    ) -> tuple[str, dict[str, Any]]:
         kind = spec.name
         check_key(kind, name)
         if last is not None and limit is not None:
@@ -170,14 +230,15 @@ class LogPlans(CoreBase):
             if number is not None and (not isinstance(number, int) or number < 0):
                 raise ValueError(f"{label} must be a non-negative int, not {number!r}")
         fragment, params = compile_where(where, "v.data")
-        params.update(kind=kind, name=name, after=after or 0,
-                      limit=last if last is not None else limit)
+        params.update(kind=kind, name=name, after=after or 0, limit=last if last is not None else limit)
         return self.sql(q.READ_LAST if last is not None else q.READ_FIRST, where=fragment), params
 
 
 def _meta_required(kind: str, name: str) -> DocumentInvalid:
-    return DocumentInvalid(kind, name, None, [{
-        "loc": ("meta",), "msg": "a new log needs meta= (its metadata type has required fields)"}],
-        "meta")
-
-
+    return DocumentInvalid(
+        kind,
+        name,
+        None,
+        [{"loc": ("meta",), "msg": "a new log needs meta= (its metadata type has required fields)"}],
+        "meta",
+    )

@@ -60,8 +60,7 @@ class Op(Generic[T]):
 def check_expected(expected: int | None) -> None:
     """Refuse an ``expected_version`` that is neither None, 0 nor a positive int."""
     # bool is an int to Python, but True would pass for version 1 and fail later in SQL.
-    if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)
-                                 or expected < 0):
+    if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool) or expected < 0):
         raise ValueError(f"expected_version must be None, 0 or a positive int, not {expected!r}")
 
 

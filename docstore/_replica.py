@@ -28,8 +28,10 @@ RETRY_AFTER = 5.0
 # synchronous_commit off the commit record may still sit in WAL buffers past the latter.
 WRITE_LSN = "SELECT pg_current_wal_insert_lsn()::text"
 # NULL on a server that is not in recovery: a promoted replica has everything it has.
-REPLAY_LSN = ("SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text "
-              "ELSE pg_current_wal_lsn()::text END")
+REPLAY_LSN = (
+    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text "
+    "ELSE pg_current_wal_lsn()::text END"
+)
 
 
 class UsePrimary(Exception):
@@ -100,8 +102,11 @@ class ReadRouting:
         if first:
             text = str(exc).strip()
             reason = redact(text.splitlines()[0] if text else type(exc).__name__, self._conninfo)
-            log.warning("read replica %s unavailable (%s): reading from the primary until it "
-                        "answers again", self.where, reason)
+            log.warning(
+                "read replica %s unavailable (%s): reading from the primary until it answers again",
+                self.where,
+                reason,
+            )
 
     def answered(self) -> None:
         """The replica served a read: end an outage (logged once)."""

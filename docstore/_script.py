@@ -22,8 +22,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command, or say which extra it needs; returns the exit status."""
     missing = missing_cli_modules()
     if missing:
-        print(f"docstore: the command needs the 'cli' extra ({', '.join(missing)} "
-              "not installed): pip install 'docstore[cli]'", file=sys.stderr)
+        print(
+            f"docstore: the command needs the 'cli' extra ({', '.join(missing)} "
+            "not installed): pip install 'docstore[cli]'",
+            file=sys.stderr,
+        )
         return 1
     from .cli import main as run
 

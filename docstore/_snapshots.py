@@ -33,9 +33,16 @@ class SnapshotPlans(CoreBase):
 
     # --- snapshot kinds ----------------------------------------------------------------
 
-    def put(self, kind: str, name: str, value: Any, expected: int | None,
-            op: str = "put", author: str | None = None,
-            idempotency_key: str | None = None) -> Op[Doc[Any]]:
+    def put(
+        self,
+        kind: str,
+        name: str,
+        value: Any,
+        expected: int | None,
+        op: str = "put",
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Op[Doc[Any]]:
         """Write ``value`` as the next version, unless it equals the current one.
 
         With ``idempotency_key``, a write that finds its key already recorded returns
@@ -45,23 +52,40 @@ class SnapshotPlans(CoreBase):
         check_key(kind, name)
         check_expected(expected)
         validated, data = self.encode(spec, name, value)
-        keyed = self.key_params(idempotency_key, op, kind, name,
-                                [data, str(spec.schema_version).encode()])
-        return Op(lambda: self._put_plan(spec, name, validated, data, expected, op, author,
-                                         keyed), kind, name, keyed=bool(keyed))
+        keyed = self.key_params(idempotency_key, op, kind, name, [data, str(spec.schema_version).encode()])
+        return Op(
+            lambda: self._put_plan(spec, name, validated, data, expected, op, author, keyed),
+            kind,
+            name,
+            keyed=bool(keyed),
+        )
 
-    def _put_plan(self, spec: Kind, name: str, validated: Any, data: bytes,
-                  expected: int | None, op: str, author: str | None,
-                  keyed: Mapping[str, Any] | None = None) -> Plan[Doc[Any]]:
-        params = {"kind": spec.name, "name": name, "sv": spec.schema_version,
-                  "data": RawJson(data), "expected": expected, "op": op,
-                  "author": author or self.author, **(keyed or {})}
+    def _put_plan(
+        self,
+        spec: Kind,
+        name: str,
+        validated: Any,
+        data: bytes,
+        expected: int | None,
+        op: str,
+        author: str | None,
+        keyed: Mapping[str, Any] | None = None,
+    ) -> Plan[Doc[Any]]:
+        params = {
+            "kind": spec.name,
+            "name": name,
+            "sv": spec.schema_version,
+            "data": RawJson(data),
+            "expected": expected,
+            "op": op,
+            "author": author or self.author,
+            **(keyed or {}),
+        }
         key = q.KEY_ROW if keyed else ""
         if keyed:
             prior = yield from self.prior_write(keyed, op, spec.name, name)
             if prior is not None:
-                return Doc(spec.name, name, prior[0], validated, spec.schema_version, prior[1],
-                           prior[2])
+                return Doc(spec.name, name, prior[0], validated, spec.schema_version, prior[1], prior[2])
         if expected is None:
             query = self.write_sql(spec, q.PUT_UPSERT, expect="", key=key)
         elif expected == 0:
@@ -72,15 +96,13 @@ class SnapshotPlans(CoreBase):
             rows = yield Stmt(query, params)
             if rows:
                 version, created, updated = rows[0]
-                return Doc(spec.name, name, version, validated, spec.schema_version, created,
-                           updated)
+                return Doc(spec.name, name, version, validated, spec.schema_version, created, updated)
             if keyed:
                 # An attempt with this key still in flight when we looked may have
                 # committed while we waited for its lock: that is our write, not a conflict.
                 prior = yield from self.prior_write(keyed, op, spec.name, name)
                 if prior is not None:
-                    return Doc(spec.name, name, prior[0], validated, spec.schema_version,
-                               prior[1], prior[2])
+                    return Doc(spec.name, name, prior[0], validated, spec.schema_version, prior[1], prior[2])
             # Nothing written: a conflict, a mode clash, or a value equal to the current one.
             heads = yield Stmt(self.sql(q.GET_HEAD), params)
             if not heads:
@@ -94,13 +116,16 @@ class SnapshotPlans(CoreBase):
                 raise VersionConflict(spec.name, name, expected, actual)
             if not deleted and sv == spec.schema_version and orjson.loads(stored) == orjson.loads(data):
                 if keyed:
-                    recorded = yield Stmt(self.sql(q.KEY_RECORD), {
-                        **params, "version": version, "created": created, "updated": updated})
+                    recorded = yield Stmt(
+                        self.sql(q.KEY_RECORD),
+                        {**params, "version": version, "created": created, "updated": updated},
+                    )
                     if not recorded:  # the same key, recorded meanwhile: its answer holds
                         prior = yield from self.prior_write(keyed, op, spec.name, name)
                         if prior is not None:
-                            return Doc(spec.name, name, prior[0], validated,
-                                       spec.schema_version, prior[1], prior[2])
+                            return Doc(
+                                spec.name, name, prior[0], validated, spec.schema_version, prior[1], prior[2]
+                            )
                 return Doc(spec.name, name, version, validated, sv, created, updated)
             if expected is not None:
                 raise VersionConflict(spec.name, name, expected, actual)
@@ -152,22 +177,39 @@ class SnapshotPlans(CoreBase):
             rows = yield Stmt(self.sql(q.LIST_VERSIONS), {"kind": kind, "name": name})
             if not rows:
                 raise DocumentNotFound(kind, name)
-            return [Doc(kind, name, v, spec.parse(name, v, data, sv), sv, created, written, tomb)
-                    for v, sv, data, created, written, tomb in rows]
+            return [
+                Doc(kind, name, v, spec.parse(name, v, data, sv), sv, created, written, tomb)
+                for v, sv, data, created, written, tomb in rows
+            ]
 
         return Op(plan, kind, name, read_only=True)
 
-    def delete(self, kind: str, name: str, expected: int | None,
-               author: str | None = None, idempotency_key: str | None = None) -> Op[int]:
+    def delete(
+        self,
+        kind: str,
+        name: str,
+        expected: int | None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Op[int]:
         """Mark the document deleted (a tombstone version for snapshot kinds)."""
         spec = self.kinds.get(kind)
         check_key(kind, name)
         check_expected(expected)
         keyed = self.key_params(idempotency_key, "delete", kind, name, [])
-        params = {"kind": kind, "name": name, "expected": expected, "op": "delete",
-                  "author": author or self.author, **keyed}
-        query = self.write_sql(spec, q.DELETE_SNAPSHOT if spec.mode == "snapshot" else q.DELETE_LOG,
-                               key=q.KEY_ROW if keyed else "")
+        params = {
+            "kind": kind,
+            "name": name,
+            "expected": expected,
+            "op": "delete",
+            "author": author or self.author,
+            **keyed,
+        }
+        query = self.write_sql(
+            spec,
+            q.DELETE_SNAPSHOT if spec.mode == "snapshot" else q.DELETE_LOG,
+            key=q.KEY_ROW if keyed else "",
+        )
 
         def plan() -> Plan[int]:
             if keyed:
@@ -185,8 +227,9 @@ class SnapshotPlans(CoreBase):
 
         return Op(plan, kind, name, keyed=bool(keyed))
 
-    def revert(self, kind: str, name: str, to_version: int, expected: int | None,
-               author: str | None = None) -> Op[Doc[Any]]:
+    def revert(
+        self, kind: str, name: str, to_version: int, expected: int | None, author: str | None = None
+    ) -> Op[Doc[Any]]:
         """Write version ``to_version``'s value as a new version."""
         spec = self.kinds.get(kind, "snapshot")
         check_key(kind, name)
@@ -195,13 +238,11 @@ class SnapshotPlans(CoreBase):
         def plan() -> Plan[Doc[Any]]:
             old = yield from self._get_plan(spec, name, to_version)
             validated, data = self.encode(spec, name, old.data)
-            return (yield from self._put_plan(spec, name, validated, data, expected, "revert",
-                                              author))
+            return (yield from self._put_plan(spec, name, validated, data, expected, "revert", author))
 
         return Op(plan, kind, name, atomic=True)
 
-    def put_many(self, kind: str, values: Mapping[str, Any],
-                 author: str | None = None) -> Op[list[Doc[Any]]]:
+    def put_many(self, kind: str, values: Mapping[str, Any], author: str | None = None) -> Op[list[Doc[Any]]]:
         """Write many documents atomically; unchanged ones write nothing.
 
         Up to PUT_MANY_CHUNK documents: one statement, everything validated before it
@@ -219,14 +260,21 @@ class SnapshotPlans(CoreBase):
         encoded: dict[str, RawJson] = {}
 
         def chunk(start: int) -> Stmt:
-            names = ordered[start:start + PUT_MANY_CHUNK]
+            names = ordered[start : start + PUT_MANY_CHUNK]
             for name in names:
                 if name not in encoded:
                     validated[name], data = self.encode(spec, name, values[name])
                     encoded[name] = RawJson(data)
-            return Stmt(self.write_sql(spec, q.PUT_MANY), {
-                "kind": kind, "names": names, "datas": [encoded[n] for n in names],
-                "sv": spec.schema_version, "author": author or self.author})
+            return Stmt(
+                self.write_sql(spec, q.PUT_MANY),
+                {
+                    "kind": kind,
+                    "names": names,
+                    "datas": [encoded[n] for n in names],
+                    "sv": spec.schema_version,
+                    "author": author or self.author,
+                },
+            )
 
         first = chunk(0) if ordered else None
 
@@ -234,8 +282,7 @@ class SnapshotPlans(CoreBase):
             if first is None:
                 return []
             rest = range(PUT_MANY_CHUNK, len(ordered), PUT_MANY_CHUNK)
-            rows = yield (first if not rest else
-                          Stmt(first.query, first.params, (chunk(i) for i in rest)))
+            rows = yield (first if not rest else Stmt(first.query, first.params, (chunk(i) for i in rest)))
             written = {r[0]: r[1:] for r in rows}
             if len(written) < len(ordered):
                 missing = [n for n in ordered if n not in written]
@@ -243,14 +290,22 @@ class SnapshotPlans(CoreBase):
                 for name, version, _sv, _d, created, updated, _del, mode, _l in heads:
                     self.mode_of(spec, name, mode)
                     written[name] = (version, created, updated)
-            return [Doc(kind, n, written[n][0], validated[n], spec.schema_version,
-                        written[n][1], written[n][2]) for n in values]
+            return [
+                Doc(kind, n, written[n][0], validated[n], spec.schema_version, written[n][1], written[n][2])
+                for n in values
+            ]
 
         return Op(plan, kind, atomic=len(ordered) > PUT_MANY_CHUNK)
 
-    def list_docs(self, kind: str, where: Any, limit: int | None, after: Any,
-                  on_invalid: OnInvalid = "raise",
-                  order_by: str | None = "name") -> Op[list[Doc[Any]]]:
+    def list_docs(
+        self,
+        kind: str,
+        where: Any,
+        limit: int | None,
+        after: Any,
+        on_invalid: OnInvalid = "raise",
+        order_by: str | None = "name",
+    ) -> Op[list[Doc[Any]]]:
         """Current, undeleted documents in ``order_by`` order, filtered by ``where``.
 
         ``after`` is a keyset cursor: a name (name order), the previous page's last Doc,
@@ -280,14 +335,23 @@ class SnapshotPlans(CoreBase):
 
         return Op(plan, kind, read_only=True)
 
-    def _list_stmt(self, kind: str, where: Any, order: Order, cursor: tuple[Any, str] | None,
-                   limit: int | None) -> Stmt:
+    def _list_stmt(
+        self, kind: str, where: Any, order: Order, cursor: tuple[Any, str] | None, limit: int | None
+    ) -> Stmt:
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be None or a non-negative int, not {limit!r}")
         fragment, params = compile_where(where, "data")
         params.update(order.params(cursor), kind=kind, limit=limit)
-        return Stmt(self.sql(q.LIST_HEADS, where=fragment, after=order.after_sql(cursor is not None),
-                             order=order.order_sql(), kind=literal(kind)), params)
+        return Stmt(
+            self.sql(
+                q.LIST_HEADS,
+                where=fragment,
+                after=order.after_sql(cursor is not None),
+                order=order.order_sql(),
+                kind=literal(kind),
+            ),
+            params,
+        )
 
     def docs_from_rows(self, spec: Kind, rows: Rows, on_invalid: OnInvalid) -> list[Doc[Any]]:
         """Head rows (name first) as Docs, skipping invalid ones when asked to."""
@@ -300,16 +364,18 @@ class SnapshotPlans(CoreBase):
                     raise
         return docs
 
-    def iter_batch(self, kind: str, where: Any, after: Any, batch: int,
-                   order_by: str | None = "name") -> Stmt:
+    def iter_batch(
+        self, kind: str, where: Any, after: Any, batch: int, order_by: str | None = "name"
+    ) -> Stmt:
         """One page of an ``iter``: keyset pagination after ``after`` (see list_docs)."""
         spec = self.kinds.get(kind)
         order = parse_order(order_by)
         adapter = (spec.meta or ANY_DICT) if spec.mode == "log" else spec.adapter
         return self._list_stmt(kind, where, order, order.cursor(after, adapter), batch)
 
-    def iter_step(self, kind: str, where: Any, state: Any, batch: int,
-                  order_by: str | None = "name") -> Op[tuple[Rows, Any]]:
+    def iter_step(
+        self, kind: str, where: Any, state: Any, batch: int, order_by: str | None = "name"
+    ) -> Op[tuple[Rows, Any]]:
         """One page of an ``iter`` and the state for the next (None: no more).
 
         Orders an index holds (name, updated_at) page by keyset. Any other order would
@@ -335,12 +401,11 @@ class SnapshotPlans(CoreBase):
 
         def by_names() -> Plan[tuple[Rows, Any]]:
             if state is None:
-                found = yield Stmt(self.sql(q.ITER_NAMES, where=fragment,
-                                            order=order.order_sql()), params)
+                found = yield Stmt(self.sql(q.ITER_NAMES, where=fragment, order=order.order_sql()), params)
                 names, offset = [r[0] for r in found], 0
             else:
                 names, offset = state
-            chunk = names[offset:offset + batch]
+            chunk = names[offset : offset + batch]
             if not chunk:
                 return [], None
             rows = yield Stmt(self.sql(q.ITER_PAGE, where=fragment), {**params, "names": chunk})
@@ -354,27 +419,28 @@ class SnapshotPlans(CoreBase):
         """The cursor that follows a page whose last head row is ``row``."""
         return parse_order(order_by).row_cursor(row)
 
-    def upgrade(self, kind: str, batch_size: int,
-                progress: Callable[[int], None] | None) -> Op[int]:
+    def upgrade(self, kind: str, batch_size: int, progress: Callable[[int], None] | None) -> Op[int]:
         """Rewrite documents stored at an older schema_version as new versions."""
         spec = self.kinds.get(kind, "snapshot")
 
         def plan() -> Plan[int]:
             done, after = 0, ""
             while True:
-                rows = yield Stmt(self.sql(q.STALE_NAMES), {
-                    "kind": kind, "sv": spec.schema_version, "after": after, "limit": batch_size})
+                rows = yield Stmt(
+                    self.sql(q.STALE_NAMES),
+                    {"kind": kind, "sv": spec.schema_version, "after": after, "limit": batch_size},
+                )
                 if not rows:
                     return done
                 for (name,) in rows:
                     current = yield from self._get_plan(spec, name, None)
                     validated, data = self.encode(spec, name, current.data)
-                    yield from self._put_plan(spec, name, validated, data, current.version,
-                                              "put", "docstore upgrade")
+                    yield from self._put_plan(
+                        spec, name, validated, data, current.version, "put", "docstore upgrade"
+                    )
                     done += 1
                 after = rows[-1][0]
                 if progress is not None:
                     progress(done)
 
         return Op(plan, kind)
-

@@ -49,19 +49,23 @@ _CHANGE_ROW = """{note}
 
 # Read as text (``data::text``): psycopg hands text over as str, which Pydantic's
 # validate_json takes as it is, so no connection needs a custom jsonb loader.
-_HEAD_COLS = ("version, schema_version, data::text, created_at, updated_at, deleted, mode, "
-              "live_from")
+_HEAD_COLS = "version, schema_version, data::text, created_at, updated_at, deleted, mode, live_from"
 
-_VERSION_ROW = """
+_VERSION_ROW = (
+    """
 , ins AS (
     INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
     SELECT %(kind)s, %(name)s, version, schema_version, %(op)s, data, %(author)s, updated_at
     FROM head
-){key}""" + _CHANGE_ROW + """SELECT version, created_at, updated_at FROM head
+){key}"""
+    + _CHANGE_ROW
+    + """SELECT version, created_at, updated_at FROM head
 """
+)
 
 # expected_version None (any) or 0 (must not exist, or be deleted).
-PUT_UPSERT = """
+PUT_UPSERT = (
+    """
 WITH head AS (
     INSERT INTO {s}.documents AS d (kind, name, mode, version, schema_version, data)
     VALUES (%(kind)s, %(name)s, 's', 1, %(sv)s, %(data)s)
@@ -72,10 +76,13 @@ WITH head AS (
     WHERE d.mode = 's' {expect}
       AND (d.deleted OR d.data <> excluded.data OR d.schema_version <> excluded.schema_version)
     RETURNING d.version, d.schema_version, d.data, d.created_at, d.updated_at
-)""" + _VERSION_ROW
+)"""
+    + _VERSION_ROW
+)
 
 # expected_version N > 0: the document must exist at version N.
-PUT_UPDATE = """
+PUT_UPDATE = (
+    """
 WITH head AS (
     UPDATE {s}.documents AS d
     SET version = d.version + 1, schema_version = %(sv)s, data = %(data)s, deleted = false,
@@ -84,16 +91,21 @@ WITH head AS (
       AND d.version = %(expected)s
       AND (d.deleted OR d.data <> %(data)s OR d.schema_version <> %(sv)s)
     RETURNING d.version, d.schema_version, d.data, d.created_at, d.updated_at
-)""" + _VERSION_ROW
+)"""
+    + _VERSION_ROW
+)
 
-DELETE_SNAPSHOT = """
+DELETE_SNAPSHOT = (
+    """
 WITH head AS (
     UPDATE {s}.documents AS d
     SET version = d.version + 1, deleted = true, updated_at = now()
     WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 's' AND NOT d.deleted
       AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
     RETURNING d.version, d.schema_version, d.data, d.created_at, d.updated_at
-)""" + _VERSION_ROW
+)"""
+    + _VERSION_ROW
+)
 
 PUT_MANY = """
 WITH input AS (
@@ -187,18 +199,23 @@ ORDER BY name LIMIT %(limit)s
 
 # --- log kinds -----------------------------------------------------------------------
 
-_ITEM_ROWS = """
+_ITEM_ROWS = (
+    """
 , ins AS (
     INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
     SELECT %(kind)s, %(name)s, head.version - %(n)s + i.ord, %(sv)s, %(op)s, i.data,
            %(author)s, head.updated_at
     FROM head, unnest(%(items)b::jsonb[]) WITH ORDINALITY AS i(data, ord)
-){key}""" + _CHANGE_ROW + """SELECT version, live_from, created_at, updated_at FROM head
+){key}"""
+    + _CHANGE_ROW
+    + """SELECT version, live_from, created_at, updated_at FROM head
 """
+)
 
 # {live} is what live_from becomes: kept by an append, moved past the old items by a
 # rewrite. A deleted log starts afresh either way.
-APPEND_UPSERT = """
+APPEND_UPSERT = (
+    """
 WITH head AS (
     INSERT INTO {s}.documents AS d (kind, name, mode, version, live_from, schema_version, data)
     VALUES (%(kind)s, %(name)s, 'l', %(n)s, 1, 1, coalesce(%(meta)s::jsonb, %(meta_default)s::jsonb))
@@ -209,11 +226,14 @@ WITH head AS (
         created_at = CASE WHEN d.deleted THEN now() ELSE d.created_at END
     WHERE d.mode = 'l' {expect}
     RETURNING d.version, d.live_from, d.created_at, d.updated_at
-)""" + _ITEM_ROWS
+)"""
+    + _ITEM_ROWS
+)
 
 # Only moves an existing head: for an exact expected version, and for appends that
 # bring no metadata to a kind whose metadata has required fields.
-APPEND_UPDATE = """
+APPEND_UPDATE = (
+    """
 WITH head AS (
     UPDATE {s}.documents AS d
     SET version = d.version + %(n)s, data = {data}, deleted = false,
@@ -222,7 +242,9 @@ WITH head AS (
         created_at = CASE WHEN d.deleted THEN now() ELSE d.created_at END
     WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' {expect}
     RETURNING d.version, d.live_from, d.created_at, d.updated_at
-)""" + _ITEM_ROWS
+)"""
+    + _ITEM_ROWS
+)
 
 # What the head's metadata becomes: replaced by meta= when given, or (meta_update=)
 # only the given keys set, the others kept.
@@ -241,23 +263,31 @@ LIVE_KEEP = "d.live_from"
 LIVE_RESET = "d.version + 1"
 
 # A clear or a log's delete writes no version row, but it is a write: it has its change.
-CLEAR_LOG = """
+CLEAR_LOG = (
+    """
 WITH head AS (
     UPDATE {s}.documents AS d SET live_from = d.version + 1, updated_at = now()
     WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND NOT d.deleted
       AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
     RETURNING d.version, d.updated_at
-)""" + _CHANGE_ROW + """SELECT version FROM head
+)"""
+    + _CHANGE_ROW
+    + """SELECT version FROM head
 """
+)
 
-DELETE_LOG = """
+DELETE_LOG = (
+    """
 WITH head AS (
     UPDATE {s}.documents AS d SET deleted = true, live_from = d.version + 1, updated_at = now()
     WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND NOT d.deleted
       AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
     RETURNING d.version, d.updated_at, d.created_at
-){key}""" + _CHANGE_ROW + """SELECT version FROM head
+){key}"""
+    + _CHANGE_ROW
+    + """SELECT version FROM head
 """
+)
 
 # Newest first with a LIMIT, so last=N reads N index entries whatever the length.
 READ_LAST = """
@@ -340,7 +370,8 @@ RETURNING 1
 
 # Whole documents, a batch at a time so no statement holds many locks for long.
 # {cond} filters by age; keep_last protects the newest documents of the kind.
-PRUNE_DOCUMENTS = """
+PRUNE_DOCUMENTS = (
+    """
 WITH ranked AS (
     SELECT kind, name, updated_at,
            row_number() OVER (ORDER BY updated_at DESC, name) AS rank
@@ -364,17 +395,21 @@ WITH ranked AS (
     DELETE FROM {s}.documents d USING doomed
     WHERE d.kind = doomed.kind AND d.name = doomed.name
     RETURNING d.kind, d.name, d.version
-)""" + NOTE + """, chg AS (
+)"""
+    + NOTE
+    + """, chg AS (
     -- A pruned document is gone for every reader: that is a change too.
     INSERT INTO {s}.changes (kind, name, version, op)
     SELECT kind, name, version, 'prune' FROM gone, note
 )
 SELECT name FROM gone
 """
+)
 
 # Named documents with every version they have, for good; returns each with whether it
 # was deleted already. The feed reports each as a prune: gone, history and all.
-PURGE_DOCUMENTS = """
+PURGE_DOCUMENTS = (
+    """
 WITH doomed AS (
     SELECT d.kind, d.name, d.deleted FROM {s}.documents d
     WHERE d.kind = %(kind)s AND d.name = ANY(%(names)s)
@@ -387,12 +422,15 @@ WITH doomed AS (
     DELETE FROM {s}.documents d USING doomed
     WHERE d.kind = doomed.kind AND d.name = doomed.name
     RETURNING d.kind, d.name, d.version, doomed.deleted
-)""" + NOTE + """, chg AS (
+)"""
+    + NOTE
+    + """, chg AS (
     INSERT INTO {s}.changes (kind, name, version, op)
     SELECT kind, name, version, 'prune' FROM gone, note
 )
 SELECT name, deleted FROM gone
 """
+)
 
 # Old versions beyond the newest keep_last; a log's live items and a snapshot's current
 # version always stay.
@@ -438,8 +476,11 @@ _FRONTIER = """coalesce((
 # above it are not delivered yet (a transaction below them may still commit), and the
 # retention horizon prune_changes left, checked in the same snapshot. {skip} leaves out
 # what a feed started with after=None saw as already committed.
-FEED_PAGE = """
-WITH snap AS (SELECT """ + _FRONTIER + """ AS xmin)
+FEED_PAGE = (
+    """
+WITH snap AS (SELECT """
+    + _FRONTIER
+    + """ AS xmin)
 SELECT snap.xmin::text,
        (SELECT data ->> 'pruned_through' FROM {s}.documents
         WHERE kind = '_docstore' AND name = 'changes'),
@@ -453,6 +494,7 @@ FROM snap LEFT JOIN LATERAL (
 ) c ON true
 ORDER BY c.xid, c.seq
 """
+)
 
 FEED_SKIP = "AND NOT pg_visible_in_snapshot(c.xid, %(since)s::pg_snapshot)"
 
@@ -460,10 +502,13 @@ FEED_SKIP = "AND NOT pg_visible_in_snapshot(c.xid, %(since)s::pg_snapshot)"
 # final), a batch per statement (a long delete would hold an xid, and with it every
 # feed), with the horizon recorded in the same statement, so that a reader whose cursor
 # is older learns it fell behind (ChangesPruned) instead of silently skipping.
-PRUNE_CHANGES = """
+PRUNE_CHANGES = (
+    """
 WITH bound AS (
     SELECT xid, seq FROM {s}.changes
-    WHERE written_at < %(cutoff)s AND xid < """ + _FRONTIER + """
+    WHERE written_at < %(cutoff)s AND xid < """
+    + _FRONTIER
+    + """
     ORDER BY xid DESC, seq DESC
     LIMIT 1
 ), doomed AS (
@@ -486,6 +531,7 @@ WITH bound AS (
 )
 SELECT count(*) FROM gone
 """
+)
 
 # --- schema --------------------------------------------------------------------------
 
@@ -593,7 +639,9 @@ WITH input AS (
 )"""
 
 # Rows the batch holds that the store already holds differently (first few).
-IMPORT_CONFLICTS = _IMPORT_INPUT + """
+IMPORT_CONFLICTS = (
+    _IMPORT_INPUT
+    + """
 SELECT 'document', i.kind, i.name, i.version FROM docs i
 JOIN {s}.documents d ON d.kind = i.kind AND d.name = i.name
 WHERE (d.mode, d.version, d.live_from, d.schema_version, d.deleted, d.created_at,
@@ -607,9 +655,12 @@ WHERE (v.schema_version, v.op, v.author, v.written_at, v.data)
       IS DISTINCT FROM (i.schema_version, i.op, i.author, i.written_at, i.data)
 LIMIT 5
 """
+)
 
 # Rows already present (identical, checked above) are skipped: an import runs again safely.
-IMPORT_WRITE = _IMPORT_INPUT + """
+IMPORT_WRITE = (
+    _IMPORT_INPUT
+    + """
 , ins_docs AS (
     INSERT INTO {s}.documents (kind, name, mode, version, live_from, schema_version, data,
                                deleted, created_at, updated_at)
@@ -618,7 +669,9 @@ IMPORT_WRITE = _IMPORT_INPUT + """
     FROM docs
     ON CONFLICT (kind, name) DO NOTHING
     RETURNING kind, name, version
-)""" + NOTE + """, chg AS (
+)"""
+    + NOTE
+    + """, chg AS (
     INSERT INTO {s}.changes (kind, name, version, op)
     SELECT kind, name, version, 'import' FROM ins_docs, note
 ), ins_vers AS (
@@ -629,6 +682,7 @@ IMPORT_WRITE = _IMPORT_INPUT + """
 )
 SELECT (SELECT count(*) FROM ins_docs), (SELECT count(*) FROM ins_vers)
 """
+)
 
 
 def channel(schema: str) -> str:
@@ -658,12 +712,16 @@ def check_schema(schema: str) -> None:
         raise ValueError(f"a schema name must be a non-empty str, not {schema!r}")
     size = len(schema.encode("utf-8", "surrogatepass"))
     if size > 63:
-        raise ValueError(f"schema name {schema[:80]!r} is {size} bytes in UTF-8; PostgreSQL "
-                         "keeps 63 at most (it would silently cut it to another name)")
+        raise ValueError(
+            f"schema name {schema[:80]!r} is {size} bytes in UTF-8; PostgreSQL "
+            "keeps 63 at most (it would silently cut it to another name)"
+        )
     bad = sorted({c for c in schema if c == "%" or not c.isprintable()})
     if bad:
-        raise ValueError(f"schema name {schema!r} cannot hold {', '.join(map(repr, bad))}: "
-                         "no control or line-break characters, and no %")
+        raise ValueError(
+            f"schema name {schema!r} cannot hold {', '.join(map(repr, bad))}: "
+            "no control or line-break characters, and no %"
+        )
     try:
         schema.encode("utf-8")
     except UnicodeEncodeError:
@@ -714,9 +772,11 @@ class Statements:
         parts = [f"CREATE SCHEMA IF NOT EXISTS {self.quoted}", table]
         for i in range(partitions):
             name = sql.Identifier(f"versions_p{i}").as_string(None)
-            parts.append(f"CREATE TABLE IF NOT EXISTS {self.quoted}.{name} PARTITION OF "
-                         f"{self.quoted}.versions FOR VALUES WITH (MODULUS {partitions}, "
-                         f"REMAINDER {i})")
+            parts.append(
+                f"CREATE TABLE IF NOT EXISTS {self.quoted}.{name} PARTITION OF "
+                f"{self.quoted}.versions FOR VALUES WITH (MODULUS {partitions}, "
+                f"REMAINDER {i})"
+            )
         return ";\n".join(parts) + ";"
 
     def ddl(self) -> str:

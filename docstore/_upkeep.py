@@ -24,8 +24,14 @@ class UpkeepPlans(CoreBase):
 
     # --- retention ---------------------------------------------------------------------
 
-    def prune(self, kind: str, older_than: timedelta | datetime | None, keep_last: int | None,
-              batch_size: int, progress: Callable[[int], None] | None = None) -> Op[int]:
+    def prune(
+        self,
+        kind: str,
+        older_than: timedelta | datetime | None,
+        keep_last: int | None,
+        batch_size: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> Op[int]:
         """Delete whole documents by age of last write and/or beyond the newest N."""
         self.kinds.get(kind)
         if older_than is None and keep_last is None:
@@ -36,17 +42,25 @@ class UpkeepPlans(CoreBase):
         def plan() -> Plan[int]:
             cutoff: datetime | None = None
             if isinstance(older_than, timedelta):
-                (now,), = yield Stmt("SELECT now()")
+                ((now,),) = yield Stmt("SELECT now()")
                 cutoff = now - older_than
             elif older_than is not None:
                 cutoff = older_than
-            gone = yield from _in_batches(Stmt(self.sql(q.PRUNE_DOCUMENTS), {
-                "kind": kind, "cutoff": cutoff, "keep_last": keep_last or 0,
-                "batch": batch_size}), batch_size, progress)
+            gone = yield from _in_batches(
+                Stmt(
+                    self.sql(q.PRUNE_DOCUMENTS),
+                    {"kind": kind, "cutoff": cutoff, "keep_last": keep_last or 0, "batch": batch_size},
+                ),
+                batch_size,
+                progress,
+            )
             if cutoff is not None:
                 # Idempotency keys of the kind's writes are remembered until then too.
-                yield from _in_batches(Stmt(self.sql(q.PRUNE_KEYS), {
-                    "kind": kind, "cutoff": cutoff, "batch": batch_size}), batch_size, None)
+                yield from _in_batches(
+                    Stmt(self.sql(q.PRUNE_KEYS), {"kind": kind, "cutoff": cutoff, "batch": batch_size}),
+                    batch_size,
+                    None,
+                )
             return gone
 
         return Op(plan, kind)
@@ -66,15 +80,14 @@ class UpkeepPlans(CoreBase):
 
         return Op(plan, kind)
 
-    def prune_versions(self, kind: str, keep_last: int, batch_size: int,
-                       progress: Callable[[int], None] | None = None) -> Op[int]:
+    def prune_versions(
+        self, kind: str, keep_last: int, batch_size: int, progress: Callable[[int], None] | None = None
+    ) -> Op[int]:
         """Drop versions older than the newest ``keep_last`` (live items always stay)."""
         self.kinds.get(kind)
         if not isinstance(keep_last, int) or keep_last < 1:
-            raise ValueError(f"keep_last must be an int >= 1 (the current version stays), "
-                             f"not {keep_last!r}")
-        stmt = Stmt(self.sql(q.PRUNE_VERSIONS), {"kind": kind, "keep_last": keep_last,
-                                                  "batch": batch_size})
+            raise ValueError(f"keep_last must be an int >= 1 (the current version stays), not {keep_last!r}")
+        stmt = Stmt(self.sql(q.PRUNE_VERSIONS), {"kind": kind, "keep_last": keep_last, "batch": batch_size})
         return Op(lambda: _in_batches(stmt, batch_size, progress), kind)
 
     def prune_changes(self, older_than: timedelta | datetime, batch_size: int = 5000) -> Op[int]:
@@ -89,12 +102,11 @@ class UpkeepPlans(CoreBase):
         def plan() -> Plan[int]:
             cutoff = older_than
             if isinstance(older_than, timedelta):
-                (now,), = yield Stmt("SELECT now()")
+                ((now,),) = yield Stmt("SELECT now()")
                 cutoff = now - older_than
             total = 0
             while True:
-                (gone,), = yield Stmt(self.sql(q.PRUNE_CHANGES), {"cutoff": cutoff,
-                                                                  "batch": batch_size})
+                ((gone,),) = yield Stmt(self.sql(q.PRUNE_CHANGES), {"cutoff": cutoff, "batch": batch_size})
                 total += int(gone)
                 if gone < batch_size:
                     return total
@@ -145,8 +157,9 @@ class UpkeepPlans(CoreBase):
         """A checker that an import feeds every line and finishes before committing."""
         return ImportCheck()
 
-    def import_lines(self, lines: Sequence[str], first_line: int = 1,
-                     check: ImportCheck | None = None) -> Op[tuple[int, int]]:
+    def import_lines(
+        self, lines: Sequence[str], first_line: int = 1, check: ImportCheck | None = None
+    ) -> Op[tuple[int, int]]:
         """Restore export lines; returns (documents, versions) written. Rows already
         stored identically are skipped, so an import runs again safely; a row stored
         differently raises and writes nothing. ``check`` sees the lines in file order."""
@@ -161,10 +174,12 @@ class UpkeepPlans(CoreBase):
             clashes = yield Stmt(self.sql(q.IMPORT_CONFLICTS), params)
             if clashes:
                 shown = _describe_clashes(clashes)
-                raise DocStoreError(f"import: the store already holds different data for "
-                                    f"{shown}; import restores into an empty store "
-                                    f"(nothing was written)")
-            (docs, vers), = yield Stmt(self.sql(q.IMPORT_WRITE), params)
+                raise DocStoreError(
+                    f"import: the store already holds different data for "
+                    f"{shown}; import restores into an empty store "
+                    f"(nothing was written)"
+                )
+            ((docs, vers),) = yield Stmt(self.sql(q.IMPORT_WRITE), params)
             return int(docs), int(vers)
 
         return Op(plan, atomic=True)
@@ -175,17 +190,35 @@ def _describe_clashes(clashes: list[tuple[Any, ...]]) -> str:
     parts: dict[tuple[str, str], list[str]] = {}
     for what, kind, name, version in clashes:
         parts.setdefault((kind, name), []).append(
-            "its current document" if what == "document" else f"version {version}")
-    return ", ".join(f"{kind} {name!r} ({' and '.join(p) if len(p) < 3 else ', '.join(p)})"
-                     for (kind, name), p in parts.items())
+            "its current document" if what == "document" else f"version {version}"
+        )
+    return ", ".join(
+        f"{kind} {name!r} ({' and '.join(p) if len(p) < 3 else ', '.join(p)})"
+        for (kind, name), p in parts.items()
+    )
 
 
 _LINE_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "document": {"kind": str, "name": str, "mode": str, "version": int, "live_from": int,
-                 "schema_version": int, "deleted": bool, "created_at": str,
-                 "updated_at": str},
-    "version": {"kind": str, "name": str, "version": int, "schema_version": int, "op": str,
-                "author": (str, type(None)), "written_at": str},
+    "document": {
+        "kind": str,
+        "name": str,
+        "mode": str,
+        "version": int,
+        "live_from": int,
+        "schema_version": int,
+        "deleted": bool,
+        "created_at": str,
+        "updated_at": str,
+    },
+    "version": {
+        "kind": str,
+        "name": str,
+        "version": int,
+        "schema_version": int,
+        "op": str,
+        "author": (str, type(None)),
+        "written_at": str,
+    },
 }
 
 
@@ -213,24 +246,31 @@ class ImportCheck:
                 raise DocStoreError(
                     f"import line {number}: {key[0]} {key[1]!r} comes after "
                     f"{self._key[0]} {self._key[1]!r}, out of export order (two exports "
-                    "joined, or an edited file?); nothing was written")
+                    "joined, or an edited file?); nothing was written"
+                )
             self._key, self._head, self._head_line = key, record, number
             self._last_version = self._live = 0
             return
         version = record["version"]
         if key != self._key:
-            raise DocStoreError(f"import line {number}: a version of {key[0]} {key[1]!r} "
-                                "that does not follow that document's line; nothing was "
-                                "written")
+            raise DocStoreError(
+                f"import line {number}: a version of {key[0]} {key[1]!r} "
+                "that does not follow that document's line; nothing was "
+                "written"
+            )
         if version <= self._last_version:
-            raise DocStoreError(f"import line {number}: {key[0]} {key[1]!r} version {version} "
-                                f"after version {self._last_version}, out of order or twice; "
-                                "nothing was written")
+            raise DocStoreError(
+                f"import line {number}: {key[0]} {key[1]!r} version {version} "
+                f"after version {self._last_version}, out of order or twice; "
+                "nothing was written"
+            )
         head_version = self._head["version"]
         if version > head_version:
-            raise DocStoreError(f"import line {number}: {key[0]} {key[1]!r} version {version} "
-                                f"is past its document's version {head_version} (line "
-                                f"{self._head_line}); nothing was written")
+            raise DocStoreError(
+                f"import line {number}: {key[0]} {key[1]!r} version {version} "
+                f"is past its document's version {head_version} (line "
+                f"{self._head_line}); nothing was written"
+            )
         self._last_version = version
         low = self._head["live_from"] if self._head["mode"] == "log" else head_version
         if version >= low:
@@ -251,7 +291,8 @@ class ImportCheck:
             raise DocStoreError(
                 f"import: {head['kind']} {head['name']!r} (line {self._head_line}) lacks "
                 f"{what}: {self._live} of {want} are in the file (was it cut short?); "
-                "nothing was written")
+                "nothing was written"
+            )
 
 
 def _check_export_line(number: int, line: str) -> dict[str, Any]:
@@ -263,13 +304,13 @@ def _check_export_line(number: int, line: str) -> dict[str, Any]:
     except ValueError as exc:
         raise DocStoreError(f"import line {number}: not JSON ({exc})") from None
     if not isinstance(record, dict) or record.get("t") not in _LINE_FIELDS:
-        raise DocStoreError(f"import line {number}: not a docstore export line "
-                            "(an object with \"t\": \"document\" or \"version\")")
+        raise DocStoreError(
+            f'import line {number}: not a docstore export line (an object with "t": "document" or "version")'
+        )
     for key, types in _LINE_FIELDS[record["t"]].items():
         value = record.get(key)
         if not isinstance(value, types) or (isinstance(value, bool) and types is int):
-            raise DocStoreError(f"import line {number}: field {key!r} is missing or has the "
-                                f"wrong type")
+            raise DocStoreError(f"import line {number}: field {key!r} is missing or has the wrong type")
     if "data" not in record:
         raise DocStoreError(f"import line {number}: field 'data' is missing")
     try:
@@ -281,8 +322,7 @@ def _check_export_line(number: int, line: str) -> dict[str, Any]:
     return dict(record)
 
 
-def _in_batches(stmt: Stmt, batch_size: int,
-                progress: Callable[[int], None] | None) -> Plan[int]:
+def _in_batches(stmt: Stmt, batch_size: int, progress: Callable[[int], None] | None) -> Plan[int]:
     """Run a batch-limited DELETE until a batch comes back short; returns the rows gone."""
     total = 0
     while True:

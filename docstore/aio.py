@@ -34,8 +34,7 @@ from .kinds import Kind, Mode, Registry, Upgrader
 __all__ = ["AsyncDocStore"]
 
 # (pool, connection) of the transaction open in this context, if any.
-_ACTIVE: ContextVar[_connect.Held | None] = ContextVar(
-    "docstore_async_transaction", default=None)
+_ACTIVE: ContextVar[_connect.Held | None] = ContextVar("docstore_async_transaction", default=None)
 
 
 async def _check(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -68,9 +67,15 @@ class AsyncDocStore:
         self._core = Core(self.kinds, schema, author)
         self._where = _connect.describe_dsn(str(pool.conninfo))
         self._read_pool = read_pool
-        self._reads = None if read_pool is None else _replica.ReadRouting(
-            str(read_pool.conninfo), _connect.describe_dsn(str(read_pool.conninfo)),
-            min(1.0, float(read_pool.timeout)))
+        self._reads = (
+            None
+            if read_pool is None
+            else _replica.ReadRouting(
+                str(read_pool.conninfo),
+                _connect.describe_dsn(str(read_pool.conninfo)),
+                min(1.0, float(read_pool.timeout)),
+            )
+        )
 
     @classmethod
     async def connect(
@@ -105,8 +110,13 @@ class AsyncDocStore:
             raise _connect.connect_failure(settings.conninfo, exc) from None
         await probe.close()
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            settings.conninfo, kwargs=settings.kwargs, open=False, check=_check,
-            name=settings.name, **settings.options)
+            settings.conninfo,
+            kwargs=settings.kwargs,
+            open=False,
+            check=_check,
+            name=settings.name,
+            **settings.options,
+        )
         try:
             await pool.open(wait=True, timeout=settings.options["timeout"])
         except psycopg.Error as exc:
@@ -114,15 +124,18 @@ class AsyncDocStore:
             raise _connect.connect_failure(settings.conninfo, exc) from None
         if read_dsn is None:
             return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
-        reads = _connect.pool_settings(read_dsn, prepare_threshold, statement_timeout,
-                                       pool_options)
+        reads = _connect.pool_settings(read_dsn, prepare_threshold, statement_timeout, pool_options)
         # Not waited for: a replica that is down must not stop the store from working.
         read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            reads.conninfo, kwargs=reads.kwargs, open=False, check=_check,
-            name=reads.name + ":reads", **reads.options)
+            reads.conninfo,
+            kwargs=reads.kwargs,
+            open=False,
+            check=_check,
+            name=reads.name + ":reads",
+            **reads.options,
+        )
         await read_pool.open(wait=False)
-        return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True,
-                   read_pool=read_pool)
+        return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True, read_pool=read_pool)
 
     async def close(self) -> None:
         """Close the pools, if this store opened them."""
@@ -134,14 +147,14 @@ class AsyncDocStore:
     async def __aenter__(self) -> AsyncDocStore:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     def __repr__(self) -> str:
         reads = "" if self._reads is None else f" reads={self._reads.where!r}"
-        return (f"<AsyncDocStore schema={self.schema!r} db={self._where!r}{reads} "
-                f"kinds={len(self.kinds)}>")
+        return f"<AsyncDocStore schema={self.schema!r} db={self._where!r}{reads} kinds={len(self.kinds)}>"
 
     @property
     def schema(self) -> str:
@@ -168,8 +181,13 @@ class AsyncDocStore:
                 held = active.conn
             elif not op.read_only:
                 raise active.ended(op.kind, op.name)
-        if (op.read_only and not op.on_primary and held is None and self._reads is not None
-                and self._reads.usable()):
+        if (
+            op.read_only
+            and not op.on_primary
+            and held is None
+            and self._reads is not None
+            and self._reads.usable()
+        ):
             try:
                 return await self._run_on_replica(op)
             except _replica.UsePrimary:
@@ -319,8 +337,7 @@ class AsyncDocStore:
             # A commit whose reply was lost may have happened.
             if self._reads is not None:
                 self._reads.wrote_unknown()
-            raise self._core.translate(exc, unknown=committing and exc.sqlstate is None) \
-                from exc
+            raise self._core.translate(exc, unknown=committing and exc.sqlstate is None) from exc
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -342,9 +359,17 @@ class AsyncDocStore:
         """
         return await self._run(self._core.create_index(kind, on))
 
-    def register(self, kind: str, model: Any, *, mode: Mode = "snapshot",
-                 schema_version: int = 1, upgraders: Mapping[int, Upgrader] | None = None,
-                 meta: Any = None, notify: bool | None = None) -> Kind:
+    def register(
+        self,
+        kind: str,
+        model: Any,
+        *,
+        mode: Mode = "snapshot",
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: Any = None,
+        notify: bool | None = None,
+    ) -> Kind:
         """Register ``kind`` with any type Pydantic's TypeAdapter takes.
 
         ``upgraders[n]`` turns a document stored at schema version n (as a dict) into its
@@ -352,21 +377,39 @@ class AsyncDocStore:
         holds metadata of type ``meta``. ``notify``: its writes wake change feeds at once
         (default: snapshot kinds do, log kinds are seen at the feed's next poll).
         """
-        return self.kinds.register(kind, model, mode=mode, schema_version=schema_version,
-                                   upgraders=upgraders, meta=meta, notify=notify)
+        return self.kinds.register(
+            kind,
+            model,
+            mode=mode,
+            schema_version=schema_version,
+            upgraders=upgraders,
+            meta=meta,
+            notify=notify,
+        )
 
     # --- snapshot kinds ----------------------------------------------------------------
 
-    async def put(self, kind: str, name: str, value: Any, *, expected_version: int | None = None,
-            author: str | None = None, idempotency_key: str | None = None) -> Doc[Any]:
+    async def put(
+        self,
+        kind: str,
+        name: str,
+        value: Any,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Doc[Any]:
         """Validate and store ``value`` as the next version; an unchanged value writes nothing.
 
         ``expected_version``: None any, 0 must not exist, N must be at version N.
         ``idempotency_key``: a retry with the same key returns what the first attempt
         wrote and writes nothing more (docs/reliability.md).
         """
-        return await self._run(self._core.put(kind, name, value, expected_version, author=author,
-                                           idempotency_key=idempotency_key))
+        return await self._run(
+            self._core.put(
+                kind, name, value, expected_version, author=author, idempotency_key=idempotency_key
+            )
+        )
 
     async def get(self, kind: str, name: str, *, version: int | None = None) -> Doc[Any]:
         """The current document, or version ``version`` of it; else DocumentNotFound."""
@@ -380,65 +423,100 @@ class AsyncDocStore:
         """Every stored version, oldest first, tombstones included."""
         return await self._run(self._core.versions(kind, name))
 
-    async def delete(self, kind: str, name: str, *, expected_version: int | None = None,
-               author: str | None = None, idempotency_key: str | None = None) -> int:
+    async def delete(
+        self,
+        kind: str,
+        name: str,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
         """Delete the document (a tombstone version); returns the tombstone's version."""
-        return await self._run(self._core.delete(kind, name, expected_version, author,
-                                              idempotency_key))
+        return await self._run(self._core.delete(kind, name, expected_version, author, idempotency_key))
 
-    async def revert(self, kind: str, name: str, to_version: int, *,
-               expected_version: int | None = None, author: str | None = None) -> Doc[Any]:
+    async def revert(
+        self,
+        kind: str,
+        name: str,
+        to_version: int,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
+    ) -> Doc[Any]:
         """Write the value of ``to_version`` as a new version."""
         return await self._run(self._core.revert(kind, name, to_version, expected_version, author))
 
-    async def list(self, kind: str, *, where: Any = None, limit: int | None = None,
-             after: str | Doc[Any] | tuple[Any, str] | None = None,
-             on_invalid: OnInvalid = "raise",
-             order_by: str = "name") -> builtins.list[Doc[Any]]:
+    async def list(
+        self,
+        kind: str,
+        *,
+        where: Any = None,
+        limit: int | None = None,
+        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> builtins.list[Doc[Any]]:
         """Current, undeleted documents matching ``where``, in ``order_by`` order.
 
         ``order_by``: ``name`` (default), ``updated_at``, ``created_at``, ``version`` or
         ``data.<path>``, ``-`` first for descending. ``after`` pages by keyset: the last
         name (name order), or the previous page's last Doc or ``(sort key, name)``.
         """
-        return await self._run(self._core.list_docs(kind, where, limit, after, on_invalid,
-                                                 order_by))
+        return await self._run(self._core.list_docs(kind, where, limit, after, on_invalid, order_by))
 
     async def count(self, kind: str, *, where: Any = None) -> int:
         """How many current, undeleted documents of ``kind`` match ``where``."""
         return await self._run(self._core.count(kind, where))
 
-    async def iter(self, kind: str, *, where: Any = None, batch_size: int = 1000,
-                   on_invalid: OnInvalid = "raise", order_by: str = "name") -> AsyncIterator[Doc[Any]]:
+    async def iter(
+        self,
+        kind: str,
+        *,
+        where: Any = None,
+        batch_size: int = 1000,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> AsyncIterator[Doc[Any]]:
         """Stream current documents in ``order_by`` order (see :meth:`list`), ``batch_size``
         rows in memory at most. An order no index holds (``created_at``, ``version``,
         ``data.<path>``) reads the names in that order once, then the documents by name."""
         spec = self.kinds.get(kind)
         state: Any = None
         while True:
-            rows, state = await self._run(self._core.iter_step(kind, where, state, batch_size,
-                                                              order_by))
+            rows, state = await self._run(self._core.iter_step(kind, where, state, batch_size, order_by))
             for doc in self._core.docs_from_rows(spec, rows, on_invalid):
                 yield doc
             if state is None:
                 return
 
-    async def put_many(self, kind: str, values: Mapping[str, Any], *,
-                 author: str | None = None) -> builtins.list[Doc[Any]]:
+    async def put_many(
+        self, kind: str, values: Mapping[str, Any], *, author: str | None = None
+    ) -> builtins.list[Doc[Any]]:
         """Store many documents atomically in one round trip; returns them in input order."""
         return await self._run(self._core.put_many(kind, values, author))
 
-    async def upgrade(self, kind: str, *, batch_size: int = 500,
-                progress: Callable[[int], None] | None = None) -> int:
+    async def upgrade(
+        self, kind: str, *, batch_size: int = 500, progress: Callable[[int], None] | None = None
+    ) -> int:
         """Rewrite documents of an older schema_version as new versions; returns how many."""
         return await self._run(self._core.upgrade(kind, batch_size, progress))
 
     # --- log kinds ---------------------------------------------------------------------
 
-    async def append(self, kind: str, name: str, items: Iterable[Any], *,
-               expected_version: int | None = None, expected_count: int | None = None,
-               meta: Any = None, meta_update: Mapping[str, Any] | None = None,
-               author: str | None = None, idempotency_key: str | None = None) -> int:
+    async def append(
+        self,
+        kind: str,
+        name: str,
+        items: Iterable[Any],
+        *,
+        expected_version: int | None = None,
+        expected_count: int | None = None,
+        meta: Any = None,
+        meta_update: Mapping[str, Any] | None = None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
         """Append items to a log in one statement; returns the log's new version.
 
         ``expected_version`` makes it a compare-and-swap; ``expected_count`` (with it)
@@ -446,42 +524,90 @@ class AsyncDocStore:
         ``meta`` replaces the log's metadata; ``meta_update`` sets only the keys it has.
         ``idempotency_key``: a retry with the same key returns the first attempt's version.
         """
-        return await self._run(self._core.append(kind, name, items, expected_version, meta,
-                                           author=author, expected_count=expected_count,
-                                           meta_update=meta_update,
-                                           idempotency_key=idempotency_key))
+        return await self._run(
+            self._core.append(
+                kind,
+                name,
+                items,
+                expected_version,
+                meta,
+                author=author,
+                expected_count=expected_count,
+                meta_update=meta_update,
+                idempotency_key=idempotency_key,
+            )
+        )
 
-    async def rewrite(self, kind: str, name: str, items: Iterable[Any], *,
-                expected_version: int | None = None, expected_count: int | None = None,
-                meta: Any = None, meta_update: Mapping[str, Any] | None = None,
-                author: str | None = None, idempotency_key: str | None = None) -> int:
+    async def rewrite(
+        self,
+        kind: str,
+        name: str,
+        items: Iterable[Any],
+        *,
+        expected_version: int | None = None,
+        expected_count: int | None = None,
+        meta: Any = None,
+        meta_update: Mapping[str, Any] | None = None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
         """Replace the live items; the old ones stay readable by version until pruned."""
-        return await self._run(self._core.append(kind, name, items, expected_version, meta,
-                                           rewrite=True, author=author,
-                                           expected_count=expected_count,
-                                           meta_update=meta_update,
-                                           idempotency_key=idempotency_key))
+        return await self._run(
+            self._core.append(
+                kind,
+                name,
+                items,
+                expected_version,
+                meta,
+                rewrite=True,
+                author=author,
+                expected_count=expected_count,
+                meta_update=meta_update,
+                idempotency_key=idempotency_key,
+            )
+        )
 
     async def clear(self, kind: str, name: str, *, expected_version: int | None = None) -> int:
         """Leave the log with no live items; returns its version."""
         return await self._run(self._core.clear(kind, name, expected_version))
 
-    async def read(self, kind: str, name: str, *, last: int | None = None, after: int | None = None,
-             limit: int | None = None, where: Any = None) -> builtins.list[Any]:
+    async def read(
+        self,
+        kind: str,
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+    ) -> builtins.list[Any]:
         """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``."""
         return await self._run(self._core.read(kind, name, last, after, limit, where))
 
-    async def entries(self, kind: str, name: str, *, last: int | None = None,
-                after: int | None = None, limit: int | None = None,
-                where: Any = None) -> builtins.list[Entry[Any]]:
+    async def entries(
+        self,
+        kind: str,
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+    ) -> builtins.list[Entry[Any]]:
         """Like :meth:`read`, each item with its version and write time."""
         return await self._run(self._core.entries(kind, name, last, after, limit, where))
 
     # --- retention ---------------------------------------------------------------------
 
-    async def prune(self, kind: str, *, older_than: timedelta | datetime | None = None,
-              keep_last: int | None = None, batch_size: int = 500,
-              progress: Callable[[int], None] | None = None) -> int:
+    async def prune(
+        self,
+        kind: str,
+        *,
+        older_than: timedelta | datetime | None = None,
+        keep_last: int | None = None,
+        batch_size: int = 500,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """Delete whole documents last written before ``older_than`` and/or beyond the
         ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch."""
         return await self._run(self._core.prune(kind, older_than, keep_last, batch_size, progress))
@@ -492,14 +618,19 @@ class AsyncDocStore:
         change feed reports each document removed as a ``prune``."""
         return await self._run(self._core.purge(kind, names))
 
-    async def prune_versions(self, kind: str, *, keep_last: int, batch_size: int = 5000,
-                       progress: Callable[[int], None] | None = None) -> int:
+    async def prune_versions(
+        self,
+        kind: str,
+        *,
+        keep_last: int,
+        batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """Drop versions beyond each document's newest ``keep_last``; returns how many.
         ``progress(n)`` after each batch."""
         return await self._run(self._core.prune_versions(kind, keep_last, batch_size, progress))
 
-    async def prune_changes(self, *, older_than: timedelta | datetime,
-                      batch_size: int = 5000) -> int:
+    async def prune_changes(self, *, older_than: timedelta | datetime, batch_size: int = 5000) -> int:
         """Delete the change feed's rows written before ``older_than``, ``batch_size`` per
         transaction; returns how many. A feed whose cursor is older then raises
         ChangesPruned rather than skip them.
@@ -508,9 +639,15 @@ class AsyncDocStore:
 
     # --- the change feed ---------------------------------------------------------------
 
-    async def changes(self, kinds: Sequence[str] | None = None, *, after: str | None = None,
-                      listen_dsn: str | None = None, poll_interval: float = 1.0,
-                      stop: Callable[[], bool] | None = None) -> AsyncIterator[Change]:
+    async def changes(
+        self,
+        kinds: Sequence[str] | None = None,
+        *,
+        after: str | None = None,
+        listen_dsn: str | None = None,
+        poll_interval: float = 1.0,
+        stop: Callable[[], bool] | None = None,
+    ) -> AsyncIterator[Change]:
         """Every committed write (of ``kinds``, else all) as a Change, in order, for ever.
 
         ``after=None`` starts with the writes committed from now on; ``after=<cursor>``
@@ -554,13 +691,15 @@ class AsyncDocStore:
     async def change_cursor(self) -> str:
         """A cursor for ``changes(after=...)`` that delivers exactly the writes committed
         after this call: take it, then load."""
-        return await self._run(Op(partial(Feed.frontier, self._core.sql), read_only=True,
-                                  on_primary=True))
+        return await self._run(Op(partial(Feed.frontier, self._core.sql), read_only=True, on_primary=True))
 
     async def _listen(self, dsn: str | None) -> psycopg.AsyncConnection[Any]:
         """A connection listening to this schema's feed: the pool's, or one on ``dsn``."""
-        conn = (await self._pool.getconn() if dsn is None
-                else await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=10))
+        conn = (
+            await self._pool.getconn()
+            if dsn is None
+            else await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=10)
+        )
         try:
             if not conn.autocommit:
                 await conn.set_autocommit(True)
@@ -570,8 +709,7 @@ class AsyncDocStore:
             raise
         return conn
 
-    async def _unlisten(self, conn: psycopg.AsyncConnection[Any] | None,
-                        dsn: str | None) -> None:
+    async def _unlisten(self, conn: psycopg.AsyncConnection[Any] | None, dsn: str | None) -> None:
         """Stop listening and give the connection back (or close the feed's own)."""
         if conn is None:
             return
@@ -588,8 +726,9 @@ class AsyncDocStore:
 
     # --- export and import -------------------------------------------------------------
 
-    async def export(self, *, kinds: Sequence[str] | None = None,
-                     batch_size: int = 200) -> AsyncIterator[str]:
+    async def export(
+        self, *, kinds: Sequence[str] | None = None, batch_size: int = 200
+    ) -> AsyncIterator[str]:
         """Every version of every document (of ``kinds``, else all) as JSON lines, in a
         stable order; the same rows always give the same bytes. See :meth:`import_lines`.
 
@@ -617,8 +756,9 @@ class AsyncDocStore:
         finally:
             await self._pool.putconn(conn)
 
-    async def import_lines(self, lines: Iterable[str], *, batch_size: int = 1000,
-                           progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+    async def import_lines(
+        self, lines: Iterable[str], *, batch_size: int = 1000, progress: Callable[[int], None] | None = None
+    ) -> tuple[int, int]:
         """Restore :meth:`export` lines in one transaction; returns (documents, versions)
         written. Rows already stored identically are skipped (it runs again safely); a
         row stored differently raises and nothing is written."""
@@ -631,8 +771,7 @@ class AsyncDocStore:
                     batch.append(line.strip())
                 done += 1
                 if len(batch) >= batch_size:
-                    d, v = await self._run(self._core.import_lines(batch, done - len(batch) + 1,
-                                                                 check))
+                    d, v = await self._run(self._core.import_lines(batch, done - len(batch) + 1, check))
                     docs, vers, batch = docs + d, vers + v, []
                     if progress is not None:
                         progress(done)

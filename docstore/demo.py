@@ -45,55 +45,107 @@ def _call(id_: str, name: str, arguments: str) -> dict[str, Any]:
 # (agent, session, turns): each turn is appended on its own, as a host saves them. Session
 # ids are unique across agents, as the framework makes them (a session is named by its id).
 CONVERSATIONS: list[tuple[str, str, list[list[dict[str, Any]]]]] = [
-    ("weather", "s1", [
-        [{"role": "user", "content": "What's the weather in Paris?"}],
-        [{"role": "assistant", "content": [
-            {"type": "text", "text": "Let me check."},
-            _tool_use("t1", "get_forecast", {"city": "Paris"})]},
-         {"role": "user", "content": [_tool_result("t1", "18°C, light rain")]},
-         {"role": "assistant", "content": "18°C with light rain: take an umbrella."}],
-        [{"role": "user", "content": "And tomorrow?"}],
-        [{"role": "assistant", "content": [_tool_use("t2", "get_forecast",
-                                                     {"city": "Paris", "day": 1})]},
-         {"role": "user", "content": [_tool_result("t2", "22°C, sunny")]},
-         {"role": "assistant", "content": "Tomorrow: 22°C and sunny."}],
-    ]),
-    ("weather", "s2", [
-        [{"role": "user", "content": "Is it windy in Oslo?"}],
-        [{"role": "assistant", "content": [_tool_use("t1", "get_wind", {"city": "Oslo"})]},
-         {"role": "user", "content": [_tool_result("t1", "35 km/h from the north")]},
-         {"role": "assistant", "content": "Yes: 35 km/h from the north."}],
-    ]),
-    ("planner", "s3", [
-        [{"role": "system", "content": "You plan trips."},
-         {"role": "user", "content": "Plan a day in Rome."}],
-        [{"role": "assistant", "content": None,
-          "tool_calls": [_call("c1", "get_forecast", '{"city": "Rome"}'),
-                         _call("c2", "find_museums", '{"city": "Rome"}')]},
-         {"role": "tool", "tool_call_id": "c1", "content": "25°C, clear"},
-         {"role": "tool", "tool_call_id": "c2", "content": "Vatican Museums, Borghese"}],
-        [{"role": "assistant", "content": "Morning at the Vatican Museums, afternoon in the "
-          "Borghese gardens: 25°C and clear."}],
-    ]),
+    (
+        "weather",
+        "s1",
+        [
+            [{"role": "user", "content": "What's the weather in Paris?"}],
+            [
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "Let me check."},
+                        _tool_use("t1", "get_forecast", {"city": "Paris"}),
+                    ],
+                },
+                {"role": "user", "content": [_tool_result("t1", "18°C, light rain")]},
+                {"role": "assistant", "content": "18°C with light rain: take an umbrella."},
+            ],
+            [{"role": "user", "content": "And tomorrow?"}],
+            [
+                {
+                    "role": "assistant",
+                    "content": [_tool_use("t2", "get_forecast", {"city": "Paris", "day": 1})],
+                },
+                {"role": "user", "content": [_tool_result("t2", "22°C, sunny")]},
+                {"role": "assistant", "content": "Tomorrow: 22°C and sunny."},
+            ],
+        ],
+    ),
+    (
+        "weather",
+        "s2",
+        [
+            [{"role": "user", "content": "Is it windy in Oslo?"}],
+            [
+                {"role": "assistant", "content": [_tool_use("t1", "get_wind", {"city": "Oslo"})]},
+                {"role": "user", "content": [_tool_result("t1", "35 km/h from the north")]},
+                {"role": "assistant", "content": "Yes: 35 km/h from the north."},
+            ],
+        ],
+    ),
+    (
+        "planner",
+        "s3",
+        [
+            [
+                {"role": "system", "content": "You plan trips."},
+                {"role": "user", "content": "Plan a day in Rome."},
+            ],
+            [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        _call("c1", "get_forecast", '{"city": "Rome"}'),
+                        _call("c2", "find_museums", '{"city": "Rome"}'),
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "25°C, clear"},
+                {"role": "tool", "tool_call_id": "c2", "content": "Vatican Museums, Borghese"},
+            ],
+            [
+                {
+                    "role": "assistant",
+                    "content": "Morning at the Vatican Museums, afternoon in the "
+                    "Borghese gardens: 25°C and clear.",
+                }
+            ],
+        ],
+    ),
 ]
 
 # The demo's edit of the weather agent: a new prompt and a second tool server.
-_EDIT = {"system_prompt": "You are a concise weather assistant. Give temperatures in °C.",
-         "mcp_servers": ["weather", "planner"], "max_iterations": 20}
+_EDIT = {
+    "system_prompt": "You are a concise weather assistant. Give temperatures in °C.",
+    "mcp_servers": ["weather", "planner"],
+    "max_iterations": 20,
+}
 
 _ANALYTICS: list[tuple[str, str, list[str], str]] = [
-    ("messages_by_agent", "Messages per agent and role (the messages view)",
-     ["agent", "role", "count"], """
+    (
+        "messages_by_agent",
+        "Messages per agent and role (the messages view)",
+        ["agent", "role", "count"],
+        """
 SELECT agent_name AS agent, role, count(*) AS count
 FROM {s}.messages
-GROUP BY 1, 2 ORDER BY 1, 2"""),
-    ("tool_calls", "Tool calls by tool, both message formats (the messages view)",
-     ["tool", "count"], """
+GROUP BY 1, 2 ORDER BY 1, 2""",
+    ),
+    (
+        "tool_calls",
+        "Tool calls by tool, both message formats (the messages view)",
+        ["tool", "count"],
+        """
 SELECT tool, count(*) AS count
 FROM {s}.messages, unnest(tool_names) AS tool
-GROUP BY tool ORDER BY count DESC, tool"""),
-    ("agents", "Agents: their model, config versions and sessions",
-     ["agent", "provider", "model", "versions", "sessions"], """
+GROUP BY tool ORDER BY count DESC, tool""",
+    ),
+    (
+        "agents",
+        "Agents: their model, config versions and sessions",
+        ["agent", "provider", "model", "versions", "sessions"],
+        """
 SELECT a.name, l.data ->> 'provider', l.data ->> 'model', a.version,
        (SELECT count(*) FROM {s}.documents c
         WHERE c.kind = 'conversation' AND NOT c.deleted
@@ -101,7 +153,8 @@ SELECT a.name, l.data ->> 'provider', l.data ->> 'model', a.version,
 FROM {s}.documents a
 LEFT JOIN {s}.documents l ON l.kind = 'llm' AND l.name = a.data ->> 'llm_config_id'
 WHERE a.kind = 'agent' AND NOT a.deleted
-ORDER BY a.name"""),
+ORDER BY a.name""",
+    ),
 ]
 
 
@@ -112,16 +165,20 @@ def _prepare(store: DocStore, reset: bool) -> None:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(s))
     store.init_schema()
     if not reset:
-        (count,), = raw(store, sql.SQL(
-            "SELECT count(*) FROM {s}.documents WHERE left(kind, 1) <> '_'").format(s=s))
+        ((count,),) = raw(
+            store, sql.SQL("SELECT count(*) FROM {s}.documents WHERE left(kind, 1) <> '_'").format(s=s)
+        )
         if count:
-            raise CliError(f"schema {store.schema!r} already holds {count} document(s): the "
-                           "demo writes into an empty schema (or run it without --schema: "
-                           "it then uses docstore_demo, reset on every run)")
+            raise CliError(
+                f"schema {store.schema!r} already holds {count} document(s): the "
+                "demo writes into an empty schema (or run it without --schema: "
+                "it then uses docstore_demo, reset on every run)"
+            )
 
 
-def run_demo(store: DocStore, *, reset: bool = True, show: bool = True,
-             command: str = "docstore") -> dict[str, Any]:
+def run_demo(
+    store: DocStore, *, reset: bool = True, show: bool = True, command: str = "docstore"
+) -> dict[str, Any]:
     """Run the tour on ``store``; prints it when ``show``; returns what it found."""
     console = _out.console()
 
@@ -132,8 +189,7 @@ def run_demo(store: DocStore, *, reset: bool = True, show: bool = True,
     from .agents.storage import conversation_name
 
     _prepare(store, reset)
-    report: dict[str, Any] = {"database": describe_dsn(str(store.pool.conninfo)),
-                              "schema": store.schema}
+    report: dict[str, Any] = {"database": describe_dsn(str(store.pool.conninfo)), "schema": store.schema}
     if show:
         console.print(f"docstore demo in {report['database']}, schema {store.schema!r}")
 
@@ -143,10 +199,8 @@ def run_demo(store: DocStore, *, reset: bool = True, show: bool = True,
     report["sync"] = synced["kinds"]
     report["resync_written"] = sum(k["written"] for k in again["kinds"].values())
     if show:
-        _out.table(None, ["kind", "written"],
-                   [[k, v["written"]] for k, v in synced["kinds"].items()])
-        console.print(f"Synced again: {report['resync_written']} written (unchanged configs "
-                      "write nothing).")
+        _out.table(None, ["kind", "written"], [[k, v["written"]] for k, v in synced["kinds"].items()])
+        console.print(f"Synced again: {report['resync_written']} written (unchanged configs write nothing).")
 
     heading("2. Simulate three conversations")
     conversations = []
@@ -158,32 +212,40 @@ def run_demo(store: DocStore, *, reset: bool = True, show: bool = True,
         conversations.append({"name": name, "messages": version})
     report["conversations"] = conversations
     if show:
-        _out.table(None, ["conversation", "messages"],
-                   [[c["name"], c["messages"]] for c in conversations])
+        _out.table(None, ["conversation", "messages"], [[c["name"], c["messages"]] for c in conversations])
         from .cli._docs import message_lines
 
-        console.print("weather's session s1, the last 4 messages "
-                      "(`docstore history weather s1 --last 4`):")
+        console.print("weather's session s1, the last 4 messages (`docstore history weather s1 --last 4`):")
         for entry in store.entries("conversation", conversation_name("weather", "s1"), last=4):
             dumped = store.kinds.get("conversation").adapter.dump_python(
-                entry.item, mode="json", by_alias=True)
+                entry.item, mode="json", by_alias=True
+            )
             for line in message_lines(dumped):
                 console.print(f"[dim]{entry.version:>5}[/] {line}")
 
     heading("3. Edit a config: its history and a diff")
     current = store.get("agent", "weather")
-    dumped = store.kinds.get("agent").adapter.dump_python(current.data, mode="json",
-                                                          by_alias=True)
+    dumped = store.kinds.get("agent").adapter.dump_python(current.data, mode="json", by_alias=True)
     edited = store.put("agent", "weather", {**dumped, **_EDIT}, expected_version=current.version)
     versions = store.versions("agent", "weather")
-    old, new = (store.kinds.get("agent").adapter.dump_python(d.data, mode="json", by_alias=True)
-                for d in (versions[0], versions[-1]))
+    old, new = (
+        store.kinds.get("agent").adapter.dump_python(d.data, mode="json", by_alias=True)
+        for d in (versions[0], versions[-1])
+    )
     changes = _diff.diff(old, new)
-    report["edit"] = {"kind": "agent", "name": "weather", "version": edited.version,
-                      "versions": [d.version for d in versions], "changes": changes}
+    report["edit"] = {
+        "kind": "agent",
+        "name": "weather",
+        "version": edited.version,
+        "versions": [d.version for d in versions],
+        "changes": changes,
+    }
     if show:
-        _out.table("agent 'weather' (`docstore log agent weather`)", ["version", "written"],
-                   [[d.version, _out.when(d.updated_at)] for d in versions])
+        _out.table(
+            "agent 'weather' (`docstore log agent weather`)",
+            ["version", "written"],
+            [[d.version, _out.when(d.updated_at)] for d in versions],
+        )
         console.print(f"`docstore diff agent weather 1 {edited.version}`:")
         for line in _diff.render(changes):
             console.print(line, markup=False, highlight=False)

@@ -101,19 +101,24 @@ def start(pgdata: Path | None = None) -> str:
             except ImportError:
                 raise EmbeddedUnavailable(
                     "the embedded PostgreSQL needs the pgserver package: "
-                    "pip install 'docstore[embedded]' (or give --dsn / DOCSTORE_URL)") from None
+                    "pip install 'docstore[embedded]' (or give --dsn / DOCSTORE_URL)"
+                ) from None
             first = not (path / "PG_VERSION").exists()
             made: dict[str, Any] = {
-                "dirs": _missing(path.parent), "runtime_dirs": _missing(_runtime_dir()),
-                "user": _SYSTEM_USER if _is_root() and not _user_exists(_SYSTEM_USER) else None}
+                "dirs": _missing(path.parent),
+                "runtime_dirs": _missing(_runtime_dir()),
+                "user": _SYSTEM_USER if _is_root() and not _user_exists(_SYSTEM_USER) else None,
+            }
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 server = pgserver.get_server(  # type: ignore[attr-defined,unused-ignore]
-                    path, cleanup_mode="stop")
+                    path, cleanup_mode="stop"
+                )
             except Exception as exc:  # pgserver raises what its subprocesses raise
                 raise EmbeddedUnavailable(
                     f"the embedded PostgreSQL did not start (data in {path}; its log is "
-                    f"{path / 'log'}): {type(exc).__name__}: {exc}") from None
+                    f"{path / 'log'}): {type(exc).__name__}: {exc}"
+                ) from None
             if first:
                 (path / _RECORD).write_text(json.dumps(made, indent=1), encoding="utf-8")
         _servers[path] = server
@@ -134,8 +139,9 @@ def clean(pgdata: Path | None = None) -> list[str]:
     if not path.exists():
         return removed
     if not (path / "PG_VERSION").exists():
-        raise EmbeddedUnavailable(f"{path} is not the embedded server's data directory (no "
-                                  "PG_VERSION): left alone")
+        raise EmbeddedUnavailable(
+            f"{path} is not the embedded server's data directory (no PG_VERSION): left alone"
+        )
     try:
         made: dict[str, Any] = json.loads((path / _RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -145,12 +151,15 @@ def clean(pgdata: Path | None = None) -> list[str]:
         import pgserver
 
         server = _servers.pop(path, None) or pgserver.get_server(  # type: ignore[attr-defined,unused-ignore]
-            path, cleanup_mode="delete")
+            path, cleanup_mode="delete"
+        )
         server.cleanup_mode = "delete"
         server.cleanup()  # stops the server and deletes the data, if no other process uses it
     if path.exists():
-        raise EmbeddedUnavailable(f"the embedded server in {path} is in use by another "
-                                  "process: stop it (and its clients), then clean again")
+        raise EmbeddedUnavailable(
+            f"the embedded server in {path} is in use by another "
+            "process: stop it (and its clients), then clean again"
+        )
     removed.append(str(path))
     for directory in [*made.get("dirs", []), *made.get("runtime_dirs", [])]:
         _remove_if_unused(Path(directory), removed)

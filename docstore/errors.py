@@ -107,8 +107,7 @@ class VersionConflict(DocStoreError):
     ``actual`` is the version found (0 when the document does not exist).
     """
 
-    def __init__(self, kind: str, name: str, expected: int, actual: int,
-                 detail: str = "") -> None:
+    def __init__(self, kind: str, name: str, expected: int, actual: int, detail: str = "") -> None:
         self.kind = kind
         self.name = name
         self.expected = expected
@@ -168,7 +167,8 @@ class ChangesPruned(DocStoreError):
         super().__init__(
             f"the change feed fell behind retention: changes up to {horizon} were deleted by "
             f"prune_changes, and this feed is at {cursor}; reload the documents you follow "
-            "and start again with changes(after=None)")
+            "and start again with changes(after=None)"
+        )
 
 
 class DatabaseUnavailable(DocStoreError):
@@ -198,9 +198,11 @@ class IdempotencyKeyReused(DocStoreError, ValueError):
         self.key = key
         self.kind = kind
         self.name = name
-        super().__init__(f"{kind} {_short(name)}: idempotency_key {_short(key)} already names "
-                         f"a different write ({prior}); nothing was written. A key stands for "
-                         "one write: give each new write a new key")
+        super().__init__(
+            f"{kind} {_short(name)}: idempotency_key {_short(key)} already names "
+            f"a different write ({prior}); nothing was written. A key stands for "
+            "one write: give each new write a new key"
+        )
 
 
 def _format_error(err: dict[str, Any]) -> str:

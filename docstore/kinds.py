@@ -30,8 +30,9 @@ MAX_NAME_LENGTH = 512
 def check_key(kind: str, name: str | None = None) -> None:
     """Refuse, before any SQL runs, a kind or name the tables' CHECKs would refuse."""
     if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
-        raise InvalidKey(str(kind), None, "a kind is 1 to 63 characters of a-z, 0-9 and _, "
-                         "starting with a letter")
+        raise InvalidKey(
+            str(kind), None, "a kind is 1 to 63 characters of a-z, 0-9 and _, starting with a letter"
+        )
     if name is None:
         return
     if not isinstance(name, str):
@@ -39,8 +40,9 @@ def check_key(kind: str, name: str | None = None) -> None:
     if not name:
         raise InvalidKey(kind, name, "a name must not be empty")
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidKey(kind, name, f"a name is at most {MAX_NAME_LENGTH} characters, "
-                         f"this one has {len(name)}")
+        raise InvalidKey(
+            kind, name, f"a name is at most {MAX_NAME_LENGTH} characters, this one has {len(name)}"
+        )
     if "\x00" in name:
         raise InvalidKey(kind, name, "a name cannot contain \\u0000")
     try:
@@ -62,24 +64,33 @@ class Kind:
     # Whether its writes NOTIFY the change feed's readers (docs/changes.md).
     notify: bool = True
 
-    def parse(self, doc_name: str, version: int | None, raw: bytes | str,
-              schema_version: int) -> Any:
+    def parse(self, doc_name: str, version: int | None, raw: bytes | str, schema_version: int) -> Any:
         """Validate stored JSON, upgrading it first when it was written by an older schema."""
         try:
             if schema_version == self.schema_version:
                 return self.adapter.validate_json(raw)
             return self.adapter.validate_python(self.upgrade(doc_name, version, raw, schema_version))
         except ValidationError as exc:
-            raise DocumentInvalid(self.name, doc_name, version, exc.errors(include_url=False),
-                                  "stored data") from None
+            raise DocumentInvalid(
+                self.name, doc_name, version, exc.errors(include_url=False), "stored data"
+            ) from None
 
-    def upgrade(self, doc_name: str, version: int | None, raw: bytes | str,
-                schema_version: int) -> Any:
+    def upgrade(self, doc_name: str, version: int | None, raw: bytes | str, schema_version: int) -> Any:
         """Apply the upgraders from ``schema_version`` up to the current one (dict -> dict)."""
         if schema_version > self.schema_version:
-            raise DocumentInvalid(self.name, doc_name, version, [{
-                "loc": (), "msg": f"written by schema_version {schema_version}, newer than this "
-                f"kind's {self.schema_version}: upgrade the code that reads it"}], "stored data")
+            raise DocumentInvalid(
+                self.name,
+                doc_name,
+                version,
+                [
+                    {
+                        "loc": (),
+                        "msg": f"written by schema_version {schema_version}, newer than this "
+                        f"kind's {self.schema_version}: upgrade the code that reads it",
+                    }
+                ],
+                "stored data",
+            )
         data = orjson.loads(raw)
         for step in range(schema_version, self.schema_version):
             data = self.upgraders[step](data)
@@ -91,8 +102,9 @@ class Kind:
         try:
             return adapter.validate_json(raw)
         except ValidationError as exc:
-            raise DocumentInvalid(self.name, doc_name, None, exc.errors(include_url=False),
-                                  "stored metadata") from None
+            raise DocumentInvalid(
+                self.name, doc_name, None, exc.errors(include_url=False), "stored metadata"
+            ) from None
 
 
 ANY_DICT: TypeAdapter[Any] = TypeAdapter(dict[str, Any])
@@ -130,8 +142,10 @@ class Registry:
         steps = dict(upgraders or {})
         wrong = [k for k in steps if not 1 <= k < schema_version]
         if wrong:
-            raise ValueError(f"kind {kind!r}: upgrader keys must be in 1..{schema_version - 1} "
-                             f"(each upgrades from that version to the next), got {sorted(wrong)}")
+            raise ValueError(
+                f"kind {kind!r}: upgrader keys must be in 1..{schema_version - 1} "
+                f"(each upgrades from that version to the next), got {sorted(wrong)}"
+            )
         if steps:
             missing = [v for v in range(min(steps), schema_version) if v not in steps]
             if missing:
@@ -142,8 +156,7 @@ class Registry:
             mode=mode,
             schema_version=schema_version,
             upgraders=steps,
-            meta=None if meta is None else (meta if isinstance(meta, TypeAdapter)
-                                            else TypeAdapter(meta)),
+            meta=None if meta is None else (meta if isinstance(meta, TypeAdapter) else TypeAdapter(meta)),
             notify=(mode == "snapshot") if notify is None else bool(notify),
         )
         self._kinds[kind] = spec

@@ -33,8 +33,7 @@ from .kinds import Kind, Mode, Registry, Upgrader
 __all__ = ["DocStore"]
 
 # (pool, connection) of the transaction open in this context, if any.
-_ACTIVE: ContextVar[_connect.Held | None] = ContextVar(
-    "docstore_transaction", default=None)
+_ACTIVE: ContextVar[_connect.Held | None] = ContextVar("docstore_transaction", default=None)
 
 
 def _check(conn: psycopg.Connection[Any]) -> None:
@@ -67,9 +66,15 @@ class DocStore:
         self._core = Core(self.kinds, schema, author)
         self._where = _connect.describe_dsn(str(pool.conninfo))
         self._read_pool = read_pool
-        self._reads = None if read_pool is None else _replica.ReadRouting(
-            str(read_pool.conninfo), _connect.describe_dsn(str(read_pool.conninfo)),
-            min(1.0, float(read_pool.timeout)))
+        self._reads = (
+            None
+            if read_pool is None
+            else _replica.ReadRouting(
+                str(read_pool.conninfo),
+                _connect.describe_dsn(str(read_pool.conninfo)),
+                min(1.0, float(read_pool.timeout)),
+            )
+        )
 
     @classmethod
     def connect(
@@ -104,8 +109,13 @@ class DocStore:
             raise _connect.connect_failure(settings.conninfo, exc) from None
         probe.close()
         pool: ConnectionPool[Any] = ConnectionPool(
-            settings.conninfo, kwargs=settings.kwargs, open=False, check=_check,
-            name=settings.name, **settings.options)
+            settings.conninfo,
+            kwargs=settings.kwargs,
+            open=False,
+            check=_check,
+            name=settings.name,
+            **settings.options,
+        )
         try:
             pool.open(wait=True, timeout=settings.options["timeout"])
         except psycopg.Error as exc:
@@ -113,15 +123,18 @@ class DocStore:
             raise _connect.connect_failure(settings.conninfo, exc) from None
         if read_dsn is None:
             return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
-        reads = _connect.pool_settings(read_dsn, prepare_threshold, statement_timeout,
-                                       pool_options)
+        reads = _connect.pool_settings(read_dsn, prepare_threshold, statement_timeout, pool_options)
         # Not waited for: a replica that is down must not stop the store from working.
         read_pool: ConnectionPool[Any] = ConnectionPool(
-            reads.conninfo, kwargs=reads.kwargs, open=False, check=_check,
-            name=reads.name + ":reads", **reads.options)
+            reads.conninfo,
+            kwargs=reads.kwargs,
+            open=False,
+            check=_check,
+            name=reads.name + ":reads",
+            **reads.options,
+        )
         read_pool.open(wait=False)
-        return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True,
-                   read_pool=read_pool)
+        return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True, read_pool=read_pool)
 
     def close(self) -> None:
         """Close the pools, if this store opened them."""
@@ -133,14 +146,14 @@ class DocStore:
     def __enter__(self) -> DocStore:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
         reads = "" if self._reads is None else f" reads={self._reads.where!r}"
-        return (f"<DocStore schema={self.schema!r} db={self._where!r}{reads} "
-                f"kinds={len(self.kinds)}>")
+        return f"<DocStore schema={self.schema!r} db={self._where!r}{reads} kinds={len(self.kinds)}>"
 
     @property
     def schema(self) -> str:
@@ -167,8 +180,13 @@ class DocStore:
                 held = active.conn
             elif not op.read_only:
                 raise active.ended(op.kind, op.name)
-        if (op.read_only and not op.on_primary and held is None and self._reads is not None
-                and self._reads.usable()):
+        if (
+            op.read_only
+            and not op.on_primary
+            and held is None
+            and self._reads is not None
+            and self._reads.usable()
+        ):
             try:
                 return self._run_on_replica(op)
             except _replica.UsePrimary:
@@ -318,8 +336,7 @@ class DocStore:
             # A commit whose reply was lost may have happened.
             if self._reads is not None:
                 self._reads.wrote_unknown()
-            raise self._core.translate(exc, unknown=committing and exc.sqlstate is None) \
-                from exc
+            raise self._core.translate(exc, unknown=committing and exc.sqlstate is None) from exc
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -341,9 +358,17 @@ class DocStore:
         """
         return self._run(self._core.create_index(kind, on))
 
-    def register(self, kind: str, model: Any, *, mode: Mode = "snapshot",
-                 schema_version: int = 1, upgraders: Mapping[int, Upgrader] | None = None,
-                 meta: Any = None, notify: bool | None = None) -> Kind:
+    def register(
+        self,
+        kind: str,
+        model: Any,
+        *,
+        mode: Mode = "snapshot",
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: Any = None,
+        notify: bool | None = None,
+    ) -> Kind:
         """Register ``kind`` with any type Pydantic's TypeAdapter takes.
 
         ``upgraders[n]`` turns a document stored at schema version n (as a dict) into its
@@ -351,21 +376,39 @@ class DocStore:
         holds metadata of type ``meta``. ``notify``: its writes wake change feeds at once
         (default: snapshot kinds do, log kinds are seen at the feed's next poll).
         """
-        return self.kinds.register(kind, model, mode=mode, schema_version=schema_version,
-                                   upgraders=upgraders, meta=meta, notify=notify)
+        return self.kinds.register(
+            kind,
+            model,
+            mode=mode,
+            schema_version=schema_version,
+            upgraders=upgraders,
+            meta=meta,
+            notify=notify,
+        )
 
     # --- snapshot kinds ----------------------------------------------------------------
 
-    def put(self, kind: str, name: str, value: Any, *, expected_version: int | None = None,
-            author: str | None = None, idempotency_key: str | None = None) -> Doc[Any]:
+    def put(
+        self,
+        kind: str,
+        name: str,
+        value: Any,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Doc[Any]:
         """Validate and store ``value`` as the next version; an unchanged value writes nothing.
 
         ``expected_version``: None any, 0 must not exist, N must be at version N.
         ``idempotency_key``: a retry with the same key returns what the first attempt
         wrote and writes nothing more (docs/reliability.md).
         """
-        return self._run(self._core.put(kind, name, value, expected_version, author=author,
-                                           idempotency_key=idempotency_key))
+        return self._run(
+            self._core.put(
+                kind, name, value, expected_version, author=author, idempotency_key=idempotency_key
+            )
+        )
 
     def get(self, kind: str, name: str, *, version: int | None = None) -> Doc[Any]:
         """The current document, or version ``version`` of it; else DocumentNotFound."""
@@ -379,65 +422,100 @@ class DocStore:
         """Every stored version, oldest first, tombstones included."""
         return self._run(self._core.versions(kind, name))
 
-    def delete(self, kind: str, name: str, *, expected_version: int | None = None,
-               author: str | None = None, idempotency_key: str | None = None) -> int:
+    def delete(
+        self,
+        kind: str,
+        name: str,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
         """Delete the document (a tombstone version); returns the tombstone's version."""
-        return self._run(self._core.delete(kind, name, expected_version, author,
-                                              idempotency_key))
+        return self._run(self._core.delete(kind, name, expected_version, author, idempotency_key))
 
-    def revert(self, kind: str, name: str, to_version: int, *,
-               expected_version: int | None = None, author: str | None = None) -> Doc[Any]:
+    def revert(
+        self,
+        kind: str,
+        name: str,
+        to_version: int,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
+    ) -> Doc[Any]:
         """Write the value of ``to_version`` as a new version."""
         return self._run(self._core.revert(kind, name, to_version, expected_version, author))
 
-    def list(self, kind: str, *, where: Any = None, limit: int | None = None,
-             after: str | Doc[Any] | tuple[Any, str] | None = None,
-             on_invalid: OnInvalid = "raise",
-             order_by: str = "name") -> builtins.list[Doc[Any]]:
+    def list(
+        self,
+        kind: str,
+        *,
+        where: Any = None,
+        limit: int | None = None,
+        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> builtins.list[Doc[Any]]:
         """Current, undeleted documents matching ``where``, in ``order_by`` order.
 
         ``order_by``: ``name`` (default), ``updated_at``, ``created_at``, ``version`` or
         ``data.<path>``, ``-`` first for descending. ``after`` pages by keyset: the last
         name (name order), or the previous page's last Doc or ``(sort key, name)``.
         """
-        return self._run(self._core.list_docs(kind, where, limit, after, on_invalid,
-                                                 order_by))
+        return self._run(self._core.list_docs(kind, where, limit, after, on_invalid, order_by))
 
     def count(self, kind: str, *, where: Any = None) -> int:
         """How many current, undeleted documents of ``kind`` match ``where``."""
         return self._run(self._core.count(kind, where))
 
-    def iter(self, kind: str, *, where: Any = None, batch_size: int = 1000,
-                   on_invalid: OnInvalid = "raise", order_by: str = "name") -> Iterator[Doc[Any]]:
+    def iter(
+        self,
+        kind: str,
+        *,
+        where: Any = None,
+        batch_size: int = 1000,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> Iterator[Doc[Any]]:
         """Stream current documents in ``order_by`` order (see :meth:`list`), ``batch_size``
         rows in memory at most. An order no index holds (``created_at``, ``version``,
         ``data.<path>``) reads the names in that order once, then the documents by name."""
         spec = self.kinds.get(kind)
         state: Any = None
         while True:
-            rows, state = self._run(self._core.iter_step(kind, where, state, batch_size,
-                                                              order_by))
+            rows, state = self._run(self._core.iter_step(kind, where, state, batch_size, order_by))
             for doc in self._core.docs_from_rows(spec, rows, on_invalid):
                 yield doc
             if state is None:
                 return
 
-    def put_many(self, kind: str, values: Mapping[str, Any], *,
-                 author: str | None = None) -> builtins.list[Doc[Any]]:
+    def put_many(
+        self, kind: str, values: Mapping[str, Any], *, author: str | None = None
+    ) -> builtins.list[Doc[Any]]:
         """Store many documents atomically in one round trip; returns them in input order."""
         return self._run(self._core.put_many(kind, values, author))
 
-    def upgrade(self, kind: str, *, batch_size: int = 500,
-                progress: Callable[[int], None] | None = None) -> int:
+    def upgrade(
+        self, kind: str, *, batch_size: int = 500, progress: Callable[[int], None] | None = None
+    ) -> int:
         """Rewrite documents of an older schema_version as new versions; returns how many."""
         return self._run(self._core.upgrade(kind, batch_size, progress))
 
     # --- log kinds ---------------------------------------------------------------------
 
-    def append(self, kind: str, name: str, items: Iterable[Any], *,
-               expected_version: int | None = None, expected_count: int | None = None,
-               meta: Any = None, meta_update: Mapping[str, Any] | None = None,
-               author: str | None = None, idempotency_key: str | None = None) -> int:
+    def append(
+        self,
+        kind: str,
+        name: str,
+        items: Iterable[Any],
+        *,
+        expected_version: int | None = None,
+        expected_count: int | None = None,
+        meta: Any = None,
+        meta_update: Mapping[str, Any] | None = None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
         """Append items to a log in one statement; returns the log's new version.
 
         ``expected_version`` makes it a compare-and-swap; ``expected_count`` (with it)
@@ -445,42 +523,90 @@ class DocStore:
         ``meta`` replaces the log's metadata; ``meta_update`` sets only the keys it has.
         ``idempotency_key``: a retry with the same key returns the first attempt's version.
         """
-        return self._run(self._core.append(kind, name, items, expected_version, meta,
-                                           author=author, expected_count=expected_count,
-                                           meta_update=meta_update,
-                                           idempotency_key=idempotency_key))
+        return self._run(
+            self._core.append(
+                kind,
+                name,
+                items,
+                expected_version,
+                meta,
+                author=author,
+                expected_count=expected_count,
+                meta_update=meta_update,
+                idempotency_key=idempotency_key,
+            )
+        )
 
-    def rewrite(self, kind: str, name: str, items: Iterable[Any], *,
-                expected_version: int | None = None, expected_count: int | None = None,
-                meta: Any = None, meta_update: Mapping[str, Any] | None = None,
-                author: str | None = None, idempotency_key: str | None = None) -> int:
+    def rewrite(
+        self,
+        kind: str,
+        name: str,
+        items: Iterable[Any],
+        *,
+        expected_version: int | None = None,
+        expected_count: int | None = None,
+        meta: Any = None,
+        meta_update: Mapping[str, Any] | None = None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
         """Replace the live items; the old ones stay readable by version until pruned."""
-        return self._run(self._core.append(kind, name, items, expected_version, meta,
-                                           rewrite=True, author=author,
-                                           expected_count=expected_count,
-                                           meta_update=meta_update,
-                                           idempotency_key=idempotency_key))
+        return self._run(
+            self._core.append(
+                kind,
+                name,
+                items,
+                expected_version,
+                meta,
+                rewrite=True,
+                author=author,
+                expected_count=expected_count,
+                meta_update=meta_update,
+                idempotency_key=idempotency_key,
+            )
+        )
 
     def clear(self, kind: str, name: str, *, expected_version: int | None = None) -> int:
         """Leave the log with no live items; returns its version."""
         return self._run(self._core.clear(kind, name, expected_version))
 
-    def read(self, kind: str, name: str, *, last: int | None = None, after: int | None = None,
-             limit: int | None = None, where: Any = None) -> builtins.list[Any]:
+    def read(
+        self,
+        kind: str,
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+    ) -> builtins.list[Any]:
         """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``."""
         return self._run(self._core.read(kind, name, last, after, limit, where))
 
-    def entries(self, kind: str, name: str, *, last: int | None = None,
-                after: int | None = None, limit: int | None = None,
-                where: Any = None) -> builtins.list[Entry[Any]]:
+    def entries(
+        self,
+        kind: str,
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+    ) -> builtins.list[Entry[Any]]:
         """Like :meth:`read`, each item with its version and write time."""
         return self._run(self._core.entries(kind, name, last, after, limit, where))
 
     # --- retention ---------------------------------------------------------------------
 
-    def prune(self, kind: str, *, older_than: timedelta | datetime | None = None,
-              keep_last: int | None = None, batch_size: int = 500,
-              progress: Callable[[int], None] | None = None) -> int:
+    def prune(
+        self,
+        kind: str,
+        *,
+        older_than: timedelta | datetime | None = None,
+        keep_last: int | None = None,
+        batch_size: int = 500,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """Delete whole documents last written before ``older_than`` and/or beyond the
         ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch."""
         return self._run(self._core.prune(kind, older_than, keep_last, batch_size, progress))
@@ -491,14 +617,19 @@ class DocStore:
         change feed reports each document removed as a ``prune``."""
         return self._run(self._core.purge(kind, names))
 
-    def prune_versions(self, kind: str, *, keep_last: int, batch_size: int = 5000,
-                       progress: Callable[[int], None] | None = None) -> int:
+    def prune_versions(
+        self,
+        kind: str,
+        *,
+        keep_last: int,
+        batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """Drop versions beyond each document's newest ``keep_last``; returns how many.
         ``progress(n)`` after each batch."""
         return self._run(self._core.prune_versions(kind, keep_last, batch_size, progress))
 
-    def prune_changes(self, *, older_than: timedelta | datetime,
-                      batch_size: int = 5000) -> int:
+    def prune_changes(self, *, older_than: timedelta | datetime, batch_size: int = 5000) -> int:
         """Delete the change feed's rows written before ``older_than``, ``batch_size`` per
         transaction; returns how many. A feed whose cursor is older then raises
         ChangesPruned rather than skip them.
@@ -507,9 +638,15 @@ class DocStore:
 
     # --- the change feed ---------------------------------------------------------------
 
-    def changes(self, kinds: Sequence[str] | None = None, *, after: str | None = None,
-                      listen_dsn: str | None = None, poll_interval: float = 1.0,
-                      stop: Callable[[], bool] | None = None) -> Iterator[Change]:
+    def changes(
+        self,
+        kinds: Sequence[str] | None = None,
+        *,
+        after: str | None = None,
+        listen_dsn: str | None = None,
+        poll_interval: float = 1.0,
+        stop: Callable[[], bool] | None = None,
+    ) -> Iterator[Change]:
         """Every committed write (of ``kinds``, else all) as a Change, in order, for ever.
 
         ``after=None`` starts with the writes committed from now on; ``after=<cursor>``
@@ -553,13 +690,15 @@ class DocStore:
     def change_cursor(self) -> str:
         """A cursor for ``changes(after=...)`` that delivers exactly the writes committed
         after this call: take it, then load."""
-        return self._run(Op(partial(Feed.frontier, self._core.sql), read_only=True,
-                                  on_primary=True))
+        return self._run(Op(partial(Feed.frontier, self._core.sql), read_only=True, on_primary=True))
 
     def _listen(self, dsn: str | None) -> psycopg.Connection[Any]:
         """A connection listening to this schema's feed: the pool's, or one on ``dsn``."""
-        conn = (self._pool.getconn() if dsn is None
-                else psycopg.Connection.connect(dsn, autocommit=True, connect_timeout=10))
+        conn = (
+            self._pool.getconn()
+            if dsn is None
+            else psycopg.Connection.connect(dsn, autocommit=True, connect_timeout=10)
+        )
         try:
             if not conn.autocommit:
                 conn.set_autocommit(True)
@@ -569,8 +708,7 @@ class DocStore:
             raise
         return conn
 
-    def _unlisten(self, conn: psycopg.Connection[Any] | None,
-                        dsn: str | None) -> None:
+    def _unlisten(self, conn: psycopg.Connection[Any] | None, dsn: str | None) -> None:
         """Stop listening and give the connection back (or close the feed's own)."""
         if conn is None:
             return
@@ -587,8 +725,7 @@ class DocStore:
 
     # --- export and import -------------------------------------------------------------
 
-    def export(self, *, kinds: Sequence[str] | None = None,
-                     batch_size: int = 200) -> Iterator[str]:
+    def export(self, *, kinds: Sequence[str] | None = None, batch_size: int = 200) -> Iterator[str]:
         """Every version of every document (of ``kinds``, else all) as JSON lines, in a
         stable order; the same rows always give the same bytes. See :meth:`import_lines`.
 
@@ -616,8 +753,9 @@ class DocStore:
         finally:
             self._pool.putconn(conn)
 
-    def import_lines(self, lines: Iterable[str], *, batch_size: int = 1000,
-                           progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+    def import_lines(
+        self, lines: Iterable[str], *, batch_size: int = 1000, progress: Callable[[int], None] | None = None
+    ) -> tuple[int, int]:
         """Restore :meth:`export` lines in one transaction; returns (documents, versions)
         written. Rows already stored identically are skipped (it runs again safely); a
         row stored differently raises and nothing is written."""
@@ -630,8 +768,7 @@ class DocStore:
                     batch.append(line.strip())
                 done += 1
                 if len(batch) >= batch_size:
-                    d, v = self._run(self._core.import_lines(batch, done - len(batch) + 1,
-                                                                 check))
+                    d, v = self._run(self._core.import_lines(batch, done - len(batch) + 1, check))
                     docs, vers, batch = docs + d, vers + v, []
                     if progress is not None:
                         progress(done)

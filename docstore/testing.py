@@ -60,13 +60,21 @@ ENV_URL = "DOCSTORE_TEST_URL"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("docstore")
-    group.addoption("--docstore-url", dest="docstore_url", default=None,
-                    help=f"DSN of the database docstore's fixtures use (else ${ENV_URL}, else "
-                    "pytest-postgresql's --postgresql-* settings)")
-    group.addoption("--docstore-server", dest="docstore_server", default=None,
-                    choices=("noproc", "proc"),
-                    help="noproc: use a running server (default); proc: let pytest-postgresql "
-                    "start one (needs PostgreSQL's binaries, and not root)")
+    group.addoption(
+        "--docstore-url",
+        dest="docstore_url",
+        default=None,
+        help=f"DSN of the database docstore's fixtures use (else ${ENV_URL}, else "
+        "pytest-postgresql's --postgresql-* settings)",
+    )
+    group.addoption(
+        "--docstore-server",
+        dest="docstore_server",
+        default=None,
+        choices=("noproc", "proc"),
+        help="noproc: use a running server (default); proc: let pytest-postgresql "
+        "start one (needs PostgreSQL's binaries, and not root)",
+    )
     parser.addini("docstore_server", "noproc or proc (see --docstore-server)", default="noproc")
 
 
@@ -84,18 +92,18 @@ def _reachable(dsn: str, origin: str) -> None:
         with psycopg.connect(dsn, connect_timeout=3, autocommit=True):
             pass
     except psycopg.Error as exc:
-        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else
-                        type(exc).__name__, dsn)
-        _fail(f"cannot reach PostgreSQL at {describe_dsn(dsn)} ({origin}): {reason}. Start the "
-              f"server, point {ENV_URL} or --postgresql-host/--postgresql-port at one, or use "
-              "--docstore-server=proc")
+        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, dsn)
+        _fail(
+            f"cannot reach PostgreSQL at {describe_dsn(dsn)} ({origin}): {reason}. Start the "
+            f"server, point {ENV_URL} or --postgresql-host/--postgresql-port at one, or use "
+            "--docstore-server=proc"
+        )
 
 
 def _dsn(host: str, port: Any, user: str, password: str | None, dbname: str) -> str:
     from psycopg.conninfo import make_conninfo
 
-    return make_conninfo(host=host, port=str(port), user=user, password=password or None,
-                         dbname=dbname)
+    return make_conninfo(host=host, port=str(port), user=user, password=password or None, dbname=dbname)
 
 
 @pytest.fixture(scope="session")
@@ -119,23 +127,27 @@ def docstore_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
     else:
         missing = False
     if missing:
-        _fail("the fixtures need pytest-postgresql, which is not installed: pip install "
-              f"'docstore[testing]' (or set {ENV_URL} to a database they may use as it is)")
+        _fail(
+            "the fixtures need pytest-postgresql, which is not installed: pip install "
+            f"'docstore[testing]' (or set {ENV_URL} to a database they may use as it is)"
+        )
 
     mode = request.config.getoption("docstore_server") or request.config.getini("docstore_server")
     if mode == "proc":
         if hasattr(os, "geteuid") and os.geteuid() == 0:
-            _fail("--docstore-server=proc asks pytest-postgresql to start PostgreSQL, which "
-                  "refuses to run as root: run the tests as another user, or use a running "
-                  "server (the default, noproc: --postgresql-host/--postgresql-port or "
-                  f"{ENV_URL})")
+            _fail(
+                "--docstore-server=proc asks pytest-postgresql to start PostgreSQL, which "
+                "refuses to run as root: run the tests as another user, or use a running "
+                "server (the default, noproc: --postgresql-host/--postgresql-port or "
+                f"{ENV_URL})"
+            )
         server = request.getfixturevalue("postgresql_proc")
         host, port, user, password = server.host, server.port, server.user, server.password
         origin = "a server started by pytest-postgresql"
         maintenance = get_config(request).maintenance_dbname or "postgres"
     elif not _postgresql_options_given(request) and server_configured():
         # The library's and the command's own settings: the same server, a database of its own.
-        origin = ("DOCSTORE_URL" if os.environ.get("DOCSTORE_URL") else "libpq's PG* variables")
+        origin = "DOCSTORE_URL" if os.environ.get("DOCSTORE_URL") else "libpq's PG* variables"
         env_dsn = resolve_dsn(None)
         _reachable(env_dsn, origin)
         with psycopg.connect(env_dsn, connect_timeout=3, autocommit=True) as conn:
@@ -150,8 +162,15 @@ def docstore_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
         maintenance = config.maintenance_dbname or "postgres"
     _reachable(_dsn(host, port, user, password, maintenance), origin)
     dbname = f"docstore_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    janitor = DatabaseJanitor(user=user, host=host, port=port, dbname=dbname, password=password,
-                              maintenance_dbname=maintenance, connection_timeout=5)
+    janitor = DatabaseJanitor(
+        user=user,
+        host=host,
+        port=port,
+        dbname=dbname,
+        password=password,
+        maintenance_dbname=maintenance,
+        connection_timeout=5,
+    )
     with janitor:
         yield _dsn(host, port, user, password, dbname)
 
@@ -183,8 +202,14 @@ def _check_idle(conn: psycopg.Connection[Any]) -> None:
 def docstore_pool(docstore_dsn: str) -> Iterator[ConnectionPool[Any]]:
     """One connection pool for the session; every store fixture borrows it."""
     pool: ConnectionPool[Any] = ConnectionPool(
-        docstore_dsn, min_size=1, max_size=16, open=True, check=_check_idle,
-        kwargs={"autocommit": True}, name="docstore-tests")
+        docstore_dsn,
+        min_size=1,
+        max_size=16,
+        open=True,
+        check=_check_idle,
+        kwargs={"autocommit": True},
+        name="docstore-tests",
+    )
     try:
         yield pool
     finally:
@@ -215,12 +240,18 @@ def docstore_factory(
     hash-partitioned ``versions`` table (see ``DocStore.init_schema``)."""
     made: list[str] = []
 
-    def make(schema: str | None = None, kinds: Registry | None = None, *,
-             init: bool = True, partitions: int | None = None) -> DocStore:
+    def make(
+        schema: str | None = None,
+        kinds: Registry | None = None,
+        *,
+        init: bool = True,
+        partitions: int | None = None,
+    ) -> DocStore:
         schema = schema or _new_schema()
         made.append(schema)
-        store = DocStore(docstore_pool, schema=schema,
-                         kinds=(kinds if kinds is not None else docstore_kinds).copy())
+        store = DocStore(
+            docstore_pool, schema=schema, kinds=(kinds if kinds is not None else docstore_kinds).copy()
+        )
         if init:
             store.init_schema(partitions=partitions)
         return store
@@ -253,8 +284,9 @@ else:
     ) -> AsyncIterator[AsyncDocStore]:
         """An AsyncDocStore on a fresh, initialised schema of its own, dropped after the test."""
         schema = _new_schema()
-        store = await AsyncDocStore.connect(docstore_dsn, schema=schema,
-                                            kinds=docstore_kinds.copy(), max_size=8)
+        store = await AsyncDocStore.connect(
+            docstore_dsn, schema=schema, kinds=docstore_kinds.copy(), max_size=8
+        )
         try:
             await store.init_schema()
             yield store

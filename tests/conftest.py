@@ -23,8 +23,7 @@ from docstore.cli import main
 class AsyncAsSync:
     """Presents an AsyncDocStore with DocStore's synchronous call style."""
 
-    def __init__(self, store: AsyncDocStore, loop: asyncio.AbstractEventLoop,
-                 pool: Any) -> None:
+    def __init__(self, store: AsyncDocStore, loop: asyncio.AbstractEventLoop, pool: Any) -> None:
         self._store = store
         self._loop = loop
         self.pool = pool  # a sync pool on the same database, for raw SQL in tests
@@ -51,8 +50,7 @@ class AsyncAsSync:
 PARTITIONS = 4  # the same code paths as 16, at a quarter of the DDL
 
 
-def _open_store(param: str, docstore_factory: Callable[..., DocStore],
-                docstore_dsn: str) -> Iterator[Any]:
+def _open_store(param: str, docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> Iterator[Any]:
     """``sync`` or ``async``, with ``-partitioned`` for a hash-partitioned versions table."""
     shell, _, layout = param.partition("-")
     sync_store = docstore_factory(partitions=PARTITIONS if layout == "partitioned" else None)
@@ -61,7 +59,8 @@ def _open_store(param: str, docstore_factory: Callable[..., DocStore],
         return
     loop = asyncio.new_event_loop()
     astore = loop.run_until_complete(
-        AsyncDocStore.connect(docstore_dsn, schema=sync_store.schema, max_size=4))
+        AsyncDocStore.connect(docstore_dsn, schema=sync_store.schema, max_size=4)
+    )
     try:
         yield AsyncAsSync(astore, loop, sync_store.pool)
     finally:
@@ -70,16 +69,17 @@ def _open_store(param: str, docstore_factory: Callable[..., DocStore],
 
 
 @pytest.fixture(params=["sync", "async"])
-def store(request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore],
-          docstore_dsn: str) -> Iterator[Any]:
+def store(
+    request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore], docstore_dsn: str
+) -> Iterator[Any]:
     """A fresh store, once as DocStore and once as AsyncDocStore."""
     yield from _open_store(request.param, docstore_factory, docstore_dsn)
 
 
 @pytest.fixture(params=["sync", "async", "sync-partitioned"])
-def store_both_layouts(request: pytest.FixtureRequest,
-                       docstore_factory: Callable[..., DocStore],
-                       docstore_dsn: str) -> Iterator[Any]:
+def store_both_layouts(
+    request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore], docstore_dsn: str
+) -> Iterator[Any]:
     """As ``store``, plus a DocStore whose versions table is hash-partitioned. A module
     runs its tests on both layouts with ``store = pytest.fixture(on_both_layouts)``. The
     layout is a matter of SQL, which both shells share, so the async shell runs on the
@@ -97,7 +97,8 @@ def layout_of(store: Any) -> tuple[str, int]:
     with store.pool.connection() as conn:
         row = conn.execute(
             "SELECT c.relkind::text, (SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid)"
-            " FROM pg_class c WHERE c.oid = %s::regclass", [f'"{store.schema}".versions'],
+            " FROM pg_class c WHERE c.oid = %s::regclass",
+            [f'"{store.schema}".versions'],
         ).fetchone()
     return str(row[0]), int(row[1])
 
@@ -117,8 +118,9 @@ Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def run(docstore_dsn: str, store: DocStore, capfd: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> Run:
+def run(
+    docstore_dsn: str, store: DocStore, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Run:
     """run(*args, stdin=None) -> (exit status, stdout, stderr): the ``docstore`` command on
     the test's own schema. The CLI test modules each give ``store`` (a plain DocStore)."""
 

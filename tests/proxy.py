@@ -48,8 +48,9 @@ class LossyProxy:
         self._threads.append(thread)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._closing = True
         self._listener.close()
 
@@ -91,7 +92,8 @@ class LossyProxy:
                         client.sendall(data)
                     else:
                         in_statement = data[:1] in (b"Q", b"P", b"B") and (
-                            not self._writes_only or b"INSERT" in data or b"UPDATE" in data)
+                            not self._writes_only or b"INSERT" in data or b"UPDATE" in data
+                        )
                         server.sendall(data)
         except OSError:
             return

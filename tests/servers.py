@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-BINDIR_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin",
-                     "/usr/lib/postgresql/17/bin")
+BINDIR_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 
 
 def pg_bindir() -> Path:
@@ -32,8 +31,9 @@ def pg_bindir() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).resolve().parent
-    raise RuntimeError("PostgreSQL's server binaries (initdb, pg_ctl) are not installed: "
-                       "apt-get install postgresql")
+    raise RuntimeError(
+        "PostgreSQL's server binaries (initdb, pg_ctl) are not installed: apt-get install postgresql"
+    )
 
 
 def free_port() -> int:
@@ -49,11 +49,11 @@ def _as_postgres(args: list[str], **kwargs: object) -> subprocess.CompletedProce
         try:
             pwd.getpwnam("postgres")
         except KeyError as exc:
-            raise RuntimeError("no 'postgres' OS user to run a throwaway server as: "
-                               "apt-get install postgresql creates it") from exc
+            raise RuntimeError(
+                "no 'postgres' OS user to run a throwaway server as: apt-get install postgresql creates it"
+            ) from exc
         args = ["runuser", "-u", "postgres", "--", *args]
-    return subprocess.run(args, capture_output=True, text=True, check=False,
-                          timeout=120, **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(args, capture_output=True, text=True, check=False, timeout=120, **kwargs)  # type: ignore[call-overload]
 
 
 class ThrowawayServer:
@@ -63,19 +63,23 @@ class ThrowawayServer:
     it and deletes its files. ``stop()`` and ``start()`` may be called in between.
     """
 
-    def __init__(self, *, settings: dict[str, str] | None = None,
-                 data_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, *, settings: dict[str, str] | None = None, data_dir: Path | None = None, port: int | None = None
+    ) -> None:
         self.bindir = pg_bindir()
         self.port = port or free_port()
         self._owns_tmp = data_dir is None
-        self.tmp = Path(tempfile.mkdtemp(prefix="docstore-pg-")) if data_dir is None \
-            else data_dir.parent
+        self.tmp = Path(tempfile.mkdtemp(prefix="docstore-pg-")) if data_dir is None else data_dir.parent
         os.chmod(self.tmp, 0o777)
         self.data_dir = data_dir or self.tmp / "data"
         self.log_file = self.tmp / f"server-{self.port}.log"
-        self.settings = {"fsync": "off", "synchronous_commit": "off",
-                         "full_page_writes": "off", "max_connections": "50",
-                         **(settings or {})}
+        self.settings = {
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "50",
+            **(settings or {}),
+        }
 
     @property
     def dsn(self) -> str:
@@ -84,8 +88,18 @@ class ThrowawayServer:
 
     def initdb(self) -> None:
         """Create the cluster's files (trust auth for local and loopback connections)."""
-        done = _as_postgres([str(self.bindir / "initdb"), "-D", str(self.data_dir),
-                             "-A", "trust", "-U", "postgres", "--no-sync"])
+        done = _as_postgres(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ]
+        )
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
 
@@ -96,17 +110,28 @@ class ThrowawayServer:
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
-        done = _as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir),
-                             "-l", str(self.log_file), "-w", "-t", "60",
-                             "-o", self._options(), "start"])
+        done = _as_postgres(
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                self._options(),
+                "start",
+            ]
+        )
         if done.returncode != 0:
             log = self.log_file.read_text() if self.log_file.exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {done.stderr.strip()}\n{log[-2000:]}")
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``fast``, or ``immediate`` for a crash-like stop)."""
-        _as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode,
-                      "-w", "stop"])
+        _as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"])
 
     def is_running(self) -> bool:
         """Whether pg_ctl finds the server running."""
@@ -119,8 +144,9 @@ class ThrowawayServer:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -141,8 +167,13 @@ class ReplicaPair:
     """
 
     def __init__(self, *, sync: bool = False, settings: dict[str, str] | None = None) -> None:
-        settings = {"wal_level": "replica", "max_wal_senders": "5", "hot_standby": "on",
-                    "wal_keep_size": "256MB", **(settings or {})}
+        settings = {
+            "wal_level": "replica",
+            "max_wal_senders": "5",
+            "hot_standby": "on",
+            "wal_keep_size": "256MB",
+            **(settings or {}),
+        }
         if sync:
             settings.update({"synchronous_standby_names": "*", "synchronous_commit": "on"})
         self.primary = ThrowawayServer(settings=settings)
@@ -155,9 +186,23 @@ class ReplicaPair:
             replica_dir = Path(tempfile.mkdtemp(prefix="docstore-pg-replica-"))
             os.chmod(replica_dir, 0o777)
             data = replica_dir / "data"
-            done = _as_postgres([str(self.primary.bindir / "pg_basebackup"), "-h", "127.0.0.1",
-                                 "-p", str(self.primary.port), "-U", "postgres", "-D", str(data),
-                                 "-R", "-X", "stream", "--no-sync"])
+            done = _as_postgres(
+                [
+                    str(self.primary.bindir / "pg_basebackup"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.primary.port),
+                    "-U",
+                    "postgres",
+                    "-D",
+                    str(data),
+                    "-R",
+                    "-X",
+                    "stream",
+                    "--no-sync",
+                ]
+            )
             if done.returncode != 0:
                 raise RuntimeError(f"pg_basebackup failed: {done.stderr.strip()}")
             # A replica does not wait for itself: only the primary names synchronous standbys.
@@ -170,8 +215,9 @@ class ReplicaPair:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -183,8 +229,17 @@ class ReplicaPair:
     def promote(self) -> None:
         """Promote the replica to a primary (pg_ctl promote, waiting until it accepts writes)."""
         assert self.replica is not None
-        done = _as_postgres([str(self.replica.bindir / "pg_ctl"), "-D", str(self.replica.data_dir),
-                             "-w", "-t", "60", "promote"])
+        done = _as_postgres(
+            [
+                str(self.replica.bindir / "pg_ctl"),
+                "-D",
+                str(self.replica.data_dir),
+                "-w",
+                "-t",
+                "60",
+                "promote",
+            ]
+        )
         if done.returncode != 0:
             raise RuntimeError(f"pg_ctl promote failed: {done.stderr.strip()}")
 
@@ -192,10 +247,10 @@ class ReplicaPair:
 def pgbouncer_binary() -> str:
     """The pgbouncer executable, or a failure saying what to install."""
     found = shutil.which("pgbouncer") or (
-        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
+        "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
+    )
     if found is None:
-        raise RuntimeError("PgBouncer is not installed: apt-get install pgbouncer "
-                           "(.ci/run installs it)")
+        raise RuntimeError("PgBouncer is not installed: apt-get install pgbouncer (.ci/run installs it)")
     return found
 
 
@@ -209,9 +264,15 @@ class PgBouncer:
     does not survive between transactions.
     """
 
-    def __init__(self, server_port: int, *, server_host: str = "127.0.0.1",
-                 pool_mode: str = "transaction", pool_size: int = 10,
-                 extra: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        server_port: int,
+        *,
+        server_host: str = "127.0.0.1",
+        pool_mode: str = "transaction",
+        pool_size: int = 10,
+        extra: dict[str, str] | None = None,
+    ) -> None:
         self.binary = pgbouncer_binary()
         self.port = free_port()
         self.tmp = Path(tempfile.mkdtemp(prefix="docstore-pgbouncer-"))
@@ -220,17 +281,26 @@ class PgBouncer:
         self.log_file = self.tmp / "pgbouncer.log"
         self.pid_file = self.tmp / "pgbouncer.pid"
         settings = {
-            "listen_addr": "127.0.0.1", "listen_port": str(self.port),
-            "unix_socket_dir": str(self.tmp), "auth_type": "any",
-            "pool_mode": pool_mode, "default_pool_size": str(pool_size),
-            "max_client_conn": "200", "logfile": str(self.log_file),
-            "pidfile": str(self.pid_file), "admin_users": "postgres",
+            "listen_addr": "127.0.0.1",
+            "listen_port": str(self.port),
+            "unix_socket_dir": str(self.tmp),
+            "auth_type": "any",
+            "pool_mode": pool_mode,
+            "default_pool_size": str(pool_size),
+            "max_client_conn": "200",
+            "logfile": str(self.log_file),
+            "pidfile": str(self.pid_file),
+            "admin_users": "postgres",
             "server_reset_query_always": "0",
             **(extra or {}),
         }
-        lines = ["[databases]",
-                 f"* = host={server_host} port={server_port} user=postgres", "",
-                 "[pgbouncer]", *[f"{key} = {value}" for key, value in settings.items()]]
+        lines = [
+            "[databases]",
+            f"* = host={server_host} port={server_port} user=postgres",
+            "",
+            "[pgbouncer]",
+            *[f"{key} = {value}" for key, value in settings.items()],
+        ]
         self.ini.write_text("\n".join(lines) + "\n")
         os.chmod(self.ini, 0o644)
         self._process: subprocess.Popen[bytes] | None = None
@@ -243,8 +313,7 @@ class PgBouncer:
         args = [self.binary, str(self.ini)]
         if os.geteuid() == 0:
             args = ["runuser", "-u", "postgres", "--", *args]
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -258,8 +327,9 @@ class PgBouncer:
         self.close()
         raise RuntimeError("pgbouncer did not listen within 15 s")
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:

@@ -20,7 +20,8 @@ class Message(BaseModel):
 
 
 def test_a_task_outliving_its_transaction_block_cannot_write_through_it(
-        docstore_dsn: str, docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> None:
     schema = docstore_factory().schema
 
     async def main() -> tuple[Any, list[str]]:
@@ -70,7 +71,8 @@ def test_a_task_outliving_its_transaction_block_cannot_write_through_it(
 
 
 def test_tasks_started_and_awaited_inside_the_block_still_join_it(
-        docstore_dsn: str, docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> None:
     schema = docstore_factory().schema
 
     async def main() -> list[str]:
@@ -79,11 +81,9 @@ def test_tasks_started_and_awaited_inside_the_block_still_join_it(
         try:
             with pytest.raises(RuntimeError):
                 async with store.transaction():
-                    await asyncio.gather(*(store.append("chat", f"c{i}", [{"text": "x"}])
-                                           for i in range(3)))
+                    await asyncio.gather(*(store.append("chat", f"c{i}", [{"text": "x"}]) for i in range(3)))
                     raise RuntimeError("roll back")
-            await asyncio.gather(*(store.append("chat", f"d{i}", [{"text": "x"}])
-                                   for i in range(3)))
+            await asyncio.gather(*(store.append("chat", f"d{i}", [{"text": "x"}]) for i in range(3)))
             return [d.name for d in await store.list("chat")]
         finally:
             await store.close()

@@ -14,16 +14,29 @@ import pytest
 from docstore.bench import main
 
 EXPECTED = {
-    "put_vs_same_sql", "put_vs_bare", "get_vs_raw", "put_many_vs_copy", "append_long_vs_short",
-    "read_last_long_vs_50", "save_full_history_vs_rewrite", "save_full_history_200_vs_20",
-    "iter_peak_rss", "async32_vs_sync", "feed_cost_put", "feed_cost_put_no_flush",
-    "feed_cost_append", "feed_cost_concurrent_append", "feed_latency_p99", "cached_config_get_vs_raw",
+    "put_vs_same_sql",
+    "put_vs_bare",
+    "get_vs_raw",
+    "put_many_vs_copy",
+    "append_long_vs_short",
+    "read_last_long_vs_50",
+    "save_full_history_vs_rewrite",
+    "save_full_history_200_vs_20",
+    "iter_peak_rss",
+    "async32_vs_sync",
+    "feed_cost_put",
+    "feed_cost_put_no_flush",
+    "feed_cost_append",
+    "feed_cost_concurrent_append",
+    "feed_latency_p99",
+    "cached_config_get_vs_raw",
 }
 
 
 @pytest.mark.slow
 def test_quick_bench_reports_every_workload_and_drops_its_schema(
-        docstore_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    docstore_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--dsn", docstore_dsn, "--quick", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     results = {r["key"]: r for r in report["results"]}
@@ -34,13 +47,13 @@ def test_quick_bench_reports_every_workload_and_drops_its_schema(
         assert result["target"]
     assert report["machine"]["nproc"] and report["machine"]["postgres"]
     with psycopg.connect(docstore_dsn) as conn:
-        left = conn.execute("SELECT nspname FROM pg_namespace "
-                            "WHERE nspname LIKE 'docstore_bench_%'").fetchall()
+        left = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'docstore_bench_%'"
+        ).fetchall()
     assert not [n for (n,) in left if n.startswith(f"docstore_bench_{_pid()}_")]
 
 
-def test_bench_says_so_when_the_database_is_unreachable(
-        capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_says_so_when_the_database_is_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--dsn", "host=127.0.0.1 port=1 connect_timeout=2", "--quick"]) == 2
     assert "cannot use the database" in capsys.readouterr().err
 

@@ -33,7 +33,7 @@ def feed_store(docstore_factory: Callable[..., DocStore]) -> DocStore:
 
 def _count(store: DocStore) -> int:
     with store.pool.connection() as conn:
-        (n,), = conn.execute(f'SELECT count(*) FROM "{store.schema}".changes').fetchall()
+        ((n,),) = conn.execute(f'SELECT count(*) FROM "{store.schema}".changes').fetchall()
     return int(n)
 
 
@@ -43,12 +43,12 @@ def _listener_pids(store: DocStore) -> list[int]:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
             "AND query LIKE %s AND query LIKE %s",
-            ("%->> 'pruned_through'%", f'%"{store.schema}".changes%')).fetchall()
+            ("%->> 'pruned_through'%", f'%"{store.schema}".changes%'),
+        ).fetchall()
     return [r[0] for r in rows]
 
 
-def _wait_listening(store: DocStore, timeout: float = 10, exclude: frozenset[int] = frozenset()
-                    ) -> int:
+def _wait_listening(store: DocStore, timeout: float = 10, exclude: frozenset[int] = frozenset()) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pids = [p for p in _listener_pids(store) if p not in exclude]
@@ -64,8 +64,7 @@ class Consumer:
     def __init__(self, store: DocStore, after: str | None = None, **options: Any) -> None:
         self.got: list[Change] = []
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(store, after, options),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(store, after, options), daemon=True)
         self._thread.start()
 
     def _run(self, store: DocStore, after: str | None, options: dict[str, Any]) -> None:
@@ -115,10 +114,18 @@ def test_every_write_is_one_change_with_the_version_after_it(feed_store: DocStor
     s.prune("cfg", keep_last=1)  # b and d written together: one of them goes
     changes = list(islice(s.changes(after=START), _count(s)))
     assert _keys(changes)[:11] == [
-        ("cfg", "a", 1, "put"), ("cfg", "a", 2, "put"), ("cfg", "a", 3, "revert"),
-        ("cfg", "a", 4, "delete"), ("conv", "c", 50, "append"), ("conv", "c", 51, "rewrite"),
-        ("conv", "c", 51, "clear"), ("conv", "c", 51, "append"), ("conv", "c", 51, "delete"),
-        ("cfg", "b", 1, "put"), ("cfg", "d", 1, "put")]
+        ("cfg", "a", 1, "put"),
+        ("cfg", "a", 2, "put"),
+        ("cfg", "a", 3, "revert"),
+        ("cfg", "a", 4, "delete"),
+        ("conv", "c", 50, "append"),
+        ("conv", "c", 51, "rewrite"),
+        ("conv", "c", 51, "clear"),
+        ("conv", "c", 51, "append"),
+        ("conv", "c", 51, "delete"),
+        ("cfg", "b", 1, "put"),
+        ("cfg", "d", 1, "put"),
+    ]
     # prune keeps the newest cfg (b and d share a write time: b by name) and removes the
     # deleted a (at its tombstone's version) and d.
     assert sorted(_keys(changes)[11:]) == [("cfg", "a", 4, "prune"), ("cfg", "d", 1, "prune")]
@@ -126,16 +133,16 @@ def test_every_write_is_one_change_with_the_version_after_it(feed_store: DocStor
     assert changes[-1].written_at >= changes[0].written_at
 
 
-def test_an_import_is_one_change_per_document(feed_store: DocStore,
-                                              docstore_factory: Callable[..., DocStore]) -> None:
+def test_an_import_is_one_change_per_document(
+    feed_store: DocStore, docstore_factory: Callable[..., DocStore]
+) -> None:
     feed_store.put("cfg", "a", {"x": 1})
     feed_store.append("conv", "c", [{"n": 1}, {"n": 2}])
     target = docstore_factory()
     target.register("cfg", dict)
     docs, _versions = target.import_lines(feed_store.export())
     changes = list(islice(target.changes(after=START), _count(target)))
-    assert docs == 2 and sorted(_keys(changes)) == [("cfg", "a", 1, "import"),
-                                                    ("conv", "c", 2, "import")]
+    assert docs == 2 and sorted(_keys(changes)) == [("cfg", "a", 1, "import"), ("conv", "c", 2, "import")]
 
 
 def test_a_feed_started_now_delivers_only_what_commits_after_it(feed_store: DocStore) -> None:
@@ -147,7 +154,8 @@ def test_a_feed_started_now_delivers_only_what_commits_after_it(feed_store: DocS
 
 
 def test_writes_in_one_transaction_are_one_change_each_in_order_and_a_rollback_none(
-        feed_store: DocStore) -> None:
+    feed_store: DocStore,
+) -> None:
     s = feed_store
     with s.transaction():
         s.put("cfg", "t1", {})
@@ -162,8 +170,12 @@ def test_writes_in_one_transaction_are_one_change_each_in_order_and_a_rollback_n
             s.put("cfg", "in_savepoint", {})
             raise RuntimeError("abandon the savepoint")
     changes = list(islice(s.changes(after=START), _count(s)))
-    assert _keys(changes) == [("cfg", "t1", 1, "put"), ("conv", "t2", 2, "append"),
-                              ("cfg", "t1", 2, "put"), ("cfg", "kept", 1, "put")]
+    assert _keys(changes) == [
+        ("cfg", "t1", 1, "put"),
+        ("conv", "t2", 2, "append"),
+        ("cfg", "t1", 2, "put"),
+        ("cfg", "kept", 1, "put"),
+    ]
     # Rolled-back rows are invisible to the count above too: nothing waits behind them.
     assert _count(s) == 4
 
@@ -190,8 +202,7 @@ class OpenWriter:
         self._thread.join(30)
 
 
-def test_a_transaction_that_started_first_and_commits_last_is_not_skipped(
-        feed_store: DocStore) -> None:
+def test_a_transaction_that_started_first_and_commits_last_is_not_skipped(feed_store: DocStore) -> None:
     """The hard case for a cursor: T1 takes its position, T2 commits, a consumer reads and
     keeps its cursor, then T1 commits. Resuming from that cursor must still deliver T1."""
     s = feed_store
@@ -200,8 +211,7 @@ def test_a_transaction_that_started_first_and_commits_last_is_not_skipped(
     # What a consumer can read now, and its last cursor: T1's change is not committed,
     # and T2's waits behind it, so the reader must not move past T1's position.
     seen: list[Change] = []
-    collector = threading.Thread(target=lambda: seen.extend(islice(s.changes(after=START), 2)),
-                                 daemon=True)
+    collector = threading.Thread(target=lambda: seen.extend(islice(s.changes(after=START), 2)), daemon=True)
     collector.start()
     collector.join(1.0)
     early = list(seen)
@@ -215,7 +225,8 @@ def test_a_transaction_that_started_first_and_commits_last_is_not_skipped(
 
 
 def test_change_cursor_leaves_out_exactly_what_had_committed_even_behind_a_running_writer(
-        feed_store: DocStore) -> None:
+    feed_store: DocStore,
+) -> None:
     """T1 takes an xid and stays open; T2 (a later xid) commits; the cursor is taken; T1
     commits. From that cursor the feed delivers T1 and what comes after, never T2, and a
     consumer resuming from T1's change's cursor does not get T2 either."""
@@ -234,7 +245,8 @@ def test_change_cursor_leaves_out_exactly_what_had_committed_even_behind_a_runni
 
 
 def test_many_writers_committing_out_of_order_a_lost_connection_and_a_restart_miss_nothing(
-        feed_store: DocStore) -> None:
+    feed_store: DocStore,
+) -> None:
     s = feed_store
     consumer = Consumer(s, after=START, poll_interval=0.5)
     _wait_listening(s)
@@ -274,7 +286,7 @@ def test_many_writers_committing_out_of_order_a_lost_connection_and_a_restart_mi
     half = len(first) // 2
     s.put("cfg", "late", {})
     rest = list(islice(s.changes(after=first[half].cursor, kinds=["cfg"]), len(first) - half))
-    assert rest[:-1] == first[half + 1:] and rest[-1].name == "late"
+    assert rest[:-1] == first[half + 1 :] and rest[-1].name == "late"
 
 
 def test_kinds_filters_the_feed(feed_store: DocStore) -> None:
@@ -287,7 +299,8 @@ def test_kinds_filters_the_feed(feed_store: DocStore) -> None:
 
 
 def test_breaking_out_of_the_loop_returns_the_connection_not_listening(
-        docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> None:
+    docstore_factory: Callable[..., DocStore], docstore_dsn: str
+) -> None:
     base = docstore_factory()
     with DocStore.connect(docstore_dsn, schema=base.schema, min_size=1, max_size=1) as s:
         s.register("cfg", dict)
@@ -302,8 +315,7 @@ def test_breaking_out_of_the_loop_returns_the_connection_not_listening(
         assert s.get("cfg", "a").version == 1  # and the store works on with it
 
 
-def test_a_feed_with_a_listen_dsn_leaves_the_pool_alone(feed_store: DocStore,
-                                                        docstore_dsn: str) -> None:
+def test_a_feed_with_a_listen_dsn_leaves_the_pool_alone(feed_store: DocStore, docstore_dsn: str) -> None:
     before = feed_store.pool.get_stats()["pool_available"]
     consumer = Consumer(feed_store, listen_dsn=docstore_dsn, poll_interval=0.5)
     _wait_listening(feed_store)
@@ -312,14 +324,13 @@ def test_a_feed_with_a_listen_dsn_leaves_the_pool_alone(feed_store: DocStore,
     assert _keys(consumer.stop(feed_store)) == [("cfg", "a", 1, "put")]
 
 
-def test_a_cursor_older_than_prune_changes_kept_raises_instead_of_skipping(
-        feed_store: DocStore) -> None:
+def test_a_cursor_older_than_prune_changes_kept_raises_instead_of_skipping(feed_store: DocStore) -> None:
     s = feed_store
     s.put("cfg", "old", {})
     first = next(s.changes(after=START))
     s.put("cfg", "older_still_pruned", {})
     with s.pool.connection() as conn:
-        conn.execute(f'UPDATE "{s.schema}".changes SET written_at = now() - interval \'2 days\'')
+        conn.execute(f"UPDATE \"{s.schema}\".changes SET written_at = now() - interval '2 days'")
     s.put("cfg", "new", {})
     # Only changes below every running transaction are final; one left open elsewhere on
     # this server (another test's) defers the prune, so run it until it is through.
@@ -337,17 +348,16 @@ def test_a_cursor_older_than_prune_changes_kept_raises_instead_of_skipping(
     assert [c.name for c in islice(s.changes(after=caught.value.horizon), 1)] == ["new"]
 
 
-def test_a_feed_gives_up_with_its_cursor_when_the_database_stays_gone(
-        feed_store: DocStore) -> None:
-    feed = feed_store.changes(listen_dsn="postgresql://nobody:s3cret@127.0.0.1:1/none",
-                              after=START)
+def test_a_feed_gives_up_with_its_cursor_when_the_database_stays_gone(feed_store: DocStore) -> None:
+    feed = feed_store.changes(listen_dsn="postgresql://nobody:s3cret@127.0.0.1:1/none", after=START)
     with pytest.raises(DatabaseUnavailable, match="lost its connection 4 times") as caught:
         next(feed)
     assert "s3cret" not in str(caught.value) and "after='0.0'" in str(caught.value)
 
 
 async def test_the_async_feed_delivers_in_order_and_breaking_out_returns_the_connection(
-        docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> None:
+    docstore_factory: Callable[..., DocStore], docstore_dsn: str
+) -> None:
     base = docstore_factory()
     base.register("cfg", dict)
     store = await AsyncDocStore.connect(docstore_dsn, schema=base.schema, min_size=1, max_size=1)
@@ -376,19 +386,18 @@ async def test_the_async_feed_delivers_in_order_and_breaking_out_returns_the_con
         await store.close()
 
 
-def test_delivery_follows_commit_within_a_poll_interval_not_after_it(
-        feed_store: DocStore) -> None:
+def test_delivery_follows_commit_within_a_poll_interval_not_after_it(feed_store: DocStore) -> None:
     """LISTEN wakes the feed: with a 30 s poll interval, a change still arrives at once."""
     out: queue.Queue[Change] = queue.Queue()
-    threading.Thread(target=lambda: [out.put(c) for c in islice(
-        feed_store.changes(poll_interval=30), 1)], daemon=True).start()
+    threading.Thread(
+        target=lambda: [out.put(c) for c in islice(feed_store.changes(poll_interval=30), 1)], daemon=True
+    ).start()
     _wait_listening(feed_store)
     feed_store.put("cfg", "now", {})
     assert out.get(timeout=10).name == "now"
 
 
-def test_terminating_the_listener_while_idle_reconnects_and_catches_up(
-        feed_store: DocStore) -> None:
+def test_terminating_the_listener_while_idle_reconnects_and_catches_up(feed_store: DocStore) -> None:
     consumer = Consumer(feed_store, poll_interval=0.5)
     pid = _wait_listening(feed_store)
     with psycopg.connect(feed_store.pool.conninfo, autocommit=True) as conn:
@@ -412,7 +421,8 @@ def _follow(store: DocStore, **options: Any) -> queue.Queue[Change]:
 
 
 def test_a_kind_that_does_not_notify_is_delivered_at_the_next_poll_and_notify_is_per_kind(
-        feed_store: DocStore, docstore_dsn: str) -> None:
+    feed_store: DocStore, docstore_dsn: str
+) -> None:
     """Log kinds do not NOTIFY by default (it would serialise concurrent appends' commits):
     the feed finds their changes when it polls. A kind registered with notify=True wakes
     it at once, whatever the poll interval."""
@@ -429,7 +439,8 @@ def test_a_kind_that_does_not_notify_is_delivered_at_the_next_poll_and_notify_is
 
 
 async def test_the_async_feed_reconnects_after_its_backend_is_killed_and_misses_nothing(
-        docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> None:
+    docstore_factory: Callable[..., DocStore], docstore_dsn: str
+) -> None:
     base = docstore_factory()
     base.register("cfg", dict)
     store = await AsyncDocStore.connect(docstore_dsn, schema=base.schema, max_size=2)
@@ -457,8 +468,7 @@ async def test_the_async_feed_reconnects_after_its_backend_is_killed_and_misses_
             while pid in await asyncio.to_thread(_listener_pids, base) and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         await asyncio.wait_for(task, 30)
-        assert [c.name for c in got] == [f"{w}-kill-{r}" for r in range(3)
-                                         for w in ("before", "after")]
+        assert [c.name for c in got] == [f"{w}-kill-{r}" for r in range(3) for w in ("before", "after")]
         _assert_once_each_in_version_order(got)
     finally:
         await store.close()
@@ -475,5 +485,8 @@ def test_a_purge_is_a_prune_change_of_each_document_it_removed(feed_store: DocSt
     assert s.purge("conv", "c") == ["c"]
     changes = list(islice(s.changes(after=START), _count(s)))[before:]
     # The deleted b goes too (at its tombstone's version); a missing name is no change.
-    assert sorted(_keys(changes)) == [("cfg", "a", 1, "prune"), ("cfg", "b", 2, "prune"),
-                                      ("conv", "c", 2, "prune")]
+    assert sorted(_keys(changes)) == [
+        ("cfg", "a", 1, "prune"),
+        ("cfg", "b", 2, "prune"),
+        ("conv", "c", 2, "prune"),
+    ]

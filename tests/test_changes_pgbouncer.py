@@ -62,9 +62,10 @@ pidfile = {tmp / "pgbouncer.pid"}
                 break
             except psycopg.OperationalError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    log = (tmp / "pgbouncer.log")
-                    raise RuntimeError("pgbouncer did not start: " + (
-                        log.read_text()[-2000:] if log.exists() else "")) from None
+                    log = tmp / "pgbouncer.log"
+                    raise RuntimeError(
+                        "pgbouncer did not start: " + (log.read_text()[-2000:] if log.exists() else "")
+                    ) from None
                 time.sleep(0.1)
         yield dsn
     finally:
@@ -78,7 +79,8 @@ pidfile = {tmp / "pgbouncer.pid"}
 
 
 def test_writes_through_pgbouncer_reach_a_feed_listening_on_a_direct_connection(
-        docstore_factory: Callable[..., DocStore], docstore_dsn: str, bouncer_dsn: str) -> None:
+    docstore_factory: Callable[..., DocStore], docstore_dsn: str, bouncer_dsn: str
+) -> None:
     schema = docstore_factory().schema
     with DocStore.connect(bouncer_dsn, schema=schema, prepare_threshold=None) as store:
         store.register("cfg", dict)
@@ -93,5 +95,4 @@ def test_writes_through_pgbouncer_reach_a_feed_listening_on_a_direct_connection(
         got = consumer.stop(store)
         # Woken by NOTIFY through the bouncer, not by the 30 s poll interval.
         assert time.monotonic() - started < 5
-        assert _keys(got) == [("cfg", "a", 1, "put"), ("cfg", "b", 1, "put"),
-                              ("cfg", "a", 2, "put")]
+        assert _keys(got) == [("cfg", "a", 1, "put"), ("cfg", "b", 1, "put"), ("cfg", "a", 2, "put")]

@@ -30,8 +30,8 @@ def _write(tmp_path: Path, name: str, data: Any) -> str:
 
 
 def test_init_creates_the_schema_and_is_idempotent(
-        docstore_factory: Callable[..., DocStore], docstore_dsn: str,
-        capfd: pytest.CaptureFixture[str]) -> None:
+    docstore_factory: Callable[..., DocStore], docstore_dsn: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     fresh = docstore_factory(init=False)
     for _ in range(2):
         assert main(["--dsn", docstore_dsn, "--schema", fresh.schema, "--json", "init"]) == 0
@@ -42,11 +42,9 @@ def test_init_creates_the_schema_and_is_idempotent(
 def test_put_get_ls_log_diff_revert_rm(run: Run, tmp_path: Path) -> None:
     v1 = _write(tmp_path, "a.json", {"name": "fast", "provider": "openai", "model": "gpt-4o"})
     code, out, err = run("put", "llm", "fast", v1, "--json")
-    assert (code, _json(out)) == (0, {"kind": "llm", "name": "fast", "version": 1,
-                                      "changed": True}), err
+    assert (code, _json(out)) == (0, {"kind": "llm", "name": "fast", "version": 1, "changed": True}), err
     assert _json(run("put", "llm", "fast", v1, "--json")[1])["changed"] is False
-    (tmp_path / "b.yaml").write_text("name: fast\nprovider: openai\nmodel: gpt-4o\n"
-                                     "temperature: 0.5\n")
+    (tmp_path / "b.yaml").write_text("name: fast\nprovider: openai\nmodel: gpt-4o\ntemperature: 0.5\n")
     assert run("put", "llm", "fast", str(tmp_path / "b.yaml"))[1] == "llm 'fast': version 2\n"
 
     code, out, _ = run("get", "llm", "fast")
@@ -78,7 +76,8 @@ def test_put_get_ls_log_diff_revert_rm(run: Run, tmp_path: Path) -> None:
 
 
 def test_put_reads_stdin_and_unknown_kinds_are_kept_as_plain_json(
-        run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import io
     import sys
 
@@ -92,7 +91,8 @@ def test_put_reads_stdin_and_unknown_kinds_are_kept_as_plain_json(
 
 
 def test_user_errors_exit_1_with_one_line_and_usage_errors_exit_2(
-        run: Run, tmp_path: Path, docstore_dsn: str, capfd: pytest.CaptureFixture[str]) -> None:
+    run: Run, tmp_path: Path, docstore_dsn: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     bad = _write(tmp_path, "bad.json", {"name": "x", "provider": "openai"})
     code, out, err = run("put", "llm", "x", bad)
     assert code == 1 and out == "" and err.count("\n") == 1 and "model" in err and "Traceback" not in err
@@ -122,8 +122,7 @@ def test_a_password_never_reaches_the_output(capfd: pytest.CaptureFixture[str]) 
 
 
 def test_global_options_work_after_the_command(run: Run, tmp_path: Path) -> None:
-    run("put", "llm", "a", _write(tmp_path, "a.json", {"name": "a", "provider": "p",
-                                                        "model": "m"}))
+    run("put", "llm", "a", _write(tmp_path, "a.json", {"name": "a", "provider": "p", "model": "m"}))
     code, out, _ = run("ls", "llm", "--json")
     assert code == 0 and _json(out)[0]["name"] == "a"
 
@@ -138,8 +137,7 @@ def test_status_counts_documents_versions_and_sizes(run: Run, store: DocStore) -
     report = _json(out)
     assert code == 0 and report["ddl_version"] == 1 and report["schema"] == store.schema
     (note,) = report["kinds"]
-    assert (note["kind"], note["documents"], note["deleted"], note["versions"]) == (
-        "note", 1, 1, 4)
+    assert (note["kind"], note["documents"], note["deleted"], note["versions"]) == ("note", 1, 1, 4)
     assert note["bytes"] > 0 and report["total_bytes"] > 0
     code, out, _ = run("status")
     assert code == 0 and "note" in out and "DDL version 1" in out
@@ -149,15 +147,22 @@ def _conversation(store: DocStore) -> None:
     from docstore.agents.storage import StorageManager
 
     manager = StorageManager(store)
-    manager.save_full_history("weather", "s1", [
-        {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": [
-            {"type": "text", "text": "Checking."},
-            {"type": "tool_use", "id": "t1", "name": "get_forecast", "input": {"city": "Paris"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
-                                      "content": "18C"}]},
-        {"role": "assistant", "content": "18C."},
-    ])
+    manager.save_full_history(
+        "weather",
+        "s1",
+        [
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "Checking."},
+                    {"type": "tool_use", "id": "t1", "name": "get_forecast", "input": {"city": "Paris"}},
+                ],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "18C"}]},
+            {"role": "assistant", "content": "18C."},
+        ],
+    )
 
 
 def test_history_prints_roles_text_and_tool_calls(run: Run, store: DocStore) -> None:
@@ -192,10 +197,13 @@ def test_upgrade_rewrites_documents_of_an_older_schema_version(run: Run, store: 
     from psycopg import sql
 
     with store.pool.connection() as conn:
-        conn.execute(sql.SQL(
-            "INSERT INTO {s}.documents (kind, name, mode, version, schema_version, data) "
-            "VALUES ('llm', 'old', 's', 1, 1, %s::jsonb)").format(s=sql.Identifier(store.schema)),
-            ['{"llm_id": "old", "provider": "openai", "model_name": "gpt-4"}'])
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {s}.documents (kind, name, mode, version, schema_version, data) "
+                "VALUES ('llm', 'old', 's', 1, 1, %s::jsonb)"
+            ).format(s=sql.Identifier(store.schema)),
+            ['{"llm_id": "old", "provider": "openai", "model_name": "gpt-4"}'],
+        )
     code, out, _ = run("upgrade", "llm", "--json")
     assert (code, _json(out)) == (0, {"kind": "llm", "upgraded": 1, "schema_version": 2})
     code, out, _ = run("get", "llm", "old", "--json")
@@ -207,14 +215,18 @@ def test_upgrade_rewrites_documents_of_an_older_schema_version(run: Run, store: 
 def test_sync_stores_config_files_and_refuses_broken_ones(run: Run, tmp_path: Path) -> None:
     configs = tmp_path / "configs"
     configs.mkdir()
-    _write(configs, "agents.json", [{"type": "agent", "name": "a"},
-                                    {"type": "llm", "name": "l", "provider": "p", "model": "m"}])
+    _write(
+        configs,
+        "agents.json",
+        [{"type": "agent", "name": "a"}, {"type": "llm", "name": "l", "provider": "p", "model": "m"}],
+    )
     code, out, _ = run("sync", str(configs), "--json")
-    assert code == 0 and _json(out)["kinds"] == {"agent": {"written": 1, "unchanged": 0},
-                                                 "llm": {"written": 1, "unchanged": 0}}
+    assert code == 0 and _json(out)["kinds"] == {
+        "agent": {"written": 1, "unchanged": 0},
+        "llm": {"written": 1, "unchanged": 0},
+    }
     assert _json(run("sync", str(configs), "--json")[1])["written"] == []
-    _write(configs, "broken.json", [{"type": "llm", "name": "bad"},
-                                    {"type": "agent", "name": "b"}])
+    _write(configs, "broken.json", [{"type": "llm", "name": "bad"}, {"type": "agent", "name": "b"}])
     code, _, err = run("sync", str(configs))
     assert code == 1 and "bad" in err and err.count("\n") == 2  # a head line, one per problem
     assert run("get", "agent", "b")[0] == 1

@@ -58,13 +58,13 @@ def test_new_kind_writes_a_new_kind_and_then_it_is_known(run: Run) -> None:
 
 
 def test_the_demos_closing_hint_is_one_runnable_command_per_line(
-        docstore_factory: Callable[..., DocStore], docstore_dsn: str,
-        capfd: pytest.CaptureFixture[str]) -> None:
+    docstore_factory: Callable[..., DocStore], docstore_dsn: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     schema = docstore_factory().schema
     capfd.readouterr()
     assert main(["--dsn", docstore_dsn, "--schema", schema, "demo"]) == 0
     out = capfd.readouterr().out
-    hint = out[out.index("Explore it"):].splitlines()[1:]
+    hint = out[out.index("Explore it") :].splitlines()[1:]
     assert len(hint) == 4 and not any("|" in line for line in hint)
     for line in hint:
         words = line.split()
@@ -75,17 +75,18 @@ def test_the_demos_closing_hint_is_one_runnable_command_per_line(
 
 
 def test_the_hint_names_the_command_as_it_was_started(
-        docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> None:
+    docstore_factory: Callable[..., DocStore], docstore_dsn: str
+) -> None:
     # An unactivated venv: docstore is not on PATH, so the hint says .venv/bin/docstore.
     schema = docstore_factory().schema
     env = {"PATH": "/usr/bin:/bin", "DOCSTORE_URL": docstore_dsn}
-    done = subprocess.run([str(DOCSTORE), "--schema", schema, "demo"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(DOCSTORE), "--schema", schema, "demo"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
-    hint = done.stdout[done.stdout.index("Explore it"):].splitlines()[1:]
+    hint = done.stdout[done.stdout.index("Explore it") :].splitlines()[1:]
     assert hint and all(line.split()[0] == str(DOCSTORE) for line in hint)
-    pasted = subprocess.run(["/bin/sh", "-c", hint[1]], env=env, capture_output=True,
-                            text=True, timeout=120)
+    pasted = subprocess.run(["/bin/sh", "-c", hint[1]], env=env, capture_output=True, text=True, timeout=120)
     assert pasted.returncode == 0 and "weather" in pasted.stdout, pasted.stderr
 
 
@@ -126,8 +127,9 @@ def test_option_errors_name_the_option_and_exit_2(run: Run) -> None:
 def test_with_json_errors_are_json_on_stderr(run: Run) -> None:
     code, out, err = run("--json", "get", "agent", "missing")
     assert (code, out) == (1, "")
-    assert json.loads(err) == {"error": {"type": "DocumentNotFound", "exit_status": 1,
-                                         "message": "agent 'missing' not found"}}
+    assert json.loads(err) == {
+        "error": {"type": "DocumentNotFound", "exit_status": 1, "message": "agent 'missing' not found"}
+    }
     code, out, err = run("ls", "agent", "--where", "[1]", "--json")
     assert (code, out) == (2, "")
     error = json.loads(err)["error"]
@@ -136,8 +138,7 @@ def test_with_json_errors_are_json_on_stderr(run: Run) -> None:
     assert code == 1 and "is empty" in json.loads(err)["error"]["message"]
 
 
-def test_an_import_conflict_names_each_document_once(
-        run: Run, store: DocStore, tmp_path: Path) -> None:
+def test_an_import_conflict_names_each_document_once(run: Run, store: DocStore, tmp_path: Path) -> None:
     run("put", "agent", "support", "-", stdin='{"name": "support"}')
     export = tmp_path / "export.jsonl"
     assert run("export", "-o", str(export))[0] == 0
@@ -155,8 +156,18 @@ def test_an_import_conflict_names_each_document_once(
 
 
 def test_help_shows_names_not_python_types(run: Run) -> None:
-    for args in ([], ["put"], ["diff"], ["ls"], ["prune"], ["import"], ["upgrade"], ["watch"],
-                 ["export"], ["demo"]):
+    for args in (
+        [],
+        ["put"],
+        ["diff"],
+        ["ls"],
+        ["prune"],
+        ["import"],
+        ["upgrade"],
+        ["watch"],
+        ["export"],
+        ["demo"],
+    ):
         code, out, err = run(*args, "--help")
         assert code == 0, err
         for noise in ("<bool>", "<str>", "<int", "{KIND}", "[[", "<path>", "object at 0x"):
@@ -173,15 +184,15 @@ def test_help_shows_names_not_python_types(run: Run) -> None:
 def test_version_prints_the_installed_version() -> None:
     from importlib.metadata import version
 
-    done = subprocess.run([str(DOCSTORE), "--version"], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([str(DOCSTORE), "--version"], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, f"docstore {version('docstore')}\n")
 
 
 def test_author_is_recorded_and_shown_by_log(run: Run, store: DocStore) -> None:
     assert run("put", "agent", "a", "-", "--author", "alice", stdin='{"name": "a"}')[0] == 0
-    assert run("--author", "bob", "put", "agent", "a", "-",
-               stdin='{"name": "a", "max_iterations": 3}')[0] == 0
+    assert (
+        run("--author", "bob", "put", "agent", "a", "-", stdin='{"name": "a", "max_iterations": 3}')[0] == 0
+    )
     assert run("revert", "agent", "a", "1", "--author", "carol")[0] == 0
     assert run("rm", "agent", "a", "--author", "dave")[0] == 0
     _, out, _ = run("log", "agent", "a", "--json")
@@ -194,8 +205,7 @@ def test_export_json_is_json_lines_as_documented(run: Run) -> None:
     run("put", "agent", "a", "-", stdin='{"name": "a"}')
     code, out, _ = run("export", "--json")
     lines = out.splitlines()
-    assert code == 0 and len(lines) == 2 and [json.loads(x)["t"] for x in lines] == [
-        "document", "version"]
+    assert code == 0 and len(lines) == 2 and [json.loads(x)["t"] for x in lines] == ["document", "version"]
     doc = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
     assert "`export` always writes JSON lines" in " ".join(doc.split())
 
@@ -211,7 +221,8 @@ def _partial_started(directory: Path) -> bool:
 
 
 def test_ctrl_c_during_export_to_a_file_leaves_the_file_as_it_was(
-        docstore_dsn: str, store: DocStore, tmp_path: Path) -> None:
+    docstore_dsn: str, store: DocStore, tmp_path: Path
+) -> None:
     from psycopg import sql
 
     target = tmp_path / "backup.jsonl"
@@ -220,21 +231,30 @@ def test_ctrl_c_during_export_to_a_file_leaves_the_file_as_it_was(
     # written the whole file, and the test tries again with more to export.
     for rows in (30_000, 60_000, 120_000):
         with store.pool.connection() as conn:
-            conn.execute(sql.SQL(
-                "INSERT INTO {s}.documents (kind, name, mode, version, data) "
-                "SELECT 'note', 'n' || i, 's', 1, "
-                "jsonb_build_object('i', i, 'pad', repeat('x', 500)) "
-                "FROM generate_series(%(a)s::int, %(b)s::int) i").format(s=sql.Identifier(store.schema)),
-                {"a": added + 1, "b": added + rows})
-            conn.execute(sql.SQL(
-                "INSERT INTO {s}.versions (kind, name, version, op, data) "
-                "SELECT kind, name, 1, 'put', data FROM {s}.documents WHERE kind = 'note' "
-                "ON CONFLICT DO NOTHING").format(s=sql.Identifier(store.schema)))
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {s}.documents (kind, name, mode, version, data) "
+                    "SELECT 'note', 'n' || i, 's', 1, "
+                    "jsonb_build_object('i', i, 'pad', repeat('x', 500)) "
+                    "FROM generate_series(%(a)s::int, %(b)s::int) i"
+                ).format(s=sql.Identifier(store.schema)),
+                {"a": added + 1, "b": added + rows},
+            )
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {s}.versions (kind, name, version, op, data) "
+                    "SELECT kind, name, 1, 'put', data FROM {s}.documents WHERE kind = 'note' "
+                    "ON CONFLICT DO NOTHING"
+                ).format(s=sql.Identifier(store.schema))
+            )
         added += rows
         target.write_text("the previous export\n")
         child = subprocess.Popen(
-            [str(DOCSTORE), "--dsn", docstore_dsn, "--schema", store.schema, "export", "-o",
-             str(target)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [str(DOCSTORE), "--dsn", docstore_dsn, "--schema", store.schema, "export", "-o", str(target)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 60
             while not _partial_started(tmp_path) and child.poll() is None:
@@ -272,11 +292,11 @@ def test_an_export_to_a_file_replaces_it_whole(run: Run, tmp_path: Path) -> None
 
 
 def test_ls_and_friends_print_names_literally_and_never_pass_terminal_escapes(
-        run: Run, store: DocStore) -> None:
+    run: Run, store: DocStore
+) -> None:
     from docstore.agents.storage import StorageManager
 
-    hostile = ["[red]x[/red]", "[bold]", "evil\x1b]0;pwned\x07\x1b[2J", "rtl\u202egpj.exe",
-               "c1\x9b31m"]
+    hostile = ["[red]x[/red]", "[bold]", "evil\x1b]0;pwned\x07\x1b[2J", "rtl\u202egpj.exe", "c1\x9b31m"]
     for name in hostile:
         assert run("put", "agent", name, "-", stdin=json.dumps({"name": "a"}))[0] == 0
     code, out, _ = run("ls", "agent")
@@ -290,8 +310,9 @@ def test_ls_and_friends_print_names_literally_and_never_pass_terminal_escapes(
     assert code == 0 and "\x1b" not in out, err
     code, _, err = run("get", "agent", "gone\x1b[2J")
     assert code == 1 and "\x1b" not in err
-    StorageManager(store).save_full_history("\x1b[2Jagent", "s\x1b1", [
-        {"role": "user", "content": "[bold]hi\x1b[31m\nsecond line"}])
+    StorageManager(store).save_full_history(
+        "\x1b[2Jagent", "s\x1b1", [{"role": "user", "content": "[bold]hi\x1b[31m\nsecond line"}]
+    )
     code, out, _ = run("history", "\x1b[2Jagent", "s\x1b1")
     assert code == 0 and "\x1b" not in out and "[bold]hi\\x1b[31m" in out
     assert "second line" in out

@@ -26,8 +26,7 @@ def _fill(store: DocStore) -> None:
     store.append("chat", "c2", [{"role": "user", "t": 0}], meta={"topic": "x"})
 
 
-def _export(dsn: str, schema: str, path: Path, capfd: pytest.CaptureFixture[str],
-            *extra: str) -> bytes:
+def _export(dsn: str, schema: str, path: Path, capfd: pytest.CaptureFixture[str], *extra: str) -> bytes:
     capfd.readouterr()
     assert main(["--dsn", dsn, "--schema", schema, "export", "-o", str(path), *extra]) == 0
     capfd.readouterr()
@@ -35,15 +34,23 @@ def _export(dsn: str, schema: str, path: Path, capfd: pytest.CaptureFixture[str]
 
 
 def test_export_import_export_gives_the_same_bytes(
-        docstore_factory: Callable[..., DocStore], docstore_dsn: str, tmp_path: Path,
-        capfd: pytest.CaptureFixture[str]) -> None:
+    docstore_factory: Callable[..., DocStore],
+    docstore_dsn: str,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     source = docstore_factory()
     _fill(source)
     first = _export(docstore_dsn, source.schema, tmp_path / "1.jsonl", capfd)
     lines = first.decode().splitlines()
     assert len(lines) == 3 + 5 + 2 + 5  # note heads, note versions, chat heads, chat items
     assert [json.loads(line)["name"] for line in lines if '"t": "document"' in line] == [
-        "c1", "c2", "Zed", "a", "b"]  # by kind, then name in the C collation
+        "c1",
+        "c2",
+        "Zed",
+        "a",
+        "b",
+    ]  # by kind, then name in the C collation
 
     target = docstore_factory(init=False)
     base = ["--dsn", docstore_dsn, "--schema", target.schema, "--json", "import"]
@@ -58,8 +65,9 @@ def test_export_import_export_gives_the_same_bytes(
     assert target.get("chat", "c2").data == {"topic": "x"}
 
 
-def test_export_to_stdout_and_by_kind(docstore_factory: Callable[..., DocStore],
-                                      docstore_dsn: str, capfd: pytest.CaptureFixture[str]) -> None:
+def test_export_to_stdout_and_by_kind(
+    docstore_factory: Callable[..., DocStore], docstore_dsn: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     source = docstore_factory()
     _fill(source)
     capfd.readouterr()
@@ -70,21 +78,26 @@ def test_export_to_stdout_and_by_kind(docstore_factory: Callable[..., DocStore],
 
 
 def test_import_refuses_a_store_holding_other_data_and_writes_nothing(
-        docstore_factory: Callable[..., DocStore], docstore_dsn: str, tmp_path: Path,
-        capfd: pytest.CaptureFixture[str]) -> None:
+    docstore_factory: Callable[..., DocStore],
+    docstore_dsn: str,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     source = docstore_factory()
     _fill(source)
     _export(docstore_dsn, source.schema, tmp_path / "1.jsonl", capfd)
     source.put("note", "Zed", {"n": 4})
-    assert main(["--dsn", docstore_dsn, "--schema", source.schema, "import",
-                 str(tmp_path / "1.jsonl")]) == 1
+    assert main(["--dsn", docstore_dsn, "--schema", source.schema, "import", str(tmp_path / "1.jsonl")]) == 1
     err = capfd.readouterr().err
     assert "already holds different data" in err and "'Zed'" in err and err.count("\n") == 1
 
 
 def test_import_names_the_line_it_cannot_read(
-        docstore_factory: Callable[..., DocStore], docstore_dsn: str, tmp_path: Path,
-        capfd: pytest.CaptureFixture[str]) -> None:
+    docstore_factory: Callable[..., DocStore],
+    docstore_dsn: str,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     target = docstore_factory()
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"t": "version", "kind": "note"}\n')

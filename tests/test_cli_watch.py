@@ -25,11 +25,25 @@ def store(docstore_factory: Callable[..., DocStore]) -> DocStore:
 
 
 def test_watch_prints_live_changes_as_json_lines_from_another_process(
-        store: DocStore, docstore_dsn: str) -> None:
+    store: DocStore, docstore_dsn: str
+) -> None:
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("docstore")), "--dsn", docstore_dsn, "--schema", store.schema,
-         "watch", "agent", "--json", "--count", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            str(Path(sys.executable).with_name("docstore")),
+            "--dsn",
+            docstore_dsn,
+            "--schema",
+            store.schema,
+            "watch",
+            "agent",
+            "--json",
+            "--count",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_listening(store, timeout=30)
         store.append("chat", "c", [{}])  # another kind: not printed
@@ -41,40 +55,46 @@ def test_watch_prints_live_changes_as_json_lines_from_another_process(
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert [(x["kind"], x["name"], x["version"], x["op"]) for x in lines] == [
-        ("agent", "a", 1, "put"), ("agent", "a", 2, "put")]
+        ("agent", "a", 1, "put"),
+        ("agent", "a", 2, "put"),
+    ]
     assert all(x["cursor"] and x["written_at"] for x in lines)
 
 
 def test_watch_resumes_after_a_cursor_in_readable_lines(
-        store: DocStore, docstore_dsn: str, capfd: pytest.CaptureFixture[str]) -> None:
+    store: DocStore, docstore_dsn: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     store.put("agent", "a", {})
     store.delete("agent", "a")
     store.append("chat", "c", [{}, {}])
     capfd.readouterr()
-    code = main(["--dsn", docstore_dsn, "--schema", store.schema, "watch", "--after", "0.0",
-                 "--count", "3"])
+    code = main(["--dsn", docstore_dsn, "--schema", store.schema, "watch", "--after", "0.0", "--count", "3"])
     out, _err = capfd.readouterr()
     assert code == 0
     rows = [line.split() for line in out.splitlines()]
     assert [(r[2], r[3], r[4], r[5]) for r in rows] == [
-        ("put", "agent", "'a'", "v1"), ("delete", "agent", "'a'", "v2"),
-        ("append", "chat", "'c'", "v2")]
+        ("put", "agent", "'a'", "v1"),
+        ("delete", "agent", "'a'", "v2"),
+        ("append", "chat", "'c'", "v2"),
+    ]
     code = main(["--dsn", docstore_dsn, "--schema", store.schema, "watch", "--after", "soon"])
     _out, err = capfd.readouterr()
     assert code == 1 and "not a change feed cursor" in err
 
 
 def test_prune_changes_deletes_old_rows_and_a_feed_behind_them_is_told(
-        store: DocStore, docstore_dsn: str, capfd: pytest.CaptureFixture[str]) -> None:
+    store: DocStore, docstore_dsn: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     store.put("agent", "a", {})
     store.put("agent", "b", {})
     with store.pool.connection() as conn:
-        conn.execute(f'UPDATE "{store.schema}".changes SET written_at = now() - interval \'2 days\'')
+        conn.execute(f"UPDATE \"{store.schema}\".changes SET written_at = now() - interval '2 days'")
     gone, deadline = 0, time.monotonic() + 30
     while gone < 2 and time.monotonic() < deadline:  # another test's open transaction defers it
         capfd.readouterr()
-        code = main(["--dsn", docstore_dsn, "--schema", store.schema, "--json", "prune-changes",
-                     "--older-than", "1d"])
+        code = main(
+            ["--dsn", docstore_dsn, "--schema", store.schema, "--json", "prune-changes", "--older-than", "1d"]
+        )
         out, err = capfd.readouterr()
         assert code == 0, err
         gone += json.loads(out)["pruned"]

@@ -55,8 +55,7 @@ async def test_async_connect_reads_docstore_schema(schema_env: str) -> None:
         assert store.schema == schema_env
 
 
-def test_the_command_reads_the_same_variables(schema_env: str,
-                                              capfd: pytest.CaptureFixture[str]) -> None:
+def test_the_command_reads_the_same_variables(schema_env: str, capfd: pytest.CaptureFixture[str]) -> None:
     with DocStore.connect() as store:
         store.register("note", dict)
         store.put("note", "n", {"x": 1})
@@ -68,8 +67,8 @@ def test_the_command_reads_the_same_variables(schema_env: str,
 
 @pytest.mark.parametrize("how", ["DOCSTORE_URL", "PG*"])
 def test_the_fixtures_use_the_server_the_library_is_configured_for(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, docstore_dsn: str,
-        how: str) -> None:
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, docstore_dsn: str, how: str
+) -> None:
     # The user `root` (not the fixtures' default `postgres`) tells which settings were used.
     monkeypatch.delenv("DOCSTORE_TEST_URL", raising=False)
     if how == "DOCSTORE_URL":
@@ -78,7 +77,8 @@ def test_the_fixtures_use_the_server_the_library_is_configured_for(
         monkeypatch.delenv("DOCSTORE_URL", raising=False)
         for var, value in (("PGHOST", "127.0.0.1"), ("PGUSER", "root"), ("PGDATABASE", "root")):
             monkeypatch.setenv(var, value)
-    pytester.makepyfile(test_where='''
+    pytester.makepyfile(
+        test_where="""
         import psycopg
 
         def test_on_the_configured_server(docstore_dsn, docstore_store):
@@ -87,6 +87,7 @@ def test_the_fixtures_use_the_server_the_library_is_configured_for(
                 assert conn.info.dbname.startswith("docstore_test_")
             docstore_store.register("note", dict)
             assert docstore_store.put("note", "n", {}).version == 1
-    ''')
+    """
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)

@@ -30,21 +30,23 @@ def many_fds() -> Iterator[Callable[[], None]]:
 def _fill_low_fds(opened: list[int]) -> Callable[[], None]:
     """A function that takes every free descriptor below 1030 (os.open returns the lowest
     free one), to call again right before connecting: another thread may free some."""
+
     def fill() -> None:
         while True:
             opened.append(os.open(os.devnull, os.O_RDONLY))
             if opened[-1] >= 1030:
                 return
+
     fill()
     return fill
 
 
 def test_a_store_whose_sockets_are_above_fd_1024_still_works(
-        many_fds: Callable[[], None], docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> None:
+    many_fds: Callable[[], None], docstore_factory: Callable[..., DocStore], docstore_dsn: str
+) -> None:
     schema = docstore_factory().schema
     many_fds()
-    with DocStore.connect(docstore_dsn, schema=schema, min_size=1, max_size=2,
-                          timeout=3) as store:
+    with DocStore.connect(docstore_dsn, schema=schema, min_size=1, max_size=2, timeout=3) as store:
         _use(store)
 
 

@@ -24,8 +24,14 @@ import pytest
 from docstore import DocStore
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["README.md", "docs/index.md", "docs/api.md", "docs/history.md",
-         "docs/reliability.md", "docs/changes.md"]
+PAGES = [
+    "README.md",
+    "docs/index.md",
+    "docs/api.md",
+    "docs/history.md",
+    "docs/reliability.md",
+    "docs/changes.md",
+]
 # Run with the others in the any-order test; alone in tests/agents/test_agents_docs.py.
 SHARED_PAGES = [*PAGES, "docs/agents.md"]
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
@@ -52,9 +58,14 @@ def test_documentation_example_runs(code: str, docstore_dsn: str, tmp_path: Path
         conn.execute("DROP SCHEMA IF EXISTS docstore CASCADE")
     script = tmp_path / "example.py"
     script.write_text(code, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path,
-                          env={"DOCSTORE_URL": docstore_dsn, "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"DOCSTORE_URL": docstore_dsn, "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -64,13 +75,17 @@ def _orders() -> list[Any]:
     random.Random(17).shuffle(shuffled)
     again = ids[:]
     random.Random(1717).shuffle(again)
-    return [pytest.param(ids, id="forward"), pytest.param(ids[::-1], id="backward"),
-            pytest.param(shuffled + again, id="shuffled-twice")]
+    return [
+        pytest.param(ids, id="forward"),
+        pytest.param(ids[::-1], id="backward"),
+        pytest.param(shuffled + again, id="shuffled-twice"),
+    ]
 
 
 @pytest.mark.parametrize("order", _orders())
 def test_the_examples_run_in_any_order_on_a_used_database(
-        order: list[str], docstore_dsn: str, docstore_factory: Any, tmp_path: Path) -> None:
+    order: list[str], docstore_dsn: str, docstore_factory: Any, tmp_path: Path
+) -> None:
     code = {str(p.id): p.values[0] for p in examples(SHARED_PAGES)}
     schema = f"t_{uuid.uuid4().hex[:16]}"
     docstore_factory(schema, init=False)  # only so that the schema is dropped after the test
@@ -79,13 +94,20 @@ def test_the_examples_run_in_any_order_on_a_used_database(
         path = tmp_path / f"{i:02d}_{re.sub(r'[^a-z0-9]+', '_', example)}.py"
         path.write_text(code[example], encoding="utf-8")
         files.append(str(path))
-    env = {"PATH": "/usr/bin:/bin", "DOCSTORE_URL": docstore_dsn, "DOCSTORE_SCHEMA": schema,
-           "AURITE_ENABLE_DB": "1", "AURITE_DB_URL": docstore_dsn, "AURITE_DB_SCHEMA": schema}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DOCSTORE_URL": docstore_dsn,
+        "DOCSTORE_SCHEMA": schema,
+        "AURITE_ENABLE_DB": "1",
+        "AURITE_DB_URL": docstore_dsn,
+        "AURITE_DB_SCHEMA": schema,
+    }
     # Each in a fresh interpreter, as a reader runs them (one interpreter for all of them
     # let one example's leftovers, a feed's thread or a pool, reach the next).
     for i, path in enumerate(files):
-        done = subprocess.run([sys.executable, path], capture_output=True, text=True,
-                              timeout=120, cwd=tmp_path, env=env)
+        done = subprocess.run(
+            [sys.executable, path], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+        )
         assert done.returncode == 0, f"{order[i]} after {order[:i]}:\n{done.stderr}"
 
 

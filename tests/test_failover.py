@@ -29,15 +29,17 @@ def pair() -> Iterator[ReplicaPair]:
         yield servers
 
 
-def test_writes_resume_on_the_promoted_replica_and_none_acknowledged_is_lost(
-        pair: ReplicaPair) -> None:
+def test_writes_resume_on_the_promoted_replica_and_none_acknowledged_is_lost(pair: ReplicaPair) -> None:
     assert pair.replica is not None
-    dsn = (f"host=127.0.0.1,127.0.0.1 port={pair.primary.port},{pair.replica.port} "
-           "user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2")
+    dsn = (
+        f"host=127.0.0.1,127.0.0.1 port={pair.primary.port},{pair.replica.port} "
+        "user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2"
+    )
     kinds = Registry()
     kinds.register("event", dict)
-    store = DocStore.connect(dsn, kinds=kinds, schema="failover", min_size=WRITERS,
-                             max_size=WRITERS, timeout=5)
+    store = DocStore.connect(
+        dsn, kinds=kinds, schema="failover", min_size=WRITERS, max_size=WRITERS, timeout=5
+    )
     store.init_schema()
     acked: list[tuple[float, float, str]] = []  # (started, acknowledged, name)
     failed: list[tuple[float, str, BaseException]] = []
@@ -90,15 +92,17 @@ def test_writes_resume_on_the_promoted_replica_and_none_acknowledged_is_lost(
     assert len(resumed) >= 50, f"writes did not resume: {failed[-3:]}"
     # The only error in between is the documented one.
     assert all(isinstance(exc, DatabaseUnavailable) for _, _, exc in failed), [
-        repr(exc) for _, _, exc in failed if not isinstance(exc, DatabaseUnavailable)]
+        repr(exc) for _, _, exc in failed if not isinstance(exc, DatabaseUnavailable)
+    ]
     # Every acknowledged write is on the new primary.
     with psycopg.connect(pair.replica.dsn, autocommit=True) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
-        stored = {row[0] for row in conn.execute(
-            "SELECT name FROM failover.documents WHERE kind = 'event'")}
+        stored = {row[0] for row in conn.execute("SELECT name FROM failover.documents WHERE kind = 'event'")}
     missing = [name for _, _, name in acked if name not in stored]
     assert not missing, f"{len(missing)} acknowledged writes lost: {missing[:5]}"
     gap = min(resumed) - killed
-    print(f"\nfailover: {len(before)} writes before, first write after {gap:.2f} s "
-          f"(promotion took {promoted - killed:.2f} s), {len(failed)} failed calls, "
-          f"{sum(1 for _, n, _ in failed if n in stored)} of them committed anyway")
+    print(
+        f"\nfailover: {len(before)} writes before, first write after {gap:.2f} s "
+        f"(promotion took {promoted - killed:.2f} s), {len(failed)} failed calls, "
+        f"{sum(1 for _, n, _ in failed if n in stored)} of them committed anyway"
+    )

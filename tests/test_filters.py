@@ -15,8 +15,13 @@ from docstore.agents.messages import MESSAGE_ADAPTER, ConversationMeta
 AnyDict = dict[str, Any]
 
 DOCS: dict[str, AnyDict] = {
-    "a": {"n": 9, "llm": {"model": "claude", "temperature": 0.2}, "tags": ["x", "y"],
-          "flag": True, "owner": None},
+    "a": {
+        "n": 9,
+        "llm": {"model": "claude", "temperature": 0.2},
+        "tags": ["x", "y"],
+        "flag": True,
+        "owner": None,
+    },
     "b": {"n": 10, "llm": {"model": "gpt", "temperature": 0.9}, "tags": ["y"], "flag": False},
     "c": {"n": "9", "llm": {"model": "claude", "temperature": 1.5}, "tags": [], "flag": 1},
     "d": {"n": "10", "llm": {"model": "mistral"}, "tags": ["x"]},
@@ -53,10 +58,10 @@ def test_equality_compiles_to_one_containment_parameter() -> None:
 
 
 def test_booleans_and_null_match_only_themselves(s: Any) -> None:
-    assert names(s, {"flag": True}) == ["a"]          # not the number 1 of "c"
+    assert names(s, {"flag": True}) == ["a"]  # not the number 1 of "c"
     assert names(s, {"flag": 1}) == ["c"]
     assert names(s, {"flag": False}) == ["b"]
-    assert names(s, {"owner": None}) == ["a"]         # null, not a missing key
+    assert names(s, {"owner": None}) == ["a"]  # null, not a missing key
     assert names(s, {"owner": {"$exists": True}}) == ["a"]
     assert names(s, {"priority": {"$exists": False}}) == ["a", "b", "c", "d"]
 
@@ -97,26 +102,30 @@ def test_and_or_not_combine_filters(s: Any) -> None:
 def test_raw_jsonpath_filters_with_and_without_variables(s: Any) -> None:
     assert names(s, {"$jsonpath": '$.llm.model == "gpt"'}) == ["b", "e"]
     assert names(s, {"$jsonpath": {"path": "$.n > $min", "vars": {"min": 5}}}) == ["a", "b"]
-    assert names(s, {"$jsonpath_exists": "$.tags[*] ? (@ == \"x\")"}) == ["a", "d"]
+    assert names(s, {"$jsonpath_exists": '$.tags[*] ? (@ == "x")'}) == ["a", "d"]
     assert names(s, {"$jsonpath_exists": {"path": "$ ? (@.n == $n)", "vars": {"n": "9"}}}) == ["c"]
-    assert names(s, {"$jsonpath": "$.llm.model == \"claude\"", "n": {"$gt": 5}}) == ["a"]
+    assert names(s, {"$jsonpath": '$.llm.model == "claude"', "n": {"$gt": 5}}) == ["a"]
 
 
 # --- errors and injection ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("where", "operator", "path"), [
-    ({"llm.temperature": {"$gtt": 1}}, "$gtt", "llm.temperature"),
-    ({"llm": {"temperature": {"$regex": "x"}}}, "$regex", "llm.temperature"),
-    ({"$nor": [{"a": 1}]}, "$nor", ""),
-    ({"a": {"$in": "abc"}}, "$in", "a"),
-    ({"a": {"$gt": [1]}}, "$gt", "a"),
-    ({"a": {"$gt": 1, "b": 2}}, "$gt", "a"),
-    ({"a": {"$exists": "yes"}}, "$exists", "a"),
-    ({"$or": []}, "$or", ""),
-])
+@pytest.mark.parametrize(
+    ("where", "operator", "path"),
+    [
+        ({"llm.temperature": {"$gtt": 1}}, "$gtt", "llm.temperature"),
+        ({"llm": {"temperature": {"$regex": "x"}}}, "$regex", "llm.temperature"),
+        ({"$nor": [{"a": 1}]}, "$nor", ""),
+        ({"a": {"$in": "abc"}}, "$in", "a"),
+        ({"a": {"$gt": [1]}}, "$gt", "a"),
+        ({"a": {"$gt": 1, "b": 2}}, "$gt", "a"),
+        ({"a": {"$exists": "yes"}}, "$exists", "a"),
+        ({"$or": []}, "$or", ""),
+    ],
+)
 def test_a_bad_filter_is_an_error_naming_the_operator_and_the_path(
-        s: Any, where: Any, operator: str, path: str) -> None:
+    s: Any, where: Any, operator: str, path: str
+) -> None:
     with pytest.raises(InvalidFilter) as caught:
         s.list("item", where=where)
     assert caught.value.operator == operator and caught.value.path == path
@@ -173,8 +182,7 @@ def test_filter_values_never_reach_the_sql_or_jsonpath_text() -> None:
     from docstore._filters import compile_where
 
     for value in HOSTILE:
-        sql, params = compile_where({"a": {"$gt": value}, "b": value, "c": {"$in": [value]}},
-                                    "data")
+        sql, params = compile_where({"a": {"$gt": value}, "b": value, "c": {"$in": [value]}}, "data")
         assert value not in sql
         texts = [p for p in params.values() if isinstance(p, str)]
         assert all(value not in t for t in texts)  # paths hold keys only
@@ -188,8 +196,7 @@ def test_filter_values_never_reach_the_sql_or_jsonpath_text() -> None:
 
 def test_order_by_a_data_path_sorts_typed_values_with_missing_first(s: Any) -> None:
     s.put_many("item", {"p1": {"priority": 10}, "p2": {"priority": 9}, "p3": {"priority": 9.5}})
-    got = [d.name for d in s.list("item", order_by="data.priority", where={"priority": {
-        "$exists": True}})]
+    got = [d.name for d in s.list("item", order_by="data.priority", where={"priority": {"$exists": True}})]
     assert got == ["e", "p2", "p3", "p1"]  # 3, 9, 9.5, 10: numerically
     assert [d.name for d in s.list("item", order_by="-data.priority", limit=2)] == ["p1", "p3"]
     assert [d.name for d in s.list("item", order_by="data.priority", limit=2)] == ["a", "b"]
@@ -201,9 +208,19 @@ def test_order_by_name_descending_and_after_a_name_stays_compatible(s: Any) -> N
     assert [d.name for d in s.list("item", after="c", order_by="-name")] == ["b", "a"]
 
 
-@pytest.mark.parametrize("order_by", ["name", "-name", "updated_at", "-updated_at",
-                                      "created_at", "-version", "data.priority",
-                                      "-data.llm.model"])
+@pytest.mark.parametrize(
+    "order_by",
+    [
+        "name",
+        "-name",
+        "updated_at",
+        "-updated_at",
+        "created_at",
+        "-version",
+        "data.priority",
+        "-data.llm.model",
+    ],
+)
 def test_keyset_pages_cover_every_document_once_in_order(s: Any, order_by: str) -> None:
     for i in range(7):
         s.put("item", f"z{i}", {"priority": i % 3, "llm": {"model": f"m{i % 2}"}})
@@ -245,41 +262,68 @@ def test_order_by_errors_say_what_is_allowed(s: Any) -> None:
 def chat(store: Any) -> Any:
     store.register("conversation", MESSAGE_ADAPTER, mode="log", meta=ConversationMeta)
     for session, agent in (("s1", "weather"), ("s2", "travel"), ("s3", "weather")):
-        store.append("conversation", f"{agent}/{session}", [
-            {"role": "user", "content": "hi"},
-            {"role": "assistant", "content": [
-                {"type": "text", "text": "checking"},
-                {"type": "tool_use", "id": "t1", "name": "forecast", "input": {"city": "Oslo"}}],
-             "usage": {"input_tokens": 10, "output_tokens": 4}},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
-                                          "content": "rain", "is_error": session == "s3"}]},
-            {"role": "assistant", "content": "It rains.",
-             "usage": {"input_tokens": 30, "output_tokens": 3}},
-        ], meta={"agent_name": agent, "session_id": session})
+        store.append(
+            "conversation",
+            f"{agent}/{session}",
+            [
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "checking"},
+                        {"type": "tool_use", "id": "t1", "name": "forecast", "input": {"city": "Oslo"}},
+                    ],
+                    "usage": {"input_tokens": 10, "output_tokens": 4},
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t1",
+                            "content": "rain",
+                            "is_error": session == "s3",
+                        }
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "content": "It rains.",
+                    "usage": {"input_tokens": 30, "output_tokens": 3},
+                },
+            ],
+            meta={"agent_name": agent, "session_id": session},
+        )
     return store
 
 
 def test_list_filters_and_orders_sessions_by_their_metadata(chat: Any) -> None:
     weather = chat.list("conversation", where={"agent_name": "weather"}, order_by="-updated_at")
     assert [d.name for d in weather] == ["weather/s3", "weather/s1"]
-    assert [d.data.session_id for d in chat.list(
-        "conversation", where={"session_id": {"$in": ["s1", "s2"]}})] == ["s2", "s1"]
+    assert [
+        d.data.session_id for d in chat.list("conversation", where={"session_id": {"$in": ["s1", "s2"]}})
+    ] == ["s2", "s1"]
     after = chat.list("conversation", order_by="data.session_id", limit=1)
-    assert [d.name for d in chat.list("conversation", order_by="data.session_id",
-                                      after=after[-1])] == ["travel/s2", "weather/s3"]
+    assert [d.name for d in chat.list("conversation", order_by="data.session_id", after=after[-1])] == [
+        "travel/s2",
+        "weather/s3",
+    ]
 
 
 def test_read_where_filters_log_items_with_every_operator(chat: Any) -> None:
     name = "weather/s3"
     assistant = chat.read("conversation", name, where={"role": "assistant"})
     assert [m.content if isinstance(m.content, str) else "blocks" for m in assistant] == [
-        "blocks", "It rains."]
+        "blocks",
+        "It rains.",
+    ]
     big = chat.entries("conversation", name, where={"usage.input_tokens": {"$gte": 20}})
     assert [e.version for e in big] == [4]
     errors = chat.read("conversation", name, where={"content": {"$contains": {"is_error": True}}})
     assert len(errors) == 1
-    tools = chat.entries("conversation", name, where={"$jsonpath_exists":
-                                                      '$.content[*] ? (@.type == "tool_use")'})
+    tools = chat.entries(
+        "conversation", name, where={"$jsonpath_exists": '$.content[*] ? (@.type == "tool_use")'}
+    )
     assert [e.version for e in tools] == [2]
     assert len(chat.read("conversation", name, last=1, where={"role": "user"})) == 1
 
@@ -294,26 +338,31 @@ def explain(store: DocStore, op: Any) -> str:
     return "\n".join(r[0] for r in rows)
 
 
-def test_containment_filters_on_20000_documents_use_the_gin_index(
-        docstore_store: DocStore) -> None:
+def test_containment_filters_on_20000_documents_use_the_gin_index(docstore_store: DocStore) -> None:
     store = docstore_store
     store.register("agent", AnyDict)
     assert store.create_index("agent") == "documents_agent_data_idx"
     assert store.create_index("agent") == "documents_agent_data_idx"  # again: a no-op
     for start in range(0, 20_000, 5_000):
-        store.put_many("agent", {f"agent-{i:05}": {"llm": {"model": f"model-{i % 200}"},
-                                                   "tier": i % 4, "tags": [f"t{i % 50}"]}
-                                 for i in range(start, start + 5_000)})
+        store.put_many(
+            "agent",
+            {
+                f"agent-{i:05}": {"llm": {"model": f"model-{i % 200}"}, "tier": i % 4, "tags": [f"t{i % 50}"]}
+                for i in range(start, start + 5_000)
+            },
+        )
     with store.pool.connection() as conn:
         # What autovacuum does after a bulk load: statistics, and the GIN pending list
         # (fastupdate) flushed; until then the planner prices the index too high.
         conn.execute(f'VACUUM ANALYZE "{store.schema}".documents')
     core = store._core  # the exact statement list() runs
-    for where in ({"llm": {"model": "model-7"}},
-                  {"llm.model": {"$in": ["model-7", "model-8"]}},
-                  {"tags": {"$contains": "t3"}},
-                  {"$or": [{"llm.model": "model-1"}, {"llm.model": "model-2"}]},
-                  {"$jsonpath": '$.llm.model == "model-9"'}):
+    for where in (
+        {"llm": {"model": "model-7"}},
+        {"llm.model": {"$in": ["model-7", "model-8"]}},
+        {"tags": {"$contains": "t3"}},
+        {"$or": [{"llm.model": "model-1"}, {"llm.model": "model-2"}]},
+        {"$jsonpath": '$.llm.model == "model-9"'},
+    ):
         plan = explain(store, core.list_docs("agent", where, None, None))
         assert "documents_agent_data_idx" in plan, (where, plan)
         assert "Seq Scan" not in plan, (where, plan)
@@ -329,15 +378,18 @@ def test_a_raw_jsonpath_that_does_not_parse_is_an_invalid_filter(store: Any) -> 
     assert info.value.operator == "$jsonpath"
 
 
-def test_a_fresh_store_indexes_no_head_column_and_an_index_is_per_kind(
-        docstore_store: DocStore) -> None:
+def test_a_fresh_store_indexes_no_head_column_and_an_index_is_per_kind(docstore_store: DocStore) -> None:
     store = docstore_store
     store.register("agent", AnyDict)
     store.register("tool", AnyDict)
     with store.pool.connection() as conn:
-        indexes = [r[0] for r in conn.execute(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'documents'",
-            (store.schema,))]
+        indexes = [
+            r[0]
+            for r in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'documents'",
+                (store.schema,),
+            )
+        ]
     assert indexes == ["documents_pkey"]
     store.create_index("agent")
     assert store.create_index("agent", on="updated_at") == "documents_agent_updated_idx"
@@ -346,10 +398,13 @@ def test_a_fresh_store_indexes_no_head_column_and_an_index_is_per_kind(
     with store.pool.connection() as conn:
         conn.execute(f'VACUUM ANALYZE "{store.schema}".documents')
         # Partial: the other kind's writes added nothing to them.
-        sizes = dict(conn.execute(
-            "SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = "
-            "c.relnamespace WHERE n.nspname = %s AND c.relname LIKE 'documents_agent_%%'",
-            (store.schema,)).fetchall())
+        sizes = dict(
+            conn.execute(
+                "SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                "c.relnamespace WHERE n.nspname = %s AND c.relname LIKE 'documents_agent_%%'",
+                (store.schema,),
+            ).fetchall()
+        )
     assert sizes == {"documents_agent_data_idx": 3_000, "documents_agent_updated_idx": 3_000}
     core = store._core
     recent = explain(store, core.list_docs("agent", None, 10, None, order_by="-updated_at"))
@@ -376,6 +431,7 @@ def test_an_append_that_keeps_the_metadata_is_a_hot_update(docstore_store: DocSt
         hot, updated = active.conn.execute(
             "SELECT pg_stat_get_xact_tuples_hot_updated(%s::regclass), "
             "pg_stat_get_xact_tuples_updated(%s::regclass)",
-            (f'"{store.schema}".documents',) * 2).fetchone()
+            (f'"{store.schema}".documents',) * 2,
+        ).fetchone()
     assert updated == 20
     assert hot == 20

@@ -51,14 +51,14 @@ UNSTORABLE = [
     pytest.param({"n": float("-inf")}, "n", "Infinity", id="minus-infinity"),
     pytest.param({"t": "a\ud800b"}, "t", "lone surrogate", id="lone-surrogate-value"),
     pytest.param({"\udc00": 1}, "\\udc00", "lone surrogate", id="lone-surrogate-key"),
-    pytest.param({"o": {"\ud83dx": [1]}}, "o.\\ud83dx", "lone surrogate",
-                 id="lone-surrogate-nested-key"),
+    pytest.param({"o": {"\ud83dx": [1]}}, "o.\\ud83dx", "lone surrogate", id="lone-surrogate-nested-key"),
 ]
 
 
 @pytest.mark.parametrize(("value", "path", "problem"), UNSTORABLE)
 def test_unstorable_json_is_refused_naming_the_path_and_nothing_is_written(
-        s: Any, value: Any, path: str, problem: str) -> None:
+    s: Any, value: Any, path: str, problem: str
+) -> None:
     with pytest.raises(DocumentInvalid) as err:
         s.put("doc", "d", value)
     message = str(err.value)
@@ -67,9 +67,14 @@ def test_unstorable_json_is_refused_naming_the_path_and_nothing_is_written(
     with pytest.raises(DocumentInvalid, match="doc 'bad' is invalid"):
         s.put_many("doc", {"ok": {"a": 1}, "bad": value})
     with pytest.raises(DocumentInvalid) as err:
-        s.append("chat", "c", [{"role": "user", "content": "fine"},
-                               {"role": "user", "content": "x\x00" if "\\u0000" in problem
-                                else "a\ud800b"}])
+        s.append(
+            "chat",
+            "c",
+            [
+                {"role": "user", "content": "fine"},
+                {"role": "user", "content": "x\x00" if "\\u0000" in problem else "a\ud800b"},
+            ],
+        )
     assert err.value.errors[0]["loc"][0] == 1  # which item of the batch
     _nothing_stored(s)
 
@@ -116,8 +121,10 @@ def test_numbers_round_trip_by_value_and_typed_float_fields_keep_their_type(s: A
 def test_a_10_mb_document_round_trips(docstore_store: DocStore) -> None:
     s = docstore_store
     s.register("doc", AnyDoc)
-    value = {"text": "x" * (5 * 1024 * 1024) + "😀",
-             "items": [{"i": i, "s": "é" * 40} for i in range(50_000)]}
+    value = {
+        "text": "x" * (5 * 1024 * 1024) + "😀",
+        "items": [{"i": i, "s": "é" * 40} for i in range(50_000)],
+    }
     s.put("doc", "big", value)
     assert s.get("doc", "big").data == value
     # And the unchanged re-put writes nothing, even at that size.
@@ -167,9 +174,27 @@ def test_many_brackets_that_are_not_deep_still_round_trip(s: Any) -> None:
 # --- kinds and names ---------------------------------------------------------------------
 
 ODD_NAMES = [
-    "quote'single", 'quote"double', "percent%", "under_score", "a_c", "slash/es/", "back\\slash",
-    "new\nline", "tab\there", "emoji 😀🏳️‍🌈", "RTL שלום \u202e", "' OR '1'='1", "'; DROP TABLE x; --",
-    "$1", "%(name)s", "{s}", ":\"schema\"", " ", "..", "x" * 512, "😀" * 512,
+    "quote'single",
+    'quote"double',
+    "percent%",
+    "under_score",
+    "a_c",
+    "slash/es/",
+    "back\\slash",
+    "new\nline",
+    "tab\there",
+    "emoji 😀🏳️‍🌈",
+    "RTL שלום \u202e",
+    "' OR '1'='1",
+    "'; DROP TABLE x; --",
+    "$1",
+    "%(name)s",
+    "{s}",
+    ':"schema"',
+    " ",
+    "..",
+    "x" * 512,
+    "😀" * 512,
 ]
 
 
@@ -210,13 +235,14 @@ BAD_NAMES = [
 
 
 @pytest.mark.parametrize(("name", "problem"), BAD_NAMES)
-def test_names_the_store_cannot_hold_are_refused_before_any_sql(
-        s: Any, name: str, problem: str) -> None:
-    for call in (lambda: s.put("doc", name, {"v": 1}),
-                 lambda: s.get("doc", name),
-                 lambda: s.put_many("doc", {"fine": {"v": 1}, name: {"v": 1}}),
-                 lambda: s.append("chat", name, [{"role": "u", "content": "c"}]),
-                 lambda: s.delete("doc", name)):
+def test_names_the_store_cannot_hold_are_refused_before_any_sql(s: Any, name: str, problem: str) -> None:
+    for call in (
+        lambda: s.put("doc", name, {"v": 1}),
+        lambda: s.get("doc", name),
+        lambda: s.put_many("doc", {"fine": {"v": 1}, name: {"v": 1}}),
+        lambda: s.append("chat", name, [{"role": "u", "content": "c"}]),
+        lambda: s.delete("doc", name),
+    ):
         with pytest.raises(InvalidKey) as err:
             call()
         assert problem in str(err.value)
@@ -225,9 +251,26 @@ def test_names_the_store_cannot_hold_are_refused_before_any_sql(
     _nothing_stored(s)
 
 
-BAD_KINDS = ["", "x" * 64, "k" * 10_000, "Agent", "a-b", "a b", "a'b", 'a"b', "a;b",
-             "agent; DROP TABLE documents", "a%", "a/b", "a\\b", "a\nb", "😀", "שלום", "_x",
-             "1abc"]
+BAD_KINDS = [
+    "",
+    "x" * 64,
+    "k" * 10_000,
+    "Agent",
+    "a-b",
+    "a b",
+    "a'b",
+    'a"b',
+    "a;b",
+    "agent; DROP TABLE documents",
+    "a%",
+    "a/b",
+    "a\\b",
+    "a\nb",
+    "😀",
+    "שלום",
+    "_x",
+    "1abc",
+]
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS, ids=lambda k: repr(k)[:30])
@@ -242,9 +285,30 @@ def test_kinds_outside_the_allowed_alphabet_are_refused_clearly(s: Any, kind: st
 # --- injection ---------------------------------------------------------------------------
 
 INJECTIONS = [
-    "' OR 1=1 --", "') OR true --", "\" || true || \"", "' || true || '", "$", "@", "*",
-    "**", "$.*", "@ == @", ") ? (@ == @", "a\"b", "a'b", "a\\b", "a\\\"b", "last", "$v",
-    "like_regex \".*\"", "%(w_0)s", "%s", "{s}", "\n", "😀", "שלום",
+    "' OR 1=1 --",
+    "') OR true --",
+    '" || true || "',
+    "' || true || '",
+    "$",
+    "@",
+    "*",
+    "**",
+    "$.*",
+    "@ == @",
+    ") ? (@ == @",
+    'a"b',
+    "a'b",
+    "a\\b",
+    'a\\"b',
+    "last",
+    "$v",
+    'like_regex ".*"',
+    "%(w_0)s",
+    "%s",
+    "{s}",
+    "\n",
+    "😀",
+    "שלום",
 ]
 
 
@@ -271,8 +335,7 @@ def test_injection_in_where_keys_matches_only_that_literal_key(docs: Any, i: int
     assert _names(docs, {key: {"$gte": 5, "$lt": 6}}) == [f"evil-{i}"]
     assert _names(docs, {key: {"$exists": True}}) == [f"evil-{i}"]
     assert _names(docs, {key: {"$in": [5, 6]}}) == [f"evil-{i}"]
-    assert _names(docs, {key: {"$ne": 5}}) == sorted(
-        n for n in _all(docs) if n != f"evil-{i}")
+    assert _names(docs, {key: {"$ne": 5}}) == sorted(n for n in _all(docs) if n != f"evil-{i}")
     assert _names(docs, {key: {"$gt": 5}}) == []
 
 
@@ -289,10 +352,8 @@ def _all(s: Any) -> list[str]:
     return sorted(d.name for d in s.list("doc"))
 
 
-def test_raw_jsonpath_is_a_parameter_so_sql_in_it_is_only_a_jsonpath_syntax_error(
-        docs: Any) -> None:
-    for text in ("$.a) ; DROP TABLE documents; --", "'; DROP TABLE documents; --",
-                 "$.a') OR true --"):
+def test_raw_jsonpath_is_a_parameter_so_sql_in_it_is_only_a_jsonpath_syntax_error(docs: Any) -> None:
+    for text in ("$.a) ; DROP TABLE documents; --", "'; DROP TABLE documents; --", "$.a') OR true --"):
         with pytest.raises(DocStoreError):
             _names(docs, {"$jsonpath": text})
     assert len(_all(docs)) == len(INJECTIONS) + 2
@@ -300,8 +361,7 @@ def test_raw_jsonpath_is_a_parameter_so_sql_in_it_is_only_a_jsonpath_syntax_erro
 
 
 def test_unknown_operators_and_non_dict_filters_are_refused_before_any_sql(docs: Any) -> None:
-    for where in ({"$where": "1=1"}, {"s": {"$regex": ".*"}}, {"s": {"$gt": float("nan")}},
-                  {"s": "a\x00"}):
+    for where in ({"$where": "1=1"}, {"s": {"$regex": ".*"}}, {"s": {"$gt": float("nan")}}, {"s": "a\x00"}):
         with pytest.raises(InvalidFilter):
             _names(docs, where)
     with pytest.raises((InvalidFilter, TypeError)):
@@ -309,13 +369,15 @@ def test_unknown_operators_and_non_dict_filters_are_refused_before_any_sql(docs:
 
 
 def test_a_schema_name_full_of_quotes_is_quoted_not_executed(
-        docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_factory: Callable[..., DocStore],
+) -> None:
     schema = 'evil"; DROP TABLE x; --'
     store = docstore_factory(schema=schema)
     store.register("doc", AnyDoc)
     store.put("doc", "a", {"v": 1})
     assert store.get("doc", "a").data == {"v": 1}
     with store.pool.connection() as conn:
-        n = conn.execute(sql.SQL("SELECT count(*) FROM {}.documents WHERE kind = 'doc'").format(
-            sql.Identifier(schema))).fetchone()[0]
+        n = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}.documents WHERE kind = 'doc'").format(sql.Identifier(schema))
+        ).fetchone()[0]
     assert n == 1

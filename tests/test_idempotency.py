@@ -35,15 +35,21 @@ class Message(BaseModel):
 
 
 @pytest.fixture
-def lossy(docstore_dsn: str, docstore_factory: Callable[..., DocStore]
-          ) -> Iterator[tuple[LossyProxy, DocStore, DocStore]]:
+def lossy(
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> Iterator[tuple[LossyProxy, DocStore, DocStore]]:
     """(proxy, a store through the proxy, a direct store on the same schema)."""
     direct = docstore_factory()
     info = conninfo_to_dict(docstore_dsn)
     with LossyProxy(int(info.get("port") or 5432), str(info.get("host") or "127.0.0.1")) as proxy:
-        store = DocStore.connect(proxy.dsn(str(info["dbname"]), str(info.get("user") or "postgres")),
-                                 schema=direct.schema, min_size=1, max_size=2, timeout=5,
-                                 prepare_threshold=None)
+        store = DocStore.connect(
+            proxy.dsn(str(info["dbname"]), str(info.get("user") or "postgres")),
+            schema=direct.schema,
+            min_size=1,
+            max_size=2,
+            timeout=5,
+            prepare_threshold=None,
+        )
         try:
             for s in (store, direct):
                 s.register("config", Config)
@@ -55,7 +61,8 @@ def lossy(docstore_dsn: str, docstore_factory: Callable[..., DocStore]
 
 
 def test_a_lost_reply_to_a_write_says_the_outcome_is_unknown_not_safe_to_retry(
-        lossy: tuple[LossyProxy, DocStore, DocStore]) -> None:
+    lossy: tuple[LossyProxy, DocStore, DocStore],
+) -> None:
     proxy, store, direct = lossy
     proxy.drop_replies(1)
     with pytest.raises(OutcomeUnknown) as err:
@@ -67,8 +74,7 @@ def test_a_lost_reply_to_a_write_says_the_outcome_is_unknown_not_safe_to_retry(
     assert direct.read("chat", "c") == [Message(text="hi")]  # it did commit
 
 
-def test_a_lost_reply_to_a_read_is_retried_by_itself(
-        lossy: tuple[LossyProxy, DocStore, DocStore]) -> None:
+def test_a_lost_reply_to_a_read_is_retried_by_itself(lossy: tuple[LossyProxy, DocStore, DocStore]) -> None:
     proxy, store, _ = lossy
     proxy.drop_replies(1, writes_only=False)
     assert store.get("config", "warm").version == 1
@@ -77,7 +83,8 @@ def test_a_lost_reply_to_a_read_is_retried_by_itself(
 
 @pytest.mark.parametrize("drops", [1, 2])
 def test_append_with_a_key_after_a_lost_reply_stores_its_items_once(
-        lossy: tuple[LossyProxy, DocStore, DocStore], drops: int) -> None:
+    lossy: tuple[LossyProxy, DocStore, DocStore], drops: int
+) -> None:
     proxy, store, direct = lossy
     store.append("chat", "c", [{"text": "first"}])
     proxy.drop_replies(drops)
@@ -99,14 +106,14 @@ def test_append_with_a_key_after_a_lost_reply_stores_its_items_once(
 
 
 def test_a_cas_put_retried_with_its_key_after_a_lost_reply_is_no_conflict(
-        lossy: tuple[LossyProxy, DocStore, DocStore]) -> None:
+    lossy: tuple[LossyProxy, DocStore, DocStore],
+) -> None:
     proxy, store, direct = lossy
     first = store.put("config", "a", {"value": 1})
     proxy.drop_replies(2)
     with pytest.raises(OutcomeUnknown):
         store.put("config", "a", {"value": 2}, expected_version=first.version, idempotency_key="p")
-    again = store.put("config", "a", {"value": 2}, expected_version=first.version,
-                      idempotency_key="p")
+    again = store.put("config", "a", {"value": 2}, expected_version=first.version, idempotency_key="p")
     assert again.version == 2 and again.data == Config(value=2)
     now = direct.get("config", "a")
     assert (now.version, now.updated_at, now.created_at) == (2, again.updated_at, again.created_at)
@@ -114,25 +121,22 @@ def test_a_cas_put_retried_with_its_key_after_a_lost_reply_is_no_conflict(
 
 
 def test_a_cas_append_rewrite_and_delete_retried_with_their_keys_write_once(
-        lossy: tuple[LossyProxy, DocStore, DocStore]) -> None:
+    lossy: tuple[LossyProxy, DocStore, DocStore],
+) -> None:
     proxy, store, direct = lossy
     v = store.append("chat", "c", [{"text": "one"}])
     for attempt in range(2):
         if attempt == 0:
             proxy.drop_replies(2)
             with pytest.raises(OutcomeUnknown):
-                store.append("chat", "c", [{"text": "two"}], expected_version=v,
-                             idempotency_key="a")
-        assert store.append("chat", "c", [{"text": "two"}], expected_version=v,
-                            idempotency_key="a") == 2
+                store.append("chat", "c", [{"text": "two"}], expected_version=v, idempotency_key="a")
+        assert store.append("chat", "c", [{"text": "two"}], expected_version=v, idempotency_key="a") == 2
     for attempt in range(2):
         if attempt == 0:
             proxy.drop_replies(2)
             with pytest.raises(OutcomeUnknown):
-                store.rewrite("chat", "c", [{"text": "new"}], expected_version=2,
-                              idempotency_key="r")
-        assert store.rewrite("chat", "c", [{"text": "new"}], expected_version=2,
-                             idempotency_key="r") == 3
+                store.rewrite("chat", "c", [{"text": "new"}], expected_version=2, idempotency_key="r")
+        assert store.rewrite("chat", "c", [{"text": "new"}], expected_version=2, idempotency_key="r") == 3
     assert [m.text for m in direct.read("chat", "c")] == ["new"]
     store.put("config", "gone", {"value": 1})
     for attempt in range(2):
@@ -179,8 +183,7 @@ def test_a_keyed_put_of_the_stored_value_still_holds_its_key(docstore_store: Doc
     assert first.version == 1
     store.put("config", "a", {"value": 2})  # another writer moves the document on
     again = store.put("config", "a", {"value": 1}, idempotency_key="unchanged")
-    assert (again.version, again.created_at, again.updated_at) == (
-        1, first.created_at, first.updated_at)
+    assert (again.version, again.created_at, again.updated_at) == (1, first.created_at, first.updated_at)
     current = store.get("config", "a")
     assert (current.version, current.data.value) == (2, 2)
     with pytest.raises(IdempotencyKeyReused):
@@ -209,15 +212,20 @@ def test_two_writers_racing_with_one_key_write_once(docstore_store: DocStore) ->
 
 
 def test_async_store_retries_a_keyed_write_after_a_lost_reply(
-        lossy: tuple[LossyProxy, DocStore, DocStore], docstore_dsn: str) -> None:
+    lossy: tuple[LossyProxy, DocStore, DocStore], docstore_dsn: str
+) -> None:
     proxy, _store, direct = lossy
     info = conninfo_to_dict(docstore_dsn)
 
     async def main() -> Any:
         astore = await AsyncDocStore.connect(
             proxy.dsn(str(info["dbname"]), str(info.get("user") or "postgres")),
-            schema=direct.schema, min_size=1, max_size=2, timeout=5,
-                                 prepare_threshold=None)
+            schema=direct.schema,
+            min_size=1,
+            max_size=2,
+            timeout=5,
+            prepare_threshold=None,
+        )
         try:
             astore.register("chat", Message, mode="log")
             await astore.append("chat", "c", [{"text": "warm"}])
@@ -232,8 +240,7 @@ def test_async_store_retries_a_keyed_write_after_a_lost_reply(
     assert count_rows(direct, "versions", "chat", "c") == 2
 
 
-def test_keys_are_remembered_until_prune_passes_their_write_time(
-        docstore_store: DocStore) -> None:
+def test_keys_are_remembered_until_prune_passes_their_write_time(docstore_store: DocStore) -> None:
     from datetime import timedelta
 
     store = docstore_store
@@ -243,8 +250,10 @@ def test_keys_are_remembered_until_prune_passes_their_write_time(
     store.put("config", "new", {"value": 1}, idempotency_key="k-new")
     store.append("chat", "c", [{"text": "x"}], idempotency_key="k-chat")
     with store.pool.connection() as conn:
-        conn.execute(f'UPDATE "{store.schema}".versions SET written_at = now() - '
-                     "interval '60 days' WHERE kind = '_idempotency' AND name <> 'k-new'")
+        conn.execute(
+            f'UPDATE "{store.schema}".versions SET written_at = now() - '
+            "interval '60 days' WHERE kind = '_idempotency' AND name <> 'k-new'"
+        )
     # prune by age forgets the kind's keys written before the cutoff, and only those.
     assert store.prune("config", older_than=timedelta(days=30)) == 0
     assert count_rows(store, "versions", "_idempotency") == 2
@@ -256,7 +265,8 @@ def test_keys_are_remembered_until_prune_passes_their_write_time(
 
 
 def test_a_lost_reply_to_a_transactions_commit_is_outcome_unknown(
-        lossy: tuple[LossyProxy, DocStore, DocStore]) -> None:
+    lossy: tuple[LossyProxy, DocStore, DocStore],
+) -> None:
     proxy, store, direct = lossy
     with pytest.raises(OutcomeUnknown, match="unknown"), store.transaction():
         store.put("config", "t", {"value": 1})
@@ -273,7 +283,8 @@ def test_a_lost_reply_to_a_transactions_commit_is_outcome_unknown(
 
 @pytest.mark.parametrize("write", ["put", "append", "delete"])
 def test_a_retry_queued_behind_its_own_first_attempt_returns_it_not_a_conflict(
-        docstore_store: DocStore, docstore_dsn: str, write: str) -> None:
+    docstore_store: DocStore, docstore_dsn: str, write: str
+) -> None:
     """The first attempt is still running (the client gave up on it) when the retry
     looks its key up; both then wait on one row lock, and the first commits."""
     import threading
@@ -288,13 +299,16 @@ def test_a_retry_queued_behind_its_own_first_attempt_returns_it_not_a_conflict(
         kind, name = "chat", "c"
         store.append(kind, name, [{"text": "one"}])
         call: Callable[[], Any] = lambda: store.append(  # noqa: E731
-            kind, name, [{"text": "two"}], expected_version=1, idempotency_key="q")
+            kind, name, [{"text": "two"}], expected_version=1, idempotency_key="q"
+        )
     else:
         kind, name = "config", "a"
         store.put(kind, name, {"value": 1})
-        call = (lambda: store.put(kind, name, {"value": 2}, expected_version=1,
-                                  idempotency_key="q")) if write == "put" else \
-            (lambda: store.delete(kind, name, expected_version=1, idempotency_key="q"))
+        call = (
+            (lambda: store.put(kind, name, {"value": 2}, expected_version=1, idempotency_key="q"))
+            if write == "put"
+            else (lambda: store.delete(kind, name, expected_version=1, idempotency_key="q"))
+        )
     results: list[Any] = []
 
     def attempt() -> None:
@@ -304,13 +318,18 @@ def test_a_retry_queued_behind_its_own_first_attempt_returns_it_not_a_conflict(
             results.append(exc)
 
     def waiters(conn: psycopg.Connection[Any]) -> int:
-        return int(conn.execute("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a "
-                                "USING (pid) WHERE NOT l.granted AND a.query LIKE %s",
-                                ("%documents%",)).fetchone()[0])
+        return int(
+            conn.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a "
+                "USING (pid) WHERE NOT l.granted AND a.query LIKE %s",
+                ("%documents%",),
+            ).fetchone()[0]
+        )
 
     holder = psycopg.connect(docstore_dsn)
-    holder.execute(f'SELECT 1 FROM "{store.schema}".documents WHERE kind = %s AND name = %s '
-                   "FOR UPDATE", (kind, name))
+    holder.execute(
+        f'SELECT 1 FROM "{store.schema}".documents WHERE kind = %s AND name = %s FOR UPDATE', (kind, name)
+    )
     threads = [threading.Thread(target=attempt) for _ in range(2)]
     try:
         with psycopg.connect(docstore_dsn, autocommit=True) as watch:
@@ -327,6 +346,5 @@ def test_a_retry_queued_behind_its_own_first_attempt_returns_it_not_a_conflict(
             thread.join(30)
     assert not [r for r in results if isinstance(r, Exception)], results
     first, second = results
-    assert (first.version if write == "put" else first) == \
-        (second.version if write == "put" else second) == 2
+    assert (first.version if write == "put" else first) == (second.version if write == "put" else second) == 2
     assert count_rows(store, "versions", kind, name) == 2

@@ -48,7 +48,8 @@ def _nothing_written(store: DocStore) -> None:
 
 @pytest.mark.parametrize("batch", BATCHES)
 def test_two_exports_concatenated_are_refused_and_nothing_is_written(
-        docstore_factory: Callable[..., DocStore], batch: int) -> None:
+    docstore_factory: Callable[..., DocStore], batch: int
+) -> None:
     source = _source(docstore_factory)
     first = list(source.export())
     source.put("config", "a", {"value": 3})
@@ -63,7 +64,8 @@ def test_two_exports_concatenated_are_refused_and_nothing_is_written(
 
 @pytest.mark.parametrize("batch", BATCHES)
 def test_a_file_cut_inside_a_document_is_refused_and_nothing_is_written(
-        docstore_factory: Callable[..., DocStore], batch: int) -> None:
+    docstore_factory: Callable[..., DocStore], batch: int
+) -> None:
     lines = list(_source(docstore_factory).export())
     # The chat log's head, then only its first item: the file was cut at a line end.
     cut = [i for i, line in enumerate(lines) if '"kind": "chat"' in line][1] + 1
@@ -76,7 +78,8 @@ def test_a_file_cut_inside_a_document_is_refused_and_nothing_is_written(
 
 @pytest.mark.parametrize("batch", BATCHES)
 def test_a_file_cut_between_documents_restores_a_consistent_store(
-        docstore_factory: Callable[..., DocStore], batch: int) -> None:
+    docstore_factory: Callable[..., DocStore], batch: int
+) -> None:
     lines = list(_source(docstore_factory).export())
     cut = next(i for i, line in enumerate(lines) if '"name": "z"' in line)
     target = _target(docstore_factory)
@@ -88,13 +91,16 @@ def test_a_file_cut_between_documents_restores_a_consistent_store(
 
 @pytest.mark.parametrize("batch", BATCHES)
 def test_version_lines_out_of_place_are_refused(
-        docstore_factory: Callable[..., DocStore], batch: int) -> None:
+    docstore_factory: Callable[..., DocStore], batch: int
+) -> None:
     lines = list(_source(docstore_factory).export())
     head_a, v1, v2 = lines[2:5] if '"kind": "config"' in lines[2] else lines[0:3]
     target = _target(docstore_factory)
-    for bad in ([v1, head_a, v2],          # a version before its head
-                [head_a, v2, v1],          # versions out of order
-                [head_a, v1, v1, v2]):     # a version twice
+    for bad in (
+        [v1, head_a, v2],  # a version before its head
+        [head_a, v2, v1],  # versions out of order
+        [head_a, v1, v1, v2],
+    ):  # a version twice
         with pytest.raises(DocStoreError, match="nothing was written"):
             target.import_lines(bad, batch_size=batch)
         _nothing_written(target)

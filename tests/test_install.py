@@ -21,9 +21,23 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(out), str(ROOT)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     [built] = out.glob("docstore-*.whl")
     return built
 
@@ -53,8 +67,7 @@ def test_wheel_ships_py_typed_the_schema_and_both_entry_points(wheel: Path) -> N
     assert "[pytest11]\ndocstore = docstore.testing" in entry_points
 
 
-def test_core_needs_only_psycopg_pydantic_orjson_and_extras_bring_only_their_own(
-        wheel: Path) -> None:
+def test_core_needs_only_psycopg_pydantic_orjson_and_extras_bring_only_their_own(wheel: Path) -> None:
     needs = _requirements(wheel)
     assert needs[None] == {"psycopg", "pydantic", "orjson"}
     assert needs["cli"] == {"typer", "rich", "pyyaml"}
@@ -67,12 +80,16 @@ def test_the_suite_runs_beside_aurite_0_4_2_and_the_typer_it_allows() -> None:
     # The test environment is `pip install -e '.[dev]'`, which holds aurite==0.4.2: every
     # CLI and plugin test of the suite therefore runs with the typer aurite pins.
     assert importlib.metadata.version("aurite") == "0.4.2"
-    aurite_typer = next(Requirement(r) for r in importlib.metadata.requires("aurite") or []
-                        if Requirement(r).name == "typer")
+    aurite_typer = next(
+        Requirement(r) for r in importlib.metadata.requires("aurite") or [] if Requirement(r).name == "typer"
+    )
     typer_version = importlib.metadata.version("typer")
     assert typer_version in aurite_typer.specifier
-    ours = next(Requirement(r) for r in importlib.metadata.requires("docstore") or []
-                if Requirement(r).name == "typer")
+    ours = next(
+        Requirement(r)
+        for r in importlib.metadata.requires("docstore") or []
+        if Requirement(r).name == "typer"
+    )
     assert typer_version in ours.specifier
     assert "0.16.0" in SpecifierSet(str(ours.specifier))
 
@@ -93,17 +110,29 @@ print(sorted(loaded.agents), [p.message for p in loaded.problems])
 
 @pytest.mark.slow
 def test_a_bare_install_runs_the_library_and_says_which_extra_the_rest_needs(
-        wheel: Path, tmp_path: Path) -> None:
+    wheel: Path, tmp_path: Path
+) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     # pytest is there for the user's own reasons; docstore's testing extra is not.
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    str(wheel), "pytest"], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel), "pytest"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     modules = subprocess.run(
-        [str(python), "-c", "import importlib.util as u; print([m for m in ('typer', 'rich', "
-         "'yaml', 'pytest_postgresql', 'pytest_asyncio') if u.find_spec(m)])"],
-        check=True, capture_output=True, text=True).stdout
+        [
+            str(python),
+            "-c",
+            "import importlib.util as u; print([m for m in ('typer', 'rich', "
+            "'yaml', 'pytest_postgresql', 'pytest_asyncio') if u.find_spec(m)])",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert modules.strip() == "[]"
 
     library = subprocess.run([str(python), "-c", _LIBRARY], capture_output=True, text=True)
@@ -111,8 +140,7 @@ def test_a_bare_install_runs_the_library_and_says_which_extra_the_rest_needs(
     assert library.stdout.startswith("['a'] [")
     assert "pip install 'docstore[yaml]'" in library.stdout
 
-    script = subprocess.run([str(venv / "bin" / "docstore"), "ls", "agent"],
-                            capture_output=True, text=True)
+    script = subprocess.run([str(venv / "bin" / "docstore"), "ls", "agent"], capture_output=True, text=True)
     assert script.returncode == 1 and "Traceback" not in script.stderr
     assert "pip install 'docstore[cli]'" in script.stderr
 
@@ -121,8 +149,13 @@ def test_a_bare_install_runs_the_library_and_says_which_extra_the_rest_needs(
     (project / "test_plain.py").write_text(_PLAIN_TEST)
     (project / "test_fixture.py").write_text(_FIXTURE_TEST)
     env = {k: v for k, v in os.environ.items() if k != "DOCSTORE_TEST_URL"}
-    run = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          str(project)], capture_output=True, text=True, cwd=project, env=env)
+    run = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(project)],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env=env,
+    )
     # 1: a test failed; pytest's own errors (a plugin that cannot load) are 3 or 4.
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 passed, 1 error" in run.stdout  # the fixture fails in its set-up

@@ -31,12 +31,14 @@ class Config(BaseModel):
 def _seed(store: DocStore) -> None:
     store.register("config", Config)
     with store.pool.connection() as conn:
-        conn.execute(sql.SQL("""
+        conn.execute(
+            sql.SQL("""
             INSERT INTO {}.documents (kind, name, mode, version, data)
             SELECT 'config', 'doc-' || lpad(i::text, 5, '0'), 's', 1,
                    jsonb_build_object('rank', (i * 7919) %% %s, 'label', 'x' || i)
             FROM generate_series(1, %s) AS i""").format(sql.Identifier(store.schema)),
-            (N, N))
+            (N, N),
+        )
         conn.execute(sql.SQL("ANALYZE {}.documents").format(sql.Identifier(store.schema)))
 
 
@@ -49,7 +51,8 @@ def _rows_read(dsn: str, schema: str) -> int:
             row = conn.execute(
                 "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) "
                 "FROM pg_stat_user_tables WHERE schemaname = %s AND relname = 'documents'",
-                (schema,)).fetchone()
+                (schema,),
+            ).fetchone()
             now = int(row[0]) if row else 0
             if now != last:
                 last, stable_since = now, time.monotonic()
@@ -66,7 +69,8 @@ def _work(dsn: str, store: DocStore, run: Callable[[], Any]) -> tuple[int, Any]:
 
 @pytest.mark.slow
 def test_export_reads_each_document_a_bounded_number_of_times(
-        docstore_dsn: str, docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> None:
     store = docstore_factory()
     _seed(store)
     read, lines = _work(docstore_dsn, store, lambda: list(store.export(batch_size=PAGE)))
@@ -76,14 +80,21 @@ def test_export_reads_each_document_a_bounded_number_of_times(
 
 @pytest.mark.slow
 def test_iter_by_a_json_field_reads_each_document_a_bounded_number_of_times(
-        docstore_dsn: str, docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> None:
     store = docstore_factory()
     _seed(store)
-    read, docs = _work(docstore_dsn, store,
-                       lambda: list(store.iter("config", order_by="data.rank", batch_size=PAGE)))
+    read, docs = _work(
+        docstore_dsn, store, lambda: list(store.iter("config", order_by="data.rank", batch_size=PAGE))
+    )
     assert [d.data.rank for d in docs] == list(range(N))
     assert read < 5 * N, f"iter read {read:,} document rows for {N:,} documents"
-    read, docs = _work(docstore_dsn, store, lambda: list(store.iter(
-        "config", order_by="-data.rank", where={"rank": {"$gte": 10}}, batch_size=PAGE)))
+    read, docs = _work(
+        docstore_dsn,
+        store,
+        lambda: list(
+            store.iter("config", order_by="-data.rank", where={"rank": {"$gte": 10}}, batch_size=PAGE)
+        ),
+    )
     assert [d.data.rank for d in docs] == list(range(N - 1, 9, -1))
     assert read < 5 * N, f"iter read {read:,} document rows for {N:,} documents"

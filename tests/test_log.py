@@ -25,16 +25,14 @@ class Meta(BaseModel):
 
 
 def msgs(*texts: str) -> list[dict[str, str]]:
-    return [{"role": "user" if i % 2 == 0 else "assistant", "content": t}
-            for i, t in enumerate(texts)]
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(texts)]
 
 
 # Every test here runs on a plain and on a hash-partitioned versions table as well.
 store = pytest.fixture(on_both_layouts)
 
 
-def test_the_versions_table_has_the_layout_asked_for(store: Any,
-                                                      request: pytest.FixtureRequest) -> None:
+def test_the_versions_table_has_the_layout_asked_for(store: Any, request: pytest.FixtureRequest) -> None:
     partitioned = request.node.callspec.params["store_both_layouts"].endswith("-partitioned")
     assert layout_of(store) == (("p", PARTITIONS) if partitioned else ("r", 0))
 
@@ -189,8 +187,10 @@ def test_prune_removes_whole_conversations_older_than_a_cutoff(s: Any) -> None:
         s.append("conversation", f"old{i}", msgs("a", "b"), meta=META)
     s.append("conversation", "fresh", msgs("a"), meta=META)
     with s.pool.connection() as conn:
-        conn.execute(f'UPDATE "{s.schema}".documents SET updated_at = now() - interval \'40 days\' '
-                     "WHERE name LIKE 'old%%'")
+        conn.execute(
+            f"UPDATE \"{s.schema}\".documents SET updated_at = now() - interval '40 days' "
+            "WHERE name LIKE 'old%%'"
+        )
     assert s.prune("conversation", older_than=timedelta(days=30), batch_size=2) == 3
     assert [d.name for d in s.list("conversation")] == ["fresh"]
     assert count_rows(s, "versions", "conversation") == 1
@@ -234,7 +234,8 @@ def test_prune_versions_on_a_log_drops_only_items_no_longer_live(s: Any) -> None
 
 
 def test_eight_threads_appending_to_one_conversation_get_contiguous_versions(
-        docstore_store: DocStore) -> None:
+    docstore_store: DocStore,
+) -> None:
     s = docstore_store
     s.register("conversation", Msg, mode="log", meta=Meta)
     s.append("conversation", "busy", [], meta=META)
@@ -266,19 +267,23 @@ def test_read_last_50_of_10000_items_is_an_index_range_scan(docstore_store: DocS
     s = docstore_store
     s.register("conversation", Msg, mode="log", meta=Meta)
     for start in range(0, 10_000, 2_000):
-        s.append("conversation", "long", msgs(*[str(i) for i in range(start, start + 2_000)]),
-                 meta=META)
+        s.append("conversation", "long", msgs(*[str(i) for i in range(start, start + 2_000)]), meta=META)
     assert [m.content for m in s.read("conversation", "long", last=50)] == [
-        str(i) for i in range(9_950, 10_000)]
+        str(i) for i in range(9_950, 10_000)
+    ]
     from docstore import _sql
 
     query = s._core.sql(_sql.READ_LAST, where="")
     with s.pool.connection() as conn:
         conn.execute(f'ANALYZE "{s.schema}".versions')
         conn.execute(f'ANALYZE "{s.schema}".documents')
-        plan = "\n".join(r[0] for r in conn.execute(
-            "EXPLAIN (ANALYZE, FORMAT TEXT) " + query,
-            {"kind": "conversation", "name": "long", "after": 0, "limit": 50}).fetchall())
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN (ANALYZE, FORMAT TEXT) " + query,
+                {"kind": "conversation", "name": "long", "after": 0, "limit": 50},
+            ).fetchall()
+        )
     assert "Index Scan Backward using versions_pkey" in plan, plan
     assert "Seq Scan on versions" not in plan, plan
     scanned = next(line for line in plan.splitlines() if "versions_pkey" in line)
@@ -287,15 +292,15 @@ def test_read_last_50_of_10000_items_is_an_index_range_scan(docstore_store: DocS
 
 @pytest.mark.parametrize("meddle", ["clear", "delete"])
 def test_expected_count_catches_a_clear_or_delete_that_expected_version_alone_misses(
-        s: Any, meddle: str) -> None:
+    s: Any, meddle: str
+) -> None:
     s.append("conversation", "c", msgs("a", "b"), meta=META)
     getattr(s, meddle)("conversation", "c")
     assert s.append("conversation", "c", msgs("x"), meta=META, expected_version=2) == 3
     s.append("conversation", "d", msgs("a", "b"), meta=META)
     getattr(s, meddle)("conversation", "d")
     with pytest.raises(VersionConflict, match="expected 2 live items at version 2, but it has 0"):
-        s.append("conversation", "d", msgs("x"), meta=META, expected_version=2,
-                 expected_count=2)
+        s.append("conversation", "d", msgs("x"), meta=META, expected_version=2, expected_count=2)
     assert count_rows(s, "versions", "conversation", "d") == 2
 
 

@@ -87,8 +87,9 @@ def _pool_mode(pgb: PgBouncer, dbname: str) -> str:
     with psycopg.connect(pgb.dsn("pgbouncer"), autocommit=True, prepare_threshold=None) as conn:
         cur = conn.execute("SHOW POOLS")
         cols = [c.name for c in cur.description or []]
-        modes = {row[cols.index("pool_mode")] for row in cur.fetchall()
-                 if row[cols.index("database")] == dbname}
+        modes = {
+            row[cols.index("pool_mode")] for row in cur.fetchall() if row[cols.index("database")] == dbname
+        }
     assert len(modes) == 1, modes
     return str(modes.pop())
 
@@ -107,8 +108,7 @@ def exercise(store: DocStore) -> None:
     assert store.revert("agent", "a", 1).data.model == "claude"
     docs = store.put_many("agent", {f"b{i}": {"name": f"b{i}"} for i in range(30)})
     assert len(docs) == 30
-    assert [d.name for d in store.list("agent", where={"model": "claude"}, limit=3)] == [
-        "a", "b0", "b1"]
+    assert [d.name for d in store.list("agent", where={"model": "claude"}, limit=3)] == ["a", "b0", "b1"]
     assert len(list(store.iter("agent", batch_size=7))) == 31
     assert store.delete("agent", "b0") == 2
     with pytest.raises(DocumentNotFound):
@@ -138,10 +138,12 @@ def exercise(store: DocStore) -> None:
 
 
 def test_the_whole_api_through_pgbouncer_in_transaction_mode(
-        bouncer: PgBouncer, docstore_dsn: str, schema: str) -> None:
+    bouncer: PgBouncer, docstore_dsn: str, schema: str
+) -> None:
     dbname = _dbname(docstore_dsn)
-    with DocStore.connect(bouncer.dsn(dbname), schema=schema, kinds=kinds(),
-                          prepare_threshold=None, max_size=6) as store:
+    with DocStore.connect(
+        bouncer.dsn(dbname), schema=schema, kinds=kinds(), prepare_threshold=None, max_size=6
+    ) as store:
         exercise(store)
         assert store.pool.conninfo.endswith(f"dbname={dbname}")
         assert f":{bouncer.port}/" in repr(store)
@@ -149,11 +151,13 @@ def test_the_whole_api_through_pgbouncer_in_transaction_mode(
 
 
 def test_concurrent_writers_share_few_server_connections(
-        bouncer: PgBouncer, docstore_dsn: str, schema: str) -> None:
+    bouncer: PgBouncer, docstore_dsn: str, schema: str
+) -> None:
     """8 threads on 8 client connections, 3 server connections: every write lands."""
     dbname = _dbname(docstore_dsn)
-    with DocStore.connect(bouncer.dsn(dbname), schema=schema, kinds=kinds(),
-                          prepare_threshold=None, min_size=8, max_size=8) as store:
+    with DocStore.connect(
+        bouncer.dsn(dbname), schema=schema, kinds=kinds(), prepare_threshold=None, min_size=8, max_size=8
+    ) as store:
         errors: list[BaseException] = []
 
         def init_and_write(worker: int) -> None:
@@ -190,18 +194,19 @@ def _counts(pgb: PgBouncer, dbname: str) -> tuple[int, int]:
         for what in ("CLIENTS", "SERVERS"):
             cur = conn.execute(f"SHOW {what}")
             cols = [c.name for c in cur.description or []]
-            counts.append(sum(1 for row in cur.fetchall()
-                              if row[cols.index("database")] == dbname))
+            counts.append(sum(1 for row in cur.fetchall() if row[cols.index("database")] == dbname))
     return counts[0], counts[1]
 
 
 def test_the_async_store_through_pgbouncer_in_transaction_mode(
-        bouncer: PgBouncer, docstore_dsn: str, schema: str) -> None:
+    bouncer: PgBouncer, docstore_dsn: str, schema: str
+) -> None:
     dbname = _dbname(docstore_dsn)
 
     async def scenario() -> None:
-        store = await AsyncDocStore.connect(bouncer.dsn(dbname), schema=schema, kinds=kinds(),
-                                            prepare_threshold=None, min_size=6, max_size=6)
+        store = await AsyncDocStore.connect(
+            bouncer.dsn(dbname), schema=schema, kinds=kinds(), prepare_threshold=None, min_size=6, max_size=6
+        )
         try:
             await asyncio.gather(*[store.init_schema() for _ in range(4)])
 
@@ -224,10 +229,12 @@ def test_the_async_store_through_pgbouncer_in_transaction_mode(
     asyncio.run(scenario())
 
 
-def test_storage_manager_through_pgbouncer(bouncer: PgBouncer, docstore_dsn: str,
-                                           schema: str) -> None:
-    environ = {"AURITE_ENABLE_DB": "1", "AURITE_DB_URL": bouncer.dsn(_dbname(docstore_dsn)),
-               "AURITE_DB_SCHEMA": schema}
+def test_storage_manager_through_pgbouncer(bouncer: PgBouncer, docstore_dsn: str, schema: str) -> None:
+    environ = {
+        "AURITE_ENABLE_DB": "1",
+        "AURITE_DB_URL": bouncer.dsn(_dbname(docstore_dsn)),
+        "AURITE_DB_SCHEMA": schema,
+    }
     manager = StorageManager.from_env(environ=environ, prepare_threshold=None, max_size=4)
     assert manager is not None
     with manager:
@@ -236,22 +243,20 @@ def test_storage_manager_through_pgbouncer(bouncer: PgBouncer, docstore_dsn: str
         assert manager.load_history("weather", "s1") == [{"role": "user", "content": "hi"}]
 
 
-def test_statement_timeout_through_pgbouncer_says_what_to_do(
-        bouncer: PgBouncer, docstore_dsn: str) -> None:
+def test_statement_timeout_through_pgbouncer_says_what_to_do(bouncer: PgBouncer, docstore_dsn: str) -> None:
     # PgBouncer refuses libpq's `options` startup parameter, which carries the timeout.
     with pytest.raises(DatabaseUnavailable, match="unsupported startup parameter") as caught:
-        DocStore.connect(bouncer.dsn(_dbname(docstore_dsn)), statement_timeout=5,
-                         prepare_threshold=None)
+        DocStore.connect(bouncer.dsn(_dbname(docstore_dsn)), statement_timeout=5, prepare_threshold=None)
     assert "ALTER ROLE" in str(caught.value)
 
 
-def test_session_mode_keeps_prepared_statements(session_bouncer: PgBouncer,
-                                                docstore_dsn: str, schema: str) -> None:
+def test_session_mode_keeps_prepared_statements(
+    session_bouncer: PgBouncer, docstore_dsn: str, schema: str
+) -> None:
     """In session mode a client keeps its server connection: the default
     prepare_threshold works, and so does everything else."""
     dbname = _dbname(docstore_dsn)
-    with DocStore.connect(session_bouncer.dsn(dbname), schema=schema, kinds=kinds(),
-                          max_size=3) as store:
+    with DocStore.connect(session_bouncer.dsn(dbname), schema=schema, kinds=kinds(), max_size=3) as store:
         exercise(store)
         with store.pool.connection() as conn:
             prepared = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()

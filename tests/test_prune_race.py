@@ -26,7 +26,8 @@ class Message(BaseModel):
 
 
 def test_prune_leaves_alone_a_head_written_after_it_began(
-        docstore_dsn: str, docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> None:
     direct = docstore_factory()
     direct.register("chat", Message, mode="log")
     s = f'"{direct.schema}"'
@@ -40,14 +41,20 @@ def test_prune_leaves_alone_a_head_written_after_it_began(
         conn.execute(f"""CREATE TRIGGER pace BEFORE DELETE ON {s}.documents FOR EACH ROW
                          WHEN (OLD.name = 'a') EXECUTE FUNCTION {s}.pace()""")
     # Nested loops, so that prune locks its rows one at a time, as a large prune does.
-    pruner = DocStore.connect(docstore_dsn, schema=direct.schema, min_size=1, max_size=1,
-                              kwargs={"options": "-c enable_hashjoin=off -c enable_mergejoin=off"})
+    pruner = DocStore.connect(
+        docstore_dsn,
+        schema=direct.schema,
+        min_size=1,
+        max_size=1,
+        kwargs={"options": "-c enable_hashjoin=off -c enable_mergejoin=off"},
+    )
     pruner.register("chat", Message, mode="log")
     gate = psycopg.connect(docstore_dsn, autocommit=True)
     gate.execute("SELECT pg_advisory_lock(%s)", (LOCK,))
     pruned: list[Any] = []
-    thread = threading.Thread(target=lambda: pruned.append(
-        pruner.prune("chat", older_than=timedelta(days=30), batch_size=10)))
+    thread = threading.Thread(
+        target=lambda: pruned.append(pruner.prune("chat", older_than=timedelta(days=30), batch_size=10))
+    )
     try:
         thread.start()
         _wait_for_advisory_waiter(gate)
@@ -68,8 +75,10 @@ def test_prune_leaves_alone_a_head_written_after_it_began(
 def _wait_for_advisory_waiter(conn: psycopg.Connection[Any]) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                           "AND NOT granted AND objid = %s", (LOCK,)).fetchone()
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = %s",
+            (LOCK,),
+        ).fetchone()
         if row and row[0]:
             return
         time.sleep(0.02)

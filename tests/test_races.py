@@ -36,9 +36,11 @@ class Message(BaseModel):
 def _versions(store: DocStore, kind: str, name: str) -> list[int]:
     with store.pool.connection() as conn:
         rows = conn.execute(
-            sql.SQL("SELECT version FROM {}.versions WHERE kind = %s AND name = %s "
-                    "ORDER BY version").format(sql.Identifier(store.schema)),
-            [kind, name]).fetchall()
+            sql.SQL("SELECT version FROM {}.versions WHERE kind = %s AND name = %s ORDER BY version").format(
+                sql.Identifier(store.schema)
+            ),
+            [kind, name],
+        ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -48,8 +50,7 @@ def _cas_increment(store: DocStore, name: str, tries: int, who: str) -> tuple[in
     for _ in range(tries):
         doc = store.get("counter", name)
         try:
-            store.put("counter", name, Counter(n=doc.data.n + 1, by=who),
-                      expected_version=doc.version)
+            store.put("counter", name, Counter(n=doc.data.n + 1, by=who), expected_version=doc.version)
             ok += 1
         except VersionConflict as exc:
             assert exc.expected == doc.version and exc.actual > doc.version
@@ -57,8 +58,7 @@ def _cas_increment(store: DocStore, name: str, tries: int, who: str) -> tuple[in
     return ok, conflicts
 
 
-def test_cas_from_8_threads_loses_no_increment_and_versions_stay_contiguous(
-        docstore_store: DocStore) -> None:
+def test_cas_from_8_threads_loses_no_increment_and_versions_stay_contiguous(docstore_store: DocStore) -> None:
     store = docstore_store
     store.register("counter", Counter)
     store.put("counter", "c", Counter(n=0), expected_version=0)
@@ -110,9 +110,16 @@ _CAS_CHILD = textwrap.dedent("""
 def _run_together(script: str, argvs: list[list[str]], timeout: float = 60) -> list[str]:
     """Start one process per argv, wait until each says "ready", release them at once,
     and return each one's last output line. Fails (never hangs) past ``timeout``."""
-    procs = [subprocess.Popen([sys.executable, "-c", script, *argv], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for argv in argvs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
     try:
         for p in procs:
             assert p.stdout is not None and p.stdin is not None
@@ -136,13 +143,11 @@ def _run_together(script: str, argvs: list[list[str]], timeout: float = 60) -> l
 
 
 @pytest.mark.slow
-def test_cas_from_4_processes_loses_no_increment(docstore_store: DocStore,
-                                                 docstore_dsn: str) -> None:
+def test_cas_from_4_processes_loses_no_increment(docstore_store: DocStore, docstore_dsn: str) -> None:
     store = docstore_store
     store.register("counter", Counter)
     store.put("counter", "c", Counter(n=0), expected_version=0)
-    outs = _run_together(_CAS_CHILD, [[docstore_dsn, store.schema, f"p{i}", "50"]
-                                      for i in range(4)])
+    outs = _run_together(_CAS_CHILD, [[docstore_dsn, store.schema, f"p{i}", "50"] for i in range(4)])
     results = [json.loads(o) for o in outs]
     successes = sum(ok for ok, _ in results)
     assert sum(ok + c for ok, c in results) == 200
@@ -153,7 +158,8 @@ def test_cas_from_4_processes_loses_no_increment(docstore_store: DocStore,
 
 
 def test_8_writers_appending_to_one_conversation_get_contiguous_unique_versions(
-        docstore_store: DocStore) -> None:
+    docstore_store: DocStore,
+) -> None:
     store = docstore_store
     store.register("chat", Message, mode="log")
     barrier = threading.Barrier(8)
@@ -201,20 +207,24 @@ _INIT_CHILD = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_init_schema_from_4_processes_at_once_on_an_empty_schema_succeeds_once(
-        docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> None:
+    docstore_factory: Callable[..., DocStore], docstore_dsn: str
+) -> None:
     store = docstore_factory(init=False)  # dropped after the test; not created yet
     with store.pool.connection() as conn:
-        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s",
-                            [store.schema]).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = %s", [store.schema]
+        ).fetchone() == (0,)
     outs = _run_together(_INIT_CHILD, [[docstore_dsn, store.schema] for _ in range(4)])
     assert outs == ["1"] * 4
     with store.pool.connection() as conn:
         tables = conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1",
-            [store.schema]).fetchall()
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1", [store.schema]
+        ).fetchall()
         meta = conn.execute(
             sql.SQL("SELECT version FROM {}.documents WHERE kind = '_docstore'").format(
-                sql.Identifier(store.schema))).fetchall()
+                sql.Identifier(store.schema)
+            )
+        ).fetchall()
     assert tables == [("changes",), ("documents",), ("versions",)]
     assert meta == [(1,)]
     # And it is usable, and a fifth run is a no-op.
@@ -225,7 +235,8 @@ def test_init_schema_from_4_processes_at_once_on_an_empty_schema_succeeds_once(
 
 
 def test_overlapping_put_many_batches_from_two_writers_neither_deadlock_nor_lose_writes(
-        docstore_store: DocStore) -> None:
+    docstore_store: DocStore,
+) -> None:
     store = docstore_store
     store.register("counter", Counter)
     names = [f"doc-{i:03d}" for i in range(60)]
@@ -236,7 +247,7 @@ def test_overlapping_put_many_batches_from_two_writers_neither_deadlock_nor_lose
         barrier.wait()
         for r in range(rounds):
             # Opposite input orders and overlapping halves: the classic deadlock shape.
-            chosen = names[: 45] if w == 0 else names[15:]
+            chosen = names[:45] if w == 0 else names[15:]
             if w == 1:
                 chosen = list(reversed(chosen))
             store.put_many("counter", {n: Counter(n=r, by=f"w{w}") for n in chosen})
@@ -257,8 +268,7 @@ def test_overlapping_put_many_batches_from_two_writers_neither_deadlock_nor_lose
         assert doc.data.n == rounds - 1
 
 
-def test_overlapping_put_many_and_single_puts_in_random_order_all_land(
-        docstore_store: DocStore) -> None:
+def test_overlapping_put_many_and_single_puts_in_random_order_all_land(docstore_store: DocStore) -> None:
     store = docstore_store
     store.register("counter", Counter)
     names = [f"k{uuid.uuid4().hex[:6]}" for _ in range(30)]
@@ -277,10 +287,13 @@ def test_overlapping_put_many_and_single_puts_in_random_order_all_land(
                 store.put("counter", n, {"n": 1000 + r, "by": f"s{seed}"})
 
     with ThreadPoolExecutor(4) as ex:
-        futs = [ex.submit(batch_writer, 1), ex.submit(batch_writer, 2),
-                ex.submit(single_writer, 0), ex.submit(single_writer, 1)]
+        futs = [
+            ex.submit(batch_writer, 1),
+            ex.submit(batch_writer, 2),
+            ex.submit(single_writer, 0),
+            ex.submit(single_writer, 1),
+        ]
         for f in futs:
             f.result(timeout=60)
     for n in names:
-        assert _versions(store, "counter", n) == list(
-            range(1, store.get("counter", n).version + 1))
+        assert _versions(store, "counter", n) == list(range(1, store.get("counter", n).version + 1))

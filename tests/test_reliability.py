@@ -44,7 +44,9 @@ def terminate(admin: ConnectionPool[Any], app: str) -> int:
     with admin.connection() as conn:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
-            "WHERE application_name = %s AND pid <> pg_backend_pid()", [app]).fetchall()
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            [app],
+        ).fetchall()
     assert all(ok for (ok,) in rows)
     return len(rows)
 
@@ -56,7 +58,9 @@ def wait_until_blocked(admin: ConnectionPool[Any], app: str, deadline: float = 2
         with admin.connection() as conn:
             waiting = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
-                "AND wait_event_type = 'Lock'", [app]).fetchone()[0]
+                "AND wait_event_type = 'Lock'",
+                [app],
+            ).fetchone()[0]
         if waiting:
             return
         time.sleep(0.02)
@@ -76,8 +80,7 @@ def open_store(docstore_dsn: str, schema: str) -> Iterator[Callable[..., tuple[D
     def make(**options: Any) -> tuple[DocStore, str]:
         app = _app()
         options.setdefault("max_size", 2)
-        store = DocStore.connect(docstore_dsn, schema=schema,
-                                 kwargs={"application_name": app}, **options)
+        store = DocStore.connect(docstore_dsn, schema=schema, kwargs={"application_name": app}, **options)
         store.register("config", Config)
         store.register("chat", Message, mode="log")
         opened.append(store)
@@ -89,8 +92,8 @@ def open_store(docstore_dsn: str, schema: str) -> Iterator[Callable[..., tuple[D
 
 
 def test_backend_terminated_between_calls_next_read_and_write_succeed(
-        open_store: Callable[..., tuple[DocStore, str]],
-        docstore_pool: ConnectionPool[Any]) -> None:
+    open_store: Callable[..., tuple[DocStore, str]], docstore_pool: ConnectionPool[Any]
+) -> None:
     store, app = open_store(min_size=1, max_size=1)
     store.put("config", "a", {"value": 1})
     assert terminate(docstore_pool, app) == 1
@@ -103,8 +106,8 @@ def test_backend_terminated_between_calls_next_read_and_write_succeed(
 
 
 def test_every_pooled_backend_terminated_between_calls_the_store_recovers(
-        open_store: Callable[..., tuple[DocStore, str]],
-        docstore_pool: ConnectionPool[Any]) -> None:
+    open_store: Callable[..., tuple[DocStore, str]], docstore_pool: ConnectionPool[Any]
+) -> None:
     store, app = open_store(min_size=4, max_size=4)
     store.pool.wait()
     with ThreadPoolExecutor(4) as ex:
@@ -116,10 +119,12 @@ def test_every_pooled_backend_terminated_between_calls_the_store_recovers(
 
 
 async def test_async_store_backend_terminated_between_calls_next_calls_succeed(
-        docstore_dsn: str, schema: str, docstore_pool: ConnectionPool[Any]) -> None:
+    docstore_dsn: str, schema: str, docstore_pool: ConnectionPool[Any]
+) -> None:
     app = _app()
-    async with await AsyncDocStore.connect(docstore_dsn, schema=schema, min_size=1, max_size=1,
-                                           kwargs={"application_name": app}) as store:
+    async with await AsyncDocStore.connect(
+        docstore_dsn, schema=schema, min_size=1, max_size=1, kwargs={"application_name": app}
+    ) as store:
         store.register("config", Config)
         await store.put("config", "a", {"value": 1})
         await asyncio.to_thread(terminate, docstore_pool, app)
@@ -133,16 +138,21 @@ class _RowLock:
 
     def __init__(self, dsn: str, schema: str, kind: str, name: str) -> None:
         self.conn = psycopg.connect(dsn)
-        self.conn.execute(sql.SQL("SELECT 1 FROM {}.documents WHERE kind = %s AND name = %s "
-                                  "FOR UPDATE").format(sql.Identifier(schema)), [kind, name])
+        self.conn.execute(
+            sql.SQL("SELECT 1 FROM {}.documents WHERE kind = %s AND name = %s FOR UPDATE").format(
+                sql.Identifier(schema)
+            ),
+            [kind, name],
+        )
 
     def release(self) -> None:
         self.conn.rollback()
         self.conn.close()
 
 
-def _kill_while_blocked(store_call: Callable[[], Any], lock: _RowLock, app: str,
-                        admin: ConnectionPool[Any]) -> BaseException:
+def _kill_while_blocked(
+    store_call: Callable[[], Any], lock: _RowLock, app: str, admin: ConnectionPool[Any]
+) -> BaseException:
     """Run ``store_call`` in a thread; once it waits on ``lock``, kill its backend."""
     with ThreadPoolExecutor(1) as ex:
         fut: Future[Any] = ex.submit(store_call)
@@ -157,8 +167,8 @@ def _kill_while_blocked(store_call: Callable[[], Any], lock: _RowLock, app: str,
 
 
 def test_backend_terminated_in_the_middle_of_put_many_stores_nothing_and_says_retry(
-        open_store: Callable[..., tuple[DocStore, str]], docstore_dsn: str,
-        docstore_pool: ConnectionPool[Any]) -> None:
+    open_store: Callable[..., tuple[DocStore, str]], docstore_dsn: str, docstore_pool: ConnectionPool[Any]
+) -> None:
     store, app = open_store()
     store.put("config", "m", {"value": 0})
     batch = {f"{c}": {"value": 1} for c in "abcdefghijklmnopqrstuvwxyz"}  # "m" is in it
@@ -171,13 +181,12 @@ def test_backend_terminated_in_the_middle_of_put_many_stores_nothing_and_says_re
     assert count_rows(store, "versions", "config") == 1
     assert store.get("config", "m").version == 1
     # The retry the error invites succeeds, on the same store.
-    assert [d.version for d in store.put_many("config", batch)] == [
-        2 if n == "m" else 1 for n in batch]
+    assert [d.version for d in store.put_many("config", batch)] == [2 if n == "m" else 1 for n in batch]
 
 
 def test_backend_terminated_in_the_middle_of_an_append_stores_nothing_and_says_retry(
-        open_store: Callable[..., tuple[DocStore, str]], docstore_dsn: str,
-        docstore_pool: ConnectionPool[Any]) -> None:
+    open_store: Callable[..., tuple[DocStore, str]], docstore_dsn: str, docstore_pool: ConnectionPool[Any]
+) -> None:
     store, app = open_store()
     store.append("chat", "s", [{"role": "user", "content": "first"}])
     items = [{"role": "assistant", "content": f"part {i}"} for i in range(50)]
@@ -192,8 +201,8 @@ def test_backend_terminated_in_the_middle_of_an_append_stores_nothing_and_says_r
 
 
 def test_backend_terminated_inside_a_transaction_block_rolls_back_every_write(
-        open_store: Callable[..., tuple[DocStore, str]],
-        docstore_pool: ConnectionPool[Any]) -> None:
+    open_store: Callable[..., tuple[DocStore, str]], docstore_pool: ConnectionPool[Any]
+) -> None:
     store, app = open_store(min_size=1, max_size=1)
     store.put("config", "keep", {"value": 1})
     with pytest.raises(DatabaseUnavailable), store.transaction():
@@ -210,7 +219,8 @@ def test_backend_terminated_inside_a_transaction_block_rolls_back_every_write(
 
 
 def test_statement_timeout_cancels_a_blocked_write_with_a_clear_error_and_writes_nothing(
-        open_store: Callable[..., tuple[DocStore, str]], docstore_dsn: str) -> None:
+    open_store: Callable[..., tuple[DocStore, str]], docstore_dsn: str
+) -> None:
     store, _app = open_store(statement_timeout=0.2)
     store.put("config", "a", {"value": 1})
     lock = _RowLock(docstore_dsn, store.schema, "config", "a")
@@ -226,13 +236,15 @@ def test_statement_timeout_cancels_a_blocked_write_with_a_clear_error_and_writes
 
 
 def test_statement_timeout_cancels_a_blocked_read(
-        open_store: Callable[..., tuple[DocStore, str]], docstore_dsn: str) -> None:
+    open_store: Callable[..., tuple[DocStore, str]], docstore_dsn: str
+) -> None:
     store, _app = open_store(statement_timeout=0.2)
     store.put("config", "a", {"value": 1})
     blocker = psycopg.connect(docstore_dsn)
     try:
-        blocker.execute(sql.SQL("LOCK TABLE {}.documents IN ACCESS EXCLUSIVE MODE").format(
-            sql.Identifier(store.schema)))
+        blocker.execute(
+            sql.SQL("LOCK TABLE {}.documents IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(store.schema))
+        )
         with pytest.raises(DatabaseUnavailable, match="statement timeout"):
             store.get("config", "a")
     finally:
@@ -242,10 +254,10 @@ def test_statement_timeout_cancels_a_blocked_read(
 
 
 def test_statement_timeout_is_set_on_every_pooled_connection_and_keeps_dsn_options(
-        docstore_dsn: str, schema: str) -> None:
+    docstore_dsn: str, schema: str
+) -> None:
     dsn = docstore_dsn + " options='-c search_path=public'"
-    with DocStore.connect(dsn, schema=schema, min_size=2, max_size=2,
-                          statement_timeout=1.5) as store:
+    with DocStore.connect(dsn, schema=schema, min_size=2, max_size=2, statement_timeout=1.5) as store:
         store.pool.wait()
         for _ in range(2):
             with store.pool.connection() as conn:
@@ -254,8 +266,7 @@ def test_statement_timeout_is_set_on_every_pooled_connection_and_keeps_dsn_optio
 
 
 async def test_async_store_honours_statement_timeout(docstore_dsn: str, schema: str) -> None:
-    async with await AsyncDocStore.connect(docstore_dsn, schema=schema,
-                                           statement_timeout=0.2) as store:
+    async with await AsyncDocStore.connect(docstore_dsn, schema=schema, statement_timeout=0.2) as store:
         store.register("config", Config)
         await store.put("config", "a", {"value": 1})
         lock = await asyncio.to_thread(_RowLock, docstore_dsn, schema, "config", "a")
@@ -274,8 +285,8 @@ def test_statement_timeout_must_be_positive_seconds(docstore_dsn: str, bad: Any)
 
 
 def test_a_dead_connection_error_is_a_docstore_error_not_a_psycopg_one(
-        open_store: Callable[..., tuple[DocStore, str]], docstore_dsn: str,
-        docstore_pool: ConnectionPool[Any]) -> None:
+    open_store: Callable[..., tuple[DocStore, str]], docstore_dsn: str, docstore_pool: ConnectionPool[Any]
+) -> None:
     store, app = open_store()
     store.put("config", "a", {"value": 1})
     lock = _RowLock(docstore_dsn, store.schema, "config", "a")

@@ -46,8 +46,7 @@ def _restart_under_open_stores(server: ThrowawayServer) -> None:
     loop = asyncio.new_event_loop()
     store = DocStore.connect(dsn, min_size=1, max_size=2, timeout=0.5)
     store.init_schema()
-    astore = loop.run_until_complete(AsyncDocStore.connect(
-        dsn, min_size=1, max_size=2, timeout=0.5))
+    astore = loop.run_until_complete(AsyncDocStore.connect(dsn, min_size=1, max_size=2, timeout=0.5))
     try:
         for s in (store, astore):
             s.register("config", Config)

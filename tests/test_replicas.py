@@ -87,8 +87,9 @@ def _pause(pair: ReplicaPair) -> None:
 
 def _routed(pair: ReplicaPair, schema: str, **options: Any) -> DocStore:
     """A store on the primary whose reads go to the replica."""
-    return DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema,
-                            kinds=kinds(), **options)
+    return DocStore.connect(
+        pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(), **options
+    )
 
 
 @pytest.fixture
@@ -115,8 +116,7 @@ def test_a_store_with_read_dsn_reads_from_the_replica(pair: ReplicaPair, schema:
         assert "reads=" in repr(store) and str(pair.replica.port) in repr(store)  # type: ignore[union-attr]
 
 
-def test_a_store_reads_its_own_writes_while_the_replica_lags(pair: ReplicaPair,
-                                                              schema: str) -> None:
+def test_a_store_reads_its_own_writes_while_the_replica_lags(pair: ReplicaPair, schema: str) -> None:
     with _routed(pair, schema, max_size=2) as store:
         store.init_schema()
         _caught_up(pair)
@@ -138,18 +138,17 @@ def test_a_store_reads_its_own_writes_while_the_replica_lags(pair: ReplicaPair,
         assert store.get("cfg", "a").data == {"v": 1}
 
 
-def test_after_a_version_conflict_reads_see_the_write_that_won(pair: ReplicaPair,
-                                                                schema: str) -> None:
+def test_after_a_version_conflict_reads_see_the_write_that_won(pair: ReplicaPair, schema: str) -> None:
     """Read, then write with expected_version: when another writer got in between, the
     retry's read must see that writer's version, not the lagging replica's."""
-    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema,
-                          kinds=kinds(), max_size=2) as store:
+    with DocStore.connect(
+        pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(), max_size=2
+    ) as store:
         store.init_schema()
         store.put("cfg", "a", {"v": 1})
         _caught_up(pair)
         _pause(pair)
-        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(),
-                              max_size=1) as other:
+        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
             other.put("cfg", "a", {"v": 2})
         seen = store.get("cfg", "a")
         assert (seen.version, seen.data) == (1, {"v": 1})  # the replica's snapshot
@@ -160,12 +159,13 @@ def test_after_a_version_conflict_reads_see_the_write_that_won(pair: ReplicaPair
         assert store.put("cfg", "a", {"v": 3}, expected_version=again.version).version == 3
 
 
-def test_the_change_feeds_cursor_comes_from_the_primary(pair: ReplicaPair,
-                                                         schema: str) -> None:
-    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema,
-                          kinds=kinds(), max_size=2) as store, \
-            DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(),
-                             max_size=1) as other:
+def test_the_change_feeds_cursor_comes_from_the_primary(pair: ReplicaPair, schema: str) -> None:
+    with (
+        DocStore.connect(
+            pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(), max_size=2
+        ) as store,
+        DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other,
+    ):
         store.init_schema()
         _caught_up(pair)
         _pause(pair)
@@ -174,8 +174,7 @@ def test_the_change_feeds_cursor_comes_from_the_primary(pair: ReplicaPair,
         assert store.change_cursor() == other.change_cursor()
 
 
-def test_writes_inside_a_transaction_are_read_back_after_it(pair: ReplicaPair,
-                                                            schema: str) -> None:
+def test_writes_inside_a_transaction_are_read_back_after_it(pair: ReplicaPair, schema: str) -> None:
     with _routed(pair, schema, max_size=2) as store:
         store.init_schema()
         _caught_up(pair)
@@ -188,8 +187,9 @@ def test_writes_inside_a_transaction_are_read_back_after_it(pair: ReplicaPair,
 
 def test_the_async_store_routes_reads_alike(pair: ReplicaPair, schema: str) -> None:
     async def scenario() -> None:
-        store = await AsyncDocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair),
-                                            schema=schema, kinds=kinds(), max_size=2)
+        store = await AsyncDocStore.connect(
+            pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(), max_size=2
+        )
         try:
             await store.init_schema()
             await store.put("cfg", "a", {"v": 1})
@@ -212,8 +212,8 @@ def test_the_async_store_routes_reads_alike(pair: ReplicaPair, schema: str) -> N
 
 
 def test_reads_fall_back_to_the_primary_when_the_replica_is_down(
-        pair: ReplicaPair, schema: str, caplog: pytest.LogCaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    pair: ReplicaPair, schema: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(_replica, "RETRY_AFTER", 0.3)
     assert pair.replica is not None
     with _routed(pair, schema, max_size=2, timeout=2) as store:
@@ -242,12 +242,14 @@ def test_reads_fall_back_to_the_primary_when_the_replica_is_down(
         assert len(back) == 1
 
 
-def test_a_store_opens_when_its_replica_is_down(pair: ReplicaPair, schema: str,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_a_store_opens_when_its_replica_is_down(
+    pair: ReplicaPair, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     dead = f"host=127.0.0.1 port={free_port()} user=postgres dbname=postgres password=s3cret"
-    with DocStore.connect(pair.primary.dsn, read_dsn=dead, schema=schema, kinds=kinds(),
-                          max_size=1, timeout=2) as store:
+    with DocStore.connect(
+        pair.primary.dsn, read_dsn=dead, schema=schema, kinds=kinds(), max_size=1, timeout=2
+    ) as store:
         store.init_schema()
         store.put("cfg", "a", {"v": 1})
         for _ in range(3):
@@ -258,9 +260,13 @@ def test_a_store_opens_when_its_replica_is_down(pair: ReplicaPair, schema: str,
 
 
 def test_the_read_url_setting_is_read_and_never_shown() -> None:
-    settings = settings_from_env({"AURITE_ENABLE_DB": "1",
-                                  "AURITE_DB_URL": "postgresql://u:pw1@db1/app",
-                                  "AURITE_DB_READ_URL": "postgresql://u:pw2@db2/app"})
+    settings = settings_from_env(
+        {
+            "AURITE_ENABLE_DB": "1",
+            "AURITE_DB_URL": "postgresql://u:pw1@db1/app",
+            "AURITE_DB_READ_URL": "postgresql://u:pw2@db2/app",
+        }
+    )
     assert settings is not None
     assert settings.read_dsn == "postgresql://u:pw2@db2/app"
     assert "pw2" not in repr(settings) and "read_dsn=<hidden>" in repr(settings)
@@ -269,8 +275,12 @@ def test_the_read_url_setting_is_read_and_never_shown() -> None:
 
 
 def test_storage_manager_reads_from_aurite_db_read_url(pair: ReplicaPair, schema: str) -> None:
-    environ = {"AURITE_ENABLE_DB": "1", "AURITE_DB_URL": pair.primary.dsn,
-               "AURITE_DB_READ_URL": _replica_dsn(pair), "AURITE_DB_SCHEMA": schema}
+    environ = {
+        "AURITE_ENABLE_DB": "1",
+        "AURITE_DB_URL": pair.primary.dsn,
+        "AURITE_DB_READ_URL": _replica_dsn(pair),
+        "AURITE_DB_SCHEMA": schema,
+    }
     manager = StorageManager.from_env(environ=environ, max_size=2)
     assert manager is not None
     with manager:
@@ -288,25 +298,35 @@ def test_storage_manager_reads_from_aurite_db_read_url(pair: ReplicaPair, schema
 
 
 def test_the_scaling_pages_examples_run_on_a_fresh_and_on_a_used_database(
-        pair: ReplicaPair, tmp_path: Path) -> None:
+    pair: ReplicaPair, tmp_path: Path
+) -> None:
     """docs/scaling.md's ```python blocks, against this module's primary, its replica and
     a PgBouncer in transaction mode in front of the primary: once on a database without
     docstore's schemas, then again on the same, used database."""
-    blocks = [m.group(1) for m in FENCE.finditer(
-        (ROOT / "docs" / "scaling.md").read_text(encoding="utf-8"))]
+    blocks = [m.group(1) for m in FENCE.finditer((ROOT / "docs" / "scaling.md").read_text(encoding="utf-8"))]
     assert len(blocks) >= 3
     with psycopg.connect(pair.primary.dsn, autocommit=True) as conn:
         for schema in ("docstore", "history"):
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     with PgBouncer(pair.primary.port) as bouncer:
-        env = {"DOCSTORE_URL": pair.primary.dsn, "DOCSTORE_READ_URL": _replica_dsn(pair),
-               "DOCSTORE_POOLER_URL": bouncer.dsn("postgres"), "PATH": "/usr/bin:/bin"}
+        env = {
+            "DOCSTORE_URL": pair.primary.dsn,
+            "DOCSTORE_READ_URL": _replica_dsn(pair),
+            "DOCSTORE_POOLER_URL": bouncer.dsn("postgres"),
+            "PATH": "/usr/bin:/bin",
+        }
         for round_ in ("fresh", "used"):
             for n, code in enumerate(blocks):
                 script = tmp_path / f"example_{round_}_{n}.py"
                 script.write_text(code, encoding="utf-8")
-                done = subprocess.run([sys.executable, str(script)], capture_output=True,
-                                      text=True, timeout=120, cwd=tmp_path, env=env)
+                done = subprocess.run(
+                    [sys.executable, str(script)],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    cwd=tmp_path,
+                    env=env,
+                )
                 assert done.returncode == 0, f"block {n} ({round_}): {done.stderr}"
     _caught_up(pair)
 
@@ -326,13 +346,20 @@ def test_routing_state_after_an_unknown_write_position() -> None:
     assert routing.usable() and not routing.caught_up()
 
 
-def test_after_an_unknown_outcome_reads_tell_what_the_primary_holds(pair: ReplicaPair,
-                                                                    schema: str) -> None:
+def test_after_an_unknown_outcome_reads_tell_what_the_primary_holds(pair: ReplicaPair, schema: str) -> None:
     """The error says to re-read before writing again: that read must not come from a
     replica that has not replayed the write (it did commit)."""
-    with LossyProxy(pair.primary.port) as proxy, DocStore.connect(
-            proxy.dsn("postgres"), read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(),
-            max_size=2, prepare_threshold=None) as store:
+    with (
+        LossyProxy(pair.primary.port) as proxy,
+        DocStore.connect(
+            proxy.dsn("postgres"),
+            read_dsn=_replica_dsn(pair),
+            schema=schema,
+            kinds=kinds(),
+            max_size=2,
+            prepare_threshold=None,
+        ) as store,
+    ):
         store.init_schema()
         _caught_up(pair)
         _pause(pair)
@@ -350,9 +377,11 @@ def test_after_an_unknown_outcome_reads_tell_what_the_primary_holds(pair: Replic
 
 
 def test_a_conflict_inside_a_transaction_leaves_reads_on_the_primary_until_they_see_it(
-        pair: ReplicaPair, schema: str) -> None:
-    with DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema,
-                          kinds=kinds(), max_size=2) as store:
+    pair: ReplicaPair, schema: str
+) -> None:
+    with DocStore.connect(
+        pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, kinds=kinds(), max_size=2
+    ) as store:
         store.init_schema()
         store.put("cfg", "a", {"v": 1})
         _caught_up(pair)
@@ -373,7 +402,8 @@ def test_a_conflict_inside_a_transaction_leaves_reads_on_the_primary_until_they_
 
 
 def test_watch_configs_with_read_dsn_misses_nothing_while_the_replica_lags(
-        pair: ReplicaPair, schema: str) -> None:
+    pair: ReplicaPair, schema: str
+) -> None:
     """The watch takes its cursor on the primary: its load and its per-change reads must
     not come from a replica that has not replayed what lies before that cursor."""
     with StorageManager(DocStore.connect(pair.primary.dsn, schema=schema, max_size=1)) as editor:
@@ -381,8 +411,9 @@ def test_watch_configs_with_read_dsn_misses_nothing_while_the_replica_lags(
         _caught_up(pair)
         _pause(pair)
         editor.sync_llm_config({"name": "before", "provider": "anthropic", "model": "m1"})
-        with StorageManager(DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair),
-                                             schema=schema, max_size=2)) as host:
+        with StorageManager(
+            DocStore.connect(pair.primary.dsn, read_dsn=_replica_dsn(pair), schema=schema, max_size=2)
+        ) as host:
             host.watch_configs(poll_interval=0.1)
             assert host.get_config("llm", "before").model == "m1"
             editor.sync_llm_config({"name": "before", "provider": "anthropic", "model": "m2"})

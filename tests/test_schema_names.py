@@ -28,20 +28,25 @@ def victim(docstore_dsn: str) -> Iterator[str]:
         conn.execute(f"CREATE TABLE IF NOT EXISTS public.{table} (x int)")
     yield table
     with psycopg.connect(docstore_dsn, autocommit=True) as conn:
-        assert conn.execute("SELECT to_regclass(%s)", (f"public.{table}",)).fetchone()[0], \
+        assert conn.execute("SELECT to_regclass(%s)", (f"public.{table}",)).fetchone()[0], (
             "the hostile schema name dropped a table"
+        )
         conn.execute(f"DROP TABLE public.{table}")
 
 
-COMMENT_BREAKERS = ["\nDROP TABLE IF EXISTS public.i13_victim;\n--",
-                    "\rDROP TABLE IF EXISTS public.i13_victim;\r--",
-                    "x\u2028y", "tab\there"]
+COMMENT_BREAKERS = [
+    "\nDROP TABLE IF EXISTS public.i13_victim;\n--",
+    "\rDROP TABLE IF EXISTS public.i13_victim;\r--",
+    "x\u2028y",
+    "tab\there",
+]
 PARAM_BREAKERS = ["x%s", "x%(kind)s", "50%"]
 
 
 @pytest.mark.parametrize("schema", COMMENT_BREAKERS + PARAM_BREAKERS)
 def test_a_schema_name_that_could_break_out_is_refused_before_any_sql(
-        schema: str, victim: str, docstore_dsn: str) -> None:
+    schema: str, victim: str, docstore_dsn: str
+) -> None:
     with pytest.raises(ValueError, match="schema name") as err:
         DocStore.connect(docstore_dsn, schema=schema)
     assert "schema name" in str(err.value)
@@ -55,23 +60,25 @@ def test_a_name_longer_than_postgresql_keeps_is_refused(docstore_dsn: str) -> No
 
 
 def test_the_cli_refuses_a_hostile_schema_before_any_sql(
-        victim: str, docstore_dsn: str, capfd: pytest.CaptureFixture[str]) -> None:
+    victim: str, docstore_dsn: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     code = main(["--dsn", docstore_dsn, "--schema", COMMENT_BREAKERS[0], "init"])
     assert code != 0
     assert "schema name" in capfd.readouterr().err
 
 
 def test_aurite_db_schema_is_refused_before_any_sql(victim: str, docstore_dsn: str) -> None:
-    env = {"AURITE_ENABLE_DB": "1", "AURITE_DB_URL": docstore_dsn,
-           "AURITE_DB_SCHEMA": COMMENT_BREAKERS[0]}
+    env = {"AURITE_ENABLE_DB": "1", "AURITE_DB_URL": docstore_dsn, "AURITE_DB_SCHEMA": COMMENT_BREAKERS[0]}
     with pytest.raises(ValueError, match="schema name"):
         StorageManager.from_env(environ=env)
 
 
-@pytest.mark.parametrize("odd", ["x{after}", "x{s}y", "x{where}", ':"schema"', ":'schema'",
-                                 'q"; DROP TABLE public.i13_victim; --'])
+@pytest.mark.parametrize(
+    "odd", ["x{after}", "x{s}y", "x{where}", ':"schema"', ":'schema'", 'q"; DROP TABLE public.i13_victim; --']
+)
 def test_braces_and_placeholders_in_a_schema_name_are_only_an_odd_name(
-        odd: str, victim: str, docstore_factory: Callable[..., DocStore]) -> None:
+    odd: str, victim: str, docstore_factory: Callable[..., DocStore]
+) -> None:
     plain = docstore_factory()
     plain.register("doc", AnyDoc)
     plain.put("doc", "a", {"v": 1})
@@ -87,5 +94,8 @@ def test_braces_and_placeholders_in_a_schema_name_are_only_an_odd_name(
 
 def _count(store: Any, schema: str) -> int:
     with store.pool.connection() as conn:
-        return int(conn.execute(sql.SQL("SELECT count(*) FROM {}.documents WHERE kind = 'doc'")
-                                .format(sql.Identifier(schema))).fetchone()[0])
+        return int(
+            conn.execute(
+                sql.SQL("SELECT count(*) FROM {}.documents WHERE kind = 'doc'").format(sql.Identifier(schema))
+            ).fetchone()[0]
+        )

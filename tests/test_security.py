@@ -58,20 +58,22 @@ def _with_password(dsn: str, **changes: Any) -> str:
 
 def _url(dsn: str, **changes: Any) -> str:
     p = {**conninfo_to_dict(dsn), **changes}
-    return (f"postgresql://{p.get('user', 'postgres')}:{PASSWORD}@{p.get('host', '127.0.0.1')}:"
-            f"{p.get('port', 5432)}/{p.get('dbname', 'test')}")
+    return (
+        f"postgresql://{p.get('user', 'postgres')}:{PASSWORD}@{p.get('host', '127.0.0.1')}:"
+        f"{p.get('port', 5432)}/{p.get('dbname', 'test')}"
+    )
 
 
 def _failing_dsns(dsn: str) -> list[str]:
     return [
-        _with_password(dsn, port="1"),                           # nothing listening
+        _with_password(dsn, port="1"),  # nothing listening
         _with_password(dsn, dbname="no_such_db_" + uuid.uuid4().hex[:6]),
         _with_password(dsn, user="no_such_role_" + uuid.uuid4().hex[:6]),
-        _with_password(dsn, sslmode="require"),                  # the server has no TLS
+        _with_password(dsn, sslmode="require"),  # the server has no TLS
         _url(dsn, port=1),
-        _url(dsn)[len("postgresql://"):],                        # URL without its scheme
-        _url(dsn).replace(PASSWORD, PASSWORD + "%zz"),           # a bad %-escape
-        PASSWORD,                                                # the password alone
+        _url(dsn)[len("postgresql://") :],  # URL without its scheme
+        _url(dsn).replace(PASSWORD, PASSWORD + "%zz"),  # a bad %-escape
+        PASSWORD,  # the password alone
         f"host=127.0.0.1 {PASSWORD}",
     ]
 
@@ -85,7 +87,8 @@ def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixt
 
 
 def test_a_failing_connect_never_shows_the_password(
-        docstore_dsn: str, all_logs: pytest.LogCaptureFixture) -> None:
+    docstore_dsn: str, all_logs: pytest.LogCaptureFixture
+) -> None:
     for dsn in _failing_dsns(docstore_dsn):
         with pytest.raises(DatabaseUnavailable) as err:
             DocStore.connect(dsn, timeout=1)
@@ -97,7 +100,8 @@ def test_a_failing_connect_never_shows_the_password(
 
 
 def test_a_failing_async_connect_never_shows_the_password(
-        docstore_dsn: str, all_logs: pytest.LogCaptureFixture) -> None:
+    docstore_dsn: str, all_logs: pytest.LogCaptureFixture
+) -> None:
     async def attempt(dsn: str) -> BaseException:
         try:
             await AsyncDocStore.connect(dsn, timeout=1)
@@ -112,8 +116,8 @@ def test_a_failing_async_connect_never_shows_the_password(
 
 
 def test_a_working_store_never_shows_the_password(
-        docstore_dsn: str, docstore_pool: ConnectionPool[Any],
-        all_logs: pytest.LogCaptureFixture) -> None:
+    docstore_dsn: str, docstore_pool: ConnectionPool[Any], all_logs: pytest.LogCaptureFixture
+) -> None:
     # The local server trusts its users, so the password is accepted and ignored.
     app = "docstore-secret-" + uuid.uuid4().hex[:8]
     schema = "t_" + uuid.uuid4().hex[:16]
@@ -134,8 +138,10 @@ def test_a_working_store_never_shows_the_password(
             errors.append(exc)
         store.put("config", "a", {"value": 1})
         with docstore_pool.connection() as conn:
-            conn.execute("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
-                         "WHERE application_name = %s", [app])
+            conn.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE application_name = %s",
+                [app],
+            )
         assert store.get("config", "a").version == 1  # reconnected, with the password
         with store.pool.connection() as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
@@ -157,24 +163,27 @@ def runtime_role(docstore_store: DocStore, docstore_dsn: str) -> Iterator[str]:
     with docstore_store.pool.connection() as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, ident))
-        conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {}.documents, {}.versions "
-                             "TO {}").format(schema, schema, ident))
-        conn.execute(sql.SQL("GRANT SELECT, INSERT, DELETE ON {}.changes TO {}").format(
-            schema, ident))
-        conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {}.changes_seq_seq TO {}").format(
-            schema, ident))
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {}.documents, {}.versions TO {}").format(
+                schema, schema, ident
+            )
+        )
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, DELETE ON {}.changes TO {}").format(schema, ident))
+        conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {}.changes_seq_seq TO {}").format(schema, ident))
     try:
         yield role
     finally:
         with docstore_store.pool.connection() as conn:
-            conn.execute("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
-                         "WHERE usename = %s", [role])
+            conn.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = %s", [role]
+            )
             conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
             conn.execute(sql.SQL("DROP ROLE {}").format(ident))
 
 
 def test_a_role_with_only_dml_rights_on_the_two_tables_runs_every_runtime_operation(
-        docstore_store: DocStore, docstore_dsn: str, runtime_role: str) -> None:
+    docstore_store: DocStore, docstore_dsn: str, runtime_role: str
+) -> None:
     dsn = make_conninfo(docstore_dsn, user=runtime_role)
     with DocStore.connect(dsn, schema=docstore_store.schema, max_size=2) as store:
         store.register("config", Config)
@@ -182,8 +191,10 @@ def test_a_role_with_only_dml_rights_on_the_two_tables_runs_every_runtime_operat
         assert store.put("config", "a", {"value": 1}, expected_version=0).version == 1
         assert store.put("config", "a", {"value": 2}, expected_version=1).version == 2
         assert store.get("config", "a", version=1).data.value == 1
-        assert [d.name for d in store.put_many("config", {"b": {"value": 1}, "c": {"value": 1}})
-                ] == ["b", "c"]
+        assert [d.name for d in store.put_many("config", {"b": {"value": 1}, "c": {"value": 1}})] == [
+            "b",
+            "c",
+        ]
         assert set(store.get_many("config", ["a", "b", "x"])) == {"a", "b"}
         assert len(store.versions("config", "a")) == 2
         assert store.revert("config", "a", to_version=1).version == 3
@@ -208,8 +219,8 @@ def test_a_role_with_only_dml_rights_on_the_two_tables_runs_every_runtime_operat
 
 
 def test_init_schema_under_a_runtime_role_raises_permission_denied(
-        docstore_store: DocStore, docstore_dsn: str, runtime_role: str,
-        docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_store: DocStore, docstore_dsn: str, runtime_role: str, docstore_factory: Callable[..., DocStore]
+) -> None:
     dsn = make_conninfo(docstore_dsn, user=runtime_role)
     fresh = docstore_factory(init=False).schema  # dropped after the test if created
     for schema in (fresh, docstore_store.schema):
@@ -219,15 +230,20 @@ def test_init_schema_under_a_runtime_role_raises_permission_denied(
             message = str(err.value)
             assert "lacks a privilege" in message and "permission denied" in message, message
     with docstore_store.pool.connection() as conn:
-        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s",
-                            [fresh]).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", [fresh]).fetchone() == (
+            0,
+        )
 
 
 def test_a_role_without_rights_on_the_tables_gets_permission_denied_not_a_crash(
-        docstore_store: DocStore, docstore_dsn: str, runtime_role: str) -> None:
+    docstore_store: DocStore, docstore_dsn: str, runtime_role: str
+) -> None:
     with docstore_store.pool.connection() as conn:
-        conn.execute(sql.SQL("REVOKE INSERT, UPDATE ON {}.documents FROM {}").format(
-            sql.Identifier(docstore_store.schema), sql.Identifier(runtime_role)))
+        conn.execute(
+            sql.SQL("REVOKE INSERT, UPDATE ON {}.documents FROM {}").format(
+                sql.Identifier(docstore_store.schema), sql.Identifier(runtime_role)
+            )
+        )
     dsn = make_conninfo(docstore_dsn, user=runtime_role)
     with DocStore.connect(dsn, schema=docstore_store.schema, max_size=1) as store:
         store.register("config", Config)
@@ -239,16 +255,18 @@ def test_a_role_without_rights_on_the_tables_gets_permission_denied_not_a_crash(
 # --- TLS ---------------------------------------------------------------------------------
 
 
-def test_sslmode_require_against_a_server_without_tls_fails_fast_and_clearly(
-        docstore_dsn: str) -> None:
+def test_sslmode_require_against_a_server_without_tls_fails_fast_and_clearly(docstore_dsn: str) -> None:
     with psycopg.connect(docstore_dsn) as conn:
         assert conn.execute("SHOW ssl").fetchone() == ("off",), "this test expects no TLS"
-    for make in (lambda: DocStore.connect(docstore_dsn + " sslmode=require", timeout=1),
-                 lambda: DocStore.connect(docstore_dsn, timeout=1, kwargs={"sslmode": "require"}),
-                 lambda: asyncio.run(AsyncDocStore.connect(docstore_dsn + " sslmode=require",
-                                                           timeout=1))):
+    for make in (
+        lambda: DocStore.connect(docstore_dsn + " sslmode=require", timeout=1),
+        lambda: DocStore.connect(docstore_dsn, timeout=1, kwargs={"sslmode": "require"}),
+        lambda: asyncio.run(AsyncDocStore.connect(docstore_dsn + " sslmode=require", timeout=1)),
+    ):
         with pytest.raises(DatabaseUnavailable, match="SSL"):
             make()
-    with DocStore.connect(docstore_dsn + " sslmode=prefer", max_size=1) as store, \
-            store.pool.connection() as conn:
+    with (
+        DocStore.connect(docstore_dsn + " sslmode=prefer", max_size=1) as store,
+        store.pool.connection() as conn,
+    ):
         assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -6,7 +6,8 @@ docstore/_core.py and docstore/agents/_manager.py."""
 
 from __future__ import annotations
 
-import re
+import ast
+import textwrap
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "docstore"
@@ -34,32 +35,27 @@ RENAMES = [
 
 def body(source: str) -> str:
     """The source after its module docstring."""
-    return source[source.index("from __future__"):]
+    return source[source.index("from __future__") :]
 
 
-def normalised(source: str) -> list[str]:
-    """Lines with runs of blanks folded and the names of one-line imports sorted, so that
-    re-indented continuation lines and re-sorted imports compare equal."""
-    lines = []
-    for line in source.splitlines():
-        line = " ".join(line.split())
-        found = re.fullmatch(r"from (\S+) import (.+)", line)
-        if found and "(" not in line:
-            line = f"from {found[1]} import " + ", ".join(sorted(found[2].split(", ")))
-        if line:
-            lines.append(line)
-    return lines
+def normalised(source: str) -> str:
+    """The module's syntax tree, so that layout (line breaks, trailing commas, parentheses
+    the formatter adds) does not count, with the names of each import sorted, so that
+    re-sorted imports compare equal. Comments are not compared."""
+    tree = ast.parse(textwrap.dedent(source))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            node.names.sort(key=lambda alias: alias.name)
+    return ast.dump(tree, include_attributes=False)
 
 
 def assert_twins(async_source: str, sync_source: str) -> None:
     for old, new in RENAMES:
         async_source = async_source.replace(old, new)
-    expected = normalised(async_source)
-    actual = normalised(sync_source)
-    mismatches = [(i, e, a) for i, (e, a) in enumerate(zip(expected, actual, strict=False))
-                  if e != a]
-    assert not mismatches, "first difference (line, implied by async, in sync): " + repr(
-        mismatches[0])
+    expected = normalised(async_source).split("), ")
+    actual = normalised(sync_source).split("), ")
+    mismatches = [(i, e, a) for i, (e, a) in enumerate(zip(expected, actual, strict=False)) if e != a]
+    assert not mismatches, "first difference (node, implied by async, in sync): " + repr(mismatches[0])
     assert len(expected) == len(actual)
 
 
@@ -69,6 +65,6 @@ def test_the_sync_store_is_the_async_store_without_async_and_await() -> None:
 
 def test_the_sync_storage_manager_is_the_async_one_without_async_and_await() -> None:
     source = (PACKAGE / "agents" / "storage.py").read_text()
-    sync = source[source.index("class StorageManager:"):source.index("class AsyncStorageManager:")]
-    async_ = source[source.index("class AsyncStorageManager:"):source.index("\ndef sync_path(")]
+    sync = source[source.index("class StorageManager:") : source.index("class AsyncStorageManager:")]
+    async_ = source[source.index("class AsyncStorageManager:") : source.index("\ndef sync_path(")]
     assert_twins(async_, sync)

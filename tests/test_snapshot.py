@@ -43,14 +43,14 @@ def agent(name: str = "weather", model: str = "claude-sonnet", **extra: Any) -> 
 store = pytest.fixture(on_both_layouts)
 
 
-def test_the_versions_table_has_the_layout_asked_for(store: Any,
-                                                      request: pytest.FixtureRequest) -> None:
+def test_the_versions_table_has_the_layout_asked_for(store: Any, request: pytest.FixtureRequest) -> None:
     partitioned = request.node.callspec.params["store_both_layouts"].endswith("-partitioned")
     assert layout_of(store) == (("p", PARTITIONS) if partitioned else ("r", 0))
 
 
 def test_init_schema_keeps_the_layout_it_created_and_says_when_asked_for_another(
-        docstore_factory: Any) -> None:
+    docstore_factory: Any,
+) -> None:
     plain = docstore_factory()
     with pytest.raises(DocStoreError, match=r"not partitioned.*partitions=8"):
         plain.init_schema(partitions=8)
@@ -83,8 +83,9 @@ def test_put_then_get_returns_the_validated_model_at_version_1(s: Any) -> None:
 def test_put_accepts_a_model_instance_and_stores_its_json(s: Any) -> None:
     s.put("agent", "weather", Agent(name="weather", llm=LLM(model="m", temperature=0.1)))
     with s.pool.connection() as conn:
-        data = conn.execute(f'SELECT data::text FROM "{s.schema}".documents WHERE name = %s',
-                            ["weather"]).fetchone()[0]
+        data = conn.execute(
+            f'SELECT data::text FROM "{s.schema}".documents WHERE name = %s', ["weather"]
+        ).fetchone()[0]
     assert '"temperature": 0.1' in data
 
 
@@ -118,7 +119,11 @@ def test_expected_version_0_on_an_existing_document_conflicts_and_writes_nothing
     with pytest.raises(VersionConflict) as info:
         s.put("agent", "weather", agent(model="b"), expected_version=0)
     assert (info.value.kind, info.value.name, info.value.expected, info.value.actual) == (
-        "agent", "weather", 0, 1)
+        "agent",
+        "weather",
+        0,
+        1,
+    )
     assert s.get("agent", "weather").data.llm.model == "a"
     assert count_rows(s, "versions", "agent") == 1
 
@@ -275,7 +280,8 @@ def test_put_many_past_one_chunk_pipelines_its_chunks_in_one_transaction(s: Any)
 
 
 def test_a_failed_put_many_past_one_chunk_inside_a_transaction_leaves_nothing(
-        docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_factory: Callable[..., DocStore],
+) -> None:
     """Its first chunk is on the server when a later one fails to validate: a caller that
     catches the error and lets the block commit must not commit that first chunk."""
     store = docstore_factory()
@@ -291,8 +297,9 @@ def test_a_failed_put_many_past_one_chunk_inside_a_transaction_leaves_nothing(
     assert count_rows(store, "versions", "agent") == 1
 
 
-async def test_the_same_in_an_async_transaction(docstore_dsn: str,
-                                                docstore_factory: Callable[..., DocStore]) -> None:
+async def test_the_same_in_an_async_transaction(
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> None:
     schema = docstore_factory().schema
     async with await AsyncDocStore.connect(docstore_dsn, schema=schema, max_size=2) as store:
         store.register("agent", Agent)
@@ -316,8 +323,7 @@ def test_invalid_value_raises_document_invalid_before_any_sql(s: Any) -> None:
 def test_stored_data_that_no_longer_validates_raises_document_invalid(s: Any) -> None:
     s.put("agent", "weather", agent())
     with s.pool.connection() as conn:
-        conn.execute(f'UPDATE "{s.schema}".documents SET data = \'{{"name": 5}}\' '
-                     "WHERE name = 'weather'")
+        conn.execute(f"UPDATE \"{s.schema}\".documents SET data = '{{\"name\": 5}}' WHERE name = 'weather'")
     with pytest.raises(DocumentInvalid) as info:
         s.get("agent", "weather")
     assert (info.value.kind, info.value.name, info.value.version) == ("agent", "weather", 1)
@@ -339,19 +345,23 @@ def test_snapshot_operations_on_a_log_kind_raise_kind_mismatch(s: Any) -> None:
         s.put("conversation", "x", {})
 
 
-@pytest.mark.parametrize("name,problem", [
-    ("", "must not be empty"),
-    ("x" * 513, "at most 512 characters"),
-    ("a\x00b", "\\u0000"),
-    ("\ud800", "lone surrogate"),
-])
+@pytest.mark.parametrize(
+    "name,problem",
+    [
+        ("", "must not be empty"),
+        ("x" * 513, "at most 512 characters"),
+        ("a\x00b", "\\u0000"),
+        ("\ud800", "lone surrogate"),
+    ],
+)
 def test_bad_names_are_refused_with_a_clear_error(s: Any, name: str, problem: str) -> None:
     with pytest.raises(InvalidKey, match=problem.replace("\\", "\\\\")):
         s.put("agent", name, agent())
 
 
-@pytest.mark.parametrize("name", ["it's", "100%_done", "a/b\\c", "line\nbreak", "🤖 agent",
-                                  "مرحبا", "'; DROP TABLE documents; --"])
+@pytest.mark.parametrize(
+    "name", ["it's", "100%_done", "a/b\\c", "line\nbreak", "🤖 agent", "مرحبا", "'; DROP TABLE documents; --"]
+)
 def test_odd_names_are_stored_and_read_back_exactly(s: Any, name: str) -> None:
     s.put("agent", name, agent())
     assert s.get("agent", name).name == name
@@ -368,10 +378,15 @@ def test_upgraders_bring_old_documents_up_to_date_on_read(store: Any) -> None:
 
     store.register("llm", V1)
     store.put("llm", "fast", {"model_name": "haiku"})
-    store.register("llm", V2, schema_version=3, upgraders={
-        1: lambda d: {"model": d.pop("model_name"), **d},
-        2: lambda d: {**d, "provider": "anthropic"},
-    })
+    store.register(
+        "llm",
+        V2,
+        schema_version=3,
+        upgraders={
+            1: lambda d: {"model": d.pop("model_name"), **d},
+            2: lambda d: {**d, "provider": "anthropic"},
+        },
+    )
     doc = store.get("llm", "fast")
     assert doc.data == V2(model="haiku", provider="anthropic")
     assert doc.schema_version == 1

@@ -51,9 +51,12 @@ class StoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         with self.store.pool.connection() as conn:
-            conn.execute(sql.SQL("DELETE FROM {s}.versions WHERE kind <> '_docstore'; "
-                                 "DELETE FROM {s}.documents WHERE kind <> '_docstore'").format(
-                s=sql.Identifier(self.store.schema)))
+            conn.execute(
+                sql.SQL(
+                    "DELETE FROM {s}.versions WHERE kind <> '_docstore'; "
+                    "DELETE FROM {s}.documents WHERE kind <> '_docstore'"
+                ).format(s=sql.Identifier(self.store.schema))
+            )
         self.snaps: dict[str, Snap] = {}
         self.logs: dict[str, Log] = {}
 
@@ -72,13 +75,13 @@ class StoreMachine(RuleBasedStateMachine):
         m.deleted = False
         return len(m.versions)
 
-    @rule(name=NAMES, value=VALUES,
-          expect=st.sampled_from(["none", "zero", "current", "stale", "ahead"]))
+    @rule(name=NAMES, value=VALUES, expect=st.sampled_from(["none", "zero", "current", "stale", "ahead"]))
     def put(self, name: str, value: dict[str, Any], expect: str) -> None:
         m = self.snap(name)
         current = len(m.versions)
-        expected = {"none": None, "zero": 0, "current": current, "stale": current - 1,
-                    "ahead": current + 1}[expect]
+        expected = {"none": None, "zero": 0, "current": current, "stale": current - 1, "ahead": current + 1}[
+            expect
+        ]
         if expected is not None and expected < 0:
             expected = None
         if expected == 0:
@@ -148,8 +151,7 @@ class StoreMachine(RuleBasedStateMachine):
         for name, m in self.snaps.items():
             if m.live:
                 doc = self.store.get("cfg", name)
-                assert (doc.version, doc.data, doc.deleted) == (len(m.versions),
-                                                                m.versions[-1][0], False)
+                assert (doc.version, doc.data, doc.deleted) == (len(m.versions), m.versions[-1][0], False)
             else:
                 with pytest.raises(DocumentNotFound):
                     self.store.get("cfg", name)
@@ -160,27 +162,35 @@ class StoreMachine(RuleBasedStateMachine):
         assert {d.name for d in self.store.list("cfg")} == live
         for name, m in self.logs.items():
             entries = [(e.version, e.item["text"]) for e in self.store.entries("chat", name)]
-            want = [] if m.deleted else [(v, m.items[v - 1])
-                                         for v in range(m.live_from, len(m.items) + 1)]
+            want = [] if m.deleted else [(v, m.items[v - 1]) for v in range(m.live_from, len(m.items) + 1)]
             assert entries == want
             if m.exists and not m.deleted:
                 head = self.store.get("chat", name)
                 assert (head.version, head.count) == (len(m.items), len(want))
         with self.store.pool.connection() as conn:
-            counts = dict(conn.execute(sql.SQL(
-                "SELECT kind, count(*) FROM {}.versions GROUP BY kind").format(
-                    sql.Identifier(self.store.schema))).fetchall())
+            counts = dict(
+                conn.execute(
+                    sql.SQL("SELECT kind, count(*) FROM {}.versions GROUP BY kind").format(
+                        sql.Identifier(self.store.schema)
+                    )
+                ).fetchall()
+            )
         assert counts.get("cfg", 0) == sum(len(m.versions) for m in self.snaps.values())
         assert counts.get("chat", 0) == sum(len(m.items) for m in self.logs.values())
 
 
 @pytest.mark.slow
-def test_random_put_delete_revert_append_sequences_match_a_plain_model(
-        docstore_store: DocStore) -> None:
+def test_random_put_delete_revert_append_sequences_match_a_plain_model(docstore_store: DocStore) -> None:
     store = docstore_store
     store.register("cfg", dict[str, Any])
     store.register("chat", dict[str, str], mode="log")
     StoreMachine.store = store
-    run_state_machine_as_test(StoreMachine, settings=settings(
-        max_examples=60, stateful_step_count=30, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
+    run_state_machine_as_test(
+        StoreMachine,
+        settings=settings(
+            max_examples=60,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        ),
+    )

@@ -32,7 +32,8 @@ def test_init_schema_is_idempotent_and_returns_the_ddl_version(docstore_store: D
 
 
 def test_a_store_without_its_tables_says_to_run_init_schema(
-        docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_factory: Callable[..., DocStore],
+) -> None:
     store = docstore_factory(init=False)
     store.register("agent", dict)
     with pytest.raises(SchemaMissing, match=r"run store.init_schema\(\)"):
@@ -89,7 +90,8 @@ async def test_async_transaction_commits_or_rolls_back(docstore_async_store: Asy
 
 
 def test_a_pool_with_autocommit_off_still_commits_every_write(
-        docstore_dsn: str, docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> None:
     schema = docstore_factory().schema
     with ConnectionPool(docstore_dsn, min_size=1, max_size=2, kwargs={"autocommit": False}) as pool:
         store = DocStore(pool, schema=schema)
@@ -102,7 +104,8 @@ def test_a_pool_with_autocommit_off_still_commits_every_write(
 
 
 def test_prepared_statements_can_be_turned_off_for_pgbouncer(
-        docstore_dsn: str, docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> None:
     schema = docstore_factory().schema
     with DocStore.connect(docstore_dsn, schema=schema, prepare_threshold=None) as store:
         store.register("agent", dict)
@@ -122,13 +125,15 @@ def test_connect_to_a_dead_server_fails_fast_without_the_password() -> None:
 
 
 def test_repr_shows_where_the_store_is_but_never_the_password(
-        docstore_dsn: str, docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> None:
     store = docstore_factory()
     assert store.schema in repr(store) and "password" not in repr(store)
 
 
 def test_compare_and_swap_race_8_threads_x_200_puts_gives_contiguous_versions(
-        docstore_store: DocStore) -> None:
+    docstore_store: DocStore,
+) -> None:
     s = docstore_store
     s.register("counter", dict)
     s.put("counter", "c", {"n": 0})
@@ -140,8 +145,7 @@ def test_compare_and_swap_race_8_threads_x_200_puts_gives_contiguous_versions(
         for _ in range(200):
             current = s.get("counter", "c")
             try:
-                doc = s.put("counter", "c", {"n": current.data["n"] + 1},
-                            expected_version=current.version)
+                doc = s.put("counter", "c", {"n": current.data["n"] + 1}, expected_version=current.version)
             except VersionConflict as exc:
                 assert exc.actual > exc.expected
                 with lock:
@@ -181,16 +185,20 @@ def test_iter_over_50000_documents_stays_within_bounded_memory(docstore_store: D
     assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
 
 
-@pytest.mark.parametrize("value,path,problem", [
-    ({"prompt": "a\x00b"}, "prompt", "\\u0000"),
-    ({"deep": {"list": [1, "ok", "bad\x00"]}}, "deep.list.2", "\\u0000"),
-    ({"t": math.nan}, "t", "NaN"),
-    ({"t": [math.inf]}, "t.0", "Infinity"),
-    ({"s": "\ud800"}, "s", "lone surrogate"),
-    ({"k\x00": 1}, "k\\x00", "key"),
-])
+@pytest.mark.parametrize(
+    "value,path,problem",
+    [
+        ({"prompt": "a\x00b"}, "prompt", "\\u0000"),
+        ({"deep": {"list": [1, "ok", "bad\x00"]}}, "deep.list.2", "\\u0000"),
+        ({"t": math.nan}, "t", "NaN"),
+        ({"t": [math.inf]}, "t.0", "Infinity"),
+        ({"s": "\ud800"}, "s", "lone surrogate"),
+        ({"k\x00": 1}, "k\\x00", "key"),
+    ],
+)
 def test_values_jsonb_cannot_hold_are_refused_naming_the_path(
-        store: Any, value: Any, path: str, problem: str) -> None:
+    store: Any, value: Any, path: str, problem: str
+) -> None:
     store.register("agent", dict)
     store.put("agent", "a", {"ok": True})
     with pytest.raises(DocumentInvalid) as info:
@@ -216,9 +224,22 @@ def test_schema_sql_runs_as_it_is_under_psql(docstore_dsn: str, docstore_pool: A
     psql = shutil.which("psql") or "/usr/bin/psql"
     try:
         for _ in range(2):  # and again: every statement is idempotent
-            subprocess.run([psql, docstore_dsn, "-q", "-v", "ON_ERROR_STOP=1", "-v",
-                            f"schema={schema}", "-f", "schema.sql"], check=True,
-                           capture_output=True, cwd=Path(__file__).resolve().parent.parent)
+            subprocess.run(
+                [
+                    psql,
+                    docstore_dsn,
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-v",
+                    f"schema={schema}",
+                    "-f",
+                    "schema.sql",
+                ],
+                check=True,
+                capture_output=True,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
         store = DocStore(docstore_pool, schema=schema)
         assert store.init_schema() == 1
         store.register("agent", dict)
@@ -228,11 +249,11 @@ def test_schema_sql_runs_as_it_is_under_psql(docstore_dsn: str, docstore_pool: A
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def test_large_values_are_compressed_with_lz4_where_the_server_has_it(
-        docstore_store: DocStore) -> None:
+def test_large_values_are_compressed_with_lz4_where_the_server_has_it(docstore_store: DocStore) -> None:
     with docstore_store.pool.connection() as conn:
-        has_lz4 = conn.execute("SELECT 'lz4' = ANY (enumvals) FROM pg_settings "
-                               "WHERE name = 'default_toast_compression'").fetchone()
+        has_lz4 = conn.execute(
+            "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        ).fetchone()
         methods = conn.execute(
             "SELECT attcompression FROM pg_attribute WHERE attname = 'data' AND attrelid "
             "IN (%s::regclass, %s::regclass)",
@@ -256,15 +277,15 @@ def test_a_nan_in_a_model_field_beside_none_fields_is_refused(store: Any) -> Non
 
 
 def test_the_store_leaves_the_connections_of_its_pool_as_they_were(
-        docstore_dsn: str, docstore_factory: Callable[..., DocStore]) -> None:
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> None:
     schema = docstore_factory().schema
     with DocStore.connect(docstore_dsn, schema=schema, max_size=1) as store:
         store.register("agent", dict)
         store.put("agent", "a", {"x": 1})
         assert store.get("agent", "a").data == {"x": 1}
         with store.pool.connection() as conn:  # the very connection the store used
-            row = conn.execute(f'SELECT data FROM "{schema}".documents WHERE name = %s',
-                               ["a"]).fetchone()
+            row = conn.execute(f'SELECT data FROM "{schema}".documents WHERE name = %s', ["a"]).fetchone()
     assert row == ({"x": 1},)  # psycopg's own jsonb loading, not raw text
 
 

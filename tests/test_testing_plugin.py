@@ -11,7 +11,7 @@ import pytest
 pytest_plugins = ["pytester"]
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
-MODELS = '''
+MODELS = """
 from pydantic import BaseModel
 
 
@@ -23,7 +23,7 @@ class AgentConfig(BaseModel):
 class Message(BaseModel):
     role: str
     content: str
-'''
+"""
 
 
 def doc_config() -> str:
@@ -42,8 +42,7 @@ def doc_blocks() -> dict[str, str]:
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.mkpydir("myapp")
     (pytester.path / "myapp" / "models.py").write_text(MODELS)
-    pytester.makeini("[pytest]\nasyncio_mode = auto\n"
-                     "asyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
     return pytester
 
 
@@ -60,8 +59,7 @@ def test_the_documented_files_pass_when_copied_with_no_warning(pytester: pytest.
     assert "warnings summary" not in result.stdout.str()
 
 
-def test_without_the_configuration_async_tests_fail_as_the_page_says(
-        pytester: pytest.Pytester) -> None:
+def test_without_the_configuration_async_tests_fail_as_the_page_says(pytester: pytest.Pytester) -> None:
     blocks = doc_blocks()
     pytester.mkpydir("myapp")
     (pytester.path / "myapp" / "models.py").write_text(MODELS)
@@ -74,27 +72,33 @@ def test_without_the_configuration_async_tests_fail_as_the_page_says(
 
 
 def test_without_pytest_postgresql_the_fixtures_name_the_extra(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DOCSTORE_TEST_URL", raising=False)
-    pytester.makepyfile(test_needs_db='''
+    pytester.makepyfile(
+        test_needs_db="""
         def test_needs_db(docstore_store):
             pass
-    ''')
+    """
+    )
     # pytest-postgresql unimportable, as when it is not installed: not loaded as a plugin,
     # and an import of it fails.
-    pytester.makeconftest('''
+    pytester.makeconftest("""
         import sys
 
         sys.modules["pytest_postgresql"] = None
-    ''')
+    """)
     result = pytester.runpytest_subprocess("-p", "no:pytest_postgresql", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
-    assert ("docstore fixtures: the fixtures need pytest-postgresql, which is not installed: "
-            "pip install 'docstore[testing]'") in result.stdout.str()
+    assert (
+        "docstore fixtures: the fixtures need pytest-postgresql, which is not installed: "
+        "pip install 'docstore[testing]'"
+    ) in result.stdout.str()
 
 
 def test_each_fixture_works_in_a_users_test_file(project: pytest.Pytester) -> None:
-    project.makepyfile(test_fixtures='''
+    project.makepyfile(
+        test_fixtures="""
         from docstore import AsyncDocStore, DocStore, Registry
 
         def test_store(docstore_store):
@@ -115,13 +119,15 @@ def test_each_fixture_works_in_a_users_test_file(project: pytest.Pytester) -> No
             assert isinstance(docstore_async_store, AsyncDocStore)
             docstore_async_store.register("agent", dict)
             assert (await docstore_async_store.put("agent", "a", {"x": 1})).version == 1
-    ''')
+    """
+    )
     result = project.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
 
 
 def test_two_tests_do_not_see_each_others_data(project: pytest.Pytester) -> None:
-    project.makepyfile(test_isolation='''
+    project.makepyfile(
+        test_isolation="""
         import pytest
 
         @pytest.mark.parametrize("run", range(4))
@@ -129,20 +135,25 @@ def test_two_tests_do_not_see_each_others_data(project: pytest.Pytester) -> None
             docstore_store.register("agent", dict)
             assert docstore_store.list("agent") == []
             docstore_store.put("agent", "shared-name", {"run": run})
-    ''')
+    """
+    )
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
     result.assert_outcomes(passed=4)
 
 
 def test_an_unreachable_server_fails_with_a_clear_error_and_never_skips(
-        project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DOCSTORE_TEST_URL", raising=False)
-    project.makepyfile(test_unreachable='''
+    project.makepyfile(
+        test_unreachable="""
         def test_needs_db(docstore_store):
             pass
-    ''')
-    result = project.runpytest_subprocess("-p", "no:cacheprovider", "--postgresql-host=127.0.0.1",
-                                          "--postgresql-port=1")
+    """
+    )
+    result = project.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--postgresql-host=127.0.0.1", "--postgresql-port=1"
+    )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*docstore fixtures: cannot reach PostgreSQL at *127.0.0.1:1*"])
     assert "skipped" not in result.stdout.str()
@@ -151,10 +162,12 @@ def test_an_unreachable_server_fails_with_a_clear_error_and_never_skips(
 def test_proc_mode_as_root_says_postgresql_refuses_root(project: pytest.Pytester) -> None:
     import os
 
-    project.makepyfile(test_proc='''
+    project.makepyfile(
+        test_proc="""
         def test_needs_db(docstore_store):
             pass
-    ''')
+    """
+    )
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "--docstore-server=proc")
     if os.geteuid() == 0:
         result.assert_outcomes(errors=1)

@@ -24,25 +24,44 @@ AnyDict = dict[str, Any]
 SHAPES: list[AnyDict] = [
     {"role": "user", "content": "plain string"},
     {"role": "user", "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]},
-    {"role": "assistant", "content": [
-        {"type": "text", "text": "calling"},
-        {"type": "tool_use", "id": "a", "name": "search", "input": {}},
-        {"type": "tool_use", "id": "b", "name": "fetch", "input": {"url": "x"}}],
-     "usage": {"input_tokens": 7, "output_tokens": 3}},
-    {"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": "a", "content": "found"},
-        {"type": "tool_result", "tool_use_id": "b", "content": "404", "is_error": True}]},
-    {"role": "user", "content": [
-        {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
-        {"type": "text", "text": "what is this?"}]},
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": "calling"},
+            {"type": "tool_use", "id": "a", "name": "search", "input": {}},
+            {"type": "tool_use", "id": "b", "name": "fetch", "input": {"url": "x"}},
+        ],
+        "usage": {"input_tokens": 7, "output_tokens": 3},
+    },
+    {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "a", "content": "found"},
+            {"type": "tool_result", "tool_use_id": "b", "content": "404", "is_error": True},
+        ],
+    },
+    {
+        "role": "user",
+        "content": [
+            {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
+            {"type": "text", "text": "what is this?"},
+        ],
+    },
     {"role": "system", "content": "You are terse."},
-    {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}],
-     "usage": {"prompt_tokens": 11, "completion_tokens": 2}},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 2},
+    },
     {"role": "tool", "tool_call_id": "c1", "content": "result"},
-    {"role": "user", "content": [
-        {"type": "text", "text": "see"},
-        {"type": "image_url", "image_url": {"url": "https://x/z.png"}}]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "see"},
+            {"type": "image_url", "image_url": {"url": "https://x/z.png"}},
+        ],
+    },
     {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]},
 ]
 
@@ -60,26 +79,28 @@ def rows(store: DocStore, query: str, *params: Any) -> list[tuple[Any, ...]]:
         return conn.execute(query.replace("{s}", f'"{store.schema}"'), params).fetchall()
 
 
-def test_current_documents_lists_live_heads_of_every_kind_but_not_reserved_ones(
-        s: DocStore) -> None:
+def test_current_documents_lists_live_heads_of_every_kind_but_not_reserved_ones(s: DocStore) -> None:
     s.put("agent", "a", {"v": 1})
     s.put("agent", "a", {"v": 2})
     s.put("agent", "gone", {"v": 1})
     s.delete("agent", "gone")
     s.append("conversation", "c/1", SHAPES[:3], meta={"agent_name": "c", "session_id": "1"})
     s.rewrite("conversation", "c/1", SHAPES[:2])
-    got = rows(s, "SELECT kind, name, mode, version, items FROM {s}.current_documents "
-                  "ORDER BY kind, name")
+    got = rows(s, "SELECT kind, name, mode, version, items FROM {s}.current_documents ORDER BY kind, name")
     assert got == [("agent", "a", "snapshot", 2, None), ("conversation", "c/1", "log", 5, 2)]
 
 
 def test_messages_flattens_every_shape_like_the_python_helpers(s: DocStore) -> None:
     s.append("conversation", "w/1", SHAPES, meta={"agent_name": "w", "session_id": "1"})
-    got = rows(s, "SELECT agent_name, session_id, version, role, text, tool_names, tool_error, "
-                  "input_tokens, output_tokens, item FROM {s}.messages ORDER BY version")
+    got = rows(
+        s,
+        "SELECT agent_name, session_id, version, role, text, tool_names, tool_error, "
+        "input_tokens, output_tokens, item FROM {s}.messages ORDER BY version",
+    )
     assert len(got) == len(SHAPES)
     for shape, (agent, session, version, role, text, tools, error, tin, tout, item) in zip(
-            SHAPES, got, strict=True):
+        SHAPES, got, strict=True
+    ):
         message = MESSAGE_ADAPTER.validate_python(shape)
         assert (agent, session, role) == ("w", "1", shape["role"])
         assert text == message_text(message), version
@@ -101,7 +122,9 @@ def test_messages_leaves_out_retired_items_and_deleted_conversations(s: DocStore
     s.append("conversation", "w/3", SHAPES[:2], meta=meta)
     s.delete("conversation", "w/3")
     assert rows(s, "SELECT name, version, role FROM {s}.messages ORDER BY name, version") == [
-        ("w/1", 5, "system"), ("w/1", 6, "user")]
+        ("w/1", 5, "system"),
+        ("w/1", 6, "user"),
+    ]
 
 
 def test_config_changes_is_an_audit_trail_of_who_changed_which_keys(s: DocStore) -> None:
@@ -111,8 +134,11 @@ def test_config_changes_is_an_audit_trail_of_who_changed_which_keys(s: DocStore)
     s.delete("agent", "a", author="di")
     s.revert("agent", "a", to_version=1, author="ed")
     s.append("conversation", "c/1", SHAPES[:1], meta={"agent_name": "c", "session_id": "1"})
-    got = rows(s, "SELECT version, op, author, changed, changed_keys FROM {s}.config_changes "
-                  "ORDER BY kind, name, version")
+    got = rows(
+        s,
+        "SELECT version, op, author, changed, changed_keys FROM {s}.config_changes "
+        "ORDER BY kind, name, version",
+    )
     assert got == [
         (1, "put", "ann", True, ["model", "temperature", "tools"]),
         (2, "put", "bo", True, ["model"]),
@@ -120,10 +146,12 @@ def test_config_changes_is_an_audit_trail_of_who_changed_which_keys(s: DocStore)
         (4, "delete", "di", False, []),
         (5, "revert", "ed", True, ["model", "temperature", "tools", "top_p"]),
     ]
-    (changes,), = rows(s, "SELECT changes FROM {s}.config_changes WHERE version = 3")
-    assert changes == {"tools": {"old": ["x"], "new": ["x", "y"]},
-                                     "top_p": {"old": None, "new": 1},
-                                     "temperature": {"old": 0.5, "new": None}}
+    ((changes,),) = rows(s, "SELECT changes FROM {s}.config_changes WHERE version = 3")
+    assert changes == {
+        "tools": {"old": ["x"], "new": ["x", "y"]},
+        "top_p": {"old": None, "new": 1},
+        "temperature": {"old": 0.5, "new": None},
+    }
 
 
 def test_config_changes_survives_pruned_history_and_non_object_values(s: DocStore) -> None:
@@ -131,8 +159,11 @@ def test_config_changes_survives_pruned_history_and_non_object_values(s: DocStor
     for value in (1, 2, 3):
         s.put("counter", "n", value)
     s.prune_versions("counter", keep_last=2)
-    got = rows(s, "SELECT version, changed, changed_keys FROM {s}.config_changes "
-                  "WHERE kind = 'counter' ORDER BY version")
+    got = rows(
+        s,
+        "SELECT version, changed, changed_keys FROM {s}.config_changes "
+        "WHERE kind = 'counter' ORDER BY version",
+    )
     assert got == [(2, True, []), (3, True, [])]
 
 
@@ -143,25 +174,25 @@ def test_views_are_replaced_in_place_when_init_schema_runs_again(s: DocStore) ->
 
 
 def test_the_read_only_role_of_the_docs_reads_the_views_and_nothing_else(
-        s: DocStore, docstore_dsn: str) -> None:
+    s: DocStore, docstore_dsn: str
+) -> None:
     s.put("agent", "a", {"v": 1})
     s.append("conversation", "c/1", SHAPES[:2], meta={"agent_name": "c", "session_id": "1"})
     role = f"docstore_reader_{uuid.uuid4().hex[:12]}"
-    recipe = for_schema(doc_blocks()["read_only_role"], s.schema).replace("docstore_reader",
-                                                                          role)
+    recipe = for_schema(doc_blocks()["read_only_role"], s.schema).replace("docstore_reader", role)
     schema = sql.Identifier(s.schema)
     with psycopg.connect(docstore_dsn, autocommit=True) as conn:
         try:
             conn.execute(recipe)  # the doc's own SQL
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
             for view, count in (("current_documents", 2), ("messages", 2), ("config_changes", 1)):
-                got = conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
-                    schema, sql.Identifier(view))).fetchone()
+                got = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}.{}").format(schema, sql.Identifier(view))
+                ).fetchone()
                 assert got == (count,), view
             for table in ("documents", "versions"):
                 with pytest.raises(pge.InsufficientPrivilege):
-                    conn.execute(sql.SQL("SELECT 1 FROM {}.{}").format(
-                        schema, sql.Identifier(table)))
+                    conn.execute(sql.SQL("SELECT 1 FROM {}.{}").format(schema, sql.Identifier(table)))
             with pytest.raises(pge.InsufficientPrivilege):
                 conn.execute(sql.SQL("DELETE FROM {}.documents").format(schema))
             with pytest.raises(pge.InsufficientPrivilege):

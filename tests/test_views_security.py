@@ -32,7 +32,8 @@ BEGIN RAISE NOTICE 'leak:%', value; RETURN true; END $$"""
 
 @pytest.mark.parametrize("planner", ["default", "no_nestloop", "no_hashjoin"])
 def test_a_reader_with_a_leaky_function_sees_only_what_the_views_show(
-        docstore_dsn: str, docstore_factory: Callable[..., DocStore], planner: str) -> None:
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore], planner: str
+) -> None:
     store = docstore_factory()
     store.register("conversation", Message, mode="log")
     store.register("agent", Config)
@@ -47,16 +48,22 @@ def test_a_reader_with_a_leaky_function_sees_only_what_the_views_show(
     store.delete("agent", "HIDDEN-deleted-doc")
     store.put("agent", "kept", {"secret": "shown-kept"})
     with store.pool.connection() as conn:
-        conn.execute(sql.SQL("INSERT INTO {}.documents (kind, name, version, data) "
-                             "VALUES ('_reserved', 'HIDDEN-reserved', 1, '{{}}')")
-                     .format(sql.Identifier(store.schema)))
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.documents (kind, name, version, data) "
+                "VALUES ('_reserved', 'HIDDEN-reserved', 1, '{{}}')"
+            ).format(sql.Identifier(store.schema))
+        )
     role = f"i13_reader_{secrets.token_hex(4)}"
     schema = sql.Identifier(store.schema)
     with psycopg.connect(docstore_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
         admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, sql.Identifier(role)))
-        admin.execute(sql.SQL("GRANT SELECT ON {}.current_documents, {}.messages TO {}")
-                      .format(schema, schema, sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("GRANT SELECT ON {}.current_documents, {}.messages TO {}").format(
+                schema, schema, sql.Identifier(role)
+            )
+        )
     notices: list[str] = []
     try:
         info = psycopg.conninfo.conninfo_to_dict(docstore_dsn)
@@ -69,11 +76,12 @@ def test_a_reader_with_a_leaky_function_sees_only_what_the_views_show(
             elif planner == "no_hashjoin":
                 reader.execute("SET enable_hashjoin = off; SET enable_mergejoin = off")
             rows: list[Any] = []
-            for query in ("SELECT text FROM {}.messages WHERE pg_temp.leak(text)",
-                          "SELECT text FROM {}.messages WHERE pg_temp.leak(item::text)",
-                          "SELECT name FROM {}.current_documents WHERE pg_temp.leak(name)",
-                          "SELECT name FROM {}.current_documents "
-                          "WHERE pg_temp.leak(data::text)"):
+            for query in (
+                "SELECT text FROM {}.messages WHERE pg_temp.leak(text)",
+                "SELECT text FROM {}.messages WHERE pg_temp.leak(item::text)",
+                "SELECT name FROM {}.current_documents WHERE pg_temp.leak(name)",
+                "SELECT name FROM {}.current_documents WHERE pg_temp.leak(data::text)",
+            ):
                 rows += reader.execute(sql.SQL(query).format(schema)).fetchall()
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 reader.execute(sql.SQL("SELECT 1 FROM {}.versions").format(schema))

@@ -28,8 +28,7 @@ def _kinds(store: Any) -> None:
     store.register("chat", Message, mode="log", meta=Meta)
 
 
-@pytest.mark.parametrize("where", [
-    "top", "field", "and"])
+@pytest.mark.parametrize("where", ["top", "field", "and"])
 def test_a_filter_nested_thousands_deep_is_an_invalid_filter(store: Any, where: str) -> None:
     _kinds(store)
     store.put("config", "a", {"value": 1})
@@ -61,14 +60,14 @@ def test_a_filter_nested_a_little_still_works(store: Any) -> None:
 
 
 @pytest.mark.parametrize("bad", [True, False, 1.0, "1"])
-def test_expected_version_that_is_not_an_int_is_refused_before_any_sql(
-        store: Any, bad: Any) -> None:
+def test_expected_version_that_is_not_an_int_is_refused_before_any_sql(store: Any, bad: Any) -> None:
     _kinds(store)
     store.put("config", "a", {"value": 1})
-    calls = [lambda: store.put("config", "a", {"value": 2}, expected_version=bad),
-             lambda: store.delete("config", "a", expected_version=bad),
-             lambda: store.append("chat", "c", [{"text": "x"}], meta={"agent_name": "a"},
-                                  expected_version=bad)]
+    calls = [
+        lambda: store.put("config", "a", {"value": 2}, expected_version=bad),
+        lambda: store.delete("config", "a", expected_version=bad),
+        lambda: store.append("chat", "c", [{"text": "x"}], meta={"agent_name": "a"}, expected_version=bad),
+    ]
     for call in calls:
         with pytest.raises(ValueError, match="expected_version"):
             call()
@@ -100,8 +99,7 @@ class RangeMeta(BaseModel):
         return self
 
 
-def test_meta_update_is_checked_against_cross_field_rules_of_the_stored_metadata(
-        store: Any) -> None:
+def test_meta_update_is_checked_against_cross_field_rules_of_the_stored_metadata(store: Any) -> None:
     store.register("ranged", Message, mode="log", meta=RangeMeta)
     store.append("ranged", "r", [{"text": "a"}], meta={"low": 5, "high": 8})
     with pytest.raises(DocumentInvalid, match="low must not exceed high"):

@@ -37,12 +37,15 @@ from docstore.agents import (
 class FakeLLM:
     """A deterministic stand-in for an LLM: it says how much it saw and echoes the user."""
 
-    def complete(self, model: str, system_prompt: str | None,
-                 messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def complete(
+        self, model: str, system_prompt: str | None, messages: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
         """The assistant's reply to ``messages``, as an Anthropic-style message dict."""
         last = messages[-1]["content"] if messages else ""
-        return {"role": "assistant",
-                "content": f"[{model}] {len(messages)} message(s) seen; you said: {last}"}
+        return {
+            "role": "assistant",
+            "content": f"[{model}] {len(messages)} message(s) seen; you said: {last}",
+        }
 
 
 @dataclass
@@ -113,8 +116,10 @@ class AgentHost:
         return self.storage.sync_all_configs(
             agents=loaded.agents,
             workflows=[*loaded.linear_workflows.values(), *loaded.graph_workflows.values()],
-            custom_workflows=loaded.custom_workflows, llm_configs=loaded.llms,
-            mcp_servers=loaded.mcp_servers)
+            custom_workflows=loaded.custom_workflows,
+            llm_configs=loaded.llms,
+            mcp_servers=loaded.mcp_servers,
+        )
 
     def register_agent(self, config: AgentConfig | Mapping[str, Any]) -> AgentConfig:
         """Register an agent at run time; persisted at once when storage is on."""
@@ -134,13 +139,13 @@ class AgentHost:
 
     # --- running -----------------------------------------------------------------------
 
-    def run_agent(self, agent_name: str, user_message: str,
-                  session_id: str | None = None) -> RunResult:
+    def run_agent(self, agent_name: str, user_message: str, session_id: str | None = None) -> RunResult:
         """Run one turn of an agent; with include_history, in the session's history."""
         agent = self.agents[agent_name]
         llm = self.llms.get(agent.llm_config_id or "")
         model = (agent.llm.model if agent.llm and agent.llm.model else None) or (
-            llm.model if llm else "fake-model")
+            llm.model if llm else "fake-model"
+        )
         system_prompt = agent.system_prompt or (llm.default_system_prompt if llm else None)
         remember = bool(agent.include_history) and self.storage is not None and bool(session_id)
         messages: list[dict[str, Any]] = []
@@ -160,8 +165,14 @@ class AgentHost:
 
 DEMO_PROJECT: dict[str, Any] = {
     "llms": [{"name": "fake", "provider": "fake", "model": "fake-1"}],
-    "agents": [{"name": "weather", "llm_config_id": "fake", "include_history": True,
-                "system_prompt": "You answer questions about the weather."}],
+    "agents": [
+        {
+            "name": "weather",
+            "llm_config_id": "fake",
+            "include_history": True,
+            "system_prompt": "You answer questions about the weather.",
+        }
+    ],
 }
 
 

@@ -107,11 +107,12 @@ class SyncReport:
         return not self.problems
 
     def __str__(self) -> str:
-        lines = [f"{len(self.written)} written, {len(self.unchanged)} unchanged, "
-                 f"{len(self.problems)} problem(s)"
-                 + ("" if self.applied else "; nothing written (use partial to sync the rest)")]
-        lines += [f"  wrote {kind} {name!r} version {version}"
-                  for kind, name, version in self.written]
+        lines = [
+            f"{len(self.written)} written, {len(self.unchanged)} unchanged, "
+            f"{len(self.problems)} problem(s)"
+            + ("" if self.applied else "; nothing written (use partial to sync the rest)")
+        ]
+        lines += [f"  wrote {kind} {name!r} version {version}" for kind, name, version in self.written]
         lines += [f"  problem: {problem}" for problem in self.problems]
         lines += [f"  warning: {warning}" for warning in self.warnings]
         return "\n".join(lines)
@@ -133,8 +134,9 @@ class EnvSettings:
         return f"EnvSettings(dsn=<hidden>, schema={self.schema!r}{reads})"
 
 
-def settings_from_env(environ: Mapping[str, str] | None = None,
-                      schema: str | None = None) -> EnvSettings | None:
+def settings_from_env(
+    environ: Mapping[str, str] | None = None, schema: str | None = None
+) -> EnvSettings | None:
     """The database settings of ``AURITE_*`` variables; None when persistence is off.
 
     Raises :class:`StorageConfigError` naming every missing or malformed variable (and
@@ -146,7 +148,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None,
         if flag not in _FALSE:
             # A typo such as "ture" must not switch persistence off without a word.
             raise StorageConfigError(
-                "AURITE_ENABLE_DB must be one of 1/true/yes/on or 0/false/no/off (any case)")
+                "AURITE_ENABLE_DB must be one of 1/true/yes/on or 0/false/no/off (any case)"
+            )
         return None
     schema = schema or env.get("AURITE_DB_SCHEMA") or "docstore"
     # A streaming replica for reads (docs/scaling.md); writes always go to the primary.
@@ -160,13 +163,18 @@ def settings_from_env(environ: Mapping[str, str] | None = None,
             f"AURITE_ENABLE_DB is on but {' and '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} not set: set AURITE_DB_URL, or "
             "AURITE_DB_USER and AURITE_DB_NAME (and AURITE_DB_HOST, AURITE_DB_PORT, "
-            "AURITE_DB_PASSWORD as needed)")
+            "AURITE_DB_PASSWORD as needed)"
+        )
     port = env.get("AURITE_DB_PORT") or "5432"
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise StorageConfigError("AURITE_DB_PORT must be a port number (1-65535)")
-    dsn = make_conninfo(host=env.get("AURITE_DB_HOST") or "localhost", port=port,
-                        user=env["AURITE_DB_USER"], password=env.get("AURITE_DB_PASSWORD") or None,
-                        dbname=env["AURITE_DB_NAME"])
+    dsn = make_conninfo(
+        host=env.get("AURITE_DB_HOST") or "localhost",
+        port=port,
+        user=env["AURITE_DB_USER"],
+        password=env.get("AURITE_DB_PASSWORD") or None,
+        dbname=env["AURITE_DB_NAME"],
+    )
     return EnvSettings(dsn, schema, read_url)
 
 
@@ -255,11 +263,9 @@ class ManagerCore:
             data = upgrade_config(kind, raw) if isinstance(raw, Mapping) else raw
             result: BaseModel = model.model_validate(data)
         except ValidationError as exc:
-            raise DocumentInvalid(kind, label, None, exc.errors(include_url=False),
-                                  "write") from None
+            raise DocumentInvalid(kind, label, None, exc.errors(include_url=False), "write") from None
         except (TypeError, ValueError) as exc:  # an upgrader refusing an ambiguous entry
-            raise DocumentInvalid(kind, label, None, [{"loc": (), "msg": str(exc)}],
-                                  "write") from None
+            raise DocumentInvalid(kind, label, None, [{"loc": (), "msg": str(exc)}], "write") from None
         return result
 
     @staticmethod
@@ -267,8 +273,7 @@ class ManagerCore:
         """``graph_workflow`` for a graph (a model, or a dict with nodes), else ``linear_workflow``."""
         if isinstance(value, GraphWorkflowConfig):
             return "graph_workflow"
-        if isinstance(value, Mapping) and (value.get("type") == "graph_workflow"
-                                           or "nodes" in value):
+        if isinstance(value, Mapping) and (value.get("type") == "graph_workflow" or "nodes" in value):
             return "graph_workflow"
         return "linear_workflow"
 
@@ -293,25 +298,34 @@ class ManagerCore:
             if values is None:
                 continue
             pairs: Iterable[tuple[str | None, Any]] = (
-                values.items() if isinstance(values, Mapping) else ((None, v) for v in values))
+                values.items() if isinstance(values, Mapping) else ((None, v) for v in values)
+            )
             for key, value in pairs:
                 actual = self.workflow_kind(value) if kind == "linear_workflow" else kind
                 model = self.coerce_config(actual, value)
                 name: str = getattr(model, "name")  # noqa: B009
                 if key is not None and key != name:
-                    raise DocumentInvalid(actual, str(key), None, [{
-                        "loc": ("name",), "msg": f"listed under {key!r} but named {name!r}"}],
-                        "write")
+                    raise DocumentInvalid(
+                        actual,
+                        str(key),
+                        None,
+                        [{"loc": ("name",), "msg": f"listed under {key!r} but named {name!r}"}],
+                        "write",
+                    )
                 bucket = out.setdefault(actual, {})
                 if name in bucket:
-                    raise DocumentInvalid(actual, name, None, [{
-                        "loc": ("name",), "msg": "given twice in one sync"}], "write")
+                    raise DocumentInvalid(
+                        actual, name, None, [{"loc": ("name",), "msg": "given twice in one sync"}], "write"
+                    )
                 bucket[name] = model
         return out
 
-    def sync_many(self, configs: Mapping[str, Mapping[str, BaseModel]],
-                  problems: Sequence[ConfigProblem] = (),
-                  warnings: Sequence[ConfigProblem] = ()) -> Job[SyncReport]:
+    def sync_many(
+        self,
+        configs: Mapping[str, Mapping[str, BaseModel]],
+        problems: Sequence[ConfigProblem] = (),
+        warnings: Sequence[ConfigProblem] = (),
+    ) -> Job[SyncReport]:
         """Store every config in one transaction; report what changed."""
 
         def plan() -> Plan[SyncReport]:
@@ -331,8 +345,13 @@ class ManagerCore:
                         written.append((kind, doc.name, doc.version))
                         if old is None:
                             created.append((kind, doc.name))
-            return SyncReport(tuple(written), tuple(unchanged), tuple(problems),
-                              warnings=tuple(warnings), created=tuple(created))
+            return SyncReport(
+                tuple(written),
+                tuple(unchanged),
+                tuple(problems),
+                warnings=tuple(warnings),
+                created=tuple(created),
+            )
 
         return Job(plan(), atomic=True)
 
@@ -340,8 +359,13 @@ class ManagerCore:
         """Sync what :func:`~docstore.agents.load_configs` found, unless it found problems
         and ``partial`` is False: then nothing is written."""
         if loaded.problems and not partial:
-            return Job(_done(SyncReport(problems=tuple(loaded.problems), applied=False,
-                                        warnings=tuple(loaded.warnings))))
+            return Job(
+                _done(
+                    SyncReport(
+                        problems=tuple(loaded.problems), applied=False, warnings=tuple(loaded.warnings)
+                    )
+                )
+            )
         return self.sync_many(loaded.configs, loaded.problems, loaded.warnings)
 
     def load_all_configs(self) -> Job[dict[str, dict[str, Any]]]:
@@ -362,34 +386,60 @@ class ManagerCore:
         """Store the framework's component index (type -> name -> config) in one
         transaction; an unchanged config writes nothing, a changed one one version."""
         if not isinstance(component_index, Mapping):
-            raise DocumentInvalid("component_index", "<index>", None, [{
-                "loc": (), "msg": "the component index is a dict: type -> name -> config"}],
-                "write")
+            raise DocumentInvalid(
+                "component_index",
+                "<index>",
+                None,
+                [{"loc": (), "msg": "the component index is a dict: type -> name -> config"}],
+                "write",
+            )
         configs: dict[str, dict[str, BaseModel]] = {}
         for type_name, entries in component_index.items():
             try:
                 kind = resolve_config_kind(str(type_name))
             except KeyError:
-                raise DocumentInvalid(str(type_name), "<index>", None, [{
-                    "loc": (), "msg": f"unknown component type {type_name!r}; known: "
-                    f"{', '.join(CONFIG_KINDS)}"}], "write") from None
+                raise DocumentInvalid(
+                    str(type_name),
+                    "<index>",
+                    None,
+                    [
+                        {
+                            "loc": (),
+                            "msg": f"unknown component type {type_name!r}; known: {', '.join(CONFIG_KINDS)}",
+                        }
+                    ],
+                    "write",
+                ) from None
             if not isinstance(entries, Mapping):
-                raise DocumentInvalid(kind, "<index>", None, [{
-                    "loc": (), "msg": "a component type maps names to configs"}], "write")
+                raise DocumentInvalid(
+                    kind,
+                    "<index>",
+                    None,
+                    [{"loc": (), "msg": "a component type maps names to configs"}],
+                    "write",
+                )
             for key, value in entries.items():
                 # As the framework's own storage does: a value JSON cannot hold (a Path)
                 # is stored as its str().
                 model = self.coerce_config(kind, to_jsonable_python(value, fallback=str))
                 name: str = getattr(model, "name")  # noqa: B009
                 if key != name:
-                    raise DocumentInvalid(kind, str(key), None, [{
-                        "loc": ("name",), "msg": f"indexed as {key!r} but named {name!r}"}],
-                        "write")
+                    raise DocumentInvalid(
+                        kind,
+                        str(key),
+                        None,
+                        [{"loc": ("name",), "msg": f"indexed as {key!r} but named {name!r}"}],
+                        "write",
+                    )
                 bucket = configs.setdefault(kind, {})
                 if name in bucket:
-                    raise DocumentInvalid(kind, name, None, [{
-                        "loc": ("name",), "msg": "indexed under two types of one kind"}],
-                        "write")
+                    raise DocumentInvalid(
+                        kind,
+                        name,
+                        None,
+                        [{"loc": ("name",), "msg": "indexed under two types of one kind"}],
+                        "write",
+                    )
                 bucket[name] = model
         return self.sync_many(configs)
 
@@ -433,8 +483,9 @@ class ManagerCore:
 
     # --- history -----------------------------------------------------------------------
 
-    def load_history(self, agent_name: str, session_id: str | None,
-                     limit: int | None) -> Job[list[dict[str, Any]]]:
+    def load_history(
+        self, agent_name: str, session_id: str | None, limit: int | None
+    ) -> Job[list[dict[str, Any]]]:
         """The last ``limit`` messages of a session, oldest first, as dicts."""
         spec = self.kinds.get(CONVERSATION, "log")
 
@@ -452,9 +503,14 @@ class ManagerCore:
 
         return Job(plan())
 
-    def save_history(self, agent_name: str, session_id: str | None,
-                     conversation: Sequence[Any], workflow_name: str | None,
-                     parent_session_id: str | None) -> Job[int]:
+    def save_history(
+        self,
+        agent_name: str,
+        session_id: str | None,
+        conversation: Sequence[Any],
+        workflow_name: str | None,
+        parent_session_id: str | None,
+    ) -> Job[int]:
         """Store a session's full conversation; returns how many messages were written.
 
         When the stored live messages are a prefix of ``conversation`` only the rest is
@@ -466,13 +522,22 @@ class ManagerCore:
             return Job(_done(0))
         spec = self.kinds.get(CONVERSATION, "log")
         name = conversation_name(agent_name, session_id)
-        given = {"agent_name": agent_name, "session_id": session_id,
-                 "workflow_name": workflow_name, "parent_session_id": parent_session_id}
+        given = {
+            "agent_name": agent_name,
+            "session_id": session_id,
+            "workflow_name": workflow_name,
+            "parent_session_id": parent_session_id,
+        }
         return Job(self._save_plan(_Conversation(spec, name, conversation), given))
 
-    def append_history(self, agent_name: str, session_id: str | None,
-                       messages: Sequence[Any], workflow_name: str | None,
-                       parent_session_id: str | None) -> Job[int]:
+    def append_history(
+        self,
+        agent_name: str,
+        session_id: str | None,
+        messages: Sequence[Any],
+        workflow_name: str | None,
+        parent_session_id: str | None,
+    ) -> Job[int]:
         """Append new messages to a session; returns how many were written.
 
         Costs one head read and one append whatever the conversation's length, and keeps
@@ -484,8 +549,12 @@ class ManagerCore:
         name = conversation_name(agent_name, session_id)
         validated = self._validate_messages(spec, name, messages)
         canon = [_canonical(spec.adapter, m) for m in validated]
-        given = {"agent_name": agent_name, "session_id": session_id,
-                 "workflow_name": workflow_name, "parent_session_id": parent_session_id}
+        given = {
+            "agent_name": agent_name,
+            "session_id": session_id,
+            "workflow_name": workflow_name,
+            "parent_session_id": parent_session_id,
+        }
 
         def plan() -> Plan[int]:
             conflict: DocStoreError | None = None
@@ -498,8 +567,7 @@ class ManagerCore:
                 if head is None:
                     meta["history_digest"] = _chain(b"", canon).hex()
                 elif _digest_current(head, old_meta):
-                    meta["history_digest"] = _chain(
-                        bytes.fromhex(old_meta["history_digest"]), canon).hex()
+                    meta["history_digest"] = _chain(bytes.fromhex(old_meta["history_digest"]), canon).hex()
                 else:
                     meta.pop("history_digest", None)  # stale: the next full save re-reads
                 if "history_digest" in meta:
@@ -535,8 +603,9 @@ class ManagerCore:
         return Job(plan())
 
     @staticmethod
-    def _head(name: str, given: Mapping[str, Any], replace: Collection[str] = ()
-              ) -> Plan[tuple[Doc[Any] | None, dict[str, Any], dict[str, Any]]]:
+    def _head(
+        name: str, given: Mapping[str, Any], replace: Collection[str] = ()
+    ) -> Plan[tuple[Doc[Any] | None, dict[str, Any], dict[str, Any]]]:
         """The conversation's head (None if there is none), its meta, and the meta to write.
 
         A ``None`` in ``given`` leaves the stored key as it is, unless the key is in
@@ -566,8 +635,9 @@ class ManagerCore:
                 raise DocumentInvalid(CONVERSATION, name, None, errors, f"message {index}") from None
         return out
 
-    def _save_plan(self, conv: _Conversation, given: dict[str, Any],
-                   replace: Collection[str] = ()) -> Plan[int]:
+    def _save_plan(
+        self, conv: _Conversation, given: dict[str, Any], replace: Collection[str] = ()
+    ) -> Plan[int]:
         name = conv.name
         # The hash chain each attempt writes is this manager's own idempotency key: after
         # a lost reply, a head holding it at its version means that attempt committed.
@@ -607,8 +677,7 @@ class ManagerCore:
                 # (An empty conversation still clears: no lagging host saves nothing.)
                 if items is None:
                     items = yield Call("read", (CONVERSATION, name))
-                if [_canonical(conv.spec.adapter, m) for m in items[:len(conv)]] \
-                        == conv.canonical():
+                if [_canonical(conv.spec.adapter, m) for m in items[: len(conv)]] == conv.canonical():
                     return 0
             if stored is None:
                 new, digest = conv.validated(0, len(conv)), _chain(b"", conv.canonical())
@@ -617,12 +686,14 @@ class ManagerCore:
                 digest = _chain(prefix_digest, conv.canonical(stored))
             meta["history_digest"] = digest.hex()
             meta["history_digest_version"] = base + len(new)
-            if stored is not None and not new and (
-                    meta == old_meta if head is not None else not replace):
+            if stored is not None and not new and (meta == old_meta if head is not None else not replace):
                 return 0  # nothing new (or an empty conversation never stored)
             try:
-                yield Call("append" if stored is not None else "rewrite", (CONVERSATION, name, new),
-                           {"expected_version": _cas(head), "meta": meta})
+                yield Call(
+                    "append" if stored is not None else "rewrite",
+                    (CONVERSATION, name, new),
+                    {"expected_version": _cas(head), "meta": meta},
+                )
             except VersionConflict as exc:
                 conflict = exc  # another writer got in between: look again
                 continue
@@ -630,15 +701,23 @@ class ManagerCore:
                 conflict = _outcome(landed, meta, len(new), exc)
                 continue
             copies = conv.raw_copies()
-            self._remember(name, None if copies is None or not base + len(new) else _Known(
-                base + len(new), digest, copies, meta))
+            self._remember(
+                name,
+                None
+                if copies is None or not base + len(new)
+                else _Known(base + len(new), digest, copies, meta),
+            )
             return len(new)
         assert conflict is not None
         raise conflict
 
-    def _save_known(self, conv: _Conversation, given: dict[str, Any],
-                    landed: dict[tuple[str, int], int],
-                    replace: Collection[str] = ()) -> Plan[int | None]:
+    def _save_known(
+        self,
+        conv: _Conversation,
+        given: dict[str, Any],
+        landed: dict[tuple[str, int], int],
+        replace: Collection[str] = (),
+    ) -> Plan[int | None]:
         """Save with what this manager wrote last, if the conversation extends it: one
         append, guarded by the version *and* the live count it left (a ``clear`` or
         ``delete`` by someone else leaves the version as it was), with no read and no
@@ -654,20 +733,26 @@ class ManagerCore:
         count = len(known.raw)
         if len(conv) < count or conv.messages[:count] != known.messages():
             return None
-        changes = {k: v for k, v in given.items()
-                   if known.meta.get(k) != v and (v is not None or k in replace)}
+        changes = {
+            k: v for k, v in given.items() if known.meta.get(k) != v and (v is not None or k in replace)
+        }
         if any(v is None for v in changes.values()):
             return None  # a key to clear, which meta_update cannot do
         new = conv.validated(count, len(conv))
         if not new and not changes:
             return 0
         digest = _chain(known.digest, conv.canonical(count))
-        update = {"history_digest": digest.hex(),
-                  "history_digest_version": known.version + len(new), **changes}
+        update = {
+            "history_digest": digest.hex(),
+            "history_digest_version": known.version + len(new),
+            **changes,
+        }
         try:
-            yield Call("append", (CONVERSATION, conv.name, new),
-                       {"expected_version": known.version, "expected_count": count,
-                        "meta_update": update})
+            yield Call(
+                "append",
+                (CONVERSATION, conv.name, new),
+                {"expected_version": known.version, "expected_count": count, "meta_update": update},
+            )
         except VersionConflict:
             self._remember(conv.name, None)  # someone else wrote: take the general path
             return None
@@ -676,9 +761,18 @@ class ManagerCore:
             _outcome(landed, {**known.meta, **update}, len(new), exc)
             return None
         copies = conv.raw_copies(count)
-        self._remember(conv.name, None if copies is None else _Known(
-            known.version + len(new), digest, known.raw + copies, {**known.meta, **update},
-            known.messages() + [orjson.loads(r) for r in copies]))
+        self._remember(
+            conv.name,
+            None
+            if copies is None
+            else _Known(
+                known.version + len(new),
+                digest,
+                known.raw + copies,
+                {**known.meta, **update},
+                known.messages() + [orjson.loads(r) for r in copies],
+            ),
+        )
         return len(new)
 
     # --- the framework's session interface ---------------------------------------------
@@ -689,8 +783,7 @@ class ManagerCore:
         spec = self.kinds.get(CONVERSATION, "log")
         given = {"session_id": session_id, **fields}
         if conversation is not None:
-            save = self._save_plan(_Conversation(spec, session_id, conversation), given,
-                                   SESSION_KEYS)
+            save = self._save_plan(_Conversation(spec, session_id, conversation), given, SESSION_KEYS)
             return Job(_then(save, True))
 
         def plan() -> Plan[bool]:
@@ -703,8 +796,11 @@ class ManagerCore:
                 if head is not None and meta == old_meta:
                     return True
                 try:
-                    yield Call("append", (CONVERSATION, session_id, []), {
-                        "expected_version": _cas(head), "meta": meta})
+                    yield Call(
+                        "append",
+                        (CONVERSATION, session_id, []),
+                        {"expected_version": _cas(head), "meta": meta},
+                    )
                 except (VersionConflict, OutcomeUnknown) as exc:
                     conflict = exc
                     continue
@@ -745,8 +841,9 @@ class ManagerCore:
 
         return Job(plan())
 
-    def get_sessions_list(self, agent_name: str | None, workflow_name: str | None,
-                          limit: int, offset: int) -> Job[tuple[list[dict[str, Any]], int]]:
+    def get_sessions_list(
+        self, agent_name: str | None, workflow_name: str | None, limit: int, offset: int
+    ) -> Job[tuple[list[dict[str, Any]], int]]:
         """(rows, total) of the sessions, newest first; a workflow's runs or an agent's own."""
         for label, number in (("limit", limit), ("offset", offset)):
             if not isinstance(number, int) or number < 0:
@@ -755,8 +852,9 @@ class ManagerCore:
 
         def plan() -> Plan[tuple[list[dict[str, Any]], int]]:
             total: int = yield Call("count", (CONVERSATION,), {"where": where})
-            heads: list[Doc[Any]] = yield Call("list", (CONVERSATION,), {
-                "where": where, "limit": offset + limit, "order_by": "-updated_at"})
+            heads: list[Doc[Any]] = yield Call(
+                "list", (CONVERSATION,), {"where": where, "limit": offset + limit, "order_by": "-updated_at"}
+            )
             return [list_row(h, _store_meta(h.data)) for h in heads[offset:]], total
 
         return Job(plan())
@@ -773,8 +871,11 @@ class ManagerCore:
             doomed = [session_id]
             base = meta.get("base_session_id")
             if meta.get("result_type") == "workflow" and base:
-                agents: list[Doc[Any]] = yield Call("list", (CONVERSATION,), {"where": {
-                    "base_session_id": base, "result_type": {"$ne": "workflow"}}})
+                agents: list[Doc[Any]] = yield Call(
+                    "list",
+                    (CONVERSATION,),
+                    {"where": {"base_session_id": base, "result_type": {"$ne": "workflow"}}},
+                )
                 doomed += [doc.name for doc in agents if doc.name != session_id]
             gone: list[str] = yield Call("purge", (CONVERSATION, doomed))
             for name in doomed:
@@ -823,20 +924,24 @@ class ManagerCore:
 
         return Job(plan())
 
-    def get_qa_results_list(self, evaluation_config_id: str | None,
-                            component_type: str | None, limit: int,
-                            offset: int) -> Job[tuple[list[dict[str, Any]], int]]:
+    def get_qa_results_list(
+        self, evaluation_config_id: str | None, component_type: str | None, limit: int, offset: int
+    ) -> Job[tuple[list[dict[str, Any]], int]]:
         """(rows without their ``result``, total), newest first."""
         for label, number in (("limit", limit), ("offset", offset)):
             if not isinstance(number, int) or number < 0:
                 raise ValueError(f"{label} must be a non-negative int, not {number!r}")
-        where = {k: v for k, v in (("evaluation_config_id", evaluation_config_id),
-                                   ("component_type", component_type)) if v} or None
+        where = {
+            k: v
+            for k, v in (("evaluation_config_id", evaluation_config_id), ("component_type", component_type))
+            if v
+        } or None
 
         def plan() -> Plan[tuple[list[dict[str, Any]], int]]:
             total: int = yield Call("count", (QA_RESULT,), {"where": where})
-            docs: list[Doc[Any]] = yield Call("list", (QA_RESULT,), {
-                "where": where, "limit": offset + limit, "order_by": "-created_at"})
+            docs: list[Doc[Any]] = yield Call(
+                "list", (QA_RESULT,), {"where": where, "limit": offset + limit, "order_by": "-created_at"}
+            )
             return [qa_row(doc, full=False) for doc in docs[offset:]], total
 
         return Job(plan())
@@ -871,8 +976,7 @@ class _Conversation:
                 self._valid[index] = self.spec.adapter.validate_python(self.messages[index])
             except ValidationError as exc:
                 errors = [{**e, "loc": (index, *e["loc"])} for e in exc.errors(include_url=False)]
-                raise DocumentInvalid(CONVERSATION, self.name, None, errors,
-                                      f"message {index}") from None
+                raise DocumentInvalid(CONVERSATION, self.name, None, errors, f"message {index}") from None
         return self._valid[index]
 
     def validated(self, start: int, stop: int) -> list[Any]:
@@ -939,25 +1043,31 @@ def register_kinds(registry: Registry) -> None:
     """
     for kind, spec in CONFIG_KINDS.items():
         if kind not in registry:
-            registry.register(kind, spec.model, schema_version=spec.schema_version,
-                              upgraders=spec.upgraders)
+            registry.register(kind, spec.model, schema_version=spec.schema_version, upgraders=spec.upgraders)
     if CONVERSATION not in registry:
-        registry.register(CONVERSATION, CONVERSATION_KIND.model, mode="log",
-                          schema_version=CONVERSATION_KIND.schema_version,
-                          upgraders=CONVERSATION_KIND.upgraders, meta=ConversationMeta)
+        registry.register(
+            CONVERSATION,
+            CONVERSATION_KIND.model,
+            mode="log",
+            schema_version=CONVERSATION_KIND.schema_version,
+            upgraders=CONVERSATION_KIND.upgraders,
+            meta=ConversationMeta,
+        )
     if QA_RESULT not in registry:
         registry.register(QA_RESULT, QAResult)
 
 
-def _outcome(landed: dict[tuple[str, int], int], meta: Mapping[str, Any], count: int,
-             exc: OutcomeUnknown) -> OutcomeUnknown:
+def _outcome(
+    landed: dict[tuple[str, int], int], meta: Mapping[str, Any], count: int, exc: OutcomeUnknown
+) -> OutcomeUnknown:
     """Remember the hash chain and version a write of unknown outcome left, if it landed."""
     landed[(meta["history_digest"], meta["history_digest_version"])] = count
     return exc
 
 
-def _landed(head: Doc[Any] | None, meta: Mapping[str, Any],
-            landed: Mapping[tuple[str, int], int]) -> int | None:
+def _landed(
+    head: Doc[Any] | None, meta: Mapping[str, Any], landed: Mapping[tuple[str, int], int]
+) -> int | None:
     """How many messages an earlier attempt wrote, when the head shows it committed."""
     if head is None or not landed or not _digest_current(head, meta):
         return None
@@ -966,8 +1076,7 @@ def _landed(head: Doc[Any] | None, meta: Mapping[str, Any],
 
 def _digest_current(head: Doc[Any], meta: Mapping[str, Any]) -> bool:
     """True when the head's hash chain describes its current version."""
-    return (meta.get("history_digest_version") == head.version
-            and isinstance(meta.get("history_digest"), str))
+    return meta.get("history_digest_version") == head.version and isinstance(meta.get("history_digest"), str)
 
 
 def _then(plan: Plan[Any], value: T) -> Plan[T]:

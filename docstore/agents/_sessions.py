@@ -20,18 +20,37 @@ from pydantic_core import to_jsonable_python
 from docstore.doc import Doc
 from docstore.errors import DocumentInvalid
 
-__all__ = ["QA_RESULT", "SESSION_KEYS", "QAResult", "list_row", "logged", "qa_record", "qa_row",
-           "session_fields",
-           "session_view", "sessions_where"]
+__all__ = [
+    "QA_RESULT",
+    "SESSION_KEYS",
+    "QAResult",
+    "list_row",
+    "logged",
+    "qa_record",
+    "qa_row",
+    "session_fields",
+    "session_view",
+    "sessions_where",
+]
 
 QA_RESULT = "qa_result"
 """The kind QA test results are stored under."""
 
 HISTORY = "conversation_history"
 
-SESSION_KEYS = frozenset({"agent_name", "workflow_name", "name", "result_type",
-                          "base_session_id", "agents_involved", "message_count", "result",
-                          "history_in_result"})
+SESSION_KEYS = frozenset(
+    {
+        "agent_name",
+        "workflow_name",
+        "name",
+        "result_type",
+        "base_session_id",
+        "agents_involved",
+        "message_count",
+        "result",
+        "history_in_result",
+    }
+)
 """Head keys a ``save_session`` sets as given, clearing those it leaves out."""
 
 
@@ -61,20 +80,37 @@ def _jsonable(value: Any) -> Any:
 def session_fields(session_data: Any) -> tuple[str, list[Any] | None, dict[str, Any]]:
     """(session id, the conversation to log or None, the head's session keys)."""
     if not isinstance(session_data, Mapping):
-        raise DocumentInvalid("conversation", "<session>", None, [{
-            "loc": (), "msg": f"a session is a dict, not {type(session_data).__name__}"}],
-            "write")
+        raise DocumentInvalid(
+            "conversation",
+            "<session>",
+            None,
+            [{"loc": (), "msg": f"a session is a dict, not {type(session_data).__name__}"}],
+            "write",
+        )
     session_id = session_data.get("session_id")
     if not isinstance(session_id, str) or not session_id:
-        raise DocumentInvalid("conversation", "<session>", None, [{
-            "loc": ("session_id",), "msg": "a session needs a non-empty session_id string"}],
-            "write")
+        raise DocumentInvalid(
+            "conversation",
+            "<session>",
+            None,
+            [{"loc": ("session_id",), "msg": "a session needs a non-empty session_id string"}],
+            "write",
+        )
     result = session_data.get("execution_result")
     result = {} if result is None else result
     if not isinstance(result, Mapping):
-        raise DocumentInvalid("conversation", session_id, None, [{
-            "loc": ("execution_result",),
-            "msg": f"execution_result is a dict, not {type(result).__name__}"}], "write")
+        raise DocumentInvalid(
+            "conversation",
+            session_id,
+            None,
+            [
+                {
+                    "loc": ("execution_result",),
+                    "msg": f"execution_result is a dict, not {type(result).__name__}",
+                }
+            ],
+            "write",
+        )
     conversation = result.get(HISTORY)
     logged = isinstance(conversation, list)
     body = {k: v for k, v in result.items() if not (logged and k == HISTORY)}
@@ -126,8 +162,7 @@ def list_row(head: Doc[Any], meta: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def session_view(head: Doc[Any], meta: Mapping[str, Any],
-                 messages: list[Any] | None) -> dict[str, Any]:
+def session_view(head: Doc[Any], meta: Mapping[str, Any], messages: list[Any] | None) -> dict[str, Any]:
     """The record ``get_session`` returns: what ``save_session`` was given, with the
     store's times."""
     body = meta.get("result")
@@ -162,14 +197,22 @@ def sessions_where(agent_name: str | None, workflow_name: str | None) -> Any:
 def qa_record(result_data: Any) -> tuple[str, dict[str, Any]]:
     """(result id, the stored record) of a ``save_qa_result`` argument."""
     if not isinstance(result_data, Mapping):
-        raise DocumentInvalid(QA_RESULT, "<result>", None, [{
-            "loc": (), "msg": f"a QA result is a dict, not {type(result_data).__name__}"}],
-            "write")
+        raise DocumentInvalid(
+            QA_RESULT,
+            "<result>",
+            None,
+            [{"loc": (), "msg": f"a QA result is a dict, not {type(result_data).__name__}"}],
+            "write",
+        )
     result_id = result_data.get("result_id")
     if not isinstance(result_id, str) or not result_id:
-        raise DocumentInvalid(QA_RESULT, "<result>", None, [{
-            "loc": ("result_id",), "msg": "a QA result needs a non-empty result_id string"}],
-            "write")
+        raise DocumentInvalid(
+            QA_RESULT,
+            "<result>",
+            None,
+            [{"loc": ("result_id",), "msg": "a QA result needs a non-empty result_id string"}],
+            "write",
+        )
     record = {k: v for k, v in result_data.items() if k not in ("result_id", "created_at")}
     return result_id, _jsonable(record)
 
@@ -181,7 +224,10 @@ def qa_row(doc: Doc[Any], full: bool) -> dict[str, Any]:
     row = {"result_id": doc.name, "evaluation_config_id": data.get("evaluation_config_id")}
     if full:
         row["result"] = data.get("result")
-    row.update(component_type=data.get("component_type"),
-               overall_score=data.get("overall_score"), status=data.get("status"),
-               created_at=iso(doc.created_at))
+    row.update(
+        component_type=data.get("component_type"),
+        overall_score=data.get("overall_score"),
+        status=data.get("status"),
+        created_at=iso(doc.created_at),
+    )
     return row

@@ -47,8 +47,10 @@ class _Held:
     def get(self, kind: str, name: str) -> Any:
         """The config as last seen; DocumentNotFound when there is none."""
         if self.error is not None:
-            raise DocStoreError(f"the config watch stopped ({self.error}): its configs may be "
-                                "stale; start watch_configs() again") from self.error
+            raise DocStoreError(
+                f"the config watch stopped ({self.error}): its configs may be "
+                "stale; start watch_configs() again"
+            ) from self.error
         try:
             return self.configs[kind][name]
         except KeyError:
@@ -88,9 +90,12 @@ class _Held:
     def wait_for(self, kind: str, name: str, version: int, timeout: float) -> bool:
         """Block until ``name`` is held at ``version`` or later (True), or the timeout."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: self.error is not None or self.versions.get((kind, name), 0) >= version,
-                timeout) and self.error is None
+            return (
+                self._cond.wait_for(
+                    lambda: self.error is not None or self.versions.get((kind, name), 0) >= version, timeout
+                )
+                and self.error is None
+            )
 
 
 class ConfigWatch(_Held):
@@ -100,13 +105,22 @@ class ConfigWatch(_Held):
     ``with`` block) stops the feed and returns its connection.
     """
 
-    def __init__(self, store: DocStore, *, listen_dsn: str | None = None,
-                 poll_interval: float = 5.0, on_change: OnChange | None = None) -> None:
+    def __init__(
+        self,
+        store: DocStore,
+        *,
+        listen_dsn: str | None = None,
+        poll_interval: float = 5.0,
+        on_change: OnChange | None = None,
+    ) -> None:
         super().__init__(on_change)
         # The cursor is taken on the primary, so the load and each change's read must be
         # too: a lagging replica would miss a config or hand back an older version.
-        self._store = store if store.read_pool is None else type(store)(
-            store.pool, schema=store.schema, kinds=store.kinds)
+        self._store = (
+            store
+            if store.read_pool is None
+            else type(store)(store.pool, schema=store.schema, kinds=store.kinds)
+        )
         self._listen_dsn = listen_dsn
         self._poll_interval = poll_interval
         self._stopped = threading.Event()
@@ -115,8 +129,7 @@ class ConfigWatch(_Held):
     def start(self) -> ConfigWatch:
         """Take a cursor, load every config, then follow the feed from that cursor."""
         self.cursor = self._load()
-        self._thread = threading.Thread(target=self._follow, name="docstore-config-watch",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._follow, name="docstore-config-watch", daemon=True)
         self._thread.start()
         return self
 
@@ -129,8 +142,12 @@ class ConfigWatch(_Held):
         while not self._stopped.is_set():
             try:
                 for change in self._store.changes(
-                        list(CONFIG_KINDS), after=self.cursor, listen_dsn=self._listen_dsn,
-                        poll_interval=self._poll_interval, stop=self._stopped.is_set):
+                    list(CONFIG_KINDS),
+                    after=self.cursor,
+                    listen_dsn=self._listen_dsn,
+                    poll_interval=self._poll_interval,
+                    stop=self._stopped.is_set,
+                ):
                     doc = None
                     if change.op not in GONE:
                         try:
@@ -172,21 +189,31 @@ class ConfigWatch(_Held):
     def __enter__(self) -> ConfigWatch:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
 class AsyncConfigWatch(_Held):
     """:class:`ConfigWatch` for asyncio: the feed runs as a task of the running loop."""
 
-    def __init__(self, store: AsyncDocStore, *, listen_dsn: str | None = None,
-                 poll_interval: float = 5.0, on_change: OnChange | None = None) -> None:
+    def __init__(
+        self,
+        store: AsyncDocStore,
+        *,
+        listen_dsn: str | None = None,
+        poll_interval: float = 5.0,
+        on_change: OnChange | None = None,
+    ) -> None:
         super().__init__(on_change)
         # The cursor is taken on the primary, so the load and each change's read must be
         # too: a lagging replica would miss a config or hand back an older version.
-        self._store = store if store.read_pool is None else type(store)(
-            store.pool, schema=store.schema, kinds=store.kinds)
+        self._store = (
+            store
+            if store.read_pool is None
+            else type(store)(store.pool, schema=store.schema, kinds=store.kinds)
+        )
         self._listen_dsn = listen_dsn
         self._poll_interval = poll_interval
         self._task: asyncio.Task[None] | None = None
@@ -206,8 +233,11 @@ class AsyncConfigWatch(_Held):
         while True:
             try:
                 async for change in self._store.changes(
-                        list(CONFIG_KINDS), after=self.cursor, listen_dsn=self._listen_dsn,
-                        poll_interval=self._poll_interval):
+                    list(CONFIG_KINDS),
+                    after=self.cursor,
+                    listen_dsn=self._listen_dsn,
+                    poll_interval=self._poll_interval,
+                ):
                     doc = None
                     if change.op not in GONE:
                         try:
@@ -248,8 +278,7 @@ class AsyncConfigWatch(_Held):
     async def __aenter__(self) -> AsyncConfigWatch:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
-
-

@@ -104,8 +104,9 @@ class ConfigFileError(ValueError):
     """Config files had problems; ``problems`` lists each one (one per line of the
     message, after a line saying how many), ``warnings`` what was let pass."""
 
-    def __init__(self, problems: list[ConfigProblem], *, note: str = "",
-                 warnings: list[ConfigProblem] | None = None) -> None:
+    def __init__(
+        self, problems: list[ConfigProblem], *, note: str = "", warnings: list[ConfigProblem] | None = None
+    ) -> None:
         self.problems = problems
         self.warnings = list(warnings or ())
         lines = "\n".join(f"  {problem}" for problem in problems)
@@ -224,8 +225,7 @@ def _anchor_settings(anchor: Path, loaded: LoadedConfigs) -> dict[str, Any]:
     return settings if isinstance(settings, dict) else {}
 
 
-def anchored_sources(start: Path, loaded: LoadedConfigs | None = None
-                     ) -> list[tuple[Path, dict[str, str]]]:
+def anchored_sources(start: Path, loaded: LoadedConfigs | None = None) -> list[tuple[Path, dict[str, str]]]:
     """The config directories the framework reads for a project or workspace directory
     holding a ``.aurite`` anchor, in its order, each with the keys its ConfigManager adds
     to every component it indexes from there (``_context_path``, ``_context_level``,
@@ -345,8 +345,7 @@ def _entries(file: Path, document: Any, loaded: LoadedConfigs) -> Iterator[tuple
     # Otherwise an object mapping names to entries; the key names the entry.
     if not all(isinstance(entry, dict) for entry in document.values()):
         message = (
-            "an object must be a project file, one entry with a 'type', "
-            "or a mapping of names to entries"
+            "an object must be a project file, one entry with a 'type', or a mapping of names to entries"
         )
         loaded.problems.append(ConfigProblem(file, None, message))
         return
@@ -364,8 +363,9 @@ def _label(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _load_entry(file: Path, context: str | None, entry: Any, loaded: LoadedConfigs,
-                keys: Mapping[str, str]) -> None:
+def _load_entry(
+    file: Path, context: str | None, entry: Any, loaded: LoadedConfigs, keys: Mapping[str, str]
+) -> None:
     if not isinstance(entry, dict):
         got = type(entry).__name__
         loaded.problems.append(

@@ -97,8 +97,8 @@ def _field_keys(model: type[BaseModel]) -> tuple[tuple[str, ...], ...]:
     keys = _FIELD_KEYS.get(model)
     if keys is None:
         keys = _FIELD_KEYS[model] = tuple(
-            (name,) if info.alias is None else (name, info.alias)
-            for name, info in model.model_fields.items())
+            (name,) if info.alias is None else (name, info.alias) for name, info in model.model_fields.items()
+        )
     return keys
 
 
@@ -187,20 +187,23 @@ class MCPServerConfig(_Component):
     @model_validator(mode="after")
     def _one_transport(self) -> MCPServerConfig:
         # The framework's own rules (ClientConfig.infer_and_validate_transport_type).
-        given = {"server_path": self.server_path, "http_endpoint": self.http_endpoint,
-                 "command": self.command}
+        given = {
+            "server_path": self.server_path,
+            "http_endpoint": self.http_endpoint,
+            "command": self.command,
+        }
         transport = self.transport_type or self._inferred()
         needs = {"stdio": "server_path", "http_stream": "http_endpoint", "local": "command"}
         if transport is None:
-            raise ValueError("no transport: give server_path (stdio), http_endpoint "
-                             "(http_stream) or command (local)")
+            raise ValueError(
+                "no transport: give server_path (stdio), http_endpoint (http_stream) or command (local)"
+            )
         wanted = needs[transport]
         if given[wanted] is None:
             raise ValueError(f"{wanted} is required for the {transport!r} transport")
         others = [key for key, value in given.items() if key != wanted and value is not None]
         if others:
-            raise ValueError(f"the {transport!r} transport takes {wanted}, not "
-                             f"{' and '.join(others)}")
+            raise ValueError(f"the {transport!r} transport takes {wanted}, not {' and '.join(others)}")
         return self
 
     def _inferred(self) -> Transport | None:

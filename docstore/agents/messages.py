@@ -256,7 +256,8 @@ class OpenAIMessage(_Part):
         if self.tool_call_id is not None and self.role != "tool":
             raise ValueError(f"tool_call_id is only allowed on tool messages, not {self.role}")
         if (self.content is None or self.content is MISSING) and not (
-                self.role == "assistant" and self.tool_calls):
+            self.role == "assistant" and self.tool_calls
+        ):
             raise ValueError("content may only be null on an assistant message with tool_calls")
         return self
 
@@ -304,9 +305,7 @@ Message = Annotated[
 MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message, config=ConfigDict(title="Message"))
 """Validates and dumps one :data:`Message`."""
 
-MESSAGES_ADAPTER: TypeAdapter[list[Message]] = TypeAdapter(
-    list[Message], config=ConfigDict(title="Messages")
-)
+MESSAGES_ADAPTER: TypeAdapter[list[Message]] = TypeAdapter(list[Message], config=ConfigDict(title="Messages"))
 """Validates and dumps a list of messages."""
 
 

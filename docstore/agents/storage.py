@@ -74,15 +74,17 @@ class StorageManager:
         self._watch: ConfigWatch | None = None
 
     @classmethod
-    def connect(cls, dsn: str | None = None, *, schema: str = "docstore",
-                **pool_options: Any) -> StorageManager:
+    def connect(
+        cls, dsn: str | None = None, *, schema: str = "docstore", **pool_options: Any
+    ) -> StorageManager:
         """Open a store on ``dsn`` (see :meth:`DocStore.connect`); :meth:`close` closes it."""
         store = DocStore.connect(dsn, schema=schema, **pool_options)
         return cls(store, owns_store=True)
 
     @classmethod
-    def from_env(cls, *, schema: str | None = None, environ: Mapping[str, str] | None = None,
-                 **pool_options: Any) -> StorageManager | None:
+    def from_env(
+        cls, *, schema: str | None = None, environ: Mapping[str, str] | None = None, **pool_options: Any
+    ) -> StorageManager | None:
         """A manager configured by ``AURITE_*`` variables, or None when persistence is off.
 
         ``schema`` overrides ``AURITE_DB_SCHEMA`` (default ``docstore``). Raises
@@ -107,8 +109,9 @@ class StorageManager:
     def __enter__(self) -> StorageManager:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -151,8 +154,7 @@ class StorageManager:
         """Store an LLM config; an unchanged one writes nothing."""
         return self._run(self._core.sync_config("llm", config))
 
-    def sync_mcp_server_config(self, config: MCPServerConfig | Mapping[str, Any]
-                               ) -> Doc[MCPServerConfig]:
+    def sync_mcp_server_config(self, config: MCPServerConfig | Mapping[str, Any]) -> Doc[MCPServerConfig]:
         """Store an MCP server config; an unchanged one writes nothing."""
         return self._run(self._core.sync_config("mcp_server", config))
 
@@ -162,21 +164,33 @@ class StorageManager:
         """Store a linear (or graph) workflow config; an unchanged one writes nothing."""
         return self._run(self._core.sync_config(self._core.workflow_kind(config), config))
 
-    def sync_custom_workflow_config(self, config: CustomWorkflowConfig | Mapping[str, Any]
-                                    ) -> Doc[CustomWorkflowConfig]:
+    def sync_custom_workflow_config(
+        self, config: CustomWorkflowConfig | Mapping[str, Any]
+    ) -> Doc[CustomWorkflowConfig]:
         """Store a custom workflow config; an unchanged one writes nothing."""
         return self._run(self._core.sync_config("custom_workflow", config))
 
-    def sync_all_configs(self, agents: Configs = None, workflows: Configs = None,
-                         custom_workflows: Configs = None, llm_configs: Configs = None,
-                         mcp_servers: Configs = None) -> SyncReport:
+    def sync_all_configs(
+        self,
+        agents: Configs = None,
+        workflows: Configs = None,
+        custom_workflows: Configs = None,
+        llm_configs: Configs = None,
+        mcp_servers: Configs = None,
+    ) -> SyncReport:
         """Store all these configs in one transaction: every one, or (on any error) none.
 
         ``workflows`` may mix linear and graph workflows.
         """
-        configs = self._core.collect({
-            "agent": agents, "linear_workflow": workflows, "custom_workflow": custom_workflows,
-            "llm": llm_configs, "mcp_server": mcp_servers})
+        configs = self._core.collect(
+            {
+                "agent": agents,
+                "linear_workflow": workflows,
+                "custom_workflow": custom_workflows,
+                "llm": llm_configs,
+                "mcp_server": mcp_servers,
+            }
+        )
         return self._run(self._core.sync_many(configs))
 
     def sync_path(self, *paths: str | Path, partial: bool = False) -> SyncReport:
@@ -187,8 +201,13 @@ class StorageManager:
         """Every stored config: kind -> name -> model."""
         return self._run(self._core.load_all_configs())
 
-    def watch_configs(self, *, listen_dsn: str | None = None, poll_interval: float = 5.0,
-                      on_change: Callable[[Change], None] | None = None) -> ConfigWatch:
+    def watch_configs(
+        self,
+        *,
+        listen_dsn: str | None = None,
+        poll_interval: float = 5.0,
+        on_change: Callable[[Change], None] | None = None,
+    ) -> ConfigWatch:
         """Hold every config in memory, kept current by the change feed, and serve
         :meth:`get_config` from it: a dictionary lookup, not a round trip.
 
@@ -198,9 +217,9 @@ class StorageManager:
         """
         if self._watch is not None:
             self._watch.close()
-        self._watch = ConfigWatch(self.store, listen_dsn=listen_dsn,
-                                           poll_interval=poll_interval,
-                                           on_change=on_change).start()
+        self._watch = ConfigWatch(
+            self.store, listen_dsn=listen_dsn, poll_interval=poll_interval, on_change=on_change
+        ).start()
         return self._watch
 
     def get_config(self, kind: str, name: str) -> Any:
@@ -229,33 +248,48 @@ class StorageManager:
 
     # --- history -----------------------------------------------------------------------
 
-    def load_history(self, agent_name: str, session_id: str | None,
-                     limit: int | None = 50) -> list[dict[str, Any]]:
+    def load_history(
+        self, agent_name: str, session_id: str | None, limit: int | None = 50
+    ) -> list[dict[str, Any]]:
         """The session's last ``limit`` messages, oldest first, as dicts.
 
         ``limit`` <= 0 (or None) reads them all; no ``session_id`` gives [].
         """
         return self._run(self._core.load_history(agent_name, session_id, limit))
 
-    def save_full_history(self, agent_name: str, session_id: str | None,
-                          conversation: Sequence[Any], *, workflow_name: str | None = None,
-                          parent_session_id: str | None = None) -> int:
+    def save_full_history(
+        self,
+        agent_name: str,
+        session_id: str | None,
+        conversation: Sequence[Any],
+        *,
+        workflow_name: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> int:
         """Store the session's whole conversation; returns how many messages were written.
 
         Only the messages not stored yet are appended when the conversation extends the
         stored one; otherwise it replaces it (the old messages stay readable by version).
         No ``session_id``: nothing is stored.
         """
-        return self._run(self._core.save_history(agent_name, session_id, conversation,
-                                                 workflow_name, parent_session_id))
+        return self._run(
+            self._core.save_history(agent_name, session_id, conversation, workflow_name, parent_session_id)
+        )
 
-    def append_history(self, agent_name: str, session_id: str | None,
-                       messages: Sequence[Any], *, workflow_name: str | None = None,
-                       parent_session_id: str | None = None) -> int:
+    def append_history(
+        self,
+        agent_name: str,
+        session_id: str | None,
+        messages: Sequence[Any],
+        *,
+        workflow_name: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> int:
         """Append new messages to the session (one head read and one write, whatever its
         length); returns how many were written. No ``session_id``: nothing is stored."""
-        return self._run(self._core.append_history(agent_name, session_id, messages,
-                                                   workflow_name, parent_session_id))
+        return self._run(
+            self._core.append_history(agent_name, session_id, messages, workflow_name, parent_session_id)
+        )
 
     def list_sessions(self, agent_name: str | None = None) -> list[Doc[Any]]:
         """Conversation heads (meta, message count, times), of one agent or of all."""
@@ -278,9 +312,13 @@ class StorageManager:
         ``last_updated`` (naive UTC, ISO 8601); None when there is none."""
         return self._run(self._core.get_session(session_id))
 
-    def get_sessions_list(self, agent_name: str | None = None,
-                          workflow_name: str | None = None, limit: int = 50,
-                          offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    def get_sessions_list(
+        self,
+        agent_name: str | None = None,
+        workflow_name: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
         """(rows, total): sessions newest first, a workflow's runs or an agent's own runs."""
         return self._run(self._core.get_sessions_list(agent_name, workflow_name, limit, offset))
 
@@ -306,12 +344,15 @@ class StorageManager:
         """A QA test result with its ``result``; None when there is none."""
         return self._run(self._core.get_qa_result(result_id))
 
-    def get_qa_results_list(self, evaluation_config_id: str | None = None,
-                            component_type: str | None = None, limit: int = 50,
-                            offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    def get_qa_results_list(
+        self,
+        evaluation_config_id: str | None = None,
+        component_type: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
         """(rows without their ``result``, total), newest first."""
-        return self._run(self._core.get_qa_results_list(evaluation_config_id, component_type,
-                                                         limit, offset))
+        return self._run(self._core.get_qa_results_list(evaluation_config_id, component_type, limit, offset))
 
     def delete_qa_result(self, result_id: str) -> bool:
         """Delete a QA test result for good; False when there was none."""
@@ -336,15 +377,17 @@ class AsyncStorageManager:
         self._watch: AsyncConfigWatch | None = None
 
     @classmethod
-    async def connect(cls, dsn: str | None = None, *, schema: str = "docstore",
-                **pool_options: Any) -> AsyncStorageManager:
+    async def connect(
+        cls, dsn: str | None = None, *, schema: str = "docstore", **pool_options: Any
+    ) -> AsyncStorageManager:
         """Open a store on ``dsn`` (see :meth:`AsyncDocStore.connect`); :meth:`close` closes it."""
         store = await AsyncDocStore.connect(dsn, schema=schema, **pool_options)
         return cls(store, owns_store=True)
 
     @classmethod
-    async def from_env(cls, *, schema: str | None = None, environ: Mapping[str, str] | None = None,
-                 **pool_options: Any) -> AsyncStorageManager | None:
+    async def from_env(
+        cls, *, schema: str | None = None, environ: Mapping[str, str] | None = None, **pool_options: Any
+    ) -> AsyncStorageManager | None:
         """A manager configured by ``AURITE_*`` variables, or None when persistence is off.
 
         ``schema`` overrides ``AURITE_DB_SCHEMA`` (default ``docstore``). Raises
@@ -369,8 +412,9 @@ class AsyncStorageManager:
     async def __aenter__(self) -> AsyncStorageManager:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     def __repr__(self) -> str:
@@ -413,8 +457,9 @@ class AsyncStorageManager:
         """Store an LLM config; an unchanged one writes nothing."""
         return await self._run(self._core.sync_config("llm", config))
 
-    async def sync_mcp_server_config(self, config: MCPServerConfig | Mapping[str, Any]
-                               ) -> Doc[MCPServerConfig]:
+    async def sync_mcp_server_config(
+        self, config: MCPServerConfig | Mapping[str, Any]
+    ) -> Doc[MCPServerConfig]:
         """Store an MCP server config; an unchanged one writes nothing."""
         return await self._run(self._core.sync_config("mcp_server", config))
 
@@ -424,21 +469,33 @@ class AsyncStorageManager:
         """Store a linear (or graph) workflow config; an unchanged one writes nothing."""
         return await self._run(self._core.sync_config(self._core.workflow_kind(config), config))
 
-    async def sync_custom_workflow_config(self, config: CustomWorkflowConfig | Mapping[str, Any]
-                                    ) -> Doc[CustomWorkflowConfig]:
+    async def sync_custom_workflow_config(
+        self, config: CustomWorkflowConfig | Mapping[str, Any]
+    ) -> Doc[CustomWorkflowConfig]:
         """Store a custom workflow config; an unchanged one writes nothing."""
         return await self._run(self._core.sync_config("custom_workflow", config))
 
-    async def sync_all_configs(self, agents: Configs = None, workflows: Configs = None,
-                         custom_workflows: Configs = None, llm_configs: Configs = None,
-                         mcp_servers: Configs = None) -> SyncReport:
+    async def sync_all_configs(
+        self,
+        agents: Configs = None,
+        workflows: Configs = None,
+        custom_workflows: Configs = None,
+        llm_configs: Configs = None,
+        mcp_servers: Configs = None,
+    ) -> SyncReport:
         """Store all these configs in one transaction: every one, or (on any error) none.
 
         ``workflows`` may mix linear and graph workflows.
         """
-        configs = self._core.collect({
-            "agent": agents, "linear_workflow": workflows, "custom_workflow": custom_workflows,
-            "llm": llm_configs, "mcp_server": mcp_servers})
+        configs = self._core.collect(
+            {
+                "agent": agents,
+                "linear_workflow": workflows,
+                "custom_workflow": custom_workflows,
+                "llm": llm_configs,
+                "mcp_server": mcp_servers,
+            }
+        )
         return await self._run(self._core.sync_many(configs))
 
     async def sync_path(self, *paths: str | Path, partial: bool = False) -> SyncReport:
@@ -449,8 +506,13 @@ class AsyncStorageManager:
         """Every stored config: kind -> name -> model."""
         return await self._run(self._core.load_all_configs())
 
-    async def watch_configs(self, *, listen_dsn: str | None = None, poll_interval: float = 5.0,
-                      on_change: Callable[[Change], None] | None = None) -> AsyncConfigWatch:
+    async def watch_configs(
+        self,
+        *,
+        listen_dsn: str | None = None,
+        poll_interval: float = 5.0,
+        on_change: Callable[[Change], None] | None = None,
+    ) -> AsyncConfigWatch:
         """Hold every config in memory, kept current by the change feed, and serve
         :meth:`get_config` from it: a dictionary lookup, not a round trip.
 
@@ -460,9 +522,9 @@ class AsyncStorageManager:
         """
         if self._watch is not None:
             await self._watch.close()
-        self._watch = await AsyncConfigWatch(self.store, listen_dsn=listen_dsn,
-                                           poll_interval=poll_interval,
-                                           on_change=on_change).start()
+        self._watch = await AsyncConfigWatch(
+            self.store, listen_dsn=listen_dsn, poll_interval=poll_interval, on_change=on_change
+        ).start()
         return self._watch
 
     async def get_config(self, kind: str, name: str) -> Any:
@@ -491,33 +553,48 @@ class AsyncStorageManager:
 
     # --- history -----------------------------------------------------------------------
 
-    async def load_history(self, agent_name: str, session_id: str | None,
-                     limit: int | None = 50) -> list[dict[str, Any]]:
+    async def load_history(
+        self, agent_name: str, session_id: str | None, limit: int | None = 50
+    ) -> list[dict[str, Any]]:
         """The session's last ``limit`` messages, oldest first, as dicts.
 
         ``limit`` <= 0 (or None) reads them all; no ``session_id`` gives [].
         """
         return await self._run(self._core.load_history(agent_name, session_id, limit))
 
-    async def save_full_history(self, agent_name: str, session_id: str | None,
-                          conversation: Sequence[Any], *, workflow_name: str | None = None,
-                          parent_session_id: str | None = None) -> int:
+    async def save_full_history(
+        self,
+        agent_name: str,
+        session_id: str | None,
+        conversation: Sequence[Any],
+        *,
+        workflow_name: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> int:
         """Store the session's whole conversation; returns how many messages were written.
 
         Only the messages not stored yet are appended when the conversation extends the
         stored one; otherwise it replaces it (the old messages stay readable by version).
         No ``session_id``: nothing is stored.
         """
-        return await self._run(self._core.save_history(agent_name, session_id, conversation,
-                                                 workflow_name, parent_session_id))
+        return await self._run(
+            self._core.save_history(agent_name, session_id, conversation, workflow_name, parent_session_id)
+        )
 
-    async def append_history(self, agent_name: str, session_id: str | None,
-                       messages: Sequence[Any], *, workflow_name: str | None = None,
-                       parent_session_id: str | None = None) -> int:
+    async def append_history(
+        self,
+        agent_name: str,
+        session_id: str | None,
+        messages: Sequence[Any],
+        *,
+        workflow_name: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> int:
         """Append new messages to the session (one head read and one write, whatever its
         length); returns how many were written. No ``session_id``: nothing is stored."""
-        return await self._run(self._core.append_history(agent_name, session_id, messages,
-                                                   workflow_name, parent_session_id))
+        return await self._run(
+            self._core.append_history(agent_name, session_id, messages, workflow_name, parent_session_id)
+        )
 
     async def list_sessions(self, agent_name: str | None = None) -> list[Doc[Any]]:
         """Conversation heads (meta, message count, times), of one agent or of all."""
@@ -540,9 +617,13 @@ class AsyncStorageManager:
         ``last_updated`` (naive UTC, ISO 8601); None when there is none."""
         return await self._run(self._core.get_session(session_id))
 
-    async def get_sessions_list(self, agent_name: str | None = None,
-                          workflow_name: str | None = None, limit: int = 50,
-                          offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    async def get_sessions_list(
+        self,
+        agent_name: str | None = None,
+        workflow_name: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
         """(rows, total): sessions newest first, a workflow's runs or an agent's own runs."""
         return await self._run(self._core.get_sessions_list(agent_name, workflow_name, limit, offset))
 
@@ -568,20 +649,24 @@ class AsyncStorageManager:
         """A QA test result with its ``result``; None when there is none."""
         return await self._run(self._core.get_qa_result(result_id))
 
-    async def get_qa_results_list(self, evaluation_config_id: str | None = None,
-                            component_type: str | None = None, limit: int = 50,
-                            offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    async def get_qa_results_list(
+        self,
+        evaluation_config_id: str | None = None,
+        component_type: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
         """(rows without their ``result``, total), newest first."""
-        return await self._run(self._core.get_qa_results_list(evaluation_config_id, component_type,
-                                                         limit, offset))
+        return await self._run(
+            self._core.get_qa_results_list(evaluation_config_id, component_type, limit, offset)
+        )
 
     async def delete_qa_result(self, result_id: str) -> bool:
         """Delete a QA test result for good; False when there was none."""
         return await self._run(self._core.delete_qa_result(result_id))
 
 
-def sync_path(target: StorageManager | DocStore, *paths: str | Path,
-              partial: bool = False) -> SyncReport:
+def sync_path(target: StorageManager | DocStore, *paths: str | Path, partial: bool = False) -> SyncReport:
     """Sync the config files at ``paths`` (project files, component files or directories).
 
     Files are read as the framework reads them (see :func:`~docstore.agents.load_configs`):

@@ -51,23 +51,36 @@ def machine(dsn: str) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name")), cpu)
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
     with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute("SELECT current_setting('server_version'), "
-                           "current_setting('shared_buffers'), "
-                           "current_setting('synchronous_commit')").fetchone()
+        row = conn.execute(
+            "SELECT current_setting('server_version'), "
+            "current_setting('shared_buffers'), "
+            "current_setting('synchronous_commit')"
+        ).fetchone()
         assert row is not None
-    return {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "nproc": os.cpu_count(), "cpu": cpu,
-            "load": [round(x, 2) for x in os.getloadavg()],
-            "python": platform.python_version(), "postgres": row[0],
-            "shared_buffers": row[1], "synchronous_commit": row[2], "db": describe_dsn(dsn)}
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "load": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "postgres": row[0],
+        "shared_buffers": row[1],
+        "synchronous_commit": row[2],
+        "db": describe_dsn(dsn),
+    }
 
 
-def run(dsn: str, sizes: Sizes, only: list[str] | None = None, scale: bool = False,
-        log: Callable[[str], None] = lambda _m: None) -> list[Result]:
+def run(
+    dsn: str,
+    sizes: Sizes,
+    only: list[str] | None = None,
+    scale: bool = False,
+    log: Callable[[str], None] = lambda _m: None,
+) -> list[Result]:
     """Run the workloads in a scratch schema (dropped at the end); returns their results."""
     schema = f"docstore_bench_{os.getpid()}_{secrets.token_hex(3)}"
     bench = Bench(dsn, schema, sizes, log)
@@ -87,8 +100,7 @@ def run(dsn: str, sizes: Sizes, only: list[str] | None = None, scale: bool = Fal
     finally:
         try:
             for suffix in ("", "_10k", "_big"):
-                bench.raw.execute(
-                    f"DROP SCHEMA IF EXISTS {Statements(schema + suffix).quoted} CASCADE")
+                bench.raw.execute(f"DROP SCHEMA IF EXISTS {Statements(schema + suffix).quoted} CASCADE")
         except psycopg.Error as exc:  # the server went away: say what is left behind
             log(f"could not drop the scratch schema {schema}: {exc}")
         finally:
@@ -102,16 +114,18 @@ def _ms(seconds: float) -> str:
 
 def table(results: list[Result]) -> str:
     """The results as a Markdown table."""
-    lines = ["| workload | docstore ms/op (ops/s) | baseline | baseline ms/op (ops/s) "
-             "| ratio | target | |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| workload | docstore ms/op (ops/s) | baseline | baseline ms/op (ops/s) | ratio | target | |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
-        ds = (f"{_ms(r.docstore.median)} ({r.docstore.ops_per_s:,.1f})" if r.docstore
-              else "-")
+        ds = f"{_ms(r.docstore.median)} ({r.docstore.ops_per_s:,.1f})" if r.docstore else "-"
         base = f"{_ms(r.base.median)} ({r.base.ops_per_s:,.1f})" if r.base else "-"
         ratio = f"{r.ratio:.2f}x" if r.unit == "x" else f"{r.ratio:.1f} {r.unit}"
-        lines.append(f"| {r.workload} | {ds} | {r.baseline} | {base} | {ratio} | {r.target} "
-                     f"| {'PASS' if r.passed else 'MISS'} |")
+        lines.append(
+            f"| {r.workload} | {ds} | {r.baseline} | {base} | {ratio} | {r.target} "
+            f"| {'PASS' if r.passed else 'MISS'} |"
+        )
     notes = [f"- {r.key}: {r.note}" for r in results if r.note]
     return "\n".join(lines + (["", *notes] if notes else []))
 
@@ -119,20 +133,31 @@ def table(results: list[Result]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """``docstore bench``: returns 0 when it ran (MISSes included), 2 when it could not."""
     parser = argparse.ArgumentParser(
-        prog="docstore bench", description="docstore against raw psycopg, as ratios.")
-    parser.add_argument("--dsn", default=None,
-                        help="database to run in (a scratch schema is made and dropped); "
-                        "default DOCSTORE_URL, else libpq's PG* variables")
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes, for a smoke test (seconds; numbers are noisy)")
+        prog="docstore bench", description="docstore against raw psycopg, as ratios."
+    )
+    parser.add_argument(
+        "--dsn",
+        default=None,
+        help="database to run in (a scratch schema is made and dropped); "
+        "default DOCSTORE_URL, else libpq's PG* variables",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, for a smoke test (seconds; numbers are noisy)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--scale", action="store_true",
-                        help="also load 1,000,000 rows and compare append/read with 10,000 "
-                        "(minutes)")
-    parser.add_argument("--only", nargs="+", choices=[*WORKLOADS, "scale"], default=None,
-                        help="run only these workload groups")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="rounds per workload (at least 5)")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="also load 1,000,000 rows and compare append/read with 10,000 (minutes)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=[*WORKLOADS, "scale"],
+        default=None,
+        help="run only these workload groups",
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per workload (at least 5)")
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()
     if args.rounds is not None:
@@ -146,23 +171,36 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         info = machine(dsn)
-        log(f"docstore bench on {info['db']}: PostgreSQL {info['postgres']}, {info['nproc']} "
-            f"CPUs ({info['cpu']}), load {info['load']}")
+        log(
+            f"docstore bench on {info['db']}: PostgreSQL {info['postgres']}, {info['nproc']} "
+            f"CPUs ({info['cpu']}), load {info['load']}"
+        )
         results = run(dsn, sizes, args.only, args.scale, log)
     except (psycopg.Error, DatabaseUnavailable) as exc:
         text = str(exc).strip()
-        print(f"docstore bench: cannot use the database: {text.splitlines()[0] if text else exc!r}",
-              file=sys.stderr)
+        print(
+            f"docstore bench: cannot use the database: {text.splitlines()[0] if text else exc!r}",
+            file=sys.stderr,
+        )
         return 2
     info["load_after"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
-        print(orjson.dumps({"machine": info, "quick": args.quick,
-                            "rounds": sizes.rounds,
-                            "results": [r.as_json() for r in results]},
-                           option=orjson.OPT_INDENT_2).decode())
+        print(
+            orjson.dumps(
+                {
+                    "machine": info,
+                    "quick": args.quick,
+                    "rounds": sizes.rounds,
+                    "results": [r.as_json() for r in results],
+                },
+                option=orjson.OPT_INDENT_2,
+            ).decode()
+        )
     else:
-        print(f"\n{info['date']} · {info['nproc']} CPUs ({info['cpu']}) · PostgreSQL "
-              f"{info['postgres']} · load {info['load']} -> {info['load_after']} · "
-              f"{sizes.rounds} rounds{' (quick)' if args.quick else ''}\n")
+        print(
+            f"\n{info['date']} · {info['nproc']} CPUs ({info['cpu']}) · PostgreSQL "
+            f"{info['postgres']} · load {info['load']} -> {info['load_after']} · "
+            f"{sizes.rounds} rounds{' (quick)' if args.quick else ''}\n"
+        )
         print(table(results))
     return 0

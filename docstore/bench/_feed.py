@@ -37,8 +37,9 @@ def feed(bench: Bench) -> list[Result]:
     return [*_write_cost(bench), _concurrent_appends(bench), _latency(bench), _cached_get(bench)]
 
 
-def _paired(pairs: int, with_feed: Callable[[int], None], without: Callable[[int], None],
-            labels: tuple[str, str]) -> tuple[Stat, Stat]:
+def _paired(
+    pairs: int, with_feed: Callable[[int], None], without: Callable[[int], None], labels: tuple[str, str]
+) -> tuple[Stat, Stat]:
     """Per-operation times of two statements run in pairs, in a random order each time:
     a difference of tens of microseconds under a commit's milliseconds of fsync needs the
     two sides side by side, not in alternate rounds, on a machine others share."""
@@ -67,24 +68,35 @@ def _write_cost(bench: Bench) -> list[Result]:
 
     def put(query: str, prefix: str) -> Callable[[int], None]:
         def run(i: int) -> None:
-            raw.execute(query, {"kind": "agent", "name": f"{prefix}{i % 20}",
-                                "sv": bench.agent_sv, "data": pre_json(values[i % 40]),
-                                "expected": None, "op": "put", "author": None}).fetchall()
+            raw.execute(
+                query,
+                {
+                    "kind": "agent",
+                    "name": f"{prefix}{i % 20}",
+                    "sv": bench.agent_sv,
+                    "data": pre_json(values[i % 40]),
+                    "expected": None,
+                    "op": "put",
+                    "author": None,
+                },
+            ).fetchall()
+
         return run
 
-    pw, pn = _paired(pairs, put(put_with, "f-"), put(put_without, "n-"),
-                     ("put, with the feed", "put, without"))
+    pw, pn = _paired(
+        pairs, put(put_with, "f-"), put(put_without, "n-"), ("put, with the feed", "put, without")
+    )
     # Without the wait for the WAL flush, what is left is the server's work: the row,
     # its index entry, the trigger and the NOTIFY show at their largest share.
     raw.execute("SET synchronous_commit = off")
     try:
-        qw, qn = _paired(pairs, put(put_with, "f-"), put(put_without, "n-"),
-                         ("put, with the feed", "put, without"))
+        qw, qn = _paired(
+            pairs, put(put_with, "f-"), put(put_without, "n-"), ("put, with the feed", "put, without")
+        )
     finally:
         raw.execute("RESET synchronous_commit")
 
-    append_with = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="",
-                            **_note(False))
+    append_with = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="", **_note(False))
     append_without = _without_feed(bench, append_with, False)
     msgs = [pre_json(orjson.dumps(m)) for m in conversation(40, 3)]
 
@@ -92,29 +104,67 @@ def _write_cost(bench: Bench) -> list[Result]:
         meta = pre_json(orjson.dumps(bench.meta(name)))
 
         def run(i: int) -> None:
-            raw.execute(query, {"kind": CONV, "name": name, "n": 1, "items": [msgs[i % 40]],
-                                "meta": None, "meta_default": meta, "sv": 1,
-                                "expected": None, "expected_count": None,
-                                "meta_update": None, "op": "append", "author": None}).fetchall()
+            raw.execute(
+                query,
+                {
+                    "kind": CONV,
+                    "name": name,
+                    "n": 1,
+                    "items": [msgs[i % 40]],
+                    "meta": None,
+                    "meta_default": meta,
+                    "sv": 1,
+                    "expected": None,
+                    "expected_count": None,
+                    "meta_update": None,
+                    "op": "append",
+                    "author": None,
+                },
+            ).fetchall()
+
         return run
 
-    aw, an = _paired(pairs, append(append_with, "feed-a"), append(append_without, "plain-a"),
-                     ("append, with the feed", "append, without"))
+    aw, an = _paired(
+        pairs,
+        append(append_with, "feed-a"),
+        append(append_without, "plain-a"),
+        ("append, with the feed", "append, without"),
+    )
     note = "medians of {n:,} paired operations; means {a:.3f} vs {b:.3f} ms"
     return [
-        ratio_result("feed_cost_put", "put one config, with the change feed's row",
-                     "the same statement without it (raw psycopg)", pw, pn, "<=", 1.05, "time",
-                     note=note.format(n=pairs, a=statistics.mean(pw.wall) * 1000,
-                                      b=statistics.mean(pn.wall) * 1000)),
-        ratio_result("feed_cost_put_no_flush",
-                     "put one config, with the change feed's row, synchronous_commit=off",
-                     "the same statement without it (raw psycopg)", qw, qn, "<=", 1.10, "time",
-                     note=note.format(n=pairs, a=statistics.mean(qw.wall) * 1000,
-                                      b=statistics.mean(qn.wall) * 1000)),
-        ratio_result("feed_cost_append", "append 1 message, with the change feed's row",
-                     "the same statement without it (raw psycopg)", aw, an, "<=", 1.05, "time",
-                     note=note.format(n=pairs, a=statistics.mean(aw.wall) * 1000,
-                                      b=statistics.mean(an.wall) * 1000)),
+        ratio_result(
+            "feed_cost_put",
+            "put one config, with the change feed's row",
+            "the same statement without it (raw psycopg)",
+            pw,
+            pn,
+            "<=",
+            1.05,
+            "time",
+            note=note.format(n=pairs, a=statistics.mean(pw.wall) * 1000, b=statistics.mean(pn.wall) * 1000),
+        ),
+        ratio_result(
+            "feed_cost_put_no_flush",
+            "put one config, with the change feed's row, synchronous_commit=off",
+            "the same statement without it (raw psycopg)",
+            qw,
+            qn,
+            "<=",
+            1.10,
+            "time",
+            note=note.format(n=pairs, a=statistics.mean(qw.wall) * 1000, b=statistics.mean(qn.wall) * 1000),
+        ),
+        ratio_result(
+            "feed_cost_append",
+            "append 1 message, with the change feed's row",
+            "the same statement without it (raw psycopg)",
+            aw,
+            an,
+            "<=",
+            1.05,
+            "time",
+            note=note.format(n=pairs, a=statistics.mean(aw.wall) * 1000, b=statistics.mean(an.wall) * 1000),
+        ),
     ]
 
 
@@ -124,8 +174,7 @@ def _concurrent_appends(bench: Bench) -> Result:
     z = bench.sizes
     threads, per = 8, max(z.append_ops // 2, 10)
     conns = [psycopg.connect(bench.dsn, autocommit=True) for _ in range(threads)]
-    with_sql = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="",
-                         **_note(False))
+    with_sql = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="", **_note(False))
     variants = {"with": with_sql, "without": _without_feed(bench, with_sql, False)}
     msg = pre_json(orjson.dumps(conversation(1, 5)[0]))
 
@@ -135,11 +184,23 @@ def _concurrent_appends(bench: Bench) -> Result:
                 name = f"conc-{label}-{t}"
                 meta = pre_json(orjson.dumps(bench.meta(name)))
                 for _ in range(per):
-                    conns[t].execute(variants[label], {
-                        "kind": CONV, "name": name, "n": 1, "items": [msg], "meta": None,
-                        "meta_default": meta, "sv": 1, "expected": None,
-                        "expected_count": None, "meta_update": None, "op": "append",
-                        "author": None}).fetchall()
+                    conns[t].execute(
+                        variants[label],
+                        {
+                            "kind": CONV,
+                            "name": name,
+                            "n": 1,
+                            "items": [msg],
+                            "meta": None,
+                            "meta_default": meta,
+                            "sv": 1,
+                            "expected": None,
+                            "expected_count": None,
+                            "meta_update": None,
+                            "op": "append",
+                            "author": None,
+                        },
+                    ).fetchall()
 
             workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
             for w in workers:
@@ -155,9 +216,16 @@ def _concurrent_appends(bench: Bench) -> Result:
     finally:
         for conn in conns:
             conn.close()
-    return ratio_result("feed_cost_concurrent_append",
-                        f"{threads} threads appending 1 message each, with the change row",
-                        "the same without it", with_feed, without, "<=", 1.05, "time")
+    return ratio_result(
+        "feed_cost_concurrent_append",
+        f"{threads} threads appending 1 message each, with the change row",
+        "the same without it",
+        with_feed,
+        without,
+        "<=",
+        1.05,
+        "time",
+    )
 
 
 def _latency(bench: Bench) -> Result:
@@ -190,15 +258,30 @@ def _latency(bench: Bench) -> Result:
         time.sleep(rng.random() * 0.004)
     thread.join(60)
     if len(delivered) < n:
-        return Result("feed_latency_p99", "commit to delivery, p99", "-", "<=", 50,
-                      float("inf"), "ms", note=f"only {len(delivered)} of {n} delivered in 60 s")
+        return Result(
+            "feed_latency_p99",
+            "commit to delivery, p99",
+            "-",
+            "<=",
+            50,
+            float("inf"),
+            "ms",
+            note=f"only {len(delivered)} of {n} delivered in 60 s",
+        )
     # A feed may see the commit before the writer's reply arrives: count that as 0.
     delays = [max(0.0, delivered[name] - at) for name, at in committed.items()]
     p99 = statistics.quantiles(delays, n=100, method="inclusive")[98]
-    return Result("feed_latency_p99", f"commit to delivery by a feed, p99 of {n} puts", "-",
-                  "<=", 50, p99 * 1000, "ms",
-                  note=f"p50 {statistics.median(delays) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
-                       f"max {max(delays) * 1000:.2f} ms (from the put returning)")
+    return Result(
+        "feed_latency_p99",
+        f"commit to delivery by a feed, p99 of {n} puts",
+        "-",
+        "<=",
+        50,
+        p99 * 1000,
+        "ms",
+        note=f"p50 {statistics.median(delays) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
+        f"max {max(delays) * 1000:.2f} ms (from the put returning)",
+    )
 
 
 def _cached_get(bench: Bench) -> Result:
@@ -207,8 +290,9 @@ def _cached_get(bench: Bench) -> Result:
 
     z = bench.sizes
     names = [f"cached-{i % 20}" for i in range(z.get_ops)]
-    bench.store.put_many("agent", {name: value for name, value in zip(
-        names[:20], bench.configs(20), strict=True)})
+    bench.store.put_many(
+        "agent", {name: value for name, value in zip(names[:20], bench.configs(20), strict=True)}
+    )
     get_sql = f"SELECT data FROM {bench.s}.documents WHERE kind = %s AND name = %s"
     manager = StorageManager(bench.store)
     with manager.watch_configs():
@@ -226,8 +310,17 @@ def _cached_get(bench: Bench) -> Result:
                 assert row is not None and isinstance(row[0], dict)
             return z.get_ops
 
-        cached, raw = measure(z.rounds, [Side("watched config get", run_cached),
-                                         Side("raw SELECT + orjson.loads", run_raw)])
-    return ratio_result("cached_config_get_vs_raw", "get one config from watch_configs' memory",
-                        "raw SELECT data by key + orjson.loads", cached, raw, ">=", 10, "speed",
-                        note=f"{cached.ops_per_s:,.0f} vs {raw.ops_per_s:,.0f} gets/s")
+        cached, raw = measure(
+            z.rounds, [Side("watched config get", run_cached), Side("raw SELECT + orjson.loads", run_raw)]
+        )
+    return ratio_result(
+        "cached_config_get_vs_raw",
+        "get one config from watch_configs' memory",
+        "raw SELECT data by key + orjson.loads",
+        cached,
+        raw,
+        ">=",
+        10,
+        "speed",
+        note=f"{cached.ops_per_s:,.0f} vs {raw.ops_per_s:,.0f} gets/s",
+    )

@@ -31,7 +31,7 @@ class Stat:
 
     label: str
     wall: list[float] = field(default_factory=list)  # seconds per op, one per round
-    cpu: list[float] = field(default_factory=list)   # this process's CPU seconds per op
+    cpu: list[float] = field(default_factory=list)  # this process's CPU seconds per op
 
     @property
     def median(self) -> float:
@@ -46,8 +46,13 @@ class Stat:
         return statistics.median(self.cpu)
 
     def as_json(self) -> dict[str, Any]:
-        return {"label": self.label, "median_s": self.median, "ops_per_s": self.ops_per_s,
-                "client_cpu_s": self.cpu_median, "rounds_s": self.wall}
+        return {
+            "label": self.label,
+            "median_s": self.median,
+            "ops_per_s": self.ops_per_s,
+            "client_cpu_s": self.cpu_median,
+            "rounds_s": self.wall,
+        }
 
 
 def measure(rounds: int, sides: list[Side], warmup: bool = True) -> list[Stat]:
@@ -102,16 +107,31 @@ class Result:
         return f"{self.compare} {self.limit:g}{' ' if self.unit != 'x' else ''}{self.unit}"
 
     def as_json(self) -> dict[str, Any]:
-        return {"key": self.key, "workload": self.workload, "baseline": self.baseline,
-                "ratio": self.ratio, "unit": self.unit, "target": self.target,
-                "passed": self.passed, "note": self.note,
-                "docstore": self.docstore.as_json() if self.docstore else None,
-                "base": self.base.as_json() if self.base else None}
+        return {
+            "key": self.key,
+            "workload": self.workload,
+            "baseline": self.baseline,
+            "ratio": self.ratio,
+            "unit": self.unit,
+            "target": self.target,
+            "passed": self.passed,
+            "note": self.note,
+            "docstore": self.docstore.as_json() if self.docstore else None,
+            "base": self.base.as_json() if self.base else None,
+        }
 
 
-def ratio_result(key: str, workload: str, baseline: str, ds: Stat, base: Stat,
-                 compare: Compare, limit: float, how: Literal["speed", "time"],
-                 note: str = "") -> Result:
+def ratio_result(
+    key: str,
+    workload: str,
+    baseline: str,
+    ds: Stat,
+    base: Stat,
+    compare: Compare,
+    limit: float,
+    how: Literal["speed", "time"],
+    note: str = "",
+) -> Result:
     """``how="speed"``: docstore's ops/s over the baseline's (higher is better);
     ``how="time"``: docstore's time over the baseline's (lower is better)."""
     ratio = base.median / ds.median if how == "speed" else ds.median / base.median

@@ -32,8 +32,7 @@ def main(argv: list[str]) -> int:
     schema, kind, expected = argv[0], argv[1], int(argv[2])
     spec = CONFIG_KINDS["agent"]
     with DocStore.connect(dsn, schema=schema, min_size=1, max_size=1) as store:
-        store.register(kind, spec.model, schema_version=spec.schema_version,
-                       upgraders=spec.upgraders)
+        store.register(kind, spec.model, schema_version=spec.schema_version, upgraders=spec.upgraders)
         store.list(kind, limit=1)  # imports, adapters, a prepared plan: not the iteration's
         gc.collect()
         before = _status("VmRSS")
@@ -48,8 +47,16 @@ def main(argv: list[str]) -> int:
         rss0 = _status("VmRSS")
         sample = store.list(kind, limit=min(count, 5000))
         per_doc = max(0.0, _status("VmRSS") - rss0) / max(1, len(sample))
-    print(orjson.dumps({"count": count, "growth_mb": max(0.0, peak - before),
-                        "docs_per_s": count / elapsed, "list_mb_est": per_doc * count}).decode())
+    print(
+        orjson.dumps(
+            {
+                "count": count,
+                "growth_mb": max(0.0, peak - before),
+                "docs_per_s": count / elapsed,
+                "list_mb_est": per_doc * count,
+            }
+        ).decode()
+    )
     return 0
 
 

@@ -51,9 +51,19 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(rounds=5, put_ops=20, get_ops=40, put_many=500, log_long=1000,
-                   append_ops=10, read_ops=20, history_ops=4, iter_docs=5000,
-                   async_ops=64, scale_rows=20_000)
+        return cls(
+            rounds=5,
+            put_ops=20,
+            get_ops=40,
+            put_many=500,
+            log_long=1000,
+            append_ops=10,
+            read_ops=20,
+            history_ops=4,
+            iter_docs=5000,
+            async_ops=64,
+            scale_rows=20_000,
+        )
 
 
 def _ident(data: Any) -> Any:
@@ -68,8 +78,9 @@ def pre_json(data: bytes) -> Jsonb:
 class Bench:
     """The scratch schema, a DocStore on it, a raw psycopg connection, and the workloads."""
 
-    def __init__(self, dsn: str, schema: str, sizes: Sizes,
-                 log: Callable[[str], None] = lambda _m: None) -> None:
+    def __init__(
+        self, dsn: str, schema: str, sizes: Sizes, log: Callable[[str], None] = lambda _m: None
+    ) -> None:
         self.dsn = dsn
         self.schema = schema
         self.sizes = sizes
@@ -85,8 +96,7 @@ class Bench:
         set_json_loads(orjson.loads, self.raw)
         spec = CONFIG_KINDS["agent"]
         self.agent_sv = spec.schema_version
-        self.store.register("agent", spec.model, schema_version=spec.schema_version,
-                            upgraders=spec.upgraders)
+        self.store.register("agent", spec.model, schema_version=spec.schema_version, upgraders=spec.upgraders)
         self.store.register(CONV, MESSAGE_ADAPTER, mode="log", meta=ConversationMeta)
         self.agent = TypeAdapter(AgentConfig)
         self._rev = 0
@@ -128,14 +138,20 @@ class Bench:
         """A conversation of ``n`` messages, written through the store in batches."""
         batch = 500
         for start in range(0, n, batch):
-            self.store.append(CONV, name, _data.conversation(min(batch, n - start), start),
-                              meta=self.meta(name) if start == 0 else None)
+            self.store.append(
+                CONV,
+                name,
+                _data.conversation(min(batch, n - start), start),
+                meta=self.meta(name) if start == 0 else None,
+            )
 
     def mark(self, name: str, schema: str | None = None) -> None:
         """Remember a conversation's head, for :meth:`reset`."""
         s = q.Statements(schema).quoted if schema else self.s
-        row = self.raw.execute(f"SELECT version, live_from, data::text FROM {s}.documents "
-                               "WHERE kind = %s AND name = %s", (CONV, name)).fetchone()
+        row = self.raw.execute(
+            f"SELECT version, live_from, data::text FROM {s}.documents WHERE kind = %s AND name = %s",
+            (CONV, name),
+        ).fetchone()
         assert row is not None, name
         self._marks[s, name] = row
 
@@ -145,11 +161,15 @@ class Bench:
         s = q.Statements(schema).quoted if schema else self.s
         version, live_from, data = self._marks[s, name]
         with self.raw.transaction():
-            self.raw.execute(f"DELETE FROM {s}.versions WHERE kind = %s AND name = %s "
-                             "AND version > %s", (CONV, name, version))
-            self.raw.execute(f"UPDATE {s}.documents SET version = %s, live_from = %s, "
-                             "data = %s::jsonb, deleted = false WHERE kind = %s AND name = %s",
-                             (version, live_from, data, CONV, name))
+            self.raw.execute(
+                f"DELETE FROM {s}.versions WHERE kind = %s AND name = %s AND version > %s",
+                (CONV, name, version),
+            )
+            self.raw.execute(
+                f"UPDATE {s}.documents SET version = %s, live_from = %s, "
+                "data = %s::jsonb, deleted = false WHERE kind = %s AND name = %s",
+                (version, live_from, data, CONV, name),
+            )
 
     # --- put and get -------------------------------------------------------------------
 
@@ -171,10 +191,17 @@ class Bench:
 
         def prep_same(_r: int) -> None:
             todo["same"] = [
-                {"kind": "agent", "name": "raw-" + name, "sv": self.agent_sv,
-                 "data": pre_json(self.config_json(v)), "expected": None, "op": "put",
-                 "author": None}
-                for name, v in zip(names, self.configs(z.put_ops), strict=True)]
+                {
+                    "kind": "agent",
+                    "name": "raw-" + name,
+                    "sv": self.agent_sv,
+                    "data": pre_json(self.config_json(v)),
+                    "expected": None,
+                    "op": "put",
+                    "author": None,
+                }
+                for name, v in zip(names, self.configs(z.put_ops), strict=True)
+            ]
 
         def run_same(_r: int) -> int:
             execute = self.raw.execute
@@ -182,12 +209,16 @@ class Bench:
                 execute(same_sql, params).fetchall()
             return z.put_ops
 
-        bare_sql = (f"INSERT INTO {self.s}.bare (kind, name, data) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (kind, name) DO UPDATE SET data = excluded.data")
+        bare_sql = (
+            f"INSERT INTO {self.s}.bare (kind, name, data) VALUES (%s, %s, %s) "
+            "ON CONFLICT (kind, name) DO UPDATE SET data = excluded.data"
+        )
 
         def prep_bare(_r: int) -> None:
-            todo["bare"] = [("agent", name, pre_json(self.config_json(v)))
-                            for name, v in zip(names, self.configs(z.put_ops), strict=True)]
+            todo["bare"] = [
+                ("agent", name, pre_json(self.config_json(v)))
+                for name, v in zip(names, self.configs(z.put_ops), strict=True)
+            ]
 
         def run_bare(_r: int) -> int:
             execute = self.raw.execute
@@ -195,24 +226,43 @@ class Bench:
                 execute(bare_sql, params)
             return z.put_ops
 
-        ds, same, bare = measure(z.rounds, [
-            Side("docstore put", run_ds, prep_ds),
-            Side("same SQL, raw psycopg", run_same, prep_same),
-            Side("bare INSERT ON CONFLICT", run_bare, prep_bare)])
+        ds, same, bare = measure(
+            z.rounds,
+            [
+                Side("docstore put", run_ds, prep_ds),
+                Side("same SQL, raw psycopg", run_same, prep_same),
+                Side("bare INSERT ON CONFLICT", run_bare, prep_bare),
+            ],
+        )
         return [
-            ratio_result("put_vs_same_sql", "put one config (2 KB, validated)",
-                         "same SQL via raw psycopg, pre-serialised", ds, same, ">=", 0.9,
-                         "speed"),
-            ratio_result("put_vs_bare", "put one config (2 KB, validated)",
-                         "raw INSERT ON CONFLICT into a bare jsonb table", ds, bare, ">=", 0.7,
-                         "speed"),
+            ratio_result(
+                "put_vs_same_sql",
+                "put one config (2 KB, validated)",
+                "same SQL via raw psycopg, pre-serialised",
+                ds,
+                same,
+                ">=",
+                0.9,
+                "speed",
+            ),
+            ratio_result(
+                "put_vs_bare",
+                "put one config (2 KB, validated)",
+                "raw INSERT ON CONFLICT into a bare jsonb table",
+                ds,
+                bare,
+                ">=",
+                0.7,
+                "speed",
+            ),
         ]
 
     def get(self) -> list[Result]:
         z = self.sizes
         names = [f"put-{i % 20}" for i in range(z.get_ops)]
-        self.store.put_many("agent", {name: value for name, value in zip(
-            names[:20], self.configs(20), strict=True)})  # what put left, were it not run
+        self.store.put_many(
+            "agent", {name: value for name, value in zip(names[:20], self.configs(20), strict=True)}
+        )  # what put left, were it not run
         get_sql = f"SELECT data FROM {self.s}.documents WHERE kind = %s AND name = %s"
 
         def run_ds(_r: int) -> int:
@@ -228,11 +278,21 @@ class Bench:
                 assert row is not None and isinstance(row[0], dict)
             return z.get_ops
 
-        ds, raw = measure(z.rounds, [Side("docstore get", run_ds),
-                                     Side("raw SELECT + orjson.loads", run_raw)])
-        return [ratio_result("get_vs_raw", "get one config (validated)",
-                             "raw SELECT data by key + orjson.loads", ds, raw, ">=", 0.75,
-                             "speed")]
+        ds, raw = measure(
+            z.rounds, [Side("docstore get", run_ds), Side("raw SELECT + orjson.loads", run_raw)]
+        )
+        return [
+            ratio_result(
+                "get_vs_raw",
+                "get one config (validated)",
+                "raw SELECT data by key + orjson.loads",
+                ds,
+                raw,
+                ">=",
+                0.75,
+                "speed",
+            )
+        ]
 
     def put_many(self) -> list[Result]:
         z = self.sizes
@@ -247,24 +307,38 @@ class Bench:
             return 1
 
         def prep_copy(r: int) -> None:
-            todo["copy"] = [("agent", f"pm-{r}-{i}", pre_json(self.config_json(v)))
-                            for i, v in enumerate(self.configs(z.put_many))]
+            todo["copy"] = [
+                ("agent", f"pm-{r}-{i}", pre_json(self.config_json(v)))
+                for i, v in enumerate(self.configs(z.put_many))
+            ]
 
         def run_copy(_r: int) -> int:
-            with self.raw.cursor() as cur, cur.copy(
-                    f"COPY {self.s}.bare (kind, name, data) FROM STDIN (FORMAT BINARY)") as cp:
+            with (
+                self.raw.cursor() as cur,
+                cur.copy(f"COPY {self.s}.bare (kind, name, data) FROM STDIN (FORMAT BINARY)") as cp,
+            ):
                 cp.set_types(["text", "text", "jsonb"])
                 for row in todo["copy"]:
                     cp.write_row(row)
             return 1
 
-        ds, copy = measure(z.rounds, [Side("docstore put_many", run_ds, prep_ds),
-                                      Side("raw binary COPY", run_copy, prep_copy)])
-        return [ratio_result("put_many_vs_copy", f"put_many {z.put_many:,} configs",
-                             "raw binary COPY of the same JSON into a bare table", ds, copy,
-                             ">=", 0.5, "speed",
-                             note=f"{z.put_many / ds.median:,.0f} docs/s vs "
-                                  f"{z.put_many / copy.median:,.0f} docs/s")]
+        ds, copy = measure(
+            z.rounds,
+            [Side("docstore put_many", run_ds, prep_ds), Side("raw binary COPY", run_copy, prep_copy)],
+        )
+        return [
+            ratio_result(
+                "put_many_vs_copy",
+                f"put_many {z.put_many:,} configs",
+                "raw binary COPY of the same JSON into a bare table",
+                ds,
+                copy,
+                ">=",
+                0.5,
+                "speed",
+                note=f"{z.put_many / ds.median:,.0f} docs/s vs {z.put_many / copy.median:,.0f} docs/s",
+            )
+        ]
 
     # --- logs --------------------------------------------------------------------------
 
@@ -292,8 +366,7 @@ class Bench:
 
             return Side(f"append at {length:,}", run, prep)
 
-        long_, short = measure(z.rounds, [appender("long", z.log_long),
-                                          appender("short", z.log_short)])
+        long_, short = measure(z.rounds, [appender("long", z.log_long), appender("short", z.log_short)])
         self.reset("long")
         self.reset("short")
 
@@ -308,11 +381,26 @@ class Bench:
 
         rlong, rfifty = measure(z.rounds, [reader("long"), reader("fifty")])
         return [
-            ratio_result("append_long_vs_short", f"append 1 message at length {z.log_long:,}",
-                         f"append 1 message at length {z.log_short}", long_, short, "<=", 1.2,
-                         "time"),
-            ratio_result("read_last_long_vs_50", f"read(last=50) at length {z.log_long:,}",
-                         "read of a 50-message conversation", rlong, rfifty, "<=", 1.5, "time"),
+            ratio_result(
+                "append_long_vs_short",
+                f"append 1 message at length {z.log_long:,}",
+                f"append 1 message at length {z.log_short}",
+                long_,
+                short,
+                "<=",
+                1.2,
+                "time",
+            ),
+            ratio_result(
+                "read_last_long_vs_50",
+                f"read(last=50) at length {z.log_long:,}",
+                "read of a 50-message conversation",
+                rlong,
+                rfifty,
+                "<=",
+                1.5,
+                "time",
+            ),
         ]
 
     # --- save_full_history -------------------------------------------------------------
@@ -325,28 +413,33 @@ class Bench:
         rows: dict[str, Any] = {}
 
         # The original plan: delete the session's rows, insert the whole conversation.
-        insert = (f"INSERT INTO {self.s}.agent_history (agent_name, session_id, turn, role, "
-                  "content) VALUES (%s, %s, %s, %s, %s)")
+        insert = (
+            f"INSERT INTO {self.s}.agent_history (agent_name, session_id, turn, role, "
+            "content) VALUES (%s, %s, %s, %s, %s)"
+        )
 
         def raw_prep(_r: int) -> None:
             # Its own dead rows slow each round down; vacuum them, untimed, so the
             # baseline shows its best case rather than its bloat.
             self.raw.execute(f"VACUUM {self.s}.agent_history")
-            rows["raw"] = [[("weather-agent-1", "raw", t, m["role"],
-                             pre_json(orjson.dumps(m))) for t, m in enumerate(full[:big + 2 * k])]
-                           for k in range(1, z.history_ops + 1)]
+            rows["raw"] = [
+                [
+                    ("weather-agent-1", "raw", t, m["role"], pre_json(orjson.dumps(m)))
+                    for t, m in enumerate(full[: big + 2 * k])
+                ]
+                for k in range(1, z.history_ops + 1)
+            ]
 
         def raw_run(_r: int) -> int:
             cur = self.raw.cursor()
             for conv_rows in rows["raw"]:
                 with self.raw.transaction():
-                    cur.execute(f"DELETE FROM {self.s}.agent_history WHERE session_id = %s",
-                                ("raw",))
+                    cur.execute(f"DELETE FROM {self.s}.agent_history WHERE session_id = %s", ("raw",))
                     cur.executemany(insert, conv_rows)
             return z.history_ops
 
         def ds_side(session: str, length: int) -> Side:
-            convs = [full[:length + 2 * k] for k in range(1, z.history_ops + 1)]
+            convs = [full[: length + 2 * k] for k in range(1, z.history_ops + 1)]
 
             def prep(_r: int) -> None:
                 self.reset(self.session_name(session))
@@ -361,18 +454,31 @@ class Bench:
         for session, length in (("s200", big), ("s20", small)):
             saver("weather-agent-1", session, full[:length])
             self.mark(self.session_name(session))
-        ds, raw = measure(z.rounds, [ds_side("s200", big), Side("delete + reinsert", raw_run,
-                                                                  raw_prep)])
+        ds, raw = measure(z.rounds, [ds_side("s200", big), Side("delete + reinsert", raw_run, raw_prep)])
         ds200, ds20 = measure(z.rounds, [ds_side("s200", big), ds_side("s20", small)])
         return [
-            ratio_result("save_full_history_vs_rewrite",
-                         f"save_full_history, {big} messages grown by 2",
-                         "delete-all-and-reinsert in raw SQL (the original plan)", ds, raw,
-                         ">=", 10, "speed", note=how),
-            ratio_result("save_full_history_200_vs_20",
-                         f"save_full_history at {big} messages",
-                         f"save_full_history at {small} messages", ds200, ds20, "<=", 1.2,
-                         "time", note=how),
+            ratio_result(
+                "save_full_history_vs_rewrite",
+                f"save_full_history, {big} messages grown by 2",
+                "delete-all-and-reinsert in raw SQL (the original plan)",
+                ds,
+                raw,
+                ">=",
+                10,
+                "speed",
+                note=how,
+            ),
+            ratio_result(
+                "save_full_history_200_vs_20",
+                f"save_full_history at {big} messages",
+                f"save_full_history at {small} messages",
+                ds200,
+                ds20,
+                "<=",
+                1.2,
+                "time",
+                note=how,
+            ),
         ]
 
     def session_name(self, session: str) -> str:
@@ -402,21 +508,21 @@ class Bench:
             try:
                 head = self.store.get(CONV, name)
             except DocumentNotFound:
-                self.store.append(CONV, name, conversation, expected_version=0,
-                                  meta=self.meta(session))
+                self.store.append(CONV, name, conversation, expected_version=0, meta=self.meta(session))
                 return
             count = head.count or 0
             last = self.store.read(CONV, name, last=1) if count else []
             if count <= len(conversation) and (
-                    not last or MESSAGE_ADAPTER.validate_python(conversation[count - 1]) == last[0]):
+                not last or MESSAGE_ADAPTER.validate_python(conversation[count - 1]) == last[0]
+            ):
                 if count < len(conversation):
-                    self.store.append(CONV, name, conversation[count:],
-                                      expected_version=head.version)
+                    self.store.append(CONV, name, conversation[count:], expected_version=head.version)
                 return
             self.store.rewrite(CONV, name, conversation, expected_version=head.version)
 
-        return save_equivalent, ("store calls equivalent to save_full_history (get head, "
-                                 "read(last=1), append the new)")
+        return save_equivalent, (
+            "store calls equivalent to save_full_history (get head, read(last=1), append the new)"
+        )
 
     # --- iter --------------------------------------------------------------------------
 
@@ -424,27 +530,43 @@ class Bench:
         z = self.sizes
         template = self.config_json(_data.agent_config(0))
         self.log(f"  loading {z.iter_docs:,} configs for iter")
-        self.raw.execute(f"""
+        self.raw.execute(
+            f"""
             INSERT INTO {self.s}.documents (kind, name, mode, version, schema_version, data)
             SELECT 'agent_iter', 'it-' || lpad(i::text, 7, '0'), 's', 1, %s,
                    jsonb_set(%s::jsonb, '{{name}}', to_jsonb('it-' || i))
             FROM generate_series(1, %s) AS i
-        """, (self.agent_sv, template.decode(), z.iter_docs))
+        """,
+            (self.agent_sv, template.decode(), z.iter_docs),
+        )
         self.raw.execute(f"ANALYZE {self.s}.documents")
         out = subprocess.run(
             # The DSN goes through a pipe: on the command line `ps` would show its password.
-            [sys.executable, "-m", "docstore.bench._rss", self.schema, "agent_iter",
-             str(z.iter_docs)], input=self.dsn + "\n", capture_output=True, text=True,
-            check=False, env={**os.environ, "PYTHONHASHSEED": "0"})
+            [sys.executable, "-m", "docstore.bench._rss", self.schema, "agent_iter", str(z.iter_docs)],
+            input=self.dsn + "\n",
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
         if out.returncode != 0:
             raise RuntimeError("the iter child process failed:\n" + out.stderr[-2000:])
         found = json.loads(out.stdout.strip().splitlines()[-1])
         growth = found["growth_mb"]
-        return [Result("iter_peak_rss", f"iter over {z.iter_docs:,} documents", "-", "<=", 50,
-                       growth, "MB",
-                       note=f"peak RSS growth {growth:.1f} MB over {found['count']:,} docs "
-                            f"({found['docs_per_s']:,.0f} docs/s); the same docs held in a "
-                            f"list would take ~{found['list_mb_est']:.0f} MB")]
+        return [
+            Result(
+                "iter_peak_rss",
+                f"iter over {z.iter_docs:,} documents",
+                "-",
+                "<=",
+                50,
+                growth,
+                "MB",
+                note=f"peak RSS growth {growth:.1f} MB over {found['count']:,} docs "
+                f"({found['docs_per_s']:,.0f} docs/s); the same docs held in a "
+                f"list would take ~{found['list_mb_est']:.0f} MB",
+            )
+        ]
 
     # --- concurrency -------------------------------------------------------------------
 
@@ -456,8 +578,7 @@ class Bench:
         loop = asyncio.new_event_loop()
         astore = loop.run_until_complete(AsyncDocStore.connect(self.dsn, schema=self.schema))
         spec = CONFIG_KINDS["agent"]
-        astore.register("agent", spec.model, schema_version=spec.schema_version,
-                        upgraders=spec.upgraders)
+        astore.register("agent", spec.model, schema_version=spec.schema_version, upgraders=spec.upgraders)
         todo: dict[str, Any] = {}
 
         def prep(_r: int) -> None:
@@ -481,14 +602,25 @@ class Bench:
             return ops
 
         try:
-            sync, conc = measure(z.rounds, [Side("one sync thread", run_sync, prep),
-                                            Side(f"{tasks} asyncio tasks", run_async, prep)])
+            sync, conc = measure(
+                z.rounds,
+                [Side("one sync thread", run_sync, prep), Side(f"{tasks} asyncio tasks", run_async, prep)],
+            )
         finally:
             loop.run_until_complete(astore.close())
             loop.close()
-        return [ratio_result("async32_vs_sync", f"{tasks} asyncio tasks doing put, one "
-                             "AsyncDocStore", "one sync thread doing put", conc, sync, ">=", 1.5,
-                             "speed")]
+        return [
+            ratio_result(
+                "async32_vs_sync",
+                f"{tasks} asyncio tasks doing put, one AsyncDocStore",
+                "one sync thread doing put",
+                conc,
+                sync,
+                ">=",
+                1.5,
+                "speed",
+            )
+        ]
 
     # --- scale -------------------------------------------------------------------------
 
@@ -529,20 +661,38 @@ class Bench:
                 return Side(label, run)
 
             big_label = f"{z.scale_rows:,} rows"
-            a_big, a_small = measure(z.rounds, [appender(big_schema, big_label),
-                                                appender(small_schema, f"{per_conv:,} rows")])
-            r_big, r_small = measure(z.rounds, [reader(big_schema, big_label),
-                                                reader(small_schema, f"{per_conv:,} rows")])
+            a_big, a_small = measure(
+                z.rounds, [appender(big_schema, big_label), appender(small_schema, f"{per_conv:,} rows")]
+            )
+            r_big, r_small = measure(
+                z.rounds, [reader(big_schema, big_label), reader(small_schema, f"{per_conv:,} rows")]
+            )
         finally:
             for store in stores.values():
                 store.close()
             for schema in (small_schema, big_schema):
                 self.raw.execute(f"DROP SCHEMA IF EXISTS {q.Statements(schema).quoted} CASCADE")
         return [
-            ratio_result("scale_append", f"append 1 message, {z.scale_rows:,} rows in versions",
-                         f"the same with {per_conv:,} rows", a_big, a_small, "<=", 1.5, "time"),
-            ratio_result("scale_read_last", f"read(last=50), {z.scale_rows:,} rows in versions",
-                         f"the same with {per_conv:,} rows", r_big, r_small, "<=", 1.5, "time"),
+            ratio_result(
+                "scale_append",
+                f"append 1 message, {z.scale_rows:,} rows in versions",
+                f"the same with {per_conv:,} rows",
+                a_big,
+                a_small,
+                "<=",
+                1.5,
+                "time",
+            ),
+            ratio_result(
+                "scale_read_last",
+                f"read(last=50), {z.scale_rows:,} rows in versions",
+                f"the same with {per_conv:,} rows",
+                r_big,
+                r_small,
+                "<=",
+                1.5,
+                "time",
+            ),
         ]
 
     def _scale_store(self, schema: str, rows: int, per_conv: int) -> DocStore:
@@ -554,19 +704,27 @@ class Bench:
         store.init_schema()
         s = q.Statements(schema).quoted
         convs = max(1, rows // per_conv)
-        items = [MESSAGE_ADAPTER.dump_json(MESSAGE_ADAPTER.validate_python(m)).decode()
-                 for m in _data.conversation(8)]
+        items = [
+            MESSAGE_ADAPTER.dump_json(MESSAGE_ADAPTER.validate_python(m)).decode()
+            for m in _data.conversation(8)
+        ]
         meta = orjson.dumps(self.meta("scale")).decode()
         with self.raw.transaction():
-            self.raw.execute(f"""
+            self.raw.execute(
+                f"""
                 INSERT INTO {s}.documents (kind, name, mode, version, live_from, data)
                 SELECT %s, 'c' || c, 'l', %s, 1, %s::jsonb FROM generate_series(0, %s - 1) c
-            """, (CONV, per_conv, meta, convs))
-            self.raw.execute(f"""
+            """,
+                (CONV, per_conv, meta, convs),
+            )
+            self.raw.execute(
+                f"""
                 INSERT INTO {s}.versions (kind, name, version, schema_version, op, data)
                 SELECT %s, 'c' || c, v, 1, 'append', (%s::jsonb[])[1 + (v + c) %% 8]
                 FROM generate_series(1, %s) AS v CROSS JOIN LATERAL generate_series(0, %s - 1) c
-            """, (CONV, items, per_conv, convs))
+            """,
+                (CONV, items, per_conv, convs),
+            )
         self.raw.execute(f"VACUUM ANALYZE {s}.versions")
         self.raw.execute(f"VACUUM ANALYZE {s}.documents")
         self.mark("c0", schema)

@@ -46,7 +46,7 @@ def _hoist(argv: list[str]) -> list[str]:
             if "=" in arg or i + 1 >= len(argv):
                 front.append(arg)
             else:
-                front.extend(argv[i:i + 2])
+                front.extend(argv[i : i + 2])
                 i += 1
         else:
             rest.append(arg)
@@ -71,9 +71,13 @@ def _report(message: str, *, kind: str, status: int, as_json: bool, **extra: Any
     """An error on stderr: one line, or with --json one JSON document."""
     message = clean(message)  # a name in a message may hold terminal escapes
     if as_json:
-        sys.stderr.write(json.dumps({"error": {"type": kind, "message": message, **extra,
-                                               "exit_status": status}},
-                                    ensure_ascii=False) + "\n")
+        sys.stderr.write(
+            json.dumps(
+                {"error": {"type": kind, "message": message, **extra, "exit_status": status}},
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
     else:
         print(f"docstore: error: {message}", file=sys.stderr)
 
@@ -96,8 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if as_json:
             formatter = getattr(exc, "format_message", None)  # its text names the option
             text = str(formatter()) if formatter is not None else str(exc)
-            _report(_one_line(text), kind="UsageError",
-                    status=getattr(exc, "exit_code", 2), as_json=True)
+            _report(_one_line(text), kind="UsageError", status=getattr(exc, "exit_code", 2), as_json=True)
         elif show is not None:
             show()
         else:
@@ -117,9 +120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         head, *lines = _redact(str(exc), args).splitlines()
         warnings = [_redact(str(warning), args) for warning in exc.warnings]
         if as_json:
-            _report(head, kind="ConfigFileError", status=1, as_json=True,
-                    problems=[clean(line.strip()) for line in lines],
-                    warnings=[clean(w) for w in warnings])
+            _report(
+                head,
+                kind="ConfigFileError",
+                status=1,
+                as_json=True,
+                problems=[clean(line.strip()) for line in lines],
+                warnings=[clean(w) for w in warnings],
+            )
             return 1
         print(f"docstore: error: {clean(head)}", file=sys.stderr)
         for line in lines:

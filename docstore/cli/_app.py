@@ -70,8 +70,7 @@ class Group(TyperGroup):
 app = typer.Typer(
     name="docstore",
     cls=Group,
-    help="Operate a docstore: versioned, validated JSON documents and conversation logs in "
-    "PostgreSQL.",
+    help="Operate a docstore: versioned, validated JSON documents and conversation logs in PostgreSQL.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -108,35 +107,64 @@ def _show_version(value: bool) -> None:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    dsn: Annotated[str | None, typer.Option(
-        metavar="DSN",
-        help="libpq connection string or URL; else $DOCSTORE_URL, else libpq's PG* variables.",
-        show_default=False)] = None,
-    schema: Annotated[str, typer.Option(
-        metavar="NAME",
-        help="PostgreSQL schema holding the store (else $DOCSTORE_SCHEMA, else docstore).",
-        show_default=False)] = "",
-    json: Annotated[bool, typer.Option(
-        "--json", help="Machine-readable JSON on stdout (errors: JSON on stderr).")] = False,
-    embedded: Annotated[bool, typer.Option(
-        "--embedded", help="Use the embedded PostgreSQL (pgserver), data in the user's cache "
-        "directory.")] = False,
-    kinds: Annotated[str | None, typer.Option(
-        metavar="MODULE:ATTR",
-        help="A docstore.Registry with your own kinds (else $DOCSTORE_KINDS).",
-        show_default=False)] = None,
-    author: Annotated[str | None, typer.Option(
-        metavar="NAME", help="Recorded as the author of every version this command writes "
-        "(shown by `log`).", show_default=False)] = None,
-    version: Annotated[bool, typer.Option(
-        "--version", callback=_show_version, is_eager=True,
-        help="Print docstore's version and exit.")] = False,
+    dsn: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DSN",
+            help="libpq connection string or URL; else $DOCSTORE_URL, else libpq's PG* variables.",
+            show_default=False,
+        ),
+    ] = None,
+    schema: Annotated[
+        str,
+        typer.Option(
+            metavar="NAME",
+            help="PostgreSQL schema holding the store (else $DOCSTORE_SCHEMA, else docstore).",
+            show_default=False,
+        ),
+    ] = "",
+    json: Annotated[
+        bool, typer.Option("--json", help="Machine-readable JSON on stdout (errors: JSON on stderr).")
+    ] = False,
+    embedded: Annotated[
+        bool,
+        typer.Option(
+            "--embedded", help="Use the embedded PostgreSQL (pgserver), data in the user's cache directory."
+        ),
+    ] = False,
+    kinds: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODULE:ATTR",
+            help="A docstore.Registry with your own kinds (else $DOCSTORE_KINDS).",
+            show_default=False,
+        ),
+    ] = None,
+    author: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Recorded as the author of every version this command writes (shown by `log`).",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print docstore's version and exit."
+        ),
+    ] = False,
 ) -> None:
     schema_env = os.environ.get("DOCSTORE_SCHEMA")
-    ctx.obj = Settings(dsn=dsn, schema=schema or schema_env or "docstore",
-                       json=json, embedded=embedded,
-                       kinds=kinds or os.environ.get("DOCSTORE_KINDS") or None,
-                       schema_given=bool(schema or schema_env), author=author or None)
+    ctx.obj = Settings(
+        dsn=dsn,
+        schema=schema or schema_env or "docstore",
+        json=json,
+        embedded=embedded,
+        kinds=kinds or os.environ.get("DOCSTORE_KINDS") or None,
+        schema_given=bool(schema or schema_env),
+        author=author or None,
+    )
 
 
 def settings(ctx: typer.Context) -> Settings:

@@ -9,8 +9,7 @@ __all__ = ["CliError", "UsageError"]
 
 # click's UsageError (exit status 2, with the usage line): BadParameter's base class both in
 # typer < 0.17, which runs on click, and in newer typer, which carries its own copy of click.
-UsageError: type[Exception] = next(
-    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 class CliError(Exception):

@@ -37,13 +37,24 @@ def registry(extra: str | None) -> Registry:
     kinds = Registry()
     specs = {**CONFIG_KINDS, "conversation": CONVERSATION_KIND}
     for name, spec in specs.items():
-        kinds.register(name, spec.model, mode=spec.mode, schema_version=spec.schema_version,
-                       upgraders=spec.upgraders, meta=spec.meta)
+        kinds.register(
+            name,
+            spec.model,
+            mode=spec.mode,
+            schema_version=spec.schema_version,
+            upgraders=spec.upgraders,
+            meta=spec.meta,
+        )
     if extra:
         for kind in _load(extra):
-            kinds.register(kind.name, kind.adapter, mode=kind.mode,
-                           schema_version=kind.schema_version, upgraders=kind.upgraders,
-                           meta=kind.meta)
+            kinds.register(
+                kind.name,
+                kind.adapter,
+                mode=kind.mode,
+                schema_version=kind.schema_version,
+                upgraders=kind.upgraders,
+                meta=kind.meta,
+            )
     return kinds
 
 
@@ -88,17 +99,19 @@ def ensure_kind(store: DocStore, kind: str, *, new: bool = False) -> None:
     mode: Mode = "log" if rows and rows[0][0] == "l" else "snapshot"
     top = max([1, *(int(v) for row in rows for v in row[1:] if v is not None)])
     upgraders = {step: _identity for step in range(1, top)}
-    store.register(kind, _ANY_JSON, mode=mode, schema_version=top, upgraders=upgraders,
-                   meta=None)
+    store.register(kind, _ANY_JSON, mode=mode, schema_version=top, upgraders=upgraders, meta=None)
 
 
 def known_kinds(store: DocStore) -> list[str]:
     """The registered kinds and the kinds found in the store, sorted."""
     from ._store import raw
 
-    stored = raw(store, sql.SQL(
-        "SELECT DISTINCT kind FROM {s}.documents WHERE left(kind, 1) <> '_'"
-    ).format(s=sql.Identifier(store.schema)))
+    stored = raw(
+        store,
+        sql.SQL("SELECT DISTINCT kind FROM {s}.documents WHERE left(kind, 1) <> '_'").format(
+            s=sql.Identifier(store.schema)
+        ),
+    )
     return sorted({*(k.name for k in store.kinds), *(row[0] for row in stored)})
 
 
@@ -107,5 +120,6 @@ def unknown_kind(store: DocStore, kind: str) -> str:
     known = known_kinds(store)
     close = difflib.get_close_matches(kind, known, n=1, cutoff=0.6)
     hint = f": did you mean {close[0]!r}?" if close else ""
-    return (f"unknown kind {kind!r}{hint} (known kinds: {', '.join(known)}; "
-            f"`put --new-kind` writes a new kind)")
+    return (
+        f"unknown kind {kind!r}{hint} (known kinds: {', '.join(known)}; `put --new-kind` writes a new kind)"
+    )

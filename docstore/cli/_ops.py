@@ -41,38 +41,83 @@ def status(ctx: typer.Context) -> None:
     """DDL version, documents, versions and sizes per kind, oldest and newest writes."""
     with _store(ctx) as store:
         s = sql.Identifier(store.schema)
-        (ddl,), = raw(store, sql.SQL(
-            "SELECT (SELECT (data->>'ddl_version')::int FROM {s}.documents "
-            "WHERE kind = '_docstore' AND name = 'schema')").format(s=s))
-        heads = raw(store, sql.SQL(
-            "SELECT kind, CASE max(mode) WHEN 'l' THEN 'log' ELSE 'snapshot' END, "
-            "count(*) FILTER (WHERE NOT deleted), count(*) FILTER (WHERE deleted), "
-            "min(created_at), max(updated_at) FROM {s}.documents "
-            "WHERE left(kind, 1) <> '_' GROUP BY kind").format(s=s))
-        versions = {k: (n, size) for k, n, size in raw(store, sql.SQL(
-            "SELECT kind, count(*), sum(pg_column_size(data))::bigint FROM {s}.versions "
-            "GROUP BY kind").format(s=s))}
-        (total,), = raw(store, sql.SQL(
-            "SELECT pg_total_relation_size(%(d)s::regclass) + pg_total_relation_size(%(v)s::regclass)"
-        ), {"d": f"{s.as_string(None)}.documents", "v": f"{s.as_string(None)}.versions"})
+        ((ddl,),) = raw(
+            store,
+            sql.SQL(
+                "SELECT (SELECT (data->>'ddl_version')::int FROM {s}.documents "
+                "WHERE kind = '_docstore' AND name = 'schema')"
+            ).format(s=s),
+        )
+        heads = raw(
+            store,
+            sql.SQL(
+                "SELECT kind, CASE max(mode) WHEN 'l' THEN 'log' ELSE 'snapshot' END, "
+                "count(*) FILTER (WHERE NOT deleted), count(*) FILTER (WHERE deleted), "
+                "min(created_at), max(updated_at) FROM {s}.documents "
+                "WHERE left(kind, 1) <> '_' GROUP BY kind"
+            ).format(s=s),
+        )
+        versions = {
+            k: (n, size)
+            for k, n, size in raw(
+                store,
+                sql.SQL(
+                    "SELECT kind, count(*), sum(pg_column_size(data))::bigint FROM {s}.versions GROUP BY kind"
+                ).format(s=s),
+            )
+        }
+        ((total,),) = raw(
+            store,
+            sql.SQL(
+                "SELECT pg_total_relation_size(%(d)s::regclass) + pg_total_relation_size(%(v)s::regclass)"
+            ),
+            {"d": f"{s.as_string(None)}.documents", "v": f"{s.as_string(None)}.versions"},
+        )
         kinds = []
         for kind, mode, live, deleted, oldest, newest in sorted(heads):
             n, size = versions.get(kind, (0, 0))
-            kinds.append({"kind": kind, "mode": mode, "documents": live, "deleted": deleted,
-                          "versions": n, "bytes": int(size or 0), "oldest": oldest,
-                          "newest": newest})
+            kinds.append(
+                {
+                    "kind": kind,
+                    "mode": mode,
+                    "documents": live,
+                    "deleted": deleted,
+                    "versions": n,
+                    "bytes": int(size or 0),
+                    "oldest": oldest,
+                    "newest": newest,
+                }
+            )
         where = describe_dsn(str(store.pool.conninfo))
         if settings(ctx).json:
-            _out.emit_json({"database": where, "schema": store.schema, "ddl_version": ddl,
-                            "total_bytes": total, "kinds": kinds})
+            _out.emit_json(
+                {
+                    "database": where,
+                    "schema": store.schema,
+                    "ddl_version": ddl,
+                    "total_bytes": total,
+                    "kinds": kinds,
+                }
+            )
             return
-        print(f"{where} schema {store.schema!r}: DDL version {ddl}, "
-              f"{_size(int(total))} on disk")
-        _out.table(None, ["kind", "mode", "documents", "deleted", "versions", "data",
-                          "oldest write", "newest write"],
-                   [[k["kind"], k["mode"], k["documents"], k["deleted"], k["versions"],
-                     _size(k["bytes"]), _out.when(k["oldest"]), _out.when(k["newest"])]
-                    for k in kinds])
+        print(f"{where} schema {store.schema!r}: DDL version {ddl}, {_size(int(total))} on disk")
+        _out.table(
+            None,
+            ["kind", "mode", "documents", "deleted", "versions", "data", "oldest write", "newest write"],
+            [
+                [
+                    k["kind"],
+                    k["mode"],
+                    k["documents"],
+                    k["deleted"],
+                    k["versions"],
+                    _size(k["bytes"]),
+                    _out.when(k["oldest"]),
+                    _out.when(k["newest"]),
+                ]
+                for k in kinds
+            ],
+        )
 
 
 def _size(n: int) -> str:
@@ -85,16 +130,24 @@ def _size(n: int) -> str:
 
 
 @command()
-def upgrade(ctx: typer.Context, kind: Annotated[str, typer.Argument(metavar="KIND", help="A snapshot kind.")],
-            batch_size: Annotated[int, typer.Option(
-                min=1, metavar="N", help="Documents rewritten per transaction.")] = 500) -> None:
+def upgrade(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(metavar="KIND", help="A snapshot kind.")],
+    batch_size: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Documents rewritten per transaction.")
+    ] = 500,
+) -> None:
     """Rewrite documents stored at an older schema_version as new versions, in batches."""
     with _store(ctx, kind) as store:
         spec = store.kinds.get(kind)
-        (stale,), = raw(store, sql.SQL(
-            "SELECT count(*) FROM {s}.documents WHERE kind = %(k)s AND NOT deleted "
-            "AND schema_version < %(sv)s").format(s=sql.Identifier(store.schema)),
-            {"k": kind, "sv": spec.schema_version})
+        ((stale,),) = raw(
+            store,
+            sql.SQL(
+                "SELECT count(*) FROM {s}.documents WHERE kind = %(k)s AND NOT deleted "
+                "AND schema_version < %(sv)s"
+            ).format(s=sql.Identifier(store.schema)),
+            {"k": kind, "sv": spec.schema_version},
+        )
         with _out.progress(f"upgrading {kind}", int(stale)) as bar:
             done = store.upgrade(kind, batch_size=batch_size, progress=bar.update)
         if settings(ctx).json:
@@ -114,21 +167,37 @@ def parse_age(text: str) -> timedelta | datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(f"{text!r}: give e.g. 30d, 12h, 90m, or an ISO date",
-                                 param_hint="'--older-than'") from None
+        raise typer.BadParameter(
+            f"{text!r}: give e.g. 30d, 12h, 90m, or an ISO date", param_hint="'--older-than'"
+        ) from None
 
 
 @command()
-def prune(ctx: typer.Context, kind: Annotated[str, typer.Argument(metavar="KIND", help="The kind to prune.")],
-          older_than: Annotated[str | None, typer.Option(
-              metavar="AGE", help="Delete documents last written before this age (30d, 12h) or date.",
-              show_default=False)] = None,
-          keep_last: Annotated[int | None, typer.Option(
-              min=0, metavar="N", help="Keep the N most recently written documents (with --versions: "
-              "the newest N versions of each, N >= 1).", show_default=False)] = None,
-          versions: Annotated[bool, typer.Option(
-              "--versions", help="Drop old versions instead of whole documents.")] = False,
-          ) -> None:
+def prune(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(metavar="KIND", help="The kind to prune.")],
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            metavar="AGE",
+            help="Delete documents last written before this age (30d, 12h) or date.",
+            show_default=False,
+        ),
+    ] = None,
+    keep_last: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            metavar="N",
+            help="Keep the N most recently written documents (with --versions: "
+            "the newest N versions of each, N >= 1).",
+            show_default=False,
+        ),
+    ] = None,
+    versions: Annotated[
+        bool, typer.Option("--versions", help="Drop old versions instead of whole documents.")
+    ] = False,
+) -> None:
     """Delete whole documents by age and/or count, or (--versions) their old versions."""
     age = parse_age(older_than) if older_than is not None else None
     if versions and keep_last is None:
@@ -136,8 +205,9 @@ def prune(ctx: typer.Context, kind: Annotated[str, typer.Argument(metavar="KIND"
     if versions and age is not None:
         raise UsageError("--versions takes no --older-than (it keeps the newest N versions)")
     if versions and keep_last == 0:
-        raise typer.BadParameter("--versions keeps at least the newest version: N >= 1",
-                                 param_hint="'--keep-last'")
+        raise typer.BadParameter(
+            "--versions keeps at least the newest version: N >= 1", param_hint="'--keep-last'"
+        )
     if not versions and age is None and keep_last is None:
         raise UsageError("give --older-than AGE, --keep-last N, or both")
     with _store(ctx, kind) as store, _out.progress(f"pruning {kind}") as bar:
@@ -154,13 +224,19 @@ def prune(ctx: typer.Context, kind: Annotated[str, typer.Argument(metavar="KIND"
 
 
 @command()
-def export(ctx: typer.Context,
-           kind: Annotated[list[str] | None, typer.Option(
-               "--kind", "-k", metavar="KIND", help="Only this kind (repeatable).",
-               show_default=False)] = None,
-           output: Annotated[Path | None, typer.Option(
-               "--output", "-o", metavar="FILE", help="Write to this file instead of stdout.",
-               show_default=False)] = None) -> None:
+def export(
+    ctx: typer.Context,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", "-k", metavar="KIND", help="Only this kind (repeatable).", show_default=False),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write to this file instead of stdout.", show_default=False
+        ),
+    ] = None,
+) -> None:
     """Write every version of every document as JSON lines, in a stable order.
 
     The output is always JSON lines (what `import` reads), also with --json, which then
@@ -169,10 +245,14 @@ def export(ctx: typer.Context,
         raise CliError(f"no such directory: {output.parent}")
     with _store(ctx) as store:
         s = sql.Identifier(store.schema)
-        (total,), = raw(store, sql.SQL(
-            "SELECT count(*) FROM {s}.documents WHERE left(kind, 1) <> '_' "
-            "AND (%(k)s::text[] IS NULL OR kind = ANY(%(k)s::text[]))").format(s=s),
-            {"k": kind or None})
+        ((total,),) = raw(
+            store,
+            sql.SQL(
+                "SELECT count(*) FROM {s}.documents WHERE left(kind, 1) <> '_' "
+                "AND (%(k)s::text[] IS NULL OR kind = ANY(%(k)s::text[]))"
+            ).format(s=s),
+            {"k": kind or None},
+        )
         # To a file: a temporary name in the same directory, renamed over FILE only when
         # complete, so an interrupted export (Ctrl-C, a lost connection) leaves FILE as it
         # was and no partial export behind.
@@ -200,8 +280,7 @@ def export(ctx: typer.Context,
         if output is not None:
             summary = f"exported {docs} document(s), {lines - docs} version(s) to {output}"
             if settings(ctx).json:
-                _out.emit_json({"documents": docs, "versions": lines - docs,
-                                "output": str(output)})
+                _out.emit_json({"documents": docs, "versions": lines - docs, "output": str(output)})
             else:
                 print(summary, file=sys.stderr)
 
@@ -212,12 +291,18 @@ def _temp_beside(path: Path) -> Path:
 
 
 @command("import")
-def import_(ctx: typer.Context,
-            source: Annotated[str, typer.Argument(
-                metavar="FILE|-", help="An export (default: stdin).")] = "-",
-            batch_size: Annotated[int, typer.Option(
-                min=1, metavar="N", help="Lines sent to the server per statement (the import "
-                "is still one transaction).")] = 1000) -> None:
+def import_(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(metavar="FILE|-", help="An export (default: stdin).")] = "-",
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Lines sent to the server per statement (the import is still one transaction).",
+        ),
+    ] = 1000,
+) -> None:
     """Restore an export into an empty store, in one transaction; running it again is a no-op."""
     if source == "-":
         stream: Any = sys.stdin
@@ -233,8 +318,7 @@ def import_(ctx: typer.Context,
         with _store(ctx) as store:
             store.init_schema()
             with _out.progress("importing", total) as bar:
-                docs, vers = store.import_lines(stream, batch_size=batch_size,
-                                                progress=bar.update)
+                docs, vers = store.import_lines(stream, batch_size=batch_size, progress=bar.update)
     finally:
         if stream is not sys.stdin:
             stream.close()
@@ -245,13 +329,20 @@ def import_(ctx: typer.Context,
 
 
 @command()
-def sync(ctx: typer.Context,
-         paths: Annotated[list[Path], typer.Argument(
-             metavar="PATH...", help="Project files, component files or directories; a name "
-             "defined in several keeps the first, as in the framework.")],
-         partial: Annotated[bool, typer.Option(
-             help="Store the valid entries even when some are broken (each one is "
-             "reported).")] = False) -> None:
+def sync(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="PATH...",
+            help="Project files, component files or directories; a name "
+            "defined in several keeps the first, as in the framework.",
+        ),
+    ],
+    partial: Annotated[
+        bool, typer.Option(help="Store the valid entries even when some are broken (each one is reported).")
+    ] = False,
+) -> None:
     """Store the agent framework's config files as its loader reads them; unchanged
     entries write nothing."""
     from ._sync import sync_configs
@@ -271,12 +362,14 @@ def sync(ctx: typer.Context,
         for kind, name, version in result["updated"]:
             print(f"updated {kind} {name!r} to version {version}")
         where = " ".join(str(p) for p in paths)
-        _out.table(f"synced {where}", ["kind", "written", "unchanged"],
-                   [[k, v["written"], v["unchanged"]] for k, v in result["kinds"].items()])
+        _out.table(
+            f"synced {where}",
+            ["kind", "written", "unchanged"],
+            [[k, v["written"], v["unchanged"]] for k, v in result["kinds"].items()],
+        )
 
 
-@command(add_help_option=False,
-             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@command(add_help_option=False, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
     """Run docstore's benchmarks (docstore.bench); arguments after `bench` are its own."""
     try:
@@ -288,7 +381,6 @@ def bench(ctx: typer.Context) -> None:
         raise CliError("docstore.bench has no main(argv)")
     options = settings(ctx)
     if options.dsn is not None or options.embedded:
-
         os.environ["DOCSTORE_URL"] = options.resolve()
     try:
         code = runner(list(ctx.args))
@@ -301,14 +393,23 @@ def bench(ctx: typer.Context) -> None:
 DEMO_SCHEMA = "docstore_demo"
 
 
-@command(help="A tour: sync example configs, simulate conversations, edit a config, show its "
-         "history and a diff, run three analytics queries. Uses the embedded PostgreSQL when "
-         "no database is configured; the default schema is docstore_demo, reset on every run.")
-def demo(ctx: typer.Context,
-         clean: Annotated[bool, typer.Option(
-             "--clean", help="Remove what the demo made instead: its schema; with the embedded "
-             "server, the server's data and what its first start created (as root: the "
-             "pgserver user, directories).")] = False) -> None:
+@command(
+    help="A tour: sync example configs, simulate conversations, edit a config, show its "
+    "history and a diff, run three analytics queries. Uses the embedded PostgreSQL when "
+    "no database is configured; the default schema is docstore_demo, reset on every run."
+)
+def demo(
+    ctx: typer.Context,
+    clean: Annotated[
+        bool,
+        typer.Option(
+            "--clean",
+            help="Remove what the demo made instead: its schema; with the embedded "
+            "server, the server's data and what its first start created (as root: the "
+            "pgserver user, directories).",
+        ),
+    ] = False,
+) -> None:
     from ..demo import run_demo
 
     options = settings(ctx)
@@ -320,8 +421,12 @@ def demo(ctx: typer.Context,
         return
     with open_store(options, embedded_by_default=True) as store:
         program = _invoked_as()
-        report = run_demo(store, reset=not options.schema_given, show=not options.json,
-                          command=f"{program} --embedded" if embedded else program)
+        report = run_demo(
+            store,
+            reset=not options.schema_given,
+            show=not options.json,
+            command=f"{program} --embedded" if embedded else program,
+        )
         if options.json:
             _out.emit_json(report)
 
@@ -341,8 +446,10 @@ def _invoked_as() -> str:
 def _clean_demo(ctx: typer.Context, embedded: bool) -> None:
     options = settings(ctx)
     if options.schema != DEMO_SCHEMA:
-        raise CliError(f"demo --clean drops only the demo's own schema {DEMO_SCHEMA!r}, not "
-                       f"{options.schema!r} (drop that one yourself if you mean it)")
+        raise CliError(
+            f"demo --clean drops only the demo's own schema {DEMO_SCHEMA!r}, not "
+            f"{options.schema!r} (drop that one yourself if you mean it)"
+        )
     if embedded:
         from ..embedded import clean, data_dir
 
@@ -351,8 +458,7 @@ def _clean_demo(ctx: typer.Context, embedded: bool) -> None:
             print(f"nothing to remove: no embedded server data in {data_dir()}", file=sys.stderr)
     else:
         with open_store(options) as store, store.pool.connection() as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                sql.Identifier(DEMO_SCHEMA)))
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(DEMO_SCHEMA)))
             what = [f"schema {DEMO_SCHEMA} in {describe_dsn(str(store.pool.conninfo))}"]
     if options.json:
         _out.emit_json({"removed": what})

@@ -26,8 +26,7 @@ __all__ = ["Bar", "clean", "console", "emit_json", "err_console", "progress", "t
 
 # Characters a terminal acts on instead of showing: C0/C1 controls (ESC starts an escape
 # sequence) and the bidirectional overrides that make text read other than it is.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
-                     "\u2066-\u2069]")
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -45,8 +44,7 @@ def clean(text: str, *, newlines: bool = False) -> str:
 def console() -> Console:
     """stdout; wide and plain when piped, so tables are not squeezed to 80 columns."""
     tty = sys.stdout.isatty()
-    return Console(file=sys.stdout, width=None if tty else 120, soft_wrap=not tty,
-                   highlight=tty)
+    return Console(file=sys.stdout, width=None if tty else 120, soft_wrap=not tty, highlight=tty)
 
 
 def err_console() -> Console:
@@ -61,8 +59,9 @@ def _default(value: Any) -> Any:
 
 def emit_json(value: Any) -> None:
     """One JSON document on stdout (indented, times in ISO 8601)."""
-    sys.stdout.buffer.write(orjson.dumps(value, default=_default,
-                                         option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    sys.stdout.buffer.write(
+        orjson.dumps(value, default=_default, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    )
     sys.stdout.buffer.write(b"\n")
     sys.stdout.buffer.flush()
 
@@ -75,12 +74,29 @@ def when(value: datetime | None) -> str:
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A readable table on stdout."""
     # Cells are Text, never markup: a name such as "[red]x" or one holding ESC prints as is.
-    out = Table(title=Text(clean(title)) if title is not None else None, title_justify="left",
-                show_edge=False, pad_edge=False)
+    out = Table(
+        title=Text(clean(title)) if title is not None else None,
+        title_justify="left",
+        show_edge=False,
+        pad_edge=False,
+    )
     for column in columns:
-        numeric = column in {"version", "versions", "docs", "deleted", "count", "items", "sv",
-                             "bytes", "documents", "v", "sessions", "messages", "written",
-                   "unchanged"}
+        numeric = column in {
+            "version",
+            "versions",
+            "docs",
+            "deleted",
+            "count",
+            "items",
+            "sv",
+            "bytes",
+            "documents",
+            "v",
+            "sessions",
+            "messages",
+            "written",
+            "unchanged",
+        }
         out.add_column(column, justify="right" if numeric else "left", overflow="fold")
     for row in rows:
         out.add_row(*(Text("" if cell is None else clean(str(cell))) for cell in row))
@@ -109,7 +125,12 @@ def progress(label: str, total: int | None = None) -> Iterator[Bar]:
     if not sys.stderr.isatty():
         yield Bar(None, None)
         return
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               MofNCompleteColumn(), TimeElapsedColumn()]
+    columns = [
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=err_console(), transient=True) as bar:
         yield Bar(bar, bar.add_task(label, total=total))

@@ -19,6 +19,7 @@ from ._kinds import registry
 
 __all__ = ["Settings", "dsn_configured", "open_store", "raw"]
 
+
 @dataclass
 class Settings:
     """The global options, as parsed."""
@@ -65,26 +66,39 @@ def open_store(settings: Settings, *, embedded_by_default: bool = False) -> Iter
     """A store on the configured database, with the command's kinds; closed after."""
     dsn = settings.resolve(embedded_by_default=embedded_by_default)
     try:
-        store = DocStore.connect(dsn, schema=settings.schema, kinds=registry(settings.kinds),
-                                 author=settings.author, min_size=1, max_size=2, timeout=5.0)
+        store = DocStore.connect(
+            dsn,
+            schema=settings.schema,
+            kinds=registry(settings.kinds),
+            author=settings.author,
+            min_size=1,
+            max_size=2,
+            timeout=5.0,
+        )
     except DatabaseUnavailable as exc:
-        hint = "" if dsn_configured(settings.dsn) or settings.embedded else (
-            " (no --dsn, DOCSTORE_URL or PG* variable is set; --embedded starts a local server)")
+        hint = (
+            ""
+            if dsn_configured(settings.dsn) or settings.embedded
+            else (" (no --dsn, DOCSTORE_URL or PG* variable is set; --embedded starts a local server)")
+        )
         raise CliError(f"{exc}{hint}") from None
     with store:
         yield store
 
 
-def raw(store: DocStore, query: sql.Composable, params: Mapping[str, Any] | None = None
-        ) -> list[tuple[Any, ...]]:
+def raw(
+    store: DocStore, query: sql.Composable, params: Mapping[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
     """Rows of a query of the command's own (status, log, analytics) on the store's pool."""
     try:
         with store.pool.connection() as conn:
             rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
             return rows
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-        raise SchemaMissing(f"docstore's tables are missing from schema {store.schema!r} in "
-                            f"{describe_dsn(str(store.pool.conninfo))}: run `docstore init`") from None
+        raise SchemaMissing(
+            f"docstore's tables are missing from schema {store.schema!r} in "
+            f"{describe_dsn(str(store.pool.conninfo))}: run `docstore init`"
+        ) from None
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CliError(first) from None

@@ -23,19 +23,27 @@ def sync_configs(store: DocStore, *paths: str | Path, partial: bool = False) -> 
 
     report = sync_path(store, *paths, partial=partial)
     if not report.applied:
-        raise ConfigFileError(list(report.problems), warnings=list(report.warnings),
-                              note="nothing was written; --partial stores the valid entries")
+        raise ConfigFileError(
+            list(report.problems),
+            warnings=list(report.warnings),
+            note="nothing was written; --partial stores the valid entries",
+        )
     kinds: dict[str, dict[str, int]] = {}
     for kind, _name, _version in report.written:
         kinds.setdefault(kind, {"written": 0, "unchanged": 0})["written"] += 1
     for kind, _name in report.unchanged:
         kinds.setdefault(kind, {"written": 0, "unchanged": 0})["unchanged"] += 1
-    return {"path": str(paths[0]) if len(paths) == 1 else [str(p) for p in paths],
-            "kinds": dict(sorted(kinds.items())),
-            "written": [list(w) for w in report.written],
-            "created": [list(c) for c in report.created],
-            "updated": [[kind, name, version] for kind, name, version in report.written
-                        if (kind, name) not in set(report.created)],
-            "unchanged": [list(u) for u in report.unchanged],
-            "problems": [str(p) for p in report.problems],
-            "warnings": [str(w) for w in report.warnings]}
+    return {
+        "path": str(paths[0]) if len(paths) == 1 else [str(p) for p in paths],
+        "kinds": dict(sorted(kinds.items())),
+        "written": [list(w) for w in report.written],
+        "created": [list(c) for c in report.created],
+        "updated": [
+            [kind, name, version]
+            for kind, name, version in report.written
+            if (kind, name) not in set(report.created)
+        ],
+        "unchanged": [list(u) for u in report.unchanged],
+        "problems": [str(p) for p in report.problems],
+        "warnings": [str(w) for w in report.warnings],
+    }

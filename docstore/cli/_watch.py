@@ -24,13 +24,20 @@ def _line(change: Change) -> str:
 @command()
 def watch(
     ctx: typer.Context,
-    kinds: Annotated[list[str] | None, typer.Argument(
-        help="Kinds to follow (default: all).", show_default=False)] = None,
-    after: Annotated[str | None, typer.Option(
-        metavar="CURSOR", help="Start after this cursor (the last one printed) instead of now.",
-        show_default=False)] = None,
-    count: Annotated[int | None, typer.Option(
-        min=1, metavar="N", help="Stop after this many changes.", show_default=False)] = None,
+    kinds: Annotated[
+        list[str] | None, typer.Argument(help="Kinds to follow (default: all).", show_default=False)
+    ] = None,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CURSOR",
+            help="Start after this cursor (the last one printed) instead of now.",
+            show_default=False,
+        ),
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="Stop after this many changes.", show_default=False)
+    ] = None,
 ) -> None:
     """Print every committed write as it happens, in commit-safe order (Ctrl-C stops).
 
@@ -41,10 +48,19 @@ def watch(
         out = sys.stdout
         for seen, change in enumerate(store.changes(kinds or None, after=after), 1):
             if as_json:
-                out.buffer.write(orjson.dumps({
-                    "kind": change.kind, "name": change.name, "version": change.version,
-                    "op": change.op, "written_at": change.written_at,
-                    "cursor": change.cursor}) + b"\n")
+                out.buffer.write(
+                    orjson.dumps(
+                        {
+                            "kind": change.kind,
+                            "name": change.name,
+                            "version": change.version,
+                            "op": change.op,
+                            "written_at": change.written_at,
+                            "cursor": change.cursor,
+                        }
+                    )
+                    + b"\n"
+                )
                 out.buffer.flush()
             else:
                 print(_line(change), flush=True)
@@ -55,9 +71,14 @@ def watch(
 @command("prune-changes")
 def prune_changes(
     ctx: typer.Context,
-    older_than: Annotated[str, typer.Option(
-        metavar="AGE", help="Delete the change feed's rows written before this age (7d, 12h) or date.",
-        show_default=False)],
+    older_than: Annotated[
+        str,
+        typer.Option(
+            metavar="AGE",
+            help="Delete the change feed's rows written before this age (7d, 12h) or date.",
+            show_default=False,
+        ),
+    ],
 ) -> None:
     """Delete old rows of the change feed (a feed still behind them gets ChangesPruned)."""
     age = parse_age(older_than)

@@ -10,7 +10,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 import pytest
-from agent_fixtures import db, manager  # noqa: F401 - fixtures
+from agent_fixtures import db_fixture, manager_fixture  # noqa: F401 - the db and manager fixtures
 from aurite_shapes import (
     AURITE_MODELS,
     CURRENT,
@@ -27,14 +27,20 @@ from pydantic import ValidationError
 from docstore import DocStore
 from docstore.agents import CONFIG_KINDS, StorageManager, load_configs, upgrade_config
 
-CASES = [pytest.param(kind, config, id=f"{kind}:{config['name']}")
-         for kind, configs in CURRENT.items() for config in configs]
+CASES = [
+    pytest.param(kind, config, id=f"{kind}:{config['name']}")
+    for kind, configs in CURRENT.items()
+    for config in configs
+]
 
 
 def _jsonable(value: Any) -> Any:
     """``value`` as it would be written to a JSON file (a Path as its text)."""
-    return json.loads(json.dumps(value, default=lambda v: str(v) if isinstance(v, PurePath)
-                                 else TypeError(type(v).__name__)))
+    return json.loads(
+        json.dumps(
+            value, default=lambda v: str(v) if isinstance(v, PurePath) else TypeError(type(v).__name__)
+        )
+    )
 
 
 def aurite_reads(kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -43,8 +49,7 @@ def aurite_reads(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     clean = {k: v for k, v in copy.deepcopy(data).items() if not k.startswith("_")}
     dumped: dict[str, Any] = AURITE_MODELS[kind](**clean).model_dump()
     # The framework makes up a random id for a test case without one, on every read.
-    for case, source in zip(dumped.get("test_cases") or [], data.get("test_cases") or [],
-                           strict=True):
+    for case, source in zip(dumped.get("test_cases") or [], data.get("test_cases") or [], strict=True):
         if "id" not in source:
             case.pop("id")
     return dumped
@@ -56,7 +61,8 @@ def test_every_component_type_of_the_framework_is_a_config_kind() -> None:
 
 @pytest.mark.parametrize(("kind", "config"), CASES)
 def test_a_config_the_framework_accepts_is_stored_and_read_back_as_the_framework_reads_it(
-        db: DocStore, kind: str, config: dict[str, Any]) -> None:  # noqa: F811
+    db: DocStore, kind: str, config: dict[str, Any]
+) -> None:
     expected = aurite_reads(kind, config)
     db.put(kind, config["name"], copy.deepcopy(config))
     stored = db.get(kind, config["name"]).data
@@ -73,7 +79,8 @@ def test_a_config_the_framework_accepts_is_stored_and_read_back_as_the_framework
 
 @pytest.mark.parametrize("kind", sorted(CURRENT))
 def test_config_files_of_every_type_sync_and_load_back_as_the_framework_reads_them(
-        manager: Any, tmp_path: Path, kind: str) -> None:  # noqa: F811
+    manager: Any, tmp_path: Path, kind: str
+) -> None:
     (tmp_path / f"{kind}.json").write_text(json.dumps(_jsonable(CURRENT[kind])))
     report = manager.sync_path(tmp_path)
     assert report.applied and report.ok and not report.warnings, str(report)
@@ -83,13 +90,15 @@ def test_config_files_of_every_type_sync_and_load_back_as_the_framework_reads_th
         back = loaded[config["name"]].model_dump(mode="json", by_alias=True)
         assert aurite_reads(kind, back) == aurite_reads(kind, config)
         assert {k: v for k, v in back.items() if k.startswith("_")} == {
-            k: v for k, v in config.items() if k.startswith("_")}
+            k: v for k, v in config.items() if k.startswith("_")
+        }
     assert manager.sync_path(tmp_path).written == ()
 
 
 @pytest.mark.parametrize("kind", sorted(REFUSED))
 def test_a_config_the_framework_refuses_is_refused_naming_file_entry_and_field(
-        tmp_path: Path, kind: str) -> None:
+    tmp_path: Path, kind: str
+) -> None:
     bad = REFUSED[kind]
     with pytest.raises(ValidationError):
         AURITE_MODELS[kind](**copy.deepcopy(bad))
@@ -103,11 +112,13 @@ def test_a_config_the_framework_refuses_is_refused_naming_file_entry_and_field(
     assert list(loaded.configs[kind]) == [CURRENT[kind][0]["name"]]
 
 
-@pytest.mark.parametrize(("kind", "old", "upgraded"), [
-    pytest.param(kind, old, upgraded, id=f"{kind}:{old['name']}")
-    for kind, old, upgraded in OLDER])
+@pytest.mark.parametrize(
+    ("kind", "old", "upgraded"),
+    [pytest.param(kind, old, upgraded, id=f"{kind}:{old['name']}") for kind, old, upgraded in OLDER],
+)
 def test_spring_2025_shapes_the_framework_still_indexes_load_upgraded(
-        tmp_path: Path, kind: str, old: dict[str, Any], upgraded: dict[str, Any]) -> None:
+    tmp_path: Path, kind: str, old: dict[str, Any], upgraded: dict[str, Any]
+) -> None:
     AURITE_MODELS[kind](**copy.deepcopy(old))  # the framework's loader takes it too
     file = tmp_path / "old.json"
     file.write_text(json.dumps([old]))
@@ -139,18 +150,18 @@ def test_an_aurite_0_2_project_file_loads_every_entry(tmp_path: Path) -> None:
             AURITE_MODELS[kind](**config.model_dump(mode="json", by_alias=True))
 
 
-def test_the_storage_manager_takes_a_dump_of_the_framework_s_own_model(
-        db: DocStore) -> None:  # noqa: F811
+def test_the_storage_manager_takes_a_dump_of_the_framework_s_own_model(db: DocStore) -> None:
     storage = StorageManager(db)
     # Path objects, every default filled in, transport_type inferred: as the framework
     # holds a config in memory.
     theirs = AURITE_MODELS["mcp_server"](**copy.deepcopy(CURRENT["mcp_server"][1]))
     doc = storage.sync_mcp_server_config(theirs.model_dump())
     assert aurite_reads("mcp_server", doc.data.model_dump(mode="json")) == aurite_reads(
-        "mcp_server", CURRENT["mcp_server"][1])
+        "mcp_server", CURRENT["mcp_server"][1]
+    )
 
 
-def test_index_keys_are_kept_on_every_kind(db: DocStore) -> None:  # noqa: F811
+def test_index_keys_are_kept_on_every_kind(db: DocStore) -> None:
     def stored(kind: str, config: dict[str, Any]) -> dict[str, Any]:
         dumped: dict[str, Any] = db.put(kind, config["name"], config).data.model_dump()
         return dumped
@@ -161,29 +172,30 @@ def test_index_keys_are_kept_on_every_kind(db: DocStore) -> None:  # noqa: F811
 
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.text(max_size=8)
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                max_size=3),
-    max_leaves=6)
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
 _KEYS = st.text(min_size=1, max_size=12).map(lambda k: k.replace("\x00", ""))
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 @pytest.mark.parametrize("kind", sorted(CURRENT))
 def test_any_variation_the_framework_accepts_reads_back_as_it_reads_it(
-        kind: str, data: st.DataObject) -> None:
+    kind: str, data: st.DataObject
+) -> None:
     """Drop optional keys from the fixtures, add unknown keys of any name and JSON value:
     whatever the framework's model still takes, docstore stores and gives back as the
     framework reads it, unknown keys and all."""
     base = data.draw(st.sampled_from(CURRENT[kind]))
-    required = {"name"} | {n for n, f in AURITE_MODELS[kind].model_fields.items()
-                           if f.is_required()}
+    required = {"name"} | {n for n, f in AURITE_MODELS[kind].model_fields.items() if f.is_required()}
     optional = sorted(set(base) - required)
-    kept = data.draw(st.lists(st.sampled_from(optional), unique=True) if optional
-                     else st.just([]))
+    kept = data.draw(st.lists(st.sampled_from(optional), unique=True) if optional else st.just([]))
     extras = data.draw(st.dictionaries(_KEYS, _JSON, max_size=4))
     config = {k: v for k, v in base.items() if k in required or k in kept}
     config.update({k: v for k, v in extras.items() if k not in base})

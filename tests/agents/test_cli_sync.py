@@ -19,10 +19,10 @@ from docstore import DocStore
 from docstore.agents import StorageManager
 
 # The names the example project defines twice: (type, name, the file that wins, the other).
-TWICE = [("llm", "my_openai_gpt4_turbo", "example_multi_component.json",
-          "llms/example_llms.json"),
-         ("mcp_server", "planning_server", "example_multi_component.json",
-          "mcp_servers/example_mcp_servers.json")]
+TWICE = [
+    ("llm", "my_openai_gpt4_turbo", "example_multi_component.json", "llms/example_llms.json"),
+    ("mcp_server", "planning_server", "example_multi_component.json", "mcp_servers/example_mcp_servers.json"),
+]
 
 
 @pytest.fixture
@@ -32,15 +32,15 @@ def store(docstore_factory: Callable[..., DocStore]) -> DocStore:
     return store
 
 
-def aurite_index(config_dir: Path, project: Path, monkeypatch: pytest.MonkeyPatch
-                 ) -> dict[str, dict[str, dict[str, Any]]]:
+def aurite_index(
+    config_dir: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, dict[str, dict[str, Any]]]:
     """The component index aurite's own ConfigManager builds for a project that includes
     ``config_dir``, as a new host process would."""
     from aurite.lib.config.config_manager import ConfigManager
 
     project.mkdir()
-    (project / ".aurite").write_text(
-        f'[aurite]\ntype = "project"\ninclude_configs = ["{config_dir}"]\n')
+    (project / ".aurite").write_text(f'[aurite]\ntype = "project"\ninclude_configs = ["{config_dir}"]\n')
     monkeypatch.delenv("AURITE_ENABLE_DB", raising=False)
     monkeypatch.setenv("HOME", str(project / "home"))  # no user-level ~/.aurite
     index: dict[str, dict[str, dict[str, Any]]] = ConfigManager(start_dir=project).get_all_configs()
@@ -54,15 +54,15 @@ def aurite_reads(kind: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_framework_s_example_project_syncs_as_its_config_manager_loads_it(
-        run: Run, store: DocStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run: Run, store: DocStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = templates_folder()
     code, out, err = run("sync", str(folder))
     assert code == 0, err
     index = aurite_index(folder, tmp_path / "project", monkeypatch)
     # The same components of the same types, and for a name defined twice the same winner.
     stored = {kind: {d.name: d.data for d in store.list(kind)} for kind in AURITE_MODELS}
-    assert {k: sorted(v) for k, v in stored.items() if v} == {
-        k: sorted(v) for k, v in index.items()}
+    assert {k: sorted(v) for k, v in stored.items() if v} == {k: sorted(v) for k, v in index.items()}
     for kind, components in index.items():
         for name, entry in components.items():
             back = stored[kind][name].model_dump(mode="json", by_alias=True)
@@ -88,14 +88,15 @@ def test_the_framework_s_example_project_syncs_as_its_config_manager_loads_it(
 
 
 def test_the_framework_s_config_manager_index_syncs_with_every_key_it_added(
-        store: DocStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: DocStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index = aurite_index(templates_folder(), tmp_path / "project", monkeypatch)
     for kind, components in index.items():
         for name, entry in components.items():
-            back = store.put(kind, name, copy.deepcopy(entry)).data.model_dump(
-                mode="json", by_alias=True)
+            back = store.put(kind, name, copy.deepcopy(entry)).data.model_dump(mode="json", by_alias=True)
             assert {k: v for k, v in back.items() if k.startswith("_")} == {
-                k: v for k, v in entry.items() if k.startswith("_")}
+                k: v for k, v in entry.items() if k.startswith("_")
+            }
             assert set(back) == set(entry)
             assert aurite_reads(kind, back) == aurite_reads(kind, entry)
 
@@ -105,9 +106,15 @@ def test_sync_lists_what_it_created_and_updated(run: Run, tmp_path: Path) -> Non
     file.write_text(json.dumps([{"type": "agent", "name": "a"}, {"type": "agent", "name": "b"}]))
     code, out, _ = run("sync", str(file))
     assert code == 0 and "created agent 'a'\ncreated agent 'b'\n" in out
-    file.write_text(json.dumps([{"type": "agent", "name": "a", "max_iterations": 3},
-                                {"type": "agent", "name": "b"},
-                                {"type": "agent", "name": "c"}]))
+    file.write_text(
+        json.dumps(
+            [
+                {"type": "agent", "name": "a", "max_iterations": 3},
+                {"type": "agent", "name": "b"},
+                {"type": "agent", "name": "c"},
+            ]
+        )
+    )
     code, out, _ = run("sync", str(file))
     assert code == 0 and "updated agent 'a' to version 2\n" in out
     assert "created agent 'c'\n" in out and "'b'" not in out
@@ -120,8 +127,9 @@ def test_several_paths_keep_the_first_definition(run: Run, tmp_path: Path) -> No
     first.write_text(json.dumps([{"type": "agent", "name": "a", "system_prompt": "first"}]))
     second = tmp_path / "second"
     second.mkdir()
-    (second / "x.yaml").write_text("- {type: agent, name: a, system_prompt: second}\n"
-                                   "- {type: agent, name: b}\n")
+    (second / "x.yaml").write_text(
+        "- {type: agent, name: a, system_prompt: second}\n- {type: agent, name: b}\n"
+    )
     code, out, err = run("sync", str(first), str(second))
     assert code == 0 and "created agent 'b'" in out
     assert f"warning: {second / 'x.yaml'}: agent 'a'" in err and str(first) in err
@@ -130,36 +138,51 @@ def test_several_paths_keep_the_first_definition(run: Run, tmp_path: Path) -> No
 
 
 def test_broken_entries_are_one_error_per_line_and_nothing_is_written_unless_partial(
-        run: Run, tmp_path: Path) -> None:
+    run: Run, tmp_path: Path
+) -> None:
     file = tmp_path / "broken.json"
-    file.write_text(json.dumps([
-        {"type": "agent", "name": "bad_agent", "max_iterations": "many"},
-        {"type": "llm", "name": "bad_llm", "provider": "openai"},
-        {"type": "robot", "name": "bad_type"},
-        {"type": "agent", "name": "good"}]))
+    file.write_text(
+        json.dumps(
+            [
+                {"type": "agent", "name": "bad_agent", "max_iterations": "many"},
+                {"type": "llm", "name": "bad_llm", "provider": "openai"},
+                {"type": "robot", "name": "bad_type"},
+                {"type": "agent", "name": "good"},
+            ]
+        )
+    )
     code, out, err = run("sync", str(file))
     lines = err.splitlines()
     assert code == 1 and out == ""
-    assert lines[0] == ("docstore: error: 3 problem(s) in config files (nothing was written; "
-                        "--partial stores the valid entries):")
+    assert lines[0] == (
+        "docstore: error: 3 problem(s) in config files (nothing was written; "
+        "--partial stores the valid entries):"
+    )
     assert lines[1:] == [
         f"  {file}: agent 'bad_agent': max_iterations: Input should be a valid integer, "
         "unable to parse string as an integer",
         f"  {file}: llm 'bad_llm': model: Field required",
         f"  {file}: entry 'bad_type': unknown type 'robot'; expected one of agent, llm, "
         "mcp_server, linear_workflow, graph_workflow, custom_workflow, evaluation, security, "
-        "simple_workflow, client, llm_config"]
+        "simple_workflow, client, llm_config",
+    ]
     assert run("get", "agent", "good")[0] == 1
     code, out, err = run("sync", str(file), "--partial")
     assert code == 0 and "created agent 'good'" in out
     assert [line for line in err.splitlines() if line.startswith("skipped: ")] == [
-        f"skipped: {line.strip()}" for line in lines[1:]]
+        f"skipped: {line.strip()}" for line in lines[1:]
+    ]
 
 
 def test_put_takes_an_entry_carrying_the_framework_s_type_tag(
-        run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    entry = {"type": "agent", "name": "Weather Agent", "llm_config_id": "fast",
-             "_source_file": "/srv/p/agents.json"}
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = {
+        "type": "agent",
+        "name": "Weather Agent",
+        "llm_config_id": "fast",
+        "_source_file": "/srv/p/agents.json",
+    }
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(entry)))
     code, out, err = run("put", "agent", "Weather Agent", "-")
     assert (code, out) == (0, "agent 'Weather Agent': version 1\n"), err
@@ -182,21 +205,38 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     root = tmp_path / "ws"
     root.mkdir()
-    (root / ".aurite").write_text('[aurite]\ntype = "workspace"\n'
-                                  'include_configs = ["shared"]\nprojects = ["p1", "p2"]\n')
+    (root / ".aurite").write_text(
+        '[aurite]\ntype = "workspace"\ninclude_configs = ["shared"]\nprojects = ["p1", "p2"]\n'
+    )
     for project in ("p1", "p2"):
         (root / project).mkdir()
-        (root / project / ".aurite").write_text(
-            '[aurite]\ntype = "project"\ninclude_configs = ["config"]\n')
-        _write(root / project / "config" / "agents.json", [
-            {"type": "agent", "name": "everywhere", "system_prompt": project},
-            {"type": "agent", "name": f"only_{project}"}])
-        _write(root / project / "config" / "servers.json", [
-            {"type": "mcp_server", "name": "files", "server_path": "servers/files.py",
-             "capabilities": ["tools"], "description": project}])
-    _write(root / "shared" / "agents.json", [
-        {"type": "agent", "name": "everywhere", "system_prompt": "shared"},
-        {"type": "agent", "name": "only_shared"}])
+        (root / project / ".aurite").write_text('[aurite]\ntype = "project"\ninclude_configs = ["config"]\n')
+        _write(
+            root / project / "config" / "agents.json",
+            [
+                {"type": "agent", "name": "everywhere", "system_prompt": project},
+                {"type": "agent", "name": f"only_{project}"},
+            ],
+        )
+        _write(
+            root / project / "config" / "servers.json",
+            [
+                {
+                    "type": "mcp_server",
+                    "name": "files",
+                    "server_path": "servers/files.py",
+                    "capabilities": ["tools"],
+                    "description": project,
+                }
+            ],
+        )
+    _write(
+        root / "shared" / "agents.json",
+        [
+            {"type": "agent", "name": "everywhere", "system_prompt": "shared"},
+            {"type": "agent", "name": "only_shared"},
+        ],
+    )
     (root / "node_modules").mkdir()  # not an include: never read
     _write(root / "node_modules" / "package.json", [{"type": "agent", "name": "stray"}])
     return root
@@ -204,20 +244,24 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("start", ["ws/p1", "ws/p2", "ws"])
 def test_a_project_or_workspace_syncs_its_sources_in_the_framework_s_order(
-        run: Run, store: DocStore, tmp_path: Path, workspace: Path, start: str) -> None:
+    run: Run, store: DocStore, tmp_path: Path, workspace: Path, start: str
+) -> None:
     from aurite.lib.config.config_manager import ConfigManager
 
     index = ConfigManager(start_dir=tmp_path / start).get_all_configs()
     code, _out, err = run("sync", str(tmp_path / start))
     assert code == 0, err
-    stored = {kind: {d.name: d.data.model_dump(mode="json", by_alias=True)
-                     for d in store.list(kind)} for kind in AURITE_MODELS}
+    stored = {
+        kind: {d.name: d.data.model_dump(mode="json", by_alias=True) for d in store.list(kind)}
+        for kind in AURITE_MODELS
+    }
     assert {k: v for k, v in stored.items() if v} == index
     assert "stray" not in err + _out
 
 
 def test_the_example_project_in_an_aurite_project_stores_what_its_index_holds(
-        run: Run, store: DocStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run: Run, store: DocStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = tmp_path / "project"
     index = aurite_index(templates_folder(), project, monkeypatch)
     code, _out, err = run("sync", str(project))
@@ -229,5 +273,6 @@ def test_the_example_project_in_an_aurite_project_stores_what_its_index_holds(
             # its models read them (the file's "15.0" is stored as 15.0).
             assert set(back) == set(entry)
             assert {k: v for k, v in back.items() if k.startswith("_")} == {
-                k: v for k, v in entry.items() if k.startswith("_")}
+                k: v for k, v in entry.items() if k.startswith("_")
+            }
             assert aurite_reads(kind, back) == aurite_reads(kind, entry)

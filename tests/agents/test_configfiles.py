@@ -18,9 +18,7 @@ from docstore.agents import (
 
 PROJECT: dict[str, Any] = {
     "name": "demo project",
-    "clients": [
-        {"client_id": "weather", "server_path": "servers/weather.py", "capabilities": ["tools"]}
-    ],
+    "clients": [{"client_id": "weather", "server_path": "servers/weather.py", "capabilities": ["tools"]}],
     "llms": [{"llm_id": "fast", "provider": "anthropic", "model_name": "claude-haiku"}],
     "agents": [
         {
@@ -31,9 +29,7 @@ PROJECT: dict[str, Any] = {
         }
     ],
     "simple_workflows": [{"name": "daily", "steps": ["forecaster"]}],
-    "custom_workflows": [
-        {"name": "nightly", "module_path": "flows/nightly.py", "class_name": "Nightly"}
-    ],
+    "custom_workflows": [{"name": "nightly", "module_path": "flows/nightly.py", "class_name": "Nightly"}],
 }
 
 
@@ -128,8 +124,9 @@ def test_directory_is_read_recursively_json_then_yaml_then_yml_skipping_other_fi
 
 def test_several_paths_load_first_path_first(tmp_path: Path) -> None:
     first = _write_json(tmp_path / "p" / "a.json", [{"type": "agent", "name": "x", "auto": True}])
-    second = _write_json(tmp_path / "q" / "a.json", [{"type": "agent", "name": "x"},
-                                                     {"type": "agent", "name": "y"}])
+    second = _write_json(
+        tmp_path / "q" / "a.json", [{"type": "agent", "name": "x"}, {"type": "agent", "name": "y"}]
+    )
     loaded = load_configs(second.parent, first, strict=True)
     assert loaded.sources[("agent", "x")] == second
     loaded = load_configs(first, second.parent)

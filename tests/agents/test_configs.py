@@ -67,8 +67,13 @@ def test_agent_llm_overrides_are_typed() -> None:
 
 
 def test_agent_keeps_unknown_keys_and_provider_extras_in_its_llm() -> None:
-    data = {"name": "a", "type": "agent", "_source_file": "/p/agents.json", "future": [1],
-            "llm": {"temperature": 0, "api_key": "sk-x", "top_k": 3}}
+    data = {
+        "name": "a",
+        "type": "agent",
+        "_source_file": "/p/agents.json",
+        "future": [1],
+        "llm": {"temperature": 0, "api_key": "sk-x", "top_k": 3},
+    }
     agent = AgentConfig.model_validate(data)
     assert agent.model_dump() == data
     assert AgentConfig.model_validate_json(agent.model_dump_json()) == agent
@@ -164,9 +169,11 @@ def test_mcp_server_with_two_transports_names_them() -> None:
 def test_mcp_server_transport_type_names_the_field_it_needs() -> None:
     with pytest.raises(ValidationError, match="server_path is required for the 'stdio'"):
         MCPServerConfig.model_validate(
-            {"name": "s", "capabilities": [], "transport_type": "stdio", "command": "x"})
+            {"name": "s", "capabilities": [], "transport_type": "stdio", "command": "x"}
+        )
     server = MCPServerConfig.model_validate(
-        {"name": "s", "capabilities": [], "transport_type": "local", "command": "x"})
+        {"name": "s", "capabilities": [], "transport_type": "local", "command": "x"}
+    )
     assert server.transport == "local"
 
 
@@ -183,9 +190,14 @@ def test_mcp_server_http_endpoint_is_kept_as_written() -> None:
 
 def test_mcp_server_takes_a_path_object_and_keeps_paths_as_text() -> None:
     server = MCPServerConfig.model_validate(
-        {"name": "s", "capabilities": [], "server_path": Path("servers/s.py"), "exclude": None})
-    assert server.model_dump() == {"name": "s", "capabilities": [],
-                                   "server_path": "servers/s.py", "exclude": None}
+        {"name": "s", "capabilities": [], "server_path": Path("servers/s.py"), "exclude": None}
+    )
+    assert server.model_dump() == {
+        "name": "s",
+        "capabilities": [],
+        "server_path": "servers/s.py",
+        "exclude": None,
+    }
 
 
 def test_mcp_server_roots_are_typed() -> None:
@@ -347,9 +359,7 @@ def test_linear_workflow_upgrader_turns_simple_workflow_into_linear() -> None:
         "steps": ["a", {"name": "inner", "type": "simple_workflow"}],
         "include_history": "True",
     }
-    workflow = LinearWorkflowConfig.model_validate(
-        CONFIG_KINDS["linear_workflow"].upgraders[1](old)
-    )
+    workflow = LinearWorkflowConfig.model_validate(CONFIG_KINDS["linear_workflow"].upgraders[1](old))
     assert workflow.steps == ["a", WorkflowStep(name="inner", type="linear_workflow")]
     assert workflow.include_history is True
 
@@ -363,7 +373,9 @@ def test_upgrader_with_old_and_new_name_keeps_the_new_and_the_old_as_an_unknown_
 def test_agent_upgrader_moves_agent_level_llm_settings_into_llm() -> None:
     old = {"name": "a", "model": "claude-3", "temperature": 0.2, "max_tokens": 500}
     assert upgrade_config("agent", old) == {
-        "name": "a", "llm": {"model": "claude-3", "temperature": 0.2, "max_tokens": 500}}
+        "name": "a",
+        "llm": {"model": "claude-3", "temperature": 0.2, "max_tokens": 500},
+    }
     # What the agent's llm already sets wins; the old key then stays as it was.
     mixed = {"name": "a", "temperature": 0.2, "llm": {"temperature": 0.9}}
     assert upgrade_config("agent", mixed) == mixed

@@ -29,8 +29,15 @@ def template_index(tmp_path: Path) -> dict[str, dict[str, dict[str, Any]]]:
     shutil.copytree(TEMPLATES, project / "config")
     (project / ".aurite").write_text('[aurite]\ntype = "project"\ninclude_configs = ["config"]\n')
     index = ConfigManager(start_dir=project).get_all_configs()
-    assert {"agent", "llm", "mcp_server", "linear_workflow", "graph_workflow",
-            "custom_workflow", "security"} <= set(index)
+    assert {
+        "agent",
+        "llm",
+        "mcp_server",
+        "linear_workflow",
+        "graph_workflow",
+        "custom_workflow",
+        "security",
+    } <= set(index)
     return index
 
 
@@ -38,8 +45,7 @@ def as_json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def test_the_framework_index_loads_back_as_it_was_synced(manager: Any, db: DocStore,
-                                                         tmp_path: Path) -> None:
+def test_the_framework_index_loads_back_as_it_was_synced(manager: Any, db: DocStore, tmp_path: Path) -> None:
     index = template_index(tmp_path)
     report = manager.sync_index_to_db(index)
     total = sum(len(group) for group in index.values())
@@ -59,16 +65,32 @@ def test_the_framework_index_loads_back_as_it_was_synced(manager: Any, db: DocSt
     assert count_rows(db, "versions", "agent") == versions
 
 
-def test_a_changed_config_writes_one_version_and_a_deleted_one_goes(manager: Any,
-                                                                     db: DocStore) -> None:
+def test_a_changed_config_writes_one_version_and_a_deleted_one_goes(manager: Any, db: DocStore) -> None:
     index: dict[str, dict[str, dict[str, Any]]] = {
-        "llm": {"fast": {"type": "llm", "name": "fast", "provider": "anthropic",
-                         "model": "claude-haiku", "api_key": None, "_source_file": "in-memory"}},
-        "agent": {"weather": {"type": "agent", "name": "weather", "llm_config_id": "fast",
-                              "mcp_servers": [], "exclude_components": None,
-                              "_context_path": Path("/srv/project"), "future_key": {"x": 1}}},
-        "linear_workflow": {"wf": {"type": "linear_workflow", "name": "wf",
-                                   "steps": [{"name": "weather", "type": "agent"}]}},
+        "llm": {
+            "fast": {
+                "type": "llm",
+                "name": "fast",
+                "provider": "anthropic",
+                "model": "claude-haiku",
+                "api_key": None,
+                "_source_file": "in-memory",
+            }
+        },
+        "agent": {
+            "weather": {
+                "type": "agent",
+                "name": "weather",
+                "llm_config_id": "fast",
+                "mcp_servers": [],
+                "exclude_components": None,
+                "_context_path": Path("/srv/project"),
+                "future_key": {"x": 1},
+            }
+        },
+        "linear_workflow": {
+            "wf": {"type": "linear_workflow", "name": "wf", "steps": [{"name": "weather", "type": "agent"}]}
+        },
     }
     manager.sync_index_to_db(index)
     loaded = manager.load_index_from_db()
@@ -84,8 +106,10 @@ def test_a_changed_config_writes_one_version_and_a_deleted_one_goes(manager: Any
 
 
 def test_an_invalid_index_writes_nothing_and_names_the_entry(manager: Any, db: DocStore) -> None:
-    index = {"llm": {"fast": {"name": "fast", "provider": "anthropic", "model": "m"}},
-             "agent": {"bad": {"name": "bad", "mcp_servers": "not-a-list"}}}
+    index = {
+        "llm": {"fast": {"name": "fast", "provider": "anthropic", "model": "m"}},
+        "agent": {"bad": {"name": "bad", "mcp_servers": "not-a-list"}},
+    }
     with pytest.raises(DocumentInvalid, match="bad"):
         manager.sync_index_to_db(index)
     with pytest.raises(DocumentInvalid, match="unknown component type 'gadget'"):

@@ -33,28 +33,49 @@ def tool_turn(i: int) -> list[dict[str, Any]]:
     tool's answer (with name), the assistant's reply."""
     return [
         {"role": "user", "content": f"question {i}: what is the weather in city {i}?"},
-        {"role": "assistant", "tool_calls": [{"id": f"call_{i}", "type": "function", "function": {
-            "name": "weather", "arguments": orjson.dumps({"city": i}).decode()}}]},
-        {"role": "tool", "tool_call_id": f"call_{i}", "name": "weather",
-         "content": f"sunny, {10 + i} degrees"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": f"call_{i}",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": orjson.dumps({"city": i}).decode()},
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "tool_call_id": f"call_{i}",
+            "name": "weather",
+            "content": f"sunny, {10 + i} degrees",
+        },
         {"role": "assistant", "content": f"It is sunny in city {i}, {10 + i} degrees."},
     ]
 
 
-def agent_result(agent: str, session_id: str, history: list[dict[str, Any]],
-                 **extra: Any) -> AgentRunResult:
-    return AgentRunResult(status="success", conversation_history=history,
-                          final_response=ChatCompletionMessage(
-                              role="assistant", content=history[-1].get("content")),
-                          session_id=session_id, agent_name=agent, **extra)
+def agent_result(agent: str, session_id: str, history: list[dict[str, Any]], **extra: Any) -> AgentRunResult:
+    return AgentRunResult(
+        status="success",
+        conversation_history=history,
+        final_response=ChatCompletionMessage(role="assistant", content=history[-1].get("content")),
+        session_id=session_id,
+        agent_name=agent,
+        **extra,
+    )
 
 
-def record(session_id: str, execution_result: dict[str, Any], *, name: str,
-           result_type: str = "agent", **extra: Any) -> dict[str, Any]:
+def record(
+    session_id: str, execution_result: dict[str, Any], *, name: str, result_type: str = "agent", **extra: Any
+) -> dict[str, Any]:
     """A session record as aurite's SessionManager._save_result builds it."""
-    return {"session_id": session_id, "execution_result": execution_result, "name": name,
-            "result_type": result_type, "message_count": len(
-                execution_result.get("conversation_history", [])), **extra}
+    return {
+        "session_id": session_id,
+        "execution_result": execution_result,
+        "name": name,
+        "result_type": result_type,
+        "message_count": len(execution_result.get("conversation_history", [])),
+        **extra,
+    }
 
 
 def fresh_host(tmp_path: Path, storage: StorageManager, label: str) -> SessionManager:
@@ -69,14 +90,20 @@ def fresh_host(tmp_path: Path, storage: StorageManager, label: str) -> SessionMa
 
 def test_an_agent_session_round_trips_as_it_was_saved(manager: Any) -> None:
     history = tool_turn(1) + tool_turn(2)
-    saved = record("s1", agent_result("weather", "s1", history).model_dump(), name="weather",
-                   base_session_id="s1")
+    saved = record(
+        "s1", agent_result("weather", "s1", history).model_dump(), name="weather", base_session_id="s1"
+    )
     assert manager.save_session(saved) is True
     got = manager.get_session("s1")
     assert got["execution_result"] == saved["execution_result"]
-    assert (got["session_id"], got["base_session_id"], got["name"], got["result_type"],
-            got["message_count"], got["agents_involved"]) == ("s1", "s1", "weather", "agent",
-                                                              8, None)
+    assert (
+        got["session_id"],
+        got["base_session_id"],
+        got["name"],
+        got["result_type"],
+        got["message_count"],
+        got["agents_involved"],
+    ) == ("s1", "s1", "weather", "agent", 8, None)
     assert got["created_at"] <= got["last_updated"]
     assert "+" not in got["created_at"]  # naive UTC, as the framework writes it
     assert manager.get_session_history("s1") == history
@@ -85,9 +112,14 @@ def test_an_agent_session_round_trips_as_it_was_saved(manager: Any) -> None:
 
 
 def test_a_failed_run_keeps_its_exception_as_text(manager: Any) -> None:
-    result = AgentRunResult(status="error", conversation_history=[
-        {"role": "user", "content": "hi"}], error_message="boom", session_id="e1",
-        agent_name="weather", exception=RuntimeError("boom")).model_dump()
+    result = AgentRunResult(
+        status="error",
+        conversation_history=[{"role": "user", "content": "hi"}],
+        error_message="boom",
+        session_id="e1",
+        agent_name="weather",
+        exception=RuntimeError("boom"),
+    ).model_dump()
     manager.save_session(record("e1", result, name="weather"))
     got = manager.get_session("e1")["execution_result"]
     assert got == {**result, "exception": "boom"}
@@ -99,8 +131,9 @@ def test_the_session_and_history_apis_address_one_session(manager: Any) -> None:
     got = manager.get_session("s1")
     assert got["execution_result"] == {"conversation_history": turn1, "agent_name": "weather"}
     assert (got["name"], got["result_type"], got["message_count"]) == ("weather", "agent", 4)
-    manager.save_session(record("s1", agent_result("weather", "s1", turn1 + turn2).model_dump(),
-                                name="weather"))
+    manager.save_session(
+        record("s1", agent_result("weather", "s1", turn1 + turn2).model_dump(), name="weather")
+    )
     assert manager.load_history("weather", "s1", limit=0) == turn1 + turn2
     assert manager.load_history("another-agent-name", "s1", limit=2) == turn2[2:]
     [row], total = manager.get_sessions_list(agent_name="weather")
@@ -108,65 +141,96 @@ def test_the_session_and_history_apis_address_one_session(manager: Any) -> None:
 
 
 def test_a_save_that_extends_the_conversation_appends_only_the_new_messages(
-        manager: Any, db: DocStore) -> None:
+    manager: Any, db: DocStore
+) -> None:
     history: list[dict[str, Any]] = []
     for i in range(5):
         history += tool_turn(i)
-        manager.save_session(record("s1", agent_result("weather", "s1", history).model_dump(),
-                                    name="weather"))
+        manager.save_session(
+            record("s1", agent_result("weather", "s1", history).model_dump(), name="weather")
+        )
     assert count_rows(db, "versions", "conversation", "s1") == 20
     head = db.get("conversation", "s1")
     # Re-saving the same record writes nothing.
-    manager.save_session(record("s1", agent_result("weather", "s1", history).model_dump(),
-                                name="weather"))
+    manager.save_session(record("s1", agent_result("weather", "s1", history).model_dump(), name="weather"))
     again = db.get("conversation", "s1")
     assert (again.version, again.updated_at) == (head.version, head.updated_at)
     # An edited history is not a prefix: it replaces the live messages (kept by version).
-    manager.save_session(record("s1", agent_result("weather", "s1", tool_turn(9)).model_dump(),
-                                name="weather"))
+    manager.save_session(
+        record("s1", agent_result("weather", "s1", tool_turn(9)).model_dump(), name="weather")
+    )
     assert manager.get_session_history("s1") == tool_turn(9)
 
 
 def test_workflow_results_round_trip_unchanged(manager: Any) -> None:
-    child_a = agent_result("planner", "wf1-0", tool_turn(1), ).model_dump()
+    child_a = agent_result(
+        "planner",
+        "wf1-0",
+        tool_turn(1),
+    ).model_dump()
     child_b = agent_result("writer", "wf1-1", tool_turn(2)).model_dump()
     linear = LinearWorkflowExecutionResult(
-        workflow_name="plan-and-write", status="completed", session_id="wf1",
-        final_output="done", step_results=[
+        workflow_name="plan-and-write",
+        status="completed",
+        session_id="wf1",
+        final_output="done",
+        step_results=[
             LinearWorkflowStepResult(step_name="planner", step_type="agent", result=child_a),
             LinearWorkflowStepResult(step_name="writer", step_type="agent", result=child_b),
-        ]).model_dump()
+        ],
+    ).model_dump()
     graph = GraphWorkflowExecutionResult(
-        workflow_name="graph", status="completed", session_id="g1", node_results={
-            "n1": GraphWorkflowNodeResult(name="planner", type="agent", result=child_a)},
+        workflow_name="graph",
+        status="completed",
+        session_id="g1",
+        node_results={"n1": GraphWorkflowNodeResult(name="planner", type="agent", result=child_a)},
     ).model_dump()
     involved = {"wf1-0": "planner", "wf1-1": "writer"}
-    manager.save_session(record("wf1", linear, name="plan-and-write", result_type="workflow",
-                                base_session_id="wf1", agents_involved=involved,
-                                message_count=8))
-    manager.save_session(record("g1", graph, name="graph", result_type="workflow",
-                                message_count=4))
+    manager.save_session(
+        record(
+            "wf1",
+            linear,
+            name="plan-and-write",
+            result_type="workflow",
+            base_session_id="wf1",
+            agents_involved=involved,
+            message_count=8,
+        )
+    )
+    manager.save_session(record("g1", graph, name="graph", result_type="workflow", message_count=4))
     got = manager.get_session("wf1")
     assert got["execution_result"] == linear
-    assert (got["agents_involved"], got["message_count"], got["result_type"]) == (
-        involved, 8, "workflow")
+    assert (got["agents_involved"], got["message_count"], got["result_type"]) == (involved, 8, "workflow")
     assert manager.get_session("g1")["execution_result"] == graph
     assert manager.get_session_history("wf1") is None  # as the framework's storage says
     # Saved again unchanged, then changed: the head follows.
-    manager.save_session(record("wf1", linear, name="plan-and-write", result_type="workflow",
-                                base_session_id="wf1", agents_involved=involved))
+    manager.save_session(
+        record(
+            "wf1",
+            linear,
+            name="plan-and-write",
+            result_type="workflow",
+            base_session_id="wf1",
+            agents_involved=involved,
+        )
+    )
     assert manager.get_session("wf1")["execution_result"] == linear
 
 
 def test_sessions_list_filters_really_filter_newest_first_with_the_total(manager: Any) -> None:
     for i in range(3):
-        manager.save_session(record(f"a{i}", agent_result("weather", f"a{i}", tool_turn(i))
-                                    .model_dump(), name="weather"))
-    manager.save_session(record("b0", agent_result("news", "b0", tool_turn(0)).model_dump(),
-                                name="news"))
-    manager.save_session(record("w0", {"workflow_name": "weather", "status": "completed",
-                                       "step_results": []}, name="weather",
-                                result_type="workflow"))
+        manager.save_session(
+            record(f"a{i}", agent_result("weather", f"a{i}", tool_turn(i)).model_dump(), name="weather")
+        )
+    manager.save_session(record("b0", agent_result("news", "b0", tool_turn(0)).model_dump(), name="news"))
+    manager.save_session(
+        record(
+            "w0",
+            {"workflow_name": "weather", "status": "completed", "step_results": []},
+            name="weather",
+            result_type="workflow",
+        )
+    )
     rows, total = manager.get_sessions_list(agent_name="weather")
     assert ([r["session_id"] for r in rows], total) == (["a2", "a1", "a0"], 3)
     assert not any(r["is_workflow"] for r in rows)
@@ -179,15 +243,25 @@ def test_sessions_list_filters_really_filter_newest_first_with_the_total(manager
         manager.get_sessions_list(limit=-1)
 
 
-def test_deleting_a_workflow_takes_its_agents_sessions_and_nothing_else(
-        manager: Any, db: DocStore) -> None:
+def test_deleting_a_workflow_takes_its_agents_sessions_and_nothing_else(manager: Any, db: DocStore) -> None:
     for sid, agent in (("wf1-0", "planner"), ("wf1-1", "writer"), ("other", "planner")):
-        manager.save_session(record(sid, agent_result(agent, sid, tool_turn(1)).model_dump(),
-                                    name=agent, base_session_id="wf1" if sid != "other"
-                                    else "other"))
-    manager.save_session(record("wf1", {"workflow_name": "w", "status": "completed",
-                                        "step_results": []}, name="w", result_type="workflow",
-                                base_session_id="wf1"))
+        manager.save_session(
+            record(
+                sid,
+                agent_result(agent, sid, tool_turn(1)).model_dump(),
+                name=agent,
+                base_session_id="wf1" if sid != "other" else "other",
+            )
+        )
+    manager.save_session(
+        record(
+            "wf1",
+            {"workflow_name": "w", "status": "completed", "step_results": []},
+            name="w",
+            result_type="workflow",
+            base_session_id="wf1",
+        )
+    )
     assert manager.delete_session("wf1") is True
     assert [manager.get_session(s) for s in ("wf1", "wf1-0", "wf1-1")] == [None] * 3
     assert manager.get_session("other") is not None
@@ -201,37 +275,51 @@ def test_deleting_a_workflow_takes_its_agents_sessions_and_nothing_else(
 
 def test_cleanup_drops_old_sessions_then_keeps_the_newest(manager: Any, db: DocStore) -> None:
     for i in range(6):
-        manager.save_session(record(f"s{i}", agent_result("weather", f"s{i}", tool_turn(i))
-                                    .model_dump(), name="weather"))
+        manager.save_session(
+            record(f"s{i}", agent_result("weather", f"s{i}", tool_turn(i)).model_dump(), name="weather")
+        )
     with db.pool.connection() as conn:
-        conn.execute(f'UPDATE "{db.schema}".documents SET updated_at = now() - interval '
-                     "'40 days' WHERE kind = 'conversation' AND name IN ('s0', 's1')")
+        conn.execute(
+            f'UPDATE "{db.schema}".documents SET updated_at = now() - interval '
+            "'40 days' WHERE kind = 'conversation' AND name IN ('s0', 's1')"
+        )
     assert manager.cleanup_old_sessions(days=30, max_sessions=3) == 3
     rows, total = manager.get_sessions_list()
     assert ([r["session_id"] for r in rows], total) == (["s5", "s4", "s3"], 3)
     assert count_rows(db, "versions", "conversation") == 12
     # A session cleaned up starts afresh when the host saves it again.
-    manager.save_session(record("s0", agent_result("weather", "s0", tool_turn(0)).model_dump(),
-                                name="weather"))
+    manager.save_session(
+        record("s0", agent_result("weather", "s0", tool_turn(0)).model_dump(), name="weather")
+    )
     assert manager.get_session_history("s0") == tool_turn(0)
 
 
 def test_qa_results_round_trip_list_newest_first_and_delete(manager: Any) -> None:
-    for i, (config, ctype) in enumerate([("eval-a", "agent"), ("eval-a", "workflow"),
-                                         ("eval-b", "agent")]):
-        assert manager.save_qa_result({
-            "result_id": f"qa_{i}", "evaluation_config_id": config, "component_type": ctype,
-            "overall_score": 0.5 + i / 10, "status": "success",
-            "result": {"cases": [{"input": "x", "passed": True, "score": None}]}}) is True
+    for i, (config, ctype) in enumerate([("eval-a", "agent"), ("eval-a", "workflow"), ("eval-b", "agent")]):
+        assert (
+            manager.save_qa_result(
+                {
+                    "result_id": f"qa_{i}",
+                    "evaluation_config_id": config,
+                    "component_type": ctype,
+                    "overall_score": 0.5 + i / 10,
+                    "status": "success",
+                    "result": {"cases": [{"input": "x", "passed": True, "score": None}]},
+                }
+            )
+            is True
+        )
     got = manager.get_qa_result("qa_1")
     assert got["result"] == {"cases": [{"input": "x", "passed": True, "score": None}]}
     assert (got["evaluation_config_id"], got["component_type"], got["overall_score"]) == (
-        "eval-a", "workflow", 0.6)
+        "eval-a",
+        "workflow",
+        0.6,
+    )
     rows, total = manager.get_qa_results_list(evaluation_config_id="eval-a")
     assert ([r["result_id"] for r in rows], total) == (["qa_1", "qa_0"], 2)
     assert "result" not in rows[0]
-    rows, total = manager.get_qa_results_list(evaluation_config_id="eval-a",
-                                              component_type="agent")
+    rows, total = manager.get_qa_results_list(evaluation_config_id="eval-a", component_type="agent")
     assert ([r["result_id"] for r in rows], total) == (["qa_0"], 1)
     assert manager.delete_qa_result("qa_0") is True
     assert manager.delete_qa_result("qa_0") is False
@@ -249,8 +337,7 @@ def test_a_session_without_an_id_is_refused_not_dropped(manager: Any) -> None:
 # --- aurite's own SessionManager on it ----------------------------------------------------
 
 
-def test_aurites_session_manager_runs_on_docstore_in_database_mode(
-        db: DocStore, tmp_path: Path) -> None:
+def test_aurites_session_manager_runs_on_docstore_in_database_mode(db: DocStore, tmp_path: Path) -> None:
     storage = StorageManager(DocStore(db.pool, schema=db.schema))
     host = fresh_host(tmp_path, storage, "host1")
     assert host._use_db  # it took docstore as its database
@@ -258,18 +345,16 @@ def test_aurites_session_manager_runs_on_docstore_in_database_mode(
     # An agent run, the way the engine saves one: the user's message first, then the result.
     history = tool_turn(1)
     host.add_message_to_history("agent-1", history[0], agent_name="weather")
-    host.save_agent_result("agent-1", agent_result("weather", "agent-1", history),
-                           base_session_id="agent-1")
+    host.save_agent_result("agent-1", agent_result("weather", "agent-1", history), base_session_id="agent-1")
     # A workflow whose agents have sessions of their own.
     steps = []
     for i, agent in enumerate(("planner", "writer")):
         child = agent_result(agent, f"wf-{i}", tool_turn(10 + i))
         host.save_agent_result(f"wf-{i}", child, base_session_id="wf")
-        steps.append(LinearWorkflowStepResult(step_name=agent, step_type="agent",
-                                              result=child.model_dump()))
-    workflow = LinearWorkflowExecutionResult(workflow_name="pipeline", status="completed",
-                                             step_results=steps, session_id="wf",
-                                             final_output="done")
+        steps.append(LinearWorkflowStepResult(step_name=agent, step_type="agent", result=child.model_dump()))
+    workflow = LinearWorkflowExecutionResult(
+        workflow_name="pipeline", status="completed", step_results=steps, session_id="wf", final_output="done"
+    )
     host.save_workflow_result("wf", workflow, base_session_id="wf")
 
     # A new host process: a fresh cache, so everything below comes from the database.
@@ -282,8 +367,7 @@ def test_aurites_session_manager_runs_on_docstore_in_database_mode(
     assert meta.message_count == 8
     listing = again.get_sessions_list(agent_name="planner")
     assert [s.session_id for s in listing["sessions"]] == ["wf-0"]
-    assert [s.session_id for s in again.get_sessions_list(workflow_name="pipeline")[
-        "sessions"]] == ["wf"]
+    assert [s.session_id for s in again.get_sessions_list(workflow_name="pipeline")["sessions"]] == ["wf"]
     assert again.get_sessions_list()["total"] == 4
     details, found = again.get_full_session_details("agent-1")
     assert details == agent_result("weather", "agent-1", history).model_dump()
@@ -300,16 +384,14 @@ def test_aurites_session_manager_runs_on_docstore_in_database_mode(
     assert [s.session_id for s in third.get_sessions_list()["sessions"]] == ["agent-2"]
 
 
-def test_a_session_saved_after_every_turn_holds_linear_bytes(
-        db: DocStore, tmp_path: Path) -> None:
+def test_a_session_saved_after_every_turn_holds_linear_bytes(db: DocStore, tmp_path: Path) -> None:
     storage = StorageManager(DocStore(db.pool, schema=db.schema))
     host = fresh_host(tmp_path, storage, "host")
     history: list[dict[str, Any]] = []
     stored: dict[int, int] = {}
     for turn in range(1, 41):
         history += tool_turn(turn)
-        host.save_agent_result("long", agent_result("weather", "long", history),
-                               base_session_id="long")
+        host.save_agent_result("long", agent_result("weather", "long", history), base_session_id="long")
         if turn in (20, 40):
             stored[turn] = stored_bytes(db, "long")
     message_bytes = sum(len(orjson.dumps(m)) for m in history)
@@ -326,6 +408,7 @@ def stored_bytes(db: DocStore, name: str) -> int:
         row = conn.execute(
             f'SELECT (SELECT coalesce(sum(octet_length(data::text)), 0) FROM "{db.schema}".versions'
             " WHERE kind = 'conversation' AND name = %s) + (SELECT octet_length(data::text) FROM"
-            f' "{db.schema}".documents WHERE kind = \'conversation\' AND name = %s)',
-            (name, name)).fetchone()
+            f" \"{db.schema}\".documents WHERE kind = 'conversation' AND name = %s)",
+            (name, name),
+        ).fetchone()
     return int(row[0])

@@ -51,8 +51,9 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, docstore_factory: Callable[..., DocStore],
-        docstore_dsn: str) -> Iterator[DocStore]:
+def env(
+    monkeypatch: pytest.MonkeyPatch, docstore_factory: Callable[..., DocStore], docstore_dsn: str
+) -> Iterator[DocStore]:
     """AURITE_* pointing at the test database and a fresh schema; yields a store on it."""
     store = docstore_factory()
     StorageManager(store)  # registers the agent kinds for the raw checks
@@ -77,8 +78,9 @@ def new_host() -> Iterator[Callable[[], Any]]:
         host.close()
 
 
-def test_initial_sync_from_files_stores_every_config(env: DocStore, project: Path,
-                                                     new_host: Callable[[], Any]) -> None:
+def test_initial_sync_from_files_stores_every_config(
+    env: DocStore, project: Path, new_host: Callable[[], Any]
+) -> None:
     report = new_host().load_config_files(project)
     assert report.applied and len(report.written) == 4
     assert env.get("agent", "weather").data.include_history is True
@@ -87,8 +89,9 @@ def test_initial_sync_from_files_stores_every_config(env: DocStore, project: Pat
     assert again.written == () and len(again.unchanged) == 4
 
 
-def test_dynamic_registration_persists_for_a_new_host(env: DocStore, project: Path,
-                                                      new_host: Callable[[], Any]) -> None:
+def test_dynamic_registration_persists_for_a_new_host(
+    env: DocStore, project: Path, new_host: Callable[[], Any]
+) -> None:
     first = new_host()
     first.load_config_files(project)
     first.register_agent({"name": "late", "llm_config_id": "fake", "include_history": True})
@@ -98,16 +101,19 @@ def test_dynamic_registration_persists_for_a_new_host(env: DocStore, project: Pa
     assert "fake-1" in second.run_agent("late", "hi", session_id="s").reply
 
 
-def test_history_survives_a_new_host_instance(env: DocStore, project: Path,
-                                              new_host: Callable[[], Any]) -> None:
+def test_history_survives_a_new_host_instance(
+    env: DocStore, project: Path, new_host: Callable[[], Any]
+) -> None:
     first = new_host()
     first.load_config_files(project)
     first.run_agent("weather", "Rain in Paris?", session_id="s1")
     second = new_host()
     result = second.run_agent("weather", "And tomorrow?", session_id="s1")
     assert [m["content"] for m in result.messages[:3]] == [
-        "Rain in Paris?", "[fake-1] 1 message(s) seen; you said: Rain in Paris?",
-        "And tomorrow?"]
+        "Rain in Paris?",
+        "[fake-1] 1 message(s) seen; you said: Rain in Paris?",
+        "And tomorrow?",
+    ]
     assert result.reply == "[fake-1] 3 message(s) seen; you said: And tomorrow?"
     stored = second.storage.load_history("weather", "s1", limit=0)
     assert stored == result.messages
@@ -115,8 +121,9 @@ def test_history_survives_a_new_host_instance(env: DocStore, project: Path,
     assert count_rows(env, "versions", "conversation") == 4
 
 
-def test_two_sessions_of_one_agent_stay_apart(env: DocStore, project: Path,
-                                              new_host: Callable[[], Any]) -> None:
+def test_two_sessions_of_one_agent_stay_apart(
+    env: DocStore, project: Path, new_host: Callable[[], Any]
+) -> None:
     host = new_host()
     host.load_config_files(project)
     host.run_agent("weather", "one", session_id="a")
@@ -126,8 +133,9 @@ def test_two_sessions_of_one_agent_stay_apart(env: DocStore, project: Path,
     assert [s.data.session_id for s in host.storage.list_sessions("weather")] == ["a", "b"]
 
 
-def test_include_history_off_loads_and_saves_nothing(env: DocStore, project: Path,
-                                                     new_host: Callable[[], Any]) -> None:
+def test_include_history_off_loads_and_saves_nothing(
+    env: DocStore, project: Path, new_host: Callable[[], Any]
+) -> None:
     host = new_host()
     host.load_config_files(project)
     # Planted history the agent must not see.
@@ -138,8 +146,7 @@ def test_include_history_off_loads_and_saves_nothing(env: DocStore, project: Pat
     assert count_rows(env, "versions", "conversation") == 1
 
 
-def test_persistence_off_runs_with_no_database_at_all(monkeypatch: pytest.MonkeyPatch,
-                                                      project: Path) -> None:
+def test_persistence_off_runs_with_no_database_at_all(monkeypatch: pytest.MonkeyPatch, project: Path) -> None:
     monkeypatch.delenv("AURITE_ENABLE_DB", raising=False)
     # Nothing answers on port 1: any attempt to connect would fail the test.
     monkeypatch.setenv("AURITE_DB_URL", "host=127.0.0.1 port=1 connect_timeout=1")
@@ -152,18 +159,19 @@ def test_persistence_off_runs_with_no_database_at_all(monkeypatch: pytest.Monkey
     assert result.reply == "[fake-1] 1 message(s) seen; you said: second"
 
 
-def test_the_example_runs_as_a_script_with_and_without_persistence(
-        env: DocStore, docstore_dsn: str) -> None:
+def test_the_example_runs_as_a_script_with_and_without_persistence(env: DocStore, docstore_dsn: str) -> None:
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    on = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True,
-                        timeout=60, env={**base, "AURITE_ENABLE_DB": "1",
-                                         "AURITE_DB_URL": docstore_dsn,
-                                         "AURITE_DB_SCHEMA": env.schema})
+    on = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**base, "AURITE_ENABLE_DB": "1", "AURITE_DB_URL": docstore_dsn, "AURITE_DB_SCHEMA": env.schema},
+    )
     assert on.returncode == 0, on.stderr
     assert "persistence: on" in on.stdout
     assert "3 message(s) seen; you said: And tomorrow?" in on.stdout
-    off = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True,
-                         timeout=60, env=base)
+    off = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=60, env=base)
     assert off.returncode == 0, off.stderr
     assert "persistence: off" in off.stdout
     assert "1 message(s) seen; you said: And tomorrow?" in off.stdout

@@ -104,9 +104,7 @@ def test_a_conversation_mixing_both_formats_round_trips_as_a_list() -> None:
 
 def test_plain_text_message_fits_both_and_reads_as_anthropic() -> None:
     raw = {"role": "assistant", "content": [{"type": "text", "text": "hi"}]}
-    message = MESSAGE_ADAPTER.validate_json(
-        MESSAGE_ADAPTER.dump_json(OpenAIMessage.model_validate(raw))
-    )
+    message = MESSAGE_ADAPTER.validate_json(MESSAGE_ADAPTER.dump_json(OpenAIMessage.model_validate(raw)))
     assert isinstance(message, AnthropicMessage)
     assert MESSAGE_ADAPTER.dump_python(message) == raw
 
@@ -121,9 +119,7 @@ def test_unknown_block_type_is_rejected_naming_the_known_ones() -> None:
 
 def test_unknown_openai_part_type_is_rejected() -> None:
     with pytest.raises(ValidationError, match="'hologram'"):
-        MESSAGE_ADAPTER.validate_python(
-            {"role": "system", "content": [{"type": "hologram", "x": 1}]}
-        )
+        MESSAGE_ADAPTER.validate_python({"role": "system", "content": [{"type": "hologram", "x": 1}]})
 
 
 @pytest.mark.parametrize(

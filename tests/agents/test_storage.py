@@ -30,13 +30,14 @@ FAST = {"name": "fast", "provider": "anthropic", "model": "claude-haiku"}
 
 def turns(n: int, start: int = 0) -> list[dict[str, Any]]:
     """``n`` alternating user/assistant messages, numbered from ``start``."""
-    return [{"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i}"}
-            for i in range(start, start + n)]
+    return [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i}"}
+        for i in range(start, start + n)
+    ]
 
 
 def env_for(dsn: str, schema: str, **extra: str) -> dict[str, str]:
-    return {"AURITE_ENABLE_DB": "true", "AURITE_DB_URL": dsn, "AURITE_DB_SCHEMA": schema,
-            **extra}
+    return {"AURITE_ENABLE_DB": "true", "AURITE_DB_URL": dsn, "AURITE_DB_SCHEMA": schema, **extra}
 
 
 # --- from_env ---------------------------------------------------------------------------
@@ -51,8 +52,9 @@ def test_from_env_is_none_when_the_flag_is_not_true(flag: str | None) -> None:
 
 
 @pytest.mark.parametrize("flag", ["1", "true", "TRUE", "yes", "Yes"])
-def test_from_env_connects_when_the_flag_is_true_in_any_case(flag: str, db: DocStore,
-                                                              docstore_dsn: str) -> None:
+def test_from_env_connects_when_the_flag_is_true_in_any_case(
+    flag: str, db: DocStore, docstore_dsn: str
+) -> None:
     env = env_for(docstore_dsn, db.schema, AURITE_ENABLE_DB=flag)
     with StorageManager.from_env(environ=env) as storage:  # type: ignore[union-attr]
         assert storage.store.schema == db.schema
@@ -62,9 +64,13 @@ def test_from_env_connects_when_the_flag_is_true_in_any_case(flag: str, db: DocS
 
 def test_from_env_builds_the_dsn_from_its_parts(db: DocStore, docstore_dsn: str) -> None:
     parts = conninfo_to_dict(docstore_dsn)
-    env = {"AURITE_ENABLE_DB": "yes", "AURITE_DB_HOST": str(parts.get("host", "127.0.0.1")),
-           "AURITE_DB_PORT": str(parts.get("port", "5432")), "AURITE_DB_USER": str(parts["user"]),
-           "AURITE_DB_NAME": str(parts["dbname"])}
+    env = {
+        "AURITE_ENABLE_DB": "yes",
+        "AURITE_DB_HOST": str(parts.get("host", "127.0.0.1")),
+        "AURITE_DB_PORT": str(parts.get("port", "5432")),
+        "AURITE_DB_USER": str(parts["user"]),
+        "AURITE_DB_NAME": str(parts["dbname"]),
+    }
     if parts.get("password"):
         env["AURITE_DB_PASSWORD"] = str(parts["password"])
     storage = StorageManager.from_env(environ=env, schema=db.schema)
@@ -75,8 +81,7 @@ def test_from_env_builds_the_dsn_from_its_parts(db: DocStore, docstore_dsn: str)
 
 
 def test_from_env_names_the_missing_variables_and_never_the_password() -> None:
-    env = {"AURITE_ENABLE_DB": "1", "AURITE_DB_USER": "app",
-           "AURITE_DB_PASSWORD": "hunter2-do-not-print"}
+    env = {"AURITE_ENABLE_DB": "1", "AURITE_DB_USER": "app", "AURITE_DB_PASSWORD": "hunter2-do-not-print"}
     with pytest.raises(StorageConfigError) as caught:
         StorageManager.from_env(environ=env)
     message = str(caught.value)
@@ -91,23 +96,28 @@ def test_from_env_refuses_a_flag_that_is_neither_true_nor_false() -> None:
 
 
 def test_from_env_refuses_a_port_that_is_not_a_number() -> None:
-    env = {"AURITE_ENABLE_DB": "1", "AURITE_DB_USER": "u", "AURITE_DB_NAME": "d",
-           "AURITE_DB_PORT": "54x2"}
+    env = {"AURITE_ENABLE_DB": "1", "AURITE_DB_USER": "u", "AURITE_DB_NAME": "d", "AURITE_DB_PORT": "54x2"}
     with pytest.raises(StorageConfigError, match="AURITE_DB_PORT"):
         StorageManager.from_env(environ=env)
 
 
 def test_an_unreachable_database_raises_without_showing_the_password() -> None:
-    env = {"AURITE_ENABLE_DB": "1", "AURITE_DB_HOST": "127.0.0.1", "AURITE_DB_PORT": "1",
-           "AURITE_DB_USER": "app", "AURITE_DB_NAME": "app",
-           "AURITE_DB_PASSWORD": "hunter2-do-not-print"}
+    env = {
+        "AURITE_ENABLE_DB": "1",
+        "AURITE_DB_HOST": "127.0.0.1",
+        "AURITE_DB_PORT": "1",
+        "AURITE_DB_USER": "app",
+        "AURITE_DB_NAME": "app",
+        "AURITE_DB_PASSWORD": "hunter2-do-not-print",
+    }
     with pytest.raises(DatabaseUnavailable) as caught:
         StorageManager.from_env(environ=env, timeout=2)
     assert "hunter2" not in str(caught.value)
 
 
-def test_from_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch, db: DocStore,
-                                              docstore_dsn: str) -> None:
+def test_from_env_reads_os_environ_by_default(
+    monkeypatch: pytest.MonkeyPatch, db: DocStore, docstore_dsn: str
+) -> None:
     for key, value in env_for(docstore_dsn, db.schema).items():
         monkeypatch.setenv(key, value)
     storage = StorageManager.from_env()
@@ -122,16 +132,13 @@ def test_from_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch, d
 # --- configs ----------------------------------------------------------------------------
 
 
-def test_sync_config_accepts_a_model_or_a_dict_in_an_older_shape(manager: Any,
-                                                                  db: DocStore) -> None:
+def test_sync_config_accepts_a_model_or_a_dict_in_an_older_shape(manager: Any, db: DocStore) -> None:
     manager.sync_agent_config(AgentConfig(name="a", mcp_servers=["weather"]))
     manager.sync_agent_config({"name": "b", "client_ids": ["weather"], "auto": "True"})
-    manager.sync_mcp_server_config({"client_id": "weather", "server_path": "w.py",
-                                    "capabilities": ["tools"]})
+    manager.sync_mcp_server_config({"client_id": "weather", "server_path": "w.py", "capabilities": ["tools"]})
     manager.sync_custom_workflow_config({"name": "n", "module_path": "m.py", "class_name": "N"})
     manager.sync_workflow_config({"name": "daily", "steps": ["a"]})
-    manager.sync_workflow_config({"name": "g", "nodes": [
-        {"node_id": "1", "name": "a", "type": "agent"}]})
+    manager.sync_workflow_config({"name": "g", "nodes": [{"node_id": "1", "name": "a", "type": "agent"}]})
     b = db.get("agent", "b").data
     assert b.mcp_servers == ["weather"] and b.auto is True
     assert db.get("mcp_server", "weather").data.transport == "stdio"
@@ -157,30 +164,38 @@ def test_an_invalid_config_raises_document_invalid_naming_it(manager: Any) -> No
 
 def test_sync_all_configs_reports_what_it_wrote(manager: Any) -> None:
     report = manager.sync_all_configs(
-        agents={"a": {"name": "a", "llm_config_id": "fast"}}, llm_configs=[FAST],
+        agents={"a": {"name": "a", "llm_config_id": "fast"}},
+        llm_configs=[FAST],
         workflows=[{"name": "w", "steps": ["a"]}],
         custom_workflows=[{"name": "c", "module_path": "m.py", "class_name": "C"}],
-        mcp_servers=[{"name": "m", "http_endpoint": "https://x.test/mcp",
-                      "capabilities": ["tools"]}])
+        mcp_servers=[{"name": "m", "http_endpoint": "https://x.test/mcp", "capabilities": ["tools"]}],
+    )
     assert sorted(k for k, _, _ in report.written) == [
-        "agent", "custom_workflow", "linear_workflow", "llm", "mcp_server"]
-    again = manager.sync_all_configs(agents=[{"name": "a", "llm_config_id": "fast"}],
-                                     llm_configs=[{**FAST, "max_tokens": 100}])
+        "agent",
+        "custom_workflow",
+        "linear_workflow",
+        "llm",
+        "mcp_server",
+    ]
+    again = manager.sync_all_configs(
+        agents=[{"name": "a", "llm_config_id": "fast"}], llm_configs=[{**FAST, "max_tokens": 100}]
+    )
     assert again.unchanged == (("agent", "a"),)
     assert again.written == (("llm", "fast", 2),)
 
 
-def test_sync_all_configs_with_one_invalid_config_writes_nothing(manager: Any,
-                                                                  db: DocStore) -> None:
+def test_sync_all_configs_with_one_invalid_config_writes_nothing(manager: Any, db: DocStore) -> None:
     with pytest.raises(DocumentInvalid, match="broken"):
-        manager.sync_all_configs(agents=[{"name": "a"}, {"name": "b"}],
-                                 llm_configs=[FAST, {"name": "broken", "provider": "x"}])
+        manager.sync_all_configs(
+            agents=[{"name": "a"}, {"name": "b"}], llm_configs=[FAST, {"name": "broken", "provider": "x"}]
+        )
     assert count_rows(db, "documents", "agent") == 0
     assert count_rows(db, "documents", "llm") == 0
 
 
 def test_sync_all_configs_rolls_back_when_a_later_write_fails_in_the_database(
-        manager: Any, db: DocStore) -> None:
+    manager: Any, db: DocStore
+) -> None:
     # A log document planted under (llm, fast) makes the llm write fail after the
     # agents were written in the same transaction.
     other = DocStore(db.pool, schema=db.schema)
@@ -219,7 +234,8 @@ def write_project(path: Path, **changes: Any) -> Path:
 
 
 def test_sync_path_stores_a_project_file_and_a_resync_writes_nothing(
-        manager: Any, db: DocStore, tmp_path: Path) -> None:
+    manager: Any, db: DocStore, tmp_path: Path
+) -> None:
     project = write_project(tmp_path / "project.json")
     first = manager.sync_path(project)
     assert first.ok and first.applied and len(first.written) == 3
@@ -231,16 +247,17 @@ def test_sync_path_stores_a_project_file_and_a_resync_writes_nothing(
 def test_sync_path_writes_one_version_for_a_changed_entry(manager: Any, tmp_path: Path) -> None:
     project = write_project(tmp_path / "project.json")
     manager.sync_path(project)
-    write_project(project, agents=[{"name": "forecaster", "llm_config_id": "fast",
-                                    "max_iterations": 5}])
+    write_project(project, agents=[{"name": "forecaster", "llm_config_id": "fast", "max_iterations": 5}])
     report = manager.sync_path(project)
     assert report.written == (("agent", "forecaster", 2),)
 
 
 def test_sync_path_with_a_broken_entry_writes_nothing_and_names_file_and_entry(
-        manager: Any, db: DocStore, tmp_path: Path) -> None:
-    project = write_project(tmp_path / "project.json",
-                            agents=[{"name": "ok"}, {"name": "bad", "max_iterations": "many"}])
+    manager: Any, db: DocStore, tmp_path: Path
+) -> None:
+    project = write_project(
+        tmp_path / "project.json", agents=[{"name": "ok"}, {"name": "bad", "max_iterations": "many"}]
+    )
     report = manager.sync_path(project)
     assert not report.applied and report.written == ()
     [problem] = report.problems
@@ -275,8 +292,7 @@ def test_load_history_returns_the_last_limit_messages_in_order(manager: Any) -> 
     assert manager.load_history("weather", "s1", limit=-1) == turns(120)
 
 
-def test_save_full_history_appends_only_the_messages_not_stored_yet(manager: Any,
-                                                                     db: DocStore) -> None:
+def test_save_full_history_appends_only_the_messages_not_stored_yet(manager: Any, db: DocStore) -> None:
     name = conversation_name("weather", "s1")
     assert manager.save_full_history("weather", "s1", turns(4)) == 4
     assert manager.save_full_history("weather", "s1", turns(6)) == 2
@@ -288,7 +304,8 @@ def test_save_full_history_appends_only_the_messages_not_stored_yet(manager: Any
 
 
 def test_save_full_history_rewrites_when_the_stored_messages_are_not_a_prefix(
-        manager: Any, db: DocStore) -> None:
+    manager: Any, db: DocStore
+) -> None:
     name = conversation_name("weather", "s1")
     manager.save_full_history("weather", "s1", turns(4))
     edited = turns(4)
@@ -316,8 +333,7 @@ def test_save_full_history_without_a_session_stores_nothing(manager: Any, db: Do
     assert count_rows(db, "documents", "conversation") == 0
 
 
-def test_history_written_by_other_code_is_compared_item_by_item(manager: Any,
-                                                                db: DocStore) -> None:
+def test_history_written_by_other_code_is_compared_item_by_item(manager: Any, db: DocStore) -> None:
     name = conversation_name("weather", "s1")
     db.append("conversation", name, turns(3), meta={"agent_name": "weather", "session_id": "s1"})
     assert manager.save_full_history("weather", "s1", turns(5)) == 2
@@ -340,8 +356,7 @@ def test_append_history_keeps_full_saves_cheap(manager: Any, db: DocStore) -> No
 
 
 def test_the_head_holds_agent_session_workflow_and_parent(manager: Any, db: DocStore) -> None:
-    manager.save_full_history("weather", "s1", turns(2), workflow_name="daily",
-                              parent_session_id="p0")
+    manager.save_full_history("weather", "s1", turns(2), workflow_name="daily", parent_session_id="p0")
     manager.save_full_history("weather", "s1", turns(3))
     head = db.get("conversation", conversation_name("weather", "s1"))
     meta = head.data
@@ -366,8 +381,7 @@ def test_agent_names_with_slashes_never_share_a_conversation(manager: Any) -> No
     assert manager.load_history("a", "b/c") == turns(2)
 
 
-def test_an_invalid_message_names_its_index_and_writes_nothing(manager: Any,
-                                                               db: DocStore) -> None:
+def test_an_invalid_message_names_its_index_and_writes_nothing(manager: Any, db: DocStore) -> None:
     bad = [*turns(2), {"role": "tool", "content": "no tool_call_id"}]
     with pytest.raises(DocumentInvalid, match="message 2"):
         manager.save_full_history("weather", "s1", bad)
@@ -378,13 +392,18 @@ def test_both_message_formats_round_trip_as_the_same_dicts(manager: Any) -> None
     conversation = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": [{"type": "text", "text": "Weather?"}]},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "forecast",
-                                           "input": {"city": "Paris"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
-                                      "content": "rain"}]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function",
-             "function": {"name": "f", "arguments": "{\"a\": 1}"}}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "forecast", "input": {"city": "Paris"}}],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "rain"}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "ok"},
     ]
     manager.save_full_history("weather", "s1", conversation)
@@ -393,11 +412,14 @@ def test_both_message_formats_round_trip_as_the_same_dicts(manager: Any) -> None
 
 
 def test_a_prefix_given_in_another_spelling_of_the_same_messages_still_extends(
-        manager: Any, db: DocStore) -> None:
+    manager: Any, db: DocStore
+) -> None:
     # Explicit nulls dump differently from the stored form, so the quick byte check
     # misses and the messages are validated and compared again: still a prefix.
-    spelled = [{"role": "system", "content": "Be brief.", "name": None},
-               {"role": "assistant", "content": "ok", "tool_calls": None}]
+    spelled = [
+        {"role": "system", "content": "Be brief.", "name": None},
+        {"role": "assistant", "content": "ok", "tool_calls": None},
+    ]
     manager.save_full_history("weather", "s1", spelled)
     assert manager.save_full_history("weather", "s1", [*spelled, *turns(1)]) == 1
     assert count_rows(db, "versions", "conversation") == 3
@@ -432,7 +454,8 @@ def test_a_save_extending_the_last_save_is_one_append_and_no_read(db: DocStore) 
 
 @pytest.mark.parametrize("meddle", ["clear", "delete", "append", "rewrite"])
 def test_a_save_after_someone_else_changed_the_conversation_keeps_every_message(
-        db: DocStore, meddle: str) -> None:
+    db: DocStore, meddle: str
+) -> None:
     storage = StorageManager(DocStore(db.pool, schema=db.schema))
     conversation = turns(6)
     storage.save_full_history("weather", "s1", conversation)

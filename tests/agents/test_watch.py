@@ -21,7 +21,8 @@ FAST = {"name": "fast", "provider": "anthropic", "model": "claude-haiku"}
 
 
 def test_a_watching_host_sees_another_hosts_edits_and_reads_from_memory(
-        db: DocStore, docstore_dsn: str) -> None:
+    db: DocStore, docstore_dsn: str
+) -> None:
     editor = StorageManager(DocStore(db.pool, schema=db.schema))
     editor.sync_llm_config(FAST)
     with StorageManager.connect(docstore_dsn, schema=db.schema) as host:
@@ -52,7 +53,8 @@ def test_a_watching_host_sees_another_hosts_edits_and_reads_from_memory(
 
 
 def test_a_watch_that_fell_behind_retention_reloads_instead_of_serving_stale_configs(
-        db: DocStore, docstore_dsn: str) -> None:
+    db: DocStore, docstore_dsn: str
+) -> None:
     editor = StorageManager(DocStore(db.pool, schema=db.schema))
     release = threading.Event()
 
@@ -65,7 +67,7 @@ def test_a_watch_that_fell_behind_retention_reloads_instead_of_serving_stale_con
         assert watch.wait_for("llm", "fast", 1, timeout=10)  # held; its on_change blocks
         other = editor.sync_llm_config({**FAST, "name": "other"})
         with db.pool.connection() as conn:
-            conn.execute(f'UPDATE "{db.schema}".changes SET written_at = now() - interval \'1 day\'')
+            conn.execute(f"UPDATE \"{db.schema}\".changes SET written_at = now() - interval '1 day'")
         pruned, deadline = 0, time.monotonic() + 30
         while pruned < 2 and time.monotonic() < deadline:
             pruned += db.prune_changes(older_than=timedelta(hours=1))
@@ -91,8 +93,7 @@ async def test_an_async_host_watches_too(db: DocStore, docstore_dsn: str) -> Non
     assert store.pool.closed
 
 
-def test_a_delete_delivered_again_after_a_load_does_not_remove_a_newer_document(
-        db: DocStore) -> None:
+def test_a_delete_delivered_again_after_a_load_does_not_remove_a_newer_document(db: DocStore) -> None:
     """The watch loads after taking its cursor, so it may see a change the load already
     holds: versions only go forward, deletes included."""
     editor = StorageManager(DocStore(db.pool, schema=db.schema))

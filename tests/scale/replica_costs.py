@@ -42,8 +42,11 @@ def kinds() -> Registry:
 
 def _summary(times: list[float]) -> dict[str, float]:
     times.sort()
-    return {"mean_us": round(statistics.fmean(times)), "p50_us": round(times[len(times) // 2]),
-            "p99_us": round(times[int(len(times) * 0.99)])}
+    return {
+        "mean_us": round(statistics.fmean(times)),
+        "p50_us": round(times[len(times) // 2]),
+        "p99_us": round(times[int(len(times) * 0.99)]),
+    }
 
 
 def timed_pair(calls: int, fns: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -51,7 +54,7 @@ def timed_pair(calls: int, fns: dict[str, Any]) -> dict[str, dict[str, float]]:
     times: dict[str, list[float]] = {label: [] for label in fns}
     labels = list(fns)
     for i in range(calls):
-        for label in (labels if i % 2 == 0 else labels[::-1]):
+        for label in labels if i % 2 == 0 else labels[::-1]:
             t = time.perf_counter()
             fns[label](i)
             times[label].append((time.perf_counter() - t) * 1e6)
@@ -62,20 +65,29 @@ def routing(pair: ReplicaPair, calls: int) -> dict[str, Any]:
     assert pair.replica is not None
     out: dict[str, Any] = {}
     plain = DocStore.connect(pair.primary.dsn, schema="costs", kinds=kinds(), max_size=1)
-    routed = DocStore.connect(pair.primary.dsn, read_dsn=pair.replica.dsn, schema="costs",
-                              kinds=kinds(), max_size=1)
+    routed = DocStore.connect(
+        pair.primary.dsn, read_dsn=pair.replica.dsn, schema="costs", kinds=kinds(), max_size=1
+    )
     plain.init_schema()
     for store in (plain, routed):  # warm both pools and plans
         for i in range(200):
             store.put("cfg", f"warm{i % 10}", {"i": i})
             store.get("cfg", f"warm{i % 10}")
-    out["put"] = timed_pair(calls, {
-        "primary_only": lambda i: plain.put("cfg", f"p{i}", {"i": i}),
-        "with_read_dsn": lambda i: routed.put("cfg", f"r{i}", {"i": i})})
+    out["put"] = timed_pair(
+        calls,
+        {
+            "primary_only": lambda i: plain.put("cfg", f"p{i}", {"i": i}),
+            "with_read_dsn": lambda i: routed.put("cfg", f"r{i}", {"i": i}),
+        },
+    )
     time.sleep(0.5)  # let the replica catch up
-    out["get"] = timed_pair(calls, {
-        "primary": lambda i: plain.get("cfg", f"p{i}"),
-        "replica_caught_up": lambda i: routed.get("cfg", f"r{i}")})
+    out["get"] = timed_pair(
+        calls,
+        {
+            "primary": lambda i: plain.get("cfg", f"p{i}"),
+            "replica_caught_up": lambda i: routed.get("cfg", f"r{i}"),
+        },
+    )
 
     def write_then_read(i: int) -> None:
         routed.put("cfg", "own", {"i": i})
@@ -93,16 +105,21 @@ def routing(pair: ReplicaPair, calls: int) -> dict[str, Any]:
             raise
 
     routed._run_on_replica = counting  # type: ignore[method-assign]
-    out["put_then_get"] = timed_pair(calls, {
-        "with_read_dsn": write_then_read,
-        "primary_only": lambda i: (plain.put("cfg", "own2", {"i": i}),
-                                   plain.get("cfg", "own2"))})
+    out["put_then_get"] = timed_pair(
+        calls,
+        {
+            "with_read_dsn": write_then_read,
+            "primary_only": lambda i: (plain.put("cfg", "own2", {"i": i}), plain.get("cfg", "own2")),
+        },
+    )
     out["put_then_get"]["reads_sent_to_primary"] = reads_on_primary
     routed._run_on_replica = original  # type: ignore[method-assign]
     # Replication lag: commit on the primary, poll the replica until it has the row.
     lags = []
-    with psycopg.connect(pair.primary.dsn, autocommit=True) as prim, \
-            psycopg.connect(pair.replica.dsn, autocommit=True) as rep:
+    with (
+        psycopg.connect(pair.primary.dsn, autocommit=True) as prim,
+        psycopg.connect(pair.replica.dsn, autocommit=True) as rep,
+    ):
         prim.execute("CREATE TABLE IF NOT EXISTS lag_probe (i int)")
         while rep.execute("SELECT to_regclass('lag_probe')").fetchone() == (None,):
             time.sleep(0.01)
@@ -113,9 +130,11 @@ def routing(pair: ReplicaPair, calls: int) -> dict[str, Any]:
                 pass
             lags.append((time.perf_counter() - t) * 1e6)
     lags.sort()
-    out["replica_lag_us"] = {"mean": round(statistics.fmean(lags)),
-                             "p50": round(lags[len(lags) // 2]),
-                             "p99": round(lags[int(len(lags) * 0.99)])}
+    out["replica_lag_us"] = {
+        "mean": round(statistics.fmean(lags)),
+        "p50": round(lags[len(lags) // 2]),
+        "p99": round(lags[int(len(lags) * 0.99)]),
+    }
     plain.close()
     routed.close()
     return out
@@ -124,10 +143,11 @@ def routing(pair: ReplicaPair, calls: int) -> dict[str, Any]:
 def failover_once() -> dict[str, Any]:
     with ReplicaPair(sync=True) as pair:
         assert pair.replica is not None
-        dsn = (f"host=127.0.0.1,127.0.0.1 port={pair.primary.port},{pair.replica.port} "
-               "user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2")
-        store = DocStore.connect(dsn, kinds=kinds(), schema="failover", min_size=3,
-                                 max_size=3, timeout=5)
+        dsn = (
+            f"host=127.0.0.1,127.0.0.1 port={pair.primary.port},{pair.replica.port} "
+            "user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2"
+        )
+        store = DocStore.connect(dsn, kinds=kinds(), schema="failover", min_size=3, max_size=3, timeout=5)
         store.init_schema()
         acked: list[tuple[float, float, str]] = []
         failed: list[str] = []
@@ -163,11 +183,13 @@ def failover_once() -> dict[str, Any]:
         with psycopg.connect(pair.replica.dsn, autocommit=True) as conn:
             stored = {r[0] for r in conn.execute("SELECT name FROM failover.documents")}
         resumed = [t for s, t, _ in acked if s > killed]
-        return {"gap_s": round(min(resumed) - killed, 3) if resumed else None,
-                "promote_s": round(promoted - killed, 3),
-                "acked_lost": sum(1 for _, _, n in acked if n not in stored),
-                "failed_calls": len(failed),
-                "failed_but_committed": sum(1 for n in failed if n in stored)}
+        return {
+            "gap_s": round(min(resumed) - killed, 3) if resumed else None,
+            "promote_s": round(promoted - killed, 3),
+            "acked_lost": sum(1 for _, _, n in acked if n not in stored),
+            "failed_calls": len(failed),
+            "failed_but_committed": sum(1 for n in failed if n in stored),
+        }
 
 
 def main() -> None:

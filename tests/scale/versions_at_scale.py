@@ -67,31 +67,35 @@ def load(store: DocStore, rows: int, chunk: int = 500_000) -> float:
                                                      + ({ITEMS_PER_LOG} - v))
                 FROM generate_series({first}, {last}) AS g,
                      generate_series(1, {ITEMS_PER_LOG}) AS v""")
-            print(f"  {store.schema}: {(last + 1) * ITEMS_PER_LOG:,} rows "
-                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+            print(
+                f"  {store.schema}: {(last + 1) * ITEMS_PER_LOG:,} rows "
+                f"({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
         conn.execute(f"VACUUM ANALYZE {s}.versions")
         conn.execute(f"VACUUM ANALYZE {s}.documents")
     return time.perf_counter() - started
 
 
-def timed_interleaved(stores: dict[str, DocStore], calls: int,
-                      fn: Any) -> dict[str, dict[str, float]]:
+def timed_interleaved(stores: dict[str, DocStore], calls: int, fn: Any) -> dict[str, dict[str, float]]:
     """fn(store, i) for each store in turn, call after call (the order rotating), so the
     layouts share whatever else the machine is doing at each moment."""
     times: dict[str, list[float]] = {label: [] for label in stores}
     labels = list(stores)
     for i in range(calls):
-        for label in labels[i % len(labels):] + labels[:i % len(labels)]:
+        for label in labels[i % len(labels) :] + labels[: i % len(labels)]:
             t = time.perf_counter()
             fn(stores[label], i)
             times[label].append((time.perf_counter() - t) * 1000)
     out = {}
     for label, ts in times.items():
         ts.sort()
-        out[label] = {"mean_ms": round(statistics.fmean(ts), 3),
-                      "p50_ms": round(ts[len(ts) // 2], 3),
-                      "p99_ms": round(ts[int(len(ts) * 0.99)], 3),
-                      "per_s": round(1000 / statistics.fmean(ts), 1)}
+        out[label] = {
+            "mean_ms": round(statistics.fmean(ts), 3),
+            "p50_ms": round(ts[len(ts) // 2], 3),
+            "p99_ms": round(ts[int(len(ts) * 0.99)], 3),
+            "per_s": round(1000 / statistics.fmean(ts), 1),
+        }
     return out
 
 
@@ -111,9 +115,11 @@ def measure(stores: dict[str, DocStore], rows: int, calls: int, seed: int) -> di
         for name in names[label][: calls // 4]:
             store.read("chat", name, last=50)
     out["append"] = timed_interleaved(
-        stores, calls, lambda st, i: st.append("chat", by_store[id(st)][i], [message]))
+        stores, calls, lambda st, i: st.append("chat", by_store[id(st)][i], [message])
+    )
     out["read_last_50"] = timed_interleaved(
-        stores, calls, lambda st, i: st.read("chat", by_store[id(st)][i], last=50))
+        stores, calls, lambda st, i: st.read("chat", by_store[id(st)][i], last=50)
+    )
     return out
 
 
@@ -128,19 +134,27 @@ def prune(store: DocStore, rows: int) -> dict[str, Any]:
     elapsed = time.perf_counter() - t
     with store.pool.connection() as conn:
         removed = before - int(conn.execute(count).fetchone()[0])  # type: ignore[index]
-    out: dict[str, Any] = {"prune_by_age": {
-        "documents": gone, "version_rows": removed, "seconds": round(elapsed, 2),
-        "rows_per_s": round(removed / elapsed) if elapsed else None}}
+    out: dict[str, Any] = {
+        "prune_by_age": {
+            "documents": gone,
+            "version_rows": removed,
+            "seconds": round(elapsed, 2),
+            "rows_per_s": round(removed / elapsed) if elapsed else None,
+        }
+    }
     t = time.perf_counter()
     dropped = store.prune_versions("chat", keep_last=ITEMS_PER_LOG // 2, batch_size=5000)
     out["prune_versions_scan"] = {
         "note": "live items always stay, so on append-only logs this scans and drops nothing",
-        "rows": dropped, "seconds": round(time.perf_counter() - t, 2)}
+        "rows": dropped,
+        "seconds": round(time.perf_counter() - t, 2),
+    }
     with store.pool.connection() as conn:
         size = conn.execute(
             "SELECT pg_total_relation_size(c.oid) + coalesce((SELECT sum("
             "pg_total_relation_size(i.inhrelid)) FROM pg_inherits i WHERE i.inhparent = c.oid), 0)"
-            " FROM pg_class c WHERE c.oid = %s::regclass", [f'"{store.schema}".versions']
+            " FROM pg_class c WHERE c.oid = %s::regclass",
+            [f'"{store.schema}".versions'],
         ).fetchone()
     out["versions_bytes"] = int(size[0]) if size else None
     return out
@@ -153,26 +167,39 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    settings = {"shared_buffers": "2GB", "max_wal_size": "16GB", "checkpoint_timeout": "30min",
-                "maintenance_work_mem": "1GB", "work_mem": "64MB", "autovacuum": "off"}
-    results: dict[str, Any] = {"rows": args.rows, "partitions": args.partitions,
-                               "calls": args.calls, "settings": settings}
+    settings = {
+        "shared_buffers": "2GB",
+        "max_wal_size": "16GB",
+        "checkpoint_timeout": "30min",
+        "maintenance_work_mem": "1GB",
+        "work_mem": "64MB",
+        "autovacuum": "off",
+    }
+    results: dict[str, Any] = {
+        "rows": args.rows,
+        "partitions": args.partitions,
+        "calls": args.calls,
+        "settings": settings,
+    }
     with ThrowawayServer(settings=settings) as server:
         layouts = {"plain": None, "partitioned": args.partitions}
         stores = {}
         for label, partitions in layouts.items():
-            store = DocStore.connect(server.dsn, schema=label, kinds=kinds(), max_size=2,
-                                     timeout=60)
+            store = DocStore.connect(server.dsn, schema=label, kinds=kinds(), max_size=2, timeout=60)
             store.init_schema(partitions=partitions)
             stores[label] = store
             print(f"loading {label} ...", flush=True)
-            results.setdefault("load_seconds", {})[label] = round(
-                load(store, args.rows), 1)
+            results.setdefault("load_seconds", {})[label] = round(load(store, args.rows), 1)
         # The partitioned layout once more, on connections that always use generic plans
         # (run-time partition pruning) instead of PostgreSQL's default choice.
         stores["partitioned_generic_plans"] = DocStore.connect(
-            server.dsn, schema="partitioned", kinds=kinds(), max_size=2, timeout=60,
-            kwargs={"options": "-c plan_cache_mode=force_generic_plan"})
+            server.dsn,
+            schema="partitioned",
+            kinds=kinds(),
+            max_size=2,
+            timeout=60,
+            kwargs={"options": "-c plan_cache_mode=force_generic_plan"},
+        )
         print("measuring ...", flush=True)
         results.update(measure(stores, args.rows, args.calls, seed=7))
         for label in layouts:
