@@ -29,16 +29,16 @@ class AsyncManagerAsSync:
         return attr
 
 
-@pytest.fixture(name="db")
-def db_fixture(docstore_factory: Callable[..., DocStore]) -> DocStore:
+@pytest.fixture
+def db(docstore_factory: Callable[..., DocStore]) -> DocStore:
     """A sync store on a fresh schema with the agent kinds registered, for raw checks."""
     store = docstore_factory()
     StorageManager(store)  # registers the config and conversation kinds on its registry
     return store
 
 
-@pytest.fixture(name="manager", params=["sync", "async"])
-def manager_fixture(request: pytest.FixtureRequest, db: DocStore, docstore_dsn: str) -> Iterator[Any]:
+@pytest.fixture(params=["sync", "async"])
+def manager(request: pytest.FixtureRequest, db: DocStore, docstore_dsn: str) -> Iterator[Any]:
     """A StorageManager on ``db``'s schema, once sync and once async (through an adapter)."""
     if request.param == "sync":
         yield StorageManager(DocStore(db.pool, schema=db.schema))

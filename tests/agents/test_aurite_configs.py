@@ -9,8 +9,8 @@ import json
 from pathlib import Path, PurePath
 from typing import Any
 
+import agent_fixtures
 import pytest
-from agent_fixtures import db_fixture, manager_fixture  # noqa: F401 - the db and manager fixtures
 from aurite_shapes import (
     AURITE_MODELS,
     CURRENT,
@@ -26,6 +26,9 @@ from pydantic import ValidationError
 
 from docstore import DocStore
 from docstore.agents import CONFIG_KINDS, StorageManager, load_configs, upgrade_config
+
+db = agent_fixtures.db
+manager = agent_fixtures.manager
 
 CASES = [
     pytest.param(kind, config, id=f"{kind}:{config['name']}")
