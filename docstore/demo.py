@@ -5,24 +5,48 @@ conversations (Anthropic- and OpenAI-style messages, tool calls included), edits
 config and shows its version history and a diff, then runs three analytics queries in
 plain SQL over the two tables. Everything it writes goes to one schema, by default
 ``docstore_demo``, which it resets on every run.
+
+The tour uses docstore as an application would (the store, ``docstore.agents``); how it
+is shown is its caller's business, through :class:`Show` (the ``docstore demo`` command
+prints it with the command's tables).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import psycopg
 from psycopg import sql
 
+from . import _jsondiff
 from ._connect import describe_dsn
-from .cli import _diff, _out
-from .cli._errors import CliError
-from .cli._store import raw
-from .cli._sync import sync_configs
+from .agents import ConfigFileError, conversation_name, sync_path
+from .errors import DocStoreError
 from .store import DocStore
 
-__all__ = ["CONVERSATIONS", "config_dir", "run_demo"]
+__all__ = ["CONVERSATIONS", "Show", "config_dir", "run_demo"]
+
+
+class Show(Protocol):
+    """Where :func:`run_demo` shows the tour as it goes."""
+
+    def heading(self, text: str) -> None:
+        """A step's title."""
+
+    def note(self, text: str) -> None:
+        """A line of prose."""
+
+    def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Rows under column names (cells may be datetimes or None)."""
+
+    def messages(self, items: Sequence[tuple[int, Any]]) -> None:
+        """Conversation items as JSON values, each with its version, as `docstore history` shows them."""
+
+    def lines(self, lines: Sequence[str]) -> None:
+        """Lines shown exactly as they are (a diff)."""
 
 
 def config_dir() -> Path:
@@ -158,51 +182,71 @@ ORDER BY a.name""",
 ]
 
 
-def _prepare(store: DocStore, reset: bool) -> None:
-    s = sql.Identifier(store.schema)
+class _Quiet:
+    """A :class:`Show` that shows nothing."""
+
+    def heading(self, text: str) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+    def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        pass
+
+    def messages(self, items: Sequence[tuple[int, Any]]) -> None:
+        pass
+
+    def lines(self, lines: Sequence[str]) -> None:
+        pass
+
+
+def _rows(store: DocStore, query: sql.Composable) -> list[tuple[Any, ...]]:
+    try:
+        with store.pool.connection() as conn:
+            rows: list[tuple[Any, ...]] = conn.execute(query).fetchall()
+            return rows
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DocStoreError(f"demo query in schema {store.schema!r}: {first}") from None
+
+
+def _sync(store: DocStore) -> dict[str, dict[str, int]]:
+    """Sync the example configs; written and unchanged configs per kind."""
+    report = sync_path(store, config_dir())
+    if not report.applied:  # the shipped configs are broken: a packaging error
+        raise ConfigFileError(list(report.problems), warnings=list(report.warnings))
+    kinds: dict[str, dict[str, int]] = {}
+    for kind, _name, _version in report.written:
+        kinds.setdefault(kind, {"written": 0, "unchanged": 0})["written"] += 1
+    for kind, _name in report.unchanged:
+        kinds.setdefault(kind, {"written": 0, "unchanged": 0})["unchanged"] += 1
+    return dict(sorted(kinds.items()))
+
+
+def run_demo(store: DocStore, *, reset: bool = True, show: Show | None = None) -> dict[str, Any]:
+    """Run the tour on ``store``, shown on ``show`` as it goes; returns what it found.
+
+    ``reset``: drop the store's schema first. Without it the tour writes into the schema
+    as it is, which should hold no documents (the command refuses one that does).
+    """
     if reset:
         with store.pool.connection() as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(s))
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(store.schema)))
     store.init_schema()
-    if not reset:
-        ((count,),) = raw(
-            store, sql.SQL("SELECT count(*) FROM {s}.documents WHERE left(kind, 1) <> '_'").format(s=s)
-        )
-        if count:
-            raise CliError(
-                f"schema {store.schema!r} already holds {count} document(s): the "
-                "demo writes into an empty schema (or run it without --schema: "
-                "it then uses docstore_demo, reset on every run)"
-            )
-
-
-def run_demo(
-    store: DocStore, *, reset: bool = True, show: bool = True, command: str = "docstore"
-) -> dict[str, Any]:
-    """Run the tour on ``store``; prints it when ``show``; returns what it found."""
-    console = _out.console()
-
-    def heading(text: str) -> None:
-        if show:
-            console.rule(f"[bold]{text}", align="left")
-
-    from .agents.storage import conversation_name
-
-    _prepare(store, reset)
     report: dict[str, Any] = {"database": describe_dsn(str(store.pool.conninfo)), "schema": store.schema}
-    if show:
-        console.print(f"docstore demo in {report['database']}, schema {store.schema!r}")
+    out = show if show is not None else _Quiet()
+    out.note(f"docstore demo in {report['database']}, schema {store.schema!r}")
 
-    heading("1. Sync the example agent configs")
-    synced = sync_configs(store, config_dir())
-    again = sync_configs(store, config_dir())
-    report["sync"] = synced["kinds"]
-    report["resync_written"] = sum(k["written"] for k in again["kinds"].values())
-    if show:
-        _out.table(None, ["kind", "written"], [[k, v["written"]] for k, v in synced["kinds"].items()])
-        console.print(f"Synced again: {report['resync_written']} written (unchanged configs write nothing).")
+    out.heading("1. Sync the example agent configs")
+    synced = _sync(store)
+    again = _sync(store)
+    report["sync"] = synced
+    report["resync_written"] = sum(k["written"] for k in again.values())
+    out.table(None, ["kind", "written"], [[k, v["written"]] for k, v in synced.items()])
+    out.note(f"Synced again: {report['resync_written']} written (unchanged configs write nothing).")
 
-    heading("2. Simulate three conversations")
+    out.heading("2. Simulate three conversations")
     conversations = []
     for agent, session, turns in CONVERSATIONS:
         name = conversation_name(agent, session)
@@ -211,28 +255,25 @@ def run_demo(
             version = store.append("conversation", name, turn, meta=meta)
         conversations.append({"name": name, "messages": version})
     report["conversations"] = conversations
-    if show:
-        _out.table(None, ["conversation", "messages"], [[c["name"], c["messages"]] for c in conversations])
-        from .cli._docs import message_lines
+    out.table(None, ["conversation", "messages"], [[c["name"], c["messages"]] for c in conversations])
+    if show is not None:  # a read that only the showing needs
+        show.note("weather's session s1, the last 4 messages (`docstore history weather s1 --last 4`):")
+        adapter = store.kinds.get("conversation").adapter
+        show.messages(
+            [
+                (entry.version, adapter.dump_python(entry.item, mode="json", by_alias=True))
+                for entry in store.entries("conversation", conversation_name("weather", "s1"), last=4)
+            ]
+        )
 
-        console.print("weather's session s1, the last 4 messages (`docstore history weather s1 --last 4`):")
-        for entry in store.entries("conversation", conversation_name("weather", "s1"), last=4):
-            dumped = store.kinds.get("conversation").adapter.dump_python(
-                entry.item, mode="json", by_alias=True
-            )
-            for line in message_lines(dumped):
-                console.print(f"[dim]{entry.version:>5}[/] {line}")
-
-    heading("3. Edit a config: its history and a diff")
+    out.heading("3. Edit a config: its history and a diff")
+    agents = store.kinds.get("agent").adapter
     current = store.get("agent", "weather")
-    dumped = store.kinds.get("agent").adapter.dump_python(current.data, mode="json", by_alias=True)
+    dumped = agents.dump_python(current.data, mode="json", by_alias=True)
     edited = store.put("agent", "weather", {**dumped, **_EDIT}, expected_version=current.version)
     versions = store.versions("agent", "weather")
-    old, new = (
-        store.kinds.get("agent").adapter.dump_python(d.data, mode="json", by_alias=True)
-        for d in (versions[0], versions[-1])
-    )
-    changes = _diff.diff(old, new)
+    old, new = (agents.dump_python(d.data, mode="json", by_alias=True) for d in (versions[0], versions[-1]))
+    changes = _jsondiff.diff(old, new)
     report["edit"] = {
         "kind": "agent",
         "name": "weather",
@@ -240,29 +281,20 @@ def run_demo(
         "versions": [d.version for d in versions],
         "changes": changes,
     }
-    if show:
-        _out.table(
-            "agent 'weather' (`docstore log agent weather`)",
-            ["version", "written"],
-            [[d.version, _out.when(d.updated_at)] for d in versions],
-        )
-        console.print(f"`docstore diff agent weather 1 {edited.version}`:")
-        for line in _diff.render(changes):
-            console.print(line, markup=False, highlight=False)
+    out.table(
+        "agent 'weather' (`docstore log agent weather`)",
+        ["version", "written"],
+        [[d.version, d.updated_at] for d in versions],
+    )
+    out.note(f"`docstore diff agent weather 1 {edited.version}`:")
+    out.lines(_jsondiff.render(changes))
 
-    heading("4. Three analytics queries (plain SQL on the analyst views and the tables)")
+    out.heading("4. Three analytics queries (plain SQL on the analyst views and the tables)")
     analytics: dict[str, list[list[Any]]] = {}
     s = sql.Identifier(store.schema)
     for key, title, columns, query in _ANALYTICS:
-        rows = raw(store, sql.SQL(query.replace("{s}", "{schema}")).format(schema=s))
+        rows = _rows(store, sql.SQL(query.replace("{s}", "{schema}")).format(schema=s))
         analytics[key] = [list(r) for r in rows]
-        if show:
-            _out.table(title, columns, rows)
+        out.table(title, columns, rows)
     report["analytics"] = analytics
-    if show:
-        # One command per line: a pasted line must run one docstore command, not a pipeline.
-        prefix = f"{command} --schema {store.schema}"
-        console.print("Explore it, one command at a time:", markup=False, highlight=False)
-        for tail in ("status", "ls agent", "history planner s3", "export"):
-            console.print(f"  {prefix} {tail}", markup=False, highlight=False, soft_wrap=True)
     return report

@@ -14,15 +14,17 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 from psycopg import sql
 from rich.markup import escape as _escape_markup
 
+from .. import _jsondiff
 from ..doc import Doc
 from ..errors import DocumentNotFound, InvalidFilter
 from ..kinds import ANY_DICT
 from ..store import DocStore
-from . import _diff, _out
+from . import _out
 from ._app import command, settings
 from ._errors import CliError
 from ._kinds import ensure_kind
-from ._store import open_store, raw
+from ._query import raw
+from ._store import open_store
 
 
 def _safe(text: str) -> str:
@@ -290,14 +292,14 @@ def diff(
     with _store(ctx, kind) as store:
         old = store.get(kind, name, version=v1)
         new = store.get(kind, name, version=v2) if v2 is not None else store.get(kind, name)
-        changes = _diff.diff(jsonable(store, old), jsonable(store, new))
+        changes = _jsondiff.diff(jsonable(store, old), jsonable(store, new))
         if settings(ctx).json:
             _out.emit_json(
                 {"kind": kind, "name": name, "from": old.version, "to": new.version, "changes": changes}
             )
             return
         print(f"{kind} {name!r}: version {old.version} -> {new.version}, {len(changes)} change(s)")
-        for line in _diff.render(changes):
+        for line in _jsondiff.render(changes):
             style = {"+": "green", "-": "red"}.get(line[0], "yellow")
             _out.console().print(f"[{style}]{_safe(line)}[/]")
 

@@ -26,6 +26,7 @@ from ..agents import CONFIG_KINDS, CONVERSATION_KIND
 from ..kinds import Mode, Registry, check_key
 from ..store import DocStore
 from ._errors import CliError
+from ._query import raw
 
 __all__ = ["ensure_kind", "known_kinds", "registry", "unknown_kind"]
 
@@ -91,8 +92,6 @@ def ensure_kind(store: DocStore, kind: str, *, new: bool = False) -> None:
         "SELECT mode, (SELECT max(schema_version) FROM {s}.versions WHERE kind = %(k)s), "
         "max(schema_version) FROM {s}.documents WHERE kind = %(k)s GROUP BY mode"
     ).format(s=sql.Identifier(store.schema))
-    from ._store import raw
-
     rows = raw(store, query, {"k": kind})
     if not rows and not new:
         raise CliError(unknown_kind(store, kind))
@@ -104,8 +103,6 @@ def ensure_kind(store: DocStore, kind: str, *, new: bool = False) -> None:
 
 def known_kinds(store: DocStore) -> list[str]:
     """The registered kinds and the kinds found in the store, sorted."""
-    from ._store import raw
-
     stored = raw(
         store,
         sql.SQL("SELECT DISTINCT kind FROM {s}.documents WHERE left(kind, 1) <> '_'").format(

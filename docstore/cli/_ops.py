@@ -8,6 +8,7 @@ import secrets
 import shlex
 import shutil
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,12 +17,14 @@ import typer
 from psycopg import sql
 
 from .._connect import describe_dsn
+from ..store import DocStore
 from . import _out
 from ._app import command, settings
-from ._docs import _store
+from ._docs import _store, message_lines
 from ._errors import CliError, UsageError
 from ._kinds import ensure_kind
-from ._store import dsn_configured, open_store, raw
+from ._query import raw
+from ._store import dsn_configured, open_store
 
 
 @command()
@@ -420,15 +423,60 @@ def demo(
         _clean_demo(ctx, embedded)
         return
     with open_store(options, embedded_by_default=True) as store:
-        program = _invoked_as()
-        report = run_demo(
-            store,
-            reset=not options.schema_given,
-            show=not options.json,
-            command=f"{program} --embedded" if embedded else program,
-        )
+        if options.schema_given:  # never reset: the demo wants it empty
+            _refuse_documents(store)
+        report = run_demo(store, reset=not options.schema_given, show=None if options.json else _Shown())
         if options.json:
             _out.emit_json(report)
+            return
+        # One command per line: a pasted line must run one docstore command, not a pipeline.
+        program = _invoked_as() + (" --embedded" if embedded else "")
+        prefix = f"{program} --schema {store.schema}"
+        console = _out.console()
+        console.print("Explore it, one command at a time:", markup=False, highlight=False)
+        for tail in ("status", "ls agent", "history planner s3", "export"):
+            console.print(f"  {prefix} {tail}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _refuse_documents(store: DocStore) -> None:
+    store.init_schema()
+    s = sql.Identifier(store.schema)
+    ((count,),) = raw(
+        store, sql.SQL("SELECT count(*) FROM {s}.documents WHERE left(kind, 1) <> '_'").format(s=s)
+    )
+    if count:
+        raise CliError(
+            f"schema {store.schema!r} already holds {count} document(s): the "
+            "demo writes into an empty schema (or run it without --schema: "
+            "it then uses docstore_demo, reset on every run)"
+        )
+
+
+class _Shown:
+    """The demo's tour on stdout, in the command's own tables (a docstore.demo.Show)."""
+
+    def __init__(self) -> None:
+        self.console = _out.console()
+
+    def heading(self, text: str) -> None:
+        self.console.rule(f"[bold]{text}", align="left")
+
+    def note(self, text: str) -> None:
+        self.console.print(text, markup=False)
+
+    def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        _out.table(
+            title, columns, [[_out.when(c) if isinstance(c, datetime) else c for c in r] for r in rows]
+        )
+
+    def messages(self, items: Sequence[tuple[int, Any]]) -> None:
+        for version, message in items:
+            for line in message_lines(message):
+                self.console.print(f"[dim]{version:>5}[/] {line}")
+
+    def lines(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self.console.print(line, markup=False, highlight=False)
 
 
 def _invoked_as() -> str:

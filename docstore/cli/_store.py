@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
-import psycopg
-from psycopg import sql
-
-from .._connect import describe_dsn, redact, resolve_dsn, server_configured
-from ..errors import DatabaseUnavailable, SchemaMissing
+from .._connect import redact, resolve_dsn, server_configured
+from ..errors import DatabaseUnavailable
 from ..store import DocStore
 from ._errors import CliError
 from ._kinds import registry
 
-__all__ = ["Settings", "dsn_configured", "open_store", "raw"]
+__all__ = ["Settings", "dsn_configured", "open_store"]
 
 
 @dataclass
@@ -84,21 +80,3 @@ def open_store(settings: Settings, *, embedded_by_default: bool = False) -> Iter
         raise CliError(f"{exc}{hint}") from None
     with store:
         yield store
-
-
-def raw(
-    store: DocStore, query: sql.Composable, params: Mapping[str, Any] | None = None
-) -> list[tuple[Any, ...]]:
-    """Rows of a query of the command's own (status, log, analytics) on the store's pool."""
-    try:
-        with store.pool.connection() as conn:
-            rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
-            return rows
-    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-        raise SchemaMissing(
-            f"docstore's tables are missing from schema {store.schema!r} in "
-            f"{describe_dsn(str(store.pool.conninfo))}: run `docstore init`"
-        ) from None
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CliError(first) from None
