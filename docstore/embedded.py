@@ -97,7 +97,7 @@ def start(pgdata: Path | None = None) -> str:
             # platformdirs warns when XDG_RUNTIME_DIR is unset, at import time.
             warnings.simplefilter("ignore")
             try:
-                import pgserver  # type: ignore[import-untyped,unused-ignore]
+                import pgserver
             except ImportError:
                 raise EmbeddedUnavailable(
                     "the embedded PostgreSQL needs the pgserver package: "
@@ -111,7 +111,7 @@ def start(pgdata: Path | None = None) -> str:
             }
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                server = pgserver.get_server(  # type: ignore[attr-defined,unused-ignore]
+                server = pgserver.get_server(  # type: ignore[attr-defined]
                     path, cleanup_mode="stop"
                 )
             except Exception as exc:  # pgserver raises what its subprocesses raise
@@ -150,7 +150,7 @@ def clean(pgdata: Path | None = None) -> list[str]:
         warnings.simplefilter("ignore")
         import pgserver
 
-        server = _servers.pop(path, None) or pgserver.get_server(  # type: ignore[attr-defined,unused-ignore]
+        server = _servers.pop(path, None) or pgserver.get_server(  # type: ignore[attr-defined]
             path, cleanup_mode="delete"
         )
         server.cleanup_mode = "delete"

@@ -303,7 +303,7 @@ def _load_file(file: Path, loaded: LoadedConfigs, keys: Mapping[str, str]) -> No
 
 def _yaml(text: str) -> Any:
     try:
-        import yaml  # type: ignore[import-untyped,unused-ignore]
+        import yaml
     except ImportError:
         raise ValueError("reading YAML needs PyYAML: pip install 'docstore[yaml]'") from None
     try:

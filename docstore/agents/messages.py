@@ -29,7 +29,7 @@ from docstore.agents.configs import KindSpec
 try:
     from pydantic import MISSING
 except ImportError:  # pragma: no cover - pydantic 2.12 and 2.13 keep it here
-    from pydantic.experimental.missing_sentinel import MISSING  # type: ignore[no-redef,unused-ignore]
+    from pydantic.experimental.missing_sentinel import MISSING
 
 __all__ = [
     "CONVERSATION_KIND",

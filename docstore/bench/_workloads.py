@@ -17,9 +17,15 @@ from psycopg.types.json import Jsonb, set_json_loads
 from pydantic import TypeAdapter
 
 from .. import _sql as q
-from ..agents import CONFIG_KINDS, MESSAGE_ADAPTER, AgentConfig, ConversationMeta
+from ..agents import (
+    CONFIG_KINDS,
+    MESSAGE_ADAPTER,
+    AgentConfig,
+    ConversationMeta,
+    StorageManager,
+    conversation_name,
+)
 from ..aio import AsyncDocStore
-from ..errors import DocumentNotFound
 from ..store import DocStore
 from . import _data
 from ._harness import Result, Side, measure, ratio_result
@@ -407,7 +413,8 @@ class Bench:
 
     def history(self) -> list[Result]:
         z = self.sizes
-        saver, how = self._saver()
+        saver = StorageManager(self.store).save_full_history
+        how = "StorageManager.save_full_history"
         big, small = z.history, z.history_small
         full = _data.conversation(big + 2 * z.history_ops + 2)
         rows: dict[str, Any] = {}
@@ -483,46 +490,7 @@ class Bench:
 
     def session_name(self, session: str) -> str:
         """The conversation's name for a session of agent weather-agent-1."""
-        try:
-            from ..agents._manager import conversation_name  # type: ignore[attr-defined,unused-ignore]
-
-            name: str = conversation_name("weather-agent-1", session)
-            return name
-        except ImportError:
-            return f"weather-agent-1/{session}"
-
-    def _saver(self) -> tuple[Callable[[str, str, list[Any]], object], str]:
-        """The agents layer's StorageManager.save_full_history when it exists, else the
-        store calls it is specified to make."""
-        try:
-            from ..agents import storage  # type: ignore[attr-defined,unused-ignore]
-
-            manager = storage.StorageManager(self.store)
-            save: Callable[[str, str, list[Any]], object] = manager.save_full_history
-            return save, "StorageManager.save_full_history"
-        except (ImportError, AttributeError, TypeError):
-            pass
-
-        def save_equivalent(agent: str, session: str, conversation: list[Any]) -> None:
-            name = f"{agent}/{session}"
-            try:
-                head = self.store.get(CONV, name)
-            except DocumentNotFound:
-                self.store.append(CONV, name, conversation, expected_version=0, meta=self.meta(session))
-                return
-            count = head.count or 0
-            last = self.store.read(CONV, name, last=1) if count else []
-            if count <= len(conversation) and (
-                not last or MESSAGE_ADAPTER.validate_python(conversation[count - 1]) == last[0]
-            ):
-                if count < len(conversation):
-                    self.store.append(CONV, name, conversation[count:], expected_version=head.version)
-                return
-            self.store.rewrite(CONV, name, conversation, expected_version=head.version)
-
-        return save_equivalent, (
-            "store calls equivalent to save_full_history (get head, read(last=1), append the new)"
-        )
+        return conversation_name("weather-agent-1", session)
 
     # --- iter --------------------------------------------------------------------------
 

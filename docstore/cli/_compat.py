@@ -16,6 +16,8 @@ __all__ = ["UsageProblem", "enforce_required"]
 UsageProblem: type[Exception]
 _OWN_CLICK = hasattr(typer, "TyperException")
 if _OWN_CLICK:
+    # The one ignore that must tolerate being unused: mypy runs against typer 0.16 (the
+    # attribute is missing) and against the newest (it is there).
     UsageProblem = typer.TyperException  # type: ignore[attr-defined,unused-ignore]
 else:  # typer < 0.17: click's own
     import click

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-import yaml  # type: ignore[import-untyped,unused-ignore]
+import yaml
 from psycopg import sql
 from rich.markup import escape as _escape_markup
 

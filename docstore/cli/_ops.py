@@ -375,21 +375,16 @@ def sync(
 @command(add_help_option=False, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
     """Run docstore's benchmarks (docstore.bench); arguments after `bench` are its own."""
-    try:
-        from .. import bench as bench_module  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:
-        raise CliError(f"docstore bench is not available in this installation ({exc})") from None
-    runner: Any = getattr(bench_module, "main", None)
-    if runner is None:
-        raise CliError("docstore.bench has no main(argv)")
+    from ..bench import main as run_bench
+
     options = settings(ctx)
     if options.dsn is not None or options.embedded:
         os.environ["DOCSTORE_URL"] = options.resolve()
     try:
-        code = runner(list(ctx.args))
+        code = run_bench(list(ctx.args))
     except SystemExit as exc:  # argparse's --help and usage errors
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    if isinstance(code, int) and code != 0:
+    if code != 0:
         raise typer.Exit(code)
 
 

@@ -1,0 +1,131 @@
+"""How docstore's modules import one another: no cycles, and layers that use each other
+only through their public modules.
+
+Read from the source's syntax trees, every import statement counted, also the ones
+inside functions (an import deferred to call time still ties two modules together).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import docstore
+
+ROOT = Path(docstore.__file__).resolve().parent
+
+# The layers on top of the core. The core imports none of them; from outside a layer,
+# only its public modules (no `_` in their path below the layer) are imported.
+LAYERS = ("docstore.agents", "docstore.cli", "docstore.bench", "docstore.demo")
+
+
+def _modules() -> dict[str, tuple[Path, bool]]:
+    found = {}
+    for path in ROOT.rglob("*.py"):
+        parts = ["docstore", *path.relative_to(ROOT).with_suffix("").parts]
+        package = parts[-1] == "__init__"
+        if package:
+            parts.pop()
+        found[".".join(parts)] = (path, package)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the docstore modules it imports (a name imported from a package counts
+    as its submodule when it is one)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, (path, package) in modules.items():
+        here = name if package else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = here.split(".")
+                    base = ".".join(
+                        parts[: len(parts) - node.level + 1] + ([node.module] if node.module else [])
+                    )
+                targets = [f"{base}.{alias.name}" for alias in node.names]
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _layer(module: str) -> str | None:
+    return next((layer for layer in LAYERS if module == layer or module.startswith(layer + ".")), None)
+
+
+def test_the_graph_sees_the_modules_and_their_imports() -> None:
+    graph = _graph()
+    assert {"docstore.store", "docstore.cli._kinds", "docstore.agents.storage", "docstore.demo"} <= set(graph)
+    assert "docstore._core" in graph["docstore.store"]
+    assert "docstore.cli._kinds" in graph["docstore.cli._store"]
+    # A cycle made up for the purpose is found.
+    assert _cycles({**graph, "docstore.kinds": graph["docstore.kinds"] | {"docstore.store"}})
+
+
+def test_no_module_of_docstore_imports_itself_through_others() -> None:
+    assert _cycles(_graph()) == []
+
+
+def test_the_core_imports_none_of_the_layers_on_top_of_it() -> None:
+    wrong = [
+        f"{module} -> {target}"
+        for module, targets in _graph().items()
+        if _layer(module) is None and module != "docstore._script"  # the command's entry point
+        for target in targets
+        if _layer(target) is not None
+    ]
+    assert wrong == []
+
+
+def test_a_layer_is_used_from_outside_only_through_its_public_modules() -> None:
+    wrong = [
+        f"{module} -> {target}"
+        for module, targets in _graph().items()
+        for target in targets
+        if _layer(target) not in (None, _layer(module))
+        and any(part.startswith("_") for part in target.split(".")[1:])
+    ]
+    assert wrong == []
