@@ -57,12 +57,20 @@ def _requirements(wheel: Path) -> dict[str | None, set[str]]:
     return out
 
 
-def test_wheel_ships_py_typed_the_schema_and_both_entry_points(wheel: Path) -> None:
+def test_wheel_ships_py_typed_the_schema_the_licence_and_both_entry_points(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         [points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         entry_points = archive.read(points).decode()
+        [licence] = [n for n in names if n.endswith(".dist-info/licenses/docs/LICENSE")]
+        licence_text = archive.read(licence).decode()
+        [meta] = [n for n in names if n.endswith(".dist-info/METADATA")]
+        message = email.message_from_bytes(archive.read(meta))
     assert {"docstore/py.typed", "docstore/schema.sql", "docstore/testing.py"} <= names
+    assert licence_text == (ROOT / "docs/LICENSE").read_text(encoding="utf-8")
+    assert licence_text.startswith("MIT License")
+    assert message["License-Expression"] == "MIT"
+    assert message.get_all("License-File") == ["docs/LICENSE"]
     assert "docstore = docstore._script:main" in entry_points
     assert "[pytest11]\ndocstore = docstore.testing" in entry_points
 
