@@ -145,6 +145,43 @@ SELECT d.kind, d.name,
 FROM :"schema".documents d
 WHERE NOT d.deleted AND left(d.kind, 1) <> '_';
 
+-- The audit trail of snapshot kinds (configs): every version with who wrote it, when,
+-- how (put, revert, delete), and what changed against the version before it:
+-- `changed_keys` the top-level keys whose values differ (all keys for a first version,
+-- or when the previous one was pruned), `changes` {key: {"old": ..., "new": ...}}.
+-- A delete is a tombstone holding the deleted value, so it changes no key.
+CREATE OR REPLACE VIEW :"schema".config_changes WITH (security_barrier) AS
+SELECT v.kind, v.name, v.version, v.op, v.author, v.written_at, v.schema_version,
+       v.data IS DISTINCT FROM p.data AS changed,
+       coalesce(c.changed_keys, '{}') AS changed_keys,
+       coalesce(c.changes, '{}') AS changes,
+       v.data
+FROM :"schema".versions v
+JOIN :"schema".documents d ON d.kind = v.kind AND d.name = v.name AND d.mode = 's'
+LEFT JOIN :"schema".versions p
+  ON p.kind = v.kind AND p.name = v.name AND p.version = v.version - 1
+LEFT JOIN LATERAL (
+    SELECT array_agg(k.key ORDER BY k.key) AS changed_keys,
+           jsonb_object_agg(k.key, jsonb_build_object('old', p.data -> k.key,
+                                                      'new', v.data -> k.key)) AS changes
+    FROM (SELECT jsonb_object_keys(CASE jsonb_typeof(v.data)
+                                   WHEN 'object' THEN v.data ELSE '{}' END) AS key
+          UNION
+          SELECT jsonb_object_keys(CASE jsonb_typeof(p.data)
+                                   WHEN 'object' THEN p.data ELSE '{}' END)) AS k
+    WHERE (v.data -> k.key) IS DISTINCT FROM (p.data -> k.key)
+) c ON true
+WHERE left(v.kind, 1) <> '_';
+
+-- ---------------------------------------------------------------------------------
+-- Views that know the agents layer's message shapes (docstore.agents.messages:
+-- Anthropic- and OpenAI-style messages, and a ConversationMeta holding agent_name and
+-- session_id). Everything above is generic; this view is the core's one piece of
+-- knowledge of what a log item holds. It stays here, made by every init_schema, so that
+-- `docstore init` gives analysts the views docs/analytics.md documents with no step of
+-- the agents layer's own. On log kinds of other shapes it is harmless: the columns it
+-- cannot find are NULL, '' or empty, and `item` holds the whole item.
+
 -- Every live item of every log kind, one row each, in the shapes of
 -- docstore.agents.messages: `text` is the string content or the text blocks/parts
 -- joined by newlines ('' when none), `tool_names` the tools it calls (Anthropic
@@ -197,31 +234,3 @@ JOIN :"schema".versions v
   ON v.kind = d.kind AND v.name = d.name
  AND v.version >= d.live_from AND v.version <= d.version
 WHERE d.mode = 'l' AND NOT d.deleted AND left(d.kind, 1) <> '_';
-
--- The audit trail of snapshot kinds (configs): every version with who wrote it, when,
--- how (put, revert, delete), and what changed against the version before it:
--- `changed_keys` the top-level keys whose values differ (all keys for a first version,
--- or when the previous one was pruned), `changes` {key: {"old": ..., "new": ...}}.
--- A delete is a tombstone holding the deleted value, so it changes no key.
-CREATE OR REPLACE VIEW :"schema".config_changes WITH (security_barrier) AS
-SELECT v.kind, v.name, v.version, v.op, v.author, v.written_at, v.schema_version,
-       v.data IS DISTINCT FROM p.data AS changed,
-       coalesce(c.changed_keys, '{}') AS changed_keys,
-       coalesce(c.changes, '{}') AS changes,
-       v.data
-FROM :"schema".versions v
-JOIN :"schema".documents d ON d.kind = v.kind AND d.name = v.name AND d.mode = 's'
-LEFT JOIN :"schema".versions p
-  ON p.kind = v.kind AND p.name = v.name AND p.version = v.version - 1
-LEFT JOIN LATERAL (
-    SELECT array_agg(k.key ORDER BY k.key) AS changed_keys,
-           jsonb_object_agg(k.key, jsonb_build_object('old', p.data -> k.key,
-                                                      'new', v.data -> k.key)) AS changes
-    FROM (SELECT jsonb_object_keys(CASE jsonb_typeof(v.data)
-                                   WHEN 'object' THEN v.data ELSE '{}' END) AS key
-          UNION
-          SELECT jsonb_object_keys(CASE jsonb_typeof(p.data)
-                                   WHEN 'object' THEN p.data ELSE '{}' END)) AS k
-    WHERE (v.data -> k.key) IS DISTINCT FROM (p.data -> k.key)
-) c ON true
-WHERE left(v.kind, 1) <> '_';

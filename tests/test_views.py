@@ -127,6 +127,20 @@ def test_messages_leaves_out_retired_items_and_deleted_conversations(s: DocStore
     ]
 
 
+def test_messages_shows_log_items_of_other_shapes_with_empty_columns_not_errors(s: DocStore) -> None:
+    # The view knows the agents' message shapes (schema.sql's own section says so); a log
+    # kind of any other shape still lists, with what the view cannot find left empty.
+    s.register("events", Any, mode="log")
+    items: list[Any] = [7, "text", None, [1, {"type": "text"}], {"content": {"type": "x"}, "tool_calls": 3}]
+    s.append("events", "e", items, meta={})
+    got = rows(
+        s,
+        "SELECT agent_name, role, text, tool_names, tool_error, input_tokens, output_tokens, item "
+        "FROM {s}.messages WHERE kind = 'events' ORDER BY version",
+    )
+    assert got == [(None, None, "", [], False, None, None, item) for item in items]
+
+
 def test_config_changes_is_an_audit_trail_of_who_changed_which_keys(s: DocStore) -> None:
     s.put("agent", "a", {"model": "m1", "temperature": 0.5, "tools": ["x"]}, author="ann")
     s.put("agent", "a", {"model": "m2", "temperature": 0.5, "tools": ["x"]}, author="bo")
