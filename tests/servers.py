@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 BINDIR_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 
@@ -43,7 +44,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _as_postgres(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def _as_postgres(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run a server binary as the postgres OS user when we are root (PostgreSQL refuses root)."""
     if os.geteuid() == 0:
         try:
@@ -53,7 +54,7 @@ def _as_postgres(args: list[str], **kwargs: object) -> subprocess.CompletedProce
                 "no 'postgres' OS user to run a throwaway server as: apt-get install postgresql creates it"
             ) from exc
         args = ["runuser", "-u", "postgres", "--", *args]
-    return subprocess.run(args, capture_output=True, text=True, check=False, timeout=120, **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(args, capture_output=True, text=True, check=False, timeout=120, **kwargs)
 
 
 class ThrowawayServer:

@@ -366,7 +366,9 @@ async def test_the_async_feed_delivers_in_order_and_breaking_out_returns_the_con
         got: list[Change] = []
 
         async def consume() -> None:
-            async with aclosing(store.changes(poll_interval=0.5)) as feed:
+            # changes() is an async generator typed as an AsyncIterator, which hides its
+            # aclose() from mypy (a follow-up for docstore/aio.py).
+            async with aclosing(store.changes(poll_interval=0.5)) as feed:  # type: ignore[type-var]
                 async for change in feed:
                     got.append(change)
                     if len(got) == 3:
@@ -389,9 +391,12 @@ async def test_the_async_feed_delivers_in_order_and_breaking_out_returns_the_con
 def test_delivery_follows_commit_within_a_poll_interval_not_after_it(feed_store: DocStore) -> None:
     """LISTEN wakes the feed: with a 30 s poll interval, a change still arrives at once."""
     out: queue.Queue[Change] = queue.Queue()
-    threading.Thread(
-        target=lambda: [out.put(c) for c in islice(feed_store.changes(poll_interval=30), 1)], daemon=True
-    ).start()
+
+    def first() -> None:
+        for change in islice(feed_store.changes(poll_interval=30), 1):
+            out.put(change)
+
+    threading.Thread(target=first, daemon=True).start()
     _wait_listening(feed_store)
     feed_store.put("cfg", "now", {})
     assert out.get(timeout=10).name == "now"
@@ -400,7 +405,7 @@ def test_delivery_follows_commit_within_a_poll_interval_not_after_it(feed_store:
 def test_terminating_the_listener_while_idle_reconnects_and_catches_up(feed_store: DocStore) -> None:
     consumer = Consumer(feed_store, poll_interval=0.5)
     pid = _wait_listening(feed_store)
-    with psycopg.connect(feed_store.pool.conninfo, autocommit=True) as conn:
+    with psycopg.connect(str(feed_store.pool.conninfo), autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
         feed_store.put("cfg", "while_reconnecting", {})
     assert _keys(consumer.stop(feed_store)) == [("cfg", "while_reconnecting", 1, "put")]
@@ -450,7 +455,9 @@ async def test_the_async_feed_reconnects_after_its_backend_is_killed_and_misses_
         got: list[Change] = []
 
         async def consume() -> None:
-            async with aclosing(store.changes(after=cursor, poll_interval=0.5)) as feed:
+            # changes() is an async generator typed as an AsyncIterator, which hides its
+            # aclose() from mypy (a follow-up for docstore/aio.py).
+            async with aclosing(store.changes(after=cursor, poll_interval=0.5)) as feed:  # type: ignore[type-var]
                 async for change in feed:
                     got.append(change)
                     if len(got) == 6:

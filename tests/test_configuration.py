@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,10 @@ def test_the_table_lists_every_variable_the_code_reads_and_no_other() -> None:
 
 
 @pytest.fixture
-def schema_env(docstore_dsn: str, docstore_factory, monkeypatch: pytest.MonkeyPatch) -> str:
-    schema = docstore_factory().schema
+def schema_env(
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore], monkeypatch: pytest.MonkeyPatch
+) -> str:
+    schema: str = docstore_factory().schema
     monkeypatch.setenv("DOCSTORE_URL", docstore_dsn)
     monkeypatch.setenv("DOCSTORE_SCHEMA", schema)
     return schema

@@ -104,9 +104,9 @@ def test_the_examples_run_in_any_order_on_a_used_database(
     }
     # Each in a fresh interpreter, as a reader runs them (one interpreter for all of them
     # let one example's leftovers, a feed's thread or a pool, reach the next).
-    for i, path in enumerate(files):
+    for i, file in enumerate(files):
         done = subprocess.run(
-            [sys.executable, path], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+            [sys.executable, file], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
         )
         assert done.returncode == 0, f"{order[i]} after {order[:i]}:\n{done.stderr}"
 
@@ -122,4 +122,5 @@ def test_the_performance_pages_index_recipe_runs(docstore_dsn: str) -> None:
     with psycopg.connect(docstore_dsn, autocommit=True) as conn:
         for recipe in recipes:
             conn.execute(recipe)
-        assert conn.execute("SELECT to_regclass('docstore.versions_data_gin_idx')").fetchone()[0]
+        found = conn.execute("SELECT to_regclass('docstore.versions_data_gin_idx')").fetchone()
+        assert found is not None and found[0]

@@ -236,13 +236,14 @@ BAD_NAMES = [
 
 @pytest.mark.parametrize(("name", "problem"), BAD_NAMES)
 def test_names_the_store_cannot_hold_are_refused_before_any_sql(s: Any, name: str, problem: str) -> None:
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: s.put("doc", name, {"v": 1}),
         lambda: s.get("doc", name),
         lambda: s.put_many("doc", {"fine": {"v": 1}, name: {"v": 1}}),
         lambda: s.append("chat", name, [{"role": "u", "content": "c"}]),
         lambda: s.delete("doc", name),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(InvalidKey) as err:
             call()
         assert problem in str(err.value)

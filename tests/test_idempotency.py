@@ -318,13 +318,13 @@ def test_a_retry_queued_behind_its_own_first_attempt_returns_it_not_a_conflict(
             results.append(exc)
 
     def waiters(conn: psycopg.Connection[Any]) -> int:
-        return int(
-            conn.execute(
-                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a "
-                "USING (pid) WHERE NOT l.granted AND a.query LIKE %s",
-                ("%documents%",),
-            ).fetchone()[0]
-        )
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a "
+            "USING (pid) WHERE NOT l.granted AND a.query LIKE %s",
+            ("%documents%",),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
 
     holder = psycopg.connect(docstore_dsn)
     holder.execute(

@@ -145,7 +145,7 @@ def test_the_whole_api_through_pgbouncer_in_transaction_mode(
         bouncer.dsn(dbname), schema=schema, kinds=kinds(), prepare_threshold=None, max_size=6
     ) as store:
         exercise(store)
-        assert store.pool.conninfo.endswith(f"dbname={dbname}")
+        assert str(store.pool.conninfo).endswith(f"dbname={dbname}")
         assert f":{bouncer.port}/" in repr(store)
     assert _pool_mode(bouncer, dbname) == "transaction"
 

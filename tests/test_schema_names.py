@@ -28,9 +28,8 @@ def victim(docstore_dsn: str) -> Iterator[str]:
         conn.execute(f"CREATE TABLE IF NOT EXISTS public.{table} (x int)")
     yield table
     with psycopg.connect(docstore_dsn, autocommit=True) as conn:
-        assert conn.execute("SELECT to_regclass(%s)", (f"public.{table}",)).fetchone()[0], (
-            "the hostile schema name dropped a table"
-        )
+        found = conn.execute("SELECT to_regclass(%s)", (f"public.{table}",)).fetchone()
+        assert found is not None and found[0], "the hostile schema name dropped a table"
         conn.execute(f"DROP TABLE public.{table}")
 
 

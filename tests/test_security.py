@@ -53,7 +53,7 @@ def _everything_said(exc: BaseException) -> str:
 def _with_password(dsn: str, **changes: Any) -> str:
     params = conninfo_to_dict(dsn)
     params.update(password=PASSWORD, **changes)
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def _url(dsn: str, **changes: Any) -> str:
@@ -146,8 +146,8 @@ def test_a_working_store_never_shows_the_password(
         with store.pool.connection() as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
     assert len(errors) == 2
-    for exc in errors:
-        assert PASSWORD not in _everything_said(exc)
+    for error in errors:
+        assert PASSWORD not in _everything_said(error)
     assert PASSWORD not in all_logs.text
 
 

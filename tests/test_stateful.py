@@ -160,13 +160,17 @@ class StoreMachine(RuleBasedStateMachine):
                 assert got == [(i + 1, v, tomb) for i, (v, tomb) in enumerate(m.versions)]
         live = {n for n, m in self.snaps.items() if m.live}
         assert {d.name for d in self.store.list("cfg")} == live
-        for name, m in self.logs.items():
+        for name, log in self.logs.items():
             entries = [(e.version, e.item["text"]) for e in self.store.entries("chat", name)]
-            want = [] if m.deleted else [(v, m.items[v - 1]) for v in range(m.live_from, len(m.items) + 1)]
+            want = (
+                []
+                if log.deleted
+                else [(v, log.items[v - 1]) for v in range(log.live_from, len(log.items) + 1)]
+            )
             assert entries == want
-            if m.exists and not m.deleted:
+            if log.exists and not log.deleted:
                 head = self.store.get("chat", name)
-                assert (head.version, head.count) == (len(m.items), len(want))
+                assert (head.version, head.count) == (len(log.items), len(want))
         with self.store.pool.connection() as conn:
             counts = dict(
                 conn.execute(

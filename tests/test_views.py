@@ -76,7 +76,10 @@ def s(docstore_store: DocStore) -> DocStore:
 
 def rows(store: DocStore, query: str, *params: Any) -> list[tuple[Any, ...]]:
     with store.pool.connection() as conn:
-        return conn.execute(query.replace("{s}", f'"{store.schema}"'), params).fetchall()
+        found: list[tuple[Any, ...]] = conn.execute(
+            query.replace("{s}", f'"{store.schema}"'), params
+        ).fetchall()
+        return found
 
 
 def test_current_documents_lists_live_heads_of_every_kind_but_not_reserved_ones(s: DocStore) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -63,7 +64,7 @@ def test_a_filter_nested_a_little_still_works(store: Any) -> None:
 def test_expected_version_that_is_not_an_int_is_refused_before_any_sql(store: Any, bad: Any) -> None:
     _kinds(store)
     store.put("config", "a", {"value": 1})
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: store.put("config", "a", {"value": 2}, expected_version=bad),
         lambda: store.delete("config", "a", expected_version=bad),
         lambda: store.append("chat", "c", [{"text": "x"}], meta={"agent_name": "a"}, expected_version=bad),

@@ -31,7 +31,7 @@ from ._feed import feed
 from ._harness import Result
 from ._workloads import Bench, Sizes
 
-__all__ = ["WORKLOADS", "machine", "main", "run"]
+__all__ = ["WORKLOADS", "Sizes", "machine", "main", "run"]
 
 WORKLOADS: dict[str, Callable[[Bench], list[Result]]] = {
     "put": Bench.put,

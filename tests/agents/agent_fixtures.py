@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import count_rows  # noqa: F401 - re-exported for the agent tests
+from conftest import count_rows as count_rows  # re-exported for the agent tests
 
 from docstore import AsyncDocStore, DocStore
 from docstore.agents import AsyncStorageManager, StorageManager

@@ -82,7 +82,10 @@ def fresh_host(tmp_path: Path, storage: StorageManager, label: str) -> SessionMa
     """aurite's SessionManager as a new host process builds it: an empty cache directory."""
     cache_dir = tmp_path / label
     assert not cache_dir.exists()
-    return SessionManager(CacheManager(cache_dir=cache_dir), storage_manager=storage)
+    # aurite types the parameter as its own StorageManager; docstore's stands in for it
+    # by having the same methods.
+    stand_in: Any = storage
+    return SessionManager(CacheManager(cache_dir=cache_dir), storage_manager=stand_in)
 
 
 # --- the storage interface, sync and async ------------------------------------------------

@@ -128,12 +128,12 @@ def prune(store: DocStore, rows: int) -> dict[str, Any]:
     of them, ITEMS_PER_LOG rows each), whole documents with all their versions."""
     count = f'SELECT count(*) FROM "{store.schema}".versions'
     with store.pool.connection() as conn:
-        before = int(conn.execute(count).fetchone()[0])  # type: ignore[index]
+        before = int(conn.execute(count).fetchone()[0])
     t = time.perf_counter()
     gone = store.prune("chat", older_than=timedelta(days=DAYS - 1), batch_size=500)
     elapsed = time.perf_counter() - t
     with store.pool.connection() as conn:
-        removed = before - int(conn.execute(count).fetchone()[0])  # type: ignore[index]
+        removed = before - int(conn.execute(count).fetchone()[0])
     out: dict[str, Any] = {
         "prune_by_age": {
             "documents": gone,
