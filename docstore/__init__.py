@@ -6,6 +6,8 @@ each write is a whole new version; conversations are *log* kinds, where version 
 N-th item appended. See docs/index.md.
 """
 
+from ._base import IndexOn
+from ._plan import OnInvalid
 from .aio import AsyncDocStore
 from .change import Change
 from .doc import Doc, Entry
@@ -25,7 +27,7 @@ from .errors import (
     UnknownKind,
     VersionConflict,
 )
-from .kinds import Kind, Registry
+from .kinds import Kind, KindRef, LogKind, Mode, Registry, Upgrader
 from .store import DocStore
 
 __all__ = [
@@ -40,15 +42,21 @@ __all__ = [
     "DocumentNotFound",
     "Entry",
     "IdempotencyKeyReused",
+    "IndexOn",
     "InvalidFilter",
     "InvalidKey",
     "Kind",
     "KindMismatch",
+    "KindRef",
+    "LogKind",
+    "Mode",
+    "OnInvalid",
     "OutcomeUnknown",
     "PermissionDenied",
     "Registry",
     "SchemaMissing",
     "UnknownKind",
+    "Upgrader",
     "VersionConflict",
 ]
 

@@ -220,7 +220,7 @@ class LogPlans(CoreBase):
         return Op(plan, kind, name, read_only=True)
 
     def _read_stmt(
-        self, spec: Kind, name: str, last: int | None, after: int | None, limit: int | None, where: Any
+        self, spec: Kind[Any], name: str, last: int | None, after: int | None, limit: int | None, where: Any
     ) -> tuple[str, dict[str, Any]]:
         kind = spec.name
         check_key(kind, name)

@@ -62,7 +62,7 @@ class SnapshotPlans(CoreBase):
 
     def _put_plan(
         self,
-        spec: Kind,
+        spec: Kind[Any],
         name: str,
         validated: Any,
         data: bytes,
@@ -139,7 +139,7 @@ class SnapshotPlans(CoreBase):
             raise KindMismatch(f"kind {kind!r} is a log kind: read items with entries(after=...)")
         return Op(lambda: self._get_plan(spec, name, version), kind, name, read_only=True)
 
-    def _get_plan(self, spec: Kind, name: str, version: int | None) -> Plan[Doc[Any]]:
+    def _get_plan(self, spec: Kind[Any], name: str, version: int | None) -> Plan[Doc[Any]]:
         params = {"kind": spec.name, "name": name, "version": version}
         if version is None:
             rows = yield Stmt(self.sql(q.GET_HEAD), params)
@@ -353,7 +353,7 @@ class SnapshotPlans(CoreBase):
             params,
         )
 
-    def docs_from_rows(self, spec: Kind, rows: Rows, on_invalid: OnInvalid) -> list[Doc[Any]]:
+    def docs_from_rows(self, spec: Kind[Any], rows: Rows, on_invalid: OnInvalid) -> list[Doc[Any]]:
         """Head rows (name first) as Docs, skipping invalid ones when asked to."""
         docs = []
         for row in rows:

@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from itertools import chain
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 import psycopg
 from psycopg import errors as pge
 from psycopg_pool import AsyncConnectionPool
+from pydantic import TypeAdapter
 
 from . import _connect, _replica
 from ._base import IndexOn
@@ -29,9 +30,11 @@ from ._sql import check_schema
 from .change import Change
 from .doc import Doc, Entry
 from .errors import VersionConflict
-from .kinds import Kind, Mode, Registry, Upgrader
+from .kinds import Kind, KindRef, LogKind, Mode, Registry, Upgrader
 
 __all__ = ["AsyncDocStore"]
+
+M = TypeVar("M")
 
 # (pool, connection) of the transaction open in this context, if any.
 _ACTIVE: ContextVar[_connect.Held | None] = ContextVar("docstore_async_transaction", default=None)
@@ -350,14 +353,66 @@ class AsyncDocStore:
         """
         return await self._run(self._core.init_schema(partitions))
 
-    async def create_index(self, kind: str, *, on: IndexOn = "data") -> str:
+    async def create_index(self, kind: KindRef, *, on: IndexOn = "data") -> str:
         """Index ``kind``'s current documents; returns the index's name. Idempotent.
 
         ``on="data"``: a GIN index for ``where=`` filters (containment, JSONPath).
         ``on="updated_at"``: for ``order_by="updated_at"``. None exists by default, since
         each is paid by every write of the kind (docs/performance.md, Indexes).
         """
-        return await self._run(self._core.create_index(kind, on))
+        return await self._run(self._core.create_index(self.kinds.name(kind), on))
+
+    @overload
+    def register(
+        self,
+        kind: str,
+        model: type[T] | TypeAdapter[T],
+        *,
+        mode: Literal["snapshot"] = "snapshot",
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: None = None,
+        notify: bool | None = None,
+    ) -> Kind[T]: ...
+
+    @overload
+    def register(
+        self,
+        kind: str,
+        model: type[T] | TypeAdapter[T],
+        *,
+        mode: Literal["log"],
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: type[M] | TypeAdapter[M],
+        notify: bool | None = None,
+    ) -> LogKind[T, M]: ...
+
+    @overload
+    def register(
+        self,
+        kind: str,
+        model: type[T] | TypeAdapter[T],
+        *,
+        mode: Literal["log"],
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: None = None,
+        notify: bool | None = None,
+    ) -> LogKind[T, dict[str, object]]: ...
+
+    @overload
+    def register(
+        self,
+        kind: str,
+        model: Any,
+        *,
+        mode: Mode = "snapshot",
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: Any = None,
+        notify: bool | None = None,
+    ) -> Kind[Any]: ...
 
     def register(
         self,
@@ -369,13 +424,14 @@ class AsyncDocStore:
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: Any = None,
         notify: bool | None = None,
-    ) -> Kind:
+    ) -> Kind[Any]:
         """Register ``kind`` with any type Pydantic's TypeAdapter takes.
 
         ``upgraders[n]`` turns a document stored at schema version n (as a dict) into its
         shape at n + 1; they run on read. ``mode="log"`` makes a log kind, whose head
         holds metadata of type ``meta``. ``notify``: its writes wake change feeds at once
         (default: snapshot kinds do, log kinds are seen at the feed's next poll).
+        Returns the kind's typed handle, which every method takes in place of its name.
         """
         return self.kinds.register(
             kind,
@@ -389,9 +445,33 @@ class AsyncDocStore:
 
     # --- snapshot kinds ----------------------------------------------------------------
 
+    @overload
+    async def put(
+        self,
+        kind: Kind[T],
+        name: str,
+        value: Any,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Doc[T]: ...
+
+    @overload
     async def put(
         self,
         kind: str,
+        name: str,
+        value: Any,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Doc[Any]: ...
+
+    async def put(
+        self,
+        kind: KindRef,
         name: str,
         value: Any,
         *,
@@ -407,25 +487,54 @@ class AsyncDocStore:
         """
         return await self._run(
             self._core.put(
-                kind, name, value, expected_version, author=author, idempotency_key=idempotency_key
+                self.kinds.name(kind),
+                name,
+                value,
+                expected_version,
+                author=author,
+                idempotency_key=idempotency_key,
             )
         )
 
-    async def get(self, kind: str, name: str, *, version: int | None = None) -> Doc[Any]:
+    @overload
+    async def get(self, kind: LogKind[Any, M], name: str, *, version: int | None = None) -> Doc[M]: ...
+
+    @overload
+    async def get(self, kind: Kind[T], name: str, *, version: int | None = None) -> Doc[T]: ...
+
+    @overload
+    async def get(self, kind: str, name: str, *, version: int | None = None) -> Doc[Any]: ...
+
+    async def get(self, kind: KindRef, name: str, *, version: int | None = None) -> Doc[Any]:
         """The current document, or version ``version`` of it; else DocumentNotFound."""
-        return await self._run(self._core.get(kind, name, version))
+        return await self._run(self._core.get(self.kinds.name(kind), name, version))
 
-    async def get_many(self, kind: str, names: Sequence[str]) -> dict[str, Doc[Any]]:
+    @overload
+    async def get_many(self, kind: LogKind[Any, M], names: Sequence[str]) -> dict[str, Doc[M]]: ...
+
+    @overload
+    async def get_many(self, kind: Kind[T], names: Sequence[str]) -> dict[str, Doc[T]]: ...
+
+    @overload
+    async def get_many(self, kind: str, names: Sequence[str]) -> dict[str, Doc[Any]]: ...
+
+    async def get_many(self, kind: KindRef, names: Sequence[str]) -> dict[str, Doc[Any]]:
         """Current documents by name, in one query; missing names are left out."""
-        return await self._run(self._core.get_many(kind, names))
+        return await self._run(self._core.get_many(self.kinds.name(kind), names))
 
-    async def versions(self, kind: str, name: str) -> list[Doc[Any]]:
+    @overload
+    async def versions(self, kind: Kind[T], name: str) -> builtins.list[Doc[T]]: ...
+
+    @overload
+    async def versions(self, kind: str, name: str) -> builtins.list[Doc[Any]]: ...
+
+    async def versions(self, kind: KindRef, name: str) -> builtins.list[Doc[Any]]:
         """Every stored version, oldest first, tombstones included."""
-        return await self._run(self._core.versions(kind, name))
+        return await self._run(self._core.versions(self.kinds.name(kind), name))
 
     async def delete(
         self,
-        kind: str,
+        kind: KindRef,
         name: str,
         *,
         expected_version: int | None = None,
@@ -433,8 +542,22 @@ class AsyncDocStore:
         idempotency_key: str | None = None,
     ) -> int:
         """Delete the document (a tombstone version); returns the tombstone's version."""
-        return await self._run(self._core.delete(kind, name, expected_version, author, idempotency_key))
+        return await self._run(
+            self._core.delete(self.kinds.name(kind), name, expected_version, author, idempotency_key)
+        )
 
+    @overload
+    async def revert(
+        self,
+        kind: Kind[T],
+        name: str,
+        to_version: int,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
+    ) -> Doc[T]: ...
+
+    @overload
     async def revert(
         self,
         kind: str,
@@ -443,13 +566,61 @@ class AsyncDocStore:
         *,
         expected_version: int | None = None,
         author: str | None = None,
+    ) -> Doc[Any]: ...
+
+    async def revert(
+        self,
+        kind: KindRef,
+        name: str,
+        to_version: int,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
     ) -> Doc[Any]:
         """Write the value of ``to_version`` as a new version."""
-        return await self._run(self._core.revert(kind, name, to_version, expected_version, author))
+        return await self._run(
+            self._core.revert(self.kinds.name(kind), name, to_version, expected_version, author)
+        )
 
+    @overload
+    async def list(
+        self,
+        kind: LogKind[Any, M],
+        *,
+        where: Any = None,
+        limit: int | None = None,
+        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> builtins.list[Doc[M]]: ...
+
+    @overload
+    async def list(
+        self,
+        kind: Kind[T],
+        *,
+        where: Any = None,
+        limit: int | None = None,
+        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> builtins.list[Doc[T]]: ...
+
+    @overload
     async def list(
         self,
         kind: str,
+        *,
+        where: Any = None,
+        limit: int | None = None,
+        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> builtins.list[Doc[Any]]: ...
+
+    async def list(
+        self,
+        kind: KindRef,
         *,
         where: Any = None,
         limit: int | None = None,
@@ -463,15 +634,50 @@ class AsyncDocStore:
         ``data.<path>``, ``-`` first for descending. ``after`` pages by keyset: the last
         name (name order), or the previous page's last Doc or ``(sort key, name)``.
         """
-        return await self._run(self._core.list_docs(kind, where, limit, after, on_invalid, order_by))
+        return await self._run(
+            self._core.list_docs(self.kinds.name(kind), where, limit, after, on_invalid, order_by)
+        )
 
-    async def count(self, kind: str, *, where: Any = None) -> int:
+    async def count(self, kind: KindRef, *, where: Any = None) -> int:
         """How many current, undeleted documents of ``kind`` match ``where``."""
-        return await self._run(self._core.count(kind, where))
+        return await self._run(self._core.count(self.kinds.name(kind), where))
+
+    @overload
+    def iter(
+        self,
+        kind: LogKind[Any, M],
+        *,
+        where: Any = None,
+        batch_size: int = 1000,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> AsyncIterator[Doc[M]]: ...
+
+    @overload
+    def iter(
+        self,
+        kind: Kind[T],
+        *,
+        where: Any = None,
+        batch_size: int = 1000,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> AsyncIterator[Doc[T]]: ...
+
+    @overload
+    def iter(
+        self,
+        kind: str,
+        *,
+        where: Any = None,
+        batch_size: int = 1000,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> AsyncIterator[Doc[Any]]: ...
 
     async def iter(
         self,
-        kind: str,
+        kind: KindRef,
         *,
         where: Any = None,
         batch_size: int = 1000,
@@ -484,29 +690,39 @@ class AsyncDocStore:
         spec = self.kinds.get(kind)
         state: Any = None
         while True:
-            rows, state = await self._run(self._core.iter_step(kind, where, state, batch_size, order_by))
+            rows, state = await self._run(self._core.iter_step(spec.name, where, state, batch_size, order_by))
             for doc in self._core.docs_from_rows(spec, rows, on_invalid):
                 yield doc
             if state is None:
                 return
 
+    @overload
+    async def put_many(
+        self, kind: Kind[T], values: Mapping[str, Any], *, author: str | None = None
+    ) -> builtins.list[Doc[T]]: ...
+
+    @overload
     async def put_many(
         self, kind: str, values: Mapping[str, Any], *, author: str | None = None
+    ) -> builtins.list[Doc[Any]]: ...
+
+    async def put_many(
+        self, kind: KindRef, values: Mapping[str, Any], *, author: str | None = None
     ) -> builtins.list[Doc[Any]]:
         """Store many documents atomically in one round trip; returns them in input order."""
-        return await self._run(self._core.put_many(kind, values, author))
+        return await self._run(self._core.put_many(self.kinds.name(kind), values, author))
 
     async def upgrade(
-        self, kind: str, *, batch_size: int = 500, progress: Callable[[int], None] | None = None
+        self, kind: KindRef, *, batch_size: int = 500, progress: Callable[[int], None] | None = None
     ) -> int:
         """Rewrite documents of an older schema_version as new versions; returns how many."""
-        return await self._run(self._core.upgrade(kind, batch_size, progress))
+        return await self._run(self._core.upgrade(self.kinds.name(kind), batch_size, progress))
 
     # --- log kinds ---------------------------------------------------------------------
 
     async def append(
         self,
-        kind: str,
+        kind: KindRef,
         name: str,
         items: Iterable[Any],
         *,
@@ -526,7 +742,7 @@ class AsyncDocStore:
         """
         return await self._run(
             self._core.append(
-                kind,
+                self.kinds.name(kind),
                 name,
                 items,
                 expected_version,
@@ -540,7 +756,7 @@ class AsyncDocStore:
 
     async def rewrite(
         self,
-        kind: str,
+        kind: KindRef,
         name: str,
         items: Iterable[Any],
         *,
@@ -554,7 +770,7 @@ class AsyncDocStore:
         """Replace the live items; the old ones stay readable by version until pruned."""
         return await self._run(
             self._core.append(
-                kind,
+                self.kinds.name(kind),
                 name,
                 items,
                 expected_version,
@@ -567,13 +783,37 @@ class AsyncDocStore:
             )
         )
 
-    async def clear(self, kind: str, name: str, *, expected_version: int | None = None) -> int:
+    async def clear(self, kind: KindRef, name: str, *, expected_version: int | None = None) -> int:
         """Leave the log with no live items; returns its version."""
-        return await self._run(self._core.clear(kind, name, expected_version))
+        return await self._run(self._core.clear(self.kinds.name(kind), name, expected_version))
+
+    @overload
+    async def read(
+        self,
+        kind: LogKind[T, Any],
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+    ) -> builtins.list[T]: ...
+
+    @overload
+    async def read(
+        self,
+        kind: str | Kind[Any],
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+    ) -> builtins.list[Any]: ...
 
     async def read(
         self,
-        kind: str,
+        kind: KindRef,
         name: str,
         *,
         last: int | None = None,
@@ -582,11 +822,35 @@ class AsyncDocStore:
         where: Any = None,
     ) -> builtins.list[Any]:
         """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``."""
-        return await self._run(self._core.read(kind, name, last, after, limit, where))
+        return await self._run(self._core.read(self.kinds.name(kind), name, last, after, limit, where))
+
+    @overload
+    async def entries(
+        self,
+        kind: LogKind[T, Any],
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+    ) -> builtins.list[Entry[T]]: ...
+
+    @overload
+    async def entries(
+        self,
+        kind: str | Kind[Any],
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+    ) -> builtins.list[Entry[Any]]: ...
 
     async def entries(
         self,
-        kind: str,
+        kind: KindRef,
         name: str,
         *,
         last: int | None = None,
@@ -595,13 +859,13 @@ class AsyncDocStore:
         where: Any = None,
     ) -> builtins.list[Entry[Any]]:
         """Like :meth:`read`, each item with its version and write time."""
-        return await self._run(self._core.entries(kind, name, last, after, limit, where))
+        return await self._run(self._core.entries(self.kinds.name(kind), name, last, after, limit, where))
 
     # --- retention ---------------------------------------------------------------------
 
     async def prune(
         self,
-        kind: str,
+        kind: KindRef,
         *,
         older_than: timedelta | datetime | None = None,
         keep_last: int | None = None,
@@ -610,17 +874,19 @@ class AsyncDocStore:
     ) -> int:
         """Delete whole documents last written before ``older_than`` and/or beyond the
         ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch."""
-        return await self._run(self._core.prune(kind, older_than, keep_last, batch_size, progress))
+        return await self._run(
+            self._core.prune(self.kinds.name(kind), older_than, keep_last, batch_size, progress)
+        )
 
-    async def purge(self, kind: str, names: str | Sequence[str]) -> builtins.list[str]:
+    async def purge(self, kind: KindRef, names: str | Sequence[str]) -> builtins.list[str]:
         """Delete the named documents and every version of them, for good, in one
         statement; returns the names that were live (neither missing nor deleted). The
         change feed reports each document removed as a ``prune``."""
-        return await self._run(self._core.purge(kind, names))
+        return await self._run(self._core.purge(self.kinds.name(kind), names))
 
     async def prune_versions(
         self,
-        kind: str,
+        kind: KindRef,
         *,
         keep_last: int,
         batch_size: int = 5000,
@@ -628,7 +894,9 @@ class AsyncDocStore:
     ) -> int:
         """Drop versions beyond each document's newest ``keep_last``; returns how many.
         ``progress(n)`` after each batch."""
-        return await self._run(self._core.prune_versions(kind, keep_last, batch_size, progress))
+        return await self._run(
+            self._core.prune_versions(self.kinds.name(kind), keep_last, batch_size, progress)
+        )
 
     async def prune_changes(self, *, older_than: timedelta | datetime, batch_size: int = 5000) -> int:
         """Delete the change feed's rows written before ``older_than``, ``batch_size`` per
@@ -641,7 +909,7 @@ class AsyncDocStore:
 
     async def changes(
         self,
-        kinds: Sequence[str] | None = None,
+        kinds: Sequence[KindRef] | None = None,
         *,
         after: str | None = None,
         listen_dsn: str | None = None,
@@ -657,7 +925,7 @@ class AsyncDocStore:
         behind pgbouncer in transaction mode). Leaving the loop returns the connection;
         so does ``stop()`` turning true (checked each time the feed wakes).
         """
-        feed = Feed(kinds, after, poll_interval)
+        feed = Feed(None if kinds is None else [self.kinds.name(k) for k in kinds], after, poll_interval)
         conn: psycopg.AsyncConnection[Any] | None = None
         try:
             while True:
@@ -727,7 +995,7 @@ class AsyncDocStore:
     # --- export and import -------------------------------------------------------------
 
     async def export(
-        self, *, kinds: Sequence[str] | None = None, batch_size: int = 200
+        self, *, kinds: Sequence[KindRef] | None = None, batch_size: int = 200
     ) -> AsyncIterator[str]:
         """Every version of every document (of ``kinds``, else all) as JSON lines, in a
         stable order; the same rows always give the same bytes. See :meth:`import_lines`.
@@ -739,7 +1007,9 @@ class AsyncDocStore:
         try:
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                start = self._core.export_start(kinds)
+                start = self._core.export_start(
+                    None if kinds is None else [self.kinds.name(k) for k in kinds]
+                )
                 try:
                     await self._drive(conn, start)
                 except psycopg.Error as exc:

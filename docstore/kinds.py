@@ -10,14 +10,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, overload
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from .errors import DocumentInvalid, InvalidKey, KindMismatch, UnknownKind
 
-__all__ = ["Kind", "Mode", "Registry", "Upgrader", "check_key"]
+__all__ = ["Kind", "KindRef", "LogKind", "Mode", "Registry", "Upgrader", "check_key"]
+
+T = TypeVar("T")
+M = TypeVar("M")
 
 Mode = Literal["snapshot", "log"]
 Upgrader = Callable[[dict[str, Any]], dict[str, Any]]
@@ -52,11 +55,14 @@ def check_key(kind: str, name: str | None = None) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Kind:
-    """One registered kind. Build it with :meth:`Registry.register`."""
+class Kind(Generic[T]):
+    """One registered kind, and the typed handle of it: build it with
+    :meth:`Registry.register` and pass it to any store method in place of the kind's
+    name, so that ``store.get(AGENT, "x").data`` is typed (``T``: its documents' type).
+    """
 
     name: str
-    adapter: TypeAdapter[Any]
+    adapter: TypeAdapter[T]
     mode: Mode = "snapshot"
     schema_version: int = 1
     upgraders: Mapping[int, Upgrader] = field(default_factory=dict)
@@ -107,6 +113,15 @@ class Kind:
             ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class LogKind(Kind[T], Generic[T, M]):
+    """A log kind's handle: ``T`` is its items' type, ``M`` its head's metadata type (what
+    ``get`` and ``list`` return for it)."""
+
+
+KindRef: TypeAlias = "str | Kind[Any]"
+"""A kind as store methods take it: its name, or the handle :meth:`Registry.register` returned."""
+
 ANY_DICT: TypeAdapter[Any] = TypeAdapter(dict[str, Any])
 
 
@@ -114,7 +129,59 @@ class Registry:
     """Kind name -> :class:`Kind`. One registry can serve many stores."""
 
     def __init__(self) -> None:
-        self._kinds: dict[str, Kind] = {}
+        self._kinds: dict[str, Kind[Any]] = {}
+
+    @overload
+    def register(
+        self,
+        kind: str,
+        model: type[T] | TypeAdapter[T],
+        *,
+        mode: Literal["snapshot"] = "snapshot",
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: None = None,
+        notify: bool | None = None,
+    ) -> Kind[T]: ...
+
+    @overload
+    def register(
+        self,
+        kind: str,
+        model: type[T] | TypeAdapter[T],
+        *,
+        mode: Literal["log"],
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: type[M] | TypeAdapter[M],
+        notify: bool | None = None,
+    ) -> LogKind[T, M]: ...
+
+    @overload
+    def register(
+        self,
+        kind: str,
+        model: type[T] | TypeAdapter[T],
+        *,
+        mode: Literal["log"],
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: None = None,
+        notify: bool | None = None,
+    ) -> LogKind[T, dict[str, object]]: ...
+
+    @overload
+    def register(
+        self,
+        kind: str,
+        model: Any,
+        *,
+        mode: Mode = "snapshot",
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: Any = None,
+        notify: bool | None = None,
+    ) -> Kind[Any]: ...
 
     def register(
         self,
@@ -126,8 +193,9 @@ class Registry:
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: Any = None,
         notify: bool | None = None,
-    ) -> Kind:
-        """Register (or re-register) ``kind`` with its model; returns the :class:`Kind`.
+    ) -> Kind[Any]:
+        """Register (or re-register) ``kind`` with its model; returns its typed handle, a
+        :class:`Kind` (a :class:`LogKind` for ``mode="log"``).
 
         ``notify``: whether its writes wake change feeds at once (NOTIFY) rather than at
         their next poll; default True for snapshot kinds, False for log kinds.
@@ -150,7 +218,7 @@ class Registry:
             missing = [v for v in range(min(steps), schema_version) if v not in steps]
             if missing:
                 raise ValueError(f"kind {kind!r}: no upgrader from schema_version(s) {missing}")
-        spec = Kind(
+        spec = (LogKind if mode == "log" else Kind)(
             name=kind,
             adapter=model if isinstance(model, TypeAdapter) else TypeAdapter(model),
             mode=mode,
@@ -162,21 +230,40 @@ class Registry:
         self._kinds[kind] = spec
         return spec
 
-    def get(self, kind: str, mode: Mode | None = None) -> Kind:
+    def get(self, kind: KindRef, mode: Mode | None = None) -> Kind[Any]:
         """The registered kind, checked against the mode an operation needs."""
+        name = self.name(kind)
         try:
-            spec = self._kinds[kind]
+            spec = self._kinds[name]
         except KeyError:
-            raise UnknownKind(kind, list(self._kinds)) from None
+            raise UnknownKind(name, list(self._kinds)) from None
         if mode is not None and spec.mode != mode:
             hint = "append/read/rewrite" if spec.mode == "log" else "put/get"
-            raise KindMismatch(f"kind {kind!r} is a {spec.mode} kind: use {hint}")
+            raise KindMismatch(f"kind {name!r} is a {spec.mode} kind: use {hint}")
         return spec
+
+    def name(self, kind: KindRef) -> str:
+        """The name of a kind given as its name (returned as it is) or its handle.
+
+        A handle must be the one this registry holds under its name (or equal to it): a
+        handle of another registration would type the documents as what they are not.
+        """
+        if isinstance(kind, Kind):
+            spec = self._kinds.get(kind.name)
+            if spec is None:
+                raise UnknownKind(kind.name, list(self._kinds))
+            if spec is not kind and spec != kind:
+                raise KindMismatch(
+                    f"kind {kind.name!r}: this handle is not the kind registered under that name in "
+                    "this store (it was registered again, or in another registry)"
+                )
+            return kind.name
+        return kind
 
     def __contains__(self, kind: object) -> bool:
         return kind in self._kinds
 
-    def __iter__(self) -> Iterator[Kind]:
+    def __iter__(self) -> Iterator[Kind[Any]]:
         return iter(self._kinds.values())
 
     def __len__(self) -> int:

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from itertools import chain
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 import psycopg
 from psycopg import errors as pge
 from psycopg_pool import ConnectionPool
+from pydantic import TypeAdapter
 
 from . import _connect, _replica
 from ._base import IndexOn
@@ -28,9 +29,11 @@ from ._sql import check_schema
 from .change import Change
 from .doc import Doc, Entry
 from .errors import VersionConflict
-from .kinds import Kind, Mode, Registry, Upgrader
+from .kinds import Kind, KindRef, LogKind, Mode, Registry, Upgrader
 
 __all__ = ["DocStore"]
+
+M = TypeVar("M")
 
 # (pool, connection) of the transaction open in this context, if any.
 _ACTIVE: ContextVar[_connect.Held | None] = ContextVar("docstore_transaction", default=None)
@@ -349,14 +352,66 @@ class DocStore:
         """
         return self._run(self._core.init_schema(partitions))
 
-    def create_index(self, kind: str, *, on: IndexOn = "data") -> str:
+    def create_index(self, kind: KindRef, *, on: IndexOn = "data") -> str:
         """Index ``kind``'s current documents; returns the index's name. Idempotent.
 
         ``on="data"``: a GIN index for ``where=`` filters (containment, JSONPath).
         ``on="updated_at"``: for ``order_by="updated_at"``. None exists by default, since
         each is paid by every write of the kind (docs/performance.md, Indexes).
         """
-        return self._run(self._core.create_index(kind, on))
+        return self._run(self._core.create_index(self.kinds.name(kind), on))
+
+    @overload
+    def register(
+        self,
+        kind: str,
+        model: type[T] | TypeAdapter[T],
+        *,
+        mode: Literal["snapshot"] = "snapshot",
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: None = None,
+        notify: bool | None = None,
+    ) -> Kind[T]: ...
+
+    @overload
+    def register(
+        self,
+        kind: str,
+        model: type[T] | TypeAdapter[T],
+        *,
+        mode: Literal["log"],
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: type[M] | TypeAdapter[M],
+        notify: bool | None = None,
+    ) -> LogKind[T, M]: ...
+
+    @overload
+    def register(
+        self,
+        kind: str,
+        model: type[T] | TypeAdapter[T],
+        *,
+        mode: Literal["log"],
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: None = None,
+        notify: bool | None = None,
+    ) -> LogKind[T, dict[str, object]]: ...
+
+    @overload
+    def register(
+        self,
+        kind: str,
+        model: Any,
+        *,
+        mode: Mode = "snapshot",
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: Any = None,
+        notify: bool | None = None,
+    ) -> Kind[Any]: ...
 
     def register(
         self,
@@ -368,13 +423,14 @@ class DocStore:
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: Any = None,
         notify: bool | None = None,
-    ) -> Kind:
+    ) -> Kind[Any]:
         """Register ``kind`` with any type Pydantic's TypeAdapter takes.
 
         ``upgraders[n]`` turns a document stored at schema version n (as a dict) into its
         shape at n + 1; they run on read. ``mode="log"`` makes a log kind, whose head
         holds metadata of type ``meta``. ``notify``: its writes wake change feeds at once
         (default: snapshot kinds do, log kinds are seen at the feed's next poll).
+        Returns the kind's typed handle, which every method takes in place of its name.
         """
         return self.kinds.register(
             kind,
@@ -388,9 +444,33 @@ class DocStore:
 
     # --- snapshot kinds ----------------------------------------------------------------
 
+    @overload
+    def put(
+        self,
+        kind: Kind[T],
+        name: str,
+        value: Any,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Doc[T]: ...
+
+    @overload
     def put(
         self,
         kind: str,
+        name: str,
+        value: Any,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Doc[Any]: ...
+
+    def put(
+        self,
+        kind: KindRef,
         name: str,
         value: Any,
         *,
@@ -406,25 +486,54 @@ class DocStore:
         """
         return self._run(
             self._core.put(
-                kind, name, value, expected_version, author=author, idempotency_key=idempotency_key
+                self.kinds.name(kind),
+                name,
+                value,
+                expected_version,
+                author=author,
+                idempotency_key=idempotency_key,
             )
         )
 
-    def get(self, kind: str, name: str, *, version: int | None = None) -> Doc[Any]:
+    @overload
+    def get(self, kind: LogKind[Any, M], name: str, *, version: int | None = None) -> Doc[M]: ...
+
+    @overload
+    def get(self, kind: Kind[T], name: str, *, version: int | None = None) -> Doc[T]: ...
+
+    @overload
+    def get(self, kind: str, name: str, *, version: int | None = None) -> Doc[Any]: ...
+
+    def get(self, kind: KindRef, name: str, *, version: int | None = None) -> Doc[Any]:
         """The current document, or version ``version`` of it; else DocumentNotFound."""
-        return self._run(self._core.get(kind, name, version))
+        return self._run(self._core.get(self.kinds.name(kind), name, version))
 
-    def get_many(self, kind: str, names: Sequence[str]) -> dict[str, Doc[Any]]:
+    @overload
+    def get_many(self, kind: LogKind[Any, M], names: Sequence[str]) -> dict[str, Doc[M]]: ...
+
+    @overload
+    def get_many(self, kind: Kind[T], names: Sequence[str]) -> dict[str, Doc[T]]: ...
+
+    @overload
+    def get_many(self, kind: str, names: Sequence[str]) -> dict[str, Doc[Any]]: ...
+
+    def get_many(self, kind: KindRef, names: Sequence[str]) -> dict[str, Doc[Any]]:
         """Current documents by name, in one query; missing names are left out."""
-        return self._run(self._core.get_many(kind, names))
+        return self._run(self._core.get_many(self.kinds.name(kind), names))
 
-    def versions(self, kind: str, name: str) -> list[Doc[Any]]:
+    @overload
+    def versions(self, kind: Kind[T], name: str) -> builtins.list[Doc[T]]: ...
+
+    @overload
+    def versions(self, kind: str, name: str) -> builtins.list[Doc[Any]]: ...
+
+    def versions(self, kind: KindRef, name: str) -> builtins.list[Doc[Any]]:
         """Every stored version, oldest first, tombstones included."""
-        return self._run(self._core.versions(kind, name))
+        return self._run(self._core.versions(self.kinds.name(kind), name))
 
     def delete(
         self,
-        kind: str,
+        kind: KindRef,
         name: str,
         *,
         expected_version: int | None = None,
@@ -432,8 +541,22 @@ class DocStore:
         idempotency_key: str | None = None,
     ) -> int:
         """Delete the document (a tombstone version); returns the tombstone's version."""
-        return self._run(self._core.delete(kind, name, expected_version, author, idempotency_key))
+        return self._run(
+            self._core.delete(self.kinds.name(kind), name, expected_version, author, idempotency_key)
+        )
 
+    @overload
+    def revert(
+        self,
+        kind: Kind[T],
+        name: str,
+        to_version: int,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
+    ) -> Doc[T]: ...
+
+    @overload
     def revert(
         self,
         kind: str,
@@ -442,13 +565,59 @@ class DocStore:
         *,
         expected_version: int | None = None,
         author: str | None = None,
+    ) -> Doc[Any]: ...
+
+    def revert(
+        self,
+        kind: KindRef,
+        name: str,
+        to_version: int,
+        *,
+        expected_version: int | None = None,
+        author: str | None = None,
     ) -> Doc[Any]:
         """Write the value of ``to_version`` as a new version."""
-        return self._run(self._core.revert(kind, name, to_version, expected_version, author))
+        return self._run(self._core.revert(self.kinds.name(kind), name, to_version, expected_version, author))
 
+    @overload
+    def list(
+        self,
+        kind: LogKind[Any, M],
+        *,
+        where: Any = None,
+        limit: int | None = None,
+        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> builtins.list[Doc[M]]: ...
+
+    @overload
+    def list(
+        self,
+        kind: Kind[T],
+        *,
+        where: Any = None,
+        limit: int | None = None,
+        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> builtins.list[Doc[T]]: ...
+
+    @overload
     def list(
         self,
         kind: str,
+        *,
+        where: Any = None,
+        limit: int | None = None,
+        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> builtins.list[Doc[Any]]: ...
+
+    def list(
+        self,
+        kind: KindRef,
         *,
         where: Any = None,
         limit: int | None = None,
@@ -462,15 +631,50 @@ class DocStore:
         ``data.<path>``, ``-`` first for descending. ``after`` pages by keyset: the last
         name (name order), or the previous page's last Doc or ``(sort key, name)``.
         """
-        return self._run(self._core.list_docs(kind, where, limit, after, on_invalid, order_by))
+        return self._run(
+            self._core.list_docs(self.kinds.name(kind), where, limit, after, on_invalid, order_by)
+        )
 
-    def count(self, kind: str, *, where: Any = None) -> int:
+    def count(self, kind: KindRef, *, where: Any = None) -> int:
         """How many current, undeleted documents of ``kind`` match ``where``."""
-        return self._run(self._core.count(kind, where))
+        return self._run(self._core.count(self.kinds.name(kind), where))
 
+    @overload
+    def iter(
+        self,
+        kind: LogKind[Any, M],
+        *,
+        where: Any = None,
+        batch_size: int = 1000,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> Iterator[Doc[M]]: ...
+
+    @overload
+    def iter(
+        self,
+        kind: Kind[T],
+        *,
+        where: Any = None,
+        batch_size: int = 1000,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> Iterator[Doc[T]]: ...
+
+    @overload
     def iter(
         self,
         kind: str,
+        *,
+        where: Any = None,
+        batch_size: int = 1000,
+        on_invalid: OnInvalid = "raise",
+        order_by: str = "name",
+    ) -> Iterator[Doc[Any]]: ...
+
+    def iter(
+        self,
+        kind: KindRef,
         *,
         where: Any = None,
         batch_size: int = 1000,
@@ -483,29 +687,39 @@ class DocStore:
         spec = self.kinds.get(kind)
         state: Any = None
         while True:
-            rows, state = self._run(self._core.iter_step(kind, where, state, batch_size, order_by))
+            rows, state = self._run(self._core.iter_step(spec.name, where, state, batch_size, order_by))
             for doc in self._core.docs_from_rows(spec, rows, on_invalid):
                 yield doc
             if state is None:
                 return
 
+    @overload
+    def put_many(
+        self, kind: Kind[T], values: Mapping[str, Any], *, author: str | None = None
+    ) -> builtins.list[Doc[T]]: ...
+
+    @overload
     def put_many(
         self, kind: str, values: Mapping[str, Any], *, author: str | None = None
+    ) -> builtins.list[Doc[Any]]: ...
+
+    def put_many(
+        self, kind: KindRef, values: Mapping[str, Any], *, author: str | None = None
     ) -> builtins.list[Doc[Any]]:
         """Store many documents atomically in one round trip; returns them in input order."""
-        return self._run(self._core.put_many(kind, values, author))
+        return self._run(self._core.put_many(self.kinds.name(kind), values, author))
 
     def upgrade(
-        self, kind: str, *, batch_size: int = 500, progress: Callable[[int], None] | None = None
+        self, kind: KindRef, *, batch_size: int = 500, progress: Callable[[int], None] | None = None
     ) -> int:
         """Rewrite documents of an older schema_version as new versions; returns how many."""
-        return self._run(self._core.upgrade(kind, batch_size, progress))
+        return self._run(self._core.upgrade(self.kinds.name(kind), batch_size, progress))
 
     # --- log kinds ---------------------------------------------------------------------
 
     def append(
         self,
-        kind: str,
+        kind: KindRef,
         name: str,
         items: Iterable[Any],
         *,
@@ -525,7 +739,7 @@ class DocStore:
         """
         return self._run(
             self._core.append(
-                kind,
+                self.kinds.name(kind),
                 name,
                 items,
                 expected_version,
@@ -539,7 +753,7 @@ class DocStore:
 
     def rewrite(
         self,
-        kind: str,
+        kind: KindRef,
         name: str,
         items: Iterable[Any],
         *,
@@ -553,7 +767,7 @@ class DocStore:
         """Replace the live items; the old ones stay readable by version until pruned."""
         return self._run(
             self._core.append(
-                kind,
+                self.kinds.name(kind),
                 name,
                 items,
                 expected_version,
@@ -566,13 +780,37 @@ class DocStore:
             )
         )
 
-    def clear(self, kind: str, name: str, *, expected_version: int | None = None) -> int:
+    def clear(self, kind: KindRef, name: str, *, expected_version: int | None = None) -> int:
         """Leave the log with no live items; returns its version."""
-        return self._run(self._core.clear(kind, name, expected_version))
+        return self._run(self._core.clear(self.kinds.name(kind), name, expected_version))
+
+    @overload
+    def read(
+        self,
+        kind: LogKind[T, Any],
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+    ) -> builtins.list[T]: ...
+
+    @overload
+    def read(
+        self,
+        kind: str | Kind[Any],
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+    ) -> builtins.list[Any]: ...
 
     def read(
         self,
-        kind: str,
+        kind: KindRef,
         name: str,
         *,
         last: int | None = None,
@@ -581,11 +819,35 @@ class DocStore:
         where: Any = None,
     ) -> builtins.list[Any]:
         """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``."""
-        return self._run(self._core.read(kind, name, last, after, limit, where))
+        return self._run(self._core.read(self.kinds.name(kind), name, last, after, limit, where))
+
+    @overload
+    def entries(
+        self,
+        kind: LogKind[T, Any],
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+    ) -> builtins.list[Entry[T]]: ...
+
+    @overload
+    def entries(
+        self,
+        kind: str | Kind[Any],
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+    ) -> builtins.list[Entry[Any]]: ...
 
     def entries(
         self,
-        kind: str,
+        kind: KindRef,
         name: str,
         *,
         last: int | None = None,
@@ -594,13 +856,13 @@ class DocStore:
         where: Any = None,
     ) -> builtins.list[Entry[Any]]:
         """Like :meth:`read`, each item with its version and write time."""
-        return self._run(self._core.entries(kind, name, last, after, limit, where))
+        return self._run(self._core.entries(self.kinds.name(kind), name, last, after, limit, where))
 
     # --- retention ---------------------------------------------------------------------
 
     def prune(
         self,
-        kind: str,
+        kind: KindRef,
         *,
         older_than: timedelta | datetime | None = None,
         keep_last: int | None = None,
@@ -609,17 +871,17 @@ class DocStore:
     ) -> int:
         """Delete whole documents last written before ``older_than`` and/or beyond the
         ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch."""
-        return self._run(self._core.prune(kind, older_than, keep_last, batch_size, progress))
+        return self._run(self._core.prune(self.kinds.name(kind), older_than, keep_last, batch_size, progress))
 
-    def purge(self, kind: str, names: str | Sequence[str]) -> builtins.list[str]:
+    def purge(self, kind: KindRef, names: str | Sequence[str]) -> builtins.list[str]:
         """Delete the named documents and every version of them, for good, in one
         statement; returns the names that were live (neither missing nor deleted). The
         change feed reports each document removed as a ``prune``."""
-        return self._run(self._core.purge(kind, names))
+        return self._run(self._core.purge(self.kinds.name(kind), names))
 
     def prune_versions(
         self,
-        kind: str,
+        kind: KindRef,
         *,
         keep_last: int,
         batch_size: int = 5000,
@@ -627,7 +889,7 @@ class DocStore:
     ) -> int:
         """Drop versions beyond each document's newest ``keep_last``; returns how many.
         ``progress(n)`` after each batch."""
-        return self._run(self._core.prune_versions(kind, keep_last, batch_size, progress))
+        return self._run(self._core.prune_versions(self.kinds.name(kind), keep_last, batch_size, progress))
 
     def prune_changes(self, *, older_than: timedelta | datetime, batch_size: int = 5000) -> int:
         """Delete the change feed's rows written before ``older_than``, ``batch_size`` per
@@ -640,7 +902,7 @@ class DocStore:
 
     def changes(
         self,
-        kinds: Sequence[str] | None = None,
+        kinds: Sequence[KindRef] | None = None,
         *,
         after: str | None = None,
         listen_dsn: str | None = None,
@@ -656,7 +918,7 @@ class DocStore:
         behind pgbouncer in transaction mode). Leaving the loop returns the connection;
         so does ``stop()`` turning true (checked each time the feed wakes).
         """
-        feed = Feed(kinds, after, poll_interval)
+        feed = Feed(None if kinds is None else [self.kinds.name(k) for k in kinds], after, poll_interval)
         conn: psycopg.Connection[Any] | None = None
         try:
             while True:
@@ -725,7 +987,7 @@ class DocStore:
 
     # --- export and import -------------------------------------------------------------
 
-    def export(self, *, kinds: Sequence[str] | None = None, batch_size: int = 200) -> Iterator[str]:
+    def export(self, *, kinds: Sequence[KindRef] | None = None, batch_size: int = 200) -> Iterator[str]:
         """Every version of every document (of ``kinds``, else all) as JSON lines, in a
         stable order; the same rows always give the same bytes. See :meth:`import_lines`.
 
@@ -736,7 +998,9 @@ class DocStore:
         try:
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                start = self._core.export_start(kinds)
+                start = self._core.export_start(
+                    None if kinds is None else [self.kinds.name(k) for k in kinds]
+                )
                 try:
                     self._drive(conn, start)
                 except psycopg.Error as exc:

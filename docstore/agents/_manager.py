@@ -625,7 +625,7 @@ class ManagerCore:
             meta.update(name=meta["agent_name"], result_type="agent")
         return head, old_meta, meta
 
-    def _validate_messages(self, spec: Kind, name: str, conversation: Sequence[Any]) -> list[Any]:
+    def _validate_messages(self, spec: Kind[Any], name: str, conversation: Sequence[Any]) -> list[Any]:
         out = []
         for index, message in enumerate(conversation):
             try:
@@ -959,7 +959,7 @@ class ManagerCore:
 class _Conversation:
     """A conversation handed to a save, validated and dumped only as far as needed."""
 
-    def __init__(self, spec: Kind, name: str, messages: Sequence[Any]) -> None:
+    def __init__(self, spec: Kind[Any], name: str, messages: Sequence[Any]) -> None:
         self.spec = spec
         self.name = name
         self.messages = list(messages)

@@ -1,0 +1,78 @@
+"""Kind handles: what ``register()`` returns, taken by every store method in place of the
+kind's name (tests/typing/ checks what they make of the results' types)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from docstore import Kind, KindMismatch, LogKind, Registry, UnknownKind
+
+
+class Agent(BaseModel):
+    model: str
+
+
+class Message(BaseModel):
+    role: str
+    content: str
+
+
+class Meta(BaseModel):
+    title: str = ""
+
+
+def test_register_returns_a_handle_of_the_kinds_mode() -> None:
+    kinds = Registry()
+    agent = kinds.register("agent", Agent)
+    chat = kinds.register("chat", Message, mode="log", meta=Meta)
+    assert type(agent) is Kind and agent.name == "agent" and agent.mode == "snapshot"
+    assert isinstance(chat, LogKind) and isinstance(chat, Kind) and chat.mode == "log"
+    assert kinds.get(agent) is agent and kinds.get("chat") is chat
+
+
+def test_every_method_takes_a_handle_in_place_of_the_name(store: Any) -> None:
+    agent = store.register("agent", Agent)
+    chat = store.register("chat", Message, mode="log", meta=Meta)
+    doc = store.put(agent, "a", {"model": "m1"})
+    assert doc.data == Agent(model="m1") and doc.kind == "agent"
+    assert store.get(agent, "a") == store.get("agent", "a")
+    store.put(agent, "a", {"model": "m2"})
+    assert [d.data.model for d in store.versions(agent, "a")] == ["m1", "m2"]
+    assert store.revert(agent, "a", 1).data.model == "m1"
+    assert [d.name for d in store.put_many(agent, {"b": {"model": "x"}, "c": {"model": "y"}})] == ["b", "c"]
+    assert list(store.get_many(agent, ["a", "b"])) == ["a", "b"]
+    assert [d.name for d in store.list(agent, where={"model": "x"})] == ["b"]
+    assert [d.name for d in store.iter(agent)] == ["a", "b", "c"]
+    assert store.count(agent) == 3
+    assert store.delete(agent, "c") == 2
+
+    assert store.append(chat, "c1", [{"role": "user", "content": "hi"}], meta={"title": "t"}) == 1
+    store.rewrite(chat, "c1", [{"role": "user", "content": "again"}])
+    assert store.read(chat, "c1") == [Message(role="user", content="again")]
+    assert [e.version for e in store.entries(chat, "c1")] == [2]
+    assert store.get(chat, "c1").data == Meta(title="t")
+    assert store.clear(chat, "c1") == 2 and store.read(chat, "c1") == []
+    assert store.purge(chat, ["c1"]) == ["c1"]
+
+
+def test_a_handle_of_another_registration_is_refused_by_name(store: Any) -> None:
+    store.register("agent", Agent)
+    stranger = Registry().register("agent", dict)
+    with pytest.raises(KindMismatch, match="kind 'agent': this handle is not the kind registered"):
+        store.get(stranger, "a")
+    unknown = Registry().register("tool", dict)
+    with pytest.raises(UnknownKind, match="'tool'"):
+        store.put(unknown, "t", {})
+
+
+def test_a_handle_stays_valid_in_a_copy_of_its_registry() -> None:
+    kinds = Registry()
+    agent = kinds.register("agent", Agent)
+    copy = kinds.copy()
+    assert copy.name(agent) == "agent"
+    copy.register("agent", Agent)  # registered again: a new kind, which the old handle is not
+    with pytest.raises(KindMismatch):
+        copy.name(agent)
