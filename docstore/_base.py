@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -16,7 +15,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import _sql as q
 from ._codec import JsonProblem, dump
-from ._plan import DDL_VERSION, Op, Plan, Row, Stmt
+from ._plan import DDL_VERSION, Op, Plan, Stmt
+from ._rows import Head, NamedHead, Prior
 from .doc import Doc
 from .errors import (
     DatabaseUnavailable,
@@ -164,23 +164,29 @@ class CoreBase:
 
     # --- rows -> values ----------------------------------------------------------------
 
-    def head_doc(self, spec: Kind[Any], name: str, row: Row) -> Doc[Any]:
-        """A head row (``_HEAD_COLS``) as a Doc."""
-        version, sv, data, created, updated, deleted, mode, live_from = row
-        if mode == "l":
+    def head_doc(self, spec: Kind[Any], name: str, head: Head | NamedHead) -> Doc[Any]:
+        """A head as a Doc."""
+        if head.mode == "l":
             return Doc(
                 spec.name,
                 name,
-                version,
-                spec.parse_meta(name, data),
-                sv,
-                created,
-                updated,
-                deleted,
-                version - live_from + 1,
+                head.version,
+                spec.parse_meta(name, head.data),
+                head.schema_version,
+                head.created_at,
+                head.updated_at,
+                head.deleted,
+                head.version - head.live_from + 1,
             )
         return Doc(
-            spec.name, name, version, spec.parse(name, version, data, sv), sv, created, updated, deleted
+            spec.name,
+            name,
+            head.version,
+            spec.parse(name, head.version, head.data, head.schema_version),
+            head.schema_version,
+            head.created_at,
+            head.updated_at,
+            head.deleted,
         )
 
     def mode_of(self, spec: Kind[Any], name: str, mode: str) -> None:
@@ -201,15 +207,15 @@ class CoreBase:
                 if expected
                 else DocumentNotFound(spec.name, name)
             )
-        version, *_, deleted, mode, _live = heads[0]
-        self.mode_of(spec, name, mode)
-        if deleted:
+        head = Head._make(heads[0])
+        self.mode_of(spec, name, head.mode)
+        if head.deleted:
             return (
-                VersionConflict(spec.name, name, expected, version)
+                VersionConflict(spec.name, name, expected, head.version)
                 if expected
                 else DocumentNotFound(spec.name, name, reason="deleted")
             )
-        return VersionConflict(spec.name, name, expected or 0, version)
+        return VersionConflict(spec.name, name, expected or 0, head.version)
 
     # --- idempotency keys --------------------------------------------------------------
 
@@ -234,15 +240,13 @@ class CoreBase:
             digest.update(b"-" if part is None else len(part).to_bytes(8, "big") + part)
         return {"idem_key": key, "idem_request": digest.hexdigest()}
 
-    def prior_write(
-        self, keyed: Mapping[str, Any], op: str, kind: str, name: str
-    ) -> Plan[tuple[int, datetime, datetime] | None]:
-        """What the write holding this key returned (version, created, written), or None
-        when no write holds it. A key held by another request raises."""
+    def prior_write(self, keyed: Mapping[str, Any], op: str, kind: str, name: str) -> Plan[Prior | None]:
+        """What the write holding this key returned, or None when no write holds it. A key
+        held by another request raises."""
         rows = yield Stmt(self.sql(q.KEY_LOOKUP), keyed)
         if not rows:
             return None
-        prior_op, prior_kind, prior_name, version, request, created, written = rows[0]
+        prior_op, prior_kind, prior_name, version, request, created, written, wrote = rows[0]
         if (prior_op, prior_kind, prior_name, request) != (op, kind, name, keyed["idem_request"]):
             same = (prior_op, prior_kind, prior_name) == (op, kind, name)
             raise IdempotencyKeyReused(
@@ -254,7 +258,7 @@ class CoreBase:
                     + (" with other data" if same else "")
                 ),
             )
-        return int(version), created, written
+        return Prior(int(version), created, written, wrote)
 
     # --- schema ------------------------------------------------------------------------
 

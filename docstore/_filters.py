@@ -37,6 +37,7 @@ from pydantic import TypeAdapter
 from pydantic_core import PydanticSerializationError, to_json
 
 from ._codec import RawJson, find_problem
+from ._rows import NamedHead
 from .doc import Doc
 from .errors import InvalidFilter
 
@@ -410,14 +411,13 @@ class Order:
         return None if self.by_name else getattr(doc, self.column)
 
     def row_cursor(self, row: Sequence[Any]) -> tuple[Any, str]:
-        """The cursor after a head row (``name`` then ``_HEAD_COLS``)."""
-        name = row[0]
+        """The cursor after a head row (a ``NamedHead``'s columns)."""
+        head = NamedHead._make(row)
         if self.by_name:
-            return None, name
+            return None, head.name
         if self.column == "data":
-            return _dig(orjson.loads(row[3]), self.path), name
-        index = {"version": 1, "created_at": 4, "updated_at": 5}[self.column]
-        return row[index], name
+            return _dig(orjson.loads(head.data), self.path), head.name
+        return getattr(head, self.column), head.name
 
     def spelled(self) -> str:
         key = "data." + ".".join(self.path) if self.column == "data" else self.column

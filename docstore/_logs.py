@@ -10,6 +10,7 @@ from ._base import CoreBase
 from ._codec import RawJson
 from ._filters import compile_where
 from ._plan import Op, Plan, Stmt, check_expected
+from ._rows import Head
 from .doc import Entry
 from .errors import (
     DocumentInvalid,
@@ -139,7 +140,7 @@ class LogPlans(CoreBase):
             if keyed:
                 prior = yield from self.prior_write(keyed, op, kind, name)
                 if prior is not None:
-                    return prior[0]
+                    return prior.version
             if merge_check:
                 locked = yield Stmt(self.sql(q.LOCK_META), params)
                 self.check_merged_meta(spec, name, locked[0][0] if locked else None, dict(meta_update or {}))
@@ -149,22 +150,22 @@ class LogPlans(CoreBase):
             if keyed:  # an attempt with this key may have committed meanwhile (see put)
                 prior = yield from self.prior_write(keyed, op, kind, name)
                 if prior is not None:
-                    return prior[0]
+                    return prior.version
             heads = yield Stmt(self.sql(q.GET_HEAD), params)
-            if needs_head and not expected and (not heads or heads[0][5]):
+            head = Head._make(heads[0]) if heads else None
+            if needs_head and not expected and (head is None or head.deleted):
                 raise _meta_required(kind, name)
             if expected == 0:
-                raise VersionConflict(kind, name, 0, heads[0][0] if heads else 0)
-            if expected_count is not None and expected and heads and heads[0][0] == expected:
-                version, live_from = heads[0][0], heads[0][7]
+                raise VersionConflict(kind, name, 0, head.version if head else 0)
+            if expected_count is not None and expected and head and head.version == expected:
                 raise VersionConflict(
                     kind,
                     name,
                     expected,
-                    version,
+                    head.version,
                     (
                         f"expected {expected_count} live items at version {expected}, but it has "
-                        f"{version - live_from + 1}: cleared, deleted or rewritten since"
+                        f"{head.version - head.live_from + 1}: cleared, deleted or rewritten since"
                     ),
                 )
             raise (yield from self._unwritten(spec, name, expected))

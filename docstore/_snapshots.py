@@ -12,6 +12,7 @@ from ._base import CoreBase, literal
 from ._codec import RawJson
 from ._filters import Order, compile_where, parse_order
 from ._plan import OnInvalid, Op, Plan, Row, Rows, Stmt, check_expected
+from ._rows import Head, NamedHead, Prior
 from .doc import Doc
 from .errors import (
     DocStoreError,
@@ -85,7 +86,7 @@ class SnapshotPlans(CoreBase):
         if keyed:
             prior = yield from self.prior_write(keyed, op, spec.name, name)
             if prior is not None:
-                return Doc(spec.name, name, prior[0], validated, spec.schema_version, prior[1], prior[2])
+                return self._replayed(spec, name, validated, prior)
         if expected is None:
             query = self.write_sql(spec, q.PUT_UPSERT, expect="", key=key)
         elif expected == 0:
@@ -96,40 +97,71 @@ class SnapshotPlans(CoreBase):
             rows = yield Stmt(query, params)
             if rows:
                 version, created, updated = rows[0]
-                return Doc(spec.name, name, version, validated, spec.schema_version, created, updated)
+                return Doc(
+                    spec.name, name, version, validated, spec.schema_version, created, updated, changed=True
+                )
             if keyed:
                 # An attempt with this key still in flight when we looked may have
                 # committed while we waited for its lock: that is our write, not a conflict.
                 prior = yield from self.prior_write(keyed, op, spec.name, name)
                 if prior is not None:
-                    return Doc(spec.name, name, prior[0], validated, spec.schema_version, prior[1], prior[2])
+                    return self._replayed(spec, name, validated, prior)
             # Nothing written: a conflict, a mode clash, or a value equal to the current one.
             heads = yield Stmt(self.sql(q.GET_HEAD), params)
             if not heads:
                 if expected is None or expected == 0:
                     continue  # deleted under our feet: write again
                 raise VersionConflict(spec.name, name, expected, 0)
-            version, sv, stored, created, updated, deleted, mode, _ = heads[0]
-            self.mode_of(spec, name, mode)
-            actual = version
-            if expected == 0 or (expected is not None and expected != version):
-                raise VersionConflict(spec.name, name, expected, actual)
-            if not deleted and sv == spec.schema_version and orjson.loads(stored) == orjson.loads(data):
+            head = Head._make(heads[0])
+            self.mode_of(spec, name, head.mode)
+            if expected == 0 or (expected is not None and expected != head.version):
+                raise VersionConflict(spec.name, name, expected, head.version)
+            if (
+                not head.deleted
+                and head.schema_version == spec.schema_version
+                and orjson.loads(head.data) == orjson.loads(data)
+            ):
                 if keyed:
                     recorded = yield Stmt(
                         self.sql(q.KEY_RECORD),
-                        {**params, "version": version, "created": created, "updated": updated},
+                        {
+                            **params,
+                            "version": head.version,
+                            "created": head.created_at,
+                            "updated": head.updated_at,
+                        },
                     )
                     if not recorded:  # the same key, recorded meanwhile: its answer holds
                         prior = yield from self.prior_write(keyed, op, spec.name, name)
                         if prior is not None:
-                            return Doc(
-                                spec.name, name, prior[0], validated, spec.schema_version, prior[1], prior[2]
-                            )
-                return Doc(spec.name, name, version, validated, sv, created, updated)
+                            return self._replayed(spec, name, validated, prior)
+                return Doc(
+                    spec.name,
+                    name,
+                    head.version,
+                    validated,
+                    head.schema_version,
+                    head.created_at,
+                    head.updated_at,
+                    changed=False,
+                )
             if expected is not None:
-                raise VersionConflict(spec.name, name, expected, actual)
+                raise VersionConflict(spec.name, name, expected, head.version)
         raise DocStoreError(f"{spec.name} {name!r}: the write kept racing with other writers")
+
+    @staticmethod
+    def _replayed(spec: Kind[Any], name: str, validated: Any, prior: Prior) -> Doc[Any]:
+        """What a keyed put returns when its key was written already: that write's answer."""
+        return Doc(
+            spec.name,
+            name,
+            prior.version,
+            validated,
+            spec.schema_version,
+            prior.created_at,
+            prior.written_at,
+            changed=prior.wrote,
+        )
 
     def get(self, kind: str, name: str, version: int | None) -> Op[Doc[Any]]:
         """The current document (or one version of it)."""
@@ -143,10 +175,11 @@ class SnapshotPlans(CoreBase):
         params = {"kind": spec.name, "name": name, "version": version}
         if version is None:
             rows = yield Stmt(self.sql(q.GET_HEAD), params)
-            if not rows or rows[0][5]:
-                raise DocumentNotFound(spec.name, name, reason="deleted" if rows else "")
-            self.mode_of(spec, name, rows[0][6])
-            return self.head_doc(spec, name, rows[0])
+            head = Head._make(rows[0]) if rows else None
+            if head is None or head.deleted:
+                raise DocumentNotFound(spec.name, name, reason="deleted" if head else "")
+            self.mode_of(spec, name, head.mode)
+            return self.head_doc(spec, name, head)
         rows = yield Stmt(self.sql(q.GET_VERSION), params)
         if not rows:
             raise DocumentNotFound(spec.name, name, version)
@@ -163,7 +196,8 @@ class SnapshotPlans(CoreBase):
 
         def plan() -> Plan[dict[str, Doc[Any]]]:
             rows = yield Stmt(self.sql(q.GET_HEADS), {"kind": kind, "names": names})
-            found = {row[0]: self.head_doc(spec, row[0], row[1:]) for row in rows}
+            heads = map(NamedHead._make, rows)
+            found = {head.name: self.head_doc(spec, head.name, head) for head in heads}
             return {n: found[n] for n in names if n in found}
 
         return Op(plan, kind, read_only=True)
@@ -215,14 +249,14 @@ class SnapshotPlans(CoreBase):
             if keyed:
                 prior = yield from self.prior_write(keyed, "delete", kind, name)
                 if prior is not None:
-                    return prior[0]
+                    return prior.version
             rows = yield Stmt(query, params)
             if rows:
                 return int(rows[0][0])
             if keyed:  # an attempt with this key may have committed meanwhile (see put)
                 prior = yield from self.prior_write(keyed, "delete", kind, name)
                 if prior is not None:
-                    return prior[0]
+                    return prior.version
             raise (yield from self._unwritten(spec, name, expected))
 
         return Op(plan, kind, name, keyed=bool(keyed))
@@ -283,17 +317,20 @@ class SnapshotPlans(CoreBase):
                 return []
             rest = range(PUT_MANY_CHUNK, len(ordered), PUT_MANY_CHUNK)
             rows = yield (first if not rest else Stmt(first.query, first.params, (chunk(i) for i in rest)))
-            written = {r[0]: r[1:] for r in rows}
+            # name -> (version, created_at, updated_at, changed)
+            written = {name: (version, created, updated, True) for name, version, created, updated in rows}
             if len(written) < len(ordered):
                 missing = [n for n in ordered if n not in written]
                 heads = yield Stmt(self.sql(q.GET_HEADS), {"kind": kind, "names": missing})
-                for name, version, _sv, _d, created, updated, _del, mode, _l in heads:
-                    self.mode_of(spec, name, mode)
-                    written[name] = (version, created, updated)
-            return [
-                Doc(kind, n, written[n][0], validated[n], spec.schema_version, written[n][1], written[n][2])
-                for n in values
-            ]
+                for head in map(NamedHead._make, heads):
+                    self.mode_of(spec, head.name, head.mode)
+                    written[head.name] = (head.version, head.created_at, head.updated_at, False)
+            docs = []
+            for n in values:
+                version, created, updated, changed = written[n]
+                sv = spec.schema_version
+                docs.append(Doc(kind, n, version, validated[n], sv, created, updated, changed=changed))
+            return docs
 
         return Op(plan, kind, atomic=len(ordered) > PUT_MANY_CHUNK)
 
@@ -358,7 +395,8 @@ class SnapshotPlans(CoreBase):
         docs = []
         for row in rows:
             try:
-                docs.append(self.head_doc(spec, row[0], row[1:]))
+                head = NamedHead._make(row)
+                docs.append(self.head_doc(spec, head.name, head))
             except DocumentInvalid:
                 if on_invalid == "raise":
                     raise

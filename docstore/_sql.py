@@ -16,6 +16,8 @@ from pathlib import Path
 
 from psycopg import sql
 
+from ._rows import HEAD_COLUMNS
+
 __all__ = ["SCHEMA_PLACEHOLDER", "Statements", "channel", "check_schema", "schema_ddl"]
 
 SCHEMA_PLACEHOLDER = ':"schema"'
@@ -47,9 +49,10 @@ _CHANGE_ROW = """{note}
 
 # --- snapshot kinds ------------------------------------------------------------------
 
-# Read as text (``data::text``): psycopg hands text over as str, which Pydantic's
+# A head's columns, in the order of docstore._rows.Head (the plans name the rows by it).
+# data is read as text (``data::text``): psycopg hands text over as str, which Pydantic's
 # validate_json takes as it is, so no connection needs a custom jsonb loader.
-_HEAD_COLS = "version, schema_version, data::text, created_at, updated_at, deleted, mode, live_from"
+_HEAD_COLS = HEAD_COLUMNS
 
 _VERSION_ROW = (
     """
@@ -348,7 +351,9 @@ RETURNING 1
 KEY_LOOKUP = """
 SELECT op, data ->> 'kind', data ->> 'name', (data ->> 'version')::bigint,
        data ->> 'request', (data ->> 'created_at')::timestamptz,
-       coalesce((data ->> 'updated_at')::timestamptz, written_at)
+       coalesce((data ->> 'updated_at')::timestamptz, written_at),
+       -- KEY_RECORD (a keyed write that wrote nothing) is the one that records updated_at
+       NOT data ? 'updated_at'
 FROM {s}.versions
 WHERE kind = '_idempotency' AND name = %(idem_key)s AND version = 1
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -18,6 +18,11 @@ class Doc(Generic[T]):
     For a snapshot kind ``data`` is the value; for a log kind's head it is the log's
     metadata and ``count`` is the number of live items. A tombstone (``deleted``) keeps
     the value that was deleted, so history shows what went.
+
+    ``changed``, on the Doc a write returns (put, put_many, revert): True when the write
+    stored this version, False when the value was already stored as given and nothing
+    was written (for a retry with an idempotency key: what the first attempt did). None
+    on a Doc that was read. Docs compare equal whatever it holds.
     """
 
     kind: str
@@ -29,6 +34,7 @@ class Doc(Generic[T]):
     updated_at: datetime
     deleted: bool = False
     count: int | None = None
+    changed: bool | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -399,3 +399,27 @@ def test_upgraders_bring_old_documents_up_to_date_on_read(store: Any) -> None:
 def test_register_refuses_upgraders_that_leave_a_gap(store: Any) -> None:
     with pytest.raises(ValueError, match=r"no upgrader from schema_version\(s\) \[2\]"):
         store.register("llm", dict, schema_version=4, upgraders={1: dict, 3: dict})
+
+
+def test_a_write_says_whether_it_wrote(s: Any) -> None:
+    assert s.put("agent", "a", agent()).changed is True
+    same = s.put("agent", "a", agent())
+    assert same.changed is False and same.version == 1
+    assert s.put("agent", "a", agent(model="other")).changed is True
+    assert s.get("agent", "a").changed is None  # a Doc read back was written by no one here
+    assert s.revert("agent", "a", 1).changed is True
+    s.delete("agent", "a")
+    assert s.put("agent", "a", agent()).changed is True  # a deleted document is written again
+    docs = s.put_many("agent", {"b": agent(), "a": agent(), "c": agent()})
+    assert [(d.name, d.changed) for d in docs] == [("b", True), ("a", False), ("c", True)]
+    assert docs[1] == s.get("agent", "a")  # changed does not count in equality
+
+
+def test_a_keyed_retry_says_what_the_first_attempt_did(s: Any) -> None:
+    assert s.put("agent", "a", agent(), idempotency_key="k1").changed is True
+    assert s.put("agent", "a", agent(), idempotency_key="k1").changed is True  # a replay of k1
+    s.put("agent", "b", agent())
+    assert s.put("agent", "b", agent(), idempotency_key="k2").changed is False
+    s.put("agent", "b", agent(model="later"))
+    replay = s.put("agent", "b", agent(), idempotency_key="k2")
+    assert replay.changed is False and replay.version == 1
