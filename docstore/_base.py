@@ -15,7 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import _sql as q
 from ._codec import JsonProblem, dump
-from ._plan import DDL_VERSION, Op, Plan, Stmt
+from ._plan import Op, Plan, Stmt
 from ._rows import Head, NamedHead, Prior
 from .doc import Doc
 from .errors import (
@@ -293,11 +293,11 @@ class CoreBase:
                         "into a new layout)"
                     )
             yield Stmt(self.sql.ddl())
-            ((recorded,),) = yield Stmt(self.sql(q.DDL_VERSION))
-            if recorded > DDL_VERSION:
+            ((recorded,),) = yield Stmt(self.sql(q.RECORDED_DDL_VERSION))
+            if recorded > q.release_ddl_version():
                 raise SchemaMissing(
                     f"schema {self.sql.schema!r} is at DDL version {recorded}, newer than this "
-                    f"docstore ({DDL_VERSION}): upgrade docstore"
+                    f"docstore ({q.release_ddl_version()}): upgrade docstore"
                 )
             return int(recorded)
 

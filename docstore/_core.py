@@ -8,11 +8,11 @@ log kinds, upkeep. The sync store drives them with ``conn.execute``, the async s
 from __future__ import annotations
 
 from ._logs import LogPlans
-from ._plan import DDL_VERSION, OnInvalid, Op, Plan, Row, Rows, Stmt, T, one_statement
+from ._plan import OnInvalid, Op, Plan, Row, Rows, Stmt, T, one_statement
 from ._snapshots import SnapshotPlans
 from ._upkeep import UpkeepPlans
 
-__all__ = ["DDL_VERSION", "Core", "OnInvalid", "Op", "Plan", "Row", "Rows", "Stmt", "T", "one_statement"]
+__all__ = ["Core", "OnInvalid", "Op", "Plan", "Row", "Rows", "Stmt", "T", "one_statement"]
 
 
 class Core(SnapshotPlans, LogPlans, UpkeepPlans):

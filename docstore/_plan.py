@@ -16,9 +16,6 @@ Row = tuple[Any, ...]
 Rows = list[Row]
 Plan = Generator["Stmt", Rows, T]
 
-DDL_VERSION = 1
-"""The DDL version this release's schema.sql records (its last statement)."""
-
 OnInvalid = Literal["raise", "skip"]
 
 

@@ -9,6 +9,7 @@ one round trip and atomic, and "no row returned" means "not written".
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from importlib import resources
@@ -18,7 +19,7 @@ from psycopg import sql
 
 from ._rows import HEAD_COLUMNS
 
-__all__ = ["SCHEMA_PLACEHOLDER", "Statements", "channel", "check_schema", "schema_ddl"]
+__all__ = ["SCHEMA_PLACEHOLDER", "Statements", "channel", "check_schema", "release_ddl_version", "schema_ddl"]
 
 SCHEMA_PLACEHOLDER = ':"schema"'
 SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
@@ -565,7 +566,8 @@ WHERE n.nspname = %(schema)s AND c.relname = 'versions'
 
 MAX_PARTITIONS = 1024
 
-DDL_VERSION = """
+# The DDL version a store records (schema.sql's last statement writes it).
+RECORDED_DDL_VERSION = """
 SELECT (data ->> 'ddl_version')::int FROM {s}.documents
 WHERE kind = '_docstore' AND name = 'schema'
 """
@@ -701,6 +703,19 @@ def schema_ddl() -> str:
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
     return (Path(__file__).resolve().parent.parent / "schema.sql").read_text(encoding="utf-8")
+
+
+# schema.sql's statement recording its DDL version: the one place the number is written.
+_DDL_VERSION_ROW = re.compile(r"""VALUES \('_docstore', 'schema', 's', 1, '\{"ddl_version": (\d+)\}'\)""")
+
+
+@functools.cache
+def release_ddl_version() -> int:
+    """The DDL version this release's schema.sql records, read from the file itself."""
+    found = _DDL_VERSION_ROW.findall(schema_ddl())
+    if len(found) != 1:
+        raise RuntimeError(f"schema.sql must record its DDL version once, found {len(found)} records")
+    return int(found[0])
 
 
 _PLACEHOLDERS = re.compile(re.escape(SCHEMA_PLACEHOLDER) + "|" + re.escape(SCHEMA_LITERAL_PLACEHOLDER))

@@ -20,6 +20,7 @@ from docstore import (
     DocumentInvalid,
     SchemaMissing,
     VersionConflict,
+    _sql,
 )
 
 
@@ -29,6 +30,29 @@ def test_init_schema_is_idempotent_and_returns_the_ddl_version(docstore_store: D
     assert docstore_store.init_schema() == 1
     assert docstore_store.init_schema() == 1
     assert docstore_store.get("agent", "a").data == {"x": 1}
+
+
+def test_the_ddl_version_is_written_once_in_schema_sql_and_read_from_there(docstore_store: DocStore) -> None:
+    ddl = _sql.schema_ddl()
+    assert ddl.count('"ddl_version":') == 1  # the ON CONFLICT compares the same literal
+    assert _sql.release_ddl_version() == 1 == docstore_store.init_schema()
+    recorded = (
+        docstore_store.pool.connection()
+        .__enter__()
+        .execute(docstore_store._core.sql(_sql.RECORDED_DDL_VERSION))
+    )
+    assert recorded.fetchall() == [(1,)]
+
+
+def test_a_store_recorded_by_a_newer_docstore_is_refused(docstore_store: DocStore) -> None:
+    with docstore_store.pool.connection() as conn:
+        conn.execute(
+            docstore_store._core.sql(
+                "UPDATE {s}.documents SET data = '{\"ddl_version\": 2}' WHERE kind = '_docstore'"
+            )
+        )
+    with pytest.raises(SchemaMissing, match=r"at DDL version 2, newer than this docstore \(1\)"):
+        docstore_store.init_schema()
 
 
 def test_a_store_without_its_tables_says_to_run_init_schema(

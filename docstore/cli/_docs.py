@@ -169,12 +169,8 @@ def put(
     """Validate and store a document as its next version (unchanged: nothing written)."""
     value = _read_value(source)
     with _store(ctx, kind, new=new_kind) as store:
-        try:
-            before = store.get(kind, name).version
-        except DocumentNotFound:
-            before = None
         doc = store.put(kind, name, value, expected_version=expected_version)
-        changed = doc.version != before
+        changed = bool(doc.changed)
         if settings(ctx).json:
             _out.emit_json({"kind": kind, "name": name, "version": doc.version, "changed": changed})
         else:
