@@ -36,12 +36,9 @@ def test_the_ddl_version_is_written_once_in_schema_sql_and_read_from_there(docst
     ddl = _sql.schema_ddl()
     assert ddl.count('"ddl_version":') == 1  # the ON CONFLICT compares the same literal
     assert _sql.release_ddl_version() == 1 == docstore_store.init_schema()
-    recorded = (
-        docstore_store.pool.connection()
-        .__enter__()
-        .execute(docstore_store._core.sql(_sql.RECORDED_DDL_VERSION))
-    )
-    assert recorded.fetchall() == [(1,)]
+    with docstore_store.pool.connection() as conn:
+        recorded = conn.execute(docstore_store._core.sql(_sql.RECORDED_DDL_VERSION)).fetchall()
+    assert recorded == [(1,)]
 
 
 def test_a_store_recorded_by_a_newer_docstore_is_refused(docstore_store: DocStore) -> None:
