@@ -21,6 +21,7 @@ __all__ = ["Kind", "KindRef", "LogKind", "Mode", "Registry", "Upgrader", "check_
 
 T = TypeVar("T")
 M = TypeVar("M")
+K = TypeVar("K", bound="Kind[Any]")
 
 Mode = Literal["snapshot", "log"]
 Upgrader = Callable[[dict[str, Any]], dict[str, Any]]
@@ -157,6 +158,9 @@ class Registry:
         notify: bool | None = None,
     ) -> LogKind[T, M]: ...
 
+    # The metadata without meta= is dict[str, object], not dict[str, Any]: mypy answers Any
+    # for a call to an overload that matches several with an argument holding Any, and
+    # store.read(handle) would lose its items' type.
     @overload
     def register(
         self,
@@ -229,6 +233,16 @@ class Registry:
         )
         self._kinds[kind] = spec
         return spec
+
+    def add(self, kind: K) -> K:
+        """Hold ``kind``, a handle :meth:`register` made (in any registry), as it is, in
+        place of any kind of its name; returns it. The handle then works on stores of this
+        registry: how a layer hands its kinds to an app (docstore.agents.agent_registry)."""
+        if not isinstance(kind, Kind):
+            raise TypeError(f"Registry.add takes a Kind (from Registry.register), not {type(kind).__name__}")
+        check_key(kind.name)
+        self._kinds[kind.name] = kind
+        return kind
 
     def get(self, kind: KindRef, mode: Mode | None = None) -> Kind[Any]:
         """The registered kind, checked against the mode an operation needs."""

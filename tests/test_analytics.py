@@ -15,8 +15,7 @@ import psycopg
 import pytest
 
 from docstore import DocStore
-from docstore.agents.configs import CONFIG_KINDS
-from docstore.agents.messages import MESSAGE_ADAPTER, ConversationMeta
+from docstore.agents import agent_registry
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "analytics.md"
 _BLOCK = re.compile(r"^```(sql|python)\n(.*?)^```", re.M | re.S)
@@ -169,10 +168,8 @@ def _backdate_version(store: DocStore, kind: str, name: str, version: int, days:
 
 
 def seed(store: DocStore) -> None:
-    for kind in ("agent", "llm"):
-        spec = CONFIG_KINDS[kind]
-        store.register(kind, spec.model, schema_version=spec.schema_version, upgraders=spec.upgraders)
-    store.register("conversation", MESSAGE_ADAPTER, mode="log", meta=ConversationMeta)
+    for kind in agent_registry():
+        store.kinds.add(kind)
 
     store.put(
         "llm",

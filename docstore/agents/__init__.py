@@ -1,11 +1,21 @@
 """The agent framework's layer: config and message models, config-file loading, and the
 StorageManager that persists configs and conversation history (see docs/agents.md)."""
 
+from docstore.agents._kinds import QA_RESULT_KIND, agent_registry
 from docstore.agents._sessions import QA_RESULT, QAResult
 from docstore.agents.configfiles import ConfigFileError, ConfigProblem, LoadedConfigs, load_configs
 from docstore.agents.configs import (
+    AGENT,
     CONFIG_KIND_ALIASES,
     CONFIG_KINDS,
+    CONFIG_MODELS,
+    CUSTOM_WORKFLOW,
+    EVALUATION,
+    GRAPH_WORKFLOW,
+    LINEAR_WORKFLOW,
+    LLM,
+    MCP_SERVER,
+    SECURITY,
     AgentConfig,
     CustomWorkflowConfig,
     EvaluationCase,
@@ -13,7 +23,6 @@ from docstore.agents.configs import (
     GraphEdge,
     GraphNode,
     GraphWorkflowConfig,
-    KindSpec,
     LinearWorkflowConfig,
     LLMConfig,
     LLMOverrides,
@@ -48,13 +57,23 @@ from docstore.agents.storage import (
 )
 
 __all__ = [
+    "AGENT",
     "CONFIG_KINDS",
     "CONFIG_KIND_ALIASES",
+    "CONFIG_MODELS",
     "CONVERSATION",
     "CONVERSATION_KIND",
+    "CUSTOM_WORKFLOW",
+    "EVALUATION",
+    "GRAPH_WORKFLOW",
+    "LINEAR_WORKFLOW",
+    "LLM",
+    "MCP_SERVER",
     "MESSAGES_ADAPTER",
     "MESSAGE_ADAPTER",
     "QA_RESULT",
+    "QA_RESULT_KIND",
+    "SECURITY",
     "AgentConfig",
     "AnthropicMessage",
     "AsyncStorageManager",
@@ -67,7 +86,6 @@ __all__ = [
     "GraphEdge",
     "GraphNode",
     "GraphWorkflowConfig",
-    "KindSpec",
     "LLMConfig",
     "LLMOverrides",
     "LinearWorkflowConfig",
@@ -84,6 +102,7 @@ __all__ = [
     "Usage",
     "WorkflowConfig",
     "WorkflowStep",
+    "agent_registry",
     "conversation_name",
     "load_configs",
     "message_text",

@@ -32,10 +32,10 @@ from docstore.errors import (
 )
 from docstore.kinds import Kind, Registry
 
+from ._kinds import agent_registry
 from ._sessions import (
     QA_RESULT,
     SESSION_KEYS,
-    QAResult,
     list_row,
     logged,
     qa_record,
@@ -45,8 +45,8 @@ from ._sessions import (
     sessions_where,
 )
 from .configfiles import ConfigProblem, LoadedConfigs
-from .configs import CONFIG_KINDS, GraphWorkflowConfig, resolve_config_kind, upgrade_config
-from .messages import CONVERSATION_KIND, MESSAGE_ADAPTER, MESSAGES_ADAPTER, ConversationMeta
+from .configs import CONFIG_KINDS, CONFIG_MODELS, GraphWorkflowConfig, resolve_config_kind, upgrade_config
+from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER
 
 T = TypeVar("T")
 
@@ -253,7 +253,7 @@ class ManagerCore:
 
     def coerce_config(self, kind: str, value: Any) -> BaseModel:
         """``value`` (a model or a dict, in a current or older shape) as ``kind``'s model."""
-        model = CONFIG_KINDS[kind].model
+        model = CONFIG_MODELS[kind]
         if isinstance(value, model):
             same: BaseModel = value
             return same
@@ -1037,24 +1037,13 @@ def _raw_canonical(message: Any) -> bytes | None:
 
 
 def register_kinds(registry: Registry) -> None:
-    """Register the config kinds and the conversation kind where they are missing.
+    """Add the layer's kinds (:func:`agent_registry`) where they are missing.
 
     A kind the caller registered already is left as it is.
     """
-    for kind, spec in CONFIG_KINDS.items():
-        if kind not in registry:
-            registry.register(kind, spec.model, schema_version=spec.schema_version, upgraders=spec.upgraders)
-    if CONVERSATION not in registry:
-        registry.register(
-            CONVERSATION,
-            CONVERSATION_KIND.model,
-            mode="log",
-            schema_version=CONVERSATION_KIND.schema_version,
-            upgraders=CONVERSATION_KIND.upgraders,
-            meta=ConversationMeta,
-        )
-    if QA_RESULT not in registry:
-        registry.register(QA_RESULT, QAResult)
+    for kind in agent_registry():
+        if kind.name not in registry:
+            registry.add(kind)
 
 
 def _outcome(

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ValidationError
 from docstore.agents.configs import (
     CONFIG_KIND_ALIASES,
     CONFIG_KINDS,
+    CONFIG_MODELS,
     AgentConfig,
     CustomWorkflowConfig,
     EvaluationConfig,
@@ -394,7 +395,7 @@ def _load_entry(
         loaded.problems.append(ConfigProblem(file, name, message, None, entry))
         return
     try:
-        model = CONFIG_KINDS[kind].model.model_validate(upgrade_config(kind, data))
+        model: Any = CONFIG_MODELS[kind].model_validate(upgrade_config(kind, data))
     except (ValidationError, ValueError) as exc:
         message = _describe(exc)
         loaded.problems.append(ConfigProblem(file, name, message, kind, entry))

@@ -5,16 +5,16 @@ The kinds are the framework's component types (aurite 0.4.2's
 they refuse only what the framework's own model refuses, keep every key they do not
 know, and dump only the keys they were given, so a stored config reads back as written.
 
-Each config kind maps to a :class:`KindSpec` in :data:`CONFIG_KINDS`. Kinds the
-framework once wrote in another shape are at ``schema_version`` 2 and carry an
-upgrader ``{1: fn}`` that turns a version-1 dict into the current shape; the
-models themselves know nothing about old shapes.
+Each config kind has a typed handle (:data:`AGENT`, :data:`LLM`, ...: a
+:class:`docstore.Kind`), all of them in :data:`CONFIG_KINDS`. Kinds the framework once
+wrote in another shape are at ``schema_version`` 2 and carry an upgrader ``{1: fn}`` that
+turns a version-1 dict into the current shape; the models themselves know nothing about
+old shapes. :func:`docstore.agents.agent_registry` registers them all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -30,9 +30,20 @@ from pydantic import (
     model_validator,
 )
 
+from docstore.kinds import Kind, Registry
+
 __all__ = [
+    "AGENT",
     "CONFIG_KINDS",
     "CONFIG_KIND_ALIASES",
+    "CONFIG_MODELS",
+    "CUSTOM_WORKFLOW",
+    "EVALUATION",
+    "GRAPH_WORKFLOW",
+    "LINEAR_WORKFLOW",
+    "LLM",
+    "MCP_SERVER",
+    "SECURITY",
     "AgentConfig",
     "CustomWorkflowConfig",
     "EvaluationCase",
@@ -40,7 +51,6 @@ __all__ = [
     "GraphEdge",
     "GraphNode",
     "GraphWorkflowConfig",
-    "KindSpec",
     "LLMConfig",
     "LLMOverrides",
     "LinearWorkflowConfig",
@@ -332,23 +342,6 @@ class SecurityConfig(_Component):
     config_dict: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class KindSpec:
-    """How one kind is stored: its model, schema version and upgraders.
-
-    ``model`` is anything ``pydantic.TypeAdapter`` accepts (a model class, or a
-    union alias for messages). ``upgraders[n]`` turns version ``n`` into
-    ``n + 1``. ``mode`` is ``"snapshot"`` or ``"log"``; ``meta`` is the model of
-    a log kind's head.
-    """
-
-    model: Any
-    schema_version: int
-    upgraders: Mapping[int, Upgrader] = field(default_factory=dict)
-    mode: Literal["snapshot", "log"] = "snapshot"
-    meta: type[Any] | None = None
-
-
 # --- upgraders: version 1 (the framework's earlier shapes) -> version 2 ---------
 
 _TRUE = frozenset({"true", "yes", "y", "on", "1"})
@@ -431,17 +424,44 @@ def _linear_workflow_v1(old: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-CONFIG_KINDS: Mapping[str, KindSpec] = {
-    "agent": KindSpec(AgentConfig, 2, {1: _agent_v1}),
-    "llm": KindSpec(LLMConfig, 2, {1: _llm_v1}),
-    "mcp_server": KindSpec(MCPServerConfig, 2, {1: _mcp_server_v1}),
-    "linear_workflow": KindSpec(LinearWorkflowConfig, 2, {1: _linear_workflow_v1}),
-    "graph_workflow": KindSpec(GraphWorkflowConfig, 1),
-    "custom_workflow": KindSpec(CustomWorkflowConfig, 1),
-    "evaluation": KindSpec(EvaluationConfig, 1),
-    "security": KindSpec(SecurityConfig, 1),
+# The handles are made once, here; agent_registry() hands these same objects to each
+# registry it makes, so that they work on every store the layer serves.
+_CONFIGS = Registry()
+AGENT: Kind[AgentConfig] = _CONFIGS.register("agent", AgentConfig, schema_version=2, upgraders={1: _agent_v1})
+"""The ``agent`` kind: ``store.get(AGENT, name).data`` is an :class:`AgentConfig`."""
+LLM: Kind[LLMConfig] = _CONFIGS.register("llm", LLMConfig, schema_version=2, upgraders={1: _llm_v1})
+"""The ``llm`` kind (:class:`LLMConfig`)."""
+MCP_SERVER: Kind[MCPServerConfig] = _CONFIGS.register(
+    "mcp_server", MCPServerConfig, schema_version=2, upgraders={1: _mcp_server_v1}
+)
+"""The ``mcp_server`` kind (:class:`MCPServerConfig`)."""
+LINEAR_WORKFLOW: Kind[LinearWorkflowConfig] = _CONFIGS.register(
+    "linear_workflow", LinearWorkflowConfig, schema_version=2, upgraders={1: _linear_workflow_v1}
+)
+"""The ``linear_workflow`` kind (:class:`LinearWorkflowConfig`)."""
+GRAPH_WORKFLOW: Kind[GraphWorkflowConfig] = _CONFIGS.register("graph_workflow", GraphWorkflowConfig)
+"""The ``graph_workflow`` kind (:class:`GraphWorkflowConfig`)."""
+CUSTOM_WORKFLOW: Kind[CustomWorkflowConfig] = _CONFIGS.register("custom_workflow", CustomWorkflowConfig)
+"""The ``custom_workflow`` kind (:class:`CustomWorkflowConfig`)."""
+EVALUATION: Kind[EvaluationConfig] = _CONFIGS.register("evaluation", EvaluationConfig)
+"""The ``evaluation`` kind (:class:`EvaluationConfig`)."""
+SECURITY: Kind[SecurityConfig] = _CONFIGS.register("security", SecurityConfig)
+"""The ``security`` kind (:class:`SecurityConfig`)."""
+
+CONFIG_KINDS: Mapping[str, Kind[Any]] = {kind.name: kind for kind in _CONFIGS}
+"""Config kind name -> its handle (model, schema version, upgraders)."""
+
+CONFIG_MODELS: Mapping[str, type[BaseModel]] = {
+    "agent": AgentConfig,
+    "llm": LLMConfig,
+    "mcp_server": MCPServerConfig,
+    "linear_workflow": LinearWorkflowConfig,
+    "graph_workflow": GraphWorkflowConfig,
+    "custom_workflow": CustomWorkflowConfig,
+    "evaluation": EvaluationConfig,
+    "security": SecurityConfig,
 }
-"""Config kind name -> how it is stored."""
+"""Config kind name -> its model class."""
 
 CONFIG_KIND_ALIASES: Mapping[str, str] = {
     "simple_workflow": "linear_workflow",

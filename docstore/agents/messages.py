@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from docstore.agents.configs import KindSpec
+from docstore.kinds import LogKind, Registry
 
 try:
     from pydantic import MISSING
@@ -360,5 +360,8 @@ class ConversationMeta(BaseModel):
 
 
 # The adapter rather than the bare union, so its titled errors are what a store reports.
-CONVERSATION_KIND = KindSpec(MESSAGE_ADAPTER, 1, mode="log", meta=ConversationMeta)
-"""The ``conversation`` kind: :data:`Message` items under a :class:`ConversationMeta` head."""
+CONVERSATION_KIND: LogKind[Message, ConversationMeta] = Registry().register(
+    "conversation", MESSAGE_ADAPTER, mode="log", meta=ConversationMeta
+)
+"""The ``conversation`` kind's handle: :data:`Message` items under a :class:`ConversationMeta`
+head (``store.read(CONVERSATION_KIND, name)`` is a list of Message)."""

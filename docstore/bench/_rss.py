@@ -14,7 +14,7 @@ import time
 
 import orjson
 
-from ..agents import CONFIG_KINDS
+from ..agents import AGENT
 from ..store import DocStore
 
 
@@ -30,9 +30,9 @@ def _status(field: str) -> float:
 def main(argv: list[str]) -> int:
     dsn = sys.stdin.readline().rstrip("\n")
     schema, kind, expected = argv[0], argv[1], int(argv[2])
-    spec = CONFIG_KINDS["agent"]
     with DocStore.connect(dsn, schema=schema, min_size=1, max_size=1) as store:
-        store.register(kind, spec.model, schema_version=spec.schema_version, upgraders=spec.upgraders)
+        # A kind of its own (its rows are loaded by SQL), stored as the agent kind is.
+        store.register(kind, AGENT.adapter, schema_version=AGENT.schema_version, upgraders=AGENT.upgraders)
         store.list(kind, limit=1)  # imports, adapters, a prepared plan: not the iteration's
         gc.collect()
         before = _status("VmRSS")

@@ -18,11 +18,11 @@ from pydantic import TypeAdapter
 
 from .. import _sql as q
 from ..agents import (
-    CONFIG_KINDS,
+    AGENT,
     MESSAGE_ADAPTER,
     AgentConfig,
-    ConversationMeta,
     StorageManager,
+    agent_registry,
     conversation_name,
 )
 from ..aio import AsyncDocStore
@@ -93,17 +93,14 @@ class Bench:
         self.log = log
         self.sql = q.Statements(schema)
         self.s = self.sql.quoted
-        self.store = DocStore.connect(dsn, schema=schema)
+        self.store = DocStore.connect(dsn, schema=schema, kinds=agent_registry())
         try:
             self.raw = psycopg.connect(dsn, autocommit=True)
         except psycopg.Error:
             self.store.close()
             raise
         set_json_loads(orjson.loads, self.raw)
-        spec = CONFIG_KINDS["agent"]
-        self.agent_sv = spec.schema_version
-        self.store.register("agent", spec.model, schema_version=spec.schema_version, upgraders=spec.upgraders)
-        self.store.register(CONV, MESSAGE_ADAPTER, mode="log", meta=ConversationMeta)
+        self.agent_sv = AGENT.schema_version
         self.agent = TypeAdapter(AgentConfig)
         self._rev = 0
         self._marks: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -544,9 +541,9 @@ class Bench:
         per_task = max(1, z.async_ops // tasks)
         ops = per_task * tasks
         loop = asyncio.new_event_loop()
-        astore = loop.run_until_complete(AsyncDocStore.connect(self.dsn, schema=self.schema))
-        spec = CONFIG_KINDS["agent"]
-        astore.register("agent", spec.model, schema_version=spec.schema_version, upgraders=spec.upgraders)
+        astore = loop.run_until_complete(
+            AsyncDocStore.connect(self.dsn, schema=self.schema, kinds=agent_registry())
+        )
         todo: dict[str, Any] = {}
 
         def prep(_r: int) -> None:
@@ -667,8 +664,7 @@ class Bench:
         """A store whose versions table holds ``rows`` messages: conversations c0, c1, ...
         of ``per_conv`` messages each, written interleaved (version-major) the way many
         sessions writing at once lay them out on disk."""
-        store = DocStore.connect(self.dsn, schema=schema, min_size=1, max_size=2)
-        store.register(CONV, MESSAGE_ADAPTER, mode="log", meta=ConversationMeta)
+        store = DocStore.connect(self.dsn, schema=schema, min_size=1, max_size=2, kinds=agent_registry())
         store.init_schema()
         s = q.Statements(schema).quoted
         convs = max(1, rows // per_conv)

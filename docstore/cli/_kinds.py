@@ -1,7 +1,8 @@
 """Which kinds the command knows, and how.
 
-1. The agent framework's kinds (``docstore.agents``: agent, llm, mcp_server, the
-   workflows, conversation), with their models and upgraders: validated like in an app.
+1. The agent framework's kinds (``docstore.agents.agent_registry()``: agent, llm,
+   mcp_server, the workflows, conversation, qa_result), with their models and upgraders:
+   validated like in an app.
 2. A registry of the user's own, from ``--kinds module:attribute`` (or ``DOCSTORE_KINDS``):
    the attribute is a :class:`~docstore.Registry`, or a callable returning one. Its kinds
    override the framework's.
@@ -22,7 +23,7 @@ from typing import Any
 from psycopg import sql
 from pydantic import JsonValue, TypeAdapter
 
-from ..agents import CONFIG_KINDS, CONVERSATION_KIND
+from ..agents import agent_registry
 from ..kinds import Mode, Registry, check_key
 from ..store import DocStore
 from ._errors import CliError
@@ -34,28 +35,12 @@ _ANY_JSON: TypeAdapter[Any] = TypeAdapter(JsonValue)
 
 
 def registry(extra: str | None) -> Registry:
-    """The framework's kinds, then the user's (``module:attribute``) over them."""
-    kinds = Registry()
-    specs = {**CONFIG_KINDS, "conversation": CONVERSATION_KIND}
-    for name, spec in specs.items():
-        kinds.register(
-            name,
-            spec.model,
-            mode=spec.mode,
-            schema_version=spec.schema_version,
-            upgraders=spec.upgraders,
-            meta=spec.meta,
-        )
+    """The framework's kinds (docstore.agents.agent_registry), then the user's
+    (``module:attribute``) over them."""
+    kinds = agent_registry()
     if extra:
         for kind in _load(extra):
-            kinds.register(
-                kind.name,
-                kind.adapter,
-                mode=kind.mode,
-                schema_version=kind.schema_version,
-                upgraders=kind.upgraders,
-                meta=kind.meta,
-            )
+            kinds.add(kind)
     return kinds
 
 

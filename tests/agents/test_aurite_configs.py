@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from docstore import DocStore
-from docstore.agents import CONFIG_KINDS, StorageManager, load_configs, upgrade_config
+from docstore.agents import CONFIG_KINDS, CONFIG_MODELS, StorageManager, load_configs, upgrade_config
 
 db = agent_fixtures.db
 manager = agent_fixtures.manager
@@ -206,7 +206,7 @@ def test_any_variation_the_framework_accepts_reads_back_as_it_reads_it(
         expected = aurite_reads(kind, config)
     except ValidationError:
         assume(False)
-    adapter = CONFIG_KINDS[kind].model
+    adapter = CONFIG_MODELS[kind]
     model = adapter.model_validate(upgrade_config(kind, copy.deepcopy(config)))
     back = json.loads(adapter.__pydantic_serializer__.to_json(model, by_alias=True))
     assert aurite_reads(kind, back) == expected

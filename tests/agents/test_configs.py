@@ -10,11 +10,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from docstore.agents import (
     CONFIG_KINDS,
+    CONFIG_MODELS,
     AgentConfig,
     CustomWorkflowConfig,
     EvaluationConfig,
     GraphWorkflowConfig,
-    KindSpec,
     LinearWorkflowConfig,
     LLMConfig,
     MCPServerConfig,
@@ -24,6 +24,7 @@ from docstore.agents import (
     upgrade_config,
 )
 from docstore.agents.configs import GraphEdge, WorkflowStep
+from docstore.kinds import Kind
 
 
 def _error_text(exc: pytest.ExceptionInfo[ValidationError]) -> str:
@@ -286,7 +287,7 @@ def test_custom_workflow_requires_module_path_and_class_name() -> None:
 
 
 def test_config_kinds_cover_every_kind_with_its_model() -> None:
-    assert {kind: spec.model for kind, spec in CONFIG_KINDS.items()} == {
+    assert {
         "agent": AgentConfig,
         "llm": LLMConfig,
         "mcp_server": MCPServerConfig,
@@ -295,9 +296,11 @@ def test_config_kinds_cover_every_kind_with_its_model() -> None:
         "custom_workflow": CustomWorkflowConfig,
         "evaluation": EvaluationConfig,
         "security": SecurityConfig,
-    }
-    for spec in CONFIG_KINDS.values():
-        assert isinstance(spec, KindSpec)
+    } == CONFIG_MODELS
+    assert list(CONFIG_KINDS) == list(CONFIG_MODELS)
+    for kind, spec in CONFIG_KINDS.items():
+        assert isinstance(spec, Kind) and spec.name == kind
+        assert spec.adapter._type is CONFIG_MODELS[kind]
         assert spec.mode == "snapshot"
         assert spec.meta is None
 

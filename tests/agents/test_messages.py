@@ -210,10 +210,10 @@ def test_conversation_meta_omits_unset_optionals_and_keeps_extras() -> None:
 
 
 def test_conversation_kind_is_a_log_of_messages() -> None:
-    assert CONVERSATION_KIND.mode == "log"
-    assert CONVERSATION_KIND.meta is ConversationMeta
+    assert CONVERSATION_KIND.name == "conversation" and CONVERSATION_KIND.mode == "log"
+    assert CONVERSATION_KIND.meta is not None and CONVERSATION_KIND.meta._type is ConversationMeta
     assert CONVERSATION_KIND.schema_version == 1
-    assert CONVERSATION_KIND.model is MESSAGE_ADAPTER
+    assert CONVERSATION_KIND.adapter is MESSAGE_ADAPTER
 
 
 def test_an_openai_tool_call_reads_back_with_or_without_its_content_key() -> None:
