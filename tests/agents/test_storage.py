@@ -13,10 +13,16 @@ from psycopg.conninfo import conninfo_to_dict
 
 from docstore import DatabaseUnavailable, DocStore, DocumentInvalid, KindMismatch
 from docstore.agents import (
+    AGENT,
+    CONFIG_KINDS,
+    CONVERSATION_KIND,
+    LLM,
+    QA_RESULT_KIND,
     AgentConfig,
     LLMConfig,
     StorageConfigError,
     StorageManager,
+    agent_registry,
     conversation_name,
     sync_path,
 )
@@ -491,3 +497,15 @@ def test_metadata_written_by_another_manager_survives_a_cached_save(db: DocStore
     third = StorageManager(DocStore(db.pool, schema=db.schema))
     assert third.save_full_history("weather", "s1", turns(7)) == 1
     assert first.load_history("weather", "s1", limit=0) == turns(7)
+
+
+def test_the_layers_handles_read_what_the_manager_wrote(manager: Any, db: DocStore) -> None:
+    kinds = agent_registry()
+    assert [k.name for k in kinds] == [*CONFIG_KINDS, "conversation", "qa_result"]
+    assert kinds.get("agent") is AGENT and kinds.get(CONVERSATION_KIND) is CONVERSATION_KIND
+    assert agent_registry() is not kinds  # a new registry each time, to extend freely
+    assert db.kinds.get("agent") is AGENT and db.kinds.get("qa_result") is QA_RESULT_KIND
+    manager.sync_llm_config(FAST)
+    assert isinstance(db.get(LLM, "fast").data, LLMConfig)
+    manager.append_history("weather", "s1", turns(2))
+    assert len(db.read(CONVERSATION_KIND, conversation_name("weather", "s1"))) == 2

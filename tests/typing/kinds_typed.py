@@ -8,6 +8,17 @@ from typing import Any, assert_type
 from pydantic import BaseModel, TypeAdapter
 
 from docstore import AsyncDocStore, Doc, DocStore, Entry, Kind, LogKind, Registry
+from docstore.agents import (
+    AGENT,
+    CONVERSATION_KIND,
+    LLM,
+    AgentConfig,
+    ConversationMeta,
+    LLMConfig,
+)
+from docstore.agents import (
+    Message as AgentMessage,
+)
 
 
 class Agent(BaseModel):
@@ -76,3 +87,11 @@ def registry() -> None:
     assert_type(agent, Kind[Agent])
     assert_type(agent.adapter, TypeAdapter[Agent])
     assert_type(kinds.register("any", dict), Kind[dict[Any, Any]])
+
+
+def agent_layer(store: DocStore) -> None:
+
+    assert_type(store.get(AGENT, "weather").data, AgentConfig)
+    assert_type(store.list(LLM), list[Doc[LLMConfig]])
+    assert_type(store.read(CONVERSATION_KIND, "s1"), list[AgentMessage])
+    assert_type(store.get(CONVERSATION_KIND, "s1").data, ConversationMeta)
