@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from docstore import Kind, KindMismatch, LogKind, Registry, UnknownKind
+from docstore import DocStore, Kind, KindMismatch, LogKind, Registry, UnknownKind
 
 
 class Agent(BaseModel):
@@ -48,6 +48,9 @@ def test_every_method_takes_a_handle_in_place_of_the_name(store: Any) -> None:
     assert [d.name for d in store.iter(agent)] == ["a", "b", "c"]
     assert store.count(agent) == 3
     assert store.delete(agent, "c") == 2
+    assert store.create_index(agent) == store.create_index("agent")
+    assert store.prune_versions(agent, keep_last=1) == 3  # a: 2 of 3 go, c: 1 of 2
+    assert store.upgrade(agent) == 0
 
     assert store.append(chat, "c1", [{"role": "user", "content": "hi"}], meta={"title": "t"}) == 1
     store.rewrite(chat, "c1", [{"role": "user", "content": "again"}])
@@ -56,6 +59,18 @@ def test_every_method_takes_a_handle_in_place_of_the_name(store: Any) -> None:
     assert store.get(chat, "c1").data == Meta(title="t")
     assert store.clear(chat, "c1") == 2 and store.read(chat, "c1") == []
     assert store.purge(chat, ["c1"]) == ["c1"]
+
+
+def test_export_and_the_change_feed_take_handles_too(docstore_store: DocStore) -> None:
+    agent = docstore_store.register("agent", Agent)
+    docstore_store.register("other", dict)
+    cursor = docstore_store.change_cursor()
+    docstore_store.put("other", "o", {})
+    docstore_store.put(agent, "a", {"model": "m"})
+    assert list(docstore_store.export(kinds=[agent])) == list(docstore_store.export(kinds=["agent"]))
+    assert len(list(docstore_store.export(kinds=[agent]))) == 2  # the head and its version
+    feed = docstore_store.changes([agent], after=cursor, stop=lambda: True)
+    assert [(c.kind, c.name) for c in feed] == [("agent", "a")]
 
 
 def test_a_handle_of_another_registration_is_refused_by_name(store: Any) -> None:
