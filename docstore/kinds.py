@@ -275,7 +275,11 @@ class Registry:
         return kind
 
     def __contains__(self, kind: object) -> bool:
-        return kind in self._kinds
+        """Whether a kind of this name (or this very handle) is registered."""
+        if isinstance(kind, Kind):
+            spec = self._kinds.get(kind.name)
+            return spec is kind or spec == kind
+        return isinstance(kind, str) and kind in self._kinds
 
     def __iter__(self) -> Iterator[Kind[Any]]:
         return iter(self._kinds.values())

@@ -87,7 +87,9 @@ def test_a_handle_stays_valid_in_a_copy_of_its_registry() -> None:
     kinds = Registry()
     agent = kinds.register("agent", Agent)
     copy = kinds.copy()
-    assert copy.name(agent) == "agent"
+    assert copy.name(agent) == "agent" and agent in copy and "agent" in copy
     copy.register("agent", Agent)  # registered again: a new kind, which the old handle is not
+    assert agent not in copy and "agent" in copy
     with pytest.raises(KindMismatch):
         copy.name(agent)
+    assert Registry().add(agent) is agent
