@@ -14,7 +14,7 @@ old shapes. :func:`docstore.agents.agent_registry` registers them all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from docstore.kinds import Kind, Registry
+from docstore.kinds import Kind, Registry, Upgrader
 
 __all__ = [
     "AGENT",
@@ -64,8 +64,6 @@ __all__ = [
     "upgrade_config",
 ]
 
-Upgrader = Callable[[dict[str, Any]], dict[str, Any]]
-"""Turns a document dict of schema version N into one of version N + 1."""
 
 ComponentType = Literal["agent", "linear_workflow", "graph_workflow", "custom_workflow"]
 """What a workflow step or graph node may run."""
