@@ -120,7 +120,7 @@ class LogKind(Kind[T], Generic[T, M]):
     ``get`` and ``list`` return for it)."""
 
 
-KindRef: TypeAlias = "str | Kind[Any]"
+KindRef: TypeAlias = str | Kind[Any]
 """A kind as store methods take it: its name, or the handle :meth:`Registry.register` returned."""
 
 ANY_DICT: TypeAdapter[Any] = TypeAdapter(dict[str, Any])
