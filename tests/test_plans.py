@@ -133,9 +133,9 @@ def _name(core: Core, stmt: Stmt) -> str:
 
 
 def _key_row(stmt: Stmt, version: int, *, op: str = "put", kind: str = "counter", name: str = "c") -> Rows:
-    """KEY_LOOKUP's row for the write that holds the statement's key (the same request)."""
+    """KEY_LOOKUP's row for the write that holds the statement's key (the same request, which wrote)."""
     assert stmt.params is not None
-    return [(op, kind, name, version, stmt.params["idem_request"], T0, T1)]
+    return [(op, kind, name, version, stmt.params["idem_request"], T0, T1, True)]
 
 
 def _caught(run: Callable[[], object]) -> BaseException:
@@ -235,7 +235,7 @@ def test_a_keyed_put_of_an_unchanged_value_records_its_key_unless_another_did(co
 
 
 def test_a_key_held_by_another_request_is_refused_before_anything_is_written(core: Core) -> None:
-    other = [("put", "counter", "c", 3, "another digest", T0, T1)]
+    other = [("put", "counter", "c", 3, "another digest", T0, T1, True)]
     script = Script(reads={"KEY_LOOKUP": other})
     error = _caught(lambda: script.run(core, core.put("counter", "c", {"n": 9}, None, idempotency_key="k1")))
     assert isinstance(error, IdempotencyKeyReused) and "with other data" in str(error)
