@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from . import _sql as q
 from ._base import CoreBase
 from ._codec import RawJson
@@ -194,7 +196,7 @@ class LogPlans(CoreBase):
     ) -> Op[list[Entry[Any]]]:
         """Live items in version order, with their versions and write times."""
         spec = self.kinds.get(kind, "log")
-        query, params = self._read_stmt(spec, name, last, after, limit, where)
+        query, params = self._read_stmt(spec, name, last, after, limit, where, ", v.written_at")
 
         def plan() -> Plan[list[Entry[Any]]]:
             rows = yield Stmt(query, params)
@@ -209,19 +211,33 @@ class LogPlans(CoreBase):
     ) -> Op[list[Any]]:
         """Live items in version order: :meth:`entries` without building an Entry each."""
         spec = self.kinds.get(kind, "log")
-        query, params = self._read_stmt(spec, name, last, after, limit, where)
+        query, params = self._read_stmt(spec, name, last, after, limit, where, "")
         parse = spec.parse
+        validate = spec.adapter.validate_json
+        current = spec.schema_version
 
         def plan() -> Plan[list[Any]]:
             rows = yield Stmt(query, params)
             if last is not None:
                 rows.reverse()
-            return [parse(name, v, data, sv) for v, sv, _written, data in rows]
+            try:
+                # One loop without a call of parse() per item (~1 us each, a tenth of a
+                # read of 50); parse() again only to report which item is invalid.
+                return [validate(data) if sv == current else parse(name, v, data, sv) for v, sv, data in rows]
+            except ValidationError:
+                return [parse(name, v, data, sv) for v, sv, data in rows]
 
         return Op(plan, kind, name, read_only=True)
 
     def _read_stmt(
-        self, spec: Kind[Any], name: str, last: int | None, after: int | None, limit: int | None, where: Any
+        self,
+        spec: Kind[Any],
+        name: str,
+        last: int | None,
+        after: int | None,
+        limit: int | None,
+        where: Any,
+        written: str,
     ) -> tuple[str, dict[str, Any]]:
         kind = spec.name
         check_key(kind, name)
@@ -232,7 +248,9 @@ class LogPlans(CoreBase):
                 raise ValueError(f"{label} must be a non-negative int, not {number!r}")
         fragment, params = compile_where(where, "v.data")
         params.update(kind=kind, name=name, after=after or 0, limit=last if last is not None else limit)
-        return self.sql(q.READ_LAST if last is not None else q.READ_FIRST, where=fragment), params
+        return self.sql(
+            q.READ_LAST if last is not None else q.READ_FIRST, written=written, where=fragment
+        ), params
 
 
 def _meta_required(kind: str, name: str) -> DocumentInvalid:

@@ -127,6 +127,25 @@ def test_a_batch_with_one_invalid_item_writes_nothing_and_names_the_item(s: Any)
     assert s.get("conversation", "c").version == 1
 
 
+def test_read_validates_every_item_and_names_the_first_invalid_one_by_version(s: Any) -> None:
+    s.append("conversation", "c", msgs("a", "b", "c", "d"), meta=META)
+    with s.pool.connection() as conn:
+        conn.execute(
+            f"UPDATE \"{s.schema}\".versions SET data = '{{\"role\": \"user\"}}'"
+            " WHERE kind = 'conversation' AND name = 'c' AND version IN (3, 4)"
+        )
+    for read in (
+        lambda: s.read("conversation", "c"),
+        lambda: s.read("conversation", "c", last=3),
+        lambda: s.entries("conversation", "c"),
+    ):
+        with pytest.raises(DocumentInvalid) as info:
+            read()
+        assert (info.value.kind, info.value.name, info.value.version) == ("conversation", "c", 3)
+        assert "stored data" in str(info.value)
+    assert [m.content for m in s.read("conversation", "c", limit=2)] == ["a", "b"]
+
+
 def test_rewrite_replaces_the_live_items_and_keeps_the_old_ones_by_version(s: Any) -> None:
     s.append("conversation", "c", msgs("a", "b", "c"), meta=META)
     assert s.rewrite("conversation", "c", msgs("summary of a-c")) == 4
@@ -273,7 +292,7 @@ def test_read_last_50_of_10000_items_is_an_index_range_scan(docstore_store: DocS
     ]
     from docstore import _sql
 
-    query = s._core.sql(_sql.READ_LAST, where="")
+    query = s._core.sql(_sql.READ_LAST, written="", where="")
     with s.pool.connection() as conn:
         conn.execute(f'ANALYZE "{s.schema}".versions')
         conn.execute(f'ANALYZE "{s.schema}".documents')
