@@ -212,7 +212,9 @@ _ITEM_ROWS = (
     FROM head, unnest(%(items)b::jsonb[]) WITH ORDINALITY AS i(data, ord)
 ){key}"""
     + _CHANGE_ROW
-    + """SELECT version, live_from, created_at, updated_at FROM head
+    # Only the version: an append returns nothing else, and each timestamp column costs
+    # psycopg a parse.
+    + """SELECT version FROM head
 """
 )
 
