@@ -131,7 +131,7 @@ def test_read_validates_every_item_and_names_the_first_invalid_one_by_version(s:
     s.append("conversation", "c", msgs("a", "b", "c", "d"), meta=META)
     with s.pool.connection() as conn:
         conn.execute(
-            f"UPDATE \"{s.schema}\".versions SET data = '{{\"role\": \"user\"}}'"
+            f'UPDATE "{s.schema}".versions SET data = \'{{"role": "user"}}\''
             " WHERE kind = 'conversation' AND name = 'c' AND version IN (3, 4)"
         )
     for read in (
