@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import pytest
-from pydantic import ValidationError
+from pydantic import ConfigDict, Discriminator, Tag, TypeAdapter, ValidationError
 
 from docstore.agents import (
     CONVERSATION_KIND,
@@ -17,6 +17,7 @@ from docstore.agents import (
     OpenAIMessage,
     message_text,
     message_tool_names,
+    messages,
 )
 
 ANTHROPIC: list[dict[str, Any]] = [
@@ -227,3 +228,66 @@ def test_an_openai_tool_call_reads_back_with_or_without_its_content_key() -> Non
         assert message_text(message) == ""
     with pytest.raises(ValidationError, match="content may only be null"):
         MESSAGE_ADAPTER.validate_python({"role": "tool", "tool_call_id": "c1"})
+
+
+# What the tagged union alone (without Message's Anthropic-first shortcut) makes of a value.
+_UNION_ONLY: TypeAdapter[Any] = TypeAdapter(
+    Annotated[
+        Annotated[AnthropicMessage, Tag("anthropic")] | Annotated[OpenAIMessage, Tag("openai")],
+        Discriminator(
+            messages._message_format,
+            custom_error_type="invalid_message",
+            custom_error_message="a message must be an object with a role",
+        ),
+    ],
+    config=ConfigDict(title="Message"),
+)
+
+_EDGE_CASES: list[Any] = [
+    *ANTHROPIC,
+    *OPENAI,
+    5,
+    "x",
+    None,
+    [],
+    {},
+    {"role": "user"},
+    {"role": "user", "content": None},
+    {"role": "tool", "content": "x"},
+    # OpenAI's keys on an otherwise Anthropic-style message: OpenAI-style when set...
+    {"role": "user", "content": "x", "name": "bob"},
+    {"role": "assistant", "content": "x", "tool_call_id": "c"},
+    {"role": "user", "content": "x", "tool_calls": [{"id": "c", "function": {}}]},
+    # ...and an Anthropic-style message keeping them as extra fields when null.
+    {"role": "user", "content": "x", "name": None, "tool_calls": None},
+    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]},
+    {"role": "user", "content": [{"type": "refusal", "refusal": "no"}]},
+    {"role": "user", "content": [{"type": "video"}]},
+    {"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "n", "input": {}}]},
+    {"role": "user", "content": "hi", "usage": {"input_tokens": -1}},
+    {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": {"x": 1}}], "extra": None},
+]
+
+
+def _outcome(validate: Any, value: Any) -> tuple[Any, ...]:
+    try:
+        message = validate(value)
+    except ValidationError as exc:
+        return ("invalid", exc.errors(include_url=False, include_context=False), str(exc))
+    return (type(message), MESSAGE_ADAPTER.dump_python(message, mode="json"))
+
+
+@pytest.mark.parametrize("value", _EDGE_CASES, ids=repr)
+def test_message_validates_as_the_tagged_union_alone_would(value: Any) -> None:
+    # Message tries Anthropic-style first, without the union's Python discriminator; the
+    # result, or the errors, must be the union's, from Python data and from JSON alike.
+    assert _outcome(MESSAGE_ADAPTER.validate_python, value) == _outcome(_UNION_ONLY.validate_python, value)
+    raw = orjson.dumps(value)
+    assert _outcome(MESSAGE_ADAPTER.validate_json, raw) == _outcome(_UNION_ONLY.validate_json, raw)
+
+
+def test_an_anthropic_message_object_validates_as_itself() -> None:
+    message = MESSAGE_ADAPTER.validate_python(ANTHROPIC[1])
+    assert MESSAGE_ADAPTER.validate_python(message) is message
+    openai = MESSAGE_ADAPTER.validate_python(OPENAI[1])
+    assert MESSAGE_ADAPTER.validate_python(openai) is openai
