@@ -170,10 +170,13 @@ class AnthropicMessage(_Part):
 
     @model_validator(mode="after")
     def _blocks_fit_role(self) -> AnthropicMessage:
-        if isinstance(self.content, list):
+        content = self.content
+        if isinstance(content, list):
             wrong = "tool_result" if self.role == "assistant" else "tool_use"
-            if any(block.type == wrong for block in self.content):
-                raise ValueError(f"{self.role} messages cannot hold {wrong} blocks")
+            # A loop, not any() over a generator: this runs for every message read.
+            for block in content:
+                if block.type == wrong:
+                    raise ValueError(f"{self.role} messages cannot hold {wrong} blocks")
         return self
 
 
