@@ -283,7 +283,9 @@ def _message_format(value: Any) -> str | None:
         return "openai"
     if not isinstance(value, dict):
         return None
-    if value.get("role") in _OPENAI_ROLES:
+    role = value.get("role")
+    # isinstance first: a list or dict there is an invalid role, not a TypeError.
+    if isinstance(role, str) and role in _OPENAI_ROLES:
         return "openai"
     if any(value.get(key) is not None for key in _OPENAI_KEYS):
         return "openai"
@@ -297,28 +299,38 @@ def _message_format(value: Any) -> str | None:
     return "anthropic"
 
 
-_ANTHROPIC_ADAPTER: TypeAdapter[AnthropicMessage] = TypeAdapter(AnthropicMessage)
+_ANTHROPIC: TypeAdapter[AnthropicMessage] = TypeAdapter(AnthropicMessage)
+_OPENAI: TypeAdapter[OpenAIMessage] = TypeAdapter(OpenAIMessage)
 
 
-def _anthropic_first(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """Validate a dict as Anthropic-style at once when that is what the union would pick.
+def _member_first(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Validate a dict straight against the member the union would pick, without the
+    union's discriminator (a Python call per message, and for JSON input a second pass
+    over the JSON after the value is built for it).
 
-    The tagged union runs ``_message_format`` in Python and, for JSON input, builds the
-    value twice; most messages are Anthropic-style, and validating those directly is
-    ~40% cheaper. It gives the union's answer: a dict that validates as
-    :class:`AnthropicMessage` has a user/assistant role, a content and no OpenAI part
-    (those fail there), so ``_message_format`` picks Anthropic unless an OpenAI key is
-    set, which lands in the extra fields and is checked here. Anything else, and every
-    invalid message, goes through the union, so errors are the union's.
+    The choice is ``_message_format``'s: an OpenAI role, one of OpenAI's keys set or no
+    content means OpenAI-style; anything else is Anthropic-style unless its content holds
+    an OpenAI part, which fails as Anthropic and so goes through the union. Every
+    invalid message goes through the union too, so the result and the errors are the
+    union's. For the harness's 1 KB Anthropic-style messages this is ~20% cheaper.
     """
     if type(value) is dict:
+        role = value.get("role")
+        if (
+            (type(role) is str and role in _OPENAI_ROLES)
+            or value.get("content") is None
+            # _OPENAI_KEYS, spelled out: no generator for every message read.
+            or value.get("tool_calls") is not None
+            or value.get("tool_call_id") is not None
+            or value.get("name") is not None
+        ):
+            member: TypeAdapter[Any] = _OPENAI
+        else:
+            member = _ANTHROPIC
         try:
-            message = _ANTHROPIC_ADAPTER.validate_python(value)
+            return member.validate_python(value)
         except ValidationError:
-            return handler(value)
-        extra = message.__pydantic_extra__
-        if not extra or all(extra.get(key) is None for key in _OPENAI_KEYS):
-            return message
+            pass
     return handler(value)
 
 
@@ -329,7 +341,7 @@ Message = Annotated[
         custom_error_type="invalid_message",
         custom_error_message="a message must be an object with a role",
     ),
-    WrapValidator(_anthropic_first),
+    WrapValidator(_member_first),
 ]
 """A conversation item: an Anthropic-style or an OpenAI-style message."""
 

@@ -230,7 +230,7 @@ def test_an_openai_tool_call_reads_back_with_or_without_its_content_key() -> Non
         MESSAGE_ADAPTER.validate_python({"role": "tool", "tool_call_id": "c1"})
 
 
-# What the tagged union alone (without Message's Anthropic-first shortcut) makes of a value.
+# What the tagged union alone (without Message's member-first shortcut) makes of a value.
 _UNION_ONLY: TypeAdapter[Any] = TypeAdapter(
     Annotated[
         Annotated[AnthropicMessage, Tag("anthropic")] | Annotated[OpenAIMessage, Tag("openai")],
@@ -254,6 +254,8 @@ _EDGE_CASES: list[Any] = [
     {"role": "user"},
     {"role": "user", "content": None},
     {"role": "tool", "content": "x"},
+    {"role": ["user"], "content": "x"},
+    {"role": {"a": 1}, "content": None},
     # OpenAI's keys on an otherwise Anthropic-style message: OpenAI-style when set...
     {"role": "user", "content": "x", "name": "bob"},
     {"role": "assistant", "content": "x", "tool_call_id": "c"},
@@ -279,8 +281,8 @@ def _outcome(validate: Any, value: Any) -> tuple[Any, ...]:
 
 @pytest.mark.parametrize("value", _EDGE_CASES, ids=repr)
 def test_message_validates_as_the_tagged_union_alone_would(value: Any) -> None:
-    # Message tries Anthropic-style first, without the union's Python discriminator; the
-    # result, or the errors, must be the union's, from Python data and from JSON alike.
+    # Message validates a dict against its member directly, without the union's Python
+    # discriminator; the result, or the errors, must be the union's, from Python and JSON.
     assert _outcome(MESSAGE_ADAPTER.validate_python, value) == _outcome(_UNION_ONLY.validate_python, value)
     raw = orjson.dumps(value)
     assert _outcome(MESSAGE_ADAPTER.validate_json, raw) == _outcome(_UNION_ONLY.validate_json, raw)
@@ -291,3 +293,11 @@ def test_an_anthropic_message_object_validates_as_itself() -> None:
     assert MESSAGE_ADAPTER.validate_python(message) is message
     openai = MESSAGE_ADAPTER.validate_python(OPENAI[1])
     assert MESSAGE_ADAPTER.validate_python(openai) is openai
+
+
+@pytest.mark.parametrize("role", [["user"], {"a": 1}])
+def test_a_role_of_the_wrong_type_is_invalid_not_a_type_error(role: Any) -> None:
+    with pytest.raises(ValidationError, match="role"):
+        MESSAGE_ADAPTER.validate_python({"role": role, "content": "x"})
+    with pytest.raises(ValidationError, match="role"):
+        MESSAGE_ADAPTER.validate_json(orjson.dumps({"role": role, "content": "x"}))
