@@ -32,6 +32,7 @@ from docstore.errors import (
 )
 from docstore.kinds import Kind, Registry
 
+from ._copies import saved_copies
 from ._kinds import agent_registry
 from ._sessions import (
     QA_RESULT,
@@ -770,7 +771,7 @@ class ManagerCore:
                 digest,
                 known.raw + copies,
                 {**known.meta, **update},
-                known.messages() + [orjson.loads(r) for r in copies],
+                known.messages() + saved_copies(conv.messages[count:], copies),
             ),
         )
         return len(new)

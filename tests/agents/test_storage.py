@@ -309,6 +309,30 @@ def test_save_full_history_appends_only_the_messages_not_stored_yet(manager: Any
     assert manager.load_history("weather", "s1", limit=0) == turns(6)
 
 
+@pytest.mark.parametrize("edit", ["replace text", "add a block", "change a tool input"])
+def test_a_message_the_host_edits_in_place_after_saving_it_is_rewritten(manager: Any, edit: str) -> None:
+    # The manager remembers what it saved to skip re-reading; the host's own dicts must
+    # not be that memory, or an edit made in place would look already saved.
+    conversation: list[dict[str, Any]] = turns(2)
+    manager.save_full_history("weather", "s1", conversation)
+    conversation += [
+        {"role": "user", "content": [{"type": "text", "text": "look this up"}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "search", "input": {"q": "paris"}}],
+        },
+    ]
+    assert manager.save_full_history("weather", "s1", conversation) == 2
+    if edit == "replace text":
+        conversation[2]["content"][0]["text"] = "look something else up"
+    elif edit == "add a block":
+        conversation[2]["content"].append({"type": "text", "text": "and more"})
+    else:
+        conversation[3]["content"][0]["input"]["q"] = "rome"
+    assert manager.save_full_history("weather", "s1", conversation) == 4
+    assert manager.load_history("weather", "s1", limit=0) == conversation
+
+
 def test_save_full_history_rewrites_when_the_stored_messages_are_not_a_prefix(
     manager: Any, db: DocStore
 ) -> None:
