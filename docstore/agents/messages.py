@@ -328,7 +328,7 @@ def _member_first(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         else:
             member = _ANTHROPIC
         try:
-            return member.validate_python(value)
+            return member.validator.validate_python(value)
         except ValidationError:
             pass
     return handler(value)
