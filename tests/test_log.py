@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -134,11 +135,12 @@ def test_read_validates_every_item_and_names_the_first_invalid_one_by_version(s:
             f'UPDATE "{s.schema}".versions SET data = \'{{"role": "user"}}\''
             " WHERE kind = 'conversation' AND name = 'c' AND version IN (3, 4)"
         )
-    for read in (
+    reads: list[Callable[[], object]] = [
         lambda: s.read("conversation", "c"),
         lambda: s.read("conversation", "c", last=3),
         lambda: s.entries("conversation", "c"),
-    ):
+    ]
+    for read in reads:
         with pytest.raises(DocumentInvalid) as info:
             read()
         assert (info.value.kind, info.value.name, info.value.version) == ("conversation", "c", 3)
