@@ -132,10 +132,12 @@ def _name(core: Core, stmt: Stmt) -> str:
     return "write"
 
 
-def _key_row(stmt: Stmt, version: int, *, op: str = "put", kind: str = "counter", name: str = "c") -> Rows:
+def _key_row(
+    stmt: Stmt, version: int, *, op: str = "put", kind: str = "counter", name: str = "c", wrote: bool = True
+) -> Rows:
     """KEY_LOOKUP's row for the write that holds the statement's key (the same request, which wrote)."""
     assert stmt.params is not None
-    return [(op, kind, name, version, stmt.params["idem_request"], T0, T1, True)]
+    return [(op, kind, name, version, stmt.params["idem_request"], T0, T1, wrote)]
 
 
 def _caught(run: Callable[[], object]) -> BaseException:
@@ -160,10 +162,11 @@ def test_a_put_expecting_a_version_of_a_document_gone_meanwhile_is_a_conflict_wi
     assert isinstance(error, VersionConflict) and (error.expected, error.actual) == (3, 0)
 
 
-def test_a_put_expecting_a_version_of_a_document_deleted_at_that_version_is_a_conflict(core: Core) -> None:
-    script = Script(writes=[[]], reads={"GET_HEAD": [head(3, {"n": 9}, deleted=True)]})
+def test_a_put_expecting_a_version_of_a_document_deleted_meanwhile_is_a_conflict(core: Core) -> None:
+    # Another writer's delete moved it from version 3 to a tombstone at 4 before this write.
+    script = Script(writes=[[]], reads={"GET_HEAD": [head(4, {"n": 9}, deleted=True)]})
     error = _caught(lambda: script.run(core, core.put("counter", "c", {"n": 9}, 3)))
-    assert isinstance(error, VersionConflict) and (error.expected, error.actual) == (3, 3)
+    assert isinstance(error, VersionConflict) and (error.expected, error.actual) == (3, 4)
 
 
 def test_a_create_that_loses_the_race_for_a_new_name_is_a_conflict(core: Core) -> None:
@@ -180,6 +183,7 @@ def test_an_upsert_that_loses_the_race_to_an_equal_value_returns_the_winner_and_
     script = Script(writes=[[]], reads={"GET_HEAD": [head(1, {"n": 9})]})
     doc = script.run(core, core.put("counter", "c", {"n": 9}, None))
     assert (doc.version, doc.data, doc.created_at, doc.updated_at) == (1, Counter(n=9), T0, T1)
+    assert doc.changed is False  # the winner wrote it, not this put
     assert script.seen == ["write", "GET_HEAD"]
 
 
@@ -187,13 +191,13 @@ def test_an_upsert_whose_document_vanished_before_the_read_writes_again(core: Co
     # Purged between the write (which found it at an equal value) and the read.
     script = Script(writes=[[], [(1, T1, T1)]], reads={"GET_HEAD": []})
     doc = script.run(core, core.put("counter", "c", {"n": 9}, None))
-    assert doc.version == 1 and script.seen == ["write", "GET_HEAD", "write"]
+    assert doc.version == 1 and doc.changed is True and script.seen == ["write", "GET_HEAD", "write"]
 
 
 def test_an_upsert_whose_document_was_deleted_before_the_read_writes_again(core: Core) -> None:
     script = Script(writes=[[], [(4, T1, T1)]], reads={"GET_HEAD": [head(3, {"n": 9}, deleted=True)]})
     doc = script.run(core, core.put("counter", "c", {"n": 9}, None))
-    assert doc.version == 4 and script.seen == ["write", "GET_HEAD", "write"]
+    assert doc.version == 4 and doc.changed is True and script.seen == ["write", "GET_HEAD", "write"]
 
 
 def test_an_upsert_that_keeps_losing_gives_up_after_three_attempts_and_says_so(core: Core) -> None:
@@ -215,7 +219,7 @@ def test_a_keyed_put_whose_key_committed_while_it_waited_returns_that_write(core
     lookups = Changing([], lambda stmt: _key_row(stmt, 4))
     script = Script(writes=[[]], reads={"KEY_LOOKUP": lookups})
     doc = script.run(core, core.put("counter", "c", {"n": 9}, None, idempotency_key="k1"))
-    assert (doc.version, doc.created_at, doc.updated_at) == (4, T0, T1)
+    assert (doc.version, doc.created_at, doc.updated_at, doc.changed) == (4, T0, T1, True)
     assert script.seen == ["KEY_LOOKUP", "write", "KEY_LOOKUP"]
 
 
@@ -224,14 +228,15 @@ def test_a_keyed_put_of_an_unchanged_value_records_its_key_unless_another_did(co
         writes=[[]], reads={"KEY_LOOKUP": [], "GET_HEAD": [head(2, {"n": 9})], "KEY_RECORD": [(1,)]}
     )
     doc = recorded.run(core, core.put("counter", "c", {"n": 9}, None, idempotency_key="k1"))
-    assert doc.version == 2
+    assert doc.version == 2 and doc.changed is False
     assert recorded.seen == ["KEY_LOOKUP", "write", "KEY_LOOKUP", "GET_HEAD", "KEY_RECORD"]
     # The same key recorded meanwhile (by a retry of this request): its answer holds.
-    lookups = Changing([], [], lambda stmt: _key_row(stmt, 7))
+    lookups = Changing([], [], lambda stmt: _key_row(stmt, 7, wrote=False))
     raced = Script(
         writes=[[]], reads={"KEY_LOOKUP": lookups, "GET_HEAD": [head(2, {"n": 9})], "KEY_RECORD": []}
     )
-    assert raced.run(core, core.put("counter", "c", {"n": 9}, None, idempotency_key="k1")).version == 7
+    doc = raced.run(core, core.put("counter", "c", {"n": 9}, None, idempotency_key="k1"))
+    assert doc.version == 7 and doc.changed is False
 
 
 def test_a_key_held_by_another_request_is_refused_before_anything_is_written(core: Core) -> None:

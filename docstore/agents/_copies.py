@@ -35,8 +35,9 @@ def saved_copies(messages: Sequence[Any], raws: Sequence[bytes]) -> list[Any]:
 
     Dicts and lists are copied, so an edit the host makes in place still shows; strings
     and numbers are shared, being immutable, so comparing a message with its copy skips
-    its texts (``==`` stops at identity) and a remembered conversation does not hold
-    every text twice. A message holding anything else is copied from its JSON.
+    its texts (``==`` stops at identity) and the copies add no second copy of each text
+    (the manager still keeps each message's JSON, ``raws``, beside them). A message
+    holding anything else is copied from its JSON.
     """
     copies = []
     for message, raw in zip(messages, raws, strict=True):
