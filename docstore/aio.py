@@ -1,8 +1,7 @@
 """AsyncDocStore: the asyncio store, a thin shell that runs the shared plans of ``_core``.
 
-Every method of :class:`~docstore.DocStore` is here as a coroutine, ``iter`` and
-``export`` as async iterators. docstore/store.py is this file with ``async`` and ``await``
-taken out, word for word: tests/test_shells.py checks it, so the two cannot drift apart.
+docstore/store.py is generated from docstore/aio.py by .ci/async_to_sync.py (``async`` and
+``await`` taken out, the asyncio names replaced by their synchronous ones): edit aio.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
+# Generated from docstore/aio.py by .ci/async_to_sync.py: do not edit.
+# Change docstore/aio.py and run `.venv/bin/python .ci/async_to_sync.py`.
 """DocStore: the synchronous store, a thin shell that runs the shared plans of ``_core``.
 
-This file is docstore/aio.py with ``async`` and ``await`` taken out, word for word
-(tests/test_shells.py checks it): change both alike.
+docstore/store.py is generated from docstore/aio.py by .ci/async_to_sync.py (``async`` and
+``await`` taken out, the asyncio names replaced by their synchronous ones): edit aio.py.
 """
 
 from __future__ import annotations

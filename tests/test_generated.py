@@ -1,0 +1,59 @@
+"""The synchronous modules are generated from their asyncio sources by
+.ci/async_to_sync.py (docstore/store.py from docstore/aio.py, and the agents layer's
+StorageManager and session history from theirs): a generated module edited by hand, or
+left behind by an edit of its source, fails here as it fails CI."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = Path(".ci") / "async_to_sync.py"
+
+
+def check(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(root / SCRIPT), "--check"], capture_output=True, text=True, check=False
+    )
+
+
+def test_every_generated_sync_module_is_current() -> None:
+    done = check(ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_generated_module_edited_by_hand_is_named_stale(tmp_path: Path) -> None:
+    for part in ("docstore", ".ci"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    store = tmp_path / "docstore" / "store.py"
+    store.write_text(store.read_text().replace("def get(", "def get_edited(", 1))
+    done = check(tmp_path)
+    assert done.returncode == 1
+    assert "docstore/store.py is stale" in done.stderr
+    assert "docstore/agents/storage.py" not in done.stderr
+
+
+def test_the_transform_drops_async_and_renames_but_keeps_comments_and_docstrings() -> None:
+    spec = importlib.util.spec_from_file_location("async_to_sync", ROOT / SCRIPT)
+    assert spec is not None and spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    source = (
+        "async def first(store: AsyncDocStore) -> AsyncIterator[int]:\n"
+        '    """Read with the asyncio store (AsyncDocStore)."""\n'
+        "    async with store.transaction():  # one snapshot\n"
+        "        async for doc in store.iter('agent'):\n"
+        "            yield (await store.get('agent', doc.name)).version\n"
+    )
+    assert generator.by_tokens(source) == (
+        "def first(store: DocStore) -> Iterator[int]:\n"
+        '    """Read with the synchronous store (DocStore)."""\n'
+        "    with store.transaction():  # one snapshot\n"
+        "        for doc in store.iter('agent'):\n"
+        "            yield (store.get('agent', doc.name)).version\n"
+    )
