@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # (async source, generated sync module), relative to the repository's top level.
 PAIRS = [
     ("docstore/aio.py", "docstore/store.py"),
+    ("docstore/agents/storage_async.py", "docstore/agents/storage.py"),
+    ("docstore/agents/_history_async.py", "docstore/agents/_history.py"),
 ]
 
 # Identifiers of the async code and their sync counterparts: renamed as whole words in

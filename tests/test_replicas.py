@@ -33,7 +33,7 @@ from docstore import (
     _replica,
 )
 from docstore.agents import StorageManager
-from docstore.agents._manager import settings_from_env
+from docstore.agents._settings import settings_from_env
 
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)

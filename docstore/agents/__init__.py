@@ -48,13 +48,13 @@ from docstore.agents.messages import (
 )
 from docstore.agents.storage import (
     CONVERSATION,
-    AsyncStorageManager,
     StorageConfigError,
     StorageManager,
     SyncReport,
     conversation_name,
     sync_path,
 )
+from docstore.agents.storage_async import AsyncStorageManager
 
 __all__ = [
     "AGENT",

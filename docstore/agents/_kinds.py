@@ -9,7 +9,7 @@ from ._sessions import QA_RESULT, QAResult
 from .configs import CONFIG_KINDS
 from .messages import CONVERSATION_KIND
 
-__all__ = ["QA_RESULT_KIND", "agent_registry"]
+__all__ = ["QA_RESULT_KIND", "agent_registry", "register_kinds"]
 
 QA_RESULT_KIND: Kind[QAResult] = Registry().register(QA_RESULT, QAResult)
 """The ``qa_result`` kind: the evaluation results the framework saves (:class:`QAResult`)."""
@@ -26,3 +26,13 @@ def agent_registry() -> Registry:
     for kind in (*CONFIG_KINDS.values(), CONVERSATION_KIND, QA_RESULT_KIND):
         kinds.add(kind)
     return kinds
+
+
+def register_kinds(registry: Registry) -> None:
+    """Add the layer's kinds (:func:`agent_registry`) where they are missing.
+
+    A kind the caller registered already is left as it is.
+    """
+    for kind in agent_registry():
+        if kind.name not in registry:
+            registry.add(kind)

@@ -1,0 +1,439 @@
+"""AsyncStorageManager: the agent framework's optional persistence.
+
+Configs and conversation history of an agent host, on an :class:`~docstore.AsyncDocStore`.
+Persistence that is on never drops a save: every failure raises a
+:class:`~docstore.DocStoreError`. The session history is :class:`AsyncHistory`;
+config sync validates with :mod:`._config_sync` before any SQL runs.
+
+docstore/agents/storage.py is generated from docstore/agents/storage_async.py by
+.ci/async_to_sync.py (``async`` and ``await`` taken out, the asyncio names replaced by
+their synchronous ones): edit storage_async.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from docstore.aio import AsyncDocStore
+from docstore.change import Change
+from docstore.doc import Doc
+from docstore.errors import DocumentNotFound
+
+from ._config_sync import (
+    SyncReport,
+    coerce_config,
+    collect,
+    config_name,
+    index_configs,
+    index_group,
+    workflow_kind,
+)
+from ._history_async import AsyncHistory
+from ._kinds import register_kinds
+from ._sessions import QA_RESULT, qa_record, qa_row
+from ._settings import CONVERSATION, StorageConfigError, conversation_name, settings_from_env
+from ._watch import AsyncConfigWatch
+from .configfiles import ConfigProblem, load_configs
+from .configs import (
+    CONFIG_KINDS,
+    AgentConfig,
+    CustomWorkflowConfig,
+    GraphWorkflowConfig,
+    LinearWorkflowConfig,
+    LLMConfig,
+    MCPServerConfig,
+)
+
+__all__ = [
+    "CONVERSATION",
+    "AsyncStorageManager",
+    "StorageConfigError",
+    "SyncReport",
+    "conversation_name",
+    "sync_path",
+]
+
+Configs = Mapping[str, Any] | Iterable[Any] | None
+"""Configs by name, or just configs (each names itself); models or dicts."""
+
+
+class AsyncStorageManager:
+    """Configs and conversation history of an agent host, in docstore (asyncio API).
+
+    Build it with :meth:`from_env` (None when ``AURITE_ENABLE_DB`` is off), :meth:`connect`,
+    or around a :class:`~docstore.AsyncDocStore`; the config kinds and the ``conversation``
+    kind are registered on the store where missing.
+    """
+
+    def __init__(self, store: AsyncDocStore, *, owns_store: bool = False) -> None:
+        self.store = store
+        # The framework's SessionManager uses its storage only when ``_engine`` is truthy
+        # (its own manager keeps its SQLAlchemy engine there): the store is ours.
+        self._engine = store
+        self._owns_store = owns_store
+        register_kinds(store.kinds)
+        self._history = AsyncHistory(store)
+        self._watch: AsyncConfigWatch | None = None
+
+    @classmethod
+    async def connect(
+        cls, dsn: str | None = None, *, schema: str = "docstore", **pool_options: Any
+    ) -> AsyncStorageManager:
+        """Open a store on ``dsn`` (see :meth:`AsyncDocStore.connect`); :meth:`close` closes it."""
+        store = await AsyncDocStore.connect(dsn, schema=schema, **pool_options)
+        return cls(store, owns_store=True)
+
+    @classmethod
+    async def from_env(
+        cls, *, schema: str | None = None, environ: Mapping[str, str] | None = None, **pool_options: Any
+    ) -> AsyncStorageManager | None:
+        """A manager configured by ``AURITE_*`` variables, or None when persistence is off.
+
+        ``schema`` overrides ``AURITE_DB_SCHEMA`` (default ``docstore``). Raises
+        :class:`StorageConfigError` naming a missing variable, and
+        :class:`~docstore.DatabaseUnavailable` when the database does not answer.
+        ``AURITE_DB_READ_URL`` (optional) sends reads to a streaming replica.
+        """
+        settings = settings_from_env(environ, schema)
+        if settings is None:
+            return None
+        if settings.read_dsn:
+            pool_options.setdefault("read_dsn", settings.read_dsn)
+        return await cls.connect(settings.dsn, schema=settings.schema, **pool_options)
+
+    async def close(self) -> None:
+        """Stop watching configs, and close the store if this manager opened it."""
+        if self._watch is not None:
+            await self._watch.close()
+        if self._owns_store:
+            await self.store.close()
+
+    async def __aenter__(self) -> AsyncStorageManager:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<AsyncStorageManager {self.store!r}>"
+
+    # --- set-up ------------------------------------------------------------------------
+
+    async def init_db(self) -> None:
+        """Create docstore's tables if missing (idempotent; safe from many processes)."""
+        await self.store.init_schema()
+
+    # --- configs -----------------------------------------------------------------------
+
+    async def sync_agent_config(self, config: AgentConfig | Mapping[str, Any]) -> Doc[AgentConfig]:
+        """Store an agent config; an unchanged one writes nothing."""
+        return await self._put_config("agent", config)
+
+    async def sync_llm_config(self, config: LLMConfig | Mapping[str, Any]) -> Doc[LLMConfig]:
+        """Store an LLM config; an unchanged one writes nothing."""
+        return await self._put_config("llm", config)
+
+    async def sync_mcp_server_config(
+        self, config: MCPServerConfig | Mapping[str, Any]
+    ) -> Doc[MCPServerConfig]:
+        """Store an MCP server config; an unchanged one writes nothing."""
+        return await self._put_config("mcp_server", config)
+
+    async def sync_workflow_config(
+        self, config: LinearWorkflowConfig | GraphWorkflowConfig | Mapping[str, Any]
+    ) -> Doc[LinearWorkflowConfig | GraphWorkflowConfig]:
+        """Store a linear (or graph) workflow config; an unchanged one writes nothing."""
+        return await self._put_config(workflow_kind(config), config)
+
+    async def sync_custom_workflow_config(
+        self, config: CustomWorkflowConfig | Mapping[str, Any]
+    ) -> Doc[CustomWorkflowConfig]:
+        """Store a custom workflow config; an unchanged one writes nothing."""
+        return await self._put_config("custom_workflow", config)
+
+    async def sync_all_configs(
+        self,
+        agents: Configs = None,
+        workflows: Configs = None,
+        custom_workflows: Configs = None,
+        llm_configs: Configs = None,
+        mcp_servers: Configs = None,
+    ) -> SyncReport:
+        """Store all these configs in one transaction: every one, or (on any error) none.
+
+        ``workflows`` may mix linear and graph workflows.
+        """
+        configs = collect(
+            {
+                "agent": agents,
+                "linear_workflow": workflows,
+                "custom_workflow": custom_workflows,
+                "llm": llm_configs,
+                "mcp_server": mcp_servers,
+            }
+        )
+        return await self._sync_many(configs)
+
+    async def sync_path(self, *paths: str | Path, partial: bool = False) -> SyncReport:
+        """Sync config files, first path first (see :func:`sync_path`)."""
+        loaded = load_configs(*paths)
+        if loaded.problems and not partial:
+            return SyncReport(problems=tuple(loaded.problems), applied=False, warnings=tuple(loaded.warnings))
+        return await self._sync_many(loaded.configs, loaded.problems, loaded.warnings)
+
+    async def load_all_configs(self) -> dict[str, dict[str, Any]]:
+        """Every stored config: kind -> name -> model."""
+        out: dict[str, dict[str, Any]] = {}
+        for kind in CONFIG_KINDS:
+            docs = await self.store.list(kind)
+            out[kind] = {doc.name: doc.data for doc in docs}
+        return out
+
+    async def watch_configs(
+        self,
+        *,
+        listen_dsn: str | None = None,
+        poll_interval: float = 5.0,
+        on_change: Callable[[Change], None] | None = None,
+    ) -> AsyncConfigWatch:
+        """Hold every config in memory, kept current by the change feed, and serve
+        :meth:`get_config` from it: a dictionary lookup, not a round trip.
+
+        Another host's edit arrives within milliseconds (``on_change`` is told of each).
+        ``listen_dsn``: a direct connection for the feed, when the pool's go through
+        pgbouncer in transaction mode. Stops with :meth:`close` or the watch's own.
+        """
+        if self._watch is not None:
+            await self._watch.close()
+        self._watch = await AsyncConfigWatch(
+            self.store, listen_dsn=listen_dsn, poll_interval=poll_interval, on_change=on_change
+        ).start()
+        return self._watch
+
+    async def get_config(self, kind: str, name: str) -> Any:
+        """A config by kind and name: from memory while :meth:`watch_configs` runs, else
+        read from the store. DocumentNotFound when there is none."""
+        if self._watch is not None and self._watch.running:
+            return self._watch.get(kind, name)
+        return (await self.store.get(kind, name)).data
+
+    async def sync_index_to_db(self, component_index: Mapping[str, Mapping[str, Any]]) -> SyncReport:
+        """Store the framework's component index (type -> name -> config) in one
+        transaction: every config, or (on any error) none. An unchanged config writes
+        nothing; a changed one writes one version."""
+        return await self._sync_many(index_configs(component_index))
+
+    async def load_index_from_db(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every stored config as the framework indexes it (type -> name -> dict): what
+        :meth:`sync_index_to_db` was given, key for key (a value the framework's model
+        coerces, such as ``"15.0"`` for a number, as the model reads it)."""
+        index: dict[str, dict[str, dict[str, Any]]] = {}
+        for kind in CONFIG_KINDS:
+            if kind not in self.store.kinds:
+                continue
+            adapter = self.store.kinds.get(kind).adapter
+            docs = await self.store.list(kind)
+            for doc in docs:
+                data = adapter.dump_python(doc.data, mode="json", by_alias=True)
+                index.setdefault(index_group(kind, data), {})[doc.name] = data
+        return index
+
+    async def delete_component(self, component_name: str) -> bool:
+        """Delete the configs named ``component_name`` (their versions stay readable);
+        False when there was none."""
+        deleted = False
+        async with self.store.transaction():
+            for kind in CONFIG_KINDS:
+                if kind not in self.store.kinds:
+                    continue
+                try:
+                    await self.store.delete(kind, component_name)
+                except DocumentNotFound:
+                    continue
+                deleted = True
+        return deleted
+
+    async def _put_config(self, kind: str, value: Any) -> Doc[Any]:
+        model = coerce_config(kind, value)
+        return await self.store.put(kind, config_name(model), model)
+
+    async def _sync_many(
+        self,
+        configs: Mapping[str, Mapping[str, Any]],
+        problems: Sequence[ConfigProblem] = (),
+        warnings: Sequence[ConfigProblem] = (),
+    ) -> SyncReport:
+        """Store every config in one transaction; report what changed."""
+        written: list[tuple[str, str, int]] = []
+        unchanged: list[tuple[str, str]] = []
+        created: list[tuple[str, str]] = []
+        async with self.store.transaction():
+            for kind, by_name in configs.items():
+                if not by_name:
+                    continue
+                before = await self.store.get_many(kind, list(by_name))
+                docs = await self.store.put_many(kind, dict(by_name))
+                for doc in docs:
+                    old = before.get(doc.name)
+                    if old is not None and old.version == doc.version:
+                        unchanged.append((kind, doc.name))
+                    else:
+                        written.append((kind, doc.name, doc.version))
+                        if old is None:
+                            created.append((kind, doc.name))
+        return SyncReport(
+            tuple(written),
+            tuple(unchanged),
+            tuple(problems),
+            warnings=tuple(warnings),
+            created=tuple(created),
+        )
+
+    # --- history -----------------------------------------------------------------------
+
+    async def load_history(
+        self, agent_name: str, session_id: str | None, limit: int | None = 50
+    ) -> list[dict[str, Any]]:
+        """The session's last ``limit`` messages, oldest first, as dicts.
+
+        ``limit`` <= 0 (or None) reads them all; no ``session_id`` gives [].
+        """
+        return await self._history.load(agent_name, session_id, limit)
+
+    async def save_full_history(
+        self,
+        agent_name: str,
+        session_id: str | None,
+        conversation: Sequence[Any],
+        *,
+        workflow_name: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> int:
+        """Store the session's whole conversation; returns how many messages were written.
+
+        Only the messages not stored yet are appended when the conversation extends the
+        stored one; otherwise it replaces it (the old messages stay readable by version).
+        No ``session_id``: nothing is stored.
+        """
+        return await self._history.save(
+            agent_name, session_id, conversation, workflow_name, parent_session_id
+        )
+
+    async def append_history(
+        self,
+        agent_name: str,
+        session_id: str | None,
+        messages: Sequence[Any],
+        *,
+        workflow_name: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> int:
+        """Append new messages to the session (one head read and one write, whatever its
+        length); returns how many were written. No ``session_id``: nothing is stored."""
+        return await self._history.append(agent_name, session_id, messages, workflow_name, parent_session_id)
+
+    async def list_sessions(self, agent_name: str | None = None) -> list[Doc[Any]]:
+        """Conversation heads (meta, message count, times), of one agent or of all."""
+        where = None if agent_name is None else {"agent_name": agent_name}
+        return await self.store.list(CONVERSATION, where=where)
+
+    # --- the framework's storage interface (aurite 0.4.2) --------------------------------
+
+    async def save_session(self, session_data: Mapping[str, Any]) -> bool:
+        """Store a session record of the framework (``session_id``, ``execution_result``,
+        ``name``, ``result_type``, ``base_session_id``, ``agents_involved``, ...).
+
+        The result's ``conversation_history`` is the session's log: a save that extends it
+        appends only the new messages. Returns True; every failure raises.
+        """
+        return await self._history.save_session(session_data)
+
+    async def get_session(self, session_id: str) -> dict[str, Any] | None:
+        """The session record as it was saved, with the store's ``created_at`` and
+        ``last_updated`` (naive UTC, ISO 8601); None when there is none."""
+        return await self._history.get_session(session_id)
+
+    async def get_sessions_list(
+        self,
+        agent_name: str | None = None,
+        workflow_name: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """(rows, total): sessions newest first, a workflow's runs or an agent's own runs."""
+        return await self._history.get_sessions_list(agent_name, workflow_name, limit, offset)
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete a session and its messages for good (a workflow's takes its agents'
+        sessions sharing its ``base_session_id``); False when there was none."""
+        return await self._history.delete_session(session_id)
+
+    async def cleanup_old_sessions(self, days: int = 30, max_sessions: int = 50) -> int:
+        """Delete sessions not written for ``days``, then all but the newest
+        ``max_sessions``; returns how many went."""
+        return await self._history.cleanup_old_sessions(days, max_sessions)
+
+    async def get_session_history(self, session_id: str) -> list[dict[str, Any]] | None:
+        """The session's conversation; None for no session, or a workflow's."""
+        return await self._history.get_session_history(session_id)
+
+    async def save_qa_result(self, result_data: Mapping[str, Any]) -> bool:
+        """Store a QA test result under its ``result_id`` (a re-save writes a version)."""
+        result_id, record = qa_record(result_data)
+        await self.store.put(QA_RESULT, result_id, record)
+        return True
+
+    async def get_qa_result(self, result_id: str) -> dict[str, Any] | None:
+        """A QA test result with its ``result``; None when there is none."""
+        try:
+            doc = await self.store.get(QA_RESULT, result_id)
+        except DocumentNotFound:
+            return None
+        return qa_row(doc, full=True)
+
+    async def get_qa_results_list(
+        self,
+        evaluation_config_id: str | None = None,
+        component_type: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """(rows without their ``result``, total), newest first."""
+        for label, number in (("limit", limit), ("offset", offset)):
+            if not isinstance(number, int) or number < 0:
+                raise ValueError(f"{label} must be a non-negative int, not {number!r}")
+        where = {
+            k: v
+            for k, v in (("evaluation_config_id", evaluation_config_id), ("component_type", component_type))
+            if v
+        } or None
+        total = await self.store.count(QA_RESULT, where=where)
+        docs = await self.store.list(QA_RESULT, where=where, limit=offset + limit, order_by="-created_at")
+        return [qa_row(doc, full=False) for doc in docs[offset:]], total
+
+    async def delete_qa_result(self, result_id: str) -> bool:
+        """Delete a QA test result for good; False when there was none."""
+        gone = await self.store.purge(QA_RESULT, [result_id])
+        return bool(gone)
+
+
+async def sync_path(
+    target: AsyncStorageManager | AsyncDocStore, *paths: str | Path, partial: bool = False
+) -> SyncReport:
+    """Sync the config files at ``paths`` (project files, component files or directories).
+
+    Files are read as the framework reads them (see :func:`~docstore.agents.load_configs`):
+    a name defined again keeps the first definition and is listed in ``report.warnings``.
+    Unchanged entries write nothing, a changed one writes one version, all in one
+    transaction. Broken entries are listed in the report with file and entry name; with
+    any of them nothing is written (``report.applied`` is False) unless ``partial``, which
+    syncs the rest. ``target`` may be a bare DocStore: the config kinds are registered on
+    it where missing.
+    """
+    manager = target if isinstance(target, AsyncStorageManager) else AsyncStorageManager(target)
+    return await manager.sync_path(*paths, partial=partial)
