@@ -54,7 +54,7 @@ RENAMES = {
     "docstore_async_transaction": "docstore_transaction",
 }
 
-# Module names, renamed in code only: prose names the files as they are.
+# Module names, renamed in import statements only: prose names the files as they are.
 MODULE_RENAMES = {"aio": "store", "storage_async": "storage", "_history_async": "_history"}
 
 # Phrases of docstrings and comments, replaced before the identifiers.
@@ -79,8 +79,10 @@ def _text(text: str) -> str:
     return _WORDS.sub(lambda m: RENAMES[m.group(1)], text)
 
 
-def _name(name: str) -> str:
-    return RENAMES.get(name, MODULE_RENAMES.get(name, name))
+def _name(name: str, in_import: bool = False) -> str:
+    if in_import and name in MODULE_RENAMES:
+        return MODULE_RENAMES[name]
+    return RENAMES.get(name, name)
 
 
 def by_tokens(source: str) -> str:
@@ -94,13 +96,19 @@ def by_tokens(source: str) -> str:
 
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     edits: list[tuple[int, int, str]] = []
+    in_import = False
+    line_start = True
     for tok, following in itertools.pairwise(tokens):
+        if line_start and tok.type == tokenize.NAME:
+            in_import = tok.string in ("from", "import")
+        if tok.type not in (tokenize.NL, tokenize.COMMENT):
+            line_start = tok.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
         if tok.type == tokenize.NAME and tok.string in ("async", "await"):
             if following.start[0] != tok.start[0]:
                 raise SyntaxError(f"line {tok.start[0]}: {tok.string} at the end of a line")
             edits.append((offset(tok.start), offset(following.start), ""))
-        elif tok.type == tokenize.NAME and _name(tok.string) != tok.string:
-            edits.append((offset(tok.start), offset(tok.end), _name(tok.string)))
+        elif tok.type == tokenize.NAME and _name(tok.string, in_import) != tok.string:
+            edits.append((offset(tok.start), offset(tok.end), _name(tok.string, in_import)))
         elif tok.type in (tokenize.STRING, tokenize.COMMENT) and _text(tok.string) != tok.string:
             edits.append((offset(tok.start), offset(tok.end), _text(tok.string)))
     out = source
@@ -142,7 +150,10 @@ class _Unasync(ast.NodeTransformer):
             if isinstance(value, str):
                 setattr(node, field, _name(value))
         if isinstance(node, ast.ImportFrom) and node.module:
-            node.module = ".".join(_name(part) for part in node.module.split("."))
+            node.module = ".".join(_name(part, in_import=True) for part in node.module.split("."))
+        if isinstance(node, ast.alias):
+            node.name = ".".join(_name(part, in_import=True) for part in node.name.split("."))
+            node.asname = node.asname and _name(node.asname, in_import=True)
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             node.value = _text(node.value)
         return node
