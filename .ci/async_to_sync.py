@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import io
 import itertools
 import re
@@ -160,7 +161,8 @@ class _Unasync(ast.NodeTransformer):
 
 
 def by_tree(source: str) -> str:
-    return ast.dump(_Unasync().visit(ast.parse(source)), include_attributes=False)
+    """The syntax tree ``by_tokens(source)`` must have, dumped one field a line."""
+    return ast.dump(_Unasync().visit(ast.parse(source)), include_attributes=False, indent=1)
 
 
 def _ruff() -> str:
@@ -189,10 +191,15 @@ def generate(source_path: str, target_path: str) -> str:
     """The sync module ``target_path`` as generated from ``source_path``."""
     source = (ROOT / source_path).read_text()
     converted = by_tokens(source)
-    if ast.dump(ast.parse(converted), include_attributes=False) != by_tree(source):
+    expected = by_tree(source)
+    actual = ast.dump(ast.parse(converted), include_attributes=False, indent=1)
+    if actual != expected:
+        diff = difflib.unified_diff(
+            expected.splitlines(), actual.splitlines(), "by tree", "by tokens", n=2, lineterm=""
+        )
         raise SystemExit(
-            f"async_to_sync: converting {source_path} by tokens and by its syntax tree disagree; "
-            "a rename or an await in an unusual place? (compare with `python -m ast`)"
+            f"async_to_sync: converting {source_path} by tokens and by its syntax tree disagree "
+            "(a rename or an await in an unusual place?):\n" + "\n".join(list(diff)[:40])
         )
     converted = HEADER.format(source=source_path) + converted
     converted = _run_ruff(["check", "--fix", "--exit-zero", "--select", "I,RUF022"], converted, target_path)
