@@ -37,7 +37,7 @@ from ._conversation import (
 from ._copies import saved_copies
 from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view, sessions_where
 from ._settings import CONVERSATION, conversation_name
-from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER
+from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER, STORED_MESSAGE
 
 __all__ = ["AsyncHistory"]
 
@@ -59,7 +59,7 @@ class AsyncHistory:
         name = conversation_name(agent_name, session_id)
         last = limit if limit is not None and limit > 0 else None
         items = await self.store.read(CONVERSATION, name, last=last)
-        if spec.adapter is MESSAGE_ADAPTER:
+        if spec.adapter is STORED_MESSAGE or spec.adapter is MESSAGE_ADAPTER:
             # One call over the list: 230-240 us for 50 messages, 270-380 one by one.
             dumped: list[dict[str, Any]] = MESSAGES_ADAPTER.dump_python(items, mode="json")
             return dumped
@@ -237,6 +237,9 @@ class AsyncHistory:
             meta["history_digest_version"] = base + len(new)
             if stored is not None and not new and (meta == old_meta if head is not None else not replace):
                 return 0  # nothing new (or an empty conversation never stored)
+            # Before the write: the host may change its messages while it is awaited, and
+            # what is remembered as saved must be what was written.
+            copies = conv.raw_copies()
             try:
                 if stored is not None:
                     await self.store.append(CONVERSATION, name, new, expected_version=cas(head), meta=meta)
@@ -248,7 +251,6 @@ class AsyncHistory:
             except OutcomeUnknown as exc:
                 conflict = note_unknown(attempts, meta, len(new), exc)
                 continue
-            copies = conv.raw_copies()
             self.known.remember(
                 name,
                 None
@@ -295,6 +297,9 @@ class AsyncHistory:
             "history_digest_version": known.version + len(new),
             **changes,
         }
+        # Before the write, as in the general path: what is remembered is what was written.
+        copies = conv.raw_copies(count)
+        kept = None if copies is None else saved_copies(conv.messages[count:], copies)
         try:
             await self.store.append(
                 CONVERSATION,
@@ -311,17 +316,16 @@ class AsyncHistory:
             self.known.remember(conv.name, None)  # the general path looks whether it landed
             note_unknown(attempts, {**known.meta, **update}, len(new), exc)
             return None
-        copies = conv.raw_copies(count)
         self.known.remember(
             conv.name,
             None
-            if copies is None
+            if copies is None or kept is None
             else Known(
                 known.version + len(new),
                 digest,
                 known.raw + copies,
                 {**known.meta, **update},
-                known.messages() + saved_copies(conv.messages[count:], copies),
+                known.messages() + kept,
             ),
         )
         return len(new)

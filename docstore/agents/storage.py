@@ -276,16 +276,15 @@ class StorageManager:
             for kind, by_name in configs.items():
                 if not by_name:
                     continue
-                before = self.store.get_many(kind, list(by_name))
-                docs = self.store.put_many(kind, dict(by_name))
-                for doc in docs:
-                    old = before.get(doc.name)
-                    if old is not None and old.version == doc.version:
+                for doc in self.store.put_many(kind, dict(by_name)):
+                    if not doc.changed:
                         unchanged.append((kind, doc.name))
-                    else:
-                        written.append((kind, doc.name, doc.version))
-                        if old is None:
-                            created.append((kind, doc.name))
+                        continue
+                    written.append((kind, doc.name, doc.version))
+                    # A new head (or one re-created after a delete) takes its created_at
+                    # from this write, within this transaction.
+                    if doc.created_at == doc.updated_at:
+                        created.append((kind, doc.name))
         return SyncReport(
             tuple(written),
             tuple(unchanged),

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import agent_fixtures
 import orjson
+import pytest
 
+from docstore import AsyncDocStore, DocStore
+from docstore.agents import AsyncStorageManager
 from docstore.agents._copies import saved_copies
+
+db = agent_fixtures.db
 
 
 def test_copies_equal_the_messages_with_their_containers_copied_and_their_texts_shared() -> None:
@@ -35,3 +43,43 @@ def test_a_message_holding_anything_but_json_data_is_copied_from_its_json() -> N
     ]
     raws = [orjson.dumps(m) for m in messages]
     assert saved_copies(messages, raws) == [orjson.loads(r) for r in raws]
+
+
+class _EditsDuringAppend(AsyncDocStore):
+    """A store whose append awaits a host's edit first, as a host task running while the
+    manager's write is in flight would."""
+
+    edit: Callable[[], None] | None = None
+
+    async def append(self, *args: Any, **kwargs: Any) -> Any:
+        if self.edit is not None:
+            edit, self.edit = self.edit, None
+            edit()
+            await asyncio.sleep(0)
+        return await super().append(*args, **kwargs)
+
+
+@pytest.mark.parametrize("path", ["general", "known"])
+async def test_an_edit_made_while_a_save_is_in_flight_is_saved_by_the_next_save(
+    db: DocStore, docstore_dsn: str, path: str
+) -> None:
+    # What a manager remembers as saved is what it wrote, not what the host's objects
+    # became while the write was awaited: the next save sees the edit and stores it.
+    store = await _EditsDuringAppend.connect(docstore_dsn, schema=db.schema, max_size=2)
+    try:
+        manager = AsyncStorageManager(store)
+        conversation: list[dict[str, Any]] = [{"role": "user", "content": [{"type": "text", "text": "a"}]}]
+        if path == "known":  # a first save, so the second takes the remembered path
+            await manager.save_full_history("agent", "s1", conversation)
+        conversation.append({"role": "assistant", "content": [{"type": "text", "text": "b"}]})
+
+        def edit() -> None:
+            conversation[-1]["content"][0]["text"] = "edited while saving"
+
+        store.edit = edit
+        await manager.save_full_history("agent", "s1", conversation)
+        await manager.save_full_history("agent", "s1", conversation)
+        loaded = await manager.load_history("agent", "s1")
+        assert [m["content"][0]["text"] for m in loaded] == ["a", "edited while saving"]
+    finally:
+        await store.close()
