@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from itertools import chain
 from types import TracebackType
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, Self, TypeVar, overload
 
 import psycopg
 from psycopg import errors as pge
@@ -91,7 +91,7 @@ class AsyncDocStore:
         statement_timeout: float | None = None,
         read_dsn: str | None = None,
         **pool_options: Any,
-    ) -> AsyncDocStore:
+    ) -> Self:
         """Open a pool on ``dsn`` (else ``DOCSTORE_URL``, else libpq's PG* variables), for
         the store in ``schema`` (else ``DOCSTORE_SCHEMA``, else ``docstore``).
 
@@ -146,7 +146,7 @@ class AsyncDocStore:
             if self._read_pool is not None:
                 await self._read_pool.close()
 
-    async def __aenter__(self) -> AsyncDocStore:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

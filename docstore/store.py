@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from itertools import chain
 from types import TracebackType
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, Self, TypeVar, overload
 
 import psycopg
 from psycopg import errors as pge
@@ -93,7 +93,7 @@ class DocStore:
         statement_timeout: float | None = None,
         read_dsn: str | None = None,
         **pool_options: Any,
-    ) -> DocStore:
+    ) -> Self:
         """Open a pool on ``dsn`` (else ``DOCSTORE_URL``, else libpq's PG* variables), for
         the store in ``schema`` (else ``DOCSTORE_SCHEMA``, else ``docstore``).
 
@@ -148,7 +148,7 @@ class DocStore:
             if self._read_pool is not None:
                 self._read_pool.close()
 
-    def __enter__(self) -> DocStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
