@@ -6,7 +6,10 @@ The async module is the one written by hand; its sync twin is the same code with
 DocStore, ...), in code, docstrings and comments alike, as psycopg's
 tools/async_to_sync.py does. The transform works on tokens, so comments and the layout of
 the source survive; its result is checked against an AST transform of the source (the
-same edits made on the syntax tree), so a token edit cannot change what the code means.
+same edits made on the syntax tree), so every edit lands on whole tokens and none changes
+code it was not meant to touch. It cannot tell a wrong rename rule: both sides apply it.
+What the renames make of the code is checked by mypy and the suite, which run the
+generated modules.
 Then ``ruff check --fix --select I,RUF022`` and ``ruff format`` give it the tree's layout.
 
     .venv/bin/python .ci/async_to_sync.py           # rewrite the generated modules
@@ -110,12 +113,22 @@ def by_tokens(source: str) -> str:
             edits.append((offset(tok.start), offset(following.start), ""))
         elif tok.type == tokenize.NAME and _name(tok.string, in_import) != tok.string:
             edits.append((offset(tok.start), offset(tok.end), _name(tok.string, in_import)))
-        elif tok.type in (tokenize.STRING, tokenize.COMMENT) and _text(tok.string) != tok.string:
+        elif tok.type in _TEXT_TOKENS and _text(tok.string) != tok.string:
             edits.append((offset(tok.start), offset(tok.end), _text(tok.string)))
     out = source
     for start, end, new in reversed(edits):
         out = out[:start] + new + out[end:]
     return out
+
+
+# From Python 3.12 an f-string is several tokens, its literal text in FSTRING_MIDDLE ones.
+_TEXT_TOKENS = frozenset(
+    {
+        tokenize.STRING,
+        tokenize.COMMENT,
+        *([tokenize.FSTRING_MIDDLE] if hasattr(tokenize, "FSTRING_MIDDLE") else []),
+    }
+)
 
 
 class _Unasync(ast.NodeTransformer):

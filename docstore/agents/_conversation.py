@@ -182,6 +182,10 @@ class Conversation:
         self._valid: dict[int, Any] = {}
         self._canon: dict[int, bytes] = {}
         self._raw: list[bytes | None] = []
+        # Each validated message's JSON as given, dumped when it was validated: what a save
+        # remembers as written must be what it validated and wrote, not what the host's
+        # objects became over a retry's awaits.
+        self._given: dict[int, bytes | None] = {}
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -193,6 +197,7 @@ class Conversation:
             except ValidationError as exc:
                 errors = [{**e, "loc": (index, *e["loc"])} for e in exc.errors(include_url=False)]
                 raise DocumentInvalid(CONVERSATION, self.name, None, errors, f"message {index}") from None
+            self._given[index] = _dump_given(self.messages[index])
         return self._valid[index]
 
     def validated(self, start: int, stop: int) -> list[Any]:
@@ -225,20 +230,33 @@ class Conversation:
     def raw_copies(self, start: int = 0) -> list[bytes] | None:
         """Messages ``start:`` as given, as JSON, to recognise them when they are handed back
         (the host may mutate its own objects); None if one is not a plain dict of JSON
-        data. Reuses the dumps :meth:`has_prefix` made."""
+        data. A validated message's is its JSON when it was validated; the others reuse
+        the dumps :meth:`has_prefix` made."""
         copies = []
         for i in range(start, len(self.messages)):
             message = self.messages[i]
             if type(message) is not dict:
                 return None
-            raw = self._raw[i] if i < len(self._raw) else None
+            if i in self._given:
+                raw = self._given[i]
+            else:
+                raw = self._raw[i] if i < len(self._raw) else None
+                if raw is None:
+                    raw = _dump_given(message)
             if raw is None:
-                try:
-                    raw = orjson.dumps(message)
-                except TypeError:
-                    return None
+                return None
             copies.append(raw)
         return copies
+
+
+def _dump_given(message: Any) -> bytes | None:
+    """A plain dict message's JSON as given; None for anything else."""
+    if type(message) is not dict:
+        return None
+    try:
+        return orjson.dumps(message)
+    except TypeError:
+        return None
 
 
 def _raw_canonical(message: Any) -> bytes | None:

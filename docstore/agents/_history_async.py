@@ -237,8 +237,9 @@ class AsyncHistory:
             meta["history_digest_version"] = base + len(new)
             if stored is not None and not new and (meta == old_meta if head is not None else not replace):
                 return 0  # nothing new (or an empty conversation never stored)
-            # Before the write: the host may change its messages while it is awaited, and
-            # what is remembered as saved must be what was written.
+            # Before the write (the host's own tasks may edit its messages while the write
+            # is in flight): the JSON of what was validated, so what is remembered as saved
+            # is what was written.
             copies = conv.raw_copies()
             try:
                 if stored is not None:

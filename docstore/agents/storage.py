@@ -281,9 +281,7 @@ class StorageManager:
                         unchanged.append((kind, doc.name))
                         continue
                     written.append((kind, doc.name, doc.version))
-                    # A new head (or one re-created after a delete) takes its created_at
-                    # from this write, within this transaction.
-                    if doc.created_at == doc.updated_at:
+                    if self._created(kind, doc):
                         created.append((kind, doc.name))
         return SyncReport(
             tuple(written),
@@ -292,6 +290,20 @@ class StorageManager:
             warnings=tuple(warnings),
             created=tuple(created),
         )
+
+    def _created(self, kind: str, doc: Doc[Any]) -> bool:
+        """Whether a put that wrote ``doc`` created it (there was no live version before)."""
+        if doc.version == 1:
+            return True
+        if doc.created_at != doc.updated_at:
+            return False  # an update: the head's created_at is older than this write
+        # A head re-created after a delete, or one created earlier in this same outer
+        # transaction (whose now() both timestamps hold): the version before tells.
+        try:
+            before = self.store.get(kind, doc.name, version=doc.version - 1)
+        except DocumentNotFound:
+            return True  # pruned: nothing live to have updated
+        return before.deleted
 
     # --- history -----------------------------------------------------------------------
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,13 +48,12 @@ class _EditsDuringAppend(AsyncDocStore):
     """A store whose append awaits a host's edit first, as a host task running while the
     manager's write is in flight would."""
 
-    edit: Callable[[], None] | None = None
+    edit: Callable[[], Awaitable[None]] | None = None
 
     async def append(self, *args: Any, **kwargs: Any) -> Any:
         if self.edit is not None:
             edit, self.edit = self.edit, None
-            edit()
-            await asyncio.sleep(0)
+            await edit()
         return await super().append(*args, **kwargs)
 
 
@@ -73,7 +71,7 @@ async def test_an_edit_made_while_a_save_is_in_flight_is_saved_by_the_next_save(
             await manager.save_full_history("agent", "s1", conversation)
         conversation.append({"role": "assistant", "content": [{"type": "text", "text": "b"}]})
 
-        def edit() -> None:
+        async def edit() -> None:
             conversation[-1]["content"][0]["text"] = "edited while saving"
 
         store.edit = edit
@@ -82,4 +80,33 @@ async def test_an_edit_made_while_a_save_is_in_flight_is_saved_by_the_next_save(
         loaded = await manager.load_history("agent", "s1")
         assert [m["content"][0]["text"] for m in loaded] == ["a", "edited while saving"]
     finally:
+        await store.close()
+
+
+async def test_an_edit_made_before_a_retried_save_lands_is_saved_by_the_next_save(
+    db: DocStore, docstore_dsn: str
+) -> None:
+    # The remembered path's append conflicts (another host wrote meanwhile), and the
+    # general path then writes the messages as they were validated: what the manager
+    # remembers as saved must be those, not the host's objects as edited meanwhile.
+    store = await _EditsDuringAppend.connect(docstore_dsn, schema=db.schema, max_size=2)
+    other = AsyncStorageManager(await AsyncDocStore.connect(docstore_dsn, schema=db.schema, max_size=1))
+    try:
+        manager = AsyncStorageManager(store)
+        conversation: list[dict[str, Any]] = [{"role": "user", "content": [{"type": "text", "text": "a"}]}]
+        await manager.save_full_history("agent", "s1", conversation)
+        conversation.append({"role": "assistant", "content": [{"type": "text", "text": "b"}]})
+
+        async def edit_while_another_host_writes() -> None:
+            conversation[-1]["content"][0]["text"] = "edited while saving"
+            theirs = [conversation[0], {"role": "assistant", "content": [{"type": "text", "text": "x"}]}]
+            await other.save_full_history("agent", "s1", theirs)
+
+        store.edit = edit_while_another_host_writes
+        await manager.save_full_history("agent", "s1", conversation)
+        await manager.save_full_history("agent", "s1", conversation)
+        loaded = await manager.load_history("agent", "s1")
+        assert [m["content"][0]["text"] for m in loaded] == ["a", "edited while saving"]
+    finally:
+        await other.store.close()
         await store.close()

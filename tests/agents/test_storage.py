@@ -188,6 +188,22 @@ def test_sync_all_configs_reports_what_it_wrote(manager: Any) -> None:
     )
     assert again.unchanged == (("agent", "a"),)
     assert again.written == (("llm", "fast", 2),)
+    assert len(report.created) == 5 and again.created == ()
+
+
+def test_a_sync_reports_as_created_what_had_no_live_version_before_it(db: DocStore) -> None:
+    manager = StorageManager(db)
+    manager.sync_all_configs(llm_configs=[FAST])
+    db.delete("llm", "fast")
+    recreated = manager.sync_all_configs(llm_configs=[FAST])
+    assert recreated.written == (("llm", "fast", 3),) and recreated.created == (("llm", "fast"),)
+    # In one outer transaction (one now() for every write): a config the first sync
+    # created is updated, not created, by the second.
+    with db.transaction():
+        first = manager.sync_all_configs(llm_configs=[{**FAST, "name": "slow"}])
+        second = manager.sync_all_configs(llm_configs=[{**FAST, "name": "slow", "max_tokens": 7}])
+    assert first.created == (("llm", "slow"),)
+    assert second.written == (("llm", "slow", 2),) and second.created == ()
 
 
 def test_sync_all_configs_with_one_invalid_config_writes_nothing(manager: Any, db: DocStore) -> None:
