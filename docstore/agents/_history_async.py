@@ -142,27 +142,22 @@ class AsyncHistory:
                 key = f"docstore-append:{uuid.uuid4().hex}"
             expected = cas(head)
             try:
-                try:
-                    await self.store.append(
-                        CONVERSATION,
-                        name,
-                        validated,
-                        expected_version=expected,
-                        meta=meta,
-                        idempotency_key=key,
-                    )
-                except OutcomeUnknown:
-                    if key is None:
-                        raise
-                    # The same key again: the first attempt's version if it landed.
-                    await self.store.append(
-                        CONVERSATION,
-                        name,
-                        validated,
-                        expected_version=expected,
-                        meta=meta,
-                        idempotency_key=key,
-                    )
+                # With a key, a lost reply is asked once more with the same key: the
+                # first attempt's version if it landed.
+                for tries_left in (1, 0) if key is not None else (0,):
+                    try:
+                        await self.store.append(
+                            CONVERSATION,
+                            name,
+                            validated,
+                            expected_version=expected,
+                            meta=meta,
+                            idempotency_key=key,
+                        )
+                        break
+                    except OutcomeUnknown:
+                        if not tries_left:
+                            raise
             except VersionConflict as exc:
                 conflict = exc
                 continue
