@@ -21,6 +21,10 @@ __all__ = ["Kind", "KindRef", "LogKind", "Mode", "Registry", "Upgrader", "check_
 
 T = TypeVar("T")
 M = TypeVar("M")
+# Handles are read-only, so covariant: a list of several kinds' handles is a list of
+# Kind[object], which every method taking handles of any kind accepts.
+T_co = TypeVar("T_co", covariant=True)
+M_co = TypeVar("M_co", covariant=True)
 K = TypeVar("K", bound="Kind[Any]")
 
 Mode = Literal["snapshot", "log"]
@@ -56,14 +60,14 @@ def check_key(kind: str, name: str | None = None) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Kind(Generic[T]):
+class Kind(Generic[T_co]):
     """One registered kind, and the typed handle of it: build it with
     :meth:`Registry.register` and pass it to any store method in place of the kind's
-    name, so that ``store.get(AGENT, "x").data`` is typed (``T``: its documents' type).
+    name, so that ``store.get(AGENT, "x").data`` is typed (``T_co``: its documents' type).
     """
 
     name: str
-    adapter: TypeAdapter[T]
+    adapter: TypeAdapter[T_co]
     mode: Mode = "snapshot"
     schema_version: int = 1
     upgraders: Mapping[int, Upgrader] = field(default_factory=dict)
@@ -115,7 +119,7 @@ class Kind(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class LogKind(Kind[T], Generic[T, M]):
+class LogKind(Kind[T_co], Generic[T_co, M_co]):
     """A log kind's handle: ``T`` is its items' type, ``M`` its head's metadata type (what
     ``get`` and ``list`` return for it)."""
 

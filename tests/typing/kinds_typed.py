@@ -95,3 +95,11 @@ def agent_layer(store: DocStore) -> None:
     assert_type(store.list(LLM), list[Doc[LLMConfig]])
     assert_type(store.read(CONVERSATION_KIND, "s1"), list[AgentMessage])
     assert_type(store.get(CONVERSATION_KIND, "s1").data, ConversationMeta)
+
+
+def handles_of_several_kinds(store: DocStore) -> None:
+    # A list of different kinds' handles is a list of Kind[...] (handles are covariant),
+    # which the methods taking several kinds accept.
+    kinds = [AGENT, LLM]
+    for change in store.changes(kinds, stop=lambda: True):
+        assert_type(change.kind, str)
