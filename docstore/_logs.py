@@ -109,34 +109,17 @@ class LogPlans(CoreBase):
         # an update of some keys needs one too.
         needs_head = (meta_data is None and default is None) or patch is not None
         if expected:
-            query = self.write_sql(
-                spec,
+            statement, expect = (
                 q.APPEND_UPDATE,
-                live=live,
-                data=data,
-                key=key,
-                expect="AND d.version = %(expected)s"
+                "AND d.version = %(expected)s"
                 + ("" if expected_count is None else " AND d.version - d.live_from + 1 = %(expected_count)s"),
             )
         elif needs_head:
             # expected_version=0 cannot succeed here: say conflict or "needs meta" below.
-            query = self.write_sql(
-                spec,
-                q.APPEND_UPDATE,
-                live=live,
-                data=data,
-                key=key,
-                expect="AND false" if expected == 0 else "",
-            )
+            statement, expect = q.APPEND_UPDATE, "AND false" if expected == 0 else ""
         else:
-            query = self.write_sql(
-                spec,
-                q.APPEND_UPSERT,
-                live=live,
-                data=data,
-                key=key,
-                expect="AND d.deleted" if expected == 0 else "",
-            )
+            statement, expect = q.APPEND_UPSERT, "AND d.deleted" if expected == 0 else ""
+        query = self.write_sql(spec, statement, live=live, data=data, key=key, expect=expect)
 
         def plan() -> Plan[int]:
             if keyed:

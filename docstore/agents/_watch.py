@@ -13,7 +13,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -31,6 +31,18 @@ __all__ = ["AsyncConfigWatch", "ConfigWatch"]
 OnChange = Callable[[Change], None]
 
 GONE = ("delete", "prune")
+
+
+S = TypeVar("S", DocStore, AsyncDocStore)
+
+
+def _on_primary(store: S) -> S:
+    """``store``, or one on its primary pool only when it reads from a replica: the cursor
+    is taken on the primary, so the load and each change's read must be too (a lagging
+    replica would miss a config or hand back an older version)."""
+    if store.read_pool is None:
+        return store
+    return type(store)(store.pool, schema=store.schema, kinds=store.kinds)
 
 
 class _Held:
@@ -114,13 +126,7 @@ class ConfigWatch(_Held):
         on_change: OnChange | None = None,
     ) -> None:
         super().__init__(on_change)
-        # The cursor is taken on the primary, so the load and each change's read must be
-        # too: a lagging replica would miss a config or hand back an older version.
-        self._store = (
-            store
-            if store.read_pool is None
-            else type(store)(store.pool, schema=store.schema, kinds=store.kinds)
-        )
+        self._store = _on_primary(store)
         self._listen_dsn = listen_dsn
         self._poll_interval = poll_interval
         self._stopped = threading.Event()
@@ -207,13 +213,7 @@ class AsyncConfigWatch(_Held):
         on_change: OnChange | None = None,
     ) -> None:
         super().__init__(on_change)
-        # The cursor is taken on the primary, so the load and each change's read must be
-        # too: a lagging replica would miss a config or hand back an older version.
-        self._store = (
-            store
-            if store.read_pool is None
-            else type(store)(store.pool, schema=store.schema, kinds=store.kinds)
-        )
+        self._store = _on_primary(store)
         self._listen_dsn = listen_dsn
         self._poll_interval = poll_interval
         self._task: asyncio.Task[None] | None = None

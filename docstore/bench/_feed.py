@@ -8,6 +8,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 import psycopg
@@ -18,6 +19,24 @@ from ._harness import Result, Side, Stat, measure, ratio_result
 from ._workloads import CONV, Bench, pre_json
 
 __all__ = ["feed"]
+
+
+def _append_params(name: str, message: Any, meta: Any) -> dict[str, Any]:
+    """The parameters of one message's APPEND_UPSERT, as docstore's append sends them."""
+    return {
+        "kind": CONV,
+        "name": name,
+        "n": 1,
+        "items": [message],
+        "meta": None,
+        "meta_default": meta,
+        "sv": 1,
+        "expected": None,
+        "expected_count": None,
+        "meta_update": None,
+        "op": "append",
+        "author": None,
+    }
 
 
 def _without_feed(bench: Bench, sql: str, notify: bool) -> str:
@@ -104,23 +123,7 @@ def _write_cost(bench: Bench) -> list[Result]:
         meta = pre_json(orjson.dumps(bench.meta(name)))
 
         def run(i: int) -> None:
-            raw.execute(
-                query,
-                {
-                    "kind": CONV,
-                    "name": name,
-                    "n": 1,
-                    "items": [msgs[i % 40]],
-                    "meta": None,
-                    "meta_default": meta,
-                    "sv": 1,
-                    "expected": None,
-                    "expected_count": None,
-                    "meta_update": None,
-                    "op": "append",
-                    "author": None,
-                },
-            ).fetchall()
+            raw.execute(query, _append_params(name, msgs[i % 40], meta)).fetchall()
 
         return run
 
@@ -184,23 +187,7 @@ def _concurrent_appends(bench: Bench) -> Result:
                 name = f"conc-{label}-{t}"
                 meta = pre_json(orjson.dumps(bench.meta(name)))
                 for _ in range(per):
-                    conns[t].execute(
-                        variants[label],
-                        {
-                            "kind": CONV,
-                            "name": name,
-                            "n": 1,
-                            "items": [msg],
-                            "meta": None,
-                            "meta_default": meta,
-                            "sv": 1,
-                            "expected": None,
-                            "expected_count": None,
-                            "meta_update": None,
-                            "op": "append",
-                            "author": None,
-                        },
-                    ).fetchall()
+                    conns[t].execute(variants[label], _append_params(name, msg, meta)).fetchall()
 
             workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
             for w in workers:
