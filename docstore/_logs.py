@@ -64,7 +64,7 @@ class LogPlans(CoreBase):
                 "expected_count goes with an expected_version >= 1 and is an "
                 f"int >= 0, not {expected_count!r}"
             )
-        datas = [RawJson(self.encode(spec, name, item, i)[1]) for i, item in enumerate(items)]
+        datas = [self.encode(spec, name, item, i)[1] for i, item in enumerate(items)]
         meta_data = None if meta is None else RawJson(self.encode_meta(spec, name, meta))
         if meta_update is not None and meta is not None:
             raise ValueError("give meta= (the whole metadata) or meta_update= (some keys), not both")
@@ -84,7 +84,7 @@ class LogPlans(CoreBase):
             [
                 None if meta_data is None else meta_data.obj,
                 None if patch is None else patch.obj,
-                *(d.obj for d in datas),
+                *datas,
             ],
         )
         key = q.KEY_ROW if keyed else ""
@@ -93,7 +93,10 @@ class LogPlans(CoreBase):
             "kind": kind,
             "name": name,
             "n": len(datas),
-            "items": datas,
+            # One JSON array, not a jsonb[]: psycopg builds an array parameter in Python,
+            # element by element, and the server parses it slower too (2 messages: 27 us
+            # less client CPU, 60 us less wall; 100: 1.3 against 2.0 ms).
+            "items": RawJson(b"[" + b",".join(datas) + b"]"),
             "meta": meta_data,
             "meta_default": None if default is None else RawJson(default),
             "sv": spec.schema_version,

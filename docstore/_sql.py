@@ -209,7 +209,7 @@ _ITEM_ROWS = (
     INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
     SELECT %(kind)s, %(name)s, head.version - %(n)s + i.ord, %(sv)s, %(op)s, i.data,
            %(author)s, head.updated_at
-    FROM head, unnest(%(items)b::jsonb[]) WITH ORDINALITY AS i(data, ord)
+    FROM head, jsonb_array_elements(%(items)s::jsonb) WITH ORDINALITY AS i(data, ord)
 ){key}"""
     + _CHANGE_ROW
     # Only the version: an append returns nothing else, and each timestamp column costs

@@ -21,13 +21,13 @@ from ._workloads import CONV, Bench, pre_json
 __all__ = ["feed"]
 
 
-def _append_params(name: str, message: Any, meta: Any) -> dict[str, Any]:
+def _append_params(name: str, message: bytes, meta: Any) -> dict[str, Any]:
     """The parameters of one message's APPEND_UPSERT, as docstore's append sends them."""
     return {
         "kind": CONV,
         "name": name,
         "n": 1,
-        "items": [message],
+        "items": pre_json(b"[" + message + b"]"),
         "meta": None,
         "meta_default": meta,
         "sv": 1,
@@ -117,7 +117,7 @@ def _write_cost(bench: Bench) -> list[Result]:
 
     append_with = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="", **_note(False))
     append_without = _without_feed(bench, append_with, False)
-    msgs = [pre_json(orjson.dumps(m)) for m in conversation(40, 3)]
+    msgs = [orjson.dumps(m) for m in conversation(40, 3)]
 
     def append(query: str, name: str) -> Callable[[int], None]:
         meta = pre_json(orjson.dumps(bench.meta(name)))
@@ -179,7 +179,7 @@ def _concurrent_appends(bench: Bench) -> Result:
     conns = [psycopg.connect(bench.dsn, autocommit=True) for _ in range(threads)]
     with_sql = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="", **_note(False))
     variants = {"with": with_sql, "without": _without_feed(bench, with_sql, False)}
-    msg = pre_json(orjson.dumps(conversation(1, 5)[0]))
+    msg = orjson.dumps(conversation(1, 5)[0])
 
     def side(label: str) -> Side:
         def run(r: int) -> int:
