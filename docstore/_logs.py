@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from . import _sql as q
@@ -214,45 +213,6 @@ class LogPlans(CoreBase):
                 return [validate(data) if sv == current else parse(name, v, data, sv) for v, sv, data in rows]
             except ValidationError:
                 return [parse(name, v, data, sv) for v, sv, data in rows]
-
-        return Op(plan, kind, name, read_only=True)
-
-    def read_json(
-        self, kind: str, name: str, last: int | None, after: int | None, limit: int | None, where: Any = None
-    ) -> Op[list[Any]]:
-        """Live items as their stored JSON values (dicts, lists, ...), each validated.
-
-        For a caller that wants plain data: parsing the JSON and validating what it
-        parsed skips building the item's model from JSON and dumping it again (for 50
-        messages 177 us against 336). An item written under an older schema_version is
-        upgraded and validated, and comes back as the current model dumps it.
-        """
-        spec = self.kinds.get(kind, "log")
-        query, params = self._read_stmt(spec, name, last, after, limit, where, "")
-        parse = spec.parse
-        validate = spec.adapter.validator.validate_python
-        dump = spec.adapter.dump_python
-        current = spec.schema_version
-
-        def plan() -> Plan[list[Any]]:
-            rows = yield Stmt(query, params)
-            if last is not None:
-                rows.reverse()
-            values = []
-            try:
-                for v, sv, data in rows:
-                    if sv == current:
-                        value = orjson.loads(data)
-                        validate(value)
-                        values.append(value)
-                    else:
-                        values.append(dump(parse(name, v, data, sv), mode="json"))
-            except (ValidationError, orjson.JSONDecodeError):
-                # parse() names the invalid item, and validates as read() does (from
-                # JSON); should every item pass that way, they come back as the model
-                # dumps them.
-                return [dump(parse(name, v, data, sv), mode="json") for v, sv, data in rows]
-            return values
 
         return Op(plan, kind, name, read_only=True)
 

@@ -823,22 +823,6 @@ class AsyncDocStore:
         """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``."""
         return await self._run(self._core.read(self.kinds.name(kind), name, last, after, limit, where))
 
-    async def read_json(
-        self,
-        kind: KindRef,
-        name: str,
-        *,
-        last: int | None = None,
-        after: int | None = None,
-        limit: int | None = None,
-        where: Any = None,
-    ) -> builtins.list[Any]:
-        """Like :meth:`read`, each item as plain JSON data (dicts, lists, strings, numbers),
-        as stored, after validating it: for serving or re-serialising items without
-        building their models. An item of an older ``schema_version`` comes back
-        upgraded, as the current model dumps it."""
-        return await self._run(self._core.read_json(self.kinds.name(kind), name, last, after, limit, where))
-
     @overload
     async def entries(
         self,

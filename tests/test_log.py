@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from uuid import UUID
 
-import orjson
 import pytest
 from conftest import PARTITIONS, count_rows, layout_of, on_both_layouts
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from docstore import DocStore, DocumentInvalid, DocumentNotFound, KindMismatch, VersionConflict
 
@@ -141,8 +139,6 @@ def test_read_validates_every_item_and_names_the_first_invalid_one_by_version(s:
         lambda: s.read("conversation", "c"),
         lambda: s.read("conversation", "c", last=3),
         lambda: s.entries("conversation", "c"),
-        lambda: s.read_json("conversation", "c"),
-        lambda: s.read_json("conversation", "c", last=3),
     ]
     for read in reads:
         with pytest.raises(DocumentInvalid) as info:
@@ -150,72 +146,6 @@ def test_read_validates_every_item_and_names_the_first_invalid_one_by_version(s:
         assert (info.value.kind, info.value.name, info.value.version) == ("conversation", "c", 3)
         assert "stored data" in str(info.value)
     assert [m.content for m in s.read("conversation", "c", limit=2)] == ["a", "b"]
-
-
-def test_read_json_gives_the_items_as_stored_json_in_the_same_order_and_pages(s: Any) -> None:
-    s.append("conversation", "c", msgs(*[str(i) for i in range(10)]), meta=META)
-    for page in ({}, {"last": 3}, {"after": 4, "limit": 3}, {"where": {"content": "7"}}):
-        items = s.read_json("conversation", "c", **page)
-        assert items == [m.model_dump(mode="json") for m in s.read("conversation", "c", **page)], page
-        assert all(type(item) is dict for item in items)
-    assert s.read_json("conversation", "nobody/none") == []
-    # Each call parses afresh: changing what one returned changes nothing else.
-    first = s.read_json("conversation", "c", last=1)
-    first[0]["content"] = "changed"
-    assert s.read_json("conversation", "c", last=1) == [{"role": "assistant", "content": "9"}]
-
-
-def test_read_json_returns_what_is_stored_not_a_fresh_dump_of_the_model(s: Any) -> None:
-    # A key the model ignores stays out of read() but is stored (written by plain SQL).
-    s.append("conversation", "c", msgs("a"), meta=META)
-    with s.pool.connection() as conn:
-        conn.execute(
-            f"""UPDATE "{s.schema}".versions SET data = data || '{{"via": "sql"}}'"""
-            " WHERE kind = 'conversation' AND name = 'c'"
-        )
-    assert s.read_json("conversation", "c") == [{"role": "user", "content": "a", "via": "sql"}]
-    assert s.read("conversation", "c")[0].model_dump() == {"role": "user", "content": "a"}
-
-
-def test_read_json_upgrades_an_older_item_and_gives_it_as_the_current_model_dumps_it(
-    store: Any,
-) -> None:
-    store.register("note", Msg, mode="log")
-    store.append("note", "n", msgs("old"))
-
-    class MsgV2(BaseModel):
-        role: str
-        text: str
-        lang: str = "en"
-
-    store.register(
-        "note",
-        MsgV2,
-        mode="log",
-        schema_version=2,
-        upgraders={1: lambda d: {"role": d["role"], "text": d["content"]}},
-    )
-    store.append("note", "n", [{"role": "assistant", "text": "new", "lang": "fr"}])
-    assert store.read_json("note", "n") == [
-        {"role": "user", "text": "old", "lang": "en"},
-        {"role": "assistant", "text": "new", "lang": "fr"},
-    ]
-
-
-class Stamped(BaseModel):
-    model_config = ConfigDict(strict=True)
-    at: datetime
-    id: UUID
-
-
-def test_read_json_accepts_what_only_json_mode_validation_accepts(s: Any) -> None:
-    # A strict model takes an ISO string for a datetime from JSON only: read_json must
-    # accept every item read() accepts, and give it as the model dumps it.
-    s.register("stamp", Stamped, mode="log")
-    item = {"at": "2026-12-01T10:00:00Z", "id": "6f1c1a52-4a44-4b36-9e2a-4b7a2a3e9a11"}
-    s.append("stamp", "x", [Stamped.model_validate_json(orjson.dumps(item))])
-    assert s.read_json("stamp", "x") == [m.model_dump(mode="json") for m in s.read("stamp", "x")]
-    assert s.read_json("stamp", "x")[0]["id"] == item["id"]
 
 
 def test_rewrite_replaces_the_live_items_and_keeps_the_old_ones_by_version(s: Any) -> None:

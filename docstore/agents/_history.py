@@ -39,6 +39,7 @@ from ._conversation import (
 from ._copies import saved_copies
 from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view, sessions_where
 from ._settings import CONVERSATION, conversation_name
+from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER, STORED_MESSAGE
 
 __all__ = ["History"]
 
@@ -54,14 +55,17 @@ class History:
 
     def load(self, agent_name: str, session_id: str | None, limit: int | None) -> list[dict[str, Any]]:
         """The last ``limit`` messages of a session, oldest first, as dicts."""
+        spec = self.store.kinds.get(CONVERSATION, "log")
         if not session_id:
             return []
         name = conversation_name(agent_name, session_id)
         last = limit if limit is not None and limit > 0 else None
-        # Each message validated, then returned as the JSON it is stored as: the save
-        # stored each one as its model dumps it, and building the models only to dump
-        # them again cost twice as much (for 50 messages 336 us against 177).
-        return self.store.read_json(CONVERSATION, name, last=last)
+        items = self.store.read(CONVERSATION, name, last=last)
+        if spec.adapter is STORED_MESSAGE or spec.adapter is MESSAGE_ADAPTER:
+            # One call over the list: 230-240 us for 50 messages, 270-380 one by one.
+            dumped: list[dict[str, Any]] = MESSAGES_ADAPTER.dump_python(items, mode="json")
+            return dumped
+        return [spec.adapter.dump_python(item, mode="json") for item in items]
 
     def save(
         self,
