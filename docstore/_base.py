@@ -352,6 +352,7 @@ class CoreBase:
         # connection broke), and a statement timeout would only strike again.
         retry = (
             isinstance(exc, psycopg.OperationalError)
+            and not _over_a_limit(exc)
             and (op.read_only or op.keyed)
             and attempt < 2
             and not isinstance(exc, pge.QueryCanceled)
@@ -388,6 +389,13 @@ class CoreBase:
             )
         if isinstance(exc, pge.CheckViolation | pge.StringDataRightTruncation):
             return InvalidKey(kind, name, _first_line(exc))
+        if _over_a_limit(exc):
+            # psycopg files PostgreSQL's class 54 under OperationalError, but the same
+            # statement would fail again: this is no connection failure to retry.
+            return DocStoreError(
+                f"{where}over a limit of PostgreSQL ({_first_line(exc)}); nothing of this "
+                "call was kept, and running it again would fail the same way"
+            )
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             if unknown:
                 return OutcomeUnknown(
@@ -429,6 +437,12 @@ def _per_field(adapter: TypeAdapter[Any]) -> dict[str, Any] | Literal[False]:
     if model.model_config.get("extra") == "forbid":
         fields[""] = _FORBID
     return fields
+
+
+def _over_a_limit(exc: psycopg.Error) -> bool:
+    """A statement over one of PostgreSQL's limits (SQLSTATE class 54: a jsonb value past
+    256 MiB, an array too large, a statement too complex)."""
+    return (exc.sqlstate or "").startswith("54")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -209,7 +209,7 @@ _ITEM_ROWS = (
     INSERT INTO {s}.versions (kind, name, version, schema_version, op, data, author, written_at)
     SELECT %(kind)s, %(name)s, head.version - %(n)s + i.ord, %(sv)s, %(op)s, i.data,
            %(author)s, head.updated_at
-    FROM head, jsonb_array_elements(%(items)s::jsonb) WITH ORDINALITY AS i(data, ord)
+    FROM head, {items} WITH ORDINALITY AS i(data, ord)
 ){key}"""
     + _CHANGE_ROW
     # Only the version: an append returns nothing else, and each timestamp column costs
@@ -251,6 +251,14 @@ WITH head AS (
 )"""
     + _ITEM_ROWS
 )
+
+# How an append's items reach the server: one JSON array (psycopg builds a jsonb[]
+# parameter in Python, element by element, and the server parses it slower too), or,
+# past ITEMS_ARRAY_OVER bytes, a jsonb[]: one jsonb value holds at most 256 MiB, where
+# an array caps each element only (8 MiB of JSON can be ~60 MiB of jsonb: tiny numbers).
+ITEMS_JSON = "jsonb_array_elements(%(items)s::jsonb)"
+ITEMS_ARRAY = "unnest(%(items)b::jsonb[])"
+ITEMS_ARRAY_OVER = 8 * 1024 * 1024
 
 # What the head's metadata becomes: replaced by meta= when given, or (meta_update=)
 # only the given keys set, the others kept.

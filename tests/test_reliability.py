@@ -293,3 +293,46 @@ def test_a_dead_connection_error_is_a_docstore_error_not_a_psycopg_one(
     exc = _kill_while_blocked(lambda: store.delete("config", "a"), lock, app, docstore_pool)
     assert isinstance(exc, DocStoreError) and not isinstance(exc, psycopg.Error)
     assert store.get("config", "a").version == 1
+
+
+def test_a_statement_over_a_postgresql_limit_is_reported_as_such_and_not_run_again(
+    open_store: Callable[..., tuple[DocStore, str]], docstore_dsn: str
+) -> None:
+    # psycopg files class 54 (program limit exceeded) under OperationalError, which read
+    # as a connection failure that is "safe to retry"; the same statement fails again.
+    store, _app_name = open_store()
+    with psycopg.connect(docstore_dsn) as conn, pytest.raises(psycopg.OperationalError) as raised:
+        conn.execute("SELECT array_fill(1, ARRAY[200000000])")
+    exc = raised.value
+    assert exc.sqlstate == "54000"
+    core = store._core
+    for op in (
+        core.get("config", "a", None),
+        core.put("config", "a", {"value": 1}, None, idempotency_key="k"),
+        core.put("config", "a", {"value": 1}, None),
+    ):
+        error = core.failure(exc, op, 1, False, True)
+        assert error is not None, "a limit was taken for a failure worth running again"
+        assert type(error) is DocStoreError
+        assert "config 'a': over a limit of PostgreSQL (array size exceeds" in str(error)
+        assert "fail the same way" in str(error)
+
+
+def test_an_append_past_the_json_array_size_sends_a_jsonb_array_and_stores_the_same(
+    open_store: Callable[..., tuple[DocStore, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One jsonb value holds at most 256 MiB; past ITEMS_ARRAY_OVER bytes the items go as
+    # a jsonb[] (each element capped, not their sum). Lowered here to take that path.
+    from docstore import _sql
+
+    store, _app_name = open_store()
+    items = [{"role": "user", "content": f"m{i}"} for i in range(5)]
+    assert store.append("chat", "json", items) == 5
+    monkeypatch.setattr(_sql, "ITEMS_ARRAY_OVER", 10)
+    sent = next(store._core.append("chat", "array", items, None, None).plan())
+    assert sent.params is not None and isinstance(sent.params["items"], list)
+    assert "unnest(%(items)b::jsonb[])" in sent.query
+    assert store.append("chat", "array", items) == 5
+    assert store.append("chat", "array", items[:1]) == 6
+    assert store.read("chat", "array")[:5] == store.read("chat", "json")
+    assert [e.version for e in store.entries("chat", "array")] == [1, 2, 3, 4, 5, 6]

@@ -115,7 +115,9 @@ def _write_cost(bench: Bench) -> list[Result]:
     finally:
         raw.execute("RESET synchronous_commit")
 
-    append_with = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="", **_note(False))
+    append_with = bench.sql(
+        q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="", items=q.ITEMS_JSON, **_note(False)
+    )
     append_without = _without_feed(bench, append_with, False)
     msgs = [orjson.dumps(m) for m in conversation(40, 3)]
 
@@ -177,7 +179,9 @@ def _concurrent_appends(bench: Bench) -> Result:
     z = bench.sizes
     threads, per = 8, max(z.append_ops // 2, 10)
     conns = [psycopg.connect(bench.dsn, autocommit=True) for _ in range(threads)]
-    with_sql = bench.sql(q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="", **_note(False))
+    with_sql = bench.sql(
+        q.APPEND_UPSERT, live=q.LIVE_KEEP, data=q.META_REPLACE, expect="", items=q.ITEMS_JSON, **_note(False)
+    )
     variants = {"with": with_sql, "without": _without_feed(bench, with_sql, False)}
     msg = orjson.dumps(conversation(1, 5)[0])
 
