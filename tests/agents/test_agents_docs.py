@@ -62,6 +62,10 @@ def test_agents_page_example_runs(
 ) -> None:
     schema = f"t_{uuid.uuid4().hex[:16]}"
     docstore_factory(schema, init=False)  # only so the schema is dropped after the test
+    # An example that opens a DocStore of its own (not the framework's storage) gets a
+    # schema of its own too, rather than writing into "docstore" of the test database.
+    own = f"{schema}_own"
+    docstore_factory(own, init=False)
     script = tmp_path / "example.py"
     script.write_text(code, encoding="utf-8")
     done = subprocess.run(
@@ -76,6 +80,7 @@ def test_agents_page_example_runs(
             "AURITE_DB_URL": docstore_dsn,
             "AURITE_DB_SCHEMA": schema,
             "DOCSTORE_URL": docstore_dsn,
+            "DOCSTORE_SCHEMA": own,
         },
     )
     assert done.returncode == 0, done.stderr
