@@ -11,6 +11,7 @@ reply, a head holding it at its version means that attempt committed (:func:`com
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,13 @@ def canonical(adapter: Any, message: Any) -> bytes:
     """A validated message's JSON, as the hash chain covers it."""
     # Sorted keys: jsonb reorders keys, so bytes read back must compare equal to bytes
     # dumped before the write.
-    return orjson.dumps(adapter.dump_python(message, mode="json"), option=orjson.OPT_SORT_KEYS)
+    data = adapter.dump_python(message, mode="json")
+    try:
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        # orjson stops at 64-bit integers, which JSON and jsonb do not; the standard
+        # library dumps them (only such messages come here, so no chain changes).
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def chain(start: bytes, canon: Iterable[bytes]) -> bytes:

@@ -325,6 +325,26 @@ def test_save_full_history_appends_only_the_messages_not_stored_yet(manager: Any
     assert manager.load_history("weather", "s1", limit=0) == turns(6)
 
 
+def test_a_conversation_with_integers_past_64_bits_saves_extends_and_loads_exactly(
+    manager: Any, db: DocStore
+) -> None:
+    # JSON and jsonb take integers of any size; the hash chain's dump must too (orjson
+    # refuses past 64 bits, and a save raised TypeError).
+    big = {"id": 2**64 + 1, "neg": -(10**30)}
+    conv: list[dict[str, Any]] = [
+        {"role": "user", "content": "ids?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "lookup", "input": big}]},
+    ]
+    assert manager.save_full_history("weather", "big", conv) == 2
+    more = [*conv, {"role": "user", "content": "thanks"}]
+    assert manager.save_full_history("weather", "big", more) == 1
+    # A manager that never saw it checks the stored prefix by its hash chain, no rewrite.
+    assert StorageManager(DocStore(db.pool, schema=db.schema)).save_full_history("weather", "big", more) == 0
+    assert manager.load_history("weather", "big", limit=0) == more
+    assert manager.load_history("weather", "big")[1]["content"][0]["input"] == big
+    assert db.get("conversation", conversation_name("weather", "big")).version == 3
+
+
 @pytest.mark.parametrize("edit", ["replace text", "add a block", "change a tool input"])
 def test_a_message_the_host_edits_in_place_after_saving_it_is_rewritten(manager: Any, edit: str) -> None:
     # The manager remembers what it saved to skip re-reading; the host's own dicts must
