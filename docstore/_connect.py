@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import select
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -22,7 +22,9 @@ __all__ = [
     "add_statement_timeout",
     "check_dsn",
     "connect_failure",
+    "cursor",
     "describe_dsn",
+    "forget_cursor",
     "has_rows",
     "idle_connection_is_dead",
     "pool_settings",
@@ -215,6 +217,37 @@ class Held:
             "cannot join that transaction and was not run. Await the task inside the block, "
             "or create it outside"
         )
+
+
+# A pooled connection keeps one cursor for the store's statements: a new cursor per
+# statement (what conn.execute() makes) costs ~15 us of client CPU, a tenth of a get.
+_CURSOR = "_docstore_cursor"
+
+KEEP_CURSOR_ROWS = 64
+"""A cursor whose last result had more rows is dropped, not kept: until its next
+statement it would hold that result's memory on an idle pooled connection."""
+
+
+@overload
+def cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]: ...
+
+
+@overload
+def cursor(conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncCursor[Any]: ...
+
+
+def cursor(conn: Any) -> Any:
+    """The connection's cursor for the store's statements, made on first use."""
+    cur = getattr(conn, _CURSOR, None)
+    if cur is None or cur.closed:
+        cur = conn.cursor()
+        setattr(conn, _CURSOR, cur)
+    return cur
+
+
+def forget_cursor(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Drop the connection's cursor (and the result it holds); the next use makes one."""
+    setattr(conn, _CURSOR, None)
 
 
 def has_rows(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:

@@ -214,9 +214,9 @@ class AsyncDocStore:
                 try:
                     if op.atomic or not conn.autocommit:
                         async with conn.transaction():
-                            result = await self._drive(conn, op)
+                            result = await self._drive(conn, op, own=True)
                     else:
-                        result = await self._drive(conn, op)
+                        result = await self._drive(conn, op, own=True)
                     if self._reads is not None and (not op.read_only or self._reads.unknown):
                         await self._note_write(conn)
                     return result
@@ -262,7 +262,7 @@ class AsyncDocStore:
                 row = await cur.fetchone()
                 if not self._reads.replayed(row[0] if row is not None else None):
                     raise _replica.UsePrimary
-            result = await self._drive(conn, op)
+            result = await self._drive(conn, op, own=True)
             self._reads.answered()
             return result
         except (pge.SerializationFailure, pge.QueryCanceled) as exc:
@@ -278,7 +278,11 @@ class AsyncDocStore:
         finally:
             await self._read_pool.putconn(conn)
 
-    async def _drive(self, conn: psycopg.AsyncConnection[Any], op: Op[T]) -> T:
+    async def _drive(self, conn: psycopg.AsyncConnection[Any], op: Op[T], own: bool = False) -> T:
+        """Run ``op``'s plan on ``conn``. ``own``: the connection is this call's alone (out of
+        the pool for it), so its statements may share the connection's cursor; a
+        transaction's connection can serve several tasks at once, each needing a cursor
+        of its own."""
         plan = op.plan()
         try:
             stmt = next(plan)
@@ -286,8 +290,11 @@ class AsyncDocStore:
                 if stmt.more is not None:
                     rows = await self._pipeline(conn, stmt)
                 else:
-                    cur = await conn.execute(stmt.query, stmt.params)
+                    cur = _connect.cursor(conn) if own else conn.cursor()
+                    await cur.execute(stmt.query, stmt.params)
                     rows = await cur.fetchall() if _connect.has_rows(cur) else []
+                    if len(rows) > _connect.KEEP_CURSOR_ROWS:
+                        _connect.forget_cursor(conn)
                 stmt = plan.send(rows)
         except StopIteration as stop:
             result: T = stop.value

@@ -216,9 +216,9 @@ class DocStore:
                 try:
                     if op.atomic or not conn.autocommit:
                         with conn.transaction():
-                            result = self._drive(conn, op)
+                            result = self._drive(conn, op, own=True)
                     else:
-                        result = self._drive(conn, op)
+                        result = self._drive(conn, op, own=True)
                     if self._reads is not None and (not op.read_only or self._reads.unknown):
                         self._note_write(conn)
                     return result
@@ -264,7 +264,7 @@ class DocStore:
                 row = cur.fetchone()
                 if not self._reads.replayed(row[0] if row is not None else None):
                     raise _replica.UsePrimary
-            result = self._drive(conn, op)
+            result = self._drive(conn, op, own=True)
             self._reads.answered()
             return result
         except (pge.SerializationFailure, pge.QueryCanceled) as exc:
@@ -280,7 +280,11 @@ class DocStore:
         finally:
             self._read_pool.putconn(conn)
 
-    def _drive(self, conn: psycopg.Connection[Any], op: Op[T]) -> T:
+    def _drive(self, conn: psycopg.Connection[Any], op: Op[T], own: bool = False) -> T:
+        """Run ``op``'s plan on ``conn``. ``own``: the connection is this call's alone (out of
+        the pool for it), so its statements may share the connection's cursor; a
+        transaction's connection can serve several tasks at once, each needing a cursor
+        of its own."""
         plan = op.plan()
         try:
             stmt = next(plan)
@@ -288,8 +292,11 @@ class DocStore:
                 if stmt.more is not None:
                     rows = self._pipeline(conn, stmt)
                 else:
-                    cur = conn.execute(stmt.query, stmt.params)
+                    cur = _connect.cursor(conn) if own else conn.cursor()
+                    cur.execute(stmt.query, stmt.params)
                     rows = cur.fetchall() if _connect.has_rows(cur) else []
+                    if len(rows) > _connect.KEEP_CURSOR_ROWS:
+                        _connect.forget_cursor(conn)
                 stmt = plan.send(rows)
         except StopIteration as stop:
             result: T = stop.value

@@ -89,3 +89,34 @@ def test_tasks_started_and_awaited_inside_the_block_still_join_it(
             await store.close()
 
     assert asyncio.run(main()) == ["d0", "d1", "d2"]
+
+
+def test_concurrent_reads_of_tasks_sharing_the_blocks_connection_each_get_their_own_rows(
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> None:
+    # Outside a block each call has its pooled connection to itself (and reuses that
+    # connection's cursor); inside one, tasks share the block's connection, so each
+    # statement needs a cursor of its own.
+    schema = docstore_factory().schema
+
+    async def main() -> tuple[list[list[str]], list[list[str]]]:
+        store = await AsyncDocStore.connect(docstore_dsn, schema=schema, min_size=2, max_size=2)
+        store.register("chat", Message, mode="log")
+        try:
+            for i in range(20):
+                await store.append("chat", f"c{i}", [{"text": f"c{i}-{j}"} for j in range(i % 5 + 1)])
+
+            async def texts(i: int) -> list[str]:
+                return [m.text for m in await store.read("chat", f"c{i}")]
+
+            async with store.transaction():
+                inside = await asyncio.gather(*(texts(i) for i in range(20)))
+            outside = await asyncio.gather(*(texts(i) for i in range(20)))
+            return inside, outside
+        finally:
+            await store.close()
+
+    inside, outside = asyncio.run(main())
+    expected = [[f"c{i}-{j}" for j in range(i % 5 + 1)] for i in range(20)]
+    assert inside == expected
+    assert outside == expected
