@@ -34,7 +34,7 @@ from .errors import (
 )
 from .kinds import ANY_DICT, Kind, Registry, check_key
 
-__all__ = ["MAX_KEY_LENGTH", "CoreBase", "IndexOn", "index_name", "literal"]
+__all__ = ["MAX_KEY_LENGTH", "CoreBase", "IndexOn", "index_name", "literal", "over_a_limit"]
 
 MAX_KEY_LENGTH = 200
 """The longest idempotency key (it is a primary-key entry of `versions`)."""
@@ -352,7 +352,7 @@ class CoreBase:
         # connection broke), and a statement timeout would only strike again.
         retry = (
             isinstance(exc, psycopg.OperationalError)
-            and not _over_a_limit(exc)
+            and not over_a_limit(exc)
             and (op.read_only or op.keyed)
             and attempt < 2
             and not isinstance(exc, pge.QueryCanceled)
@@ -389,12 +389,13 @@ class CoreBase:
             )
         if isinstance(exc, pge.CheckViolation | pge.StringDataRightTruncation):
             return InvalidKey(kind, name, _first_line(exc))
-        if _over_a_limit(exc):
+        if over_a_limit(exc):
             # psycopg files PostgreSQL's class 54 under OperationalError, but the same
             # statement would fail again: this is no connection failure to retry.
             return DocStoreError(
                 f"{where}over a limit of PostgreSQL ({_first_line(exc)}); nothing of this "
-                "call was kept, and running it again would fail the same way"
+                "call was kept. It is no connection failure: run again as it is, it would "
+                "meet the same limit"
             )
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
             if unknown:
@@ -439,9 +440,10 @@ def _per_field(adapter: TypeAdapter[Any]) -> dict[str, Any] | Literal[False]:
     return fields
 
 
-def _over_a_limit(exc: psycopg.Error) -> bool:
+def over_a_limit(exc: psycopg.Error) -> bool:
     """A statement over one of PostgreSQL's limits (SQLSTATE class 54: a jsonb value past
-    256 MiB, an array too large, a statement too complex)."""
+    256 MiB, an array too large, a statement too complex, the server refusing writes
+    until a VACUUM prevents wraparound)."""
     return (exc.sqlstate or "").startswith("54")
 
 

@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import TypeAdapter
 
 from . import _connect, _replica
-from ._base import IndexOn
+from ._base import IndexOn, over_a_limit
 from ._core import Core, OnInvalid, Op, Rows, Stmt, T
 from ._feed import Feed, channel
 from ._sql import check_schema
@@ -273,6 +273,8 @@ class DocStore:
             # Cancelled by a conflict with replay: the primary has no such conflicts.
             raise _replica.UsePrimary from None
         except psycopg.OperationalError as exc:
+            if over_a_limit(exc):  # the statement's fault, not the replica's
+                raise self._core.translate(exc, op) from exc
             self._reads.failed(exc)
             raise _replica.UsePrimary from None
         except psycopg.Error as exc:

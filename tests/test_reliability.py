@@ -315,7 +315,7 @@ def test_a_statement_over_a_postgresql_limit_is_reported_as_such_and_not_run_aga
         assert error is not None, "a limit was taken for a failure worth running again"
         assert type(error) is DocStoreError
         assert "config 'a': over a limit of PostgreSQL (array size exceeds" in str(error)
-        assert "fail the same way" in str(error)
+        assert "run again as it is, it would meet the same limit" in str(error)
 
 
 def test_an_append_past_the_json_array_size_sends_a_jsonb_array_and_stores_the_same(

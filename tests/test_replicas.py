@@ -21,11 +21,14 @@ from typing import Any
 import psycopg
 import pytest
 from proxy import LossyProxy
+from psycopg.conninfo import make_conninfo
 from servers import PgBouncer, ReplicaPair, free_port
 
 from docstore import (
     AsyncDocStore,
+    DatabaseUnavailable,
     DocStore,
+    DocStoreError,
     DocumentNotFound,
     OutcomeUnknown,
     Registry,
@@ -428,3 +431,29 @@ def test_watch_configs_with_read_dsn_misses_nothing_while_the_replica_lags(
                 time.sleep(0.02)
             assert host.get_config("llm", "new").model == "m3"
             assert host.get_config("llm", "before").model == "m2"
+
+
+def test_a_read_over_a_limit_on_the_replica_is_reported_and_leaves_reads_on_the_replica(
+    pair: ReplicaPair, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A statement over a PostgreSQL limit (class 54) is the statement's fault: the replica
+    # is not down, and running the read again on the primary is no answer.
+    tight = make_conninfo(_replica_dsn(pair), options="-c max_stack_depth=100")
+    with DocStore.connect(
+        pair.primary.dsn, read_dsn=tight, schema=schema, kinds=kinds(), max_size=1
+    ) as store:
+        store.init_schema()
+        store.put("cfg", "a", {"value": 1})
+        _caught_up(pair)
+        _pause(pair)
+        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
+            other.put("cfg", "a", {"value": 2})
+        caplog.set_level(logging.WARNING, logger="docstore.replica")
+        deep = "@ == 1"
+        for _ in range(2000):
+            deep = f"!({deep})"
+        with pytest.raises(DocStoreError, match="over a limit of PostgreSQL") as raised:
+            store.count("cfg", where={"$jsonpath_exists": f"$.value ? ({deep})"})
+        assert not isinstance(raised.value, DatabaseUnavailable)
+        assert not [r for r in caplog.records if "unavailable" in r.getMessage()]
+        assert store.get("cfg", "a").data == {"value": 1}  # still read from the paused replica
