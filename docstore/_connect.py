@@ -11,6 +11,7 @@ from typing import Any, overload
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import ExecStatus
+from psycopg.rows import tuple_row
 
 from .errors import DatabaseUnavailable, DocStoreError
 
@@ -27,6 +28,8 @@ __all__ = [
     "forget_cursor",
     "has_rows",
     "idle_connection_is_dead",
+    "keeps_cursor",
+    "new_cursor",
     "pool_settings",
     "redact",
     "resolve_dsn",
@@ -224,8 +227,23 @@ class Held:
 _CURSOR = "_docstore_cursor"
 
 KEEP_CURSOR_ROWS = 64
-"""A cursor whose last result had more rows is dropped, not kept: until its next
-statement it would hold that result's memory on an idle pooled connection."""
+KEEP_CURSOR_CHARS = 64 * 1024
+"""A cursor holds its last result and parameters until its next statement: one whose
+statement returned more rows, or sent or returned more text, is let go rather than kept
+on an idle pooled connection."""
+
+
+def keeps_cursor(rows: list[Any], sends: int) -> bool:
+    """Whether a statement that sent ``sends`` bytes of documents and returned ``rows``
+    leaves its cursor small enough to keep."""
+    if sends > KEEP_CURSOR_CHARS or len(rows) > KEEP_CURSOR_ROWS:
+        return False
+    size = 0
+    for row in rows:
+        for value in row:
+            if type(value) is str:
+                size += len(value)
+    return size <= KEEP_CURSOR_CHARS
 
 
 @overload
@@ -240,9 +258,23 @@ def cursor(conn: Any) -> Any:
     """The connection's cursor for the store's statements, made on first use."""
     cur = getattr(conn, _CURSOR, None)
     if cur is None or cur.closed:
-        cur = conn.cursor()
+        cur = new_cursor(conn)
         setattr(conn, _CURSOR, cur)
     return cur
+
+
+@overload
+def new_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]: ...
+
+
+@overload
+def new_cursor(conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncCursor[Any]: ...
+
+
+def new_cursor(conn: Any) -> Any:
+    """A cursor of tuple rows, whatever row factory someone gave the pooled connection
+    (the pool is public, for SQL beside the store, and keeps a connection's settings)."""
+    return conn.cursor(row_factory=tuple_row)
 
 
 def forget_cursor(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:

@@ -64,7 +64,8 @@ class LogPlans(CoreBase):
                 f"int >= 0, not {expected_count!r}"
             )
         datas = [self.encode(spec, name, item, i)[1] for i, item in enumerate(items)]
-        small = sum(map(len, datas)) <= q.ITEMS_ARRAY_OVER
+        size = sum(map(len, datas))
+        small = size <= q.ITEMS_ARRAY_OVER
         meta_data = None if meta is None else RawJson(self.encode_meta(spec, name, meta))
         if meta_update is not None and meta is not None:
             raise ValueError("give meta= (the whole metadata) or meta_update= (some keys), not both")
@@ -140,7 +141,7 @@ class LogPlans(CoreBase):
             if merge_check:
                 locked = yield Stmt(self.sql(q.LOCK_META), params)
                 self.check_merged_meta(spec, name, locked[0][0] if locked else None, dict(meta_update or {}))
-            rows = yield Stmt(query, params)
+            rows = yield Stmt(query, params, sends=size)
             if rows:
                 return int(rows[0][0])
             if keyed:  # an attempt with this key may have committed meanwhile (see put)

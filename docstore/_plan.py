@@ -27,11 +27,14 @@ class Stmt:
     for each one's result; the iterator is drawn one statement at a time, so the work of
     building the next overlaps the server running the previous. The plan then receives
     the rows of all of them, in order. A plan yielding one runs atomically (Op.atomic).
+    ``sends``: bytes of documents among the parameters (a cursor keeps its last
+    parameters, so a pooled connection does not keep one that sent many).
     """
 
     query: str
     params: Mapping[str, Any] | None = None
     more: Iterator[Stmt] | None = None
+    sends: int = 0
 
 
 @dataclass(frozen=True, slots=True)

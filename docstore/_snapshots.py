@@ -94,7 +94,7 @@ class SnapshotPlans(CoreBase):
         else:
             query = self.write_sql(spec, q.PUT_UPDATE, key=key)
         for _attempt in range(3):
-            rows = yield Stmt(query, params)
+            rows = yield Stmt(query, params, sends=len(data))
             if rows:
                 version, created, updated = rows[0]
                 return Doc(

@@ -240,7 +240,8 @@ class AsyncDocStore:
         # After the commit: the replica holds this write once it has replayed this far.
         assert self._reads is not None
         try:
-            cur = await conn.execute(_replica.WRITE_LSN)
+            cur = _connect.new_cursor(conn)
+            await cur.execute(_replica.WRITE_LSN)
             row = await cur.fetchone()
         except psycopg.Error:
             # The write is committed: failing it now would misreport it.
@@ -258,7 +259,8 @@ class AsyncDocStore:
             raise _replica.UsePrimary from None
         try:
             if not self._reads.caught_up():
-                cur = await conn.execute(_replica.REPLAY_LSN)
+                cur = _connect.new_cursor(conn)
+                await cur.execute(_replica.REPLAY_LSN)
                 row = await cur.fetchone()
                 if not self._reads.replayed(row[0] if row is not None else None):
                     raise _replica.UsePrimary
@@ -292,10 +294,10 @@ class AsyncDocStore:
                 if stmt.more is not None:
                     rows = await self._pipeline(conn, stmt)
                 else:
-                    cur = _connect.cursor(conn) if own else conn.cursor()
+                    cur = _connect.cursor(conn) if own else _connect.new_cursor(conn)
                     await cur.execute(stmt.query, stmt.params)
                     rows = await cur.fetchall() if _connect.has_rows(cur) else []
-                    if len(rows) > _connect.KEEP_CURSOR_ROWS:
+                    if own and not _connect.keeps_cursor(rows, stmt.sends):
                         _connect.forget_cursor(conn)
                 stmt = plan.send(rows)
         except StopIteration as stop:
@@ -306,7 +308,9 @@ class AsyncDocStore:
         cursors = []
         async with conn.pipeline():
             for stmt in chain((first,), first.more or ()):
-                cursors.append(await conn.execute(stmt.query, stmt.params))
+                cur = _connect.new_cursor(conn)
+                await cur.execute(stmt.query, stmt.params)
+                cursors.append(cur)
         rows: Rows = []
         for cur in cursors:
             if _connect.has_rows(cur):

@@ -242,7 +242,8 @@ class DocStore:
         # After the commit: the replica holds this write once it has replayed this far.
         assert self._reads is not None
         try:
-            cur = conn.execute(_replica.WRITE_LSN)
+            cur = _connect.new_cursor(conn)
+            cur.execute(_replica.WRITE_LSN)
             row = cur.fetchone()
         except psycopg.Error:
             # The write is committed: failing it now would misreport it.
@@ -260,7 +261,8 @@ class DocStore:
             raise _replica.UsePrimary from None
         try:
             if not self._reads.caught_up():
-                cur = conn.execute(_replica.REPLAY_LSN)
+                cur = _connect.new_cursor(conn)
+                cur.execute(_replica.REPLAY_LSN)
                 row = cur.fetchone()
                 if not self._reads.replayed(row[0] if row is not None else None):
                     raise _replica.UsePrimary
@@ -294,10 +296,10 @@ class DocStore:
                 if stmt.more is not None:
                     rows = self._pipeline(conn, stmt)
                 else:
-                    cur = _connect.cursor(conn) if own else conn.cursor()
+                    cur = _connect.cursor(conn) if own else _connect.new_cursor(conn)
                     cur.execute(stmt.query, stmt.params)
                     rows = cur.fetchall() if _connect.has_rows(cur) else []
-                    if len(rows) > _connect.KEEP_CURSOR_ROWS:
+                    if own and not _connect.keeps_cursor(rows, stmt.sends):
                         _connect.forget_cursor(conn)
                 stmt = plan.send(rows)
         except StopIteration as stop:
@@ -308,7 +310,9 @@ class DocStore:
         cursors = []
         with conn.pipeline():
             for stmt in chain((first,), first.more or ()):
-                cursors.append(conn.execute(stmt.query, stmt.params))
+                cur = _connect.new_cursor(conn)
+                cur.execute(stmt.query, stmt.params)
+                cursors.append(cur)
         rows: Rows = []
         for cur in cursors:
             if _connect.has_rows(cur):

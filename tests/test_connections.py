@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from docstore import DocStore
@@ -63,22 +65,64 @@ def _use(store: DocStore) -> None:
         assert store.get("config", "a").data.value == i
 
 
+class Blob(BaseModel):
+    text: str
+
+
 def test_an_idle_pooled_connection_keeps_a_small_last_result_but_never_a_large_one(
     docstore_dsn: str, docstore_factory: Callable[..., DocStore]
 ) -> None:
     # A pooled connection reuses one cursor for the store's statements (a new cursor per
-    # statement cost ~15 us of client CPU); a cursor holds its last result until its next
-    # statement, so one that read many rows is let go rather than kept while idle.
+    # statement cost ~15 us of client CPU); a cursor holds its last result and parameters
+    # until its next statement, so one that read many rows, or sent or read a large
+    # document, is let go rather than kept while idle.
+    schema = docstore_factory().schema
+
+    def kept(store: DocStore) -> Any:
+        with store.pool.connection() as conn:
+            return getattr(conn, "_docstore_cursor", None)
+
+    with DocStore.connect(docstore_dsn, schema=schema, min_size=1, max_size=1) as store:
+        store.register("config", Config)
+        store.register("blob", Blob)
+        store.put_many("config", {f"c{i:03}": {"value": i} for i in range(200)})
+        assert store.get("config", "c007").data.value == 7
+        cursor = kept(store)
+        assert cursor is not None and cursor.pgresult is not None and cursor.pgresult.ntuples == 1
+        assert len(store.list("config")) == 200
+        assert kept(store) is None
+        # The next statement works, on a cursor made afresh, which is kept again.
+        assert store.get("config", "c199").data.value == 199
+        assert kept(store) is not None
+        big = "x" * 200_000
+        store.put("blob", "big", {"text": big})  # a cursor keeps its parameters too
+        assert kept(store) is None
+        store.put("blob", "small", {"text": "y"})
+        assert kept(store) is not None
+        assert store.get("blob", "big").data.text == big
+        assert kept(store) is None
+        store.register("notes", Blob, mode="log")
+        assert store.append("notes", "n", [{"text": big}]) == 1
+        assert kept(store) is None
+
+
+def test_a_row_factory_set_on_a_pooled_connection_does_not_change_what_the_store_reads(
+    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
+) -> None:
+    # The pool is public, for SQL beside the store, and keeps what a user sets on a
+    # connection; the store's statements read tuples whatever the connection's default.
     schema = docstore_factory().schema
     with DocStore.connect(docstore_dsn, schema=schema, min_size=1, max_size=1) as store:
         store.register("config", Config)
-        store.put_many("config", {f"c{i:03}": {"value": i} for i in range(200)})
-        assert store.get("config", "c007").data.value == 7
+        store.register("blob", Blob, mode="log")
         with store.pool.connection() as conn:
-            kept = getattr(conn, "_docstore_cursor", None)
-            assert kept is not None and kept.pgresult is not None and kept.pgresult.ntuples == 1
-        assert len(store.list("config")) == 200
+            conn.row_factory = dict_row
+        store.put("config", "a", {"value": 1})
+        store.put_many("config", {f"c{i:03}": {"value": i} for i in range(100)})
+        assert store.get("config", "a").data.value == 1
+        assert len(store.list("config")) == 101
+        assert store.get("config", "c042").data.value == 42
+        assert store.append("blob", "n", [{"text": "t"}]) == 1
+        assert [b.text for b in store.read("blob", "n")] == ["t"]
         with store.pool.connection() as conn:
-            assert getattr(conn, "_docstore_cursor", None) is None
-        # And the next statement works, on a cursor made afresh.
-        assert store.get("config", "c199").data.value == 199
+            assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}  # theirs stays
