@@ -226,23 +226,22 @@ class Held:
 # statement (what conn.execute() makes) costs ~15 us of client CPU, a tenth of a get.
 _CURSOR = "_docstore_cursor"
 
-KEEP_CURSOR_ROWS = 64
 KEEP_CURSOR_CHARS = 64 * 1024
 """A cursor holds its last result and parameters until its next statement: one whose
-statement returned more rows, or sent or returned more text, is let go rather than kept
-on an idle pooled connection."""
+statement returned more than one row, or sent or read more text than this, is let go
+rather than kept on an idle pooled connection."""
 
 
 def keeps_cursor(rows: list[Any], sends: int) -> bool:
     """Whether a statement that sent ``sends`` bytes of documents and returned ``rows``
-    leaves its cursor small enough to keep."""
-    if sends > KEEP_CURSOR_CHARS or len(rows) > KEEP_CURSOR_ROWS:
+    leaves its cursor small enough to keep. Only single rows are measured (a read of
+    many would spend on the count what the kept cursor saves)."""
+    if sends > KEEP_CURSOR_CHARS or len(rows) > 1:
         return False
     size = 0
-    for row in rows:
-        for value in row:
-            if type(value) is str:
-                size += len(value)
+    for value in rows[0] if rows else ():
+        if type(value) is str:
+            size += len(value)
     return size <= KEEP_CURSOR_CHARS
 
 
