@@ -88,6 +88,15 @@ def _pause(pair: ReplicaPair) -> None:
         time.sleep(0.01)
 
 
+def _fall_behind(pair: ReplicaPair, schema: str, value: dict[str, Any]) -> None:
+    """Pause the replica once it has everything, then have another writer put ``value``
+    as cfg "a" on the primary: the replica keeps the version before."""
+    _caught_up(pair)
+    _pause(pair)
+    with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
+        other.put("cfg", "a", value)
+
+
 def _routed(pair: ReplicaPair, schema: str, **options: Any) -> DocStore:
     """A store on the primary whose reads go to the replica."""
     return DocStore.connect(
@@ -109,11 +118,8 @@ def test_a_store_with_read_dsn_reads_from_the_replica(pair: ReplicaPair, schema:
         assert store.read_pool is not None
         with store.read_pool.connection() as conn:
             assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
-        _caught_up(pair)
-        _pause(pair)
         # Another writer moves the document on: the primary has v2, the paused replica v1.
-        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
-            other.put("cfg", "a", {"v": 2})
+        _fall_behind(pair, schema, {"v": 2})
         assert store.get("cfg", "a").data == {"v": 1}
         assert [d.data for d in store.list("cfg")] == [{"v": 1}]
         assert "reads=" in repr(store) and str(pair.replica.port) in repr(store)  # type: ignore[union-attr]
@@ -134,10 +140,7 @@ def test_a_store_reads_its_own_writes_while_the_replica_lags(pair: ReplicaPair, 
         with _routed(pair, schema, max_size=1) as reader:
             assert reader.list("cfg") == []
         # Once the replica has replayed the writes, reads go back to it.
-        _caught_up(pair)
-        _pause(pair)
-        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
-            other.put("cfg", "a", {"v": 2})
+        _fall_behind(pair, schema, {"v": 2})
         assert store.get("cfg", "a").data == {"v": 1}
 
 
@@ -149,10 +152,7 @@ def test_after_a_version_conflict_reads_see_the_write_that_won(pair: ReplicaPair
     ) as store:
         store.init_schema()
         store.put("cfg", "a", {"v": 1})
-        _caught_up(pair)
-        _pause(pair)
-        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
-            other.put("cfg", "a", {"v": 2})
+        _fall_behind(pair, schema, {"v": 2})
         seen = store.get("cfg", "a")
         assert (seen.version, seen.data) == (1, {"v": 1})  # the replica's snapshot
         with pytest.raises(VersionConflict):
@@ -236,10 +236,7 @@ def test_reads_fall_back_to_the_primary_when_the_replica_is_down(
         finally:
             pair.replica.start()
         time.sleep(0.4)
-        _caught_up(pair)
-        _pause(pair)
-        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
-            other.put("cfg", "a", {"v": 2})
+        _fall_behind(pair, schema, {"v": 2})
         assert store.get("cfg", "a").data == {"v": 1}  # back on the (paused) replica
         back = [r for r in caplog.records if "reads go to it" in r.getMessage()]
         assert len(back) == 1
@@ -293,10 +290,7 @@ def test_storage_manager_reads_from_aurite_db_read_url(pair: ReplicaPair, schema
         with manager.store.read_pool.connection() as conn:
             assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
         manager.store.put("cfg", "a", {"v": 1})
-        _caught_up(pair)
-        _pause(pair)
-        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
-            other.put("cfg", "a", {"v": 2})
+        _fall_behind(pair, schema, {"v": 2})
         assert manager.store.get("cfg", "a").data == {"v": 1}
 
 
@@ -387,10 +381,7 @@ def test_a_conflict_inside_a_transaction_leaves_reads_on_the_primary_until_they_
     ) as store:
         store.init_schema()
         store.put("cfg", "a", {"v": 1})
-        _caught_up(pair)
-        _pause(pair)
-        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
-            other.put("cfg", "a", {"v": 2})
+        _fall_behind(pair, schema, {"v": 2})
         seen = []
         for _ in range(3):  # a read-then-CAS loop, each try in a transaction
             doc = store.get("cfg", "a")
@@ -444,10 +435,7 @@ def test_a_read_over_a_limit_on_the_replica_is_reported_and_leaves_reads_on_the_
     ) as store:
         store.init_schema()
         store.put("cfg", "a", {"value": 1})
-        _caught_up(pair)
-        _pause(pair)
-        with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as other:
-            other.put("cfg", "a", {"value": 2})
+        _fall_behind(pair, schema, {"value": 2})
         caplog.set_level(logging.WARNING, logger="docstore.replica")
         deep = "@ == 1"
         for _ in range(2000):
