@@ -18,10 +18,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from checker.cluster import Cluster, ClusterWorld
 from checker.generate import cluster_plan, primary_plan
 from checker.ops import Plan
+from checker.primary import PrimaryWorld
 from checker.runner import describe, run_and_check
-from checker.worlds import Cluster, ClusterWorld, PrimaryWorld, Settings, World
+from checker.worlds import Settings, World
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ feed run from two hosts at once, export | import, feed consumers that stop and r
 from saved cursors, reads through a lagging or failing-over standby, hostile inputs)
 mixed with faults (``faults``: lost replies, killed connections, a primary killed with
 -9, replay paused, a link cut, a transaction held open in another database, a move to
-another cluster). ``runner`` carries it out against a ``worlds`` system, recording
-every call and its outcome in a ``history``; ``model`` works out what the history
-promises, and ``properties`` checks it. A failing run is shrunk to the shortest plan
-that still fails, and printed with its seed.
+another cluster). ``runner`` carries it out against a world (``primary``: the suite's
+server; ``cluster``: throwaway servers; ``worlds``: what they share, ``hosts`` their
+stores and feed consumers), recording every call and its outcome in a ``history``;
+``model`` works out what the history promises, and ``properties`` checks it. A failing
+run is shrunk to the shortest plan that still fails, and printed with its seed.
 """

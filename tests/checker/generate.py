@@ -1,8 +1,10 @@
 """Seeded random plans: the same seed gives the same plan, operation for operation.
 
 Each step holds one to three operations drawn by weight from the scenario's vocabulary
-(client calls, feed consumers' stops and resumes, hostile inputs, faults); a few
-operations are whole steps of their own (two hosts running prune_changes at once).
+(client calls, feed consumers' stops and resumes, hostile inputs, faults). Some draws
+make more than one: two hosts running prune_changes at once (often followed by a
+consumer checking its saved cursors), a fault that lasts (a link cut now, healed a few
+steps later), a write that its host reads back later.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .ops import (
     Step,
     Transaction,
     Write,
+    YamlFile,
 )
 
 SNAPSHOT_NAMES = ("a", "b", "c")
@@ -237,7 +240,7 @@ class Generator:
         return tuple(pair)
 
     def transaction(self) -> Transaction:
-        names = self.rng.sample(SNAPSHOT_NAMES, 2)
+        names = self.rng.sample(self.names[0], 2)
         return Transaction(self.host(), tuple(Put(self.host(), n, self.next_token()) for n in names))
 
     def bad_cursor(self) -> BadCursor:
@@ -256,8 +259,6 @@ class Generator:
         if self.yaml_left <= 0:
             return self.get()
         self.yaml_left -= 1
-        from .ops import YamlFile
-
         text, nodes = hostile.alias_bomb(self.rng, f"yaml-{self.rng.randrange(10**6)}")
         return YamlFile(self.rng.choice(hostile.YAML_ENTRIES), text, nodes)
 
