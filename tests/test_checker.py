@@ -107,7 +107,8 @@ def test_random_histories_keep_every_promise(spec: Spec, request: pytest.Fixture
 
     if spec.seed is not None:
         plan = PLANS[spec.scenario](spec.seed, spec.steps, soak)
-        outcome = run_and_check(world_for(spec.seed), plan, spec.scenario, spec.seed, SHRINK_SHORT)
+        budget = SHRINK_SOAK if soak else SHRINK_SHORT
+        outcome = run_and_check(world_for(spec.seed), plan, spec.scenario, spec.seed, budget)
         if outcome.violations:
             pytest.fail(describe(outcome, spec.rerun(spec.seed)), pytrace=False)
         return
