@@ -176,7 +176,7 @@ class CoreBase:
                 head.created_at,
                 head.updated_at,
                 head.deleted,
-                head.version - head.live_from + 1,
+                head.live_count,
             )
         return Doc(
             spec.name,

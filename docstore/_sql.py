@@ -274,6 +274,8 @@ FOR UPDATE
 """
 
 LIVE_KEEP = "d.live_from"
+# A log's live items: none once deleted (its live_from stays, for restore()).
+LIVE_COUNT = "(CASE WHEN d.deleted THEN 0 ELSE d.version - d.live_from + 1 END)"
 LIVE_RESET = "d.version + 1"
 
 # A clear or a log's delete writes no version row, but it is a write: it has its change.
@@ -293,11 +295,28 @@ WITH head AS (
 DELETE_LOG = (
     """
 WITH head AS (
-    UPDATE {s}.documents AS d SET deleted = true, live_from = d.version + 1, updated_at = now()
+    -- live_from stays: the items live at the delete are what restore() brings back (an
+    -- append after the delete starts afresh at version + 1 all the same).
+    UPDATE {s}.documents AS d SET deleted = true, updated_at = now()
     WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND NOT d.deleted
       AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
     RETURNING d.version, d.updated_at, d.created_at
 ){key}"""
+    + _CHANGE_ROW
+    + """SELECT version FROM head
+"""
+)
+
+# A deleted log live again, with the items it had when it was deleted; no version row
+# (version N is still the N-th item), a change row with op 'restore'.
+RESTORE_LOG = (
+    """
+WITH head AS (
+    UPDATE {s}.documents AS d SET deleted = false, updated_at = now()
+    WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND d.deleted
+      AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
+    RETURNING d.version, d.updated_at, d.created_at
+)"""
     + _CHANGE_ROW
     + """SELECT version FROM head
 """

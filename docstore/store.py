@@ -148,6 +148,17 @@ class DocStore:
             if self._read_pool is not None:
                 self._read_pool.close()
 
+    def dispose(self) -> None:
+        """Let go of the pooled connections, as SQLAlchemy's ``Engine.dispose()`` does.
+
+        Idle connections close now and those in use when they come back; the store stays
+        open and connects again on its next call. It works on a pool the store was given
+        too (the framework calls it at shutdown on whatever it holds as its engine).
+        """
+        self._pool.drain()
+        if self._read_pool is not None:
+            self._read_pool.drain()
+
     def __enter__(self) -> Self:
         return self
 
@@ -559,6 +570,17 @@ class DocStore:
         return self._run(
             self._core.delete(self.kinds.name(kind), name, expected_version, author, idempotency_key)
         )
+
+    def restore(
+        self, kind: KindRef, name: str, *, expected_version: int | None = None, author: str | None = None
+    ) -> int:
+        """Undo a delete; returns the document's version after it.
+
+        A snapshot's deleted value comes back as a new version; a log's items live at the
+        delete are live again (no version is written). A live document is left as it is;
+        one purged or pruned raises DocumentNotFound: only those remove a document for good.
+        """
+        return self._run(self._core.restore(self.kinds.name(kind), name, expected_version, author))
 
     @overload
     def revert(

@@ -380,14 +380,22 @@ class AsyncStorageManager:
         return await self._history.get_sessions_list(agent_name, workflow_name, limit, offset)
 
     async def delete_session(self, session_id: str) -> bool:
-        """Delete a session and its messages for good (a workflow's takes its agents'
-        sessions sharing its ``base_session_id``); False when there was none."""
+        """Hide a session behind a tombstone (a workflow's takes its agents' sessions
+        sharing its ``base_session_id``); False when there was none. Every framework call
+        then acts as if it were gone; :meth:`restore_session` brings it back, and only
+        docstore's retention (``prune``, ``purge``) removes it for good."""
         return await self._history.delete_session(session_id)
 
     async def cleanup_old_sessions(self, days: int = 30, max_sessions: int = 50) -> int:
-        """Delete sessions not written for ``days``, then all but the newest
-        ``max_sessions``; returns how many went."""
+        """Hide sessions not written for ``days``, then all but the newest
+        ``max_sessions``, as :meth:`delete_session` does; returns how many were hidden."""
         return await self._history.cleanup_old_sessions(days, max_sessions)
+
+    async def restore_session(self, session_id: str) -> bool:
+        """Bring back a session hidden by :meth:`delete_session` or
+        :meth:`cleanup_old_sessions`, messages and all (a workflow's with the agents'
+        sessions in its ``agents_involved``); False when it is gone for good or never was."""
+        return await self._history.restore_session(session_id)
 
     async def get_session_history(self, session_id: str) -> list[dict[str, Any]] | None:
         """The session's conversation; None for no session, or a workflow's."""

@@ -1,4 +1,4 @@
-"""Commands on single documents: get, put, ls, log, diff, revert, rm, history."""
+"""Commands on single documents: get, put, ls, log, diff, revert, rm, restore, history."""
 
 from __future__ import annotations
 
@@ -326,6 +326,17 @@ def rm(ctx: typer.Context, kind: Kind, name: Name, expected_version: Expected = 
             _out.emit_json({"kind": kind, "name": name, "version": version, "deleted": True})
         else:
             print(f"{kind} {name!r}: deleted at version {version}")
+
+
+@command()
+def restore(ctx: typer.Context, kind: Kind, name: Name, expected_version: Expected = None) -> None:
+    """Bring back a deleted document (a session the framework deleted, say)."""
+    with _store(ctx, kind) as store:
+        version = store.restore(kind, name, expected_version=expected_version)
+        if settings(ctx).json:
+            _out.emit_json({"kind": kind, "name": name, "version": version, "deleted": False})
+        else:
+            print(f"{kind} {name!r}: restored, at version {version}")
 
 
 @command()
