@@ -18,7 +18,7 @@ import typer
 from .._connect import redact
 from ..agents import ConfigFileError
 from ..errors import DocStoreError
-from . import _docs, _ops, _watch  # noqa: F401  (registers the commands)
+from . import _aurite, _docs, _ops, _watch  # noqa: F401  (registers the commands)
 from ._app import GLOBAL_FLAGS, GLOBAL_OPTIONS, app
 from ._compat import UsageProblem, enforce_required
 from ._errors import CliError
@@ -30,13 +30,13 @@ __all__ = ["main"]
 def _hoist(argv: list[str]) -> list[str]:
     """Move global options given after the command name to the front, so that
     ``docstore ls agent --json`` works like ``docstore --json ls agent``. Stops at ``--``
-    and at ``bench``, whose arguments are its own."""
+    and at ``bench`` and ``aurite``, whose arguments are their own."""
     front: list[str] = []
     rest: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg == "--" or arg == "bench":
+        if arg in ("--", "bench", "aurite"):
             rest.extend(argv[i:])
             break
         name = arg.split("=", 1)[0]
