@@ -41,6 +41,7 @@ __all__ = [
     "AuriteVersionError",
     "attach",
     "install",
+    "preflight",
 ]
 
 log = logging.getLogger("docstore.agents.aurite")
@@ -86,6 +87,20 @@ def _database_mode(environ: Mapping[str, str]) -> bool:
             "database: set AURITE_ENABLE_DB=true"
         )
     return False
+
+
+def preflight(environ: Mapping[str, str] | None = None) -> None:
+    """What ``docstore aurite`` checks before it starts anything: a tested aurite, its
+    database mode on (``AURITE_ENABLE_DB=true``), and every ``AURITE_DB_*`` variable
+    needed. Raises :class:`AuriteVersionError` or :class:`StorageConfigError`."""
+    env = os.environ if environ is None else environ
+    aurite_version()
+    if not _database_mode(env):
+        raise StorageConfigError(
+            "AURITE_ENABLE_DB is not 'true', so aurite would not use a database: set "
+            "AURITE_ENABLE_DB=true and AURITE_DB_URL (or AURITE_DB_USER and AURITE_DB_NAME)"
+        )
+    settings_from_env(env)
 
 
 # --- one store per (DSN, schema) per process --------------------------------------------

@@ -17,7 +17,6 @@ from typing import Annotated
 import typer
 
 from ..agents import aurite as integration
-from ..agents._settings import settings_from_env
 from ._app import command
 from ._errors import CliError
 
@@ -30,6 +29,12 @@ def launch_environment(environ: dict[str, str]) -> dict[str, str]:
     """``environ`` with what makes the processes it starts call ``install()``."""
     env = dict(environ)
     env[integration.INSTALL_VARIABLE] = "1"
+    # The framework's own programs (``aurite api`` execs ``uvicorn``) sit beside this
+    # interpreter in a virtualenv that may not be activated: found last, never first.
+    here = str(Path(sys.executable).parent)
+    path = env.get("PATH", os.defpath)
+    if here not in path.split(os.pathsep):
+        env["PATH"] = path + os.pathsep + here
     rest = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(BOOTSTRAP) + (os.pathsep + rest if rest else "")
     return env
@@ -54,13 +59,7 @@ def aurite(
     ],
 ) -> None:
     """Run the framework's own command with its sessions and configs in docstore."""
-    integration.aurite_version()
-    if not integration._database_mode(os.environ):
-        raise CliError(
-            "AURITE_ENABLE_DB is not 'true', so aurite would not use a database: set "
-            "AURITE_ENABLE_DB=true and AURITE_DB_URL (or AURITE_DB_USER and AURITE_DB_NAME)"
-        )
-    settings_from_env()  # names a missing variable here, not in the framework's log
+    integration.preflight()  # names what is wrong here, not in the framework's log
     program = _program(argv[0])
     sys.stdout.flush()
     sys.stderr.flush()
