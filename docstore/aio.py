@@ -239,6 +239,7 @@ class AsyncDocStore:
     async def _note_write(self, conn: psycopg.AsyncConnection[Any]) -> None:
         # After the commit: the replica holds this write once it has replayed this far.
         assert self._reads is not None
+        since = self._reads.writing()
         try:
             cur = _connect.new_cursor(conn)
             await cur.execute(_replica.WRITE_LSN)
@@ -247,7 +248,7 @@ class AsyncDocStore:
             # The write is committed: failing it now would misreport it.
             self._reads.wrote_unknown()
             return
-        self._reads.wrote(row[0] if row is not None else None)
+        self._reads.wrote(row[0] if row is not None else None, since)
 
     async def _run_on_replica(self, op: Op[T]) -> T:
         """Run a read on the replica; UsePrimary when it is down or behind our writes."""
@@ -258,15 +259,20 @@ class AsyncDocStore:
             self._reads.failed(exc)
             raise _replica.UsePrimary from None
         try:
-            if not self._reads.caught_up():
+            server = _replica.server_of(conn)
+            if not self._reads.caught_up(server):
                 cur = _connect.new_cursor(conn)
                 await cur.execute(_replica.REPLAY_LSN)
                 row = await cur.fetchone()
-                if not self._reads.replayed(row[0] if row is not None else None):
+                if not self._reads.replayed(server, row[0] if row is not None else None):
                     raise _replica.UsePrimary
             result = await self._drive(conn, op, own=True)
             self._reads.answered()
             return result
+        except (pge.UndefinedTable, pge.InvalidSchemaName, pge.UndefinedObject):
+            # A standby that has not replayed the schema's creation yet: the primary has
+            # it (or says SchemaMissing itself).
+            raise _replica.UsePrimary from None
         except (pge.SerializationFailure, pge.QueryCanceled) as exc:
             if isinstance(exc, pge.QueryCanceled) and "recovery" not in str(exc):
                 raise self._core.translate(exc, op) from exc
