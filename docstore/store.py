@@ -106,6 +106,13 @@ class DocStore:
         schema = _connect.resolve_schema(schema)
         check_schema(schema)  # before a pool is made: a refused name must leave nothing open
         settings = _connect.pool_settings(dsn, prepare_threshold, statement_timeout, pool_options)
+        # Checked before the primary's pool opens: a read_dsn that cannot be parsed must
+        # leave nothing open behind its error.
+        reads = None
+        if read_dsn is not None:
+            reads = _connect.pool_settings(
+                read_dsn, prepare_threshold, statement_timeout, pool_options, "read_dsn"
+            )
         try:
             # One direct attempt first: a refused connection or a wrong password fails here
             # at once with libpq's reason, where the pool would retry until its timeout.
@@ -126,9 +133,8 @@ class DocStore:
         except psycopg.Error as exc:
             pool.close()
             raise _connect.connect_failure(settings.conninfo, exc) from None
-        if read_dsn is None:
+        if reads is None:
             return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
-        reads = _connect.pool_settings(read_dsn, prepare_threshold, statement_timeout, pool_options)
         # Not waited for: a replica that is down must not stop the store from working.
         read_pool: ConnectionPool[Any] = ConnectionPool(
             reads.conninfo,
@@ -939,6 +945,9 @@ class DocStore:
         behind pgbouncer in transaction mode). Leaving the loop returns the connection;
         so does ``stop()`` turning true (checked each time the feed wakes).
         """
+        if listen_dsn is not None:
+            # libpq's parse error would quote the password, and reach the caller.
+            _connect.check_dsn(listen_dsn, "listen_dsn")
         feed = Feed(None if kinds is None else [self.kinds.name(k) for k in kinds], after, poll_interval)
         conn: psycopg.Connection[Any] | None = None
         try:
