@@ -172,7 +172,9 @@ def describe_dsn(dsn: str) -> str:
 
 # What may be a password in a DSN's text, parsed or not: the URL form's
 # ``[scheme://]user:PASSWORD@`` and any ``password=VALUE`` (key/value, or a URL's query).
-_URL_PASSWORD = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*://)?[^\s/@:]*:([^\s@]+)@")
+_URL_PASSWORD = re.compile(
+    r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*://|(?![A-Za-z][A-Za-z0-9+.-]*://))[^\s/@:]*:([^\s@]+)@"
+)
 _KV_PASSWORD = re.compile(r"(?:^|[\s?&])password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)")
 _QUOTED = re.compile(r'"([^"]+)"')
 

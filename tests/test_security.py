@@ -269,6 +269,8 @@ def test_redact_blanks_the_password_of_a_dsn_libpq_cannot_parse() -> None:
         assert PASSWORD not in redact(f"connecting to {dsn} failed", dsn)
     assert redact("a password=Pw-1 b", "host=x password=Pw-1") == "a password=*** b"
     assert redact("p%zz and p@ss", "postgresql://u:p%40ss@h/d?password=p%zz&x=1") == "*** and ***"
+    for plain in ("postgresql://app@db/x", "host=db port=5432 user=app", "postgresql://db:5432/x"):
+        assert redact(f"at {plain}: refused", plain) == f"at {plain}: refused"  # no password
 
 
 # --- least privilege ---------------------------------------------------------------------
