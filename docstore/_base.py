@@ -389,7 +389,12 @@ class CoreBase:
             )
         if isinstance(exc, pge.CheckViolation | pge.StringDataRightTruncation):
             return InvalidKey(kind, name, _first_line(exc))
-        if isinstance(exc, pge.NumericValueOutOfRange) and op is not None and not op.read_only:
+        if (
+            isinstance(exc, pge.NumericValueOutOfRange)
+            and op is not None
+            and not op.read_only
+            and "bigint" in str(exc)
+        ):
             # Versions are the one number a write adds to (the caller's numbers are
             # checked before any SQL): a document imported at the last version.
             return DocStoreError(

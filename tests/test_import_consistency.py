@@ -170,3 +170,5 @@ def test_versions_past_postgresqls_bigint_are_refused_and_the_last_one_cannot_be
     assert target.append("chat", "c", [{"text": "y"}]) == top  # the last one still fits
     with pytest.raises(ValueError, match="expected_version"):
         target.put("config", "a", {"value": 2}, expected_version=top + 1)
+    with pytest.raises(ValueError, match="schema_version is at most 2"):  # an integer column
+        target.register("config", Config, schema_version=2**31, upgraders={1: lambda d: d})
