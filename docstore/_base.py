@@ -15,7 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import _sql as q
 from ._codec import JsonProblem, dump
-from ._plan import Op, Plan, Stmt
+from ._plan import MAX_VERSION, Op, Plan, Stmt
 from ._rows import Head, NamedHead, Prior
 from .doc import Doc
 from .errors import (
@@ -389,6 +389,20 @@ class CoreBase:
             )
         if isinstance(exc, pge.CheckViolation | pge.StringDataRightTruncation):
             return InvalidKey(kind, name, _first_line(exc))
+        if (
+            isinstance(exc, pge.NumericValueOutOfRange)
+            and op is not None
+            and not op.read_only
+            and "bigint" in str(exc)
+        ):
+            # Versions are the one number a write adds to (the caller's numbers are
+            # checked before any SQL): a document imported at the last version.
+            return DocStoreError(
+                f"{where}a version would pass 2**63-1 ({MAX_VERSION:,}), the largest "
+                f"number PostgreSQL's bigint holds ({_first_line(exc)}); nothing was "
+                "written. A document at its last version (an import can restore one) "
+                "takes no more writes: purge it and write it anew"
+            )
         if over_a_limit(exc):
             # psycopg files PostgreSQL's class 54 under OperationalError, but the same
             # statement would fail again: this is no connection failure to retry.

@@ -4,9 +4,11 @@ the checks both stores share."""
 from __future__ import annotations
 
 import os
+import re
 import select
 from dataclasses import dataclass
 from typing import Any, overload
+from urllib.parse import unquote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -84,12 +86,14 @@ def add_statement_timeout(conninfo: str, kwargs: dict[str, Any], seconds: float 
     kwargs["options"] = f"{existing or ''} -c statement_timeout={ms}".strip()
 
 
-def check_dsn(dsn: str) -> None:
-    """Refuse a DSN libpq cannot parse, without echoing any of it.
+def check_dsn(dsn: str, what: str = "DSN") -> None:
+    """Refuse a DSN libpq cannot parse, without echoing any of it. ``what`` names it in
+    the message (``read_dsn``, ``listen_dsn``).
 
     libpq's parse errors quote the text they choke on, which may be the password (a URL
-    missing its ``postgresql://``, a bad %-escape in the password): so the DSN is checked
-    here, before a pool logs that error, and the error raised has no context to leak.
+    missing its ``postgresql://``, a bad %-escape in the password): so every DSN is
+    checked here before anything connects with it, and the error raised has no context
+    (``__context__``, ``__cause__``) to leak.
     """
     try:
         conninfo_to_dict(dsn)
@@ -97,7 +101,7 @@ def check_dsn(dsn: str) -> None:
     except psycopg.ProgrammingError:
         pass
     raise DatabaseUnavailable(
-        "cannot connect to PostgreSQL: the DSN cannot be parsed (not shown: it may hold a "
+        f"cannot connect to PostgreSQL: the {what} cannot be parsed (not shown: it may hold a "
         "password); write it as postgresql://user:password@host:port/dbname or as "
         "'host=... port=... dbname=... user=...'"
     )
@@ -127,10 +131,11 @@ def pool_settings(
     prepare_threshold: int | None,
     statement_timeout: float | None,
     pool_options: dict[str, Any],
+    what: str = "DSN",
 ) -> PoolSettings:
     """The DSN (checked, never echoed), connection kwargs and pool options of a store."""
     conninfo = resolve_dsn(dsn)
-    check_dsn(conninfo)
+    check_dsn(conninfo, what)
     options: dict[str, Any] = {"min_size": 1, "max_size": 10, "timeout": 10.0}
     options.update(pool_options)
     kwargs = {"autocommit": True, "prepare_threshold": prepare_threshold, **options.pop("kwargs", {})}
@@ -165,14 +170,54 @@ def describe_dsn(dsn: str) -> str:
     return f"{str(user) + '@' if user else ''}{host}:{port}/{db}"
 
 
-def redact(text: str, dsn: str) -> str:
-    """``text`` with the DSN's password (and any ``password=`` value) blanked out."""
+# What may be a password in a DSN's text, parsed or not: the URL form's
+# ``[scheme://]user:PASSWORD@`` and any ``password=VALUE`` (key/value, or a URL's query).
+_URL_PASSWORD = re.compile(
+    r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*://|(?![A-Za-z][A-Za-z0-9+.-]*://))[^\s/@:]*:([^\s@]+)@"
+)
+_KV_PASSWORD = re.compile(r"(?:^|[\s?&])password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)")
+_QUOTED = re.compile(r'"([^"]+)"')
+
+
+def _secrets(dsn: str) -> tuple[set[str], bool]:
+    """The DSN's possible passwords, as written and decoded; and whether libpq parses it."""
+    found: set[str] = set()
     try:
         password = conninfo_to_dict(dsn).get("password")
+        parsed = True
     except psycopg.ProgrammingError:
-        password = None
+        password, parsed = None, False
     if password:
-        text = text.replace(str(password), "***")
+        found.add(str(password))
+    url = _URL_PASSWORD.match(dsn)
+    if url:
+        found.update((url.group(1), unquote(url.group(1))))
+    for match in _KV_PASSWORD.finditer(dsn):
+        value = match.group(1)
+        found.update((value, unquote(value), value[1:-1] if value[:1] == "'" else value))
+    if not parsed:
+        # A word that is no key=value pair may be anything, the password pasted alone.
+        found.update(word for word in dsn.split() if "=" not in word)
+    return {secret for secret in found if secret}, parsed
+
+
+def redact(text: str, dsn: str) -> str:
+    """``text`` with the DSN's password blanked out: the one redaction of every message
+    that may quote a DSN.
+
+    It finds the password whether libpq parses the DSN or not (a URL without its scheme,
+    a bad %-escape); for a DSN it cannot parse, it also blanks every word of it that is
+    no ``key=value`` pair, and each quoted piece of it in ``text``, which is how libpq's
+    parse errors show the text they choke on (``missing "=" after "..."``, ``invalid
+    percent-encoded token: "..."``).
+    """
+    if not dsn:
+        return text
+    secrets, parsed = _secrets(dsn)
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    if not parsed:
+        text = _QUOTED.sub(lambda m: '"***"' if m.group(1) != "=" and m.group(1) in dsn else m.group(0), text)
     return text
 
 

@@ -57,11 +57,20 @@ class Op(Generic[T]):
     keyed: bool = False
 
 
+MAX_VERSION = 2**63 - 1
+"""The highest version a document can have: PostgreSQL's bigint."""
+
+
 def check_expected(expected: int | None) -> None:
-    """Refuse an ``expected_version`` that is neither None, 0 nor a positive int."""
+    """Refuse an ``expected_version`` that is neither None, 0 nor a positive int (up to
+    :data:`MAX_VERSION`)."""
     # bool is an int to Python, but True would pass for version 1 and fail later in SQL.
-    if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool) or expected < 0):
-        raise ValueError(f"expected_version must be None, 0 or a positive int, not {expected!r}")
+    if expected is not None and (
+        not isinstance(expected, int) or isinstance(expected, bool) or not 0 <= expected <= MAX_VERSION
+    ):
+        raise ValueError(
+            f"expected_version must be None, 0 or a positive int up to 2**63-1, not {expected!r}"
+        )
 
 
 def one_statement(stmt: Stmt) -> Plan[Rows]:

@@ -390,7 +390,8 @@ FROM {s}.versions
 WHERE kind = '_idempotency' AND name = %(idem_key)s AND version = 1
 """
 
-# Keys older than the cutoff, for prune(kind, older_than=...): the kind's own keys only.
+# Keys older than the cutoff, for prune(kind, older_than=...): the kind's own keys only,
+# through versions_key_age_idx (schema.sql).
 PRUNE_KEYS = """
 WITH doomed AS (
     SELECT kind, name, version FROM {s}.versions
@@ -444,7 +445,10 @@ SELECT name FROM gone
 )
 
 # Named documents with every version they have, for good; returns each with whether it
-# was deleted already. The feed reports each as a prune: gone, history and all.
+# was deleted already. The feed reports each as a prune: gone, history and all. The
+# idempotency keys of their writes go too (every name given, even one with no document
+# left): a keyed retry would otherwise answer "written" for a document that is not
+# there, and a reused key would show the purged name.
 PURGE_DOCUMENTS = (
     """
 WITH doomed AS (
@@ -455,6 +459,11 @@ WITH doomed AS (
 ), gone_versions AS (
     DELETE FROM {s}.versions v USING doomed
     WHERE v.kind = doomed.kind AND v.name = doomed.name
+), gone_keys AS (
+    -- The predicate and expressions of versions_key_document_idx (schema.sql).
+    DELETE FROM {s}.versions v
+    WHERE v.kind = '_idempotency' AND v.data ->> 'kind' = %(kind)s
+      AND v.data ->> 'name' = ANY(%(names)s)
 ), gone AS (
     DELETE FROM {s}.documents d USING doomed
     WHERE d.kind = doomed.kind AND d.name = doomed.name

@@ -104,6 +104,13 @@ class AsyncDocStore:
         schema = _connect.resolve_schema(schema)
         check_schema(schema)  # before a pool is made: a refused name must leave nothing open
         settings = _connect.pool_settings(dsn, prepare_threshold, statement_timeout, pool_options)
+        # Checked before the primary's pool opens: a read_dsn that cannot be parsed must
+        # leave nothing open behind its error.
+        reads = None
+        if read_dsn is not None:
+            reads = _connect.pool_settings(
+                read_dsn, prepare_threshold, statement_timeout, pool_options, "read_dsn"
+            )
         try:
             # One direct attempt first: a refused connection or a wrong password fails here
             # at once with libpq's reason, where the pool would retry until its timeout.
@@ -124,9 +131,8 @@ class AsyncDocStore:
         except psycopg.Error as exc:
             await pool.close()
             raise _connect.connect_failure(settings.conninfo, exc) from None
-        if read_dsn is None:
+        if reads is None:
             return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
-        reads = _connect.pool_settings(read_dsn, prepare_threshold, statement_timeout, pool_options)
         # Not waited for: a replica that is down must not stop the store from working.
         read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             reads.conninfo,
@@ -250,6 +256,7 @@ class AsyncDocStore:
     async def _note_write(self, conn: psycopg.AsyncConnection[Any]) -> None:
         # After the commit: the replica holds this write once it has replayed this far.
         assert self._reads is not None
+        since = self._reads.writing()
         try:
             cur = _connect.new_cursor(conn)
             await cur.execute(_replica.WRITE_LSN)
@@ -258,7 +265,7 @@ class AsyncDocStore:
             # The write is committed: failing it now would misreport it.
             self._reads.wrote_unknown()
             return
-        self._reads.wrote(row[0] if row is not None else None)
+        self._reads.wrote(row[0] if row is not None else None, since)
 
     async def _run_on_replica(self, op: Op[T]) -> T:
         """Run a read on the replica; UsePrimary when it is down or behind our writes."""
@@ -269,15 +276,20 @@ class AsyncDocStore:
             self._reads.failed(exc)
             raise _replica.UsePrimary from None
         try:
-            if not self._reads.caught_up():
+            server = _replica.server_of(conn)
+            if not self._reads.caught_up(server):
                 cur = _connect.new_cursor(conn)
                 await cur.execute(_replica.REPLAY_LSN)
                 row = await cur.fetchone()
-                if not self._reads.replayed(row[0] if row is not None else None):
+                if not self._reads.replayed(server, row[0] if row is not None else None):
                     raise _replica.UsePrimary
             result = await self._drive(conn, op, own=True)
             self._reads.answered()
             return result
+        except (pge.UndefinedTable, pge.InvalidSchemaName, pge.UndefinedObject):
+            # A standby that has not replayed the schema's creation yet: the primary has
+            # it (or says SchemaMissing itself).
+            raise _replica.UsePrimary from None
         except (pge.SerializationFailure, pge.QueryCanceled) as exc:
             if isinstance(exc, pge.QueryCanceled) and "recovery" not in str(exc):
                 raise self._core.translate(exc, op) from exc
@@ -959,6 +971,9 @@ class AsyncDocStore:
         behind pgbouncer in transaction mode). Leaving the loop returns the connection;
         so does ``stop()`` turning true (checked each time the feed wakes).
         """
+        if listen_dsn is not None:
+            # libpq's parse error would quote the password, and reach the caller.
+            _connect.check_dsn(listen_dsn, "listen_dsn")
         feed = Feed(None if kinds is None else [self.kinds.name(k) for k in kinds], after, poll_interval)
         conn: psycopg.AsyncConnection[Any] | None = None
         try:

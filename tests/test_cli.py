@@ -235,6 +235,37 @@ def test_sync_stores_config_files_and_refuses_broken_ones(run: Run, tmp_path: Pa
     assert len(_json(out)["problems"]) == 1
 
 
+# "Billion laughs": nine levels of nine aliases of the level before, 9**9 leaves in 400 bytes.
+ALIAS_BOMB = "".join(
+    f"{name}: &{name} [{', '.join([repr('lol') if name == 'a' else '*' + chr(ord(name) - 1)] * 9)}]\n"
+    for name in "abcdefghi"
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_in_one_line_by_put_and_sync(run: Run, tmp_path: Path) -> None:
+    """Issue 24, break 8: a 400-byte file whose aliases expand to 387 million strings must
+    be refused at once, naming the file and the line, not validated until memory runs
+    out. (Before the fix: `put` and `sync` ran out of memory.)"""
+    assert 350 <= len(ALIAS_BOMB) <= 450
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(ALIAS_BOMB)
+    code, out, err = run("put", "note", "x", str(bomb), "--new-kind")  # a kind of any JSON
+    assert code == 1 and out == "" and err.count("\n") == 1, err
+    assert f"{bomb}: its YAML aliases (*name) expand it by more than 100,000 nodes (line " in err
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "bomb.yaml").write_text("type: agent\nname: bomb\n" + ALIAS_BOMB)  # one entry
+    code, out, err = run("sync", str(configs))
+    assert code == 1 and err.count("\n") == 2 and "alias bomb" in err.splitlines()[1], err
+    (configs / "bomb.yaml").write_text("&a [*a]\n")  # a list holding itself
+    assert "cannot contain itself" in run("sync", str(configs))[2]
+    # Aliases that add little are YAML as usual.
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("base: &b {provider: openai, model: m}\nname: x\n<<: *b\ncopy: *b\n")
+    assert run("put", "llm", "x", str(shared))[0] == 0
+    assert _json(run("--json", "get", "llm", "x")[1])["data"]["model"] == "m"
+
+
 def test_bench_is_handed_its_own_arguments(run: Run) -> None:
     code, out, _ = run("bench", "--help")
     assert code == 0 and "docstore bench" in out

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from docstore._yaml import load_yaml
 from docstore.agents.configs import (
     CONFIG_KIND_ALIASES,
     CONFIG_KINDS,
@@ -308,7 +309,7 @@ def _yaml(text: str) -> Any:
     except ImportError:
         raise ValueError("reading YAML needs PyYAML: pip install 'docstore[yaml]'") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)  # an alias bomb is a ValueError (YAMLRefused) naming its line
     except yaml.YAMLError as exc:
         raise ValueError(str(exc)) from None
 

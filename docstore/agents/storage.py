@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from docstore._connect import check_dsn
 from docstore.change import Change
 from docstore.doc import Doc
 from docstore.errors import DocumentNotFound
@@ -208,6 +209,8 @@ class StorageManager:
         ``listen_dsn``: a direct connection for the feed, when the pool's go through
         pgbouncer in transaction mode. Stops with :meth:`close` or the watch's own.
         """
+        if listen_dsn is not None:  # refused here, not on the watch's own task later
+            check_dsn(listen_dsn, "listen_dsn")
         if self._watch is not None:
             self._watch.close()
         self._watch = ConfigWatch(

@@ -15,6 +15,7 @@ from psycopg import sql
 from rich.markup import escape as _escape_markup
 
 from .. import _jsondiff
+from .._yaml import YAMLRefused, load_yaml
 from ..doc import Doc
 from ..errors import DocumentNotFound, InvalidFilter
 from ..kinds import ANY_DICT
@@ -138,7 +139,9 @@ def _read_value(source: str) -> Any:
                 f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
+    except YAMLRefused as exc:
+        raise CliError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or _first(exc)
