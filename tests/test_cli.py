@@ -73,6 +73,9 @@ def test_put_get_ls_log_diff_revert_rm(run: Run, tmp_path: Path) -> None:
     assert code == 0 and "deleted at version 4" in out
     code, out, err = run("get", "llm", "fast")
     assert code == 1 and out == "" and err == "docstore: error: llm 'fast' not found: deleted\n"
+    code, out, _ = run("restore", "llm", "fast", "--json")
+    assert _json(out) == {"kind": "llm", "name": "fast", "version": 5, "deleted": False}
+    assert _json(run("get", "llm", "fast")[1])["model"] == "gpt-4o"
 
 
 def test_put_reads_stdin_and_unknown_kinds_are_kept_as_plain_json(
