@@ -23,6 +23,7 @@ import pytest
 from aurite.lib.models.api.responses import AgentRunResult
 from aurite.lib.storage.sessions.cache_manager import CacheManager
 from aurite.lib.storage.sessions.session_manager import SessionManager
+from llm_standin import StandInLLM
 from psycopg.conninfo import make_conninfo
 from test_aurite_kernel import framework_env, project
 
@@ -145,29 +146,45 @@ def test_aurite_s_api_server_serves_history_from_docstore(api_server: str, seede
     assert not [line for line in command_lines() if SECRET in line]
 
 
-def test_aurite_export_through_the_launcher_writes_the_project_s_configs_to_docstore(
+def test_aurite_export_then_aurite_run_through_the_launcher_work_on_docstore(
     docstore_factory: Callable[..., DocStore], docstore_dsn: str, tmp_path: Path
 ) -> None:
+    """`aurite export` (files -> database) writes the project's configs to docstore, and
+    `aurite run` then finds its agent there and keeps the session there."""
     store = docstore_factory()
     root = project(tmp_path / "project")
     (root / ".aurite").write_text('[aurite]\ntype = "project"\ninclude_configs = ["config"]\n')
     templates = Path(str(importlib.resources.files("aurite") / "lib" / "init_templates" / "config"))
     shutil.copytree(templates, root / "config")
-    env = framework_env(docstore_dsn, store.schema, root, "http://127.0.0.1:9/v1")
-    done = subprocess.run(
-        [DOCSTORE, "aurite", "--", "aurite", "export"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    index = StorageManager(store).load_index_from_db()
-    assert sum(len(configs) for configs in index.values()) == 22
-    assert {kind: len(configs) for kind, configs in index.items()}["agent"] >= 5
-    agent = next(iter(index["agent"].values()))
-    assert agent["_source_file"].startswith(str(root / "config"))
+    with StandInLLM() as llm:
+        local = [
+            {"type": "llm", "name": "standin", "provider": "openai", "model": "any", "api_base": llm.api_base,
+             "api_key_env_var": "STANDIN_KEY"},
+            {"type": "agent", "name": "cli-agent", "llm_config_id": "standin", "include_history": True},
+        ]  # fmt: skip
+        (root / "config" / "local.json").write_text(json.dumps(local))
+        env = framework_env(docstore_dsn, store.schema, root, llm.api_base)
+
+        def launch(*command: str) -> subprocess.CompletedProcess[str]:
+            done = subprocess.run(
+                [DOCSTORE, "aurite", "--", *command],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+            return done
+
+        launch("aurite", "export")
+        index = StorageManager(store).load_index_from_db()
+        assert sum(len(configs) for configs in index.values()) == 24  # the template's 22, and ours
+        assert index["agent"]["cli-agent"]["_source_file"] == str(root / "config" / "local.json")
+        launch("aurite", "run", "cli-agent", "Hello from a shell", "--session-id", "agent-cli-1")
+        assert [m["content"] for m in llm.requests[-1]["messages"]] == ["Hello from a shell"]
+    history = StorageManager(store).load_history("cli-agent", "agent-cli-1")
+    assert [m["role"] for m in history] == ["user", "assistant"]
     assert not (root / ".aurite_db").exists() and not (root / "own-storage.db").exists()
 
 
