@@ -546,6 +546,14 @@ WITH bound AS (
     FROM last
     ON CONFLICT (kind, name) DO UPDATE
     SET data = excluded.data, version = d.version + 1, updated_at = now()
+    -- Only forward: a run that read an older snapshot may commit after one that went
+    -- further (it waited for its rows); moving the horizon back would hide that gap.
+    -- ON CONFLICT compares with the latest committed horizon, not this snapshot's.
+    WHERE d.data ->> 'pruned_through' IS NULL
+       OR (split_part(excluded.data ->> 'pruned_through', '.', 1)::xid8,
+           split_part(excluded.data ->> 'pruned_through', '.', 2)::bigint)
+        > (split_part(d.data ->> 'pruned_through', '.', 1)::xid8,
+           split_part(d.data ->> 'pruned_through', '.', 2)::bigint)
 )
 SELECT count(*) FROM gone
 """

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import aclosing
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
@@ -497,3 +497,50 @@ def test_a_purge_is_a_prune_change_of_each_document_it_removed(feed_store: DocSt
         ("cfg", "b", 2, "prune"),
         ("conv", "c", 2, "prune"),
     ]
+
+
+def _wait_for_lock(store: DocStore, text: str, timeout: float = 10) -> None:
+    """Until a statement of this schema holding ``text`` waits for a lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with store.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE %s AND query LIKE %s",
+                (f"%{text}%", f'%"{store.schema}".%'),
+            ).fetchone()
+        if row is not None and row[0]:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"no statement with {text!r} waited for a lock")
+
+
+def test_two_overlapping_prune_changes_never_move_the_horizon_back(feed_store: DocStore) -> None:
+    """Two hosts run the same retention. B deletes c1..c3 in a transaction; A starts while B
+    is open (an older snapshot: c1..c3 still there) with a batch of 2, waits for B's rows,
+    and commits last, having gone only to c2. The horizon stays at c3: a consumer resuming
+    from c1 or c2 is told it fell behind, instead of getting c4 after a silent gap."""
+    s = feed_store
+    for name in ("c1", "c2", "c3"):
+        s.put("cfg", name, {})
+    c1, c2, c3 = islice(s.changes(after=START), 3)
+    everything = datetime.now(UTC) + timedelta(hours=1)  # every change is older than that
+    ran: list[int] = []
+    with s.transaction():
+        # A transaction left open elsewhere on this server defers it: run it until through.
+        pruned, deadline = 0, time.monotonic() + 30
+        while pruned < 3 and time.monotonic() < deadline:
+            pruned += s.prune_changes(older_than=everything)
+        assert pruned == 3
+        # A thread runs in a context of its own: outside this transaction, on a connection of its own.
+        a = threading.Thread(target=lambda: ran.append(s.prune_changes(older_than=everything, batch_size=2)))
+        a.start()
+        _wait_for_lock(s, "WITH bound AS")
+    a.join(30)
+    assert ran == [0]  # B had deleted its rows
+    s.put("cfg", "c4", {})
+    for behind in (c1, c2):
+        with pytest.raises(ChangesPruned) as caught:
+            next(s.changes(after=behind.cursor))
+        assert caught.value.horizon == c3.cursor
+    assert [c.name for c in islice(s.changes(after=c3.cursor), 1)] == ["c4"]
