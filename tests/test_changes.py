@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg_pool import ConnectionPool
 
 from docstore import AsyncDocStore, Change, ChangesPruned, DatabaseUnavailable, DocStore
 
@@ -544,3 +545,21 @@ def test_two_overlapping_prune_changes_never_move_the_horizon_back(feed_store: D
             next(s.changes(after=behind.cursor))
         assert caught.value.horizon == c3.cursor
     assert [c.name for c in islice(s.changes(after=c3.cursor), 1)] == ["c4"]
+
+
+def test_a_feed_on_a_pool_without_autocommit_gives_its_connection_back_as_it_found_it(
+    feed_store: DocStore, docstore_dsn: str
+) -> None:
+    """The feed needs autocommit to LISTEN and read (a transaction would hold its snapshot
+    open); a pool whose connections are not in autocommit gets them back as they were."""
+    with ConnectionPool(docstore_dsn, min_size=1, max_size=1) as pool:
+        with pool.connection() as conn:
+            assert not conn.autocommit  # psycopg's default
+        s = DocStore(pool, schema=feed_store.schema, kinds=feed_store.kinds)
+        s.put("cfg", "a", {})
+        for _change in s.changes(after=START):
+            break
+        with pool.connection() as conn:
+            assert not conn.autocommit
+            assert conn.execute("SELECT count(*) FROM pg_listening_channels()").fetchone() == (0,)
+        assert s.get("cfg", "a").version == 1
