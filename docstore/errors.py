@@ -13,6 +13,7 @@
     ├── SchemaMissing          the store's tables are not there: run init_schema()
     ├── PermissionDenied       the database role lacks a right the operation needs
     ├── ChangesPruned          a change feed's cursor is older than what prune_changes kept
+    ├── InvalidCursor          not a change feed cursor: malformed, or a number out of range
     ├── IdempotencyKeyReused   an idempotency_key already names a different write
     └── DatabaseUnavailable    the server could not be reached or the connection broke
         └── OutcomeUnknown     the connection broke after a write was sent: it may
@@ -34,6 +35,7 @@ __all__ = [
     "DocumentInvalid",
     "DocumentNotFound",
     "IdempotencyKeyReused",
+    "InvalidCursor",
     "InvalidFilter",
     "InvalidKey",
     "KindMismatch",
@@ -171,6 +173,24 @@ class ChangesPruned(DocStoreError):
         )
 
 
+class InvalidCursor(DocStoreError, ValueError):
+    """Not a change feed cursor: malformed (``xid.seq``, or ``xid.seq@xmin:xmax:xip,...``
+    in ASCII digits), or a number out of range; nothing was read.
+
+    ``cursor`` is what was passed, ``problem`` what is wrong with it.
+    """
+
+    def __init__(self, cursor: object, problem: str, message: str = "") -> None:
+        self.cursor = cursor
+        self.problem = problem
+        super().__init__(
+            message
+            or f"not a change feed cursor: {_shown(cursor)} ({problem}); pass the .cursor of a "
+            "Change the feed gave (or change_cursor()'s), or None to start with the writes "
+            "committed from now on"
+        )
+
+
 class DatabaseUnavailable(DocStoreError):
     """The server could not be reached, or the connection broke mid-call.
 
@@ -208,6 +228,10 @@ class IdempotencyKeyReused(DocStoreError, ValueError):
 def _format_error(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err.get("loc", ())) or "(value)"
     return f"{loc}: {err.get('msg', 'invalid')}"
+
+
+def _shown(value: object) -> str:
+    return _short(value) if isinstance(value, str) else repr(value)[:80]
 
 
 def _short(text: str, limit: int = 80) -> str:

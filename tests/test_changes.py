@@ -18,7 +18,16 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from docstore import AsyncDocStore, Change, ChangesPruned, DatabaseUnavailable, DocStore
+from docstore import (
+    AsyncDocStore,
+    Change,
+    ChangesPruned,
+    DatabaseUnavailable,
+    DocStore,
+    DocStoreError,
+    InvalidCursor,
+)
+from docstore._feed import parse_cursor
 
 START = "0.0"  # a cursor before every change: a fresh schema's whole feed
 
@@ -563,3 +572,76 @@ def test_a_feed_on_a_pool_without_autocommit_gives_its_connection_back_as_it_fou
             assert not conn.autocommit
             assert conn.execute("SELECT count(*) FROM pg_listening_channels()").fetchone() == (0,)
         assert s.get("cfg", "a").version == 1
+
+
+MALFORMED: list[object] = [
+    "",
+    "1",
+    "1.",
+    ".1",
+    "1..0",
+    "1.2.3",
+    "-1.0",
+    "+1.0",
+    " 1.0",
+    "1.0 ",
+    "\u00b2.0",  # superscript two: a digit to str.isdigit(), not to int()
+    "1.\u0663",  # Arabic-Indic three
+    "\uff11.0",  # fullwidth one
+    "9223372036854775808.0",  # one past the largest
+    "1.9223372036854775808",
+    "99999999999999999999999.0",
+    "1" * 5000 + ".0",
+    "1.0@",
+    "1.0@1:5",
+    "1.0@1:5:3:4",
+    "1.0@a:5:",
+    "1.0@5:3:",  # xmin past xmax
+    "1.0@0:5:",  # transaction id 0
+    "1.0@4294967296:4294967300:",  # 0 in the low 32 bits: not a transaction id
+    "1.0@1:5:7",  # running past xmax
+    "1.0@3:5:1",  # running below xmin
+    "1.0@1:5:3,2",  # out of order
+    "1.0@1:5:3,3",
+    "1.0@1:5:,3",
+    "1.0@1:5:3,",
+    "1.0@1:9223372036854775808:",
+    7,
+    b"1.0",
+]
+
+
+def test_every_malformed_cursor_is_refused_as_an_invalid_cursor_naming_it(feed_store: DocStore) -> None:
+    for cursor in MALFORMED:
+        with pytest.raises(InvalidCursor) as caught:
+            next(feed_store.changes(after=cursor))  # type: ignore[arg-type]
+        error = caught.value
+        assert isinstance(error, DocStoreError) and isinstance(error, ValueError)
+        assert error.cursor == cursor and str(error).startswith("not a change feed cursor: ")
+        assert (repr(cursor)[:40] if isinstance(cursor, str) else repr(cursor)) in str(error)
+        assert len(str(error)) < 400
+    # What the parser accepts, the server reads as it is: none of its errors leaks, no
+    # number is capped. Random cursors over the characters a cursor holds.
+    rng = random.Random(24)
+    taken = []
+    for _ in range(3000):
+        snapshot = ":".join(
+            "".join(rng.choice("0123456789,") for _ in range(rng.randint(0, 3))) for _ in range(3)
+        )
+        cursor = f"{rng.randint(0, 10 ** rng.randint(0, 20))}.{rng.randint(0, 9)}@{snapshot}"
+        try:
+            taken.append(parse_cursor(cursor))
+        except InvalidCursor:
+            continue
+    assert len(taken) > 50
+    with feed_store.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT x::xid8::text, s::pg_snapshot::text FROM unnest(%s::text[], %s::text[]) AS t(x, s)",
+            ([str(xid) for (xid, _seq), _ in taken], [snap for _, snap in taken]),
+        ).fetchall()
+
+    def normal(snapshot: str | None) -> str:
+        xmin, xmax, running = str(snapshot).split(":")
+        return f"{int(xmin)}:{int(xmax)}:" + ",".join(str(int(x)) for x in running.split(",") if x)
+
+    assert [(int(x), snap) for x, snap in rows] == [(xid, normal(snap)) for (xid, _seq), snap in taken]
