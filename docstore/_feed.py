@@ -7,6 +7,10 @@ the oldest transaction still running in this database (its xmin, but for transac
 of other databases, which cannot write here): every transaction below it has ended, so
 no row can still appear behind what was delivered. That makes (xid, seq) a cursor that neither
 skips a transaction that took its id first and committed last, nor repeats anything.
+
+A new feed starts at that same frontier, which prune_changes never passes, or at the
+horizon prune_changes recorded if that is further: a fresh cursor is never behind
+retention.
 """
 
 from __future__ import annotations
@@ -88,6 +92,18 @@ def parse_cursor(cursor: str) -> tuple[tuple[int, int], str | None]:
     return (xid, seq), snapshot
 
 
+def _start(rows: Rows) -> tuple[tuple[int, int], str]:
+    """Where a feed starting now stands, from FEED_START's row: the frontier, or the
+    horizon prune_changes recorded if that is further (everything up to it had
+    committed before now, so nothing there is for this feed), and the snapshot whose
+    committed transactions it leaves out."""
+    ((frontier, snapshot, horizon),) = rows
+    position = (int(frontier), 0)
+    if isinstance(horizon, str):
+        position = max(position, parse_cursor(horizon)[0])
+    return position, str(snapshot)
+
+
 class Feed:
     """The state of one ``store.changes()`` iteration."""
 
@@ -128,16 +144,17 @@ class Feed:
         return None if self.position is None else self._cursor(*self.position)
 
     @staticmethod
-    def frontier(_sql: q.Statements) -> Plan[str]:
+    def frontier(sql: q.Statements) -> Plan[str]:
         """A cursor that delivers exactly the writes not committed now (see change_cursor)."""
-        ((xmin, snapshot),) = yield Stmt(q.FEED_START)
-        return f"{xmin}.0@{snapshot}"
+        rows = yield Stmt(sql(q.FEED_START))
+        (xid, seq), snapshot = _start(rows)
+        return f"{xid}.{seq}@{snapshot}"
 
     def poll(self, sql: q.Statements) -> Plan[list[Change]]:
         """Read the next page: the changes deliverable now, in order."""
         if self.position is None:
-            ((xmin, snapshot),) = yield Stmt(q.FEED_START)
-            self.position = (int(xmin), 0)
+            rows = yield Stmt(sql(q.FEED_START))
+            self.position, snapshot = _start(rows)
             self._skip(snapshot)
         params = {
             "xid": str(self.position[0]),

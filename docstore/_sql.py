@@ -470,12 +470,6 @@ RETURNING 1
 
 # --- the change feed -----------------------------------------------------------------
 
-# Where a feed that starts now begins: every transaction below xmin has ended, and the
-# snapshot tells which of the others had committed (those are "before", not delivered).
-FEED_START = """
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text, pg_current_snapshot()::text
-"""
-
 # The frontier of a snapshot: the oldest transaction still running that may yet write
 # a change here, else the snapshot's xmax. Every row below it is final. A transaction
 # running in another database of the cluster cannot write this table, so it does not
@@ -489,6 +483,21 @@ _FRONTIER = """coalesce((
           AND a.datid IS DISTINCT FROM (SELECT oid FROM pg_database
                                         WHERE datname = current_database()))
 ), pg_snapshot_xmax(pg_current_snapshot()))"""
+
+# Where a feed that starts now begins: the frontier (every transaction of this database
+# below it has ended; the snapshot tells which of the others had committed: those are
+# "before", not delivered), and the horizon prune_changes recorded. The same frontier as
+# prune_changes's: the snapshot's own xmin counts transactions of other databases too,
+# and a feed started there while prune_changes had gone past it was told it fell behind.
+FEED_START = (
+    """
+SELECT ("""
+    + _FRONTIER
+    + """)::text, pg_current_snapshot()::text,
+       (SELECT data ->> 'pruned_through' FROM {s}.documents
+        WHERE kind = '_docstore' AND name = 'changes')
+"""
+)
 
 # The next page after (xid, seq), in (xid, seq) order, with the frontier: rows at or
 # above it are not delivered yet (a transaction below them may still commit), and the

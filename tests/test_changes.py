@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from other_database import transaction_in_another_database
 from psycopg_pool import ConnectionPool
 
 from docstore import (
@@ -645,3 +646,33 @@ def test_every_malformed_cursor_is_refused_as_an_invalid_cursor_naming_it(feed_s
         return f"{int(xmin)}:{int(xmax)}:" + ",".join(str(int(x)) for x in running.split(",") if x)
 
     assert [(int(x), snap) for x, snap in rows] == [(xid, normal(snap)) for (xid, _seq), snap in taken]
+
+
+def test_a_transaction_open_in_another_database_makes_no_new_feed_fall_behind(
+    feed_store: DocStore, docstore_dsn: str
+) -> None:
+    """Snapshots are cluster-wide: a transaction holding an id in another database holds
+    back every snapshot's xmin. prune_changes rightly passes it (it cannot write here); a
+    feed starting now (after=None, change_cursor()) must start past it too, not behind
+    the horizon prune_changes recorded."""
+    s = feed_store
+    s.put("cfg", "before", {})
+    with transaction_in_another_database(docstore_dsn) as other:
+        s.put("cfg", "while_open", {})
+        with s.pool.connection() as conn:
+            conn.execute(f"UPDATE \"{s.schema}\".changes SET written_at = now() - interval '2 days'")
+        pruned, deadline = 0, time.monotonic() + 30
+        while pruned < 2 and time.monotonic() < deadline:
+            pruned += s.prune_changes(older_than=timedelta(days=1))
+            time.sleep(0.02)
+        assert pruned == 2
+        with s.pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT data ->> 'pruned_through' FROM \"{s.schema}\".documents WHERE kind = '_docstore' "
+                "AND name = 'changes'"
+            ).fetchone()
+        assert row is not None and int(row[0].split(".")[0]) > other  # pruned past it
+        assert list(s.changes(stop=lambda: True)) == []  # after=None: nothing yet, no error
+        cursor = s.change_cursor()
+        s.put("cfg", "after", {})
+        assert [c.name for c in islice(s.changes(after=cursor), 1)] == ["after"]

@@ -10,6 +10,7 @@ from itertools import islice
 
 import agent_fixtures
 import pytest
+from other_database import transaction_in_another_database
 
 from docstore import AsyncDocStore, Change, DocStore, DocumentNotFound
 from docstore.agents import AsyncStorageManager, StorageManager
@@ -110,3 +111,30 @@ def test_a_delete_delivered_again_after_a_load_does_not_remove_a_newer_document(
     assert watch.get("llm", "fast").model == "claude-haiku"
     watch.apply(put, db.get("llm", "fast"))
     assert watch.versions[("llm", "fast")] == again.version
+
+
+def test_a_transaction_open_in_another_database_does_not_make_the_watch_reload(
+    db: DocStore, docstore_dsn: str
+) -> None:
+    """Snapshots are cluster-wide: while another database holds a transaction open,
+    prune_changes passes it, and the watch's new cursor must not fall behind that (it
+    reloaded every config in a loop, 844 times in 2 s)."""
+    editor = StorageManager(DocStore(db.pool, schema=db.schema))
+    with transaction_in_another_database(docstore_dsn):
+        editor.sync_llm_config(FAST)
+        with db.pool.connection() as conn:
+            conn.execute(f"UPDATE \"{db.schema}\".changes SET written_at = now() - interval '1 day'")
+        pruned, deadline = 0, time.monotonic() + 30
+        while pruned < 1 and time.monotonic() < deadline:
+            pruned += db.prune_changes(older_than=timedelta(hours=1))
+            time.sleep(0.02)
+        assert pruned == 1
+        with StorageManager.connect(docstore_dsn, schema=db.schema) as host:
+            watch = host.watch_configs(poll_interval=0.2)
+            time.sleep(0.2)  # the feed has its connection
+            asked = host.store.pool.get_stats().get("requests_num", 0)
+            time.sleep(0.5)  # a reload asks the pool for a connection: none in 2.5 poll intervals
+            assert host.store.pool.get_stats().get("requests_num", 0) == asked
+            doc = editor.sync_llm_config({**FAST, "model": "claude-sonnet"})
+            assert watch.wait_for("llm", "fast", doc.version, timeout=10)
+            assert host.get_config("llm", "fast").model == "claude-sonnet" and watch.running
