@@ -13,6 +13,7 @@ from .change import Change
 from .doc import Doc, Entry
 from .errors import (
     ChangesPruned,
+    CursorAheadOfServer,
     DatabaseUnavailable,
     DocStoreError,
     DocumentInvalid,
@@ -35,6 +36,7 @@ __all__ = [
     "AsyncDocStore",
     "Change",
     "ChangesPruned",
+    "CursorAheadOfServer",
     "DatabaseUnavailable",
     "Doc",
     "DocStore",

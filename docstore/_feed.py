@@ -10,7 +10,8 @@ skips a transaction that took its id first and committed last, nor repeats anyth
 
 A new feed starts at that same frontier, which prune_changes never passes, or at the
 horizon prune_changes recorded if that is further: a fresh cursor is never behind
-retention.
+retention. A cursor past the snapshot's xmax was not given by this server (no cursor
+it gives is, and its xmax only grows): it comes from another cluster, and is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from . import _sql as q
 from ._plan import Plan, Rows, Stmt
 from ._sql import channel
 from .change import Change
-from .errors import ChangesPruned, DatabaseUnavailable, InvalidCursor
+from .errors import ChangesPruned, CursorAheadOfServer, DatabaseUnavailable, InvalidCursor
 from .kinds import check_key
 
 __all__ = ["Feed", "channel", "parse_cursor"]
@@ -121,6 +122,8 @@ class Feed:
         self.position: tuple[int, int] | None = None
         self.since: str | None = None
         self.since_xmax = 0
+        # The cursor as given, named if the server refuses it at the first page.
+        self._given = after
         if after is not None:
             self.position, since = parse_cursor(after)
             self._skip(since)
@@ -172,14 +175,18 @@ class Feed:
 
     def take(self, rows: Rows) -> list[Change]:
         """The deliverable changes of a page; moves the position past them."""
-        xmin = int(rows[0][0])
-        horizon = rows[0][1]
+        xmin, xmax = int(rows[0][0]), int(rows[0][1])
+        horizon = rows[0][2]
         assert self.position is not None
+        if self.position[0] > xmax or self.since_xmax > xmax:
+            # Every cursor this server gave is at or below its xmax, which only grows.
+            raise CursorAheadOfServer(self._given or self._cursor(*self.position), xmax)
+        self._given = None
         if isinstance(horizon, str) and self.position < parse_cursor(horizon)[0]:
             raise ChangesPruned(f"{self.position[0]}.{self.position[1]}", horizon)
         out: list[Change] = []
         self.pending = False
-        for _x, _h, xid_text, seq, kind, name, version, op, written_at in rows:
+        for _frontier, _xmax, _horizon, xid_text, seq, kind, name, version, op, written_at in rows:
             if xid_text is None:
                 break
             xid = int(xid_text)

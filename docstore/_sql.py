@@ -500,15 +500,17 @@ SELECT ("""
 )
 
 # The next page after (xid, seq), in (xid, seq) order, with the frontier: rows at or
-# above it are not delivered yet (a transaction below them may still commit), and the
-# retention horizon prune_changes left, checked in the same snapshot. {skip} leaves out
-# what a feed started with after=None saw as already committed.
+# above it are not delivered yet (a transaction below them may still commit), the
+# snapshot's xmax (no cursor this server gave is past it: one that is comes from
+# another cluster), and the retention horizon prune_changes left, checked in the same
+# snapshot. {skip} leaves out what a feed started with after=None saw as already
+# committed.
 FEED_PAGE = (
     """
 WITH snap AS (SELECT """
     + _FRONTIER
     + """ AS xmin)
-SELECT snap.xmin::text,
+SELECT snap.xmin::text, pg_snapshot_xmax(pg_current_snapshot())::text,
        (SELECT data ->> 'pruned_through' FROM {s}.documents
         WHERE kind = '_docstore' AND name = 'changes'),
        c.xid::text, c.seq, c.kind, c.name, c.version, c.op, c.written_at

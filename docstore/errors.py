@@ -14,6 +14,8 @@
     ├── PermissionDenied       the database role lacks a right the operation needs
     ├── ChangesPruned          a change feed's cursor is older than what prune_changes kept
     ├── InvalidCursor          not a change feed cursor: malformed, or a number out of range
+    │   └── CursorAheadOfServer  a cursor past every transaction this server has issued
+    │                          (from another cluster): reload, take a new cursor
     ├── IdempotencyKeyReused   an idempotency_key already names a different write
     └── DatabaseUnavailable    the server could not be reached or the connection broke
         └── OutcomeUnknown     the connection broke after a write was sent: it may
@@ -30,6 +32,7 @@ from typing import Any
 
 __all__ = [
     "ChangesPruned",
+    "CursorAheadOfServer",
     "DatabaseUnavailable",
     "DocStoreError",
     "DocumentInvalid",
@@ -188,6 +191,31 @@ class InvalidCursor(DocStoreError, ValueError):
             or f"not a change feed cursor: {_shown(cursor)} ({problem}); pass the .cursor of a "
             "Change the feed gave (or change_cursor()'s), or None to start with the writes "
             "committed from now on"
+        )
+
+
+class CursorAheadOfServer(InvalidCursor):
+    """A change feed cursor past every transaction this server has issued: it comes
+    from another cluster (a store moved there by export and import, or a server
+    restored to an earlier point). Resuming from it would deliver nothing until this
+    server's transaction ids caught up, so it is refused.
+
+    Reload the documents you follow, then take a new cursor on this server
+    (``change_cursor()``, or ``changes(after=None)``). ``server_xmax`` is the next
+    transaction id this server will issue.
+    """
+
+    def __init__(self, cursor: str, server_xmax: int) -> None:
+        self.server_xmax = server_xmax
+        problem = f"ahead of this server, whose next transaction id is {server_xmax}"
+        super().__init__(
+            cursor,
+            problem,
+            f"change feed cursor {_shown(cursor)} is {problem}: it comes from another "
+            "cluster (a store moved by export and import, or a server restored to an "
+            "earlier point), and this server has not issued it. Reload the documents you "
+            "follow and take a new cursor here with change_cursor(), or start with "
+            "changes(after=None)",
         )
 
 

@@ -932,6 +932,9 @@ class DocStore:
         a notification. ``listen_dsn``: a direct connection for LISTEN (the pool's are
         behind pgbouncer in transaction mode). Leaving the loop returns the connection;
         so does ``stop()`` turning true (checked each time the feed wakes).
+
+        A cursor the feed did not give raises InvalidCursor; one ahead of this server
+        (from another cluster) CursorAheadOfServer; one behind retention ChangesPruned.
         """
         feed = Feed(None if kinds is None else [self.kinds.name(k) for k in kinds], after, poll_interval)
         conn: psycopg.Connection[Any] | None = None

@@ -23,6 +23,7 @@ from docstore import (
     AsyncDocStore,
     Change,
     ChangesPruned,
+    CursorAheadOfServer,
     DatabaseUnavailable,
     DocStore,
     DocStoreError,
@@ -618,6 +619,7 @@ def test_every_malformed_cursor_is_refused_as_an_invalid_cursor_naming_it(feed_s
             next(feed_store.changes(after=cursor))  # type: ignore[arg-type]
         error = caught.value
         assert isinstance(error, DocStoreError) and isinstance(error, ValueError)
+        assert not isinstance(error, CursorAheadOfServer)
         assert error.cursor == cursor and str(error).startswith("not a change feed cursor: ")
         assert (repr(cursor)[:40] if isinstance(cursor, str) else repr(cursor)) in str(error)
         assert len(str(error)) < 400
@@ -676,3 +678,25 @@ def test_a_transaction_open_in_another_database_makes_no_new_feed_fall_behind(
         cursor = s.change_cursor()
         s.put("cfg", "after", {})
         assert [c.name for c in islice(s.changes(after=cursor), 1)] == ["after"]
+
+
+def test_a_cursor_ahead_of_every_transaction_of_the_server_is_refused(feed_store: DocStore) -> None:
+    """A consumer's saved cursor after the store moved (export | import) to a cluster whose
+    transaction ids are lower: resuming from it would deliver nothing until this server's
+    ids passed it. It is refused, naming the cursor and what to do."""
+    s = feed_store
+    s.put("cfg", "a", {})
+    here = s.change_cursor()
+    xmax = int(here.split("@")[1].split(":")[1])
+    far = xmax + 1_000_000
+    for cursor in (f"{far}.7", f"{far}.0@{far}:{far}:", f"{xmax}.0@{xmax}:{far}:{far - 1}"):
+        with pytest.raises(CursorAheadOfServer) as caught:
+            list(s.changes(after=cursor, stop=lambda: True))  # accepted, it would wait for ever
+        error = caught.value
+        assert isinstance(error, InvalidCursor) and error.cursor == cursor
+        assert repr(cursor) in str(error) and "ahead of this server" in str(error)
+        assert "another cluster" in str(error) and "change_cursor()" in str(error)
+    # The server's own cursors, at its xmax, are not ahead.
+    s.put("cfg", "b", {})
+    assert [c.name for c in islice(s.changes(after=here), 1)] == ["b"]
+    assert list(s.changes(after=f"{xmax}.0", kinds=["nothing"], stop=lambda: True)) == []

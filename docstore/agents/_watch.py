@@ -21,7 +21,7 @@ from docstore._feed import channel
 from docstore.aio import AsyncDocStore
 from docstore.change import Change
 from docstore.doc import Doc
-from docstore.errors import ChangesPruned, DocStoreError, DocumentNotFound
+from docstore.errors import ChangesPruned, CursorAheadOfServer, DocStoreError, DocumentNotFound
 from docstore.store import DocStore
 
 from .configs import CONFIG_KINDS
@@ -31,6 +31,9 @@ __all__ = ["AsyncConfigWatch", "ConfigWatch"]
 OnChange = Callable[[Change], None]
 
 GONE = ("delete", "prune")
+
+RELOAD = (ChangesPruned, CursorAheadOfServer)
+"""Feed errors after which the watch reloads every config and takes a new cursor."""
 
 
 S = TypeVar("S", DocStore, AsyncDocStore)
@@ -145,7 +148,9 @@ class ConfigWatch(_Held):
         return cursor
 
     def _follow(self) -> None:
+        idle = False  # the last reload was followed by no change before the next
         while not self._stopped.is_set():
+            delivered = False
             try:
                 for change in self._store.changes(
                     list(CONFIG_KINDS),
@@ -154,6 +159,7 @@ class ConfigWatch(_Held):
                     poll_interval=self._poll_interval,
                     stop=self._stopped.is_set,
                 ):
+                    delivered = True
                     doc = None
                     if change.op not in GONE:
                         try:
@@ -162,8 +168,13 @@ class ConfigWatch(_Held):
                             doc = None
                     self.apply(change, doc)
                 return
-            except ChangesPruned:
-                # Fell behind retention: reload everything, then follow from there.
+            except RELOAD:
+                # Fell behind retention (or the store moved to another cluster): reload
+                # everything, then follow from there. Twice in a row with nothing
+                # delivered in between, wait a poll interval first rather than spin.
+                if idle and not delivered and self._stopped.wait(self._poll_interval):
+                    return
+                idle = not delivered
                 try:
                     self.cursor = self._load()
                 except DocStoreError as exc:
@@ -230,7 +241,9 @@ class AsyncConfigWatch(_Held):
         return cursor
 
     async def _follow(self) -> None:
+        idle = False  # as ConfigWatch._follow
         while True:
+            delivered = False
             try:
                 async for change in self._store.changes(
                     list(CONFIG_KINDS),
@@ -238,6 +251,7 @@ class AsyncConfigWatch(_Held):
                     listen_dsn=self._listen_dsn,
                     poll_interval=self._poll_interval,
                 ):
+                    delivered = True
                     doc = None
                     if change.op not in GONE:
                         try:
@@ -245,7 +259,10 @@ class AsyncConfigWatch(_Held):
                         except DocumentNotFound:
                             doc = None
                     self.apply(change, doc)
-            except ChangesPruned:
+            except RELOAD:
+                if idle and not delivered:
+                    await asyncio.sleep(self._poll_interval)
+                idle = not delivered
                 try:
                     self.cursor = await self._load()
                 except DocStoreError as exc:

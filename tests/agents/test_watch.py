@@ -15,6 +15,7 @@ from other_database import transaction_in_another_database
 from docstore import AsyncDocStore, Change, DocStore, DocumentNotFound
 from docstore.agents import AsyncStorageManager, StorageManager
 from docstore.agents._watch import ConfigWatch
+from docstore.agents.configs import CONFIG_KINDS
 
 db = agent_fixtures.db
 
@@ -138,3 +139,26 @@ def test_a_transaction_open_in_another_database_does_not_make_the_watch_reload(
             doc = editor.sync_llm_config({**FAST, "model": "claude-sonnet"})
             assert watch.wait_for("llm", "fast", doc.version, timeout=10)
             assert host.get_config("llm", "fast").model == "claude-sonnet" and watch.running
+
+
+def test_a_watch_whose_feed_cannot_start_reloads_once_a_poll_interval_not_in_a_loop(
+    db: DocStore, docstore_dsn: str
+) -> None:
+    """A store whose tables were copied from a cluster further on (pg_dump into a younger
+    one) records a prune horizon this server has not reached: every new feed is refused.
+    The watch keeps serving what it loaded, reloading at most once a poll interval."""
+    editor = StorageManager(DocStore(db.pool, schema=db.schema))
+    editor.sync_llm_config(FAST)
+    with db.pool.connection() as conn:
+        conn.execute(
+            f'INSERT INTO "{db.schema}".documents (kind, name, mode, version, data) '
+            "VALUES ('_docstore', 'changes', 's', 1, jsonb_build_object('pruned_through', "
+            "(pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1000000)::text || '.0'))"
+        )
+    with StorageManager.connect(docstore_dsn, schema=db.schema) as host:
+        watch = host.watch_configs(poll_interval=0.2)
+        asked = host.store.pool.get_stats().get("requests_num", 0)
+        time.sleep(0.6)
+        reloads = (host.store.pool.get_stats().get("requests_num", 0) - asked) / (len(CONFIG_KINDS) + 2)
+        assert reloads <= 5, f"{reloads:.0f} reloads in 0.6 s"
+        assert host.get_config("llm", "fast").model == "claude-haiku" and watch.running
