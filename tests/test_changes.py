@@ -102,12 +102,19 @@ def _keys(changes: list[Change]) -> list[tuple[str, str, int, str]]:
 
 
 def _assert_once_each_in_version_order(changes: list[Change]) -> None:
+    """Each change once; per document, versions increase, and start again after a prune
+    (the document was removed for good: one written later under its name is new)."""
     cursors = [c.cursor for c in changes]
     assert len(set(cursors)) == len(cursors), "a change was delivered twice"
     last: dict[tuple[str, str], int] = {}
     for c in changes:
-        assert c.version > last.get((c.kind, c.name), 0), f"{c} arrived after a later version"
-        last[(c.kind, c.name)] = c.version
+        key = (c.kind, c.name)
+        if c.op == "prune":
+            assert c.version >= last.get(key, 0), f"{c} removed an older version than delivered"
+            last.pop(key, None)
+            continue
+        assert c.version > last.get(key, 0), f"{c} arrived after a later version"
+        last[key] = c.version
 
 
 def test_every_write_is_one_change_with_the_version_after_it(feed_store: DocStore) -> None:
@@ -700,3 +707,30 @@ def test_a_cursor_ahead_of_every_transaction_of_the_server_is_refused(feed_store
     s.put("cfg", "b", {})
     assert [c.name for c in islice(s.changes(after=here), 1)] == ["b"]
     assert list(s.changes(after=f"{xmax}.0", kinds=["nothing"], stop=lambda: True)) == []
+
+
+def test_across_a_purge_or_a_prune_a_document_of_the_same_name_starts_again_at_version_1(
+    feed_store: DocStore,
+) -> None:
+    """The feed's order per document: versions increase until a prune change (purge,
+    prune); the document is then gone for good, and the next write of its name is a new
+    document whose versions start again at 1."""
+    s = feed_store
+    s.put("cfg", "a", {"x": 1})
+    s.put("cfg", "a", {"x": 2})
+    s.purge("cfg", "a")
+    s.put("cfg", "a", {"x": 3})
+    s.delete("cfg", "a")
+    assert s.prune("cfg", keep_last=0) == 1
+    s.put("cfg", "a", {"x": 4})
+    changes = list(islice(s.changes(after=START), _count(s)))
+    assert _keys(changes) == [
+        ("cfg", "a", 1, "put"),
+        ("cfg", "a", 2, "put"),
+        ("cfg", "a", 2, "prune"),
+        ("cfg", "a", 1, "put"),
+        ("cfg", "a", 2, "delete"),
+        ("cfg", "a", 2, "prune"),
+        ("cfg", "a", 1, "put"),
+    ]
+    _assert_once_each_in_version_order(changes)

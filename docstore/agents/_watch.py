@@ -3,7 +3,8 @@
 A host that watches reads its configs with a dictionary lookup; another host's edit
 reaches it as one change, which costs one read of that config. The watch takes a
 cursor first and loads second, so no edit falls between the two (an edit seen by both
-is applied once: versions only go forward).
+is applied once: versions only go forward, until a ``prune`` change says the document
+is gone for good, after which one of that name starts again at version 1).
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from .configs import CONFIG_KINDS
 __all__ = ["AsyncConfigWatch", "ConfigWatch"]
 
 OnChange = Callable[[Change], None]
-
-GONE = ("delete", "prune")
 
 RELOAD = (ChangesPruned, CursorAheadOfServer)
 """Feed errors after which the watch reloads every config and takes a new cursor."""
@@ -75,20 +74,30 @@ class _Held:
         with self._cond:
             for kind, listed in docs.items():
                 self.configs[kind] = {d.name: d.data for d in listed}
+                # The versions of what is no longer listed go too: a document purged
+                # since may come back at version 1.
+                for key in [k for k in self.versions if k[0] == kind]:
+                    del self.versions[key]
                 for d in listed:
                     self.versions[(kind, d.name)] = d.version
             self._cond.notify_all()
 
     def apply(self, change: Change, doc: Doc[Any] | None) -> None:
+        """Hold ``doc``, read after ``change`` was delivered (None: not there then)."""
         key = (change.kind, change.name)
         with self._cond:
+            if change.op == "prune":
+                # Gone for good, history and all: a document of this name written later
+                # starts again at version 1, so no version held before counts against it.
+                self.versions.pop(key, None)
             held = self.versions.get(key, 0)
             if doc is None:
                 # A delete delivered again after a load that saw the document written anew
                 # (a higher version) must not remove it.
                 if change.version >= held:
                     self.configs.setdefault(change.kind, {}).pop(change.name, None)
-                    self.versions[key] = change.version
+                    if change.op != "prune":
+                        self.versions[key] = change.version
             elif doc.version >= held:
                 self.configs.setdefault(change.kind, {})[change.name] = doc.data
                 self.versions[key] = doc.version
@@ -160,12 +169,12 @@ class ConfigWatch(_Held):
                     stop=self._stopped.is_set,
                 ):
                     delivered = True
-                    doc = None
-                    if change.op not in GONE:
-                        try:
-                            doc = self._store.get(change.kind, change.name)
-                        except DocumentNotFound:
-                            doc = None
+                    # Read for every change, deletes and prunes included: the document
+                    # may have been written anew since, and then it is what to hold.
+                    try:
+                        doc: Doc[Any] | None = self._store.get(change.kind, change.name)
+                    except DocumentNotFound:
+                        doc = None
                     self.apply(change, doc)
                 return
             except RELOAD:
@@ -252,12 +261,10 @@ class AsyncConfigWatch(_Held):
                     poll_interval=self._poll_interval,
                 ):
                     delivered = True
-                    doc = None
-                    if change.op not in GONE:
-                        try:
-                            doc = await self._store.get(change.kind, change.name)
-                        except DocumentNotFound:
-                            doc = None
+                    try:
+                        doc: Doc[Any] | None = await self._store.get(change.kind, change.name)
+                    except DocumentNotFound:
+                        doc = None
                     self.apply(change, doc)
             except RELOAD:
                 if idle and not delivered:

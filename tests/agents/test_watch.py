@@ -22,6 +22,20 @@ db = agent_fixtures.db
 FAST = {"name": "fast", "provider": "anthropic", "model": "claude-haiku"}
 
 
+def _shows(watch: ConfigWatch, model: str | None, timeout: float = 10) -> bool:
+    """Until the watch holds llm 'fast' with ``model`` (None: holds none), or the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            held = watch.get("llm", "fast").model
+        except DocumentNotFound:
+            held = None
+        if held == model:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def test_a_watching_host_sees_another_hosts_edits_and_reads_from_memory(
     db: DocStore, docstore_dsn: str
 ) -> None:
@@ -162,3 +176,86 @@ def test_a_watch_whose_feed_cannot_start_reloads_once_a_poll_interval_not_in_a_l
         reloads = (host.store.pool.get_stats().get("requests_num", 0) - asked) / (len(CONFIG_KINDS) + 2)
         assert reloads <= 5, f"{reloads:.0f} reloads in 0.6 s"
         assert host.get_config("llm", "fast").model == "claude-haiku" and watch.running
+
+
+def test_a_config_purged_or_pruned_then_written_again_is_shown_at_its_new_version_1(
+    db: DocStore, docstore_dsn: str
+) -> None:
+    """A purge or a prune removes a document for good; written again, it starts at version
+    1, below the version the watch held: the watch holds the new one."""
+    editor = StorageManager(DocStore(db.pool, schema=db.schema))
+    with StorageManager.connect(docstore_dsn, schema=db.schema) as host:
+        watch = host.watch_configs(poll_interval=0.5)
+        editor.sync_llm_config(FAST)
+        doc = editor.sync_llm_config({**FAST, "model": "claude-sonnet"})
+        assert doc.version == 2 and _shows(watch, "claude-sonnet")
+
+        assert db.purge("llm", "fast") == ["fast"]
+        assert editor.sync_llm_config({**FAST, "model": "purged-and-back"}).version == 1
+        assert _shows(watch, "purged-and-back")
+        assert watch.versions[("llm", "fast")] == 1
+
+        editor.sync_llm_config({**FAST, "model": "v2-again"})
+        assert db.delete("llm", "fast") == 3
+        assert db.prune("llm", keep_last=0) == 1
+        assert _shows(watch, None)
+        assert editor.sync_llm_config({**FAST, "model": "pruned-and-back"}).version == 1
+        assert _shows(watch, "pruned-and-back")
+
+        # The feed's order is that of transaction ids: a transaction that took its id
+        # before a purge committed, and wrote the name after it, comes first, and the
+        # prune after it. The watch reads the document at the prune, and holds it.
+        inside, go = threading.Event(), threading.Event()
+        cursor = db.change_cursor()
+
+        def early_writer() -> None:
+            with editor.store.transaction():
+                editor.sync_llm_config({**FAST, "name": "first"})  # takes its id
+                inside.set()
+                assert go.wait(10)
+                assert editor.sync_llm_config({**FAST, "model": "early-writer"}).version == 1
+
+        thread = threading.Thread(target=early_writer)
+        thread.start()
+        assert inside.wait(10)
+        assert db.purge("llm", "fast") == ["fast"]
+        go.set()
+        thread.join(10)
+        first, fast, prune = islice(db.changes(["llm"], after=cursor), 3)
+        assert [(c.name, c.op) for c in (first, fast, prune)] == [
+            ("first", "put"),
+            ("fast", "put"),
+            ("fast", "prune"),
+        ]
+        assert _shows(watch, "early-writer") and watch.running
+
+
+def test_a_config_purged_while_the_watch_fell_behind_and_written_again_after_its_reload_is_shown(
+    db: DocStore, docstore_dsn: str
+) -> None:
+    """The purge's change is pruned before the watch reads it: the watch reloads, holding no
+    "fast" any more, and must not keep the old version against the one written next."""
+    editor = StorageManager(DocStore(db.pool, schema=db.schema))
+    editor.sync_llm_config(FAST)
+    editor.sync_llm_config({**FAST, "model": "claude-sonnet"})  # version 2
+    release = threading.Event()
+
+    def slow(change: Change) -> None:  # the host is busy while the store moves on
+        assert release.wait(30)
+
+    with StorageManager.connect(docstore_dsn, schema=db.schema) as host:
+        watch = host.watch_configs(poll_interval=0.2, on_change=slow)
+        editor.sync_llm_config({**FAST, "name": "other"})
+        assert watch.wait_for("llm", "other", 1, timeout=10)  # held; its on_change blocks
+        db.purge("llm", "fast")
+        with db.pool.connection() as conn:
+            conn.execute(f"UPDATE \"{db.schema}\".changes SET written_at = now() - interval '1 day'")
+        pruned, deadline = 0, time.monotonic() + 30
+        while pruned < 4 and time.monotonic() < deadline:
+            pruned += db.prune_changes(older_than=timedelta(hours=1))
+            time.sleep(0.02)
+        assert pruned == 4  # up to the purge, which the watch never read
+        release.set()
+        assert _shows(watch, None)  # reloaded
+        assert editor.sync_llm_config({**FAST, "model": "back"}).version == 1
+        assert _shows(watch, "back") and watch.running
