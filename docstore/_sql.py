@@ -498,12 +498,6 @@ RETURNING 1
 
 # --- the change feed -----------------------------------------------------------------
 
-# Where a feed that starts now begins: every transaction below xmin has ended, and the
-# snapshot tells which of the others had committed (those are "before", not delivered).
-FEED_START = """
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text, pg_current_snapshot()::text
-"""
-
 # The frontier of a snapshot: the oldest transaction still running that may yet write
 # a change here, else the snapshot's xmax. Every row below it is final. A transaction
 # running in another database of the cluster cannot write this table, so it does not
@@ -518,16 +512,33 @@ _FRONTIER = """coalesce((
                                         WHERE datname = current_database()))
 ), pg_snapshot_xmax(pg_current_snapshot()))"""
 
+# Where a feed that starts now begins: the frontier (every transaction of this database
+# below it has ended; the snapshot tells which of the others had committed: those are
+# "before", not delivered), and the horizon prune_changes recorded. The same frontier as
+# prune_changes's: the snapshot's own xmin counts transactions of other databases too,
+# and a feed started there while prune_changes had gone past it was told it fell behind.
+FEED_START = (
+    """
+SELECT ("""
+    + _FRONTIER
+    + """)::text, pg_current_snapshot()::text,
+       (SELECT data ->> 'pruned_through' FROM {s}.documents
+        WHERE kind = '_docstore' AND name = 'changes')
+"""
+)
+
 # The next page after (xid, seq), in (xid, seq) order, with the frontier: rows at or
-# above it are not delivered yet (a transaction below them may still commit), and the
-# retention horizon prune_changes left, checked in the same snapshot. {skip} leaves out
-# what a feed started with after=None saw as already committed.
+# above it are not delivered yet (a transaction below them may still commit), the
+# snapshot's xmax (no cursor this server gave is past it: one that is comes from
+# another cluster), and the retention horizon prune_changes left, checked in the same
+# snapshot. {skip} leaves out what a feed started with after=None saw as already
+# committed.
 FEED_PAGE = (
     """
 WITH snap AS (SELECT """
     + _FRONTIER
     + """ AS xmin)
-SELECT snap.xmin::text,
+SELECT snap.xmin::text, pg_snapshot_xmax(pg_current_snapshot())::text,
        (SELECT data ->> 'pruned_through' FROM {s}.documents
         WHERE kind = '_docstore' AND name = 'changes'),
        c.xid::text, c.seq, c.kind, c.name, c.version, c.op, c.written_at
@@ -574,6 +585,14 @@ WITH bound AS (
     FROM last
     ON CONFLICT (kind, name) DO UPDATE
     SET data = excluded.data, version = d.version + 1, updated_at = now()
+    -- Only forward: a run that read an older snapshot may commit after one that went
+    -- further (it waited for its rows); moving the horizon back would hide that gap.
+    -- ON CONFLICT compares with the latest committed horizon, not this snapshot's.
+    WHERE d.data ->> 'pruned_through' IS NULL
+       OR (split_part(excluded.data ->> 'pruned_through', '.', 1)::xid8,
+           split_part(excluded.data ->> 'pruned_through', '.', 2)::bigint)
+        > (split_part(d.data ->> 'pruned_through', '.', 1)::xid8,
+           split_part(d.data ->> 'pruned_through', '.', 2)::bigint)
 )
 SELECT count(*) FROM gone
 """

@@ -966,20 +966,24 @@ class DocStore:
         a notification. ``listen_dsn``: a direct connection for LISTEN (the pool's are
         behind pgbouncer in transaction mode). Leaving the loop returns the connection;
         so does ``stop()`` turning true (checked each time the feed wakes).
+
+        A cursor the feed did not give raises InvalidCursor; one ahead of this server
+        (from another cluster) CursorAheadOfServer; one behind retention ChangesPruned.
         """
         if listen_dsn is not None:
             # libpq's parse error would quote the password, and reach the caller.
             _connect.check_dsn(listen_dsn, "listen_dsn")
         feed = Feed(None if kinds is None else [self.kinds.name(k) for k in kinds], after, poll_interval)
         conn: psycopg.Connection[Any] | None = None
+        autocommit = True  # the pool's connection's setting, given back with it
         try:
             while True:
                 try:
                     if conn is None:
-                        conn = self._listen(listen_dsn)
+                        conn, autocommit = self._listen(listen_dsn)
                     found = self._drive(conn, Op(partial(feed.poll, self._core.sql)))
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                    self._unlisten(conn, listen_dsn)
+                    self._unlisten(conn, listen_dsn, autocommit)
                     conn = None
                     feed.lost(_connect.redact(str(exc), listen_dsn or ""))
                     continue
@@ -995,40 +999,45 @@ class DocStore:
                     for _note in conn.notifies(timeout=feed.wait(), stop_after=1):
                         pass
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                    self._unlisten(conn, listen_dsn)
+                    self._unlisten(conn, listen_dsn, autocommit)
                     conn = None
                     feed.lost(_connect.redact(str(exc), listen_dsn or ""))
         finally:
-            self._unlisten(conn, listen_dsn)
+            self._unlisten(conn, listen_dsn, autocommit)
 
     def change_cursor(self) -> str:
         """A cursor for ``changes(after=...)`` that delivers exactly the writes committed
         after this call: take it, then load."""
         return self._run(Op(partial(Feed.frontier, self._core.sql), read_only=True, on_primary=True))
 
-    def _listen(self, dsn: str | None) -> psycopg.Connection[Any]:
-        """A connection listening to this schema's feed: the pool's, or one on ``dsn``."""
+    def _listen(self, dsn: str | None) -> tuple[psycopg.Connection[Any], bool]:
+        """A connection listening to this schema's feed: the pool's, or one on ``dsn``;
+        and whether it was in autocommit (the feed needs it: a transaction would hold its
+        snapshot, and LISTEN would wait for a commit)."""
         conn = (
             self._pool.getconn()
             if dsn is None
             else psycopg.Connection.connect(dsn, autocommit=True, connect_timeout=10)
         )
+        autocommit = conn.autocommit
         try:
-            if not conn.autocommit:
+            if not autocommit:
                 conn.set_autocommit(True)
             conn.execute(f'LISTEN "{channel(self.schema)}"')
         except BaseException:
-            self._unlisten(conn, dsn)
+            self._unlisten(conn, dsn, autocommit)
             raise
-        return conn
+        return conn, autocommit
 
-    def _unlisten(self, conn: psycopg.Connection[Any] | None, dsn: str | None) -> None:
-        """Stop listening and give the connection back (or close the feed's own)."""
+    def _unlisten(self, conn: psycopg.Connection[Any] | None, dsn: str | None, autocommit: bool) -> None:
+        """Stop listening and give the connection back as it came (or close the feed's own)."""
         if conn is None:
             return
         try:
             if dsn is None and not conn.closed and not conn.broken:
                 conn.execute("UNLISTEN *")
+                if not autocommit:
+                    conn.set_autocommit(False)
         except psycopg.Error:
             conn.close()
         finally:

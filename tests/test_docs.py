@@ -10,6 +10,7 @@ tests/test_testing_plugin.py instead).
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import subprocess
@@ -64,9 +65,14 @@ def test_documentation_example_runs(code: str, docstore_dsn: str, tmp_path: Path
         text=True,
         timeout=120,
         cwd=tmp_path,
-        env={"DOCSTORE_URL": docstore_dsn, "PATH": "/usr/bin:/bin"},
+        # PYTHONPATH passes through: a worktree's tests run its examples on its own code.
+        env={"DOCSTORE_URL": docstore_dsn, "PATH": "/usr/bin:/bin", **_pythonpath()},
     )
     assert done.returncode == 0, done.stderr
+
+
+def _pythonpath() -> dict[str, str]:
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
 
 
 def _orders() -> list[Any]:
@@ -100,6 +106,7 @@ def test_the_examples_run_in_any_order_on_a_used_database(
         "AURITE_ENABLE_DB": "1",
         "AURITE_DB_URL": docstore_dsn,
         "AURITE_DB_SCHEMA": schema,
+        **_pythonpath(),
     }
     # Each in a fresh interpreter, as a reader runs them (one interpreter for all of them
     # let one example's leftovers, a feed's thread or a pool, reach the next).
