@@ -116,7 +116,7 @@ CREATE TABLE IF NOT EXISTS :"schema".changes (
     name           text        NOT NULL,
     -- The document's version after the write (a clear leaves it as it was).
     version        bigint      NOT NULL,
-    -- put | revert | delete | append | rewrite | clear | prune | import
+    -- put | revert | delete | append | rewrite | clear | restore | prune | import
     op             text        NOT NULL,
     written_at     timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT changes_pkey PRIMARY KEY (xid, seq)

@@ -444,6 +444,37 @@ SELECT name FROM gone
 """
 )
 
+# prune(restorable=True) of a log kind: the same choice as PRUNE_DOCUMENTS among the live
+# logs (keep_last counts live ones), deleted as delete() does (a tombstone restore()
+# undoes) instead of removed. Each head is re-checked once locked, so a log written
+# after the statement began is kept.
+HIDE_LOGS = (
+    """
+WITH ranked AS (
+    SELECT name, updated_at, row_number() OVER (ORDER BY updated_at DESC, name) AS rank
+    FROM {s}.documents WHERE kind = %(kind)s AND NOT deleted
+), doomed AS (
+    SELECT d.kind, d.name FROM {s}.documents d JOIN ranked r ON d.kind = %(kind)s AND d.name = r.name
+    WHERE r.rank > %(keep_last)s
+      AND d.updated_at = r.updated_at AND NOT d.deleted AND d.mode = 'l'
+      AND (%(cutoff)s::timestamptz IS NULL OR d.updated_at < %(cutoff)s::timestamptz)
+    ORDER BY d.name
+    LIMIT %(batch)s
+    FOR UPDATE OF d SKIP LOCKED
+), hid AS (
+    UPDATE {s}.documents d SET deleted = true, updated_at = now()
+    FROM doomed WHERE d.kind = doomed.kind AND d.name = doomed.name
+    RETURNING d.kind, d.name, d.version, d.updated_at
+)"""
+    + NOTE
+    + """, chg AS (
+    INSERT INTO {s}.changes (kind, name, version, op, written_at)
+    SELECT kind, name, version, 'delete', updated_at FROM hid, note
+)
+SELECT name FROM hid
+"""
+)
+
 # Named documents with every version they have, for good; returns each with whether it
 # was deleted already. The feed reports each as a prune: gone, history and all. The
 # idempotency keys of their writes go too (every name given, even one with no document

@@ -14,6 +14,7 @@ from ._plan import MAX_VERSION, Op, Plan, Stmt
 from .errors import (
     DocStoreError,
     InvalidKey,
+    KindMismatch,
 )
 from .kinds import check_key
 
@@ -32,9 +33,16 @@ class UpkeepPlans(CoreBase):
         keep_last: int | None,
         batch_size: int,
         progress: Callable[[int], None] | None = None,
+        restorable: bool = False,
     ) -> Op[int]:
-        """Delete whole documents by age of last write and/or beyond the newest N."""
-        self.kinds.get(kind)
+        """Delete whole documents by age of last write and/or beyond the newest N (with
+        ``restorable``, a log kind's are deleted as ``delete`` does, not removed)."""
+        spec = self.kinds.get(kind)
+        if restorable and spec.mode != "log":
+            raise KindMismatch(
+                f"prune(restorable=True) deletes logs; kind {kind!r} is a snapshot kind: "
+                "delete its documents one by one, or prune them for good"
+            )
         if older_than is None and keep_last is None:
             raise ValueError("prune needs older_than=, keep_last= or both")
         if keep_last is not None and keep_last < 0:
@@ -49,13 +57,13 @@ class UpkeepPlans(CoreBase):
                 cutoff = older_than
             gone = yield from _in_batches(
                 Stmt(
-                    self.sql(q.PRUNE_DOCUMENTS),
+                    self.sql(q.HIDE_LOGS if restorable else q.PRUNE_DOCUMENTS),
                     {"kind": kind, "cutoff": cutoff, "keep_last": keep_last or 0, "batch": batch_size},
                 ),
                 batch_size,
                 progress,
             )
-            if cutoff is not None:
+            if cutoff is not None and not restorable:
                 # Idempotency keys of the kind's writes are remembered until then too.
                 yield from _in_batches(
                     Stmt(self.sql(q.PRUNE_KEYS), {"kind": kind, "cutoff": cutoff, "batch": batch_size}),

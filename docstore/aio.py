@@ -153,10 +153,11 @@ class AsyncDocStore:
                 await self._read_pool.close()
 
     async def dispose(self) -> None:
-        """Let go of the pooled connections, as SQLAlchemy's ``Engine.dispose()`` does.
+        """Let go of every pooled connection, as SQLAlchemy's ``Engine.dispose()`` does.
 
-        Idle connections close now and those in use when they come back; the store stays
-        open and connects again on its next call. It works on a pool the store was given
+        Idle connections close now and those in use when they come back; none opened
+        before is used again. The store stays open: the pool opens fresh connections in
+        their place (psycopg_pool's ``drain()``). It works on a pool the store was given
         too (the framework calls it at shutdown on whatever it holds as its engine).
         """
         await self._pool.drain()
@@ -917,11 +918,16 @@ class AsyncDocStore:
         keep_last: int | None = None,
         batch_size: int = 500,
         progress: Callable[[int], None] | None = None,
+        restorable: bool = False,
     ) -> int:
         """Delete whole documents last written before ``older_than`` and/or beyond the
-        ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch."""
+        ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch.
+
+        ``restorable=True`` (log kinds): delete them as :meth:`delete` does, a tombstone
+        :meth:`restore` undoes, instead of removing them; ``keep_last`` counts live logs.
+        """
         return await self._run(
-            self._core.prune(self.kinds.name(kind), older_than, keep_last, batch_size, progress)
+            self._core.prune(self.kinds.name(kind), older_than, keep_last, batch_size, progress, restorable)
         )
 
     async def purge(self, kind: KindRef, names: str | Sequence[str]) -> builtins.list[str]:

@@ -155,10 +155,11 @@ class DocStore:
                 self._read_pool.close()
 
     def dispose(self) -> None:
-        """Let go of the pooled connections, as SQLAlchemy's ``Engine.dispose()`` does.
+        """Let go of every pooled connection, as SQLAlchemy's ``Engine.dispose()`` does.
 
-        Idle connections close now and those in use when they come back; the store stays
-        open and connects again on its next call. It works on a pool the store was given
+        Idle connections close now and those in use when they come back; none opened
+        before is used again. The store stays open: the pool opens fresh connections in
+        their place (psycopg_pool's ``drain()``). It works on a pool the store was given
         too (the framework calls it at shutdown on whatever it holds as its engine).
         """
         self._pool.drain()
@@ -917,10 +918,17 @@ class DocStore:
         keep_last: int | None = None,
         batch_size: int = 500,
         progress: Callable[[int], None] | None = None,
+        restorable: bool = False,
     ) -> int:
         """Delete whole documents last written before ``older_than`` and/or beyond the
-        ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch."""
-        return self._run(self._core.prune(self.kinds.name(kind), older_than, keep_last, batch_size, progress))
+        ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch.
+
+        ``restorable=True`` (log kinds): delete them as :meth:`delete` does, a tombstone
+        :meth:`restore` undoes, instead of removing them; ``keep_last`` counts live logs.
+        """
+        return self._run(
+            self._core.prune(self.kinds.name(kind), older_than, keep_last, batch_size, progress, restorable)
+        )
 
     def purge(self, kind: KindRef, names: str | Sequence[str]) -> builtins.list[str]:
         """Delete the named documents and every version of them, for good, in one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from conftest import count_rows
 from pydantic import BaseModel
 
-from docstore import DocStore, DocumentNotFound, VersionConflict
+from docstore import DocStore, DocumentNotFound, KindMismatch, VersionConflict
 
 
 class Msg(BaseModel):
@@ -103,3 +104,51 @@ def test_a_restore_is_a_change_of_its_own(docstore_factory: Callable[..., DocSto
             break
         seen.append((change.op, change.version))
     assert seen == [("append", 1), ("delete", 1), ("restore", 1)]
+
+
+def test_prune_restorable_deletes_old_logs_as_delete_does(kinds: Any) -> None:
+    store = kinds
+    for name in ("a", "b", "c", "d"):
+        store.append("chat", name, msgs(name))
+    store.delete("chat", "d")
+    # keep_last counts live logs only: "d", already deleted, takes no place of theirs.
+    assert store.prune("chat", keep_last=1, restorable=True) == 2
+    assert [doc.name for doc in store.list("chat")] == ["c"]
+    assert count_rows(store, "versions", "chat") == 4  # every item is still there
+    assert store.restore("chat", "a") == 1
+    assert [m.content for m in store.read("chat", "a")] == ["a"]
+    with pytest.raises(KindMismatch, match="snapshot kind"):
+        store.prune("cfg", keep_last=1, restorable=True)
+
+
+def test_restores_racing_each_other_all_succeed_and_write_once(
+    docstore_factory: Callable[..., DocStore],
+) -> None:
+    store = docstore_factory()
+    store.register("cfg", dict)
+    store.register("chat", Msg, mode="log")
+    for round_ in range(5):
+        store.put("cfg", f"x{round_}", {"n": round_})
+        store.delete("cfg", f"x{round_}")
+        store.append("chat", f"c{round_}", msgs("hi"))
+        store.delete("chat", f"c{round_}")
+        results: list[Any] = []
+        barrier = threading.Barrier(4)
+
+        def restore(kind: str, name: str, results: list[Any] = results, barrier: Any = barrier) -> None:
+            barrier.wait()
+            try:
+                results.append(store.restore(kind, name))
+            except Exception as exc:
+                results.append(exc)
+
+        threads = [
+            threading.Thread(target=restore, args=(kind, f"{prefix}{round_}"))
+            for kind, prefix in (("cfg", "x"), ("cfg", "x"), ("chat", "c"), ("chat", "c"))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results) == [1, 1, 3, 3], results
+        assert [v.version for v in store.versions("cfg", f"x{round_}")] == [1, 2, 3]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from docstore.aio import AsyncDocStore
@@ -425,24 +425,12 @@ class AsyncHistory:
             raise ValueError(f"days must be a non-negative number, not {days!r}")
         if not isinstance(max_sessions, int) or max_sessions < 0:
             raise ValueError(f"max_sessions must be a non-negative int, not {max_sessions!r}")
-        cutoff = datetime.now(UTC) - timedelta(days=days)
-        over = await self.store.count(CONVERSATION) - max_sessions
-        doomed: list[Doc[Any]] = []
-        # Oldest first, so the walk stops at the first session that is neither old nor
-        # beyond the newest max_sessions: a host calling this on every listing reads
-        # only what it hides, plus one.
-        async for head in self.store.iter(CONVERSATION, order_by="updated_at", batch_size=100):
-            if len(doomed) >= over and head.updated_at >= cutoff:
-                break
-            doomed.append(head)
-        hidden = 0
-        for head in doomed:
-            try:
-                await self.store.delete(CONVERSATION, head.name, expected_version=head.version or None)
-            except (VersionConflict, DocumentNotFound):
-                continue  # written or removed since it was read: not this cleanup's to hide
-            self.known.remember(head.name, None)
-            hidden += 1
+        # One statement a batch, each head re-checked once locked: a session saved after
+        # the cleanup began is kept.
+        old = await self.store.prune(CONVERSATION, older_than=timedelta(days=days), restorable=True)
+        over = await self.store.prune(CONVERSATION, keep_last=max_sessions, restorable=True)
+        hidden = old + over
+        self.known.clear()
         return hidden
 
     async def restore_session(self, session_id: str) -> bool:

@@ -23,13 +23,14 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any, cast
 
 from psycopg import sql
 
-from docstore.errors import DocStoreError
+from docstore.errors import DocStoreError, DocumentNotFound
 from docstore.store import DocStore
 
 from ._settings import CONVERSATION, StorageConfigError, settings_from_env
@@ -51,7 +52,8 @@ TESTED_VERSIONS = ("0.4.2",)
 refuse any other, since they reach into the framework's internals."""
 
 INSTALL_VARIABLE = "DOCSTORE_AURITE_INSTALL"
-"""Set to ``1`` by ``docstore aurite``: the processes it starts call :func:`install`."""
+"""Set to ``1`` by ``docstore aurite``: the processes it starts call :func:`install` once
+they import the framework (docstore/agents/_bootstrap/sitecustomize.py)."""
 
 
 class AuriteVersionError(DocStoreError):
@@ -172,6 +174,22 @@ class AuriteStorage(StorageManager):
         transaction is open when called inside :meth:`get_db_session`)."""
         self.sync_index_to_db({component_type: {str(config.get("name")): config}})
 
+    def delete_component(self, component_name: str) -> bool:
+        """Delete the configs named ``component_name``; only the one of the type aurite's
+        ``ConfigManager.delete_config(type, name)`` names, when it is the caller (aurite's
+        own table is keyed by name alone, docstore's by type and name)."""
+        kind = _deleting_kind.get()
+        if kind is None:
+            return super().delete_component(component_name)
+        try:
+            self.store.delete(kind, component_name)
+        except DocumentNotFound:
+            return False
+        return True
+
+
+_deleting_kind: ContextVar[str | None] = ContextVar("docstore_aurite_deleting_kind", default=None)
+
 
 class FrameworkSession:
     """What :meth:`AuriteStorage.get_db_session` yields: the part of a SQLAlchemy session
@@ -263,7 +281,9 @@ def attach(aurite: Any, storage: StorageManager | None = None) -> StorageManager
     """Put a built ``Aurite``'s sessions on docstore; returns the storage used.
 
     ``storage`` defaults to :meth:`StorageManager.from_env` (the caller closes what it
-    returns; the kernel's ``shutdown()`` does not). Afterwards
+    returns; the kernel's ``shutdown()`` does not). That needs ``AURITE_ENABLE_DB=true``,
+    which also puts aurite's own ConfigManager in database mode on aurite's own storage:
+    to keep configs in the project's files, leave it unset and pass ``storage``. Afterwards
     ``aurite.kernel.storage_manager is storage`` and the engine's own ``SessionManager``
     runs in database mode on it. Configs stay where aurite found them.
     """
@@ -271,6 +291,11 @@ def attach(aurite: Any, storage: StorageManager | None = None) -> StorageManager
     from aurite.lib.storage.sessions.session_manager import SessionManager
 
     if storage is None:
+        if not _database_mode(os.environ):
+            raise StorageConfigError(
+                "AURITE_ENABLE_DB is not 'true': set it (and AURITE_DB_URL or AURITE_DB_USER "
+                "and AURITE_DB_NAME), or pass attach() a StorageManager"
+            )
         storage = StorageManager.from_env()
         if storage is None:
             raise StorageConfigError(
@@ -348,6 +373,7 @@ def install() -> bool:
                     if value is original:
                         setattr(module, attr, ours)
         _persist_registrations(config_manager.ConfigManager)
+        _delete_one_type(config_manager.ConfigManager)
         _installed = True
     return True
 
@@ -368,7 +394,17 @@ def _persist_registrations(config_manager: type) -> None:
     setattr(config_manager, "register_component_in_memory", register_component_in_memory)  # noqa: B010
 
 
-def _install_from_environment() -> None:
-    """The hook ``docstore aurite`` leaves in the processes it starts (sitecustomize)."""
-    if os.environ.get(INSTALL_VARIABLE) == "1":
-        install()
+def _delete_one_type(config_manager: type) -> None:
+    """aurite's ConfigManager deletes a config by name in database mode (its table has no
+    type in its key): tell docstore's storage which type the call is for."""
+    original = getattr(config_manager, "delete_config")  # noqa: B009
+
+    def delete_config(self: Any, component_type: str, component_name: str) -> bool:
+        token = _deleting_kind.set(component_type)
+        try:
+            return bool(original(self, component_type, component_name))
+        finally:
+            _deleting_kind.reset(token)
+
+    delete_config.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(config_manager, "delete_config", delete_config)  # noqa: B010

@@ -30,13 +30,13 @@ __all__ = ["main"]
 def _hoist(argv: list[str]) -> list[str]:
     """Move global options given after the command name to the front, so that
     ``docstore ls agent --json`` works like ``docstore --json ls agent``. Stops at ``--``
-    and at ``bench`` and ``aurite``, whose arguments are their own."""
+    and at the commands ``bench`` and ``aurite``, whose arguments are their own."""
     front: list[str] = []
     rest: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg in ("--", "bench", "aurite"):
+        if arg == "--" or (not rest and arg in ("bench", "aurite")):
             rest.extend(argv[i:])
             break
         name = arg.split("=", 1)[0]

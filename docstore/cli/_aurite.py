@@ -51,6 +51,7 @@ def _program(name: str) -> str:
 
 @command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def aurite(
+    ctx: typer.Context,
     argv: Annotated[
         list[str],
         typer.Argument(
@@ -59,6 +60,13 @@ def aurite(
     ],
 ) -> None:
     """Run the framework's own command with its sessions and configs in docstore."""
+    given = [f"--{name}" for name, value in ctx.find_root().params.items() if value]
+    if given:
+        raise CliError(
+            f"docstore aurite does not use {', '.join(given)}: the framework's processes read "
+            "the database from AURITE_DB_URL (or AURITE_DB_USER, AURITE_DB_NAME, ...) and "
+            "AURITE_DB_SCHEMA"
+        )
     integration.preflight()  # names what is wrong here, not in the framework's log
     program = _program(argv[0])
     sys.stdout.flush()

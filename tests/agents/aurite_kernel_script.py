@@ -95,7 +95,10 @@ def configs(kernel_app: Any) -> dict[str, Any]:
         out["bad_stored"] = True
     except DocumentNotFound:
         out["bad_stored"] = False
+    # A name two types share: deleting one leaves the other (aurite's table knows no type).
+    manager.create_component("agent", {"type": "agent", "name": "made", "llm_config_id": "local"})
     out["deleted"] = manager.delete_config("llm", "made")
+    out["same_name_other_type"] = store.get("agent", "made").version
     out["made_versions"] = [v.deleted for v in store.versions("llm", "made")]
     before = connections(store)
     for _ in range(10):

@@ -178,6 +178,7 @@ def test_install_keeps_the_framework_s_config_index_in_docstore(runs: dict[str, 
     assert configs["bad_create"] == "DocumentInvalid" and configs["bad_stored"] is False
     assert configs["bad_update"] is False and configs["made_after_bad"] == 2
     assert configs["deleted"] is True and configs["made_versions"] == [False, False, True]
+    assert configs["same_name_other_type"] == 1
     # Ten refresh() calls share the process's pool.
     assert configs["new_connections"] <= 1
-    assert configs["index_after_refresh"] == ["chatty", "helper", "planner", "writer"]
+    assert configs["index_after_refresh"] == ["chatty", "helper", "made", "planner", "writer"]

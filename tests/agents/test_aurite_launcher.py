@@ -240,3 +240,49 @@ def test_install_leaves_aurite_alone_when_its_database_mode_is_off(monkeypatch: 
     with pytest.raises(StorageConfigError, match="aurite reads only 'true'"):
         integration.install()
     assert db_manager.StorageManager is before
+
+
+def test_attach_refuses_a_spelling_aurite_does_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AURITE_ENABLE_DB", "1")
+    with pytest.raises(StorageConfigError, match="aurite reads only 'true'"):
+        integration.attach(object())
+
+
+def test_global_options_before_aurite_are_refused_and_after_a_name_still_hoisted(
+    docstore_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AURITE_ENABLE_DB", "true")
+    monkeypatch.setenv("AURITE_DB_URL", docstore_dsn)
+    code, err = run_cli(["--schema", "elsewhere", "aurite", "--", "aurite", "api"], capsys)
+    assert code == 1 and "does not use --schema" in err and "AURITE_DB_SCHEMA" in err
+    # A document named "aurite" is a name, not the command: --json still applies.
+    code, err = run_cli(["--dsn", docstore_dsn, "get", "llm", "aurite", "--json"], capsys)
+    assert code == 1 and json.loads(err)["error"]
+
+
+def test_launched_processes_import_nothing_until_they_import_the_framework(
+    docstore_dsn: str, tmp_path: Path
+) -> None:
+    """A Python process the command starts (an MCP server, say) pays nothing; one whose own
+    sitecustomize fails still gets the framework on docstore, saying what failed."""
+    other = tmp_path / "other_site"
+    other.mkdir()
+    (other / "sitecustomize.py").write_text("raise RuntimeError('the shadowed one broke')\n")
+    env = framework_env(docstore_dsn, "t_unused", tmp_path, "http://127.0.0.1:9/v1")
+    env["PYTHONPATH"] = str(other)
+    probe = (
+        "import sys\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('docstore', 'aurite')]\n"
+        "from aurite.lib.storage.db import db_connection, db_manager\n"
+        "print(db_manager.StorageManager.__name__, db_connection.create_db_engine.__module__)\n"
+    )
+    done = subprocess.run(
+        [DOCSTORE, "aurite", "--", sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["AuriteStorage", "docstore.agents.aurite"]
+    assert "the sitecustomize this one shadows failed: RuntimeError: the shadowed one broke" in done.stderr
