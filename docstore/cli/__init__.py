@@ -18,7 +18,7 @@ import typer
 from .._connect import redact
 from ..agents import ConfigFileError
 from ..errors import DocStoreError
-from . import _aurite, _docs, _ops, _watch  # noqa: F401  (registers the commands)
+from . import _aurite, _docs, _edit, _ops, _watch  # noqa: F401  (registers the commands)
 from ._app import GLOBAL_FLAGS, GLOBAL_OPTIONS, app
 from ._compat import UsageProblem, enforce_required
 from ._errors import CliError
