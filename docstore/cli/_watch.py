@@ -13,7 +13,7 @@ from psycopg import sql
 
 from .._feed import parse_cursor
 from ..change import Change
-from ..errors import ChangesPruned, DatabaseUnavailable
+from ..errors import ChangesPruned, DatabaseUnavailable, DocStoreError
 from ..store import DocStore
 from . import _out
 from ._app import command, settings
@@ -40,7 +40,8 @@ def _not_a_cursor(cursor: str, exc: ValueError) -> CliError:
         f"--after {cursor!r} is not a change feed cursor{what}: pass one that `docstore watch` "
         "printed (after 'cursor'), --from-start to replay every change still retained, or no "
         "--after to follow the changes from now on",
-        error_type="InvalidCursor",
+        # The library's own type where it has one (CursorAheadOfServer, InvalidCursor).
+        error_type=type(exc).__name__ if isinstance(exc, DocStoreError) else "InvalidCursor",
     )
 
 
