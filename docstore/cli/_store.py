@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,13 +11,15 @@ from dataclasses import dataclass, field
 from psycopg import ConnectionInfo
 
 from .._connect import redact
-from ..errors import DatabaseUnavailable, SchemaMissing
+from ..errors import DatabaseUnavailable, KindMismatch, SchemaMissing
 from ..store import DocStore
 from ._errors import CliError
 from ._kinds import registry
 from ._where import Server, connected_to, find_server, libpq_chose
 
 __all__ = ["Settings", "dsn_configured", "open_store"]
+
+_LOG_KIND = re.compile(r"kind (.+?) is a log kind: ")
 
 
 @dataclass
@@ -143,3 +146,14 @@ def open_store(settings: Settings, *, embedded_by_default: bool = False) -> Iter
             with store.pool.connection() as conn:
                 message = settings.tables_missing(conn.info)
             raise CliError(message, error_type="SchemaMissing") from None
+        except KindMismatch as exc:
+            # The library names the methods to use (append, entries(after=...)).
+            log = _LOG_KIND.match(str(exc))
+            if log is None:
+                raise
+            raise CliError(
+                f"kind {log.group(1)} is a log kind: its items are appended, never written whole "
+                "or read by version, so this command works on snapshot kinds only (`docstore "
+                "history AGENT SESSION` reads a conversation; `docstore get` shows a log's head)",
+                error_type="KindMismatch",
+            ) from None
