@@ -31,17 +31,26 @@ def _line(change: Change) -> str:
     return f"{when}  {change.op:<7} {change.kind} {change.name!r} v{change.version}  cursor {change.cursor}"
 
 
-def _not_a_cursor(cursor: str, exc: ValueError) -> CliError:
-    """A malformed cursor (the library's ValueError, an InvalidCursor where it has one),
-    said for a shell user: what to pass instead."""
+def _not_a_cursor(cursor: str, exc: ValueError, *, given: bool = True) -> CliError:
+    """A cursor refused (the library's ValueError, an InvalidCursor where it has one),
+    said for a shell user: what to pass instead. ``given``: the user's --after, else the
+    start --from-start read from the store."""
     problem = getattr(exc, "problem", None)
     what = f" ({problem})" if problem else ""
+    # The library's own type where it has one (CursorAheadOfServer, InvalidCursor).
+    error_type = type(exc).__name__ if isinstance(exc, DocStoreError) else "InvalidCursor"
+    if not given:
+        return CliError(
+            f"--from-start begins where prune-changes stopped, {cursor!r}, and the server refuses "
+            f"it{what}: the change feed holds another cluster's rows (a schema restored from "
+            "pg_dump?); empty it as docs/backups.md says, or run `docstore watch` without --from-start",
+            error_type=error_type,
+        )
     return CliError(
         f"--after {cursor!r} is not a change feed cursor{what}: pass one that `docstore watch` "
         "printed (after 'cursor'), --from-start to replay every change still retained, or no "
         "--after to follow the changes from now on",
-        # The library's own type where it has one (CursorAheadOfServer, InvalidCursor).
-        error_type=type(exc).__name__ if isinstance(exc, DocStoreError) else "InvalidCursor",
+        error_type=error_type,
     )
 
 
@@ -121,7 +130,7 @@ def watch(
         except ValueError as exc:
             if start is None or getattr(exc, "cursor", None) is None:
                 raise
-            raise _not_a_cursor(start, exc) from None  # refused by the server (another cluster's)
+            raise _not_a_cursor(start, exc, given=not from_start) from None  # refused by the server
 
 
 def _follow(
