@@ -31,26 +31,36 @@ def _line(change: Change) -> str:
     return f"{when}  {change.op:<7} {change.kind} {change.name!r} v{change.version}  cursor {change.cursor}"
 
 
-def _not_a_cursor(cursor: str, exc: ValueError, *, given: bool = True) -> CliError:
-    """A cursor refused (the library's ValueError, an InvalidCursor where it has one),
-    said for a shell user: what to pass instead. ``given``: the user's --after, else the
-    start --from-start read from the store."""
+def _error_type(exc: ValueError) -> str:
+    # The library's own type where it has one (CursorAheadOfServer, InvalidCursor).
+    return type(exc).__name__ if isinstance(exc, DocStoreError) else "InvalidCursor"
+
+
+def _not_a_cursor(cursor: str, exc: ValueError) -> CliError:
+    """The user's --after refused (the library's ValueError, an InvalidCursor where it has
+    one), said for a shell user: what to pass instead."""
     problem = getattr(exc, "problem", None)
     what = f" ({problem})" if problem else ""
-    # The library's own type where it has one (CursorAheadOfServer, InvalidCursor).
-    error_type = type(exc).__name__ if isinstance(exc, DocStoreError) else "InvalidCursor"
-    if not given:
-        return CliError(
-            f"--from-start begins where prune-changes stopped, {cursor!r}, and the server refuses "
-            f"it{what}: the change feed holds another cluster's rows (a schema restored from "
-            "pg_dump?); empty it as docs/backups.md says, or run `docstore watch` without --from-start",
-            error_type=error_type,
-        )
     return CliError(
         f"--after {cursor!r} is not a change feed cursor{what}: pass one that `docstore watch` "
         "printed (after 'cursor'), --from-start to replay every change still retained, or no "
         "--after to follow the changes from now on",
-        error_type=error_type,
+        error_type=_error_type(exc),
+    )
+
+
+def _start_refused(exc: ValueError, from_start: bool) -> CliError:
+    """The feed's own start refused by the server: the mark prune-changes left is another
+    cluster's (copied by pg_dump)."""
+    problem = getattr(exc, "problem", None)
+    what = f" ({problem})" if problem else ""
+    begins = "--from-start begins" if from_start else "a new feed begins"
+    return CliError(
+        f"the change feed cannot start: {begins} where prune-changes stopped, "
+        f"{getattr(exc, 'cursor', '')!r}, and the server refuses it{what}: the feed holds "
+        "another cluster's rows (a schema restored from pg_dump?); empty it as "
+        "docs/backups.md says",
+        error_type=_error_type(exc),
     )
 
 
@@ -128,9 +138,12 @@ def watch(
         except DatabaseUnavailable as exc:
             raise CliError(resume_hint(str(exc)), error_type=type(exc).__name__) from None
         except ValueError as exc:
-            if start is None or getattr(exc, "cursor", None) is None:
+            if getattr(exc, "cursor", None) is None:
                 raise
-            raise _not_a_cursor(start, exc, given=not from_start) from None  # refused by the server
+            # Refused by the server (a cursor of another cluster's): the user's, or the feed's own.
+            raise (
+                _not_a_cursor(after, exc) if after is not None else _start_refused(exc, from_start)
+            ) from None
 
 
 def _follow(
