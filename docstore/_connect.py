@@ -12,13 +12,14 @@ from urllib.parse import unquote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import ExecStatus
+from psycopg.pq import Conninfo, ExecStatus
 from psycopg.rows import tuple_row
 
 from .errors import DatabaseUnavailable, DocStoreError
 
 __all__ = [
     "DEFAULT_SCHEMA",
+    "LOCAL_SOCKET",
     "PG_VARS",
     "Held",
     "PoolSettings",
@@ -31,6 +32,7 @@ __all__ = [
     "has_rows",
     "idle_connection_is_dead",
     "keeps_cursor",
+    "libpq_defaults",
     "new_cursor",
     "pool_settings",
     "redact",
@@ -157,16 +159,40 @@ def connect_failure(conninfo: str, exc: BaseException) -> DatabaseUnavailable:
     return DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe_dsn(conninfo)}: {reason}")
 
 
+LOCAL_SOCKET = "[local socket]"
+"""How :func:`describe_dsn` shows the host of a DSN that names none: libpq then uses
+the Unix socket in its compiled-in directory (``/var/run/postgresql`` on Debian)."""
+
+
+def libpq_defaults() -> dict[str, str]:
+    """The values libpq gives the parameters a DSN leaves out, as it would now: from its
+    ``PG*`` variables, else compiled in (the port), else the OS user's name (the user)."""
+    return {
+        option.keyword.decode(): option.val.decode()
+        for option in Conninfo.get_defaults()
+        if option.val is not None and option.keyword != b"password"
+    }
+
+
 def describe_dsn(dsn: str) -> str:
-    """``user@host:port/dbname`` for messages and reprs: no password, ever."""
+    """``user@host:port/dbname`` for messages and reprs: no password, ever. What the DSN
+    leaves out is shown as libpq fills it in (its ``PG*`` variables, the OS user's name,
+    the database of the user's name, the local socket)."""
     try:
         parts = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "<unparseable DSN>"
-    host = parts.get("host") or os.environ.get("PGHOST") or "localhost"
-    port = parts.get("port") or os.environ.get("PGPORT") or "5432"
-    user = parts.get("user") or os.environ.get("PGUSER") or ""
-    db = parts.get("dbname") or os.environ.get("PGDATABASE") or user
+    defaults = libpq_defaults()
+    host = (
+        parts.get("host")
+        or parts.get("hostaddr")
+        or defaults.get("host")
+        or defaults.get("hostaddr")
+        or (LOCAL_SOCKET if os.name == "posix" else "localhost")
+    )
+    port = parts.get("port") or defaults.get("port") or "5432"
+    user = parts.get("user") or defaults.get("user") or ""
+    db = parts.get("dbname") or defaults.get("dbname") or user
     return f"{str(user) + '@' if user else ''}{host}:{port}/{db}"
 
 

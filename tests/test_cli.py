@@ -273,3 +273,14 @@ def test_bench_is_handed_its_own_arguments(run: Run) -> None:
     code, out, _ = run("bench", "--help")
     assert code == 0 and "docstore bench" in out
     assert run("bench", "--no-such-flag")[0] == 2
+
+
+def test_a_log_kind_in_a_snapshot_command_is_refused_in_commands_not_python_calls(run: Run) -> None:
+    # Issue 28: the library's message names its methods (append, entries(after=...)).
+    for args in (("put", "conversation", "c", "-"), ("get", "conversation", "c", "--version", "1")):
+        code, out, err = run("--json", *args, stdin="{}")
+        error = _json(err)["error"]
+        assert (code, out, error["type"]) == (1, "", "KindMismatch")
+        assert error["message"].startswith("kind 'conversation' is a log kind: ")
+        assert "docstore history" in error["message"]
+        assert "(after" not in error["message"] and "append/" not in error["message"]

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 from psycopg import sql
 
-from .._connect import describe_dsn
 from ..store import DocStore
 from . import _out
 from ._app import command, settings
@@ -25,18 +24,19 @@ from ._errors import CliError, UsageError
 from ._kinds import ensure_kind
 from ._query import raw
 from ._store import dsn_configured, open_store
+from ._where import connected_to
 
 
 @command()
 def init(ctx: typer.Context) -> None:
     """Create the store's schema, tables and indexes (idempotent; never drops anything)."""
-    with _store(ctx) as store:
+    options = settings(ctx)
+    with _store(ctx) as store, store.pool.connection() as conn:
         version = store.init_schema()
-        where = describe_dsn(str(store.pool.conninfo))
-        if settings(ctx).json:
-            _out.emit_json({"schema": store.schema, "database": where, "ddl_version": version})
+        if options.json:
+            _out.emit_json({**options.where(conn.info), "ddl_version": version})
         else:
-            print(f"schema {store.schema!r} ready in {where} (DDL version {version})")
+            print(f"{options.place(conn.info)}: ready (DDL version {version})")
 
 
 @command()
@@ -91,19 +91,21 @@ def status(ctx: typer.Context) -> None:
                     "newest": newest,
                 }
             )
-        where = describe_dsn(str(store.pool.conninfo))
-        if settings(ctx).json:
+        options = settings(ctx)
+        with store.pool.connection() as conn:
+            where = options.where(conn.info)
+            place = options.place(conn.info)
+        if options.json:
             _out.emit_json(
                 {
-                    "database": where,
-                    "schema": store.schema,
+                    **where,
                     "ddl_version": ddl,
                     "total_bytes": total,
                     "kinds": kinds,
                 }
             )
             return
-        print(f"{where} schema {store.schema!r}: DDL version {ddl}, {_size(int(total))} on disk")
+        print(f"{place}: DDL version {ddl}, {_size(int(total))} on disk")
         _out.table(
             None,
             ["kind", "mode", "documents", "deleted", "versions", "data", "oldest write", "newest write"],
@@ -378,7 +380,7 @@ def bench(ctx: typer.Context) -> None:
     from ..bench import main as run_bench
 
     options = settings(ctx)
-    if options.dsn is not None or options.embedded:
+    if options.resolve():  # bench reads DOCSTORE_URL: the server this command chose
         os.environ["DOCSTORE_URL"] = options.resolve()
     try:
         code = run_bench(list(ctx.args))
@@ -502,7 +504,7 @@ def _clean_demo(ctx: typer.Context, embedded: bool) -> None:
     else:
         with open_store(options) as store, store.pool.connection() as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(DEMO_SCHEMA)))
-            what = [f"schema {DEMO_SCHEMA} in {describe_dsn(str(store.pool.conninfo))}"]
+            what = [f"schema {DEMO_SCHEMA} in {connected_to(conn.info)}"]
     if options.json:
         _out.emit_json({"removed": what})
     elif what:
