@@ -1,7 +1,6 @@
 """docs/agents.md's aurite examples (```python aurite fences) run as written: a real agent
 turn through ``Aurite()`` against the stand-in LLM, each twice, on a fresh schema and then
-on the used one. ``attach()``'s runs come first: ``install()`` patches the framework for
-the rest of the process."""
+on the used one, each run in an interpreter of its own."""
 
 from __future__ import annotations
 
@@ -30,26 +29,34 @@ def test_the_aurite_examples_run_on_a_fresh_and_a_used_database(
     schema = f"t_{uuid.uuid4().hex[:16]}"
     docstore_factory(schema, init=False)  # only so the schema is dropped after the test
     root = project(tmp_path / "project")
-    runs = []
+    paths = {}
     for name, code in (("attach", attach_example), ("install", install_example)):
-        path = tmp_path / f"{name}.py"
-        path.write_text(code, encoding="utf-8")
-        runs += [(name, database, str(path)) for database in ("fresh", "used")]
-    script = tmp_path / "all.py"
-    script.write_text(
-        "import runpy, sys\n"
-        f"for name, database, path in {runs!r}:\n"
-        "    print(name, database, file=sys.stderr)\n"
-        "    runpy.run_path(path, run_name='__main__')\n",
-        encoding="utf-8",
-    )
-    with StandInLLM() as llm:
-        env = framework_env(docstore_dsn, schema, root, llm.api_base)
-        env.update(LLM_API_BASE=llm.api_base, LLM_API_KEY="sk-local", PATH="/usr/bin:/bin")
-        done = subprocess.run(
-            [sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=root, env=env
-        )
-        assert done.returncode == 0, done.stderr[-4000:]
-        assert "install used" in done.stderr
+        paths[name] = tmp_path / f"{name}.py"
+        paths[name].write_text(code, encoding="utf-8")
+    with StandInLLM() as attach_llm, StandInLLM() as install_llm:
+        llms = {"attach": attach_llm, "install": install_llm}
+
+        def start(name: str) -> subprocess.Popen[str]:
+            # An interpreter a run, as a reader runs them: the framework's LLM client keeps
+            # a logging task bound to its first event loop, which a second asyncio.run in
+            # the same process can wait on for ever at exit.
+            env = framework_env(docstore_dsn, schema, root, llms[name].api_base)
+            env.update(LLM_API_BASE=llms[name].api_base, LLM_API_KEY="sk-local", PATH="/usr/bin:/bin")
+            return subprocess.Popen(
+                [sys.executable, str(paths[name])],
+                cwd=root,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+
+        # The two examples side by side, each on the fresh schema and then on the used one.
+        for database in ("fresh", "used"):
+            runs = {name: start(name) for name in ("attach", "install")}
+            for name, run in runs.items():
+                _, stderr = run.communicate(timeout=120)
+                assert run.returncode == 0, f"{name} on a {database} database: {stderr[-4000:]}"
         # attach: one turn a run; install: two turns a run, the second sent the first's.
-        assert [len(r["messages"]) for r in llm.requests] == [1, 1, 2, 4, 2, 4]
+        assert [len(r["messages"]) for r in attach_llm.requests] == [1, 1]
+        assert [len(r["messages"]) for r in install_llm.requests] == [2, 4, 2, 4]
