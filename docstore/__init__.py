@@ -7,6 +7,7 @@ N-th item appended. See docs/index.md.
 """
 
 from ._base import IndexOn
+from ._ddl import Migration, MigrationStep
 from ._plan import OnInvalid
 from .aio import AsyncDocStore
 from .change import Change
@@ -14,6 +15,7 @@ from .doc import Doc, Entry
 from .errors import (
     ChangesPruned,
     DatabaseUnavailable,
+    DDLVersionMismatch,
     DocStoreError,
     DocumentInvalid,
     DocumentNotFound,
@@ -34,6 +36,7 @@ __all__ = [
     "AsyncDocStore",
     "Change",
     "ChangesPruned",
+    "DDLVersionMismatch",
     "DatabaseUnavailable",
     "Doc",
     "DocStore",
@@ -49,6 +52,8 @@ __all__ = [
     "KindMismatch",
     "KindRef",
     "LogKind",
+    "Migration",
+    "MigrationStep",
     "Mode",
     "OnInvalid",
     "OutcomeUnknown",
