@@ -136,11 +136,12 @@ def test_status_counts_documents_versions_and_sizes(run: Run, store: DocStore) -
     code, out, _ = run("status", "--json")
     report = _json(out)
     assert code == 0 and report["ddl_version"] == 2 and report["schema"] == store.schema
+    assert report["release_ddl_version"] == 2  # this docstore's, beside the store's
     (note,) = report["kinds"]
     assert (note["kind"], note["documents"], note["deleted"], note["versions"]) == ("note", 1, 1, 4)
     assert note["bytes"] > 0 and report["total_bytes"] > 0
     code, out, _ = run("status")
-    assert code == 0 and "note" in out and "DDL version 2" in out
+    assert code == 0 and "note" in out and "DDL version 2 (this docstore's)" in out
 
 
 def _conversation(store: DocStore) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from conftest import Run
 from old_layouts import FIRST_RELEASE_INDEXES, LAYOUTS, LAYOUTS_DIR, Layout, catalog, copy_rows, create, dump
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -429,6 +430,58 @@ def test_two_processes_upgrading_at_once_both_finish_and_build_each_index_once(
         assert catalog(conn, store.schema) == expected_catalog(layout, docstore_factory, conn)
         assert record(conn, store.schema)["ddl_version"] == RELEASE
         assert dump(conn, store.schema) == rows_before
+
+
+@pytest.fixture
+def store(docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> DocStore:
+    """A filled store of the first release's layout: the CLI's (``run``) store here."""
+    with psycopg.connect(docstore_dsn, autocommit=True) as conn:
+        return old_store(LAYOUTS[0], docstore_factory, conn)
+
+
+def test_docstore_status_and_migrate_show_both_versions_and_dry_run_changes_nothing(
+    run: Run, store: DocStore, docstore_dsn: str
+) -> None:
+    code, out, _ = run("status")
+    assert code == 0 and f"DDL version 1 (this docstore writes {RELEASE}: run `docstore migrate`)" in out
+    code, out, _ = run("status", "--json")
+    report = json.loads(out)
+    assert (report["ddl_version"], report["release_ddl_version"]) == (1, RELEASE)
+
+    code, out, _ = run("migrate", "--dry-run")
+    assert code == 0, out
+    assert f"DDL version 1, this docstore writes {RELEASE}" in out and "dry run: nothing was changed" in out
+    for name in [*(step.name for step in _ddl.STEPS), _ddl.VIEWS.name]:
+        assert f" {name}: " in out
+    assert "note: documents_data_gin_idx is kept" in out
+    code, out, _ = run("migrate", "--dry-run", "--json")
+    plan = json.loads(out)
+    assert (plan["store_ddl_version"], plan["release_ddl_version"], plan["ddl_version"]) == (1, RELEASE, 1)
+    assert [s["name"] for s in plan["steps"]][-1] == "views" and plan["dry_run"] is True
+    with psycopg.connect(docstore_dsn) as conn:
+        assert record(conn, store.schema) == {"ddl_version": 1}
+
+    code, out, err = run("migrate")
+    assert code == 0, err
+    assert f"schema {store.schema!r} is at DDL version {RELEASE}" in out
+    code, out, _ = run("status", "--json")
+    assert json.loads(out)["ddl_version"] == RELEASE
+    code, out, _ = run("migrate")
+    assert code == 0 and "nothing to do" in out
+
+
+def test_docstore_migrate_asks_before_a_step_that_stops_writes(
+    run: Run, store: DocStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = _ddl.Step(RELEASE, "rewrite", "a table rewritten", "documents, while it lasts", online=False)
+    monkeypatch.setattr(_ddl, "STEPS", (*_ddl.STEPS, step))
+    code, out, err = run("migrate")
+    assert code == 1 and "rewrite [STOPS WRITES]" in out and "run again with --yes" in err
+    code, out, _ = run("migrate", "--dry-run")
+    assert code == 0  # a dry run asks nothing
+    code, out, err = run("migrate", "--yes")
+    assert code == 0, err
+    assert store.migrate().steps == ()
 
 
 def test_an_upgrade_through_pgbouncer_in_transaction_mode_then_writes_through_it(
