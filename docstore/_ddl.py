@@ -504,8 +504,15 @@ class LayoutPlans(CoreBase):
         for _ in range(3):
             state = yield self._state()
             if state.record is None:
-                if (yield self._create(partitions)):
-                    return release
+                try:
+                    if (yield self._create(partitions)):
+                        return release
+                except DocStoreError as exc:
+                    # Created at the same moment by another process: its CREATE ... IF NOT
+                    # EXISTS can still collide with ours (seen once, 4 init_schema at once
+                    # through PgBouncer: a UniqueViolation on pg_namespace). Look again.
+                    if not isinstance(exc.__cause__, pge.UniqueViolation | pge.DuplicateObject):
+                        raise
                 continue  # made meanwhile, by another process: look again
             self._same_layout(state, partitions)
             if state.version > release:
