@@ -10,6 +10,7 @@ tests/test_testing_plugin.py instead).
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import subprocess
@@ -35,6 +36,9 @@ PAGES = [
 # Run with the others in the any-order test; alone in tests/agents/test_agents_docs.py.
 SHARED_PAGES = [*PAGES, "docs/agents.md"]
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
+# The examples import the docstore under test, also where the interpreter's environment
+# installs another checkout of it (PYTHONPATH puts this one first).
+_CODE_UNDER_TEST = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
 
 
 def examples(pages: list[str] = PAGES) -> list[Any]:
@@ -64,7 +68,7 @@ def test_documentation_example_runs(code: str, docstore_dsn: str, tmp_path: Path
         text=True,
         timeout=120,
         cwd=tmp_path,
-        env={"DOCSTORE_URL": docstore_dsn, "PATH": "/usr/bin:/bin"},
+        env={"DOCSTORE_URL": docstore_dsn, "PATH": "/usr/bin:/bin", **_CODE_UNDER_TEST},
     )
     assert done.returncode == 0, done.stderr
 
@@ -100,6 +104,7 @@ def test_the_examples_run_in_any_order_on_a_used_database(
         "AURITE_ENABLE_DB": "1",
         "AURITE_DB_URL": docstore_dsn,
         "AURITE_DB_SCHEMA": schema,
+        **_CODE_UNDER_TEST,
     }
     # Each in a fresh interpreter, as a reader runs them (one interpreter for all of them
     # let one example's leftovers, a feed's thread or a pool, reach the next).
