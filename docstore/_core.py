@@ -8,8 +8,8 @@ holds logic of its own, so the two cannot drift apart.
 
 from __future__ import annotations
 
-from ._ddl import LayoutPlans
 from ._logs import LogPlans
+from ._partition import PartitionPlans
 from ._plan import OnInvalid, Op, Plan, Program, Row, Rows, Stmt, T, one_statement
 from ._snapshots import SnapshotPlans
 from ._upkeep import UpkeepPlans
@@ -17,5 +17,5 @@ from ._upkeep import UpkeepPlans
 __all__ = ["Core", "OnInvalid", "Op", "Plan", "Program", "Row", "Rows", "Stmt", "T", "one_statement"]
 
 
-class Core(SnapshotPlans, LogPlans, UpkeepPlans, LayoutPlans):
+class Core(SnapshotPlans, LogPlans, UpkeepPlans, PartitionPlans):
     """Plans for every store operation, bound to a registry and a schema."""

@@ -43,7 +43,7 @@ from .errors import DDLVersionMismatch, DocStoreError, SchemaMissing
 
 __all__ = ["STEPS", "Index", "LayoutPlans", "Migration", "MigrationStep", "Step", "release_name"]
 
-LOCK_TIMEOUT_MS = 50
+LOCK_TIMEOUT_MS = 20
 """How long a step waits for a table lock before it lets go and tries again: the most it
 makes writers queued behind it wait, when a long transaction holds the table."""
 
@@ -530,8 +530,8 @@ class LayoutPlans(CoreBase):
         raise DocStoreError(
             f"schema {self.sql.schema!r}: table versions exists and is {now}; "
             f"init_schema(partitions={partitions}) cannot change the layout of "
-            "a table that holds data (docs/upgrading.md says how to move a store to "
-            "another layout)"
+            "a table that holds data: `docstore migrate --partitions N` (store.migrate("
+            "partitions=N)) moves a plain one into partitions, online (docs/upgrading.md)"
         )
 
     def _create(self, partitions: int | None) -> Op[bool]:

@@ -473,15 +473,17 @@ class DocStore:
         dry_run: bool = False,
         offline_ok: bool = False,
         progress: Callable[[str], None] | None = None,
+        partitions: int | None = None,
     ) -> Migration:
         """Upgrade the store's layout to this release's DDL version, in place, each step
         online and recorded as it commits (docs/upgrading.md); returns what it found and ran.
 
         ``dry_run``: report the steps, change nothing. ``offline_ok``: also run steps that
         stop writes while they run (none so far); without it they raise, naming them.
-        ``progress(line)`` is told each step as it starts.
+        ``progress(line)`` is told each step as it starts. ``partitions=N`` then moves a
+        plain ``versions`` into N hash partitions, online (writes go on meanwhile).
         """
-        migration = self._steps(self._core.migrate(dry_run, offline_ok, progress))
+        migration = self._steps(self._core.migrate(dry_run, offline_ok, progress, partitions))
         if not dry_run:
             self._layout_found()
         return migration

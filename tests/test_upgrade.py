@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -24,13 +25,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import Run
+from conftest import Run, layout_of
 from old_layouts import FIRST_RELEASE_INDEXES, LAYOUTS, LAYOUTS_DIR, Layout, catalog, copy_rows, create, dump
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from servers import PgBouncer
 
-from docstore import DDLVersionMismatch, DocStore, DocStoreError, Registry, _ddl, _sql
+from docstore import DDLVersionMismatch, DocStore, DocStoreError, Registry, _ddl, _partition, _sql
 from docstore._plan import Plan, Stmt
 
 RELEASE = _sql.release_ddl_version()
@@ -468,6 +469,10 @@ def test_docstore_status_and_migrate_show_both_versions_and_dry_run_changes_noth
     assert json.loads(out)["ddl_version"] == RELEASE
     code, out, _ = run("migrate")
     assert code == 0 and "nothing to do" in out
+    code, out, _ = run("migrate", "--partitions", "2", "--dry-run")
+    assert code == 0 and " partition_copy: " in out and layout_of(store) == ("r", 0)
+    code, out, err = run("migrate", "--partitions", "2")
+    assert code == 0 and "partition_swap" in out and layout_of(store) == ("p", 2), err
 
 
 def test_docstore_migrate_asks_before_a_step_that_stops_writes(
@@ -504,3 +509,56 @@ def test_an_upgrade_through_pgbouncer_in_transaction_mode_then_writes_through_it
             after["documents"] != rows_before["documents"]
             and len(after["versions"]) == len(rows_before["versions"]) + 1
         )
+
+
+def test_a_plain_store_moves_into_hash_partitions_online_while_a_writer_appends(
+    docstore_factory: Callable[..., DocStore], docstore_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = docstore_factory(kinds=registry())
+    fill(store)
+    monkeypatch.setattr(_partition, "COPY_BATCH", 7)  # several batches, and a cut between two
+    written: list[int] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        with DocStore.connect(docstore_dsn, schema=store.schema, kinds=registry(), max_size=1) as other:
+            while not stop.is_set():
+                written.append(other.append("chat", "busy", msgs("x")))
+
+    # An index of the user's own on versions (docs/performance.md's), carried over.
+    gin = "CREATE INDEX versions_data_gin_idx ON {}.versions USING gin (data jsonb_path_ops)"
+    with psycopg.connect(docstore_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL(gin).format(sql.Identifier(store.schema)))
+        rows_before = dump(conn, store.schema)
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+
+            def cut(line: str) -> None:
+                if "rows copied" in line:
+                    raise KeyboardInterrupt  # the process stops mid-copy
+
+            with pytest.raises(KeyboardInterrupt):
+                store.migrate(partitions=4, progress=cut)
+            assert record(conn, store.schema)["partitioning"]["to"] == 4
+            plan = store.migrate(partitions=4, dry_run=True)
+            assert [s.name for s in plan.steps] == [s.name for s in _partition._STEPS]
+            said: list[str] = []
+            store.migrate(partitions=4, progress=said.append)
+            time.sleep(0.1)
+        finally:
+            stop.set()
+            thread.join()
+        assert written and written == list(range(1, len(written) + 1))  # every append landed once
+        fresh = docstore_factory(partitions=4).schema
+        conn.execute(sql.SQL(gin).format(sql.Identifier(fresh)))
+        assert catalog(conn, store.schema) == catalog(conn, fresh)
+        after = dump(conn, store.schema)
+        busy = [r for r in after["versions"] if r[1] == "busy"]
+        assert [r[2] for r in busy] == written
+        assert [r for r in after["versions"] if r[1] != "busy"] == rows_before["versions"]
+        assert record(conn, store.schema) == {"ddl_version": RELEASE, "release": _ddl.release_name()}
+        assert store.migrate(partitions=4).steps == ()
+        assert store.init_schema(partitions=4) == RELEASE
+        store.purge("chat", ["busy"])
+        exercise(store, conn)

@@ -144,11 +144,21 @@ def migrate(
     yes: Annotated[
         bool, typer.Option("--yes", help="Also run steps that stop writes while they run, without asking.")
     ] = False,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=1024,
+            metavar="N",
+            help="Then move a plain versions table into N hash partitions, online.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Upgrade the store's layout to this docstore's DDL version, in place and online."""
     as_json = settings(ctx).json
     with _store(ctx) as store:
-        plan = store.migrate(dry_run=True)
+        plan = store.migrate(dry_run=True, partitions=partitions)
         where = describe_dsn(str(store.pool.conninfo))
         if not as_json:
             print(
@@ -171,7 +181,11 @@ def migrate(
             if not typer.confirm(f"Run {', '.join(offline)}, which stop writes while they run?"):
                 raise CliError("nothing was changed")
         done = (
-            store.migrate(offline_ok=bool(offline), progress=None if as_json else print) if run_it else plan
+            store.migrate(
+                offline_ok=bool(offline), progress=None if as_json else print, partitions=partitions
+            )
+            if run_it
+            else plan
         )
         after = done.release_version if run_it else plan.store_version
         if as_json:
