@@ -7,6 +7,7 @@ N-th item appended. See docs/index.md.
 """
 
 from ._base import IndexOn
+from ._ddl import Migration, MigrationStep
 from ._plan import OnInvalid
 from .aio import AsyncDocStore
 from .change import Change
@@ -15,6 +16,7 @@ from .errors import (
     ChangesPruned,
     CursorAheadOfServer,
     DatabaseUnavailable,
+    DDLVersionMismatch,
     DocStoreError,
     DocumentInvalid,
     DocumentNotFound,
@@ -37,6 +39,7 @@ __all__ = [
     "Change",
     "ChangesPruned",
     "CursorAheadOfServer",
+    "DDLVersionMismatch",
     "DatabaseUnavailable",
     "Doc",
     "DocStore",
@@ -53,6 +56,8 @@ __all__ = [
     "KindMismatch",
     "KindRef",
     "LogKind",
+    "Migration",
+    "MigrationStep",
     "Mode",
     "OnInvalid",
     "OutcomeUnknown",

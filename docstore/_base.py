@@ -262,47 +262,6 @@ class CoreBase:
 
     # --- schema ------------------------------------------------------------------------
 
-    def init_schema(self, partitions: int | None = None) -> Op[int]:
-        """Apply schema.sql under an advisory lock; returns the recorded DDL version.
-
-        ``partitions``: create ``versions`` hash-partitioned into that many partitions
-        when it does not exist yet; an existing table must already have that layout.
-        """
-        if partitions is not None and (
-            isinstance(partitions, bool)
-            or not isinstance(partitions, int)
-            or not 1 <= partitions <= q.MAX_PARTITIONS
-        ):
-            raise ValueError(
-                f"partitions must be None or an int from 1 to {q.MAX_PARTITIONS}, not {partitions!r}"
-            )
-
-        def plan() -> Plan[int]:
-            yield Stmt(q.SCHEMA_LOCK, {"key": "docstore:" + self.sql.schema})
-            if partitions is not None:
-                layout = yield Stmt(q.VERSIONS_LAYOUT, {"schema": self.sql.schema})
-                if not layout:
-                    yield Stmt(self.sql.partitioned_versions(partitions))
-                elif tuple(layout[0]) != ("p", partitions):
-                    relkind, count = layout[0]
-                    now = f"hash-partitioned into {count}" if relkind == "p" else "not partitioned"
-                    raise DocStoreError(
-                        f"schema {self.sql.schema!r}: table versions exists and is {now}; "
-                        f"init_schema(partitions={partitions}) cannot change the layout of "
-                        "a table that holds data (docs/scaling.md says how to move rows "
-                        "into a new layout)"
-                    )
-            yield Stmt(self.sql.ddl())
-            ((recorded,),) = yield Stmt(self.sql(q.RECORDED_DDL_VERSION))
-            if recorded > q.release_ddl_version():
-                raise SchemaMissing(
-                    f"schema {self.sql.schema!r} is at DDL version {recorded}, newer than this "
-                    f"docstore ({q.release_ddl_version()}): upgrade docstore"
-                )
-            return int(recorded)
-
-        return Op(plan, atomic=True)
-
     def create_index(self, kind: str, on: IndexOn) -> Op[str]:
         """Create (if missing) a partial index of ``kind``'s heads; returns its name."""
         check_key(kind)

@@ -15,6 +15,9 @@ T = TypeVar("T")
 Row = tuple[Any, ...]
 Rows = list[Row]
 Plan = Generator["Stmt", Rows, T]
+# A sequence of operations, each run on its own (in a transaction of its own when
+# atomic): the program receives each one's result, or has its error thrown in.
+Program = Generator["Op[Any]", Any, T]
 
 OnInvalid = Literal["raise", "skip"]
 
@@ -46,6 +49,11 @@ class Op(Generic[T]):
     ``on_primary``: a read that must not go to a read replica (the change feed's position).
     ``keyed``: a write with an idempotency key, so safe to run again as well (it finds
     its key if the first attempt committed).
+    ``layout``: a write that needs the store at this release's DDL version (checked
+    before the first write of a pool, docstore._ddl); False for the DDL that makes it so.
+    ``own_connection``: a step of an upgrade, run on a connection of its own rather than
+    the pool's (an index built CONCURRENTLY cannot run in a transaction, nor under the
+    pool's statement_timeout).
     """
 
     plan: Callable[[], Plan[T]]
@@ -55,6 +63,8 @@ class Op(Generic[T]):
     read_only: bool = False
     on_primary: bool = False
     keyed: bool = False
+    layout: bool = True
+    own_connection: bool = False
 
 
 MAX_VERSION = 2**63 - 1

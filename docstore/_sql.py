@@ -22,6 +22,8 @@ from ._rows import HEAD_COLUMNS
 __all__ = ["SCHEMA_PLACEHOLDER", "Statements", "channel", "check_schema", "release_ddl_version", "schema_ddl"]
 
 SCHEMA_PLACEHOLDER = ':"schema"'
+# schema.sql's line after which every statement is a view (docstore._ddl replaces them).
+VIEWS_MARKER = "-- docstore:views"
 SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 
 # Every statement about one document names its (kind, name) on every table it touches,
@@ -888,6 +890,12 @@ class Statements:
                 f"REMAINDER {i})"
             )
         return ";\n".join(parts) + ";"
+
+    def views_ddl(self) -> str:
+        """schema.sql's views (everything after its ``docstore:views`` line), bound to
+        this schema: an upgrade replaces them after its steps."""
+        ddl = self.ddl()
+        return ddl[ddl.index("\n", ddl.index(VIEWS_MARKER)) + 1 :]
 
     def ddl(self) -> str:
         """schema.sql bound to this schema."""

@@ -7,6 +7,8 @@ docstore/store.py is generated from docstore/aio.py by .ci/async_to_sync.py (``a
 from __future__ import annotations
 
 import builtins
+import inspect
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -23,12 +25,13 @@ from pydantic import TypeAdapter
 
 from . import _connect, _replica
 from ._base import IndexOn, over_a_limit
-from ._core import Core, OnInvalid, Op, Rows, Stmt, T
+from ._core import Core, OnInvalid, Op, Program, Rows, Stmt, T
+from ._ddl import Migration
 from ._feed import Feed, channel
 from ._sql import check_schema
 from .change import Change
 from .doc import Doc, Entry
-from .errors import VersionConflict
+from .errors import DocStoreError, VersionConflict
 from .kinds import Kind, KindRef, LogKind, Mode, Registry, Upgrader
 
 __all__ = ["AsyncDocStore"]
@@ -37,6 +40,10 @@ M = TypeVar("M")
 
 # (pool, connection) of the transaction open in this context, if any.
 _ACTIVE: ContextVar[_connect.Held | None] = ContextVar("docstore_async_transaction", default=None)
+
+# The schemas each pool has found at this release's DDL version: a store checks the
+# recorded version before its first write, once per pool, not once per call (docstore._ddl).
+_LAYOUT_OK: weakref.WeakKeyDictionary[AsyncConnectionPool[Any], set[str]] = weakref.WeakKeyDictionary()
 
 
 async def _check(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -67,6 +74,7 @@ class AsyncDocStore:
         self._owns_pool = owns_pool
         self.kinds = kinds if kinds is not None else Registry()
         self._core = Core(self.kinds, schema, author)
+        self._layout_ok = schema in _LAYOUT_OK.get(pool, ())
         self._where = _connect.describe_dsn(str(pool.conninfo))
         self._read_pool = read_pool
         self._reads = (
@@ -194,6 +202,18 @@ class AsyncDocStore:
     # --- running plans -------------------------------------------------------------------
 
     async def _run(self, op: Op[T]) -> T:
+        if op.read_only or not op.layout or self._layout_ok:
+            return await self._attempts(op)
+        # The first write of this pool checks the store's DDL version before it writes.
+        result = await self._attempts(self._core.layout_checked(op))
+        self._layout_found()
+        return result
+
+    def _layout_found(self) -> None:
+        self._layout_ok = True
+        _LAYOUT_OK.setdefault(self._pool, set()).add(self.schema)
+
+    async def _attempts(self, op: Op[T]) -> T:
         active = _ACTIVE.get()
         held = None
         if active is not None and active.pool is self._pool:
@@ -253,6 +273,59 @@ class AsyncDocStore:
                 error = self._core.failure(exc, op, attempt, held is not None, sent)
                 if error is not None:
                     raise error from exc
+
+    async def _steps(self, program: Program[T]) -> T:
+        """Run a program of operations (docstore._ddl), each on the pool, or on one
+        connection of the program's own where the op says so; an op's error is thrown
+        into the program, which may answer it."""
+        own: psycopg.AsyncConnection[Any] | None = None
+        try:
+            op = next(program)
+            while True:
+                try:
+                    if not op.own_connection:
+                        result = await self._run(op)
+                    else:
+                        if own is None:
+                            own = await self._own_connection()
+                        if op.atomic:
+                            async with own.transaction():
+                                result = await self._drive(own, op)
+                        else:
+                            result = await self._drive(own, op)
+                except (psycopg.Error, DocStoreError) as exc:
+                    op = program.throw(exc)
+                    continue
+                op = program.send(result)
+        except StopIteration as stop:
+            done: T = stop.value
+            return done
+        except psycopg.Error as exc:
+            raise self._core.translate(exc) from exc
+        finally:
+            if own is not None:
+                await own.close()
+
+    async def _own_connection(self) -> psycopg.AsyncConnection[Any]:
+        """A connection for an upgrade's steps, as the pool makes them, never prepared."""
+        active = _ACTIVE.get()
+        if active is not None and active.pool is self._pool and active.open:
+            # Its index builds would wait for this very transaction to end.
+            raise DocStoreError(
+                f"schema {self.schema!r}: the store's layout cannot be upgraded inside "
+                "store.transaction(); run init_schema() or migrate() outside the block"
+            )
+        conninfo = str(self._pool.conninfo)
+        given: Any = self._pool.kwargs or {}
+        if callable(given):  # psycopg_pool 3.3 takes a function giving them too
+            given = given()
+            if inspect.isawaitable(given):
+                given = await given
+        kwargs = {**given, "autocommit": True, "prepare_threshold": None}
+        try:
+            return await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+        except psycopg.Error as exc:
+            raise _connect.connect_failure(conninfo, exc) from None
 
     async def _note_write(self, conn: psycopg.AsyncConnection[Any]) -> None:
         # After the commit: the replica holds this write once it has replayed this far.
@@ -381,13 +454,38 @@ class AsyncDocStore:
     # --- set-up ------------------------------------------------------------------------
 
     async def init_schema(self, *, partitions: int | None = None) -> int:
-        """Create the schema, tables and indexes if missing; returns the DDL version.
+        """Create the store if missing, or upgrade one made by an earlier release to this
+        release's layout (online, docs/upgrading.md); returns the DDL version.
 
-        Idempotent, never drops anything, and safe when many processes run it at once.
-        ``partitions=N`` creates the ``versions`` table hash-partitioned on (kind, name)
-        into N partitions (docs/scaling.md); it cannot change an existing table's layout.
+        Idempotent, never drops anything, and safe when many processes run it at once; on
+        a store already at this release's version it changes nothing. ``partitions=N``
+        creates the ``versions`` table hash-partitioned on (kind, name) into N partitions
+        (docs/scaling.md); it cannot change an existing table's layout.
         """
-        return await self._run(self._core.init_schema(partitions))
+        version = await self._steps(self._core.init_schema(partitions))
+        self._layout_found()
+        return version
+
+    async def migrate(
+        self,
+        *,
+        dry_run: bool = False,
+        offline_ok: bool = False,
+        progress: Callable[[str], None] | None = None,
+        partitions: int | None = None,
+    ) -> Migration:
+        """Upgrade the store's layout to this release's DDL version, in place, each step
+        online and recorded as it commits (docs/upgrading.md); returns what it found and ran.
+
+        ``dry_run``: report the steps, change nothing. ``offline_ok``: also run steps that
+        stop writes while they run (none so far); without it they raise, naming them.
+        ``progress(line)`` is told each step as it starts. ``partitions=N`` then moves a
+        plain ``versions`` into N hash partitions, online (writes go on meanwhile).
+        """
+        migration = await self._steps(self._core.migrate(dry_run, offline_ok, progress, partitions))
+        if not dry_run:
+            self._layout_found()
+        return migration
 
     async def create_index(self, kind: KindRef, *, on: IndexOn = "data") -> str:
         """Index ``kind``'s current documents; returns the index's name. Idempotent.

@@ -11,6 +11,8 @@
     ├── VersionConflict        expected_version (or expected_count) did not match; nothing written
     ├── DocumentInvalid        a value failed validation, on write or on read
     ├── SchemaMissing          the store's tables are not there: run init_schema()
+    │   └── DDLVersionMismatch the store's layout is another release's: upgrade the
+    │                          store (`docstore migrate`) or docstore
     ├── PermissionDenied       the database role lacks a right the operation needs
     ├── ChangesPruned          a change feed's cursor is older than what prune_changes kept
     ├── InvalidCursor          not a change feed cursor: malformed, or a number out of range
@@ -33,6 +35,7 @@ from typing import Any
 __all__ = [
     "ChangesPruned",
     "CursorAheadOfServer",
+    "DDLVersionMismatch",
     "DatabaseUnavailable",
     "DocStoreError",
     "DocumentInvalid",
@@ -153,6 +156,22 @@ class DocumentInvalid(DocStoreError, ValueError):
 
 class SchemaMissing(DocStoreError):
     """The store's schema or tables do not exist in this database."""
+
+
+class DDLVersionMismatch(SchemaMissing):
+    """The store's layout (the DDL version it records) is not the one this release
+    writes, so nothing was written. An older store: upgrade it (``docstore migrate``, or
+    ``init_schema()``). A newer one: install the docstore release the message names.
+
+    A SchemaMissing too: the layout this release needs is not there, and code that
+    answers SchemaMissing with ``init_schema()`` upgrades an older store that way.
+    """
+
+    def __init__(self, schema: str, store_version: int | None, release_version: int, message: str) -> None:
+        self.schema = schema
+        self.store_version = store_version
+        self.release_version = release_version
+        super().__init__(message)
 
 
 class PermissionDenied(DocStoreError):

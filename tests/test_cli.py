@@ -36,7 +36,7 @@ def test_init_creates_the_schema_and_is_idempotent(
     for _ in range(2):
         assert main(["--dsn", docstore_dsn, "--schema", fresh.schema, "--json", "init"]) == 0
         report = json.loads(capfd.readouterr().out)
-        assert report["ddl_version"] == 1 and report["schema"] == fresh.schema
+        assert report["ddl_version"] == 2 and report["schema"] == fresh.schema
 
 
 def test_put_get_ls_log_diff_revert_rm(run: Run, tmp_path: Path) -> None:
@@ -138,12 +138,13 @@ def test_status_counts_documents_versions_and_sizes(run: Run, store: DocStore) -
     store.delete("note", "b")
     code, out, _ = run("status", "--json")
     report = _json(out)
-    assert code == 0 and report["ddl_version"] == 1 and report["schema"] == store.schema
+    assert code == 0 and report["ddl_version"] == 2 and report["schema"] == store.schema
+    assert report["release_ddl_version"] == 2  # this docstore's, beside the store's
     (note,) = report["kinds"]
     assert (note["kind"], note["documents"], note["deleted"], note["versions"]) == ("note", 1, 1, 4)
     assert note["bytes"] > 0 and report["total_bytes"] > 0
     code, out, _ = run("status")
-    assert code == 0 and "note" in out and "DDL version 1" in out
+    assert code == 0 and "note" in out and "DDL version 2 (this docstore's)" in out
 
 
 def _conversation(store: DocStore) -> None:

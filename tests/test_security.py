@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
@@ -345,6 +346,11 @@ def test_init_schema_under_a_runtime_role_raises_permission_denied(
 ) -> None:
     dsn = make_conninfo(docstore_dsn, user=runtime_role)
     fresh = docstore_factory(init=False).schema  # dropped after the test if created
+    record = docstore_store._core.sql(
+        "UPDATE {s}.documents SET data = %s WHERE kind = '_docstore' AND name = 'schema'"
+    )
+    with docstore_store.pool.connection() as conn:
+        conn.execute(record, [Jsonb({"ddl_version": 1})])  # a store an upgrade is due on
     for schema in (fresh, docstore_store.schema):
         with DocStore.connect(dsn, schema=schema, max_size=1) as store:
             with pytest.raises(PermissionDenied) as err:
@@ -355,6 +361,11 @@ def test_init_schema_under_a_runtime_role_raises_permission_denied(
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", [fresh]).fetchone() == (
             0,
         )
+        conn.execute(record, [Jsonb({"ddl_version": 2})])
+    # A store at this release's DDL version needs no DDL: init_schema under the runtime
+    # role (a host that calls it at start-up) changes nothing and returns the version.
+    with DocStore.connect(dsn, schema=docstore_store.schema, max_size=1) as store:
+        assert store.init_schema() == 2
 
 
 def test_a_role_without_rights_on_the_tables_gets_permission_denied_not_a_crash(

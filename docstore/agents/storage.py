@@ -128,7 +128,8 @@ class StorageManager:
     # --- set-up ------------------------------------------------------------------------
 
     def init_db(self) -> None:
-        """Create docstore's tables if missing (idempotent; safe from many processes)."""
+        """Create docstore's tables if missing, or upgrade a store an earlier release made
+        to this one's layout, online (idempotent; safe from many processes at once)."""
         self.store.init_schema()
 
     # --- configs -----------------------------------------------------------------------

@@ -126,7 +126,8 @@ class AsyncStorageManager:
     # --- set-up ------------------------------------------------------------------------
 
     async def init_db(self) -> None:
-        """Create docstore's tables if missing (idempotent; safe from many processes)."""
+        """Create docstore's tables if missing, or upgrade a store an earlier release made
+        to this one's layout, online (idempotent; safe from many processes at once)."""
         await self.store.init_schema()
 
     # --- configs -----------------------------------------------------------------------
