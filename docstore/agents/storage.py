@@ -63,6 +63,12 @@ __all__ = [
 Configs = Mapping[str, Any] | Iterable[Any] | None
 """Configs by name, or just configs (each names itself); models or dicts."""
 
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: configs stored so far, of how many."""
+
+SYNC_BATCH = 1000
+"""Configs per statement of a sync (put_many's own chunk)."""
+
 
 class StorageManager:
     """Configs and conversation history of an agent host, in docstore (synchronous API).
@@ -189,12 +195,14 @@ class StorageManager:
         return self._sync_many(configs)
 
     @framework
-    def sync_path(self, *paths: str | Path, partial: bool = False) -> SyncReport:
+    def sync_path(
+        self, *paths: str | Path, partial: bool = False, progress: Progress | None = None
+    ) -> SyncReport:
         """Sync config files, first path first (see :func:`sync_path`)."""
         loaded = load_configs(*paths)
         if loaded.problems and not partial:
             return SyncReport(problems=tuple(loaded.problems), applied=False, warnings=tuple(loaded.warnings))
-        return self._sync_many(loaded.configs, loaded.problems, loaded.warnings)
+        return self._sync_many(loaded.configs, loaded.problems, loaded.warnings, progress)
 
     @framework
     def load_all_configs(self) -> dict[str, dict[str, Any]]:
@@ -285,22 +293,33 @@ class StorageManager:
         configs: Mapping[str, Mapping[str, Any]],
         problems: Sequence[ConfigProblem] = (),
         warnings: Sequence[ConfigProblem] = (),
+        progress: Progress | None = None,
     ) -> SyncReport:
-        """Store every config in one transaction; report what changed."""
+        """Store every config in one transaction; report what changed. ``progress(done,
+        total)`` after each batch of configs stored."""
         written: list[tuple[str, str, int]] = []
         unchanged: list[tuple[str, str]] = []
         created: list[tuple[str, str]] = []
+        total = sum(len(by_name) for by_name in configs.values())
+        done = 0
+        if progress is not None:
+            progress(0, total)
         with self.store.transaction():
             for kind, by_name in configs.items():
-                if not by_name:
-                    continue
-                for doc in self.store.put_many(kind, dict(by_name)):
-                    if not doc.changed:
-                        unchanged.append((kind, doc.name))
-                        continue
-                    written.append((kind, doc.name, doc.version))
-                    if self._created(kind, doc):
-                        created.append((kind, doc.name))
+                items = list(by_name.items())
+                # In batches, for progress: one statement per batch, as put_many's own.
+                for start in range(0, len(items), SYNC_BATCH):
+                    batch = dict(items[start : start + SYNC_BATCH])
+                    for doc in self.store.put_many(kind, batch):
+                        if not doc.changed:
+                            unchanged.append((kind, doc.name))
+                            continue
+                        written.append((kind, doc.name, doc.version))
+                        if self._created(kind, doc):
+                            created.append((kind, doc.name))
+                    done += len(batch)
+                    if progress is not None:
+                        progress(done, total)
         return SyncReport(
             tuple(written),
             tuple(unchanged),
@@ -472,7 +491,12 @@ class StorageManager:
         return bool(gone)
 
 
-def sync_path(target: StorageManager | DocStore, *paths: str | Path, partial: bool = False) -> SyncReport:
+def sync_path(
+    target: StorageManager | DocStore,
+    *paths: str | Path,
+    partial: bool = False,
+    progress: Progress | None = None,
+) -> SyncReport:
     """Sync the config files at ``paths`` (project files, component files or directories).
 
     Files are read as the framework reads them (see :func:`~docstore.agents.load_configs`):
@@ -481,7 +505,7 @@ def sync_path(target: StorageManager | DocStore, *paths: str | Path, partial: bo
     transaction. Broken entries are listed in the report with file and entry name; with
     any of them nothing is written (``report.applied`` is False) unless ``partial``, which
     syncs the rest. ``target`` may be a bare DocStore: the config kinds are registered on
-    it where missing.
+    it where missing. ``progress(done, total)`` is called as configs are stored.
     """
     manager = target if isinstance(target, StorageManager) else StorageManager(target)
-    return manager.sync_path(*paths, partial=partial)
+    return manager.sync_path(*paths, partial=partial, progress=progress)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from ._out import set_json
 from ._store import Settings
 
 __all__ = ["GLOBAL_FLAGS", "GLOBAL_OPTIONS", "app", "settings"]
@@ -156,6 +157,7 @@ def _global(
     ] = False,
 ) -> None:
     schema_env = os.environ.get("DOCSTORE_SCHEMA")
+    set_json(json)
     ctx.obj = Settings(
         dsn=dsn,
         schema=schema or schema_env or "docstore",
