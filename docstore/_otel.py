@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from ._connect import server_parts
 from .doc import Doc
+from .errors import InvalidKey, OutcomeUnknown, VersionConflict
 
 __all__ = [
     "DURATION",
@@ -267,7 +268,8 @@ class Call:
             # Refused before its op was made (an invalid value, an unknown kind): the
             # error names what it concerns.
             kind, name = getattr(exc, "kind", None), getattr(exc, "name", None)
-            if isinstance(kind, str) and kind:
+            # Not an InvalidKey's: its kind or name is one the store refused to hold.
+            if isinstance(kind, str) and not isinstance(exc, InvalidKey):
                 self.describe(kind, name if isinstance(name, str) else None)
         instruments = _instruments()
         if instruments is not None:
@@ -304,8 +306,6 @@ def counts(
 ) -> None:
     """Count a call's failure where a counter exists for it. ``conflicts=False``: a
     transaction block, whose conflicts its calls counted."""
-    from .errors import OutcomeUnknown, VersionConflict
-
     if isinstance(exc, VersionConflict):
         if conflicts:
             instruments.conflicts.add(1, metric)

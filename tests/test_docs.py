@@ -32,6 +32,7 @@ PAGES = [
     "docs/history.md",
     "docs/reliability.md",
     "docs/changes.md",
+    "docs/observability.md",
 ]
 # Run with the others in the any-order test; alone in tests/agents/test_agents_docs.py.
 SHARED_PAGES = [*PAGES, "docs/agents.md"]

@@ -38,6 +38,7 @@ from docstore import (
     DocStore,
     DocumentInvalid,
     DocumentNotFound,
+    InvalidKey,
     OutcomeUnknown,
     SchemaMissing,
     VersionConflict,
@@ -270,9 +271,11 @@ def test_no_value_and_no_password_reach_any_span_event_or_metric(
         assert store.read("chat", "c") == [Message(text=VALUE)]
         with pytest.raises(DocumentInvalid, match=f"forbidden-{VALUE}"):
             store.put("cfg", "b", {"model": f"forbidden-{VALUE}"})
+        with pytest.raises(InvalidKey):  # a name the store refuses is not shown either
+            store.get("cfg", VALUE * 100)
         store.list("cfg", where={"model": VALUE})
     seen = _every_attribute(otel)
-    assert len(otel.finished()) == 6  # the refused put too: it failed before any SQL
+    assert len(otel.finished()) == 7  # the refused calls too: they failed before any SQL
     assert not [v for v in seen if VALUE in v or PASSWORD in v]
     assert any("cfg" in v for v in seen)
 
