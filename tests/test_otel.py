@@ -359,17 +359,25 @@ def test_a_storage_manager_call_is_the_parent_of_its_store_calls(s: DocStore, ot
 def test_the_async_manager_and_store_trace_the_same(docstore_dsn: str, s: DocStore, otel: Telemetry) -> None:
     async def turn() -> None:
         async with await AsyncDocStore.connect(docstore_dsn, schema=s.schema, max_size=2) as store:
+            _setup(store)
             manager = AsyncStorageManager(store)
             await manager.append_history("concierge", "s2", [{"role": "user", "content": "hi"}])
             assert await manager.load_history("concierge", "s2") == [{"role": "user", "content": "hi"}]
+            async with store.transaction():
+                await store.put("cfg", "a", {"model": "m"})
 
     asyncio.run(turn())
-    roots = [span.name for span in otel.finished() if span.parent is None]
-    assert roots == ["AsyncStorageManager.append_history", "AsyncStorageManager.load_history"]
-    assert [span.name for span in otel.finished() if span.parent is not None] == [
-        "get conversation",
-        "append conversation",
-        "read conversation",
+    block = f"transaction {_namespace(docstore_dsn, s.schema)}"
+    spans = {span.context.span_id: span for span in otel.finished()}
+    tree = [(span.name, spans[span.parent.span_id].name if span.parent else None) for span in spans.values()]
+    assert tree == [
+        ("get conversation", "AsyncStorageManager.append_history"),
+        ("append conversation", "AsyncStorageManager.append_history"),
+        ("AsyncStorageManager.append_history", None),
+        ("read conversation", "AsyncStorageManager.load_history"),
+        ("AsyncStorageManager.load_history", None),
+        ("put cfg", block),
+        (block, None),
     ]
 
 
