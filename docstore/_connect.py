@@ -39,6 +39,7 @@ __all__ = [
     "resolve_dsn",
     "resolve_schema",
     "server_configured",
+    "server_parts",
 ]
 
 
@@ -194,6 +195,21 @@ def describe_dsn(dsn: str) -> str:
     user = parts.get("user") or defaults.get("user") or ""
     db = parts.get("dbname") or defaults.get("dbname") or user
     return f"{str(user) + '@' if user else ''}{host}:{port}/{db}"
+
+
+def server_parts(dsn: str) -> tuple[str, int | None, str]:
+    """(host, port, dbname) of a DSN as :func:`describe_dsn` reads them, for telemetry:
+    never the user or the password. Several hosts stay as written (``a,b``), and so
+    does their port list (then None)."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "", None, ""
+    host = str(parts.get("host") or os.environ.get("PGHOST") or "localhost")
+    port = str(parts.get("port") or os.environ.get("PGPORT") or "5432")
+    user = str(parts.get("user") or os.environ.get("PGUSER") or "")
+    db = str(parts.get("dbname") or os.environ.get("PGDATABASE") or user)
+    return host, int(port) if port.isdigit() else None, db
 
 
 # What may be a password in a DSN's text, parsed or not: the URL form's

@@ -38,7 +38,12 @@ REPLAY_LSN = (
 
 
 class UsePrimary(Exception):
-    """Raised by a replica read that must run on the primary instead."""
+    """Raised by a replica read that must run on the primary instead; ``reason`` says
+    why (``behind``, ``unavailable``, ``no_schema``, ``replay_conflict``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def lsn_int(text: str | None) -> int:
@@ -82,6 +87,11 @@ class ReadRouting:
         if self.unknown:
             return False
         return not self._down or now >= self._down_until
+
+    def unusable(self) -> str:
+        """Why :meth:`usable` is False: ``outcome_unknown`` (a write may have committed
+        unseen) or ``unavailable`` (the replica failed, and its retry time has not come)."""
+        return "outcome_unknown" if self.unknown else "unavailable"
 
     def caught_up(self, server: str) -> bool:
         """Whether ``server`` is known to hold every write this store made."""

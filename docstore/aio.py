@@ -23,7 +23,7 @@ from psycopg import errors as pge
 from psycopg_pool import AsyncConnectionPool
 from pydantic import TypeAdapter
 
-from . import _connect, _replica
+from . import _connect, _otel, _replica
 from ._base import IndexOn, over_a_limit
 from ._core import Core, OnInvalid, Op, Program, Rows, Stmt, T
 from ._ddl import Migration
@@ -76,6 +76,7 @@ class AsyncDocStore:
         self._core = Core(self.kinds, schema, author)
         self._layout_ok = schema in _LAYOUT_OK.get(pool, ())
         self._where = _connect.describe_dsn(str(pool.conninfo))
+        self._telemetry = _otel.StoreTelemetry(str(pool.conninfo), schema)
         self._read_pool = read_pool
         self._reads = (
             None
@@ -201,11 +202,17 @@ class AsyncDocStore:
 
     # --- running plans -------------------------------------------------------------------
 
-    async def _run(self, op: Op[T]) -> T:
+    async def _run(self, make: Callable[[], Op[T]], what: str, op: Op[T] | None = None) -> T:
+        """Run the op ``make()`` builds (its checks and encoding included), for the store
+        method ``what``: its name in spans and metrics. ``op``: made already (observed)."""
+        if op is None:
+            if _otel.active():
+                return await self._observed(make, what)
+            op = make()
         if op.read_only or not op.layout or self._layout_ok:
-            return await self._attempts(op)
+            return await self._attempts(op, what)
         # The first write of this pool checks the store's DDL version before it writes.
-        result = await self._attempts(self._core.layout_checked(op))
+        result = await self._attempts(self._core.layout_checked(op), what)
         self._layout_found()
         return result
 
@@ -213,7 +220,7 @@ class AsyncDocStore:
         self._layout_ok = True
         _LAYOUT_OK.setdefault(self._pool, set()).add(self.schema)
 
-    async def _attempts(self, op: Op[T]) -> T:
+    async def _attempts(self, op: Op[T], what: str) -> T:
         active = _ACTIVE.get()
         held = None
         if active is not None and active.pool is self._pool:
@@ -221,17 +228,14 @@ class AsyncDocStore:
                 held = active.conn
             elif not op.read_only:
                 raise active.ended(op.kind, op.name)
-        if (
-            op.read_only
-            and not op.on_primary
-            and held is None
-            and self._reads is not None
-            and self._reads.usable()
-        ):
-            try:
-                return await self._run_on_replica(op)
-            except _replica.UsePrimary:
-                pass
+        if op.read_only and not op.on_primary and held is None and self._reads is not None:
+            if self._reads.usable():
+                try:
+                    return await self._run_on_replica(op)
+                except _replica.UsePrimary as why:
+                    self._telemetry.fell_back(what, op.kind, why.reason)
+            else:
+                self._telemetry.fell_back(what, op.kind, self._reads.unusable())
         attempt = 0
         while True:
             attempt += 1
@@ -273,6 +277,16 @@ class AsyncDocStore:
                 error = self._core.failure(exc, op, attempt, held is not None, sent)
                 if error is not None:
                     raise error from exc
+                self._telemetry.retried(what, op.kind, exc)
+
+    async def _observed(self, make: Callable[[], Op[T]], what: str) -> T:
+        """:meth:`_run` in a span, timed (an SDK is configured)."""
+        with self._telemetry.call(what) as call:
+            op = make()
+            call.describe(op.kind, op.name)
+            result = await self._run(make, what, op)
+            call.done(result)
+            return result
 
     async def _steps(self, program: Program[T]) -> T:
         """Run a program of operations (docstore._ddl), each on the pool, or on one
@@ -284,7 +298,8 @@ class AsyncDocStore:
             while True:
                 try:
                     if not op.own_connection:
-                        result = await self._run(op)
+                        # Made already: run as it is, no span of its own per upgrade statement.
+                        result = await self._run(_made(op), "migrate", op)
                     else:
                         if own is None:
                             own = await self._own_connection()
@@ -348,7 +363,7 @@ class AsyncDocStore:
             conn = await self._read_pool.getconn(timeout=self._reads.timeout)
         except psycopg.Error as exc:
             self._reads.failed(exc)
-            raise _replica.UsePrimary from None
+            raise _replica.UsePrimary("unavailable") from None
         try:
             server = _replica.server_of(conn)
             if not self._reads.caught_up(server):
@@ -356,24 +371,25 @@ class AsyncDocStore:
                 await cur.execute(_replica.REPLAY_LSN)
                 row = await cur.fetchone()
                 if not self._reads.replayed(server, row[0] if row is not None else None):
-                    raise _replica.UsePrimary
+                    raise _replica.UsePrimary("behind")
             result = await self._drive(conn, op, own=True)
             self._reads.answered()
+            self._telemetry.on_replica(server)
             return result
         except (pge.UndefinedTable, pge.InvalidSchemaName, pge.UndefinedObject):
             # A standby that has not replayed the schema's creation yet: the primary has
             # it (or says SchemaMissing itself).
-            raise _replica.UsePrimary from None
+            raise _replica.UsePrimary("no_schema") from None
         except (pge.SerializationFailure, pge.QueryCanceled) as exc:
             if isinstance(exc, pge.QueryCanceled) and "recovery" not in str(exc):
                 raise self._core.translate(exc, op) from exc
             # Cancelled by a conflict with replay: the primary has no such conflicts.
-            raise _replica.UsePrimary from None
+            raise _replica.UsePrimary("replay_conflict") from None
         except psycopg.OperationalError as exc:
             if over_a_limit(exc):  # the statement's fault, not the replica's
                 raise self._core.translate(exc, op) from exc
             self._reads.failed(exc)
-            raise _replica.UsePrimary from None
+            raise _replica.UsePrimary("unavailable") from None
         except psycopg.Error as exc:
             raise self._core.translate(exc, op) from exc
         finally:
@@ -420,36 +436,37 @@ class AsyncDocStore:
 
         Nested blocks become savepoints.
         """
-        active = _ACTIVE.get()
-        if active is not None and active.pool is self._pool and active.open:
-            async with active.conn.transaction():
-                yield
-            return
-        committing = False
-        try:
-            async with self._pool.connection() as conn:
-                async with conn.transaction():
-                    held = _connect.Held(self._pool, conn)
-                    token = _ACTIVE.set(held)
-                    try:
-                        yield
-                        committing = True
-                    except BaseException:
-                        # A conflict or a failure inside the block: another writer may
-                        # have moved a document on, so reads must not be older than now.
-                        if self._reads is not None:
-                            self._reads.wrote_unknown()
-                        raise
-                    finally:
-                        held.open = False
-                        _ACTIVE.reset(token)
+        with self._telemetry.transaction() if _otel.active() else _otel.OFF:
+            active = _ACTIVE.get()
+            if active is not None and active.pool is self._pool and active.open:
+                async with active.conn.transaction():
+                    yield
+                return
+            committing = False
+            try:
+                async with self._pool.connection() as conn:
+                    async with conn.transaction():
+                        held = _connect.Held(self._pool, conn)
+                        token = _ACTIVE.set(held)
+                        try:
+                            yield
+                            committing = True
+                        except BaseException:
+                            # A conflict or a failure inside the block: another writer may
+                            # have moved a document on, so reads must not be older than now.
+                            if self._reads is not None:
+                                self._reads.wrote_unknown()
+                            raise
+                        finally:
+                            held.open = False
+                            _ACTIVE.reset(token)
+                    if self._reads is not None:
+                        await self._note_write(conn)
+            except psycopg.Error as exc:
+                # A commit whose reply was lost may have happened.
                 if self._reads is not None:
-                    await self._note_write(conn)
-        except psycopg.Error as exc:
-            # A commit whose reply was lost may have happened.
-            if self._reads is not None:
-                self._reads.wrote_unknown()
-            raise self._core.translate(exc, unknown=committing and exc.sqlstate is None) from exc
+                    self._reads.wrote_unknown()
+                raise self._core.translate(exc, unknown=committing and exc.sqlstate is None) from exc
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -494,7 +511,7 @@ class AsyncDocStore:
         ``on="updated_at"``: for ``order_by="updated_at"``. None exists by default, since
         each is paid by every write of the kind (docs/performance.md, Indexes).
         """
-        return await self._run(self._core.create_index(self.kinds.name(kind), on))
+        return await self._run(lambda: self._core.create_index(self.kinds.name(kind), on), "create_index")
 
     @overload
     def register(
@@ -620,14 +637,15 @@ class AsyncDocStore:
         wrote and writes nothing more (docs/reliability.md).
         """
         return await self._run(
-            self._core.put(
+            lambda: self._core.put(
                 self.kinds.name(kind),
                 name,
                 value,
                 expected_version,
                 author=author,
                 idempotency_key=idempotency_key,
-            )
+            ),
+            "put",
         )
 
     @overload
@@ -641,7 +659,7 @@ class AsyncDocStore:
 
     async def get(self, kind: KindRef, name: str, *, version: int | None = None) -> Doc[Any]:
         """The current document, or version ``version`` of it; else DocumentNotFound."""
-        return await self._run(self._core.get(self.kinds.name(kind), name, version))
+        return await self._run(lambda: self._core.get(self.kinds.name(kind), name, version), "get")
 
     @overload
     async def get_many(self, kind: LogKind[Any, M], names: Sequence[str]) -> dict[str, Doc[M]]: ...
@@ -654,7 +672,7 @@ class AsyncDocStore:
 
     async def get_many(self, kind: KindRef, names: Sequence[str]) -> dict[str, Doc[Any]]:
         """Current documents by name, in one query; missing names are left out."""
-        return await self._run(self._core.get_many(self.kinds.name(kind), names))
+        return await self._run(lambda: self._core.get_many(self.kinds.name(kind), names), "get_many")
 
     @overload
     async def versions(self, kind: Kind[T], name: str) -> builtins.list[Doc[T]]: ...
@@ -664,7 +682,7 @@ class AsyncDocStore:
 
     async def versions(self, kind: KindRef, name: str) -> builtins.list[Doc[Any]]:
         """Every stored version, oldest first, tombstones included."""
-        return await self._run(self._core.versions(self.kinds.name(kind), name))
+        return await self._run(lambda: self._core.versions(self.kinds.name(kind), name), "versions")
 
     async def delete(
         self,
@@ -677,7 +695,8 @@ class AsyncDocStore:
     ) -> int:
         """Delete the document (a tombstone version); returns the tombstone's version."""
         return await self._run(
-            self._core.delete(self.kinds.name(kind), name, expected_version, author, idempotency_key)
+            lambda: self._core.delete(self.kinds.name(kind), name, expected_version, author, idempotency_key),
+            "delete",
         )
 
     async def restore(
@@ -689,7 +708,9 @@ class AsyncDocStore:
         delete are live again (no version is written). A live document is left as it is;
         one purged or pruned raises DocumentNotFound: only those remove a document for good.
         """
-        return await self._run(self._core.restore(self.kinds.name(kind), name, expected_version, author))
+        return await self._run(
+            lambda: self._core.restore(self.kinds.name(kind), name, expected_version, author), "restore"
+        )
 
     @overload
     async def revert(
@@ -724,7 +745,8 @@ class AsyncDocStore:
     ) -> Doc[Any]:
         """Write the value of ``to_version`` as a new version."""
         return await self._run(
-            self._core.revert(self.kinds.name(kind), name, to_version, expected_version, author)
+            lambda: self._core.revert(self.kinds.name(kind), name, to_version, expected_version, author),
+            "revert",
         )
 
     @overload
@@ -780,12 +802,13 @@ class AsyncDocStore:
         name (name order), or the previous page's last Doc or ``(sort key, name)``.
         """
         return await self._run(
-            self._core.list_docs(self.kinds.name(kind), where, limit, after, on_invalid, order_by)
+            lambda: self._core.list_docs(self.kinds.name(kind), where, limit, after, on_invalid, order_by),
+            "list",
         )
 
     async def count(self, kind: KindRef, *, where: Any = None) -> int:
         """How many current, undeleted documents of ``kind`` match ``where``."""
-        return await self._run(self._core.count(self.kinds.name(kind), where))
+        return await self._run(lambda: self._core.count(self.kinds.name(kind), where), "count")
 
     @overload
     def iter(
@@ -835,7 +858,9 @@ class AsyncDocStore:
         spec = self.kinds.get(kind)
         state: Any = None
         while True:
-            rows, state = await self._run(self._core.iter_step(spec.name, where, state, batch_size, order_by))
+            rows, state = await self._run(
+                partial(self._core.iter_step, spec.name, where, state, batch_size, order_by), "iter"
+            )
             for doc in self._core.docs_from_rows(spec, rows, on_invalid):
                 yield doc
             if state is None:
@@ -855,13 +880,15 @@ class AsyncDocStore:
         self, kind: KindRef, values: Mapping[str, Any], *, author: str | None = None
     ) -> builtins.list[Doc[Any]]:
         """Store many documents atomically in one round trip; returns them in input order."""
-        return await self._run(self._core.put_many(self.kinds.name(kind), values, author))
+        return await self._run(lambda: self._core.put_many(self.kinds.name(kind), values, author), "put_many")
 
     async def upgrade(
         self, kind: KindRef, *, batch_size: int = 500, progress: Callable[[int], None] | None = None
     ) -> int:
         """Rewrite documents of an older schema_version as new versions; returns how many."""
-        return await self._run(self._core.upgrade(self.kinds.name(kind), batch_size, progress))
+        return await self._run(
+            lambda: self._core.upgrade(self.kinds.name(kind), batch_size, progress), "upgrade"
+        )
 
     # --- log kinds ---------------------------------------------------------------------
 
@@ -886,7 +913,7 @@ class AsyncDocStore:
         ``idempotency_key``: a retry with the same key returns the first attempt's version.
         """
         return await self._run(
-            self._core.append(
+            lambda: self._core.append(
                 self.kinds.name(kind),
                 name,
                 items,
@@ -896,7 +923,8 @@ class AsyncDocStore:
                 expected_count=expected_count,
                 meta_update=meta_update,
                 idempotency_key=idempotency_key,
-            )
+            ),
+            "append",
         )
 
     async def rewrite(
@@ -914,7 +942,7 @@ class AsyncDocStore:
     ) -> int:
         """Replace the live items; the old ones stay readable by version until pruned."""
         return await self._run(
-            self._core.append(
+            lambda: self._core.append(
                 self.kinds.name(kind),
                 name,
                 items,
@@ -925,12 +953,15 @@ class AsyncDocStore:
                 expected_count=expected_count,
                 meta_update=meta_update,
                 idempotency_key=idempotency_key,
-            )
+            ),
+            "rewrite",
         )
 
     async def clear(self, kind: KindRef, name: str, *, expected_version: int | None = None) -> int:
         """Leave the log with no live items; returns its version."""
-        return await self._run(self._core.clear(self.kinds.name(kind), name, expected_version))
+        return await self._run(
+            lambda: self._core.clear(self.kinds.name(kind), name, expected_version), "clear"
+        )
 
     @overload
     async def read(
@@ -967,7 +998,9 @@ class AsyncDocStore:
         where: Any = None,
     ) -> builtins.list[Any]:
         """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``."""
-        return await self._run(self._core.read(self.kinds.name(kind), name, last, after, limit, where))
+        return await self._run(
+            lambda: self._core.read(self.kinds.name(kind), name, last, after, limit, where), "read"
+        )
 
     @overload
     async def entries(
@@ -1004,7 +1037,9 @@ class AsyncDocStore:
         where: Any = None,
     ) -> builtins.list[Entry[Any]]:
         """Like :meth:`read`, each item with its version and write time."""
-        return await self._run(self._core.entries(self.kinds.name(kind), name, last, after, limit, where))
+        return await self._run(
+            lambda: self._core.entries(self.kinds.name(kind), name, last, after, limit, where), "entries"
+        )
 
     # --- retention ---------------------------------------------------------------------
 
@@ -1025,14 +1060,17 @@ class AsyncDocStore:
         :meth:`restore` undoes, instead of removing them; ``keep_last`` counts live logs.
         """
         return await self._run(
-            self._core.prune(self.kinds.name(kind), older_than, keep_last, batch_size, progress, restorable)
+            lambda: self._core.prune(
+                self.kinds.name(kind), older_than, keep_last, batch_size, progress, restorable
+            ),
+            "prune",
         )
 
     async def purge(self, kind: KindRef, names: str | Sequence[str]) -> builtins.list[str]:
         """Delete the named documents and every version of them, for good, in one
         statement; returns the names that were live (neither missing nor deleted). The
         change feed reports each document removed as a ``prune``."""
-        return await self._run(self._core.purge(self.kinds.name(kind), names))
+        return await self._run(lambda: self._core.purge(self.kinds.name(kind), names), "purge")
 
     async def prune_versions(
         self,
@@ -1045,7 +1083,8 @@ class AsyncDocStore:
         """Drop versions beyond each document's newest ``keep_last``; returns how many.
         ``progress(n)`` after each batch."""
         return await self._run(
-            self._core.prune_versions(self.kinds.name(kind), keep_last, batch_size, progress)
+            lambda: self._core.prune_versions(self.kinds.name(kind), keep_last, batch_size, progress),
+            "prune_versions",
         )
 
     async def prune_changes(self, *, older_than: timedelta | datetime, batch_size: int = 5000) -> int:
@@ -1053,7 +1092,7 @@ class AsyncDocStore:
         transaction; returns how many. A feed whose cursor is older then raises
         ChangesPruned rather than skip them.
         """
-        return await self._run(self._core.prune_changes(older_than, batch_size))
+        return await self._run(lambda: self._core.prune_changes(older_than, batch_size), "prune_changes")
 
     # --- the change feed ---------------------------------------------------------------
 
@@ -1097,6 +1136,8 @@ class AsyncDocStore:
                     continue
                 except psycopg.Error as exc:
                     raise self._core.translate(exc) from exc
+                if found:
+                    self._telemetry.delivered(found)
                 for change in found:
                     yield change
                 if stop is not None and stop():
@@ -1116,7 +1157,10 @@ class AsyncDocStore:
     async def change_cursor(self) -> str:
         """A cursor for ``changes(after=...)`` that delivers exactly the writes committed
         after this call: take it, then load."""
-        return await self._run(Op(partial(Feed.frontier, self._core.sql), read_only=True, on_primary=True))
+        return await self._run(
+            lambda: Op(partial(Feed.frontier, self._core.sql), read_only=True, on_primary=True),
+            "change_cursor",
+        )
 
     async def _listen(self, dsn: str | None) -> tuple[psycopg.AsyncConnection[Any], bool]:
         """A connection listening to this schema's feed: the pool's, or one on ``dsn``;
@@ -1167,28 +1211,30 @@ class AsyncDocStore:
         All pages are read in one REPEATABLE READ transaction on a connection of its own,
         so the export is one consistent snapshot even while others write.
         """
-        conn = await self._pool.getconn()
-        try:
-            async with conn.transaction():
-                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                start = self._core.export_start(
-                    None if kinds is None else [self.kinds.name(k) for k in kinds]
-                )
-                try:
-                    await self._drive(conn, start)
-                except psycopg.Error as exc:
-                    raise self._core.translate(exc, start) from exc
-                more = True
-                while more:
-                    op = self._core.export_page(batch_size)
+        # Not the current span: the caller's code runs between the lines it yields.
+        with self._telemetry.call("export", current=False) if _otel.active() else _otel.OFF:
+            conn = await self._pool.getconn()
+            try:
+                async with conn.transaction():
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    start = self._core.export_start(
+                        None if kinds is None else [self.kinds.name(k) for k in kinds]
+                    )
                     try:
-                        lines, more = await self._drive(conn, op)
+                        await self._drive(conn, start)
                     except psycopg.Error as exc:
-                        raise self._core.translate(exc, op) from exc
-                    for line in lines:
-                        yield line
-        finally:
-            await self._pool.putconn(conn)
+                        raise self._core.translate(exc, start) from exc
+                    more = True
+                    while more:
+                        op = self._core.export_page(batch_size)
+                        try:
+                            lines, more = await self._drive(conn, op)
+                        except psycopg.Error as exc:
+                            raise self._core.translate(exc, op) from exc
+                        for line in lines:
+                            yield line
+            finally:
+                await self._pool.putconn(conn)
 
     async def import_lines(
         self, lines: Iterable[str], *, batch_size: int = 1000, progress: Callable[[int], None] | None = None
@@ -1205,12 +1251,21 @@ class AsyncDocStore:
                     batch.append(line.strip())
                 done += 1
                 if len(batch) >= batch_size:
-                    d, v = await self._run(self._core.import_lines(batch, done - len(batch) + 1, check))
+                    d, v = await self._run(
+                        partial(self._core.import_lines, batch, done - len(batch) + 1, check), "import_lines"
+                    )
                     docs, vers, batch = docs + d, vers + v, []
                     if progress is not None:
                         progress(done)
-            d, v = await self._run(self._core.import_lines(batch, done - len(batch) + 1, check))
+            d, v = await self._run(
+                lambda: self._core.import_lines(batch, done - len(batch) + 1, check), "import_lines"
+            )
             check.finish()  # inside the transaction: a file cut short writes nothing
             if progress is not None:
                 progress(done)
         return docs + d, vers + v
+
+
+def _made(op: Op[T]) -> Callable[[], Op[T]]:
+    """An op already built, as ``_run``'s maker."""
+    return lambda: op

@@ -33,6 +33,7 @@ PAGES = [
     "docs/reliability.md",
     "docs/changes.md",
     "docs/upgrading.md",
+    "docs/observability.md",
 ]
 # Run with the others in the any-order test; alone in tests/agents/test_agents_docs.py.
 SHARED_PAGES = [*PAGES, "docs/agents.md"]

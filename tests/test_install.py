@@ -81,7 +81,8 @@ def test_core_needs_only_psycopg_pydantic_orjson_and_extras_bring_only_their_own
     assert needs["cli"] == {"typer", "rich", "pyyaml"}
     assert needs["yaml"] == {"pyyaml"}
     assert needs["testing"] == {"pytest", "pytest-postgresql", "pytest-asyncio"}
-    assert {"aurite", "ruff", "mypy", "hypothesis"} <= needs["dev"]
+    assert needs["otel"] == {"opentelemetry-api"}
+    assert {"aurite", "ruff", "mypy", "hypothesis", "opentelemetry-sdk"} <= needs["dev"]
 
 
 def test_the_suite_runs_beside_aurite_0_4_2_and_the_typer_it_allows() -> None:
@@ -135,7 +136,7 @@ def test_a_bare_install_runs_the_library_and_says_which_extra_the_rest_needs(
             str(python),
             "-c",
             "import importlib.util as u; print([m for m in ('typer', 'rich', "
-            "'yaml', 'pytest_postgresql', 'pytest_asyncio') if u.find_spec(m)])",
+            "'yaml', 'pytest_postgresql', 'pytest_asyncio', 'opentelemetry') if u.find_spec(m)])",
         ],
         check=True,
         capture_output=True,

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from ._out import set_json
 from ._store import Settings
 from ._where import find_schema
 
@@ -159,6 +160,7 @@ def _global(
     ] = False,
 ) -> None:
     chosen, schema_source = find_schema(schema)
+    set_json(json)
     ctx.obj = Settings(
         dsn=dsn,
         schema=chosen,

@@ -444,8 +444,8 @@ def sync(
     from ._sync import sync_configs
 
     with _store(ctx) as store:
-        with _out.progress("syncing"):
-            result = sync_configs(store, *paths, partial=partial)
+        with _out.progress("syncing") as bar:
+            result = sync_configs(store, *paths, partial=partial, progress=bar.step)
         if settings(ctx).json:
             _out.emit_json(result)
             return
