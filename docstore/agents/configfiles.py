@@ -49,6 +49,7 @@ from docstore.agents.configs import (
     resolve_config_kind,
     upgrade_config,
 )
+from docstore.extras import install_extra
 
 __all__ = [
     "ANCHOR",
@@ -307,7 +308,7 @@ def _yaml(text: str) -> Any:
     try:
         import yaml
     except ImportError:
-        raise ValueError("reading YAML needs PyYAML: pip install 'docstore[yaml]'") from None
+        raise ValueError(f"reading YAML needs PyYAML: {install_extra('yaml')}") from None
     try:
         return load_yaml(text)  # an alias bomb is a ValueError (YAMLRefused) naming its line
     except yaml.YAMLError as exc:
