@@ -50,6 +50,24 @@ class AsyncAsSync:
 PARTITIONS = 4  # the same code paths as 16, at a quarter of the DDL
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("checker", "the model-based fault checker (tests/test_checker.py)")
+    group.addoption(
+        "--soak",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="run the checker's soak: new seeds of every scenario for SECONDS (else $DOCSTORE_SOAK)",
+    )
+    group.addoption(
+        "--checker-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run seed N of each checker scenario (add -k primary or -k cluster), as a failure prints",
+    )
+
+
 def _open_store(param: str, docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> Iterator[Any]:
     """``sync`` or ``async``, with ``-partitioned`` for a hash-partitioned versions table."""
     shell, _, layout = param.partition("-")

@@ -1,0 +1,108 @@
+"""The model-based fault checker (tests/checker) in the suite.
+
+Short mode, the default: a few seeded histories of each scenario, against the suite's
+server (``primary``) and against a throwaway primary with a standby and a fresh cluster
+to move to (``cluster``; one crash of the primary with -9 in its plan). A failure prints
+the seed, every property broken and, for each, the shortest history that still breaks
+it. ``--checker-seed N`` runs seed N of each scenario; ``--soak SECONDS`` (or
+``DOCSTORE_SOAK=SECONDS``) runs new seeds of both for that long, with the operations of
+breaks still open (docs/reliability.md, "The checker").
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from checker.generate import cluster_plan, primary_plan
+from checker.ops import Plan
+from checker.runner import describe, run_and_check
+from checker.worlds import Cluster, ClusterWorld, PrimaryWorld, Settings, World
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A scenario, and the seed to run (None: the soak's seeds, for ``soak`` seconds)."""
+
+    scenario: str
+    seed: int | None
+    steps: int
+    soak: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return f"{self.scenario}-seed{self.seed}" if self.seed is not None else f"{self.scenario}-soak"
+
+
+PLANS: dict[str, Callable[[int, int, bool], Plan]] = {"primary": primary_plan, "cluster": cluster_plan}
+STEPS = {"primary": 40, "cluster": 40}
+SHORT = [Spec("primary", 15, 40), Spec("primary", 12, 40), Spec("cluster", 10, 40), Spec("cluster", 20, 40)]
+SHRINK_SHORT = 10.0  # seconds of shrinking for a failing short run
+SHRINK_SOAK = 60.0  # for each of the first few failing soak runs
+SOAK_SHRUNK = 5
+
+
+def soak_seconds(config: pytest.Config) -> float:
+    given = config.getoption("soak")
+    return float(given if given is not None else os.environ.get("DOCSTORE_SOAK") or 0)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "spec" not in metafunc.fixturenames:
+        return
+    soak = soak_seconds(metafunc.config)
+    seed = metafunc.config.getoption("checker_seed")
+    if soak > 0:
+        specs = [Spec(s, None, STEPS[s] * 2, soak / len(PLANS)) for s in PLANS]
+    elif seed is not None:
+        specs = [Spec(s, seed, STEPS[s]) for s in PLANS]
+    else:
+        specs = SHORT
+    metafunc.parametrize("spec", specs, ids=[s.id for s in specs])
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    made = Cluster()
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_random_histories_keep_every_promise(spec: Spec, request: pytest.FixtureRequest) -> None:
+    soak = spec.seed is None
+    settings = Settings(soak=soak)
+
+    def world_for(seed: int) -> Callable[[], World]:
+        if spec.scenario == "primary":
+            dsn: str = request.getfixturevalue("docstore_dsn")
+            return lambda: PrimaryWorld(dsn, settings, seed)
+        servers: Cluster = request.getfixturevalue("cluster")
+        return lambda: ClusterWorld(servers, settings, seed)
+
+    if spec.seed is not None:
+        plan = PLANS[spec.scenario](spec.seed, spec.steps, False)
+        outcome = run_and_check(world_for(spec.seed), plan, spec.scenario, spec.seed, SHRINK_SHORT)
+        if outcome.violations:
+            pytest.fail(describe(outcome), pytrace=False)
+        return
+    failures: list[str] = []
+    seed = random.SystemRandom().randrange(10**6, 10**7)
+    first, runs = seed, 0
+    deadline = time.monotonic() + spec.soak
+    while time.monotonic() < deadline:
+        plan = PLANS[spec.scenario](seed, spec.steps, soak)
+        budget = SHRINK_SOAK if len(failures) < SOAK_SHRUNK else 0.0
+        outcome = run_and_check(world_for(seed), plan, spec.scenario, seed, budget)
+        if outcome.violations:
+            failures.append(describe(outcome))
+        seed, runs = seed + 1, runs + 1
+    summary = f"soak of {spec.scenario}: seeds {first}..{seed - 1} ({runs} runs), {len(failures)} failed"
+    print(summary)
+    if failures:
+        pytest.fail(summary + "\n\n" + "\n\n".join(failures), pytrace=False)
