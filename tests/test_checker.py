@@ -26,21 +26,39 @@ from checker.worlds import Cluster, ClusterWorld, PrimaryWorld, Settings, World
 
 @dataclass(frozen=True)
 class Spec:
-    """A scenario, and the seed to run (None: the soak's seeds, for ``soak`` seconds)."""
+    """A scenario and its seed (None: new seeds for ``soak`` seconds). ``soak`` > 0
+    sends the soak's operations, in plans twice as long."""
 
     scenario: str
     seed: int | None
-    steps: int
     soak: float = 0.0
 
     @property
+    def steps(self) -> int:
+        return STEPS[self.scenario] * (2 if self.soak else 1)
+
+    @property
     def id(self) -> str:
-        return f"{self.scenario}-seed{self.seed}" if self.seed is not None else f"{self.scenario}-soak"
+        if self.seed is None:
+            return f"{self.scenario}-soak"
+        return f"{self.scenario}-seed{self.seed}" + ("-soak" if self.soak else "")
+
+    def rerun(self, seed: int) -> str:
+        soak = " --soak 1" if self.soak else ""
+        return f"python -m pytest tests/test_checker.py --checker-seed {seed}{soak} -k {self.scenario}"
 
 
 PLANS: dict[str, Callable[[int, int, bool], Plan]] = {"primary": primary_plan, "cluster": cluster_plan}
 STEPS = {"primary": 40, "cluster": 40}
-SHORT = [Spec("primary", 15, 40), Spec("primary", 12, 40), Spec("cluster", 10, 40), Spec("cluster", 20, 40)]
+# Chosen so that, on the code before issue 24's fixes, each of its ten breaks makes one
+# of them fail (docs/reliability.md, "What the checker found").
+SHORT = [
+    Spec("primary", 15),
+    Spec("primary", 27),
+    Spec("primary", 41),
+    Spec("cluster", 25),
+    Spec("cluster", 10),
+]
 SHRINK_SHORT = 10.0  # seconds of shrinking for a failing short run
 SHRINK_SOAK = 60.0  # for each of the first few failing soak runs
 SOAK_SHRUNK = 5
@@ -56,10 +74,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     soak = soak_seconds(metafunc.config)
     seed = metafunc.config.getoption("checker_seed")
-    if soak > 0:
-        specs = [Spec(s, None, STEPS[s] * 2, soak / len(PLANS)) for s in PLANS]
-    elif seed is not None:
-        specs = [Spec(s, seed, STEPS[s]) for s in PLANS]
+    if seed is not None:
+        specs = [Spec(s, seed, soak) for s in PLANS]
+    elif soak > 0:
+        specs = [Spec(s, None, soak / len(PLANS)) for s in PLANS]
     else:
         specs = SHORT
     metafunc.parametrize("spec", specs, ids=[s.id for s in specs])
@@ -75,7 +93,7 @@ def cluster() -> Iterator[Cluster]:
 
 
 def test_random_histories_keep_every_promise(spec: Spec, request: pytest.FixtureRequest) -> None:
-    soak = spec.seed is None
+    soak = spec.soak > 0
     settings = Settings(soak=soak)
 
     def world_for(seed: int) -> Callable[[], World]:
@@ -86,10 +104,10 @@ def test_random_histories_keep_every_promise(spec: Spec, request: pytest.Fixture
         return lambda: ClusterWorld(servers, settings, seed)
 
     if spec.seed is not None:
-        plan = PLANS[spec.scenario](spec.seed, spec.steps, False)
+        plan = PLANS[spec.scenario](spec.seed, spec.steps, soak)
         outcome = run_and_check(world_for(spec.seed), plan, spec.scenario, spec.seed, SHRINK_SHORT)
         if outcome.violations:
-            pytest.fail(describe(outcome), pytrace=False)
+            pytest.fail(describe(outcome, spec.rerun(spec.seed)), pytrace=False)
         return
     failures: list[str] = []
     seed = random.SystemRandom().randrange(10**6, 10**7)
@@ -100,7 +118,7 @@ def test_random_histories_keep_every_promise(spec: Spec, request: pytest.Fixture
         budget = SHRINK_SOAK if len(failures) < SOAK_SHRUNK else 0.0
         outcome = run_and_check(world_for(seed), plan, spec.scenario, seed, budget)
         if outcome.violations:
-            failures.append(describe(outcome))
+            failures.append(describe(outcome, spec.rerun(seed)))
         seed, runs = seed + 1, runs + 1
     summary = f"soak of {spec.scenario}: seeds {first}..{seed - 1} ({runs} runs), {len(failures)} failed"
     print(summary)

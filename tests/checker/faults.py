@@ -108,13 +108,14 @@ class Link:
             server.close()
 
 
-def kill_connections(admin_dsn: str, pattern: str) -> int:
-    """Terminate every backend whose application_name is LIKE ``pattern``; how many."""
+def kill_connections(admin_dsn: str, pattern: str, spare: str = "") -> int:
+    """Terminate every backend whose application_name is LIKE ``pattern`` (but
+    ``spare``); how many."""
     with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as conn:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name LIKE %s AND pid <> pg_backend_pid()",
-            [pattern],
+            " WHERE application_name LIKE %s AND application_name <> %s AND pid <> pg_backend_pid()",
+            [pattern, spare],
         ).fetchall()
     return len(rows)
 

@@ -88,11 +88,11 @@ _LINE_SPOILS: dict[str, Spoil] = {
     "a \\u0000 in a timestamp": lambda r: r.update({_time_field(r): str(r[_time_field(r)]) + "\u0000"}),
     "a name of 600 characters": lambda r: r.update(name="n" * 600),
     "a version that is a string": lambda r: r.update(version=str(r["version"])),
+    "a version past 64 bits": lambda r: r.update(version=2**70),
+    "a schema_version past 32 bits": lambda r: r.update(schema_version=2**40),
 }
 _SOAK_SPOILS: dict[str, Spoil] = {
     "a timestamp that is no time": lambda r: r.update({_time_field(r): "not a time"}),
-    "a version past 64 bits": lambda r: r.update(version=2**70),
-    "a schema_version past 32 bits": lambda r: r.update(schema_version=2**40),
 }
 CUT_LINE = "the line cut in half"
 

@@ -106,6 +106,11 @@ class Model:
                 found.append((call, call.start - call.op.older_than_ms / 1000))
         return found
 
+    def key_forgotten_between(self, write: Write, start: float, end: float) -> bool:
+        """Whether the store may have forgotten ``write``'s key between the two moments
+        (a retry after that writes again, as docs/reliability.md says)."""
+        return any(f.start < end and f.end > start for f, _ in self._forgetters(write))
+
     def _keyed(self) -> None:
         attempts: dict[str, list[Call]] = defaultdict(list)
         for call in self.history.calls:

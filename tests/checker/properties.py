@@ -54,7 +54,7 @@ class Record:
     history: History
     final: Final
     primary_readers: set[str]
-    moves: list[float] = field(default_factory=list)
+    moves: list[tuple[float, float]] = field(default_factory=list)  # when each move began and ended
     model: Model = field(init=False)
 
     def __post_init__(self) -> None:
@@ -124,6 +124,16 @@ def keyed_retry_answers_as_first(record: Record) -> Iterator[str]:
             )
 
 
+def _written_again(record: Record, attempts: list[Call]) -> bool:
+    """Whether a retry of these attempts came after their key may have been forgotten,
+    and so was a new write."""
+    first = attempts[0].op.original if isinstance(attempts[0].op, Retry) else attempts[0].op
+    if not isinstance(first, Put | Append) or first.key is None:
+        return False
+    start, end = min(c.start for c in attempts), max(c.end for c in attempts)
+    return record.model.key_forgotten_between(first, start, end)
+
+
 def _answer(call: Call) -> Any:
     return getattr(call.result, "version", call.result)
 
@@ -139,7 +149,7 @@ def at_most_once(record: Record) -> Iterator[str]:
                 attempts[put.token].append(call)
     for (token, item), count in sorted(record.final.tokens.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         what = f"token {token}" + ("" if item is None else f" item {item}")
-        if count > 1:
+        if count > 1 and not _written_again(record, attempts[token]):
             yield f"{what} is stored {count} times: {_calls(attempts[token])}"
         failed = attempts.get(token, [])
         if failed and all(c.outcome == "fail" for c in failed):
@@ -221,7 +231,7 @@ def feed_refuses_only_for_cause(record: Record) -> Iterator[str]:
                     f"{segment.consumer}: a feed from a cursor taken at {segment.start:.3f} raised "
                     f"ChangesPruned at {segment.end:.3f}, though no prune_changes ran in between ({error})"
                 )
-        elif not any(segment.start < t < segment.end for t in record.moves):
+        elif not any(segment.start < end and began < segment.end for began, end in record.moves):
             yield f"{segment.consumer}: the feed raised {type(error).__name__}: {error}"
 
 
@@ -229,7 +239,7 @@ def feed_resumes_from_any_saved_cursor(record: Record) -> Iterator[str]:
     for call in record.history.calls:
         if not (isinstance(call.op, FeedReplay) and call.ok):
             continue
-        moved = any(t < call.start for t in record.moves)  # a cursor of another cluster
+        moved = any(began < call.start for began, _ in record.moves)  # a cursor of another cluster
         for replay in call.result:
             if isinstance(replay.error, ChangesPruned) or (moved and isinstance(replay.error, DocStoreError)):
                 continue

@@ -25,7 +25,7 @@ EMPTY = Final(stored={}, watched=None, watch_error=None, tokens={}, traces={}, l
 
 def run(make_world: MakeWorld, plan: Plan, scenario: str, seed: int) -> Record:
     world = make_world()
-    moves: list[float] = []
+    moves: list[tuple[float, float]] = []
 
     def missing(consumer: Consumer) -> int:
         if consumer.segment is None:
@@ -39,7 +39,7 @@ def run(make_world: MakeWorld, plan: Plan, scenario: str, seed: int) -> Record:
             for step in plan:
                 for future in [pool.submit(world.execute, op) for op in step]:
                     future.result()
-        moves += [c.end for c in world.history.calls if isinstance(c.op, Fault) and c.op.what == "move"]
+        moves += [(c.start, c.end) for c in world.history.calls if c.op == Fault("move")]
         final = world.finish()
         return Record(scenario, seed, plan, world.history, final, world.primary_readers, moves)
     finally:
@@ -122,15 +122,15 @@ def shrink(
     return best, runs
 
 
-def describe(outcome: Outcome, limit: int = 5) -> str:
-    """The failure report: the seed, and for each property broken, what was wrong and
-    the shortest history that still breaks it."""
+def describe(outcome: Outcome, rerun: str, limit: int = 5) -> str:
+    """The failure report: the seed, how to ``rerun`` it, and for each property broken,
+    what was wrong and the shortest history that still breaks it."""
     record = outcome.record
     failing = len(outcome.violations)
     lines = [
         f"checker: scenario {record.scenario!r}, seed {record.seed}: {failing} properties fail "
         f"({len(record.plan)} steps; shrinking: {outcome.shrink_seconds:.1f} s, {outcome.runs - 1} runs)",
-        f"rerun: python -m pytest tests/test_checker.py --checker-seed {record.seed} -k {record.scenario}",
+        f"rerun: {rerun}",
     ]
     for name, found in sorted(outcome.violations.items()):
         lines.append(f"property {name}:")

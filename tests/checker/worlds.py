@@ -598,7 +598,9 @@ class PrimaryWorld(World):
             self.proxy.drop_replies(1)
             return None
         if what == "kill-connections":
-            return faults.kill_connections(self.admin_dsn, f"chk-{self.run_id}-%")
+            # The short run spares the host that exports (see generate.Generator).
+            spare = "" if self.settings.soak else f"chk-{self.run_id}-h0"
+            return faults.kill_connections(self.admin_dsn, f"chk-{self.run_id}-%", spare)
         return super().fault(what)
 
     def finish(self) -> Final:
