@@ -19,9 +19,8 @@ from packaging.specifiers import SpecifierSet
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+def build_wheel(source: Path, out: Path) -> Path:
+    """The wheel pip builds from ``source`` (the tree or an sdist), without isolation."""
     subprocess.run(
         [
             sys.executable,
@@ -33,7 +32,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-build-isolation",
             "-w",
             str(out),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,
@@ -41,6 +40,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     [built] = out.glob("docstore-*.whl")
     return built
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheel(ROOT, tmp_path_factory.mktemp("wheel"))
 
 
 def _requirements(wheel: Path) -> dict[str | None, set[str]]:
@@ -187,25 +191,7 @@ def test_the_sdist_builds_a_wheel_with_the_same_files(wheel: Path, tmp_path: Pat
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"pyproject.toml", "schema.sql", "README.md", "docs/LICENSE", "docstore/py.typed"} <= names
-    out = tmp_path / "from-sdist"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-            str(sdist),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    [rebuilt] = out.glob("docstore-*.whl")
+    rebuilt = build_wheel(sdist, tmp_path / "from-sdist")
     with zipfile.ZipFile(wheel) as a, zipfile.ZipFile(rebuilt) as b:
         assert sorted(a.namelist()) == sorted(b.namelist())
 
