@@ -7,17 +7,21 @@ N-th item appended. See docs/index.md.
 """
 
 from ._base import IndexOn
+from ._ddl import Migration, MigrationStep
 from ._plan import OnInvalid
 from .aio import AsyncDocStore
 from .change import Change
 from .doc import Doc, Entry
 from .errors import (
     ChangesPruned,
+    CursorAheadOfServer,
     DatabaseUnavailable,
+    DDLVersionMismatch,
     DocStoreError,
     DocumentInvalid,
     DocumentNotFound,
     IdempotencyKeyReused,
+    InvalidCursor,
     InvalidFilter,
     InvalidKey,
     KindMismatch,
@@ -34,6 +38,8 @@ __all__ = [
     "AsyncDocStore",
     "Change",
     "ChangesPruned",
+    "CursorAheadOfServer",
+    "DDLVersionMismatch",
     "DatabaseUnavailable",
     "Doc",
     "DocStore",
@@ -43,12 +49,15 @@ __all__ = [
     "Entry",
     "IdempotencyKeyReused",
     "IndexOn",
+    "InvalidCursor",
     "InvalidFilter",
     "InvalidKey",
     "Kind",
     "KindMismatch",
     "KindRef",
     "LogKind",
+    "Migration",
+    "MigrationStep",
     "Mode",
     "OnInvalid",
     "OutcomeUnknown",

@@ -15,7 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import _sql as q
 from ._codec import JsonProblem, dump
-from ._plan import Op, Plan, Stmt
+from ._plan import MAX_VERSION, Op, Plan, Stmt
 from ._rows import Head, NamedHead, Prior
 from .doc import Doc
 from .errors import (
@@ -176,7 +176,7 @@ class CoreBase:
                 head.created_at,
                 head.updated_at,
                 head.deleted,
-                head.version - head.live_from + 1,
+                head.live_count,
             )
         return Doc(
             spec.name,
@@ -261,47 +261,6 @@ class CoreBase:
         return Prior(int(version), created, written, wrote)
 
     # --- schema ------------------------------------------------------------------------
-
-    def init_schema(self, partitions: int | None = None) -> Op[int]:
-        """Apply schema.sql under an advisory lock; returns the recorded DDL version.
-
-        ``partitions``: create ``versions`` hash-partitioned into that many partitions
-        when it does not exist yet; an existing table must already have that layout.
-        """
-        if partitions is not None and (
-            isinstance(partitions, bool)
-            or not isinstance(partitions, int)
-            or not 1 <= partitions <= q.MAX_PARTITIONS
-        ):
-            raise ValueError(
-                f"partitions must be None or an int from 1 to {q.MAX_PARTITIONS}, not {partitions!r}"
-            )
-
-        def plan() -> Plan[int]:
-            yield Stmt(q.SCHEMA_LOCK, {"key": "docstore:" + self.sql.schema})
-            if partitions is not None:
-                layout = yield Stmt(q.VERSIONS_LAYOUT, {"schema": self.sql.schema})
-                if not layout:
-                    yield Stmt(self.sql.partitioned_versions(partitions))
-                elif tuple(layout[0]) != ("p", partitions):
-                    relkind, count = layout[0]
-                    now = f"hash-partitioned into {count}" if relkind == "p" else "not partitioned"
-                    raise DocStoreError(
-                        f"schema {self.sql.schema!r}: table versions exists and is {now}; "
-                        f"init_schema(partitions={partitions}) cannot change the layout of "
-                        "a table that holds data (docs/scaling.md says how to move rows "
-                        "into a new layout)"
-                    )
-            yield Stmt(self.sql.ddl())
-            ((recorded,),) = yield Stmt(self.sql(q.RECORDED_DDL_VERSION))
-            if recorded > q.release_ddl_version():
-                raise SchemaMissing(
-                    f"schema {self.sql.schema!r} is at DDL version {recorded}, newer than this "
-                    f"docstore ({q.release_ddl_version()}): upgrade docstore"
-                )
-            return int(recorded)
-
-        return Op(plan, atomic=True)
 
     def create_index(self, kind: str, on: IndexOn) -> Op[str]:
         """Create (if missing) a partial index of ``kind``'s heads; returns its name."""
@@ -389,6 +348,20 @@ class CoreBase:
             )
         if isinstance(exc, pge.CheckViolation | pge.StringDataRightTruncation):
             return InvalidKey(kind, name, _first_line(exc))
+        if (
+            isinstance(exc, pge.NumericValueOutOfRange)
+            and op is not None
+            and not op.read_only
+            and "bigint" in str(exc)
+        ):
+            # Versions are the one number a write adds to (the caller's numbers are
+            # checked before any SQL): a document imported at the last version.
+            return DocStoreError(
+                f"{where}a version would pass 2**63-1 ({MAX_VERSION:,}), the largest "
+                f"number PostgreSQL's bigint holds ({_first_line(exc)}); nothing was "
+                "written. A document at its last version (an import can restore one) "
+                "takes no more writes: purge it and write it anew"
+            )
         if over_a_limit(exc):
             # psycopg files PostgreSQL's class 54 under OperationalError, but the same
             # statement would fail again: this is no connection failure to retry.

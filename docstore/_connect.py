@@ -4,19 +4,22 @@ the checks both stores share."""
 from __future__ import annotations
 
 import os
+import re
 import select
 from dataclasses import dataclass
 from typing import Any, overload
+from urllib.parse import unquote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import ExecStatus
+from psycopg.pq import Conninfo, ExecStatus
 from psycopg.rows import tuple_row
 
 from .errors import DatabaseUnavailable, DocStoreError
 
 __all__ = [
     "DEFAULT_SCHEMA",
+    "LOCAL_SOCKET",
     "PG_VARS",
     "Held",
     "PoolSettings",
@@ -29,12 +32,14 @@ __all__ = [
     "has_rows",
     "idle_connection_is_dead",
     "keeps_cursor",
+    "libpq_defaults",
     "new_cursor",
     "pool_settings",
     "redact",
     "resolve_dsn",
     "resolve_schema",
     "server_configured",
+    "server_parts",
 ]
 
 
@@ -84,12 +89,14 @@ def add_statement_timeout(conninfo: str, kwargs: dict[str, Any], seconds: float 
     kwargs["options"] = f"{existing or ''} -c statement_timeout={ms}".strip()
 
 
-def check_dsn(dsn: str) -> None:
-    """Refuse a DSN libpq cannot parse, without echoing any of it.
+def check_dsn(dsn: str, what: str = "DSN") -> None:
+    """Refuse a DSN libpq cannot parse, without echoing any of it. ``what`` names it in
+    the message (``read_dsn``, ``listen_dsn``).
 
     libpq's parse errors quote the text they choke on, which may be the password (a URL
-    missing its ``postgresql://``, a bad %-escape in the password): so the DSN is checked
-    here, before a pool logs that error, and the error raised has no context to leak.
+    missing its ``postgresql://``, a bad %-escape in the password): so every DSN is
+    checked here before anything connects with it, and the error raised has no context
+    (``__context__``, ``__cause__``) to leak.
     """
     try:
         conninfo_to_dict(dsn)
@@ -97,7 +104,7 @@ def check_dsn(dsn: str) -> None:
     except psycopg.ProgrammingError:
         pass
     raise DatabaseUnavailable(
-        "cannot connect to PostgreSQL: the DSN cannot be parsed (not shown: it may hold a "
+        f"cannot connect to PostgreSQL: the {what} cannot be parsed (not shown: it may hold a "
         "password); write it as postgresql://user:password@host:port/dbname or as "
         "'host=... port=... dbname=... user=...'"
     )
@@ -127,10 +134,11 @@ def pool_settings(
     prepare_threshold: int | None,
     statement_timeout: float | None,
     pool_options: dict[str, Any],
+    what: str = "DSN",
 ) -> PoolSettings:
     """The DSN (checked, never echoed), connection kwargs and pool options of a store."""
     conninfo = resolve_dsn(dsn)
-    check_dsn(conninfo)
+    check_dsn(conninfo, what)
     options: dict[str, Any] = {"min_size": 1, "max_size": 10, "timeout": 10.0}
     options.update(pool_options)
     kwargs = {"autocommit": True, "prepare_threshold": prepare_threshold, **options.pop("kwargs", {})}
@@ -152,27 +160,106 @@ def connect_failure(conninfo: str, exc: BaseException) -> DatabaseUnavailable:
     return DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe_dsn(conninfo)}: {reason}")
 
 
+LOCAL_SOCKET = "[local socket]"
+"""How :func:`describe_dsn` shows the host of a DSN that names none: libpq then uses
+the Unix socket in its compiled-in directory (``/var/run/postgresql`` on Debian)."""
+
+
+def libpq_defaults() -> dict[str, str]:
+    """The values libpq gives the parameters a DSN leaves out, as it would now: from its
+    ``PG*`` variables, else compiled in (the port), else the OS user's name (the user)."""
+    return {
+        option.keyword.decode(): option.val.decode()
+        for option in Conninfo.get_defaults()
+        if option.val is not None and option.keyword != b"password"
+    }
+
+
 def describe_dsn(dsn: str) -> str:
-    """``user@host:port/dbname`` for messages and reprs: no password, ever."""
+    """``user@host:port/dbname`` for messages and reprs: no password, ever. What the DSN
+    leaves out is shown as libpq fills it in (its ``PG*`` variables, the OS user's name,
+    the database of the user's name, the local socket)."""
     try:
         parts = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "<unparseable DSN>"
-    host = parts.get("host") or os.environ.get("PGHOST") or "localhost"
-    port = parts.get("port") or os.environ.get("PGPORT") or "5432"
-    user = parts.get("user") or os.environ.get("PGUSER") or ""
-    db = parts.get("dbname") or os.environ.get("PGDATABASE") or user
+    defaults = libpq_defaults()
+    host = (
+        parts.get("host")
+        or parts.get("hostaddr")
+        or defaults.get("host")
+        or defaults.get("hostaddr")
+        or (LOCAL_SOCKET if os.name == "posix" else "localhost")
+    )
+    port = parts.get("port") or defaults.get("port") or "5432"
+    user = parts.get("user") or defaults.get("user") or ""
+    db = parts.get("dbname") or defaults.get("dbname") or user
     return f"{str(user) + '@' if user else ''}{host}:{port}/{db}"
 
 
-def redact(text: str, dsn: str) -> str:
-    """``text`` with the DSN's password (and any ``password=`` value) blanked out."""
+def server_parts(dsn: str) -> tuple[str, int | None, str]:
+    """(host, port, dbname) of a DSN as :func:`describe_dsn` reads them, for telemetry:
+    never the user or the password. Several hosts stay as written (``a,b``), and so
+    does their port list (then None)."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "", None, ""
+    host = str(parts.get("host") or os.environ.get("PGHOST") or "localhost")
+    port = str(parts.get("port") or os.environ.get("PGPORT") or "5432")
+    user = str(parts.get("user") or os.environ.get("PGUSER") or "")
+    db = str(parts.get("dbname") or os.environ.get("PGDATABASE") or user)
+    return host, int(port) if port.isdigit() else None, db
+
+
+# What may be a password in a DSN's text, parsed or not: the URL form's
+# ``[scheme://]user:PASSWORD@`` and any ``password=VALUE`` (key/value, or a URL's query).
+_URL_PASSWORD = re.compile(
+    r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*://|(?![A-Za-z][A-Za-z0-9+.-]*://))[^\s/@:]*:([^\s@]+)@"
+)
+_KV_PASSWORD = re.compile(r"(?:^|[\s?&])password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)")
+_QUOTED = re.compile(r'"([^"]+)"')
+
+
+def _secrets(dsn: str) -> tuple[set[str], bool]:
+    """The DSN's possible passwords, as written and decoded; and whether libpq parses it."""
+    found: set[str] = set()
     try:
         password = conninfo_to_dict(dsn).get("password")
+        parsed = True
     except psycopg.ProgrammingError:
-        password = None
+        password, parsed = None, False
     if password:
-        text = text.replace(str(password), "***")
+        found.add(str(password))
+    url = _URL_PASSWORD.match(dsn)
+    if url:
+        found.update((url.group(1), unquote(url.group(1))))
+    for match in _KV_PASSWORD.finditer(dsn):
+        value = match.group(1)
+        found.update((value, unquote(value), value[1:-1] if value[:1] == "'" else value))
+    if not parsed:
+        # A word that is no key=value pair may be anything, the password pasted alone.
+        found.update(word for word in dsn.split() if "=" not in word)
+    return {secret for secret in found if secret}, parsed
+
+
+def redact(text: str, dsn: str) -> str:
+    """``text`` with the DSN's password blanked out: the one redaction of every message
+    that may quote a DSN.
+
+    It finds the password whether libpq parses the DSN or not (a URL without its scheme,
+    a bad %-escape); for a DSN it cannot parse, it also blanks every word of it that is
+    no ``key=value`` pair, and each quoted piece of it in ``text``, which is how libpq's
+    parse errors show the text they choke on (``missing "=" after "..."``, ``invalid
+    percent-encoded token: "..."``).
+    """
+    if not dsn:
+        return text
+    secrets, parsed = _secrets(dsn)
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    if not parsed:
+        text = _QUOTED.sub(lambda m: '"***"' if m.group(1) != "=" and m.group(1) in dsn else m.group(0), text)
     return text
 
 

@@ -7,17 +7,23 @@ the oldest transaction still running in this database (its xmin, but for transac
 of other databases, which cannot write here): every transaction below it has ended, so
 no row can still appear behind what was delivered. That makes (xid, seq) a cursor that neither
 skips a transaction that took its id first and committed last, nor repeats anything.
+
+A new feed starts at that same frontier, which prune_changes never passes, or at the
+horizon prune_changes recorded if that is further: a fresh cursor is never behind
+retention. A cursor past the snapshot's xmax was not given by this server (no cursor
+it gives is, and its xmax only grows): it comes from another cluster, and is refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from . import _sql as q
 from ._plan import Plan, Rows, Stmt
 from ._sql import channel
 from .change import Change
-from .errors import ChangesPruned, DatabaseUnavailable
+from .errors import ChangesPruned, CursorAheadOfServer, DatabaseUnavailable, InvalidCursor
 from .kinds import check_key
 
 __all__ = ["Feed", "channel", "parse_cursor"]
@@ -29,37 +35,74 @@ RETRY_LIMIT = 3
 """Failed reconnections in a row before the feed gives up (each waits for the pool)."""
 
 
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '²' and '٣'
+
+NUMBER_MAX = 2**63 - 1
+"""The largest number a cursor holds: a seq is a bigint, and no server issues
+transaction ids past it (their epoch would have to wrap 2^31 times)."""
+
+
+def _number(cursor: str, text: str, what: str) -> int:
+    if not _DIGITS.fullmatch(text):
+        raise InvalidCursor(cursor, f"its {what} {text!r} is not a number in ASCII digits")
+    # The length first: int() of thousands of digits is slow, and refused in its own words.
+    if len(text) > 19 or int(text) > NUMBER_MAX:
+        raise InvalidCursor(cursor, f"its {what} {text[:30]!r} is out of range (at most {NUMBER_MAX})")
+    return int(text)
+
+
 def parse_cursor(cursor: str) -> tuple[tuple[int, int], str | None]:
-    """A cursor's (xid, seq) and the snapshot it skips, if any; ValueError naming it when
-    it is not one the feed gave.
+    """A cursor's (xid, seq) and the snapshot it skips, if any; InvalidCursor naming it
+    when it is not one the feed gives. The one parser of cursors: nothing malformed
+    reaches the server.
 
     A cursor is ``xid.seq``, or ``xid.seq@snapshot`` while the transactions of a start
-    snapshot (``xmin:xmax:xip,...``) are still being passed: those that had committed in
-    it are "before" and never delivered, so a consumer resuming from such a cursor must
-    still skip them.
+    snapshot (``xmin:xmax:xip,...``, as pg_current_snapshot() prints it) are still being
+    passed: those that had committed in it are "before" and never delivered, so a
+    consumer resuming from such a cursor must still skip them.
     """
-    position, at, snapshot = cursor.partition("@") if isinstance(cursor, str) else ("", "", "")
-    xid, dot, seq = position.partition(".")
+    if not isinstance(cursor, str):
+        raise InvalidCursor(cursor, f"a {type(cursor).__name__}, not a string")
+    position, at, snapshot = cursor.partition("@")
+    xid_text, dot, seq_text = position.partition(".")
+    if not dot:
+        raise InvalidCursor(cursor, "not of the form XID.SEQ or XID.SEQ@SNAPSHOT")
+    xid = _number(cursor, xid_text, "transaction id")
+    seq = _number(cursor, seq_text, "sequence number")
+    if not at:
+        return (xid, seq), None
     parts = snapshot.split(":")
-    if (
-        dot
-        and xid.isdigit()
-        and seq.isdigit()
-        and (
-            not at
-            or (
-                len(parts) == 3
-                and parts[0].isdigit()
-                and parts[1].isdigit()
-                and all(x.isdigit() for x in parts[2].split(",") if x)
-            )
-        )
-    ):
-        return (int(xid), int(seq)), (snapshot if at else None)
-    raise ValueError(
-        f"not a change feed cursor: {cursor!r} (pass a Change's .cursor, "
-        "or None to start with the writes committed from now on)"
+    if len(parts) != 3:
+        raise InvalidCursor(cursor, f"its snapshot {snapshot[:60]!r} is not XMIN:XMAX:XIP,...")
+    xmin = _number(cursor, parts[0], "snapshot's xmin")
+    xmax = _number(cursor, parts[1], "snapshot's xmax")
+    # The server's own checks of a pg_snapshot, so that none of its errors leaks out.
+    if xmin % 2**32 == 0 or xmax % 2**32 == 0:
+        raise InvalidCursor(cursor, "its snapshot names transaction id 0, which no server issues")
+    if xmin > xmax:
+        raise InvalidCursor(cursor, f"its snapshot's xmin {xmin} is past its xmax {xmax}")
+    running = (
+        [_number(cursor, x, "snapshot's running transaction") for x in parts[2].split(",")]
+        if parts[2]
+        else []
     )
+    if running != sorted(set(running)) or not all(xmin <= x < xmax for x in running):
+        raise InvalidCursor(
+            cursor, "its snapshot's running transactions are not in increasing order within [xmin, xmax)"
+        )
+    return (xid, seq), snapshot
+
+
+def _start(rows: Rows) -> tuple[tuple[int, int], str]:
+    """Where a feed starting now stands, from FEED_START's row: the frontier, or the
+    horizon prune_changes recorded if that is further (everything up to it had
+    committed before now, so nothing there is for this feed), and the snapshot whose
+    committed transactions it leaves out."""
+    ((frontier, snapshot, horizon),) = rows
+    position = (int(frontier), 0)
+    if isinstance(horizon, str):
+        position = max(position, parse_cursor(horizon)[0])
+    return position, str(snapshot)
 
 
 class Feed:
@@ -79,6 +122,8 @@ class Feed:
         self.position: tuple[int, int] | None = None
         self.since: str | None = None
         self.since_xmax = 0
+        # The cursor as given, named if the server refuses it at the first page.
+        self._given = after
         if after is not None:
             self.position, since = parse_cursor(after)
             self._skip(since)
@@ -102,16 +147,17 @@ class Feed:
         return None if self.position is None else self._cursor(*self.position)
 
     @staticmethod
-    def frontier(_sql: q.Statements) -> Plan[str]:
+    def frontier(sql: q.Statements) -> Plan[str]:
         """A cursor that delivers exactly the writes not committed now (see change_cursor)."""
-        ((xmin, snapshot),) = yield Stmt(q.FEED_START)
-        return f"{xmin}.0@{snapshot}"
+        rows = yield Stmt(sql(q.FEED_START))
+        (xid, seq), snapshot = _start(rows)
+        return f"{xid}.{seq}@{snapshot}"
 
     def poll(self, sql: q.Statements) -> Plan[list[Change]]:
         """Read the next page: the changes deliverable now, in order."""
         if self.position is None:
-            ((xmin, snapshot),) = yield Stmt(q.FEED_START)
-            self.position = (int(xmin), 0)
+            rows = yield Stmt(sql(q.FEED_START))
+            self.position, snapshot = _start(rows)
             self._skip(snapshot)
         params = {
             "xid": str(self.position[0]),
@@ -129,14 +175,18 @@ class Feed:
 
     def take(self, rows: Rows) -> list[Change]:
         """The deliverable changes of a page; moves the position past them."""
-        xmin = int(rows[0][0])
-        horizon = rows[0][1]
+        xmin, xmax = int(rows[0][0]), int(rows[0][1])
+        horizon = rows[0][2]
         assert self.position is not None
+        if self.position[0] > xmax or self.since_xmax > xmax:
+            # Every cursor this server gave is at or below its xmax, which only grows.
+            raise CursorAheadOfServer(self._given or self._cursor(*self.position), xmax)
+        self._given = None
         if isinstance(horizon, str) and self.position < parse_cursor(horizon)[0]:
             raise ChangesPruned(f"{self.position[0]}.{self.position[1]}", horizon)
         out: list[Change] = []
         self.pending = False
-        for _x, _h, xid_text, seq, kind, name, version, op, written_at in rows:
+        for _frontier, _xmax, _horizon, xid_text, seq, kind, name, version, op, written_at in rows:
             if xid_text is None:
                 break
             xid = int(xid_text)

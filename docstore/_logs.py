@@ -116,7 +116,7 @@ class LogPlans(CoreBase):
             statement, expect = (
                 q.APPEND_UPDATE,
                 "AND d.version = %(expected)s"
-                + ("" if expected_count is None else " AND d.version - d.live_from + 1 = %(expected_count)s"),
+                + ("" if expected_count is None else f" AND {q.LIVE_COUNT} = %(expected_count)s"),
             )
         elif needs_head:
             # expected_version=0 cannot succeed here: say conflict or "needs meta" below.
@@ -162,7 +162,7 @@ class LogPlans(CoreBase):
                     head.version,
                     (
                         f"expected {expected_count} live items at version {expected}, but it has "
-                        f"{head.version - head.live_from + 1}: cleared, deleted or rewritten since"
+                        f"{head.live_count}: cleared, deleted or rewritten since"
                     ),
                 )
             raise (yield from self._unwritten(spec, name, expected))

@@ -15,6 +15,9 @@ T = TypeVar("T")
 Row = tuple[Any, ...]
 Rows = list[Row]
 Plan = Generator["Stmt", Rows, T]
+# A sequence of operations, each run on its own (in a transaction of its own when
+# atomic): the program receives each one's result, or has its error thrown in.
+Program = Generator["Op[Any]", Any, T]
 
 OnInvalid = Literal["raise", "skip"]
 
@@ -46,6 +49,11 @@ class Op(Generic[T]):
     ``on_primary``: a read that must not go to a read replica (the change feed's position).
     ``keyed``: a write with an idempotency key, so safe to run again as well (it finds
     its key if the first attempt committed).
+    ``layout``: a write that needs the store at this release's DDL version (checked
+    before the first write of a pool, docstore._ddl); False for the DDL that makes it so.
+    ``own_connection``: a step of an upgrade, run on a connection of its own rather than
+    the pool's (an index built CONCURRENTLY cannot run in a transaction, nor under the
+    pool's statement_timeout).
     """
 
     plan: Callable[[], Plan[T]]
@@ -55,13 +63,24 @@ class Op(Generic[T]):
     read_only: bool = False
     on_primary: bool = False
     keyed: bool = False
+    layout: bool = True
+    own_connection: bool = False
+
+
+MAX_VERSION = 2**63 - 1
+"""The highest version a document can have: PostgreSQL's bigint."""
 
 
 def check_expected(expected: int | None) -> None:
-    """Refuse an ``expected_version`` that is neither None, 0 nor a positive int."""
+    """Refuse an ``expected_version`` that is neither None, 0 nor a positive int (up to
+    :data:`MAX_VERSION`)."""
     # bool is an int to Python, but True would pass for version 1 and fail later in SQL.
-    if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool) or expected < 0):
-        raise ValueError(f"expected_version must be None, 0 or a positive int, not {expected!r}")
+    if expected is not None and (
+        not isinstance(expected, int) or isinstance(expected, bool) or not 0 <= expected <= MAX_VERSION
+    ):
+        raise ValueError(
+            f"expected_version must be None, 0 or a positive int up to 2**63-1, not {expected!r}"
+        )
 
 
 def one_statement(stmt: Stmt) -> Plan[Rows]:

@@ -19,7 +19,12 @@ class Head(NamedTuple):
     updated_at: datetime
     deleted: bool
     mode: str  # 's' snapshot, 'l' log
-    live_from: int  # a log's first live item; its live count is version - live_from + 1
+    live_from: int  # a log's first live item (kept by a delete, for restore())
+
+    @property
+    def live_count(self) -> int:
+        """A log's live items: none once deleted."""
+        return 0 if self.deleted else self.version - self.live_from + 1
 
 
 class NamedHead(NamedTuple):
@@ -34,6 +39,11 @@ class NamedHead(NamedTuple):
     deleted: bool
     mode: str
     live_from: int
+
+    @property
+    def live_count(self) -> int:
+        """A log's live items: none once deleted."""
+        return 0 if self.deleted else self.version - self.live_from + 1
 
 
 class Prior(NamedTuple):

@@ -7,6 +7,8 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
+from .extras import install_extra
+
 __all__ = ["main"]
 
 # What docstore.cli imports beyond the library's own dependencies.
@@ -24,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(
             f"docstore: the command needs the 'cli' extra ({', '.join(missing)} "
-            "not installed): pip install 'docstore[cli]'",
+            f"not installed): {install_extra('cli')}",
             file=sys.stderr,
         )
         return 1

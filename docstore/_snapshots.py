@@ -261,6 +261,49 @@ class SnapshotPlans(CoreBase):
 
         return Op(plan, kind, name, keyed=bool(keyed))
 
+    def restore(self, kind: str, name: str, expected: int | None, author: str | None = None) -> Op[int]:
+        """Undo a delete: a snapshot's deleted value as a new version, a log's items live
+        again. A live document is left as it is; one purged or pruned is not found."""
+        spec = self.kinds.get(kind)
+        check_key(kind, name)
+        check_expected(expected)
+
+        def plan() -> Plan[int]:
+            # A second look when another writer moved the document between our read and
+            # our write (another restore, an append): live then, it is restored already.
+            for _look in range(2):
+                rows = yield Stmt(self.sql(q.GET_HEAD), {"kind": kind, "name": name})
+                if not rows:
+                    raise DocumentNotFound(kind, name)
+                head = Head._make(rows[0])
+                self.mode_of(spec, name, head.mode)
+                if expected is not None and head.version != expected:
+                    raise VersionConflict(kind, name, expected, head.version)
+                if not head.deleted:
+                    return head.version
+                if spec.mode == "snapshot":
+                    # The tombstone holds the value it deleted.
+                    old = yield from self._get_plan(spec, name, head.version)
+                    validated, data = self.encode(spec, name, old.data)
+                    try:
+                        doc = yield from self._put_plan(
+                            spec, name, validated, data, head.version, "revert", author
+                        )
+                    except VersionConflict:
+                        if expected is not None:
+                            raise
+                        continue
+                    return doc.version
+                params = {"kind": kind, "name": name, "expected": head.version, "op": "restore"}
+                written = yield Stmt(self.write_sql(spec, q.RESTORE_LOG), params)
+                if written:
+                    return int(written[0][0])
+                if expected is not None:
+                    break
+            raise (yield from self._unwritten(spec, name, expected))
+
+        return Op(plan, kind, name, atomic=True)
+
     def revert(
         self, kind: str, name: str, to_version: int, expected: int | None, author: str | None = None
     ) -> Op[Doc[Any]]:

@@ -22,6 +22,8 @@ from ._rows import HEAD_COLUMNS
 __all__ = ["SCHEMA_PLACEHOLDER", "Statements", "channel", "check_schema", "release_ddl_version", "schema_ddl"]
 
 SCHEMA_PLACEHOLDER = ':"schema"'
+# schema.sql's line after which every statement is a view (docstore._ddl replaces them).
+VIEWS_MARKER = "-- docstore:views"
 SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 
 # Every statement about one document names its (kind, name) on every table it touches,
@@ -274,6 +276,8 @@ FOR UPDATE
 """
 
 LIVE_KEEP = "d.live_from"
+# A log's live items: none once deleted (its live_from stays, for restore()).
+LIVE_COUNT = "(CASE WHEN d.deleted THEN 0 ELSE d.version - d.live_from + 1 END)"
 LIVE_RESET = "d.version + 1"
 
 # A clear or a log's delete writes no version row, but it is a write: it has its change.
@@ -293,11 +297,28 @@ WITH head AS (
 DELETE_LOG = (
     """
 WITH head AS (
-    UPDATE {s}.documents AS d SET deleted = true, live_from = d.version + 1, updated_at = now()
+    -- live_from stays: the items live at the delete are what restore() brings back (an
+    -- append after the delete starts afresh at version + 1 all the same).
+    UPDATE {s}.documents AS d SET deleted = true, updated_at = now()
     WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND NOT d.deleted
       AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
     RETURNING d.version, d.updated_at, d.created_at
 ){key}"""
+    + _CHANGE_ROW
+    + """SELECT version FROM head
+"""
+)
+
+# A deleted log live again, with the items it had when it was deleted; no version row
+# (version N is still the N-th item), a change row with op 'restore'.
+RESTORE_LOG = (
+    """
+WITH head AS (
+    UPDATE {s}.documents AS d SET deleted = false, updated_at = now()
+    WHERE d.kind = %(kind)s AND d.name = %(name)s AND d.mode = 'l' AND d.deleted
+      AND (%(expected)s::bigint IS NULL OR d.version = %(expected)s::bigint)
+    RETURNING d.version, d.updated_at, d.created_at
+)"""
     + _CHANGE_ROW
     + """SELECT version FROM head
 """
@@ -371,7 +392,8 @@ FROM {s}.versions
 WHERE kind = '_idempotency' AND name = %(idem_key)s AND version = 1
 """
 
-# Keys older than the cutoff, for prune(kind, older_than=...): the kind's own keys only.
+# Keys older than the cutoff, for prune(kind, older_than=...): the kind's own keys only,
+# through versions_key_age_idx (schema.sql).
 PRUNE_KEYS = """
 WITH doomed AS (
     SELECT kind, name, version FROM {s}.versions
@@ -424,8 +446,42 @@ SELECT name FROM gone
 """
 )
 
+# prune(restorable=True) of a log kind: the same choice as PRUNE_DOCUMENTS among the live
+# logs (keep_last counts live ones), deleted as delete() does (a tombstone restore()
+# undoes) instead of removed. Each head is re-checked once locked, so a log written
+# after the statement began is kept.
+HIDE_LOGS = (
+    """
+WITH ranked AS (
+    SELECT name, updated_at, row_number() OVER (ORDER BY updated_at DESC, name) AS rank
+    FROM {s}.documents WHERE kind = %(kind)s AND NOT deleted
+), doomed AS (
+    SELECT d.kind, d.name FROM {s}.documents d JOIN ranked r ON d.kind = %(kind)s AND d.name = r.name
+    WHERE r.rank > %(keep_last)s
+      AND d.updated_at = r.updated_at AND NOT d.deleted AND d.mode = 'l'
+      AND (%(cutoff)s::timestamptz IS NULL OR d.updated_at < %(cutoff)s::timestamptz)
+    ORDER BY d.name
+    LIMIT %(batch)s
+    FOR UPDATE OF d SKIP LOCKED
+), hid AS (
+    UPDATE {s}.documents d SET deleted = true, updated_at = now()
+    FROM doomed WHERE d.kind = doomed.kind AND d.name = doomed.name
+    RETURNING d.kind, d.name, d.version, d.updated_at
+)"""
+    + NOTE
+    + """, chg AS (
+    INSERT INTO {s}.changes (kind, name, version, op, written_at)
+    SELECT kind, name, version, 'delete', updated_at FROM hid, note
+)
+SELECT name FROM hid
+"""
+)
+
 # Named documents with every version they have, for good; returns each with whether it
-# was deleted already. The feed reports each as a prune: gone, history and all.
+# was deleted already. The feed reports each as a prune: gone, history and all. The
+# idempotency keys of their writes go too (every name given, even one with no document
+# left): a keyed retry would otherwise answer "written" for a document that is not
+# there, and a reused key would show the purged name.
 PURGE_DOCUMENTS = (
     """
 WITH doomed AS (
@@ -436,6 +492,11 @@ WITH doomed AS (
 ), gone_versions AS (
     DELETE FROM {s}.versions v USING doomed
     WHERE v.kind = doomed.kind AND v.name = doomed.name
+), gone_keys AS (
+    -- The predicate and expressions of versions_key_document_idx (schema.sql).
+    DELETE FROM {s}.versions v
+    WHERE v.kind = '_idempotency' AND v.data ->> 'kind' = %(kind)s
+      AND v.data ->> 'name' = ANY(%(names)s)
 ), gone AS (
     DELETE FROM {s}.documents d USING doomed
     WHERE d.kind = doomed.kind AND d.name = doomed.name
@@ -470,12 +531,6 @@ RETURNING 1
 
 # --- the change feed -----------------------------------------------------------------
 
-# Where a feed that starts now begins: every transaction below xmin has ended, and the
-# snapshot tells which of the others had committed (those are "before", not delivered).
-FEED_START = """
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text, pg_current_snapshot()::text
-"""
-
 # The frontier of a snapshot: the oldest transaction still running that may yet write
 # a change here, else the snapshot's xmax. Every row below it is final. A transaction
 # running in another database of the cluster cannot write this table, so it does not
@@ -490,16 +545,33 @@ _FRONTIER = """coalesce((
                                         WHERE datname = current_database()))
 ), pg_snapshot_xmax(pg_current_snapshot()))"""
 
+# Where a feed that starts now begins: the frontier (every transaction of this database
+# below it has ended; the snapshot tells which of the others had committed: those are
+# "before", not delivered), and the horizon prune_changes recorded. The same frontier as
+# prune_changes's: the snapshot's own xmin counts transactions of other databases too,
+# and a feed started there while prune_changes had gone past it was told it fell behind.
+FEED_START = (
+    """
+SELECT ("""
+    + _FRONTIER
+    + """)::text, pg_current_snapshot()::text,
+       (SELECT data ->> 'pruned_through' FROM {s}.documents
+        WHERE kind = '_docstore' AND name = 'changes')
+"""
+)
+
 # The next page after (xid, seq), in (xid, seq) order, with the frontier: rows at or
-# above it are not delivered yet (a transaction below them may still commit), and the
-# retention horizon prune_changes left, checked in the same snapshot. {skip} leaves out
-# what a feed started with after=None saw as already committed.
+# above it are not delivered yet (a transaction below them may still commit), the
+# snapshot's xmax (no cursor this server gave is past it: one that is comes from
+# another cluster), and the retention horizon prune_changes left, checked in the same
+# snapshot. {skip} leaves out what a feed started with after=None saw as already
+# committed.
 FEED_PAGE = (
     """
 WITH snap AS (SELECT """
     + _FRONTIER
     + """ AS xmin)
-SELECT snap.xmin::text,
+SELECT snap.xmin::text, pg_snapshot_xmax(pg_current_snapshot())::text,
        (SELECT data ->> 'pruned_through' FROM {s}.documents
         WHERE kind = '_docstore' AND name = 'changes'),
        c.xid::text, c.seq, c.kind, c.name, c.version, c.op, c.written_at
@@ -546,6 +618,14 @@ WITH bound AS (
     FROM last
     ON CONFLICT (kind, name) DO UPDATE
     SET data = excluded.data, version = d.version + 1, updated_at = now()
+    -- Only forward: a run that read an older snapshot may commit after one that went
+    -- further (it waited for its rows); moving the horizon back would hide that gap.
+    -- ON CONFLICT compares with the latest committed horizon, not this snapshot's.
+    WHERE d.data ->> 'pruned_through' IS NULL
+       OR (split_part(excluded.data ->> 'pruned_through', '.', 1)::xid8,
+           split_part(excluded.data ->> 'pruned_through', '.', 2)::bigint)
+        > (split_part(d.data ->> 'pruned_through', '.', 1)::xid8,
+           split_part(d.data ->> 'pruned_through', '.', 2)::bigint)
 )
 SELECT count(*) FROM gone
 """
@@ -810,6 +890,12 @@ class Statements:
                 f"REMAINDER {i})"
             )
         return ";\n".join(parts) + ";"
+
+    def views_ddl(self) -> str:
+        """schema.sql's views (everything after its ``docstore:views`` line), bound to
+        this schema: an upgrade replaces them after its steps."""
+        ddl = self.ddl()
+        return ddl[ddl.index("\n", ddl.index(VIEWS_MARKER)) + 1 :]
 
     def ddl(self) -> str:
         """schema.sql bound to this schema."""

@@ -9,10 +9,12 @@ from typing import Any
 
 from . import _sql as q
 from ._base import CoreBase
-from ._plan import Op, Plan, Stmt
+from ._codec import find_problem
+from ._plan import MAX_VERSION, Op, Plan, Stmt
 from .errors import (
     DocStoreError,
     InvalidKey,
+    KindMismatch,
 )
 from .kinds import check_key
 
@@ -31,9 +33,16 @@ class UpkeepPlans(CoreBase):
         keep_last: int | None,
         batch_size: int,
         progress: Callable[[int], None] | None = None,
+        restorable: bool = False,
     ) -> Op[int]:
-        """Delete whole documents by age of last write and/or beyond the newest N."""
-        self.kinds.get(kind)
+        """Delete whole documents by age of last write and/or beyond the newest N (with
+        ``restorable``, a log kind's are deleted as ``delete`` does, not removed)."""
+        spec = self.kinds.get(kind)
+        if restorable and spec.mode != "log":
+            raise KindMismatch(
+                f"prune(restorable=True) deletes logs; kind {kind!r} is a snapshot kind: "
+                "delete its documents one by one, or prune them for good"
+            )
         if older_than is None and keep_last is None:
             raise ValueError("prune needs older_than=, keep_last= or both")
         if keep_last is not None and keep_last < 0:
@@ -48,13 +57,13 @@ class UpkeepPlans(CoreBase):
                 cutoff = older_than
             gone = yield from _in_batches(
                 Stmt(
-                    self.sql(q.PRUNE_DOCUMENTS),
+                    self.sql(q.HIDE_LOGS if restorable else q.PRUNE_DOCUMENTS),
                     {"kind": kind, "cutoff": cutoff, "keep_last": keep_last or 0, "batch": batch_size},
                 ),
                 batch_size,
                 progress,
             )
-            if cutoff is not None:
+            if cutoff is not None and not restorable:
                 # Idempotency keys of the kind's writes are remembered until then too.
                 yield from _in_batches(
                     Stmt(self.sql(q.PRUNE_KEYS), {"kind": kind, "cutoff": cutoff, "batch": batch_size}),
@@ -222,6 +231,14 @@ _LINE_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 
 
+# The numbers of a line and the largest each column takes (bigint, integer).
+_LIMITS = {
+    "version": (MAX_VERSION, "2**63-1"),
+    "live_from": (MAX_VERSION, "2**63-1"),
+    "schema_version": (2**31 - 1, "2**31-1"),
+}
+
+
 class ImportCheck:
     """Checks, line by line and in constant memory, that a file is one export: document
     lines in export order (kind, then name, by code point: the "C" collation), each
@@ -319,6 +336,21 @@ def _check_export_line(number: int, line: str) -> dict[str, Any]:
         raise DocStoreError(f"import line {number}: {exc}") from None
     if record["t"] == "document" and record["mode"] not in ("log", "snapshot"):
         raise DocStoreError(f"import line {number}: field 'mode' is not 'log' or 'snapshot'")
+    where = f"import line {number}: {record['kind']} {record['name']!r}"
+    for key, (top, spelled) in _LIMITS.items():
+        value = record.get(key)
+        if value is not None and not 0 <= value <= top:
+            why = "negative" if value < 0 else f"past {spelled}"
+            raise DocStoreError(
+                f"{where}: field {key!r} is {why}, out of the range PostgreSQL's column holds; "
+                "nothing was written"
+            )
+    # What jsonb cannot hold (the server would refuse the whole batch, naming no line):
+    # only a line with an escape or a bare NaN/Infinity can hold any, so most skip the walk.
+    if "\\u" in line or "NaN" in line or "Infinity" in line:
+        found = find_problem({k: v for k, v in record.items() if k not in ("kind", "name")})
+        if found is not None:
+            raise DocStoreError(f"{where}: {found.path} {found.problem}; nothing was written")
     return dict(record)
 
 

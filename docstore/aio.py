@@ -7,6 +7,8 @@ docstore/store.py is generated from docstore/aio.py by .ci/async_to_sync.py (``a
 from __future__ import annotations
 
 import builtins
+import inspect
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -21,14 +23,15 @@ from psycopg import errors as pge
 from psycopg_pool import AsyncConnectionPool
 from pydantic import TypeAdapter
 
-from . import _connect, _replica
+from . import _connect, _otel, _replica
 from ._base import IndexOn, over_a_limit
-from ._core import Core, OnInvalid, Op, Rows, Stmt, T
+from ._core import Core, OnInvalid, Op, Program, Rows, Stmt, T
+from ._ddl import Migration
 from ._feed import Feed, channel
 from ._sql import check_schema
 from .change import Change
 from .doc import Doc, Entry
-from .errors import VersionConflict
+from .errors import DocStoreError, VersionConflict
 from .kinds import Kind, KindRef, LogKind, Mode, Registry, Upgrader
 
 __all__ = ["AsyncDocStore"]
@@ -37,6 +40,10 @@ M = TypeVar("M")
 
 # (pool, connection) of the transaction open in this context, if any.
 _ACTIVE: ContextVar[_connect.Held | None] = ContextVar("docstore_async_transaction", default=None)
+
+# The schemas each pool has found at this release's DDL version: a store checks the
+# recorded version before its first write, once per pool, not once per call (docstore._ddl).
+_LAYOUT_OK: weakref.WeakKeyDictionary[AsyncConnectionPool[Any], set[str]] = weakref.WeakKeyDictionary()
 
 
 async def _check(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -67,7 +74,9 @@ class AsyncDocStore:
         self._owns_pool = owns_pool
         self.kinds = kinds if kinds is not None else Registry()
         self._core = Core(self.kinds, schema, author)
+        self._layout_ok = schema in _LAYOUT_OK.get(pool, ())
         self._where = _connect.describe_dsn(str(pool.conninfo))
+        self._telemetry = _otel.StoreTelemetry(str(pool.conninfo), schema)
         self._read_pool = read_pool
         self._reads = (
             None
@@ -104,6 +113,13 @@ class AsyncDocStore:
         schema = _connect.resolve_schema(schema)
         check_schema(schema)  # before a pool is made: a refused name must leave nothing open
         settings = _connect.pool_settings(dsn, prepare_threshold, statement_timeout, pool_options)
+        # Checked before the primary's pool opens: a read_dsn that cannot be parsed must
+        # leave nothing open behind its error.
+        reads = None
+        if read_dsn is not None:
+            reads = _connect.pool_settings(
+                read_dsn, prepare_threshold, statement_timeout, pool_options, "read_dsn"
+            )
         try:
             # One direct attempt first: a refused connection or a wrong password fails here
             # at once with libpq's reason, where the pool would retry until its timeout.
@@ -124,9 +140,8 @@ class AsyncDocStore:
         except psycopg.Error as exc:
             await pool.close()
             raise _connect.connect_failure(settings.conninfo, exc) from None
-        if read_dsn is None:
+        if reads is None:
             return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
-        reads = _connect.pool_settings(read_dsn, prepare_threshold, statement_timeout, pool_options)
         # Not waited for: a replica that is down must not stop the store from working.
         read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             reads.conninfo,
@@ -145,6 +160,18 @@ class AsyncDocStore:
             await self._pool.close()
             if self._read_pool is not None:
                 await self._read_pool.close()
+
+    async def dispose(self) -> None:
+        """Let go of every pooled connection, as SQLAlchemy's ``Engine.dispose()`` does.
+
+        Idle connections close now and those in use when they come back; none opened
+        before is used again. The store stays open: the pool opens fresh connections in
+        their place (psycopg_pool's ``drain()``). It works on a pool the store was given
+        too (the framework calls it at shutdown on whatever it holds as its engine).
+        """
+        await self._pool.drain()
+        if self._read_pool is not None:
+            await self._read_pool.drain()
 
     async def __aenter__(self) -> Self:
         return self
@@ -175,7 +202,25 @@ class AsyncDocStore:
 
     # --- running plans -------------------------------------------------------------------
 
-    async def _run(self, op: Op[T]) -> T:
+    async def _run(self, make: Callable[[], Op[T]], what: str, op: Op[T] | None = None) -> T:
+        """Run the op ``make()`` builds (its checks and encoding included), for the store
+        method ``what``: its name in spans and metrics. ``op``: made already (observed)."""
+        if op is None:
+            if _otel.active():
+                return await self._observed(make, what)
+            op = make()
+        if op.read_only or not op.layout or self._layout_ok:
+            return await self._attempts(op, what)
+        # The first write of this pool checks the store's DDL version before it writes.
+        result = await self._attempts(self._core.layout_checked(op), what)
+        self._layout_found()
+        return result
+
+    def _layout_found(self) -> None:
+        self._layout_ok = True
+        _LAYOUT_OK.setdefault(self._pool, set()).add(self.schema)
+
+    async def _attempts(self, op: Op[T], what: str) -> T:
         active = _ACTIVE.get()
         held = None
         if active is not None and active.pool is self._pool:
@@ -183,17 +228,14 @@ class AsyncDocStore:
                 held = active.conn
             elif not op.read_only:
                 raise active.ended(op.kind, op.name)
-        if (
-            op.read_only
-            and not op.on_primary
-            and held is None
-            and self._reads is not None
-            and self._reads.usable()
-        ):
-            try:
-                return await self._run_on_replica(op)
-            except _replica.UsePrimary:
-                pass
+        if op.read_only and not op.on_primary and held is None and self._reads is not None:
+            if self._reads.usable():
+                try:
+                    return await self._run_on_replica(op)
+                except _replica.UsePrimary as why:
+                    self._telemetry.fell_back(what, op.kind, why.reason)
+            else:
+                self._telemetry.fell_back(what, op.kind, self._reads.unusable())
         attempt = 0
         while True:
             attempt += 1
@@ -235,10 +277,75 @@ class AsyncDocStore:
                 error = self._core.failure(exc, op, attempt, held is not None, sent)
                 if error is not None:
                     raise error from exc
+                self._telemetry.retried(what, op.kind, exc)
+
+    async def _observed(self, make: Callable[[], Op[T]], what: str) -> T:
+        """:meth:`_run` in a span, timed (an SDK is configured)."""
+        with self._telemetry.call(what) as call:
+            op = make()
+            call.describe(op.kind, op.name)
+            result = await self._run(make, what, op)
+            call.done(result)
+            return result
+
+    async def _steps(self, program: Program[T]) -> T:
+        """Run a program of operations (docstore._ddl), each on the pool, or on one
+        connection of the program's own where the op says so; an op's error is thrown
+        into the program, which may answer it."""
+        own: psycopg.AsyncConnection[Any] | None = None
+        try:
+            op = next(program)
+            while True:
+                try:
+                    if not op.own_connection:
+                        # Made already: run as it is, no span of its own per upgrade statement.
+                        result = await self._run(_made(op), "migrate", op)
+                    else:
+                        if own is None:
+                            own = await self._own_connection()
+                        if op.atomic:
+                            async with own.transaction():
+                                result = await self._drive(own, op)
+                        else:
+                            result = await self._drive(own, op)
+                except (psycopg.Error, DocStoreError) as exc:
+                    op = program.throw(exc)
+                    continue
+                op = program.send(result)
+        except StopIteration as stop:
+            done: T = stop.value
+            return done
+        except psycopg.Error as exc:
+            raise self._core.translate(exc) from exc
+        finally:
+            if own is not None:
+                await own.close()
+
+    async def _own_connection(self) -> psycopg.AsyncConnection[Any]:
+        """A connection for an upgrade's steps, as the pool makes them, never prepared."""
+        active = _ACTIVE.get()
+        if active is not None and active.pool is self._pool and active.open:
+            # Its index builds would wait for this very transaction to end.
+            raise DocStoreError(
+                f"schema {self.schema!r}: the store's layout cannot be upgraded inside "
+                "store.transaction(); run init_schema() or migrate() outside the block"
+            )
+        conninfo = str(self._pool.conninfo)
+        given: Any = self._pool.kwargs or {}
+        if callable(given):  # psycopg_pool 3.3 takes a function giving them too
+            given = given()
+            if inspect.isawaitable(given):
+                given = await given
+        kwargs = {**given, "autocommit": True, "prepare_threshold": None}
+        try:
+            return await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+        except psycopg.Error as exc:
+            raise _connect.connect_failure(conninfo, exc) from None
 
     async def _note_write(self, conn: psycopg.AsyncConnection[Any]) -> None:
         # After the commit: the replica holds this write once it has replayed this far.
         assert self._reads is not None
+        since = self._reads.writing()
         try:
             cur = _connect.new_cursor(conn)
             await cur.execute(_replica.WRITE_LSN)
@@ -247,7 +354,7 @@ class AsyncDocStore:
             # The write is committed: failing it now would misreport it.
             self._reads.wrote_unknown()
             return
-        self._reads.wrote(row[0] if row is not None else None)
+        self._reads.wrote(row[0] if row is not None else None, since)
 
     async def _run_on_replica(self, op: Op[T]) -> T:
         """Run a read on the replica; UsePrimary when it is down or behind our writes."""
@@ -256,27 +363,33 @@ class AsyncDocStore:
             conn = await self._read_pool.getconn(timeout=self._reads.timeout)
         except psycopg.Error as exc:
             self._reads.failed(exc)
-            raise _replica.UsePrimary from None
+            raise _replica.UsePrimary("unavailable") from None
         try:
-            if not self._reads.caught_up():
+            server = _replica.server_of(conn)
+            if not self._reads.caught_up(server):
                 cur = _connect.new_cursor(conn)
                 await cur.execute(_replica.REPLAY_LSN)
                 row = await cur.fetchone()
-                if not self._reads.replayed(row[0] if row is not None else None):
-                    raise _replica.UsePrimary
+                if not self._reads.replayed(server, row[0] if row is not None else None):
+                    raise _replica.UsePrimary("behind")
             result = await self._drive(conn, op, own=True)
             self._reads.answered()
+            self._telemetry.on_replica(server)
             return result
+        except (pge.UndefinedTable, pge.InvalidSchemaName, pge.UndefinedObject):
+            # A standby that has not replayed the schema's creation yet: the primary has
+            # it (or says SchemaMissing itself).
+            raise _replica.UsePrimary("no_schema") from None
         except (pge.SerializationFailure, pge.QueryCanceled) as exc:
             if isinstance(exc, pge.QueryCanceled) and "recovery" not in str(exc):
                 raise self._core.translate(exc, op) from exc
             # Cancelled by a conflict with replay: the primary has no such conflicts.
-            raise _replica.UsePrimary from None
+            raise _replica.UsePrimary("replay_conflict") from None
         except psycopg.OperationalError as exc:
             if over_a_limit(exc):  # the statement's fault, not the replica's
                 raise self._core.translate(exc, op) from exc
             self._reads.failed(exc)
-            raise _replica.UsePrimary from None
+            raise _replica.UsePrimary("unavailable") from None
         except psycopg.Error as exc:
             raise self._core.translate(exc, op) from exc
         finally:
@@ -323,47 +436,73 @@ class AsyncDocStore:
 
         Nested blocks become savepoints.
         """
-        active = _ACTIVE.get()
-        if active is not None and active.pool is self._pool and active.open:
-            async with active.conn.transaction():
-                yield
-            return
-        committing = False
-        try:
-            async with self._pool.connection() as conn:
-                async with conn.transaction():
-                    held = _connect.Held(self._pool, conn)
-                    token = _ACTIVE.set(held)
-                    try:
-                        yield
-                        committing = True
-                    except BaseException:
-                        # A conflict or a failure inside the block: another writer may
-                        # have moved a document on, so reads must not be older than now.
-                        if self._reads is not None:
-                            self._reads.wrote_unknown()
-                        raise
-                    finally:
-                        held.open = False
-                        _ACTIVE.reset(token)
+        with self._telemetry.transaction() if _otel.active() else _otel.OFF:
+            active = _ACTIVE.get()
+            if active is not None and active.pool is self._pool and active.open:
+                async with active.conn.transaction():
+                    yield
+                return
+            committing = False
+            try:
+                async with self._pool.connection() as conn:
+                    async with conn.transaction():
+                        held = _connect.Held(self._pool, conn)
+                        token = _ACTIVE.set(held)
+                        try:
+                            yield
+                            committing = True
+                        except BaseException:
+                            # A conflict or a failure inside the block: another writer may
+                            # have moved a document on, so reads must not be older than now.
+                            if self._reads is not None:
+                                self._reads.wrote_unknown()
+                            raise
+                        finally:
+                            held.open = False
+                            _ACTIVE.reset(token)
+                    if self._reads is not None:
+                        await self._note_write(conn)
+            except psycopg.Error as exc:
+                # A commit whose reply was lost may have happened.
                 if self._reads is not None:
-                    await self._note_write(conn)
-        except psycopg.Error as exc:
-            # A commit whose reply was lost may have happened.
-            if self._reads is not None:
-                self._reads.wrote_unknown()
-            raise self._core.translate(exc, unknown=committing and exc.sqlstate is None) from exc
+                    self._reads.wrote_unknown()
+                raise self._core.translate(exc, unknown=committing and exc.sqlstate is None) from exc
 
     # --- set-up ------------------------------------------------------------------------
 
     async def init_schema(self, *, partitions: int | None = None) -> int:
-        """Create the schema, tables and indexes if missing; returns the DDL version.
+        """Create the store if missing, or upgrade one made by an earlier release to this
+        release's layout (online, docs/upgrading.md); returns the DDL version.
 
-        Idempotent, never drops anything, and safe when many processes run it at once.
-        ``partitions=N`` creates the ``versions`` table hash-partitioned on (kind, name)
-        into N partitions (docs/scaling.md); it cannot change an existing table's layout.
+        Idempotent, never drops anything, and safe when many processes run it at once; on
+        a store already at this release's version it changes nothing. ``partitions=N``
+        creates the ``versions`` table hash-partitioned on (kind, name) into N partitions
+        (docs/scaling.md); it cannot change an existing table's layout.
         """
-        return await self._run(self._core.init_schema(partitions))
+        version = await self._steps(self._core.init_schema(partitions))
+        self._layout_found()
+        return version
+
+    async def migrate(
+        self,
+        *,
+        dry_run: bool = False,
+        offline_ok: bool = False,
+        progress: Callable[[str], None] | None = None,
+        partitions: int | None = None,
+    ) -> Migration:
+        """Upgrade the store's layout to this release's DDL version, in place, each step
+        online and recorded as it commits (docs/upgrading.md); returns what it found and ran.
+
+        ``dry_run``: report the steps, change nothing. ``offline_ok``: also run steps that
+        stop writes while they run (none so far); without it they raise, naming them.
+        ``progress(line)`` is told each step as it starts. ``partitions=N`` then moves a
+        plain ``versions`` into N hash partitions, online (writes go on meanwhile).
+        """
+        migration = await self._steps(self._core.migrate(dry_run, offline_ok, progress, partitions))
+        if not dry_run:
+            self._layout_found()
+        return migration
 
     async def create_index(self, kind: KindRef, *, on: IndexOn = "data") -> str:
         """Index ``kind``'s current documents; returns the index's name. Idempotent.
@@ -372,7 +511,7 @@ class AsyncDocStore:
         ``on="updated_at"``: for ``order_by="updated_at"``. None exists by default, since
         each is paid by every write of the kind (docs/performance.md, Indexes).
         """
-        return await self._run(self._core.create_index(self.kinds.name(kind), on))
+        return await self._run(lambda: self._core.create_index(self.kinds.name(kind), on), "create_index")
 
     @overload
     def register(
@@ -498,14 +637,15 @@ class AsyncDocStore:
         wrote and writes nothing more (docs/reliability.md).
         """
         return await self._run(
-            self._core.put(
+            lambda: self._core.put(
                 self.kinds.name(kind),
                 name,
                 value,
                 expected_version,
                 author=author,
                 idempotency_key=idempotency_key,
-            )
+            ),
+            "put",
         )
 
     @overload
@@ -519,7 +659,7 @@ class AsyncDocStore:
 
     async def get(self, kind: KindRef, name: str, *, version: int | None = None) -> Doc[Any]:
         """The current document, or version ``version`` of it; else DocumentNotFound."""
-        return await self._run(self._core.get(self.kinds.name(kind), name, version))
+        return await self._run(lambda: self._core.get(self.kinds.name(kind), name, version), "get")
 
     @overload
     async def get_many(self, kind: LogKind[Any, M], names: Sequence[str]) -> dict[str, Doc[M]]: ...
@@ -532,7 +672,7 @@ class AsyncDocStore:
 
     async def get_many(self, kind: KindRef, names: Sequence[str]) -> dict[str, Doc[Any]]:
         """Current documents by name, in one query; missing names are left out."""
-        return await self._run(self._core.get_many(self.kinds.name(kind), names))
+        return await self._run(lambda: self._core.get_many(self.kinds.name(kind), names), "get_many")
 
     @overload
     async def versions(self, kind: Kind[T], name: str) -> builtins.list[Doc[T]]: ...
@@ -542,7 +682,7 @@ class AsyncDocStore:
 
     async def versions(self, kind: KindRef, name: str) -> builtins.list[Doc[Any]]:
         """Every stored version, oldest first, tombstones included."""
-        return await self._run(self._core.versions(self.kinds.name(kind), name))
+        return await self._run(lambda: self._core.versions(self.kinds.name(kind), name), "versions")
 
     async def delete(
         self,
@@ -555,7 +695,21 @@ class AsyncDocStore:
     ) -> int:
         """Delete the document (a tombstone version); returns the tombstone's version."""
         return await self._run(
-            self._core.delete(self.kinds.name(kind), name, expected_version, author, idempotency_key)
+            lambda: self._core.delete(self.kinds.name(kind), name, expected_version, author, idempotency_key),
+            "delete",
+        )
+
+    async def restore(
+        self, kind: KindRef, name: str, *, expected_version: int | None = None, author: str | None = None
+    ) -> int:
+        """Undo a delete; returns the document's version after it.
+
+        A snapshot's deleted value comes back as a new version; a log's items live at the
+        delete are live again (no version is written). A live document is left as it is;
+        one purged or pruned raises DocumentNotFound: only those remove a document for good.
+        """
+        return await self._run(
+            lambda: self._core.restore(self.kinds.name(kind), name, expected_version, author), "restore"
         )
 
     @overload
@@ -591,7 +745,8 @@ class AsyncDocStore:
     ) -> Doc[Any]:
         """Write the value of ``to_version`` as a new version."""
         return await self._run(
-            self._core.revert(self.kinds.name(kind), name, to_version, expected_version, author)
+            lambda: self._core.revert(self.kinds.name(kind), name, to_version, expected_version, author),
+            "revert",
         )
 
     @overload
@@ -647,12 +802,13 @@ class AsyncDocStore:
         name (name order), or the previous page's last Doc or ``(sort key, name)``.
         """
         return await self._run(
-            self._core.list_docs(self.kinds.name(kind), where, limit, after, on_invalid, order_by)
+            lambda: self._core.list_docs(self.kinds.name(kind), where, limit, after, on_invalid, order_by),
+            "list",
         )
 
     async def count(self, kind: KindRef, *, where: Any = None) -> int:
         """How many current, undeleted documents of ``kind`` match ``where``."""
-        return await self._run(self._core.count(self.kinds.name(kind), where))
+        return await self._run(lambda: self._core.count(self.kinds.name(kind), where), "count")
 
     @overload
     def iter(
@@ -702,7 +858,9 @@ class AsyncDocStore:
         spec = self.kinds.get(kind)
         state: Any = None
         while True:
-            rows, state = await self._run(self._core.iter_step(spec.name, where, state, batch_size, order_by))
+            rows, state = await self._run(
+                partial(self._core.iter_step, spec.name, where, state, batch_size, order_by), "iter"
+            )
             for doc in self._core.docs_from_rows(spec, rows, on_invalid):
                 yield doc
             if state is None:
@@ -722,13 +880,15 @@ class AsyncDocStore:
         self, kind: KindRef, values: Mapping[str, Any], *, author: str | None = None
     ) -> builtins.list[Doc[Any]]:
         """Store many documents atomically in one round trip; returns them in input order."""
-        return await self._run(self._core.put_many(self.kinds.name(kind), values, author))
+        return await self._run(lambda: self._core.put_many(self.kinds.name(kind), values, author), "put_many")
 
     async def upgrade(
         self, kind: KindRef, *, batch_size: int = 500, progress: Callable[[int], None] | None = None
     ) -> int:
         """Rewrite documents of an older schema_version as new versions; returns how many."""
-        return await self._run(self._core.upgrade(self.kinds.name(kind), batch_size, progress))
+        return await self._run(
+            lambda: self._core.upgrade(self.kinds.name(kind), batch_size, progress), "upgrade"
+        )
 
     # --- log kinds ---------------------------------------------------------------------
 
@@ -753,7 +913,7 @@ class AsyncDocStore:
         ``idempotency_key``: a retry with the same key returns the first attempt's version.
         """
         return await self._run(
-            self._core.append(
+            lambda: self._core.append(
                 self.kinds.name(kind),
                 name,
                 items,
@@ -763,7 +923,8 @@ class AsyncDocStore:
                 expected_count=expected_count,
                 meta_update=meta_update,
                 idempotency_key=idempotency_key,
-            )
+            ),
+            "append",
         )
 
     async def rewrite(
@@ -781,7 +942,7 @@ class AsyncDocStore:
     ) -> int:
         """Replace the live items; the old ones stay readable by version until pruned."""
         return await self._run(
-            self._core.append(
+            lambda: self._core.append(
                 self.kinds.name(kind),
                 name,
                 items,
@@ -792,12 +953,15 @@ class AsyncDocStore:
                 expected_count=expected_count,
                 meta_update=meta_update,
                 idempotency_key=idempotency_key,
-            )
+            ),
+            "rewrite",
         )
 
     async def clear(self, kind: KindRef, name: str, *, expected_version: int | None = None) -> int:
         """Leave the log with no live items; returns its version."""
-        return await self._run(self._core.clear(self.kinds.name(kind), name, expected_version))
+        return await self._run(
+            lambda: self._core.clear(self.kinds.name(kind), name, expected_version), "clear"
+        )
 
     @overload
     async def read(
@@ -834,7 +998,9 @@ class AsyncDocStore:
         where: Any = None,
     ) -> builtins.list[Any]:
         """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``."""
-        return await self._run(self._core.read(self.kinds.name(kind), name, last, after, limit, where))
+        return await self._run(
+            lambda: self._core.read(self.kinds.name(kind), name, last, after, limit, where), "read"
+        )
 
     @overload
     async def entries(
@@ -871,7 +1037,9 @@ class AsyncDocStore:
         where: Any = None,
     ) -> builtins.list[Entry[Any]]:
         """Like :meth:`read`, each item with its version and write time."""
-        return await self._run(self._core.entries(self.kinds.name(kind), name, last, after, limit, where))
+        return await self._run(
+            lambda: self._core.entries(self.kinds.name(kind), name, last, after, limit, where), "entries"
+        )
 
     # --- retention ---------------------------------------------------------------------
 
@@ -883,18 +1051,26 @@ class AsyncDocStore:
         keep_last: int | None = None,
         batch_size: int = 500,
         progress: Callable[[int], None] | None = None,
+        restorable: bool = False,
     ) -> int:
         """Delete whole documents last written before ``older_than`` and/or beyond the
-        ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch."""
+        ``keep_last`` most recent; returns how many went. ``progress(n)`` after each batch.
+
+        ``restorable=True`` (log kinds): delete them as :meth:`delete` does, a tombstone
+        :meth:`restore` undoes, instead of removing them; ``keep_last`` counts live logs.
+        """
         return await self._run(
-            self._core.prune(self.kinds.name(kind), older_than, keep_last, batch_size, progress)
+            lambda: self._core.prune(
+                self.kinds.name(kind), older_than, keep_last, batch_size, progress, restorable
+            ),
+            "prune",
         )
 
     async def purge(self, kind: KindRef, names: str | Sequence[str]) -> builtins.list[str]:
         """Delete the named documents and every version of them, for good, in one
         statement; returns the names that were live (neither missing nor deleted). The
         change feed reports each document removed as a ``prune``."""
-        return await self._run(self._core.purge(self.kinds.name(kind), names))
+        return await self._run(lambda: self._core.purge(self.kinds.name(kind), names), "purge")
 
     async def prune_versions(
         self,
@@ -907,7 +1083,8 @@ class AsyncDocStore:
         """Drop versions beyond each document's newest ``keep_last``; returns how many.
         ``progress(n)`` after each batch."""
         return await self._run(
-            self._core.prune_versions(self.kinds.name(kind), keep_last, batch_size, progress)
+            lambda: self._core.prune_versions(self.kinds.name(kind), keep_last, batch_size, progress),
+            "prune_versions",
         )
 
     async def prune_changes(self, *, older_than: timedelta | datetime, batch_size: int = 5000) -> int:
@@ -915,7 +1092,7 @@ class AsyncDocStore:
         transaction; returns how many. A feed whose cursor is older then raises
         ChangesPruned rather than skip them.
         """
-        return await self._run(self._core.prune_changes(older_than, batch_size))
+        return await self._run(lambda: self._core.prune_changes(older_than, batch_size), "prune_changes")
 
     # --- the change feed ---------------------------------------------------------------
 
@@ -936,22 +1113,31 @@ class AsyncDocStore:
         a notification. ``listen_dsn``: a direct connection for LISTEN (the pool's are
         behind pgbouncer in transaction mode). Leaving the loop returns the connection;
         so does ``stop()`` turning true (checked each time the feed wakes).
+
+        A cursor the feed did not give raises InvalidCursor; one ahead of this server
+        (from another cluster) CursorAheadOfServer; one behind retention ChangesPruned.
         """
+        if listen_dsn is not None:
+            # libpq's parse error would quote the password, and reach the caller.
+            _connect.check_dsn(listen_dsn, "listen_dsn")
         feed = Feed(None if kinds is None else [self.kinds.name(k) for k in kinds], after, poll_interval)
         conn: psycopg.AsyncConnection[Any] | None = None
+        autocommit = True  # the pool's connection's setting, given back with it
         try:
             while True:
                 try:
                     if conn is None:
-                        conn = await self._listen(listen_dsn)
+                        conn, autocommit = await self._listen(listen_dsn)
                     found = await self._drive(conn, Op(partial(feed.poll, self._core.sql)))
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                    await self._unlisten(conn, listen_dsn)
+                    await self._unlisten(conn, listen_dsn, autocommit)
                     conn = None
                     feed.lost(_connect.redact(str(exc), listen_dsn or ""))
                     continue
                 except psycopg.Error as exc:
                     raise self._core.translate(exc) from exc
+                if found:
+                    self._telemetry.delivered(found)
                 for change in found:
                     yield change
                 if stop is not None and stop():
@@ -962,40 +1148,50 @@ class AsyncDocStore:
                     async for _note in conn.notifies(timeout=feed.wait(), stop_after=1):
                         pass
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                    await self._unlisten(conn, listen_dsn)
+                    await self._unlisten(conn, listen_dsn, autocommit)
                     conn = None
                     feed.lost(_connect.redact(str(exc), listen_dsn or ""))
         finally:
-            await self._unlisten(conn, listen_dsn)
+            await self._unlisten(conn, listen_dsn, autocommit)
 
     async def change_cursor(self) -> str:
         """A cursor for ``changes(after=...)`` that delivers exactly the writes committed
         after this call: take it, then load."""
-        return await self._run(Op(partial(Feed.frontier, self._core.sql), read_only=True, on_primary=True))
+        return await self._run(
+            lambda: Op(partial(Feed.frontier, self._core.sql), read_only=True, on_primary=True),
+            "change_cursor",
+        )
 
-    async def _listen(self, dsn: str | None) -> psycopg.AsyncConnection[Any]:
-        """A connection listening to this schema's feed: the pool's, or one on ``dsn``."""
+    async def _listen(self, dsn: str | None) -> tuple[psycopg.AsyncConnection[Any], bool]:
+        """A connection listening to this schema's feed: the pool's, or one on ``dsn``;
+        and whether it was in autocommit (the feed needs it: a transaction would hold its
+        snapshot, and LISTEN would wait for a commit)."""
         conn = (
             await self._pool.getconn()
             if dsn is None
             else await psycopg.AsyncConnection.connect(dsn, autocommit=True, connect_timeout=10)
         )
+        autocommit = conn.autocommit
         try:
-            if not conn.autocommit:
+            if not autocommit:
                 await conn.set_autocommit(True)
             await conn.execute(f'LISTEN "{channel(self.schema)}"')
         except BaseException:
-            await self._unlisten(conn, dsn)
+            await self._unlisten(conn, dsn, autocommit)
             raise
-        return conn
+        return conn, autocommit
 
-    async def _unlisten(self, conn: psycopg.AsyncConnection[Any] | None, dsn: str | None) -> None:
-        """Stop listening and give the connection back (or close the feed's own)."""
+    async def _unlisten(
+        self, conn: psycopg.AsyncConnection[Any] | None, dsn: str | None, autocommit: bool
+    ) -> None:
+        """Stop listening and give the connection back as it came (or close the feed's own)."""
         if conn is None:
             return
         try:
             if dsn is None and not conn.closed and not conn.broken:
                 await conn.execute("UNLISTEN *")
+                if not autocommit:
+                    await conn.set_autocommit(False)
         except psycopg.Error:
             await conn.close()
         finally:
@@ -1015,28 +1211,30 @@ class AsyncDocStore:
         All pages are read in one REPEATABLE READ transaction on a connection of its own,
         so the export is one consistent snapshot even while others write.
         """
-        conn = await self._pool.getconn()
-        try:
-            async with conn.transaction():
-                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                start = self._core.export_start(
-                    None if kinds is None else [self.kinds.name(k) for k in kinds]
-                )
-                try:
-                    await self._drive(conn, start)
-                except psycopg.Error as exc:
-                    raise self._core.translate(exc, start) from exc
-                more = True
-                while more:
-                    op = self._core.export_page(batch_size)
+        # Not the current span: the caller's code runs between the lines it yields.
+        with self._telemetry.call("export", current=False) if _otel.active() else _otel.OFF:
+            conn = await self._pool.getconn()
+            try:
+                async with conn.transaction():
+                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    start = self._core.export_start(
+                        None if kinds is None else [self.kinds.name(k) for k in kinds]
+                    )
                     try:
-                        lines, more = await self._drive(conn, op)
+                        await self._drive(conn, start)
                     except psycopg.Error as exc:
-                        raise self._core.translate(exc, op) from exc
-                    for line in lines:
-                        yield line
-        finally:
-            await self._pool.putconn(conn)
+                        raise self._core.translate(exc, start) from exc
+                    more = True
+                    while more:
+                        op = self._core.export_page(batch_size)
+                        try:
+                            lines, more = await self._drive(conn, op)
+                        except psycopg.Error as exc:
+                            raise self._core.translate(exc, op) from exc
+                        for line in lines:
+                            yield line
+            finally:
+                await self._pool.putconn(conn)
 
     async def import_lines(
         self, lines: Iterable[str], *, batch_size: int = 1000, progress: Callable[[int], None] | None = None
@@ -1053,12 +1251,21 @@ class AsyncDocStore:
                     batch.append(line.strip())
                 done += 1
                 if len(batch) >= batch_size:
-                    d, v = await self._run(self._core.import_lines(batch, done - len(batch) + 1, check))
+                    d, v = await self._run(
+                        partial(self._core.import_lines, batch, done - len(batch) + 1, check), "import_lines"
+                    )
                     docs, vers, batch = docs + d, vers + v, []
                     if progress is not None:
                         progress(done)
-            d, v = await self._run(self._core.import_lines(batch, done - len(batch) + 1, check))
+            d, v = await self._run(
+                lambda: self._core.import_lines(batch, done - len(batch) + 1, check), "import_lines"
+            )
             check.finish()  # inside the transaction: a file cut short writes nothing
             if progress is not None:
                 progress(done)
         return docs + d, vers + v
+
+
+def _made(op: Op[T]) -> Callable[[], Op[T]]:
+    """An op already built, as ``_run``'s maker."""
+    return lambda: op

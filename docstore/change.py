@@ -14,7 +14,7 @@ class Change:
 
     ``version`` is the document's version after the write (a ``clear`` leaves it as it
     was; a ``prune`` gives the version the document had). ``op`` is one of put, revert,
-    delete, append, rewrite, clear, prune, import. ``cursor`` is opaque: pass the last one
+    delete, append, rewrite, clear, restore, prune, import. ``cursor`` is opaque: pass the last one
     you handled as ``changes(after=...)`` to resume exactly after it.
     """
 

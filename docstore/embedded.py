@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DatabaseUnavailable
+from .extras import install_extra
 
 __all__ = ["EmbeddedUnavailable", "clean", "data_dir", "start"]
 
@@ -101,7 +102,7 @@ def start(pgdata: Path | None = None) -> str:
             except ImportError:
                 raise EmbeddedUnavailable(
                     "the embedded PostgreSQL needs the pgserver package: "
-                    "pip install 'docstore[embedded]' (or give --dsn / DOCSTORE_URL)"
+                    f"{install_extra('embedded')} (or give --dsn / DOCSTORE_URL)"
                 ) from None
             first = not (path / "PG_VERSION").exists()
             made: dict[str, Any] = {

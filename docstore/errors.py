@@ -11,8 +11,13 @@
     ├── VersionConflict        expected_version (or expected_count) did not match; nothing written
     ├── DocumentInvalid        a value failed validation, on write or on read
     ├── SchemaMissing          the store's tables are not there: run init_schema()
+    │   └── DDLVersionMismatch the store's layout is another release's: upgrade the
+    │                          store (`docstore migrate`) or docstore
     ├── PermissionDenied       the database role lacks a right the operation needs
     ├── ChangesPruned          a change feed's cursor is older than what prune_changes kept
+    ├── InvalidCursor          not a change feed cursor: malformed, or a number out of range
+    │   └── CursorAheadOfServer  a cursor past every transaction this server has issued
+    │                          (from another cluster): reload, take a new cursor
     ├── IdempotencyKeyReused   an idempotency_key already names a different write
     └── DatabaseUnavailable    the server could not be reached or the connection broke
         └── OutcomeUnknown     the connection broke after a write was sent: it may
@@ -29,11 +34,14 @@ from typing import Any
 
 __all__ = [
     "ChangesPruned",
+    "CursorAheadOfServer",
+    "DDLVersionMismatch",
     "DatabaseUnavailable",
     "DocStoreError",
     "DocumentInvalid",
     "DocumentNotFound",
     "IdempotencyKeyReused",
+    "InvalidCursor",
     "InvalidFilter",
     "InvalidKey",
     "KindMismatch",
@@ -150,6 +158,22 @@ class SchemaMissing(DocStoreError):
     """The store's schema or tables do not exist in this database."""
 
 
+class DDLVersionMismatch(SchemaMissing):
+    """The store's layout (the DDL version it records) is not the one this release
+    writes, so nothing was written. An older store: upgrade it (``docstore migrate``, or
+    ``init_schema()``). A newer one: install the docstore release the message names.
+
+    A SchemaMissing too: the layout this release needs is not there, and code that
+    answers SchemaMissing with ``init_schema()`` upgrades an older store that way.
+    """
+
+    def __init__(self, schema: str, store_version: int | None, release_version: int, message: str) -> None:
+        self.schema = schema
+        self.store_version = store_version
+        self.release_version = release_version
+        super().__init__(message)
+
+
 class PermissionDenied(DocStoreError):
     """The database role may not do what the operation needs."""
 
@@ -168,6 +192,49 @@ class ChangesPruned(DocStoreError):
             f"the change feed fell behind retention: changes up to {horizon} were deleted by "
             f"prune_changes, and this feed is at {cursor}; reload the documents you follow "
             "and start again with changes(after=None)"
+        )
+
+
+class InvalidCursor(DocStoreError, ValueError):
+    """Not a change feed cursor: malformed (``xid.seq``, or ``xid.seq@xmin:xmax:xip,...``
+    in ASCII digits), or a number out of range; nothing was read.
+
+    ``cursor`` is what was passed, ``problem`` what is wrong with it.
+    """
+
+    def __init__(self, cursor: object, problem: str, message: str = "") -> None:
+        self.cursor = cursor
+        self.problem = problem
+        super().__init__(
+            message
+            or f"not a change feed cursor: {_shown(cursor)} ({problem}); pass the .cursor of a "
+            "Change the feed gave (or change_cursor()'s), or None to start with the writes "
+            "committed from now on"
+        )
+
+
+class CursorAheadOfServer(InvalidCursor):
+    """A change feed cursor past every transaction this server has issued: it comes
+    from another cluster (a store moved there by export and import, or a server
+    restored to an earlier point). Resuming from it would deliver nothing until this
+    server's transaction ids caught up, so it is refused.
+
+    Reload the documents you follow, then take a new cursor on this server
+    (``change_cursor()``, or ``changes(after=None)``). ``server_xmax`` is the next
+    transaction id this server will issue.
+    """
+
+    def __init__(self, cursor: str, server_xmax: int) -> None:
+        self.server_xmax = server_xmax
+        problem = f"ahead of this server, whose next transaction id is {server_xmax}"
+        super().__init__(
+            cursor,
+            problem,
+            f"change feed cursor {_shown(cursor)} is {problem}: it comes from another "
+            "cluster (a store moved by export and import, or a server restored to an "
+            "earlier point), and this server has not issued it. Reload the documents you "
+            "follow and take a new cursor here with change_cursor(), or start with "
+            "changes(after=None)",
         )
 
 
@@ -208,6 +275,10 @@ class IdempotencyKeyReused(DocStoreError, ValueError):
 def _format_error(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err.get("loc", ())) or "(value)"
     return f"{loc}: {err.get('msg', 'invalid')}"
+
+
+def _shown(value: object) -> str:
+    return _short(value) if isinstance(value, str) else repr(value)[:80]
 
 
 def _short(text: str, limit: int = 80) -> str:

@@ -215,6 +215,8 @@ class Registry:
             raise ValueError(f"kind {kind!r}: meta= is for log kinds only")
         if schema_version < 1:
             raise ValueError(f"kind {kind!r}: schema_version starts at 1, got {schema_version}")
+        if schema_version > 2**31 - 1:  # the column is PostgreSQL's integer
+            raise ValueError(f"kind {kind!r}: schema_version is at most 2**31-1, got {schema_version}")
         steps = dict(upgraders or {})
         wrong = [k for k in steps if not 1 <= k < schema_version]
         if wrong:

@@ -43,6 +43,7 @@ from ._connect import (
 )
 from .aio import AsyncDocStore
 from .errors import DocStoreError
+from .extras import install_extra
 from .kinds import Registry
 from .store import DocStore
 
@@ -128,8 +129,8 @@ def docstore_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
         missing = False
     if missing:
         _fail(
-            "the fixtures need pytest-postgresql, which is not installed: pip install "
-            f"'docstore[testing]' (or set {ENV_URL} to a database they may use as it is)"
+            f"the fixtures need pytest-postgresql, which is not installed: {install_extra('testing')} "
+            f"(or set {ENV_URL} to a database they may use as it is)"
         )
 
     mode = request.config.getoption("docstore_server") or request.config.getini("docstore_server")
@@ -274,7 +275,7 @@ except ImportError:  # pragma: no cover - the async fixture then says what is mi
     @pytest.fixture
     def docstore_async_store() -> None:
         """An AsyncDocStore on a fresh schema (needs pytest-asyncio)."""
-        _fail("docstore_async_store needs pytest-asyncio: pip install 'docstore[testing]'")
+        _fail(f"docstore_async_store needs pytest-asyncio: {install_extra('testing')}")
 
 else:
 

@@ -184,37 +184,48 @@ class ReplicaPair:
     def __enter__(self) -> ReplicaPair:
         try:
             self.primary.__enter__()
-            replica_dir = Path(tempfile.mkdtemp(prefix="docstore-pg-replica-"))
-            os.chmod(replica_dir, 0o777)
-            data = replica_dir / "data"
-            done = _as_postgres(
-                [
-                    str(self.primary.bindir / "pg_basebackup"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.primary.port),
-                    "-U",
-                    "postgres",
-                    "-D",
-                    str(data),
-                    "-R",
-                    "-X",
-                    "stream",
-                    "--no-sync",
-                ]
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"pg_basebackup failed: {done.stderr.strip()}")
-            # A replica does not wait for itself: only the primary names synchronous standbys.
-            settings = {**self._settings, "synchronous_standby_names": ""}
-            self.replica = ThrowawayServer(settings=settings, data_dir=data)
-            self.replica._owns_tmp = True
-            self.replica.start()
+            self.replica = self.standby()
         except BaseException:
             self.close()
             raise
         return self
+
+    def standby(self) -> ThrowawayServer:
+        """A new hot standby of the primary (``pg_basebackup -R``), started; the caller
+        closes it (``replica`` is the pair's own, closed with the pair)."""
+        replica_dir = Path(tempfile.mkdtemp(prefix="docstore-pg-replica-"))
+        os.chmod(replica_dir, 0o777)
+        data = replica_dir / "data"
+        done = _as_postgres(
+            [
+                str(self.primary.bindir / "pg_basebackup"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.primary.port),
+                "-U",
+                "postgres",
+                "-D",
+                str(data),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ]
+        )
+        if done.returncode != 0:
+            shutil.rmtree(replica_dir, ignore_errors=True)
+            raise RuntimeError(f"pg_basebackup failed: {done.stderr.strip()}")
+        # A replica does not wait for itself: only the primary names synchronous standbys.
+        settings = {**self._settings, "synchronous_standby_names": ""}
+        server = ThrowawayServer(settings=settings, data_dir=data)
+        server._owns_tmp = True
+        try:
+            server.start()
+        except BaseException:
+            server.close()
+            raise
+        return server
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

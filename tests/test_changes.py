@@ -10,14 +10,26 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import aclosing
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
 import psycopg
 import pytest
+from other_database import transaction_in_another_database
+from psycopg_pool import ConnectionPool
 
-from docstore import AsyncDocStore, Change, ChangesPruned, DatabaseUnavailable, DocStore
+from docstore import (
+    AsyncDocStore,
+    Change,
+    ChangesPruned,
+    CursorAheadOfServer,
+    DatabaseUnavailable,
+    DocStore,
+    DocStoreError,
+    InvalidCursor,
+)
+from docstore._feed import parse_cursor
 
 START = "0.0"  # a cursor before every change: a fresh schema's whole feed
 
@@ -90,12 +102,19 @@ def _keys(changes: list[Change]) -> list[tuple[str, str, int, str]]:
 
 
 def _assert_once_each_in_version_order(changes: list[Change]) -> None:
+    """Each change once; per document, versions increase, and start again after a prune
+    (the document was removed for good: one written later under its name is new)."""
     cursors = [c.cursor for c in changes]
     assert len(set(cursors)) == len(cursors), "a change was delivered twice"
     last: dict[tuple[str, str], int] = {}
     for c in changes:
-        assert c.version > last.get((c.kind, c.name), 0), f"{c} arrived after a later version"
-        last[(c.kind, c.name)] = c.version
+        key = (c.kind, c.name)
+        if c.op == "prune":
+            assert c.version >= last.get(key, 0), f"{c} removed an older version than delivered"
+            last.pop(key, None)
+            continue
+        assert c.version > last.get(key, 0), f"{c} arrived after a later version"
+        last[key] = c.version
 
 
 def test_every_write_is_one_change_with_the_version_after_it(feed_store: DocStore) -> None:
@@ -497,3 +516,221 @@ def test_a_purge_is_a_prune_change_of_each_document_it_removed(feed_store: DocSt
         ("cfg", "b", 2, "prune"),
         ("conv", "c", 2, "prune"),
     ]
+
+
+def _wait_for_lock(store: DocStore, text: str, timeout: float = 10) -> None:
+    """Until a statement of this schema holding ``text`` waits for a lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with store.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE %s AND query LIKE %s",
+                (f"%{text}%", f'%"{store.schema}".%'),
+            ).fetchone()
+        if row is not None and row[0]:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"no statement with {text!r} waited for a lock")
+
+
+def test_two_overlapping_prune_changes_never_move_the_horizon_back(feed_store: DocStore) -> None:
+    """Two hosts run the same retention. B deletes c1..c3 in a transaction; A starts while B
+    is open (an older snapshot: c1..c3 still there) with a batch of 2, waits for B's rows,
+    and commits last, having gone only to c2. The horizon stays at c3: a consumer resuming
+    from c1 or c2 is told it fell behind, instead of getting c4 after a silent gap."""
+    s = feed_store
+    for name in ("c1", "c2", "c3"):
+        s.put("cfg", name, {})
+    c1, c2, c3 = islice(s.changes(after=START), 3)
+    everything = datetime.now(UTC) + timedelta(hours=1)  # every change is older than that
+    ran: list[int] = []
+    with s.transaction():
+        # A transaction left open elsewhere on this server defers it: run it until through.
+        pruned, deadline = 0, time.monotonic() + 30
+        while pruned < 3 and time.monotonic() < deadline:
+            pruned += s.prune_changes(older_than=everything)
+        assert pruned == 3
+        # A thread runs in a context of its own: outside this transaction, on a connection of its own.
+        a = threading.Thread(target=lambda: ran.append(s.prune_changes(older_than=everything, batch_size=2)))
+        a.start()
+        _wait_for_lock(s, "WITH bound AS")
+    a.join(30)
+    assert ran == [0]  # B had deleted its rows
+    s.put("cfg", "c4", {})
+    for behind in (c1, c2):
+        with pytest.raises(ChangesPruned) as caught:
+            next(s.changes(after=behind.cursor))
+        assert caught.value.horizon == c3.cursor
+    assert [c.name for c in islice(s.changes(after=c3.cursor), 1)] == ["c4"]
+
+
+def test_a_feed_on_a_pool_without_autocommit_gives_its_connection_back_as_it_found_it(
+    feed_store: DocStore, docstore_dsn: str
+) -> None:
+    """The feed needs autocommit to LISTEN and read (a transaction would hold its snapshot
+    open); a pool whose connections are not in autocommit gets them back as they were."""
+    with ConnectionPool(docstore_dsn, min_size=1, max_size=1) as pool:
+        with pool.connection() as conn:
+            assert not conn.autocommit  # psycopg's default
+        s = DocStore(pool, schema=feed_store.schema, kinds=feed_store.kinds)
+        s.put("cfg", "a", {})
+        for _change in s.changes(after=START):
+            break
+        with pool.connection() as conn:
+            assert not conn.autocommit
+            assert conn.execute("SELECT count(*) FROM pg_listening_channels()").fetchone() == (0,)
+        assert s.get("cfg", "a").version == 1
+
+
+MALFORMED: list[object] = [
+    "",
+    "1",
+    "1.",
+    ".1",
+    "1..0",
+    "1.2.3",
+    "-1.0",
+    "+1.0",
+    " 1.0",
+    "1.0 ",
+    "\u00b2.0",  # superscript two: a digit to str.isdigit(), not to int()
+    "1.\u0663",  # Arabic-Indic three
+    "\uff11.0",  # fullwidth one
+    "9223372036854775808.0",  # one past the largest
+    "1.9223372036854775808",
+    "99999999999999999999999.0",
+    "1" * 5000 + ".0",
+    "1.0@",
+    "1.0@1:5",
+    "1.0@1:5:3:4",
+    "1.0@a:5:",
+    "1.0@5:3:",  # xmin past xmax
+    "1.0@0:5:",  # transaction id 0
+    "1.0@4294967296:4294967300:",  # 0 in the low 32 bits: not a transaction id
+    "1.0@1:5:7",  # running past xmax
+    "1.0@3:5:1",  # running below xmin
+    "1.0@1:5:3,2",  # out of order
+    "1.0@1:5:3,3",
+    "1.0@1:5:,3",
+    "1.0@1:5:3,",
+    "1.0@1:9223372036854775808:",
+    7,
+    b"1.0",
+]
+
+
+def test_every_malformed_cursor_is_refused_as_an_invalid_cursor_naming_it(feed_store: DocStore) -> None:
+    for cursor in MALFORMED:
+        with pytest.raises(InvalidCursor) as caught:
+            next(feed_store.changes(after=cursor))  # type: ignore[arg-type]
+        error = caught.value
+        assert isinstance(error, DocStoreError) and isinstance(error, ValueError)
+        assert not isinstance(error, CursorAheadOfServer)
+        assert error.cursor == cursor and str(error).startswith("not a change feed cursor: ")
+        assert (repr(cursor)[:40] if isinstance(cursor, str) else repr(cursor)) in str(error)
+        assert len(str(error)) < 400
+    # What the parser accepts, the server reads as it is: none of its errors leaks, no
+    # number is capped. Random cursors over the characters a cursor holds.
+    rng = random.Random(24)
+    taken = []
+    for _ in range(3000):
+        snapshot = ":".join(
+            "".join(rng.choice("0123456789,") for _ in range(rng.randint(0, 3))) for _ in range(3)
+        )
+        cursor = f"{rng.randint(0, 10 ** rng.randint(0, 20))}.{rng.randint(0, 9)}@{snapshot}"
+        try:
+            taken.append(parse_cursor(cursor))
+        except InvalidCursor:
+            continue
+    assert len(taken) > 50
+    with feed_store.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT x::xid8::text, s::pg_snapshot::text FROM unnest(%s::text[], %s::text[]) AS t(x, s)",
+            ([str(xid) for (xid, _seq), _ in taken], [snap for _, snap in taken]),
+        ).fetchall()
+
+    def normal(snapshot: str | None) -> str:
+        xmin, xmax, running = str(snapshot).split(":")
+        return f"{int(xmin)}:{int(xmax)}:" + ",".join(str(int(x)) for x in running.split(",") if x)
+
+    assert [(int(x), snap) for x, snap in rows] == [(xid, normal(snap)) for (xid, _seq), snap in taken]
+
+
+def test_a_transaction_open_in_another_database_makes_no_new_feed_fall_behind(
+    feed_store: DocStore, docstore_dsn: str
+) -> None:
+    """Snapshots are cluster-wide: a transaction holding an id in another database holds
+    back every snapshot's xmin. prune_changes rightly passes it (it cannot write here); a
+    feed starting now (after=None, change_cursor()) must start past it too, not behind
+    the horizon prune_changes recorded."""
+    s = feed_store
+    s.put("cfg", "before", {})
+    with transaction_in_another_database(docstore_dsn) as other:
+        s.put("cfg", "while_open", {})
+        with s.pool.connection() as conn:
+            conn.execute(f"UPDATE \"{s.schema}\".changes SET written_at = now() - interval '2 days'")
+        pruned, deadline = 0, time.monotonic() + 30
+        while pruned < 2 and time.monotonic() < deadline:
+            pruned += s.prune_changes(older_than=timedelta(days=1))
+            time.sleep(0.02)
+        assert pruned == 2
+        with s.pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT data ->> 'pruned_through' FROM \"{s.schema}\".documents WHERE kind = '_docstore' "
+                "AND name = 'changes'"
+            ).fetchone()
+        assert row is not None and int(row[0].split(".")[0]) > other  # pruned past it
+        assert list(s.changes(stop=lambda: True)) == []  # after=None: nothing yet, no error
+        cursor = s.change_cursor()
+        s.put("cfg", "after", {})
+        assert [c.name for c in islice(s.changes(after=cursor), 1)] == ["after"]
+
+
+def test_a_cursor_ahead_of_every_transaction_of_the_server_is_refused(feed_store: DocStore) -> None:
+    """A consumer's saved cursor after the store moved (export | import) to a cluster whose
+    transaction ids are lower: resuming from it would deliver nothing until this server's
+    ids passed it. It is refused, naming the cursor and what to do."""
+    s = feed_store
+    s.put("cfg", "a", {})
+    here = s.change_cursor()
+    xmax = int(here.split("@")[1].split(":")[1])
+    far = xmax + 1_000_000
+    for cursor in (f"{far}.7", f"{far}.0@{far}:{far}:", f"{xmax}.0@{xmax}:{far}:{far - 1}"):
+        with pytest.raises(CursorAheadOfServer) as caught:
+            list(s.changes(after=cursor, stop=lambda: True))  # accepted, it would wait for ever
+        error = caught.value
+        assert isinstance(error, InvalidCursor) and error.cursor == cursor
+        assert repr(cursor) in str(error) and "ahead of this server" in str(error)
+        assert "another cluster" in str(error) and "change_cursor()" in str(error)
+    # The server's own cursors, at its xmax, are not ahead.
+    s.put("cfg", "b", {})
+    assert [c.name for c in islice(s.changes(after=here), 1)] == ["b"]
+    assert list(s.changes(after=f"{xmax}.0", kinds=["nothing"], stop=lambda: True)) == []
+
+
+def test_across_a_purge_or_a_prune_a_document_of_the_same_name_starts_again_at_version_1(
+    feed_store: DocStore,
+) -> None:
+    """The feed's order per document: versions increase until a prune change (purge,
+    prune); the document is then gone for good, and the next write of its name is a new
+    document whose versions start again at 1."""
+    s = feed_store
+    s.put("cfg", "a", {"x": 1})
+    s.put("cfg", "a", {"x": 2})
+    s.purge("cfg", "a")
+    s.put("cfg", "a", {"x": 3})
+    s.delete("cfg", "a")
+    assert s.prune("cfg", keep_last=0) == 1
+    s.put("cfg", "a", {"x": 4})
+    changes = list(islice(s.changes(after=START), _count(s)))
+    assert _keys(changes) == [
+        ("cfg", "a", 1, "put"),
+        ("cfg", "a", 2, "put"),
+        ("cfg", "a", 2, "prune"),
+        ("cfg", "a", 1, "put"),
+        ("cfg", "a", 2, "delete"),
+        ("cfg", "a", 2, "prune"),
+        ("cfg", "a", 1, "put"),
+    ]
+    _assert_once_each_in_version_order(changes)

@@ -36,7 +36,7 @@ def test_init_creates_the_schema_and_is_idempotent(
     for _ in range(2):
         assert main(["--dsn", docstore_dsn, "--schema", fresh.schema, "--json", "init"]) == 0
         report = json.loads(capfd.readouterr().out)
-        assert report["ddl_version"] == 1 and report["schema"] == fresh.schema
+        assert report["ddl_version"] == 2 and report["schema"] == fresh.schema
 
 
 def test_put_get_ls_log_diff_revert_rm(run: Run, tmp_path: Path) -> None:
@@ -73,6 +73,9 @@ def test_put_get_ls_log_diff_revert_rm(run: Run, tmp_path: Path) -> None:
     assert code == 0 and "deleted at version 4" in out
     code, out, err = run("get", "llm", "fast")
     assert code == 1 and out == "" and err == "docstore: error: llm 'fast' not found: deleted\n"
+    code, out, _ = run("restore", "llm", "fast", "--json")
+    assert _json(out) == {"kind": "llm", "name": "fast", "version": 5, "deleted": False}
+    assert _json(run("get", "llm", "fast")[1])["model"] == "gpt-4o"
 
 
 def test_put_reads_stdin_and_unknown_kinds_are_kept_as_plain_json(
@@ -135,12 +138,13 @@ def test_status_counts_documents_versions_and_sizes(run: Run, store: DocStore) -
     store.delete("note", "b")
     code, out, _ = run("status", "--json")
     report = _json(out)
-    assert code == 0 and report["ddl_version"] == 1 and report["schema"] == store.schema
+    assert code == 0 and report["ddl_version"] == 2 and report["schema"] == store.schema
+    assert report["release_ddl_version"] == 2  # this docstore's, beside the store's
     (note,) = report["kinds"]
     assert (note["kind"], note["documents"], note["deleted"], note["versions"]) == ("note", 1, 1, 4)
     assert note["bytes"] > 0 and report["total_bytes"] > 0
     code, out, _ = run("status")
-    assert code == 0 and "note" in out and "DDL version 1" in out
+    assert code == 0 and "note" in out and "DDL version 2 (this docstore's)" in out
 
 
 def _conversation(store: DocStore) -> None:
@@ -235,7 +239,49 @@ def test_sync_stores_config_files_and_refuses_broken_ones(run: Run, tmp_path: Pa
     assert len(_json(out)["problems"]) == 1
 
 
+# "Billion laughs": nine levels of nine aliases of the level before, 9**9 leaves in 400 bytes.
+ALIAS_BOMB = "".join(
+    f"{name}: &{name} [{', '.join([repr('lol') if name == 'a' else '*' + chr(ord(name) - 1)] * 9)}]\n"
+    for name in "abcdefghi"
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_in_one_line_by_put_and_sync(run: Run, tmp_path: Path) -> None:
+    """Issue 24, break 8: a 400-byte file whose aliases expand to 387 million strings must
+    be refused at once, naming the file and the line, not validated until memory runs
+    out. (Before the fix: `put` and `sync` ran out of memory.)"""
+    assert 350 <= len(ALIAS_BOMB) <= 450
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(ALIAS_BOMB)
+    code, out, err = run("put", "note", "x", str(bomb), "--new-kind")  # a kind of any JSON
+    assert code == 1 and out == "" and err.count("\n") == 1, err
+    assert f"{bomb}: its YAML aliases (*name) expand it by more than 100,000 nodes (line " in err
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "bomb.yaml").write_text("type: agent\nname: bomb\n" + ALIAS_BOMB)  # one entry
+    code, out, err = run("sync", str(configs))
+    assert code == 1 and err.count("\n") == 2 and "alias bomb" in err.splitlines()[1], err
+    (configs / "bomb.yaml").write_text("&a [*a]\n")  # a list holding itself
+    assert "cannot contain itself" in run("sync", str(configs))[2]
+    # Aliases that add little are YAML as usual.
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("base: &b {provider: openai, model: m}\nname: x\n<<: *b\ncopy: *b\n")
+    assert run("put", "llm", "x", str(shared))[0] == 0
+    assert _json(run("--json", "get", "llm", "x")[1])["data"]["model"] == "m"
+
+
 def test_bench_is_handed_its_own_arguments(run: Run) -> None:
     code, out, _ = run("bench", "--help")
     assert code == 0 and "docstore bench" in out
     assert run("bench", "--no-such-flag")[0] == 2
+
+
+def test_a_log_kind_in_a_snapshot_command_is_refused_in_commands_not_python_calls(run: Run) -> None:
+    # Issue 28: the library's message names its methods (append, entries(after=...)).
+    for args in (("put", "conversation", "c", "-"), ("get", "conversation", "c", "--version", "1")):
+        code, out, err = run("--json", *args, stdin="{}")
+        error = _json(err)["error"]
+        assert (code, out, error["type"]) == (1, "", "KindMismatch")
+        assert error["message"].startswith("kind 'conversation' is a log kind: ")
+        assert "docstore history" in error["message"]
+        assert "(after" not in error["message"] and "append/" not in error["message"]

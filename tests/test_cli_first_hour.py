@@ -5,6 +5,7 @@ names that cannot drive the terminal."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -80,6 +81,8 @@ def test_the_hint_names_the_command_as_it_was_started(
     # An unactivated venv: docstore is not on PATH, so the hint says .venv/bin/docstore.
     schema = docstore_factory().schema
     env = {"PATH": "/usr/bin:/bin", "DOCSTORE_URL": docstore_dsn}
+    if "PYTHONPATH" in os.environ:  # the code under test, where a shared venv installs another
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     done = subprocess.run(
         [str(DOCSTORE), "--schema", schema, "demo"], env=env, capture_output=True, text=True, timeout=120
     )

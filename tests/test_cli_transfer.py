@@ -106,3 +106,13 @@ def test_import_names_the_line_it_cannot_read(
     bad.write_text("not json\n")
     assert main(["--dsn", docstore_dsn, "--schema", target.schema, "import", str(bad)]) == 1
     assert "import line 1: not JSON" in capfd.readouterr().err
+    # Issue 24, break 9: jsonb cannot hold \u0000; the server's error named no line.
+    when = "2026-01-01T00:00:00.000000Z"
+    head = {"t": "document", "kind": "note", "name": "n", "mode": "snapshot", "version": 1, "live_from": 1}
+    head |= {"schema_version": 1, "deleted": False, "created_at": when, "updated_at": when, "data": {}}
+    row = {"t": "version", "kind": "note", "name": "n", "version": 1, "schema_version": 1, "op": "put"}
+    row |= {"author": None, "written_at": when, "data": {"text": "a\x00b"}}
+    bad.write_text(json.dumps(head) + "\n" + json.dumps(row) + "\n")
+    assert main(["--dsn", docstore_dsn, "--schema", target.schema, "import", str(bad)]) == 1
+    err = capfd.readouterr().err
+    assert "import line 2: note 'n': data.text contains \\u0000" in err and err.count("\n") == 1, err

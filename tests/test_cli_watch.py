@@ -14,6 +14,7 @@ from test_changes import _wait_listening
 
 from docstore import DocStore
 from docstore.cli import main
+from docstore.cli._watch import resume_hint
 
 
 @pytest.fixture
@@ -77,9 +78,49 @@ def test_watch_resumes_after_a_cursor_in_readable_lines(
         ("delete", "agent", "'a'", "v2"),
         ("append", "chat", "'c'", "v2"),
     ]
+    # The cursor is labelled, and --after it resumes after that change.
+    assert [r[6] for r in rows] == ["cursor"] * 3 and len({r[7] for r in rows}) == 3
+    code = main(
+        ["--dsn", docstore_dsn, "--schema", store.schema, "watch", "--after", rows[0][7], "--count", "2"]
+    )
+    assert code == 0 and [line.split()[2] for line in capfd.readouterr().out.splitlines()] == [
+        "delete",
+        "append",
+    ]
+    # --from-start replays every change still retained: here, all of them.
+    code = main(["--dsn", docstore_dsn, "--schema", store.schema, "watch", "--from-start", "--count", "3"])
+    assert code == 0 and capfd.readouterr().out == out
     code = main(["--dsn", docstore_dsn, "--schema", store.schema, "watch", "--after", "soon"])
     _out, err = capfd.readouterr()
     assert code == 1 and "not a change feed cursor" in err
+
+
+@pytest.mark.parametrize("cursor", ["0", "soon", "1.2@3"])
+def test_a_malformed_cursor_is_one_typed_line_saying_what_to_pass(
+    store: DocStore, docstore_dsn: str, capfd: pytest.CaptureFixture[str], cursor: str
+) -> None:
+    base = ["--dsn", docstore_dsn, "--schema", store.schema]
+    capfd.readouterr()
+    assert main([*base, "watch", "--after", cursor]) == 1
+    out, err = capfd.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"docstore: error: --after {cursor!r} is not a change feed cursor")
+    assert "--from-start" in err and "None" not in err and ".cursor" not in err
+    assert main([*base, "--json", "watch", "--after", cursor]) == 1
+    error = json.loads(capfd.readouterr().err)["error"]
+    assert (error["type"], error["exit_status"]) == ("InvalidCursor", 1)
+    assert main([*base, "watch", "--after", "1.0", "--from-start"]) == 2
+    assert "not both" in capfd.readouterr().err
+
+
+def test_the_feeds_resume_hint_is_a_command_not_a_python_call() -> None:
+    message = (
+        "the change feed lost its connection 4 times in a row (gone); resume with changes(after='7.3@1:9:')"
+    )
+    assert resume_hint(message) == (
+        "the change feed lost its connection 4 times in a row (gone); "
+        "resume with `docstore watch --after 7.3@1:9:`"
+    )
 
 
 def test_prune_changes_deletes_old_rows_and_a_feed_behind_them_is_told(
@@ -102,3 +143,10 @@ def test_prune_changes_deletes_old_rows_and_a_feed_behind_them_is_told(
     code = main(["--dsn", docstore_dsn, "--schema", store.schema, "watch", "--after", "0.0"])
     _out, err = capfd.readouterr()
     assert code == 1 and "fell behind retention" in err
+    assert "`docstore watch --from-start`" in err and "changes(" not in err
+    # --from-start starts where the prune stopped: the change written since, not an error.
+    store.put("agent", "c", {})
+    code = main(["--dsn", docstore_dsn, "--schema", store.schema, "watch", "--from-start", "--count", "1"])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert out.split()[2:6] == ["put", "agent", "'c'", "v1"]

@@ -10,6 +10,7 @@ tests/test_testing_plugin.py instead).
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import subprocess
@@ -31,6 +32,8 @@ PAGES = [
     "docs/history.md",
     "docs/reliability.md",
     "docs/changes.md",
+    "docs/upgrading.md",
+    "docs/observability.md",
 ]
 # Run with the others in the any-order test; alone in tests/agents/test_agents_docs.py.
 SHARED_PAGES = [*PAGES, "docs/agents.md"]
@@ -64,9 +67,14 @@ def test_documentation_example_runs(code: str, docstore_dsn: str, tmp_path: Path
         text=True,
         timeout=120,
         cwd=tmp_path,
-        env={"DOCSTORE_URL": docstore_dsn, "PATH": "/usr/bin:/bin"},
+        # PYTHONPATH passes through: a worktree's tests run its examples on its own code.
+        env={"DOCSTORE_URL": docstore_dsn, "PATH": "/usr/bin:/bin", **_pythonpath()},
     )
     assert done.returncode == 0, done.stderr
+
+
+def _pythonpath() -> dict[str, str]:
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
 
 
 def _orders() -> list[Any]:
@@ -100,6 +108,7 @@ def test_the_examples_run_in_any_order_on_a_used_database(
         "AURITE_ENABLE_DB": "1",
         "AURITE_DB_URL": docstore_dsn,
         "AURITE_DB_SCHEMA": schema,
+        **_pythonpath(),
     }
     # Each in a fresh interpreter, as a reader runs them (one interpreter for all of them
     # let one example's leftovers, a feed's thread or a pool, reach the next).

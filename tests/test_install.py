@@ -8,6 +8,7 @@ import importlib.metadata
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -18,9 +19,8 @@ from packaging.specifiers import SpecifierSet
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+def build_wheel(source: Path, out: Path) -> Path:
+    """The wheel pip builds from ``source`` (the tree or an sdist), without isolation."""
     subprocess.run(
         [
             sys.executable,
@@ -32,7 +32,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-build-isolation",
             "-w",
             str(out),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,
@@ -40,6 +40,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     [built] = out.glob("docstore-*.whl")
     return built
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheel(ROOT, tmp_path_factory.mktemp("wheel"))
 
 
 def _requirements(wheel: Path) -> dict[str | None, set[str]]:
@@ -81,7 +86,8 @@ def test_core_needs_only_psycopg_pydantic_orjson_and_extras_bring_only_their_own
     assert needs["cli"] == {"typer", "rich", "pyyaml"}
     assert needs["yaml"] == {"pyyaml"}
     assert needs["testing"] == {"pytest", "pytest-postgresql", "pytest-asyncio"}
-    assert {"aurite", "ruff", "mypy", "hypothesis"} <= needs["dev"]
+    assert needs["otel"] == {"opentelemetry-api"}
+    assert {"aurite", "ruff", "mypy", "hypothesis", "opentelemetry-sdk"} <= needs["dev"]
 
 
 def test_the_suite_runs_beside_aurite_0_4_2_and_the_typer_it_allows() -> None:
@@ -135,7 +141,7 @@ def test_a_bare_install_runs_the_library_and_says_which_extra_the_rest_needs(
             str(python),
             "-c",
             "import importlib.util as u; print([m for m in ('typer', 'rich', "
-            "'yaml', 'pytest_postgresql', 'pytest_asyncio') if u.find_spec(m)])",
+            "'yaml', 'pytest_postgresql', 'pytest_asyncio', 'opentelemetry') if u.find_spec(m)])",
         ],
         check=True,
         capture_output=True,
@@ -146,11 +152,12 @@ def test_a_bare_install_runs_the_library_and_says_which_extra_the_rest_needs(
     library = subprocess.run([str(python), "-c", _LIBRARY], capture_output=True, text=True)
     assert library.returncode == 0, library.stderr
     assert library.stdout.startswith("['a'] [")
-    assert "pip install 'docstore[yaml]'" in library.stdout
+    # docstore is installed from a clone or a wheel built from one: the hint names the wheel.
+    assert f"pip install '{wheel}[yaml]'" in library.stdout
 
     script = subprocess.run([str(venv / "bin" / "docstore"), "ls", "agent"], capture_output=True, text=True)
     assert script.returncode == 1 and "Traceback" not in script.stderr
-    assert "pip install 'docstore[cli]'" in script.stderr
+    assert f"pip install '{wheel}[cli]'" in script.stderr
 
     project = tmp_path / "project"
     project.mkdir()
@@ -167,4 +174,31 @@ def test_a_bare_install_runs_the_library_and_says_which_extra_the_rest_needs(
     # 1: a test failed; pytest's own errors (a plugin that cannot load) are 3 or 4.
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 passed, 1 error" in run.stdout  # the fixture fails in its set-up
-    assert "pip install 'docstore[testing]'" in run.stdout
+    assert f"pip install '{wheel}[testing]'" in run.stdout
+
+
+def test_the_sdist_builds_a_wheel_with_the_same_files(wheel: Path, tmp_path: Path) -> None:
+    """The source distribution holds what a wheel is built from: pip builds one from it
+    that ships exactly the files of the wheel built from the tree."""
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    [sdist] = tmp_path.glob("docstore-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {"pyproject.toml", "schema.sql", "README.md", "docs/LICENSE", "docstore/py.typed"} <= names
+    rebuilt = build_wheel(sdist, tmp_path / "from-sdist")
+    with zipfile.ZipFile(wheel) as a, zipfile.ZipFile(rebuilt) as b:
+        assert sorted(a.namelist()) == sorted(b.namelist())
+
+
+def test_an_extra_is_named_the_way_docstore_was_installed() -> None:
+    """This suite runs on docstore installed editable from its clone (README's commands):
+    a hint names that clone's path."""
+    from docstore.extras import install_extra
+
+    assert install_extra("cli") == f"pip install -e '{ROOT}[cli]'"

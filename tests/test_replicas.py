@@ -12,6 +12,7 @@ import logging
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import psycopg
 import pytest
 from proxy import LossyProxy
 from psycopg.conninfo import make_conninfo
-from servers import PgBouncer, ReplicaPair, free_port
+from servers import PgBouncer, ReplicaPair, ThrowawayServer, free_port
 
 from docstore import (
     AsyncDocStore,
@@ -68,16 +69,28 @@ def _on_replica(pair: ReplicaPair, query: str) -> Any:
 
 def _caught_up(pair: ReplicaPair) -> None:
     """Wait until the replica has replayed everything the primary has written."""
-    _on_replica(pair, "SELECT pg_wal_replay_resume()")
+    assert pair.replica is not None
+    _replays_all(pair, pair.replica)
+
+
+def _replays_all(pair: ReplicaPair, standby: ThrowawayServer) -> None:
+    """Resume replay on ``standby`` and wait until it has everything the primary wrote."""
+
+    def ask(query: str) -> Any:
+        with psycopg.connect(standby.dsn, autocommit=True) as conn:
+            row = conn.execute(query).fetchone()
+            return None if row is None else row[0]
+
+    ask("SELECT pg_wal_replay_resume()")
     with psycopg.connect(pair.primary.dsn, autocommit=True) as conn:
         target = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]  # type: ignore[index]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        replayed = _on_replica(pair, "SELECT pg_last_wal_replay_lsn()::text")
+        replayed = ask("SELECT pg_last_wal_replay_lsn()::text")
         if _replica.lsn_int(replayed) >= _replica.lsn_int(target):
             return
         time.sleep(0.02)
-    raise AssertionError("the replica did not catch up within 30 s")
+    raise AssertionError(f"the standby on port {standby.port} did not catch up within 30 s")
 
 
 def _pause(pair: ReplicaPair) -> None:
@@ -332,15 +345,18 @@ def test_routing_state_after_an_unknown_write_position() -> None:
     """A write whose WAL position could not be asked for sends reads to the primary until
     a primary connection has told its position; LSN order is numeric, not textual."""
     routing = _replica.ReadRouting("", "replica", 1.0)
-    assert routing.usable() and routing.caught_up()
-    routing.wrote("0/9FFFFFF")
-    assert not routing.caught_up()
-    assert not routing.replayed("0/9000000")
-    assert routing.replayed("0/10000000")  # 0x10000000 > 0x9FFFFFF, though "1" < "9"
+    assert routing.usable() and routing.caught_up("r1:5432")
+    routing.wrote("0/9FFFFFF", routing.writing())
+    assert not routing.caught_up("r1:5432")
+    assert not routing.replayed("r1:5432", "0/9000000")
+    assert routing.replayed("r1:5432", "0/10000000")  # 0x10000000 > 0x9FFFFFF, though "1" < "9"
+    assert not routing.caught_up("r2:5432")  # another standby has said nothing yet
+    since = routing.writing()
     routing.wrote_unknown()
+    routing.wrote("0/10000000", since)  # asked for before the unknown write: no proof
     assert not routing.usable()
-    routing.wrote("0/10000001")
-    assert routing.usable() and not routing.caught_up()
+    routing.wrote("0/10000001", routing.writing())
+    assert routing.usable() and not routing.caught_up("r1:5432")
 
 
 def test_after_an_unknown_outcome_reads_tell_what_the_primary_holds(pair: ReplicaPair, schema: str) -> None:
@@ -445,3 +461,104 @@ def test_a_read_over_a_limit_on_the_replica_is_reported_and_leaves_reads_on_the_
         assert not isinstance(raised.value, DatabaseUnavailable)
         assert not [r for r in caplog.records if "unavailable" in r.getMessage()]
         assert store.get("cfg", "a").data == {"value": 1}  # still read from the paused replica
+
+
+def test_a_multi_host_read_dsn_asks_the_standby_that_answers_how_far_it_has_replayed(
+    pair: ReplicaPair, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24, break 2: the read pool moves from a caught-up standby to a lagging one
+    (the first host stops). The position the first one reported must not vouch for the
+    second: the store's own write is read from the primary until the second has it."""
+    monkeypatch.setattr(_replica, "RETRY_AFTER", 0.1)
+    assert pair.replica is not None
+    first = pair.standby()
+    try:
+        hosts = f"host=127.0.0.1,127.0.0.1 port={first.port},{pair.replica.port}"
+        with DocStore.connect(
+            pair.primary.dsn,
+            read_dsn=f"{hosts} user=postgres dbname=postgres connect_timeout=2",
+            schema=schema,
+            kinds=kinds(),
+            max_size=1,
+            timeout=2,
+        ) as store:
+            assert store.read_pool is not None
+            store.init_schema()
+            store.put("cfg", "a", {"v": 1})
+            _caught_up(pair)
+            _pause(pair)  # the second standby keeps v1
+            store.put("cfg", "a", {"v": 2})
+            _replays_all(pair, first)
+            assert store.get("cfg", "a").data == {"v": 2}
+            with store.read_pool.connection() as conn:
+                assert conn.info.port == first.port  # that read ran on the first standby
+            first.stop("immediate")
+            seen = set()
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                seen.add(store.get("cfg", "a").data["v"])
+                time.sleep(0.02)
+            assert seen == {2}
+            with store.read_pool.connection() as conn:
+                assert conn.info.port == pair.replica.port  # the pool did move
+    finally:
+        first.close()
+
+
+def test_a_standby_that_has_not_replayed_the_schema_yet_sends_the_read_to_the_primary(
+    pair: ReplicaPair, schema: str
+) -> None:
+    """Issue 24, break 2: a store that wrote nothing has no position to wait for, and its
+    standby may lack the schema: the read runs on the primary, not SchemaMissing."""
+    _caught_up(pair)
+    _pause(pair)
+    with DocStore.connect(pair.primary.dsn, schema=schema, kinds=kinds(), max_size=1) as writer:
+        writer.init_schema()
+        writer.put("cfg", "a", {"v": 1})
+    with _routed(pair, schema, max_size=1) as reader:
+        assert reader.get("cfg", "a").data == {"v": 1}
+        assert [d.name for d in reader.list("cfg")] == ["a"]
+
+
+def test_another_threads_earlier_write_position_does_not_end_an_unknown_outcome(
+    pair: ReplicaPair, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 24, suspicion: thread B asks the primary for its WAL position, then thread A's
+    write commits and its reply is lost (OutcomeUnknown). B's position, recorded after A's
+    failure, predates A's commit: it must not send reads back to a replica that has
+    replayed up to B's position only."""
+    with (
+        LossyProxy(pair.primary.port) as proxy,
+        DocStore.connect(
+            proxy.dsn("postgres"),
+            read_dsn=_replica_dsn(pair),
+            schema=schema,
+            kinds=kinds(),
+            max_size=2,
+            prepare_threshold=None,
+        ) as store,
+    ):
+        store.init_schema()
+        routing = store._reads
+        assert routing is not None
+        asked, failed = threading.Event(), threading.Event()
+        record = routing.wrote
+
+        def held_back(*args: Any) -> None:
+            if threading.current_thread() is writer:
+                asked.set()
+                failed.wait(10)
+            record(*args)
+
+        monkeypatch.setattr(routing, "wrote", held_back)
+        writer = threading.Thread(target=store.put, args=("cfg", "b", {"v": 1}))
+        writer.start()
+        assert asked.wait(10)  # B has its position, not yet recorded
+        _caught_up(pair)  # the replica has B's write and everything before A's
+        _pause(pair)
+        proxy.drop_replies(1)
+        with pytest.raises(OutcomeUnknown):
+            store.put("cfg", "x", {"v": 1})  # committed; the reply was lost
+        failed.set()
+        writer.join(10)
+        assert store.get("cfg", "x").data == {"v": 1}  # from the primary: it committed

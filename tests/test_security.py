@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
@@ -151,6 +153,127 @@ def test_a_working_store_never_shows_the_password(
     assert PASSWORD not in all_logs.text
 
 
+def _unparseable_dsns(dsn: str) -> list[str]:
+    """DSNs libpq refuses with a message quoting the password (`missing "=" after ...`,
+    `invalid percent-encoded token: ...`)."""
+    return [
+        _url(dsn)[len("postgresql://") :],  # URL without its scheme
+        _url(dsn).replace(PASSWORD, PASSWORD + "%zz"),  # a bad %-escape
+        PASSWORD,  # the password alone
+        f"host=127.0.0.1 {PASSWORD}",
+    ]
+
+
+def test_every_connection_path_keeps_the_password_of_a_dsn_out_of_errors_and_logs(
+    docstore_dsn: str,
+    docstore_store: DocStore,
+    all_logs: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 24, break 5: read_dsn, listen_dsn (the feed's and watch_configs'), the CLI's
+    --dsn, and the agents' AURITE_DB_URL / AURITE_DB_READ_URL, with a DSN libpq cannot
+    parse and with one it parses but cannot connect to."""
+    from docstore.agents import AsyncStorageManager, StorageManager
+    from docstore.cli import main
+
+    schema = docstore_store.schema
+    good = docstore_dsn
+    refused = _with_password(docstore_dsn, port="1")  # parses, nothing listening
+
+    def error_of(call: Callable[[str], Any], dsn: str) -> DocStoreError:
+        try:
+            call(dsn)
+        except DocStoreError as exc:
+            return exc
+        raise AssertionError("no error")
+
+    def feed(dsn: str) -> None:
+        with DocStore.connect(good, schema=schema, max_size=1) as store:
+            next(iter(store.changes(listen_dsn=dsn, poll_interval=0.05)))
+
+    async def async_feed(dsn: str) -> None:
+        async with await AsyncDocStore.connect(good, schema=schema, max_size=1) as astore:
+            async for _change in astore.changes(listen_dsn=dsn, poll_interval=0.05):
+                break
+
+    async def async_read_dsn(dsn: str) -> None:
+        await AsyncDocStore.connect(good, read_dsn=dsn, schema=schema, max_size=1)
+
+    def watch(dsn: str) -> None:
+        with StorageManager(DocStore.connect(good, schema=schema, max_size=1)) as manager:
+            watching = manager.watch_configs(listen_dsn=dsn, poll_interval=0.05)
+            for _ in range(500):
+                if not watching.running:
+                    break
+                time.sleep(0.01)
+            assert watching.error is not None, "the watch did not stop"
+            raise watching.error
+
+    async def async_watch(dsn: str) -> None:
+        manager = AsyncStorageManager(await AsyncDocStore.connect(good, schema=schema, max_size=1))
+        async with manager:
+            watching = await manager.watch_configs(listen_dsn=dsn, poll_interval=0.05)
+            for _ in range(500):
+                if not watching.running:
+                    break
+                await asyncio.sleep(0.01)
+            assert watching.error is not None, "the watch did not stop"
+            raise watching.error
+
+    def from_env(**environ: str) -> None:
+        StorageManager.from_env(environ={"AURITE_ENABLE_DB": "1", **environ}, timeout=1)
+
+    paths: dict[str, Callable[[str], Any]] = {
+        "listen_dsn": feed,
+        "async listen_dsn": lambda dsn: asyncio.run(async_feed(dsn)),
+        "watch_configs(listen_dsn=)": watch,
+        "async watch_configs(listen_dsn=)": lambda dsn: asyncio.run(async_watch(dsn)),
+        "AURITE_DB_URL": lambda dsn: from_env(AURITE_DB_URL=dsn),
+    }
+    # A replica that is down is no error (reads go to the primary): only the unparseable.
+    read_paths: dict[str, Callable[[str], Any]] = {
+        "read_dsn": lambda dsn: DocStore.connect(good, read_dsn=dsn, schema=schema),
+        "async read_dsn": lambda dsn: asyncio.run(async_read_dsn(dsn)),
+        "AURITE_DB_READ_URL": lambda dsn: from_env(AURITE_DB_URL=good, AURITE_DB_READ_URL=dsn),
+    }
+    leaks: list[tuple[str, str]] = []
+    unnamed: list[str] = []  # errors that do not say which DSN cannot be parsed
+    for dsn in [*_unparseable_dsns(good), refused]:
+        errors = {path: error_of(call, dsn) for path, call in paths.items()}
+        if dsn != refused:
+            errors.update({path: error_of(call, dsn) for path, call in read_paths.items()})
+            for path in ("read_dsn", "listen_dsn"):
+                unnamed += [] if f"the {path} cannot be parsed" in str(errors[path]) else [path]
+        leaks += [(path, dsn) for path, exc in errors.items() if PASSWORD in _everything_said(exc)]
+        for argv in (["--dsn", dsn, "get", "llm", "x"], ["--json", f"--dsn={dsn}", "ls", "llm"]):
+            assert main(argv) == 1
+            out, err = capfd.readouterr()
+            assert "cannot connect" in err, (argv, err)
+            leaks += [(f"docstore {argv[-3]}", dsn)] if PASSWORD in out + err else []
+    assert leaks == [], sorted({path for path, _ in leaks})
+    assert PASSWORD not in all_logs.text
+    assert unnamed == []
+
+
+def test_redact_blanks_the_password_of_a_dsn_libpq_cannot_parse() -> None:
+    """The one redaction every path uses also finds the password in a DSN that does not
+    parse, and in libpq's messages quoting it."""
+    from docstore._connect import redact
+
+    for dsn in _unparseable_dsns("host=127.0.0.1 port=5432 user=app dbname=db"):
+        try:
+            psycopg.connect(dsn)
+        except psycopg.ProgrammingError as exc:
+            message = str(exc)
+        assert PASSWORD in message  # libpq's own text quotes it
+        assert PASSWORD not in redact(message, dsn), message
+        assert PASSWORD not in redact(f"connecting to {dsn} failed", dsn)
+    assert redact("a password=Pw-1 b", "host=x password=Pw-1") == "a password=*** b"
+    assert redact("p%zz and p@ss", "postgresql://u:p%40ss@h/d?password=p%zz&x=1") == "*** and ***"
+    for plain in ("postgresql://app@db/x", "host=db port=5432 user=app", "postgresql://db:5432/x"):
+        assert redact(f"at {plain}: refused", plain) == f"at {plain}: refused"  # no password
+
+
 # --- least privilege ---------------------------------------------------------------------
 
 
@@ -223,6 +346,11 @@ def test_init_schema_under_a_runtime_role_raises_permission_denied(
 ) -> None:
     dsn = make_conninfo(docstore_dsn, user=runtime_role)
     fresh = docstore_factory(init=False).schema  # dropped after the test if created
+    record = docstore_store._core.sql(
+        "UPDATE {s}.documents SET data = %s WHERE kind = '_docstore' AND name = 'schema'"
+    )
+    with docstore_store.pool.connection() as conn:
+        conn.execute(record, [Jsonb({"ddl_version": 1})])  # a store an upgrade is due on
     for schema in (fresh, docstore_store.schema):
         with DocStore.connect(dsn, schema=schema, max_size=1) as store:
             with pytest.raises(PermissionDenied) as err:
@@ -233,6 +361,11 @@ def test_init_schema_under_a_runtime_role_raises_permission_denied(
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", [fresh]).fetchone() == (
             0,
         )
+        conn.execute(record, [Jsonb({"ddl_version": 2})])
+    # A store at this release's DDL version needs no DDL: init_schema under the runtime
+    # role (a host that calls it at start-up) changes nothing and returns the version.
+    with DocStore.connect(dsn, schema=docstore_store.schema, max_size=1) as store:
+        assert store.init_schema() == 2
 
 
 def test_a_role_without_rights_on_the_tables_gets_permission_denied_not_a_crash(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from docstore.extras import install_extra
+
 pytest_plugins = ["pytester"]
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
@@ -92,7 +94,7 @@ def test_without_pytest_postgresql_the_fixtures_name_the_extra(
     result.assert_outcomes(errors=1)
     assert (
         "docstore fixtures: the fixtures need pytest-postgresql, which is not installed: "
-        "pip install 'docstore[testing]'"
+        f"{install_extra('testing')} "
     ) in result.stdout.str()
 
 

@@ -3,6 +3,7 @@ StorageManager that persists configs and conversation history (see docs/agents.m
 
 from docstore.agents._kinds import QA_RESULT_KIND, agent_registry
 from docstore.agents._sessions import QA_RESULT, QAResult
+from docstore.agents._settings import database_from_env
 from docstore.agents.configfiles import ConfigFileError, ConfigProblem, LoadedConfigs, load_configs
 from docstore.agents.configs import (
     AGENT,
@@ -104,6 +105,7 @@ __all__ = [
     "WorkflowStep",
     "agent_registry",
     "conversation_name",
+    "database_from_env",
     "load_configs",
     "message_text",
     "message_tool_names",

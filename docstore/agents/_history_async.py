@@ -42,6 +42,10 @@ from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER, STORED_MESSAGE
 __all__ = ["AsyncHistory"]
 
 
+HIDDEN_WITH = "hidden_with"
+"""A workflow head's key naming the agents' sessions delete_session hid with it."""
+
+
 class AsyncHistory:
     """The conversations of one store, and what this manager last wrote to each."""
 
@@ -389,33 +393,66 @@ class AsyncHistory:
         return [list_row(h, store_meta(h.data)) for h in heads[offset:]], total
 
     async def delete_session(self, session_id: str) -> bool:
-        """Delete a session for good; a workflow's takes its agents' sessions with it."""
+        """Hide a session behind a tombstone (restorable until docstore's retention
+        removes it); a workflow's takes its agents' sessions with it."""
         async with self.store.transaction():
             try:
                 head = await self.store.get(CONVERSATION, session_id)
             except DocumentNotFound:
                 return False
             meta = store_meta(head.data)
-            doomed = [session_id]
+            doomed = [head]
             base = meta.get("base_session_id")
             if meta.get("result_type") == "workflow" and base:
                 agents = await self.store.list(
                     CONVERSATION, where={"base_session_id": base, "result_type": {"$ne": "workflow"}}
                 )
-                doomed += [doc.name for doc in agents if doc.name != session_id]
-            gone = await self.store.purge(CONVERSATION, doomed)
-            for name in doomed:
-                self.known.remember(name, None)
-            return session_id in gone
+                doomed += [doc for doc in agents if doc.name != session_id]
+            if len(doomed) > 1:
+                # Which sessions went with the workflow, so restore_session can bring them
+                # back: a hidden session is found by no listing.
+                meta[HIDDEN_WITH] = [doc.name for doc in doomed[1:]]
+                await self.store.append(CONVERSATION, session_id, [], expected_version=cas(head), meta=meta)
+            for doc in doomed:
+                await self.store.delete(CONVERSATION, doc.name, expected_version=doc.version or None)
+                self.known.remember(doc.name, None)
+            return True
 
     async def cleanup_old_sessions(self, days: int, max_sessions: int) -> int:
-        """Delete sessions last written more than ``days`` ago, then all but the newest
-        ``max_sessions``; returns how many went."""
+        """Hide sessions last written more than ``days`` ago, then all but the newest
+        ``max_sessions``, behind tombstones; returns how many were hidden."""
         if not isinstance(days, int | float) or days < 0:
             raise ValueError(f"days must be a non-negative number, not {days!r}")
         if not isinstance(max_sessions, int) or max_sessions < 0:
             raise ValueError(f"max_sessions must be a non-negative int, not {max_sessions!r}")
-        old = await self.store.prune(CONVERSATION, older_than=timedelta(days=days))
-        over = await self.store.prune(CONVERSATION, keep_last=max_sessions)
+        # One statement a batch, each head re-checked once locked: a session saved after
+        # the cleanup began is kept.
+        old = await self.store.prune(CONVERSATION, older_than=timedelta(days=days), restorable=True)
+        over = await self.store.prune(CONVERSATION, keep_last=max_sessions, restorable=True)
+        hidden = old + over
         self.known.clear()
-        return old + over
+        return hidden
+
+    async def restore_session(self, session_id: str) -> bool:
+        """Bring back a session that ``delete_session`` or ``cleanup_old_sessions`` hid,
+        with its messages; a workflow's brings back the agents' sessions it lists in
+        ``agents_involved`` or hid with it. True when the session is live afterwards; False when there
+        is no such session (never saved, or pruned or purged: gone for good)."""
+        async with self.store.transaction():
+            try:
+                await self.store.restore(CONVERSATION, session_id)
+            except DocumentNotFound:
+                return False
+            head = await self.store.get(CONVERSATION, session_id)
+            meta = store_meta(head.data)
+            if meta.get("result_type") == "workflow":
+                names = [*(meta.get(HIDDEN_WITH) or ()), *(meta.get("agents_involved") or ())]
+                for name in dict.fromkeys(names):
+                    if isinstance(name, str) and name != session_id:
+                        try:
+                            await self.store.restore(CONVERSATION, name)
+                        except DocumentNotFound:
+                            continue  # pruned or purged since: gone for good
+                        self.known.remember(name, None)
+            self.known.remember(session_id, None)
+            return True

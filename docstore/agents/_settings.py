@@ -10,7 +10,14 @@ from psycopg.conninfo import make_conninfo
 
 from docstore.errors import DocStoreError
 
-__all__ = ["CONVERSATION", "EnvSettings", "StorageConfigError", "conversation_name", "settings_from_env"]
+__all__ = [
+    "CONVERSATION",
+    "EnvSettings",
+    "StorageConfigError",
+    "conversation_name",
+    "database_from_env",
+    "settings_from_env",
+]
 
 CONVERSATION = "conversation"
 """The kind conversations are stored under."""
@@ -56,13 +63,38 @@ def settings_from_env(
     schema = schema or env.get("AURITE_DB_SCHEMA") or "docstore"
     # A streaming replica for reads (docs/scaling.md); writes always go to the primary.
     read_url = env.get("AURITE_DB_READ_URL", "").strip() or None
+    return EnvSettings(_dsn(env, "AURITE_ENABLE_DB is on but"), schema, read_url)
+
+
+_LOCATION = ("AURITE_DB_URL", "AURITE_DB_HOST", "AURITE_DB_PORT", "AURITE_DB_USER", "AURITE_DB_NAME")
+"""The variables that say where the framework's database is (its password alone does not)."""
+
+
+def database_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """The DSN the ``AURITE_DB_*`` variables name, and which of them named it
+    (``"AURITE_DB_URL"``, or the parts set, ``"AURITE_DB_HOST, AURITE_DB_USER, ..."``);
+    None when none of ``AURITE_DB_URL``, ``_HOST``, ``_PORT``, ``_USER``, ``_NAME`` is
+    set. ``AURITE_ENABLE_DB`` plays no part: it switches the framework's persistence on,
+    it does not say where the database is. The ``docstore`` command connects there when neither ``--dsn`` nor
+    ``DOCSTORE_URL`` is given. Raises :class:`StorageConfigError` as ``from_env`` does.
+    """
+    env = os.environ if environ is None else environ
+    named = [var for var in _LOCATION if env.get(var, "").strip()]
+    if not named:
+        return None
+    dsn = _dsn(env, f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} set but")
+    return dsn, "AURITE_DB_URL" if "AURITE_DB_URL" in named else ", ".join(named)
+
+
+def _dsn(env: Mapping[str, str], context: str) -> str:
+    """The DSN of ``AURITE_DB_URL``, else of its parts; ``context`` opens the error."""
     url = env.get("AURITE_DB_URL", "").strip()
     if url:
-        return EnvSettings(url, schema, read_url)
+        return url
     missing = [var for var in ("AURITE_DB_USER", "AURITE_DB_NAME") if not env.get(var)]
     if missing:
         raise StorageConfigError(
-            f"AURITE_ENABLE_DB is on but {' and '.join(missing)} "
+            f"{context} {' and '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} not set: set AURITE_DB_URL, or "
             "AURITE_DB_USER and AURITE_DB_NAME (and AURITE_DB_HOST, AURITE_DB_PORT, "
             "AURITE_DB_PASSWORD as needed)"
@@ -70,14 +102,13 @@ def settings_from_env(
     port = env.get("AURITE_DB_PORT") or "5432"
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise StorageConfigError("AURITE_DB_PORT must be a port number (1-65535)")
-    dsn = make_conninfo(
+    return make_conninfo(
         host=env.get("AURITE_DB_HOST") or "localhost",
         port=port,
         user=env["AURITE_DB_USER"],
         password=env.get("AURITE_DB_PASSWORD") or None,
         dbname=env["AURITE_DB_NAME"],
     )
-    return EnvSettings(dsn, schema, read_url)
 
 
 def conversation_name(agent_name: str, session_id: str) -> str:

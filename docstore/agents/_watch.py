@@ -3,7 +3,8 @@
 A host that watches reads its configs with a dictionary lookup; another host's edit
 reaches it as one change, which costs one read of that config. The watch takes a
 cursor first and loads second, so no edit falls between the two (an edit seen by both
-is applied once: versions only go forward).
+is applied once: versions only go forward, until a ``prune`` change says the document
+is gone for good, after which one of that name starts again at version 1).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from docstore._feed import channel
 from docstore.aio import AsyncDocStore
 from docstore.change import Change
 from docstore.doc import Doc
-from docstore.errors import ChangesPruned, DocStoreError, DocumentNotFound
+from docstore.errors import ChangesPruned, CursorAheadOfServer, DocStoreError, DocumentNotFound
 from docstore.store import DocStore
 
 from .configs import CONFIG_KINDS
@@ -30,7 +31,8 @@ __all__ = ["AsyncConfigWatch", "ConfigWatch"]
 
 OnChange = Callable[[Change], None]
 
-GONE = ("delete", "prune")
+RELOAD = (ChangesPruned, CursorAheadOfServer)
+"""Feed errors after which the watch reloads every config and takes a new cursor."""
 
 
 S = TypeVar("S", DocStore, AsyncDocStore)
@@ -72,20 +74,30 @@ class _Held:
         with self._cond:
             for kind, listed in docs.items():
                 self.configs[kind] = {d.name: d.data for d in listed}
+                # The versions of what is no longer listed go too: a document purged
+                # since may come back at version 1.
+                for key in [k for k in self.versions if k[0] == kind]:
+                    del self.versions[key]
                 for d in listed:
                     self.versions[(kind, d.name)] = d.version
             self._cond.notify_all()
 
     def apply(self, change: Change, doc: Doc[Any] | None) -> None:
+        """Hold ``doc``, read after ``change`` was delivered (None: not there then)."""
         key = (change.kind, change.name)
         with self._cond:
+            if change.op == "prune":
+                # Gone for good, history and all: a document of this name written later
+                # starts again at version 1, so no version held before counts against it.
+                self.versions.pop(key, None)
             held = self.versions.get(key, 0)
             if doc is None:
                 # A delete delivered again after a load that saw the document written anew
                 # (a higher version) must not remove it.
                 if change.version >= held:
                     self.configs.setdefault(change.kind, {}).pop(change.name, None)
-                    self.versions[key] = change.version
+                    if change.op != "prune":
+                        self.versions[key] = change.version
             elif doc.version >= held:
                 self.configs.setdefault(change.kind, {})[change.name] = doc.data
                 self.versions[key] = doc.version
@@ -145,7 +157,9 @@ class ConfigWatch(_Held):
         return cursor
 
     def _follow(self) -> None:
+        idle = False  # the last reload was followed by no change before the next
         while not self._stopped.is_set():
+            delivered = False
             try:
                 for change in self._store.changes(
                     list(CONFIG_KINDS),
@@ -154,16 +168,22 @@ class ConfigWatch(_Held):
                     poll_interval=self._poll_interval,
                     stop=self._stopped.is_set,
                 ):
-                    doc = None
-                    if change.op not in GONE:
-                        try:
-                            doc = self._store.get(change.kind, change.name)
-                        except DocumentNotFound:
-                            doc = None
+                    delivered = True
+                    # Read for every change, deletes and prunes included: the document
+                    # may have been written anew since, and then it is what to hold.
+                    try:
+                        doc: Doc[Any] | None = self._store.get(change.kind, change.name)
+                    except DocumentNotFound:
+                        doc = None
                     self.apply(change, doc)
                 return
-            except ChangesPruned:
-                # Fell behind retention: reload everything, then follow from there.
+            except RELOAD:
+                # Fell behind retention (or the store moved to another cluster): reload
+                # everything, then follow from there. Twice in a row with nothing
+                # delivered in between, wait a poll interval first rather than spin.
+                if idle and not delivered and self._stopped.wait(self._poll_interval):
+                    return
+                idle = not delivered
                 try:
                     self.cursor = self._load()
                 except DocStoreError as exc:
@@ -230,7 +250,9 @@ class AsyncConfigWatch(_Held):
         return cursor
 
     async def _follow(self) -> None:
+        idle = False  # as ConfigWatch._follow
         while True:
+            delivered = False
             try:
                 async for change in self._store.changes(
                     list(CONFIG_KINDS),
@@ -238,14 +260,16 @@ class AsyncConfigWatch(_Held):
                     listen_dsn=self._listen_dsn,
                     poll_interval=self._poll_interval,
                 ):
-                    doc = None
-                    if change.op not in GONE:
-                        try:
-                            doc = await self._store.get(change.kind, change.name)
-                        except DocumentNotFound:
-                            doc = None
+                    delivered = True
+                    try:
+                        doc: Doc[Any] | None = await self._store.get(change.kind, change.name)
+                    except DocumentNotFound:
+                        doc = None
                     self.apply(change, doc)
-            except ChangesPruned:
+            except RELOAD:
+                if idle and not delivered:
+                    await asyncio.sleep(self._poll_interval)
+                idle = not delivered
                 try:
                     self.cursor = await self._load()
                 except DocStoreError as exc:

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from docstore._yaml import load_yaml
 from docstore.agents.configs import (
     CONFIG_KIND_ALIASES,
     CONFIG_KINDS,
@@ -48,6 +49,7 @@ from docstore.agents.configs import (
     resolve_config_kind,
     upgrade_config,
 )
+from docstore.extras import install_extra
 
 __all__ = [
     "ANCHOR",
@@ -306,9 +308,9 @@ def _yaml(text: str) -> Any:
     try:
         import yaml
     except ImportError:
-        raise ValueError("reading YAML needs PyYAML: pip install 'docstore[yaml]'") from None
+        raise ValueError(f"reading YAML needs PyYAML: {install_extra('yaml')}") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)  # an alias bomb is a ValueError (YAMLRefused) naming its line
     except yaml.YAMLError as exc:
         raise ValueError(str(exc)) from None
 

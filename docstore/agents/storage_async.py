@@ -17,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from docstore._connect import check_dsn
+from docstore._otel import framework
 from docstore.aio import AsyncDocStore
 from docstore.change import Change
 from docstore.doc import Doc
@@ -58,6 +60,12 @@ __all__ = [
 
 Configs = Mapping[str, Any] | Iterable[Any] | None
 """Configs by name, or just configs (each names itself); models or dicts."""
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)``: configs stored so far, of how many."""
+
+SYNC_BATCH = 1000
+"""Configs per statement of a sync (put_many's own chunk)."""
 
 
 class AsyncStorageManager:
@@ -124,38 +132,46 @@ class AsyncStorageManager:
 
     # --- set-up ------------------------------------------------------------------------
 
+    @framework
     async def init_db(self) -> None:
-        """Create docstore's tables if missing (idempotent; safe from many processes)."""
+        """Create docstore's tables if missing, or upgrade a store an earlier release made
+        to this one's layout, online (idempotent; safe from many processes at once)."""
         await self.store.init_schema()
 
     # --- configs -----------------------------------------------------------------------
 
+    @framework
     async def sync_agent_config(self, config: AgentConfig | Mapping[str, Any]) -> Doc[AgentConfig]:
         """Store an agent config; an unchanged one writes nothing."""
         return await self._put_config("agent", config)
 
+    @framework
     async def sync_llm_config(self, config: LLMConfig | Mapping[str, Any]) -> Doc[LLMConfig]:
         """Store an LLM config; an unchanged one writes nothing."""
         return await self._put_config("llm", config)
 
+    @framework
     async def sync_mcp_server_config(
         self, config: MCPServerConfig | Mapping[str, Any]
     ) -> Doc[MCPServerConfig]:
         """Store an MCP server config; an unchanged one writes nothing."""
         return await self._put_config("mcp_server", config)
 
+    @framework
     async def sync_workflow_config(
         self, config: LinearWorkflowConfig | GraphWorkflowConfig | Mapping[str, Any]
     ) -> Doc[LinearWorkflowConfig | GraphWorkflowConfig]:
         """Store a linear (or graph) workflow config; an unchanged one writes nothing."""
         return await self._put_config(workflow_kind(config), config)
 
+    @framework
     async def sync_custom_workflow_config(
         self, config: CustomWorkflowConfig | Mapping[str, Any]
     ) -> Doc[CustomWorkflowConfig]:
         """Store a custom workflow config; an unchanged one writes nothing."""
         return await self._put_config("custom_workflow", config)
 
+    @framework
     async def sync_all_configs(
         self,
         agents: Configs = None,
@@ -179,13 +195,17 @@ class AsyncStorageManager:
         )
         return await self._sync_many(configs)
 
-    async def sync_path(self, *paths: str | Path, partial: bool = False) -> SyncReport:
+    @framework
+    async def sync_path(
+        self, *paths: str | Path, partial: bool = False, progress: Progress | None = None
+    ) -> SyncReport:
         """Sync config files, first path first (see :func:`sync_path`)."""
         loaded = load_configs(*paths)
         if loaded.problems and not partial:
             return SyncReport(problems=tuple(loaded.problems), applied=False, warnings=tuple(loaded.warnings))
-        return await self._sync_many(loaded.configs, loaded.problems, loaded.warnings)
+        return await self._sync_many(loaded.configs, loaded.problems, loaded.warnings, progress)
 
+    @framework
     async def load_all_configs(self) -> dict[str, dict[str, Any]]:
         """Every stored config: kind -> name -> model."""
         out: dict[str, dict[str, Any]] = {}
@@ -194,6 +214,7 @@ class AsyncStorageManager:
             out[kind] = {doc.name: doc.data for doc in docs}
         return out
 
+    @framework
     async def watch_configs(
         self,
         *,
@@ -208,6 +229,8 @@ class AsyncStorageManager:
         ``listen_dsn``: a direct connection for the feed, when the pool's go through
         pgbouncer in transaction mode. Stops with :meth:`close` or the watch's own.
         """
+        if listen_dsn is not None:  # refused here, not on the watch's own task later
+            check_dsn(listen_dsn, "listen_dsn")
         if self._watch is not None:
             await self._watch.close()
         self._watch = await AsyncConfigWatch(
@@ -215,6 +238,7 @@ class AsyncStorageManager:
         ).start()
         return self._watch
 
+    @framework
     async def get_config(self, kind: str, name: str) -> Any:
         """A config by kind and name: from memory while :meth:`watch_configs` runs, else
         read from the store. DocumentNotFound when there is none."""
@@ -222,12 +246,14 @@ class AsyncStorageManager:
             return self._watch.get(kind, name)
         return (await self.store.get(kind, name)).data
 
+    @framework
     async def sync_index_to_db(self, component_index: Mapping[str, Mapping[str, Any]]) -> SyncReport:
         """Store the framework's component index (type -> name -> config) in one
         transaction: every config, or (on any error) none. An unchanged config writes
         nothing; a changed one writes one version."""
         return await self._sync_many(index_configs(component_index))
 
+    @framework
     async def load_index_from_db(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every stored config as the framework indexes it (type -> name -> dict): what
         :meth:`sync_index_to_db` was given, key for key (a value the framework's model
@@ -243,6 +269,7 @@ class AsyncStorageManager:
                 index.setdefault(index_group(kind, data), {})[doc.name] = data
         return index
 
+    @framework
     async def delete_component(self, component_name: str) -> bool:
         """Delete the configs named ``component_name`` (their versions stay readable);
         False when there was none."""
@@ -267,22 +294,33 @@ class AsyncStorageManager:
         configs: Mapping[str, Mapping[str, Any]],
         problems: Sequence[ConfigProblem] = (),
         warnings: Sequence[ConfigProblem] = (),
+        progress: Progress | None = None,
     ) -> SyncReport:
-        """Store every config in one transaction; report what changed."""
+        """Store every config in one transaction; report what changed. ``progress(done,
+        total)`` after each batch of configs stored."""
         written: list[tuple[str, str, int]] = []
         unchanged: list[tuple[str, str]] = []
         created: list[tuple[str, str]] = []
+        total = sum(len(by_name) for by_name in configs.values())
+        done = 0
+        if progress is not None:
+            progress(0, total)
         async with self.store.transaction():
             for kind, by_name in configs.items():
-                if not by_name:
-                    continue
-                for doc in await self.store.put_many(kind, dict(by_name)):
-                    if not doc.changed:
-                        unchanged.append((kind, doc.name))
-                        continue
-                    written.append((kind, doc.name, doc.version))
-                    if await self._created(kind, doc):
-                        created.append((kind, doc.name))
+                items = list(by_name.items())
+                # In batches, for progress: one statement per batch, as put_many's own.
+                for start in range(0, len(items), SYNC_BATCH):
+                    batch = dict(items[start : start + SYNC_BATCH])
+                    for doc in await self.store.put_many(kind, batch):
+                        if not doc.changed:
+                            unchanged.append((kind, doc.name))
+                            continue
+                        written.append((kind, doc.name, doc.version))
+                        if await self._created(kind, doc):
+                            created.append((kind, doc.name))
+                    done += len(batch)
+                    if progress is not None:
+                        progress(done, total)
         return SyncReport(
             tuple(written),
             tuple(unchanged),
@@ -307,6 +345,7 @@ class AsyncStorageManager:
 
     # --- history -----------------------------------------------------------------------
 
+    @framework
     async def load_history(
         self, agent_name: str, session_id: str | None, limit: int | None = 50
     ) -> list[dict[str, Any]]:
@@ -316,6 +355,7 @@ class AsyncStorageManager:
         """
         return await self._history.load(agent_name, session_id, limit)
 
+    @framework
     async def save_full_history(
         self,
         agent_name: str,
@@ -335,6 +375,7 @@ class AsyncStorageManager:
             agent_name, session_id, conversation, workflow_name, parent_session_id
         )
 
+    @framework
     async def append_history(
         self,
         agent_name: str,
@@ -348,6 +389,7 @@ class AsyncStorageManager:
         length); returns how many were written. No ``session_id``: nothing is stored."""
         return await self._history.append(agent_name, session_id, messages, workflow_name, parent_session_id)
 
+    @framework
     async def list_sessions(self, agent_name: str | None = None) -> list[Doc[Any]]:
         """Conversation heads (meta, message count, times), of one agent or of all."""
         where = None if agent_name is None else {"agent_name": agent_name}
@@ -355,6 +397,7 @@ class AsyncStorageManager:
 
     # --- the framework's storage interface (aurite 0.4.2) --------------------------------
 
+    @framework
     async def save_session(self, session_data: Mapping[str, Any]) -> bool:
         """Store a session record of the framework (``session_id``, ``execution_result``,
         ``name``, ``result_type``, ``base_session_id``, ``agents_involved``, ...).
@@ -364,11 +407,13 @@ class AsyncStorageManager:
         """
         return await self._history.save_session(session_data)
 
+    @framework
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
         """The session record as it was saved, with the store's ``created_at`` and
         ``last_updated`` (naive UTC, ISO 8601); None when there is none."""
         return await self._history.get_session(session_id)
 
+    @framework
     async def get_sessions_list(
         self,
         agent_name: str | None = None,
@@ -379,26 +424,40 @@ class AsyncStorageManager:
         """(rows, total): sessions newest first, a workflow's runs or an agent's own runs."""
         return await self._history.get_sessions_list(agent_name, workflow_name, limit, offset)
 
+    @framework
     async def delete_session(self, session_id: str) -> bool:
-        """Delete a session and its messages for good (a workflow's takes its agents'
-        sessions sharing its ``base_session_id``); False when there was none."""
+        """Hide a session behind a tombstone (a workflow's takes its agents' sessions
+        sharing its ``base_session_id``); False when there was none. Every framework call
+        then acts as if it were gone; :meth:`restore_session` brings it back, and only
+        docstore's retention (``prune``, ``purge``) removes it for good."""
         return await self._history.delete_session(session_id)
 
+    @framework
     async def cleanup_old_sessions(self, days: int = 30, max_sessions: int = 50) -> int:
-        """Delete sessions not written for ``days``, then all but the newest
-        ``max_sessions``; returns how many went."""
+        """Hide sessions not written for ``days``, then all but the newest
+        ``max_sessions``, as :meth:`delete_session` does; returns how many were hidden."""
         return await self._history.cleanup_old_sessions(days, max_sessions)
 
+    @framework
+    async def restore_session(self, session_id: str) -> bool:
+        """Bring back a session hidden by :meth:`delete_session` or
+        :meth:`cleanup_old_sessions`, messages and all (a workflow's with the agents'
+        sessions in its ``agents_involved``); False when it is gone for good or never was."""
+        return await self._history.restore_session(session_id)
+
+    @framework
     async def get_session_history(self, session_id: str) -> list[dict[str, Any]] | None:
         """The session's conversation; None for no session, or a workflow's."""
         return await self._history.get_session_history(session_id)
 
+    @framework
     async def save_qa_result(self, result_data: Mapping[str, Any]) -> bool:
         """Store a QA test result under its ``result_id`` (a re-save writes a version)."""
         result_id, record = qa_record(result_data)
         await self.store.put(QA_RESULT, result_id, record)
         return True
 
+    @framework
     async def get_qa_result(self, result_id: str) -> dict[str, Any] | None:
         """A QA test result with its ``result``; None when there is none."""
         try:
@@ -407,6 +466,7 @@ class AsyncStorageManager:
             return None
         return qa_row(doc, full=True)
 
+    @framework
     async def get_qa_results_list(
         self,
         evaluation_config_id: str | None = None,
@@ -427,6 +487,7 @@ class AsyncStorageManager:
         docs = await self.store.list(QA_RESULT, where=where, limit=offset + limit, order_by="-created_at")
         return [qa_row(doc, full=False) for doc in docs[offset:]], total
 
+    @framework
     async def delete_qa_result(self, result_id: str) -> bool:
         """Delete a QA test result for good; False when there was none."""
         gone = await self.store.purge(QA_RESULT, [result_id])
@@ -434,7 +495,10 @@ class AsyncStorageManager:
 
 
 async def sync_path(
-    target: AsyncStorageManager | AsyncDocStore, *paths: str | Path, partial: bool = False
+    target: AsyncStorageManager | AsyncDocStore,
+    *paths: str | Path,
+    partial: bool = False,
+    progress: Progress | None = None,
 ) -> SyncReport:
     """Sync the config files at ``paths`` (project files, component files or directories).
 
@@ -444,7 +508,7 @@ async def sync_path(
     transaction. Broken entries are listed in the report with file and entry name; with
     any of them nothing is written (``report.applied`` is False) unless ``partial``, which
     syncs the rest. ``target`` may be a bare DocStore: the config kinds are registered on
-    it where missing.
+    it where missing. ``progress(done, total)`` is called as configs are stored.
     """
     manager = target if isinstance(target, AsyncStorageManager) else AsyncStorageManager(target)
-    return await manager.sync_path(*paths, partial=partial)
+    return await manager.sync_path(*paths, partial=partial, progress=progress)

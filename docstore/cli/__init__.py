@@ -18,7 +18,7 @@ import typer
 from .._connect import redact
 from ..agents import ConfigFileError
 from ..errors import DocStoreError
-from . import _docs, _ops, _watch  # noqa: F401  (registers the commands)
+from . import _aurite, _docs, _edit, _ops, _watch  # noqa: F401  (registers the commands)
 from ._app import GLOBAL_FLAGS, GLOBAL_OPTIONS, app
 from ._compat import UsageProblem, enforce_required
 from ._errors import CliError
@@ -30,13 +30,13 @@ __all__ = ["main"]
 def _hoist(argv: list[str]) -> list[str]:
     """Move global options given after the command name to the front, so that
     ``docstore ls agent --json`` works like ``docstore --json ls agent``. Stops at ``--``
-    and at ``bench``, whose arguments are its own."""
+    and at the commands ``bench`` and ``aurite``, whose arguments are their own."""
     front: list[str] = []
     rest: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg == "--" or arg == "bench":
+        if arg == "--" or (not rest and arg in ("bench", "aurite")):
             rest.extend(argv[i:])
             break
         name = arg.split("=", 1)[0]
@@ -137,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (CliError, DocStoreError, ValueError, OSError) as exc:
         message = _redact(_one_line(str(exc)) or type(exc).__name__, args)
-        _report(message, kind=type(exc).__name__, status=1, as_json=as_json)
+        kind = exc.error_type if isinstance(exc, CliError) else type(exc).__name__
+        _report(message, kind=kind, status=1, as_json=as_json)
         return 1
     finally:
         sys.stdout.flush()
@@ -147,9 +148,12 @@ def _redact(message: str, args: list[str]) -> str:
     """``message`` without the password of any DSN from the arguments or the environment."""
     dsns = [a.split("=", 1)[1] for a in args if a.startswith("--dsn=")]
     dsns += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--dsn"]
-    dsns.append(os.environ.get("DOCSTORE_URL", ""))
+    dsns += [os.environ.get("DOCSTORE_URL", ""), os.environ.get("AURITE_DB_URL", "")]
     for dsn in dsns:
         if dsn:
             message = redact(message, dsn)
-    password = os.environ.get("PGPASSWORD")
-    return message.replace(password, "***") if password else message
+    for variable in ("PGPASSWORD", "AURITE_DB_PASSWORD"):
+        password = os.environ.get(variable)
+        if password:
+            message = message.replace(password, "***")
+    return message

@@ -11,7 +11,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from ._out import set_json
 from ._store import Settings
+from ._where import find_schema
 
 __all__ = ["GLOBAL_FLAGS", "GLOBAL_OPTIONS", "app", "settings"]
 
@@ -111,7 +113,8 @@ def _global(
         str | None,
         typer.Option(
             metavar="DSN",
-            help="libpq connection string or URL; else $DOCSTORE_URL, else libpq's PG* variables.",
+            help="libpq connection string or URL; else $DOCSTORE_URL, else the framework's "
+            "$AURITE_DB_URL (or AURITE_DB_HOST, _USER, ...), else libpq's PG* variables.",
             show_default=False,
         ),
     ] = None,
@@ -119,7 +122,8 @@ def _global(
         str,
         typer.Option(
             metavar="NAME",
-            help="PostgreSQL schema holding the store (else $DOCSTORE_SCHEMA, else docstore).",
+            help="PostgreSQL schema holding the store (else $DOCSTORE_SCHEMA, else "
+            "$AURITE_DB_SCHEMA, else docstore).",
             show_default=False,
         ),
     ] = "",
@@ -155,14 +159,16 @@ def _global(
         ),
     ] = False,
 ) -> None:
-    schema_env = os.environ.get("DOCSTORE_SCHEMA")
+    chosen, schema_source = find_schema(schema)
+    set_json(json)
     ctx.obj = Settings(
         dsn=dsn,
-        schema=schema or schema_env or "docstore",
+        schema=chosen,
+        schema_source=schema_source,
         json=json,
         embedded=embedded,
         kinds=kinds or os.environ.get("DOCSTORE_KINDS") or None,
-        schema_given=bool(schema or schema_env),
+        schema_given=bool(schema_source),
         author=author or None,
     )
 

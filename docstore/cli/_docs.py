@@ -1,4 +1,4 @@
-"""Commands on single documents: get, put, ls, log, diff, revert, rm, history."""
+"""Commands on single documents: get, put, ls, log, diff, revert, rm, restore, history."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from psycopg import sql
 from rich.markup import escape as _escape_markup
 
 from .. import _jsondiff
+from .._yaml import YAMLRefused, load_yaml
 from ..doc import Doc
 from ..errors import DocumentNotFound, InvalidFilter
 from ..kinds import ANY_DICT
@@ -138,7 +139,9 @@ def _read_value(source: str) -> Any:
                 f"{where}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
+    except YAMLRefused as exc:
+        raise CliError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or _first(exc)
@@ -326,6 +329,17 @@ def rm(ctx: typer.Context, kind: Kind, name: Name, expected_version: Expected = 
             _out.emit_json({"kind": kind, "name": name, "version": version, "deleted": True})
         else:
             print(f"{kind} {name!r}: deleted at version {version}")
+
+
+@command()
+def restore(ctx: typer.Context, kind: Kind, name: Name, expected_version: Expected = None) -> None:
+    """Bring back a deleted document (a session the framework deleted, say)."""
+    with _store(ctx, kind) as store:
+        version = store.restore(kind, name, expected_version=expected_version)
+        if settings(ctx).json:
+            _out.emit_json({"kind": kind, "name": name, "version": version, "deleted": False})
+        else:
+            print(f"{kind} {name!r}: restored, at version {version}")
 
 
 @command()

@@ -13,4 +13,12 @@ UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__
 
 
 class CliError(Exception):
-    """Something the user can fix; printed as ``docstore: error: <message>``."""
+    """Something the user can fix; printed as ``docstore: error: <message>``.
+
+    ``error_type`` names it in ``--json`` errors when it stands for one of docstore's
+    own (``SchemaMissing``, ``InvalidCursor``) said again for a shell user.
+    """
+
+    def __init__(self, message: str, *, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type or type(self).__name__

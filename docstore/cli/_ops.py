@@ -1,4 +1,5 @@
-"""Commands on the whole store: init, status, upgrade, prune, export, import, sync, bench, demo."""
+"""Commands on the whole store: init, status, migrate, upgrade, prune, export, import, sync,
+bench, demo."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from psycopg import sql
 
-from .._connect import describe_dsn
+from .._sql import release_ddl_version
 from ..store import DocStore
 from . import _out
 from ._app import command, settings
@@ -25,23 +26,35 @@ from ._errors import CliError, UsageError
 from ._kinds import ensure_kind
 from ._query import raw
 from ._store import dsn_configured, open_store
+from ._where import connected_to
 
 
 @command()
 def init(ctx: typer.Context) -> None:
-    """Create the store's schema, tables and indexes (idempotent; never drops anything)."""
-    with _store(ctx) as store:
+    """Create the store's schema, tables and indexes, or upgrade an older store's (idempotent)."""
+    options = settings(ctx)
+    with _store(ctx) as store, store.pool.connection() as conn:
         version = store.init_schema()
-        where = describe_dsn(str(store.pool.conninfo))
-        if settings(ctx).json:
-            _out.emit_json({"schema": store.schema, "database": where, "ddl_version": version})
+        if options.json:
+            _out.emit_json({**options.where(conn.info), "ddl_version": version})
         else:
-            print(f"schema {store.schema!r} ready in {where} (DDL version {version})")
+            print(f"{options.place(conn.info)}: ready (DDL version {version})")
+
+
+def _versions(store_version: int | None) -> str:
+    """The store's DDL version beside this release's, and what to do when they differ."""
+    release = release_ddl_version()
+    shown = "none recorded" if store_version is None else str(store_version)
+    if store_version is None or store_version < release:
+        return f"DDL version {shown} (this docstore writes {release}: run `docstore migrate`)"
+    if store_version > release:
+        return f"DDL version {shown} (this docstore knows {release}: install a newer docstore)"
+    return f"DDL version {shown} (this docstore's)"
 
 
 @command()
 def status(ctx: typer.Context) -> None:
-    """DDL version, documents, versions and sizes per kind, oldest and newest writes."""
+    """DDL versions (the store's, this docstore's), documents, versions and sizes per kind."""
     with _store(ctx) as store:
         s = sql.Identifier(store.schema)
         ((ddl,),) = raw(
@@ -91,19 +104,22 @@ def status(ctx: typer.Context) -> None:
                     "newest": newest,
                 }
             )
-        where = describe_dsn(str(store.pool.conninfo))
-        if settings(ctx).json:
+        options = settings(ctx)
+        with store.pool.connection() as conn:
+            where = options.where(conn.info)
+            place = options.place(conn.info)
+        if options.json:
             _out.emit_json(
                 {
-                    "database": where,
-                    "schema": store.schema,
+                    **where,
                     "ddl_version": ddl,
+                    "release_ddl_version": release_ddl_version(),
                     "total_bytes": total,
                     "kinds": kinds,
                 }
             )
             return
-        print(f"{where} schema {store.schema!r}: DDL version {ddl}, {_size(int(total))} on disk")
+        print(f"{place}: {_versions(ddl)}, {_size(int(total))} on disk")
         _out.table(
             None,
             ["kind", "mode", "documents", "deleted", "versions", "data", "oldest write", "newest write"],
@@ -121,6 +137,83 @@ def status(ctx: typer.Context) -> None:
                 for k in kinds
             ],
         )
+
+
+@command()
+def migrate(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the steps; change nothing.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Also run steps that stop writes while they run, without asking.")
+    ] = False,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=1024,
+            metavar="N",
+            help="Then move a plain versions table into N hash partitions, online.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Upgrade the store's layout to this docstore's DDL version, in place and online."""
+    as_json = settings(ctx).json
+    with _store(ctx) as store:
+        plan = store.migrate(dry_run=True, partitions=partitions)
+        with store.pool.connection() as conn:
+            place = settings(ctx).place(conn.info)
+            where = settings(ctx).where(conn.info)
+        if not as_json:
+            print(f"{place}: DDL version {plan.store_version}, this docstore writes {plan.release_version}")
+            for step in plan.steps:
+                stops = "" if step.online else " [STOPS WRITES]"
+                print(f"  DDL {step.version} {step.name}{stops}: {step.summary}; locks: {step.locks}")
+            for note in plan.notes:
+                print(f"  note: {note}")
+        offline = [s.name for s in plan.steps if not s.online]
+        run_it = bool(plan.steps) and not dry_run
+        if run_it and offline and not yes:
+            if as_json or not sys.stdin.isatty():
+                raise CliError(
+                    f"steps {', '.join(offline)} stop writes while they run; nothing was "
+                    "changed: run again with --yes at a quiet time"
+                )
+            if not typer.confirm(f"Run {', '.join(offline)}, which stop writes while they run?"):
+                raise CliError("nothing was changed")
+        done = (
+            store.migrate(
+                offline_ok=bool(offline), progress=None if as_json else print, partitions=partitions
+            )
+            if run_it
+            else plan
+        )
+        after = done.release_version if run_it else plan.store_version
+        if as_json:
+            _out.emit_json(
+                {
+                    **where,
+                    "store_ddl_version": plan.store_version,
+                    "release_ddl_version": plan.release_version,
+                    "ddl_version": after,
+                    "dry_run": dry_run,
+                    "steps": [
+                        {
+                            "version": s.version,
+                            "name": s.name,
+                            "summary": s.summary,
+                            "locks": s.locks,
+                            "online": s.online,
+                        }
+                        for s in plan.steps
+                    ],
+                    "notes": list(plan.notes),
+                }
+            )
+        elif not plan.steps:
+            print("nothing to do")
+        elif dry_run:
+            print("dry run: nothing was changed")
 
 
 def _size(n: int) -> str:
@@ -351,8 +444,8 @@ def sync(
     from ._sync import sync_configs
 
     with _store(ctx) as store:
-        with _out.progress("syncing"):
-            result = sync_configs(store, *paths, partial=partial)
+        with _out.progress("syncing") as bar:
+            result = sync_configs(store, *paths, partial=partial, progress=bar.step)
         if settings(ctx).json:
             _out.emit_json(result)
             return
@@ -378,7 +471,7 @@ def bench(ctx: typer.Context) -> None:
     from ..bench import main as run_bench
 
     options = settings(ctx)
-    if options.dsn is not None or options.embedded:
+    if options.resolve():  # bench reads DOCSTORE_URL: the server this command chose
         os.environ["DOCSTORE_URL"] = options.resolve()
     try:
         code = run_bench(list(ctx.args))
@@ -502,7 +595,7 @@ def _clean_demo(ctx: typer.Context, embedded: bool) -> None:
     else:
         with open_store(options) as store, store.pool.connection() as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(DEMO_SCHEMA)))
-            what = [f"schema {DEMO_SCHEMA} in {describe_dsn(str(store.pool.conninfo))}"]
+            what = [f"schema {DEMO_SCHEMA} in {connected_to(conn.info)}"]
     if options.json:
         _out.emit_json({"removed": what})
     elif what:

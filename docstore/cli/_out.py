@@ -22,7 +22,16 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["Bar", "clean", "console", "emit_json", "err_console", "progress", "table", "when"]
+__all__ = ["Bar", "clean", "console", "emit_json", "err_console", "progress", "set_json", "table", "when"]
+
+_JSON = False  # this invocation's --json: no progress bar then, whatever stderr is
+
+
+def set_json(on: bool) -> None:
+    """Record the invocation's ``--json`` (the global callback does, for every command)."""
+    global _JSON
+    _JSON = on
+
 
 # Characters a terminal acts on instead of showing: C0/C1 controls (ESC starts an escape
 # sequence) and the bidirectional overrides that make text read other than it is.
@@ -104,7 +113,8 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
 
 
 class Bar:
-    """A progress handle: ``update(done)`` or ``advance(n)``; a no-op when not on a TTY."""
+    """A progress handle: ``update(done)``, ``advance(n)`` or ``step(done, total)``; a
+    no-op when not on a TTY."""
 
     def __init__(self, progress: Progress | None, task: Any) -> None:
         self._progress = progress
@@ -118,11 +128,17 @@ class Bar:
         if self._progress is not None:
             self._progress.advance(self._task, n)
 
+    def step(self, completed: int, total: int) -> None:
+        """``completed`` of ``total``, when the total is known only once work began."""
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed, total=total)
+
 
 @contextmanager
 def progress(label: str, total: int | None = None) -> Iterator[Bar]:
-    """A bar on stderr when stderr is a terminal; silent when piped or redirected."""
-    if not sys.stderr.isatty():
+    """A bar on stderr when stderr is a terminal; silent when piped or redirected, and
+    with ``--json`` (a program reads the output)."""
+    if _JSON or not sys.stderr.isatty():
         yield Bar(None, None)
         return
     columns = [

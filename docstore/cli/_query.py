@@ -12,7 +12,6 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from .._connect import describe_dsn
 from ..errors import SchemaMissing
 from ..store import DocStore
 from ._errors import CliError
@@ -29,10 +28,8 @@ def raw(
             rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
             return rows
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-        raise SchemaMissing(
-            f"docstore's tables are missing from schema {store.schema!r} in "
-            f"{describe_dsn(str(store.pool.conninfo))}: run `docstore init`"
-        ) from None
+        # open_store says where and what to run, for the shell user.
+        raise SchemaMissing(f"docstore's tables are missing from schema {store.schema!r}") from None
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CliError(first) from None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,22 @@ from ..store import DocStore
 __all__ = ["sync_configs"]
 
 
-def sync_configs(store: DocStore, *paths: str | Path, partial: bool = False) -> dict[str, Any]:
+def sync_configs(
+    store: DocStore,
+    *paths: str | Path,
+    partial: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Store every config found at ``paths`` in one transaction; unchanged ones write nothing.
 
     Files are read in the framework's order; a name defined again keeps the first and is
     a warning. Broken entries raise :class:`ConfigFileError` and nothing is written, unless
     ``partial``: then the valid ones are stored and the problems reported.
+    ``progress(done, total)`` as configs are stored.
     """
     from ..agents.storage import sync_path
 
-    report = sync_path(store, *paths, partial=partial)
+    report = sync_path(store, *paths, partial=partial, progress=progress)
     if not report.applied:
         raise ConfigFileError(
             list(report.problems),

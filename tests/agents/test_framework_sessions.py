@@ -3,6 +3,7 @@ SessionManager, CacheManager and result models (the real package, no stand-ins).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -265,15 +266,32 @@ def test_deleting_a_workflow_takes_its_agents_sessions_and_nothing_else(manager:
             base_session_id="wf1",
         )
     )
+    before = manager.get_session("wf1-0")
     assert manager.delete_session("wf1") is True
     assert [manager.get_session(s) for s in ("wf1", "wf1-0", "wf1-1")] == [None] * 3
-    assert manager.get_session("other") is not None
-    # Gone for good: no message of them is left in the tables.
-    assert count_rows(db, "versions", "conversation") == 4
+    assert manager.get_sessions_list() == ([list_row_of(manager, "other")], 1)
+    assert manager.get_session_history("wf1-0") is None and manager.load_history("planner", "wf1-0") == []
     assert manager.delete_session("wf1") is False
-    # An agent's own session goes alone.
+    # A tombstone, not a loss: every message is still in the tables, and comes back.
+    assert count_rows(db, "versions", "conversation") == 12
+    assert manager.restore_session("wf1") is True
+    # As saved; last_updated is the restore's, so the next cleanup does not hide it again.
+    after = manager.get_session("wf1-0")
+    assert after["last_updated"] > before["last_updated"]
+    assert {**after, "last_updated": None} == {**before, "last_updated": None}
+    assert manager.get_sessions_list()[1] == 4
+    # An agent's own session goes alone; only docstore's retention removes it for good.
     assert manager.delete_session("other") is True
-    assert count_rows(db, "documents", "conversation") == 0
+    assert manager.get_session("wf1-0") is not None
+    db.purge("conversation", ["other"])
+    assert manager.restore_session("other") is False
+    assert count_rows(db, "versions", "conversation") == 8
+
+
+def list_row_of(manager: Any, session_id: str) -> dict[str, Any]:
+    """The session's row of get_sessions_list, as listed alone."""
+    [row] = [r for r in manager.get_sessions_list(limit=1000)[0] if r["session_id"] == session_id]
+    return dict(row)
 
 
 def test_cleanup_drops_old_sessions_then_keeps_the_newest(manager: Any, db: DocStore) -> None:
@@ -289,7 +307,16 @@ def test_cleanup_drops_old_sessions_then_keeps_the_newest(manager: Any, db: DocS
     assert manager.cleanup_old_sessions(days=30, max_sessions=3) == 3
     rows, total = manager.get_sessions_list()
     assert ([r["session_id"] for r in rows], total) == (["s5", "s4", "s3"], 3)
-    assert count_rows(db, "versions", "conversation") == 12
+    # Hidden, not lost: the framework runs this on every history listing, so a user's
+    # sessions must survive it until docstore's own retention says otherwise.
+    assert count_rows(db, "versions", "conversation") == 24
+    assert manager.cleanup_old_sessions(days=30, max_sessions=3) == 0
+    assert manager.restore_session("s1") is True
+    assert manager.get_session_history("s1") == tool_turn(1)
+    # A hidden session's retention clock starts at its hiding (a bin emptied later).
+    assert db.prune("conversation", older_than=timedelta(days=1)) == 0
+    db.purge("conversation", ["s0"])
+    assert manager.restore_session("s0") is False
     # A session cleaned up starts afresh when the host saves it again.
     manager.save_session(
         record("s0", agent_result("weather", "s0", tool_turn(0)).model_dump(), name="weather")

@@ -161,6 +161,8 @@ def test_persistence_off_runs_with_no_database_at_all(monkeypatch: pytest.Monkey
 
 def test_the_example_runs_as_a_script_with_and_without_persistence(env: DocStore, docstore_dsn: str) -> None:
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    if "PYTHONPATH" in os.environ:  # the code under test, where a shared venv installs another
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     on = subprocess.run(
         [sys.executable, str(EXAMPLE)],
         capture_output=True,
