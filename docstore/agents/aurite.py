@@ -297,11 +297,7 @@ def attach(aurite: Any, storage: StorageManager | None = None) -> StorageManager
                 "and AURITE_DB_NAME), or pass attach() a StorageManager"
             )
         storage = StorageManager.from_env()
-        if storage is None:
-            raise StorageConfigError(
-                "AURITE_ENABLE_DB is off: set it (and AURITE_DB_URL or AURITE_DB_USER and "
-                "AURITE_DB_NAME), or pass attach() a StorageManager"
-            )
+        assert storage is not None  # database mode on: from_env() builds one or raises
     storage.init_db()
     kernel = aurite.kernel
     own = getattr(kernel, "_db_engine", None)
