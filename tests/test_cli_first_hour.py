@@ -75,6 +75,7 @@ def test_the_demos_closing_hint_is_one_runnable_command_per_line(
         assert main(["--dsn", docstore_dsn, *words[1:]]) == 0, capfd.readouterr().err
 
 
+@pytest.mark.servers
 def test_the_hint_names_the_command_as_it_was_started(
     docstore_factory: Callable[..., DocStore], docstore_dsn: str
 ) -> None:
@@ -223,6 +224,7 @@ def _partial_started(directory: Path) -> bool:
     return False
 
 
+@pytest.mark.servers
 def test_ctrl_c_during_export_to_a_file_leaves_the_file_as_it_was(
     docstore_dsn: str, store: DocStore, tmp_path: Path
 ) -> None:

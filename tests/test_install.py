@@ -16,6 +16,9 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
+# Builds wheels and virtual environments: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -90,6 +93,7 @@ def test_core_needs_only_psycopg_pydantic_orjson_and_extras_bring_only_their_own
     assert {"aurite", "ruff", "mypy", "hypothesis", "opentelemetry-sdk"} <= needs["dev"]
 
 
+@pytest.mark.framework
 def test_the_suite_runs_beside_aurite_0_4_2_and_the_typer_it_allows() -> None:
     # The test environment is `pip install -e '.[dev]'`, which holds aurite==0.4.2: every
     # CLI and plugin test of the suite therefore runs with the typer aurite pins.

@@ -25,6 +25,9 @@ from openai.types.chat import ChatCompletionMessage
 from docstore import DocStore, DocumentInvalid
 from docstore.agents import StorageManager
 
+# Needs the agent framework aurite (docs/contributing.md, markers).
+pytestmark = pytest.mark.framework
+
 db = agent_fixtures.db
 manager = agent_fixtures.manager
 
