@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _dist_version
 from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from .. import __version__
 from ._compat import check_required
 from ._out import set_json
 from ._store import Settings
@@ -126,17 +125,9 @@ def command(name: str | None = None, **kwargs: Any) -> Callable[[_F], _F]:
     return register
 
 
-def docstore_version() -> str:
-    """The installed distribution's version."""
-    try:
-        return _dist_version("docstore")
-    except PackageNotFoundError:  # a source tree that was never installed
-        return "unknown"
-
-
 def _show_version(value: bool) -> None:
     if value:
-        print(f"docstore {docstore_version()}")
+        print(f"docstore {__version__}")
         raise typer.Exit(0)
 
 
