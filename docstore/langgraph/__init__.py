@@ -1,7 +1,14 @@
 """LangGraph on docstore: checkpointers (:class:`DocStoreSaver`, :class:`AsyncDocStoreSaver`)
 that keep a thread's checkpoints and pending writes in docstore's tables. Needs the
-``langgraph`` extra: ``pip install 'docstore[langgraph]'``. See docs/langgraph.md.
+``langgraph`` extra. See docs/langgraph.md.
 """
+
+from docstore.extras import install_extra
+
+try:
+    import langgraph.checkpoint.base  # noqa: F401 (only to say what is missing)
+except ImportError as exc:  # pragma: no cover - tests/langgraph/test_langgraph_install.py
+    raise ImportError(f"docstore.langgraph needs LangGraph: {install_extra('langgraph')}") from exc
 
 from ._checkpoint import AsyncDocStoreSaver, DocStoreSaver
 from ._records import CHECKPOINTS, WRITES, CheckpointRecord, WriteRecord
