@@ -165,7 +165,7 @@ def main() -> None:
         results["graph_20_steps_on_long_thread"] = measure(
             {n: turn(a) for n, a in apps.items()}, max(3, args.repeat // 3)
         )
-    ratios = {
+    ratios: dict[str, Any] = {
         case: {
             unit: round(values["postgres"][unit] / values["docstore"][unit], 2)
             for unit in ("wall_ms", "cpu_ms")
@@ -173,6 +173,8 @@ def main() -> None:
         for case, values in results.items()
         if case != "long_thread_checkpoints"
     }
+    results["storage_bytes"] = sizes
+    ratios["storage_bytes"] = round(sizes["postgres"] / sizes["docstore"], 2)
     print(
         json.dumps({"results": results, "postgres_over_docstore": ratios, "load": os.getloadavg()}, indent=2)
     )
