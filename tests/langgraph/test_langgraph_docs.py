@@ -44,6 +44,7 @@ def test_langgraph_page_example_runs_on_an_empty_schema(
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_langgraph_page_examples_run_again_on_a_used_schema(
     docstore_dsn: str, docstore_factory: Callable[..., Any], tmp_path: Path
 ) -> None:
