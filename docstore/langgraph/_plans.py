@@ -20,6 +20,8 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from docstore import Entry
+
 from ._records import CHECKPOINTS, WRITES, CheckpointRecord, WriteRecord
 
 __all__ = ["Call", "Plan"]
@@ -150,8 +152,8 @@ def list_(
         threads = [(n, n) for n in (yield from _thread_names())]
     found: list[tuple[Any, CheckpointRecord]] = []
     for thread_id, name in threads:
-        records: list[CheckpointRecord] = yield Call("read", (CHECKPOINTS, name), {"where": where or None})
-        found.extend((thread_id, r) for r in _latest_by_id(records))
+        records = yield from _matching(name, where, limit)
+        found.extend((thread_id, r) for r in records)
     found.sort(key=lambda pair: pair[1].id, reverse=True)
     if limit is not None:
         found = found[:limit]
@@ -172,6 +174,34 @@ def list_(
         writes_of = pending[str(thread_id)].get((record.ns, record.id), [])
         out.append(_tuple(serde, thread_id, record, writes_of))
     return out
+
+
+def _matching(name: str, where: dict[str, Any], limit: int | None) -> Plan[list[CheckpointRecord]]:
+    """A thread's checkpoints matching ``where``, one per id; with ``limit``, a set that
+    holds the ``limit`` greatest ids without reading every checkpoint of the thread.
+
+    The newest ``limit`` items are those greatest ids when ids were appended in order
+    (LangGraph's are time-ordered). A second read of the items whose id is above the
+    window's smallest catches any appended out of order, so the answer is exact either way.
+    """
+    if limit is None or limit <= 0:
+        entries: list[Entry[CheckpointRecord]] = yield Call(
+            "entries", (CHECKPOINTS, name), {"where": where or None}
+        )
+    else:
+        entries = yield Call("entries", (CHECKPOINTS, name), {"last": limit, "where": where or None})
+        distinct = {(e.item.ns, e.item.id) for e in entries}
+        if len(entries) == limit and len(distinct) < limit:
+            # A checkpoint put twice: the window may hold fewer ids than asked; read them all.
+            entries = yield Call("entries", (CHECKPOINTS, name), {"where": where or None})
+        elif len(entries) == limit:
+            above = {"id": {"$gt": min(e.item.id for e in entries)}}
+            more: list[Entry[CheckpointRecord]] = yield Call(
+                "entries", (CHECKPOINTS, name), {"where": {"$and": [where, above]} if where else above}
+            )
+            by_version = {e.version: e for e in (*entries, *more)}
+            entries = [by_version[v] for v in sorted(by_version)]
+    return _latest_by_id(e.item for e in entries)
 
 
 def delete_thread(thread_id: str) -> Plan[None]:

@@ -190,3 +190,25 @@ async def test_the_async_savers_sync_methods_work_from_another_thread_not_from_i
     assert found[0].checkpoint["id"] == stored["configurable"]["checkpoint_id"]
     with pytest.raises(asyncio.InvalidStateError, match="use the async ones"):
         saver.get_tuple(stored)
+
+
+def test_list_with_a_limit_is_exact_when_ids_were_appended_out_of_order(docstore_store: DocStore) -> None:
+    # LangGraph's ids are time-ordered, so the log's newest items are the greatest ids and
+    # list(limit=) reads only those; ids put out of order must still come out right.
+    saver = DocStoreSaver(docstore_store)
+    config: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    ids = [f"1ef00000-0000-6000-8000-00000000000{d}" for d in "5193"]
+    for checkpoint_id in ids:
+        saver.put(config, generate_checkpoint(checkpoint_id=checkpoint_id), generate_metadata(), {})
+    saver.put(config, generate_checkpoint(checkpoint_id=ids[1]), generate_metadata(step=7), {})  # again
+
+    def listed(**kw: Any) -> list[str]:
+        return [t.checkpoint["id"] for t in saver.list(config, **kw)]
+
+    assert listed() == sorted(ids, reverse=True)
+    assert listed(limit=2) == sorted(ids, reverse=True)[:2]
+    assert listed(limit=1) == [max(ids)]
+    assert listed(limit=3, before={"configurable": {"checkpoint_id": ids[0]}}) == [ids[3], ids[1]]
+    # The checkpoint put twice is listed once, as put last.
+    [again] = [t for t in saver.list(config) if t.checkpoint["id"] == ids[1]]
+    assert again.metadata["step"] == 7

@@ -5,7 +5,8 @@ run on the same PostgreSQL, each in a scratch schema of its own (dropped at the 
 
 - a graph of 20 steps, invoked on a fresh thread, ``--runs`` times;
 - ``get_state_history`` of a long thread (``--turns`` invocations of that graph on one
-  thread), and ``get_state`` plus one more 20-step invocation on it.
+  thread), its first page (``limit=10``), and ``get_state`` plus one more 20-step
+  invocation on it.
 
 Each case alternates the two savers, ``--repeat`` times, and reports the median wall time
 and the median client CPU time (``time.process_time``, which the load of other processes
@@ -154,6 +155,9 @@ def main() -> None:
         def history(app: Any) -> Callable[[], Any]:
             return lambda: list(app.get_state_history(long_thread))
 
+        def page(app: Any) -> Callable[[], Any]:
+            return lambda: list(app.get_state_history(long_thread, limit=10))
+
         def state(app: Any) -> Callable[[], Any]:
             return lambda: app.get_state(long_thread)
 
@@ -161,6 +165,7 @@ def main() -> None:
             return lambda: app.invoke({"step": 0, "notes": []}, long_thread)
 
         results["get_state_history"] = measure({n: history(a) for n, a in apps.items()}, args.repeat)
+        results["get_state_history_limit_10"] = measure({n: page(a) for n, a in apps.items()}, args.repeat)
         results["get_state"] = measure({n: state(a) for n, a in apps.items()}, args.repeat)
         results["graph_20_steps_on_long_thread"] = measure(
             {n: turn(a) for n, a in apps.items()}, max(3, args.repeat // 3)
