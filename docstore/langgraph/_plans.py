@@ -4,7 +4,8 @@ docstore's own plans yield statements."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -39,7 +40,7 @@ class Call(NamedTuple):
 
     method: str
     args: tuple[Any, ...]
-    kwargs: dict[str, Any] = {}  # noqa: RUF012 (never mutated: a NamedTuple's default)
+    kwargs: Mapping[str, Any] = MappingProxyType({})
 
 
 Plan = Generator[Call, Any, T]
