@@ -135,6 +135,13 @@ class DocStoreStore(BaseStore):
                 )
                 if self.index_config is not None:
                     conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                    version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+                    have = str((version.fetchone() or ("0",))[0])
+                    if self._vector_type == "halfvec" and _version(have) < (0, 7):
+                        raise VectorSearchUnavailable(
+                            f"vector_type 'halfvec' needs pgvector 0.7 or later; this server has {have} "
+                            "(use vector_type 'vector', or upgrade pgvector)"
+                        )
                     conn.execute(
                         sql.SQL(
                             "CREATE TABLE IF NOT EXISTS {} (name text NOT NULL, version bigint NOT NULL,"
@@ -464,6 +471,10 @@ def _index(index: IndexConfig) -> tuple[dict[str, Any], Embeddings]:
         fields = [fields]
     config["__tokenized_fields"] = [(p, "$" if p == "$" else tokenize_path(p)) for p in fields]
     return config, ensure_embeddings(config.get("embed"))
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
 def _vector_text(vector: Sequence[float]) -> str:
