@@ -15,6 +15,6 @@ except ImportError as exc:  # pragma: no cover - exercised by tests/test_langgra
         f"docstore.langgraph needs langgraph, which is not installed: {install_extra('langgraph')}"
     ) from exc
 
-from ._store import DocStoreStore, VectorSearchUnavailable
+from ._store import DocStoreStore, VectorIndexConfig, VectorSearchUnavailable
 
-__all__ = ["DocStoreStore", "VectorSearchUnavailable"]
+__all__ = ["DocStoreStore", "VectorIndexConfig", "VectorSearchUnavailable"]

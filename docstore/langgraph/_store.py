@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import orjson
 from langchain_core.embeddings import Embeddings
@@ -43,7 +43,7 @@ from docstore import Doc, DocStore, DocStoreError, DocumentInvalid, DocumentNotF
 
 from ._query import compile_filter, item_name, prefix_text, select_namespaces, split_name
 
-__all__ = ["DocStoreStore", "VectorSearchUnavailable"]
+__all__ = ["DocStoreStore", "VectorIndexConfig", "VectorSearchUnavailable"]
 
 DEFAULT_KIND = "langgraph_item"
 _DISTANCE = {"cosine": "<=>", "l2": "<->", "inner_product": "<#>"}
@@ -54,6 +54,16 @@ _PGVECTOR_HINT = (
     "postgresql-<major>-pgvector; Debian 13: postgresql-17-pgvector; or use docstore's "
     "embedded server, whose PostgreSQL ships it: pip install 'docstore[embedded]')"
 )
+
+
+class VectorIndexConfig(IndexConfig, total=False):
+    """LangGraph's ``IndexConfig`` with pgvector's choices, as LangGraph's PostgresStore
+    names them."""
+
+    distance_type: Literal["cosine", "l2", "inner_product"]
+    """How near two embeddings are (default cosine); scores grow with similarity."""
+    vector_type: Literal["vector", "halfvec"]
+    """The column's type: ``halfvec`` (pgvector 0.7+) stores half-precision floats."""
 
 
 class VectorSearchUnavailable(DocStoreError):
@@ -76,7 +86,7 @@ class DocStoreStore(BaseStore):
         store: DocStore,
         *,
         kind: str = DEFAULT_KIND,
-        index: IndexConfig | None = None,
+        index: VectorIndexConfig | IndexConfig | None = None,
         ttl: TTLConfig | None = None,
     ) -> None:
         if len(kind) > 54:  # its tables' names (`<kind>_vectors`) must fit in 63 bytes
@@ -457,7 +467,7 @@ class DocStoreStore(BaseStore):
         return not self._sweeper.is_alive()
 
 
-def _index(index: IndexConfig) -> tuple[dict[str, Any], Embeddings]:
+def _index(index: VectorIndexConfig | IndexConfig) -> tuple[dict[str, Any], Embeddings]:
     config: dict[str, Any] = dict(index)
     distance = config.get("distance_type", "cosine")
     if distance not in _DISTANCE:
