@@ -26,7 +26,7 @@ from langgraph.store.base import (
 )
 from pydantic import BaseModel
 
-from docstore import DocStore, DocumentInvalid, InvalidFilter
+from docstore import DocStore, DocumentInvalid, InvalidFilter, InvalidKey
 from docstore.langgraph import DocStoreStore, VectorSearchUnavailable
 
 
@@ -128,6 +128,11 @@ def test_keys_may_hold_dots_and_labels_may_not(store: DocStoreStore) -> None:
         store.batch([PutOp(("a.b",), "k", {"v": 1})])
     with pytest.raises(InvalidNamespaceError):
         store.put(("langgraph",), "k", {"v": 1})
+    with pytest.raises(InvalidKey, match="u0000"):
+        store.get(("a",), "nul\x00")
+    with pytest.raises(InvalidKey, match="512"):  # namespace and key make a docstore name
+        store.put(("a",), "k" * 600, {"v": 1})
+    assert store.get(("a",), "k" * 600) is None
 
 
 def test_search_scopes_stop_at_label_boundaries(store: DocStoreStore) -> None:

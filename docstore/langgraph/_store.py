@@ -39,7 +39,7 @@ from langgraph.store.base import (
 from psycopg import sql
 from pydantic import TypeAdapter, ValidationError
 
-from docstore import Doc, DocStore, DocStoreError, DocumentInvalid, DocumentNotFound
+from docstore import Doc, DocStore, DocStoreError, DocumentInvalid, DocumentNotFound, InvalidKey
 
 from ._query import compile_filter, item_name, prefix_text, select_namespaces, split_name
 
@@ -186,6 +186,8 @@ class DocStoreStore(BaseStore):
         ops = list(ops)
         for op in ops:
             validate_op_namespace(op)
+            if isinstance(op, GetOp | PutOp) and "\x00" in op.key:
+                raise InvalidKey(self.kind, op.key, "a key cannot hold \\u0000 (PostgreSQL's text cannot)")
         results: list[Result] = [None] * len(ops)
         gets = [(i, op) for i, op in enumerate(ops) if isinstance(op, GetOp)]
         if gets:
