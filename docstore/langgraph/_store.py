@@ -175,7 +175,8 @@ class DocStoreStore(BaseStore):
         return item_name(namespace, key)
 
     def history(self, namespace: Sequence[str], key: str) -> list[Doc[dict[str, Any]]]:
-        """Every version of the item, oldest first, deletions (tombstones) included."""
+        """Every version of the item, oldest first, deletions (tombstones) included;
+        ``DocumentNotFound`` for an item never written (or purged)."""
         return self.docstore.versions(self.kind, item_name(namespace, key))
 
     # -- the interface -----------------------------------------------------------------
