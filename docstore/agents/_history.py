@@ -17,6 +17,9 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
 from docstore.doc import Doc
 from docstore.errors import DocStoreError, DocumentNotFound, OutcomeUnknown, VersionConflict
 from docstore.store import DocStore
@@ -37,11 +40,12 @@ from ._conversation import (
     validate_messages,
 )
 from ._copies import saved_copies
-from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view, sessions_where
+from ._layout import Page, page_of, sessions_page, translate
+from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view
 from ._settings import CONVERSATION, conversation_name
 from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER, STORED_MESSAGE
 
-__all__ = ["History"]
+__all__ = ["History", "fetch_page"]
 
 
 HIDDEN_WITH = "hidden_with"
@@ -385,14 +389,12 @@ class History:
     def get_sessions_list(
         self, agent_name: str | None, workflow_name: str | None, limit: int, offset: int
     ) -> tuple[list[dict[str, Any]], int]:
-        """(rows, total) of the sessions, newest first; a workflow's runs or an agent's own."""
-        for label, number in (("limit", limit), ("offset", offset)):
-            if not isinstance(number, int) or number < 0:
-                raise ValueError(f"{label} must be a non-negative int, not {number!r}")
-        where = sessions_where(agent_name, workflow_name)
-        total = self.store.count(CONVERSATION, where=where)
-        heads = self.store.list(CONVERSATION, where=where, limit=offset + limit, order_by="-updated_at")
-        return [list_row(h, store_meta(h.data)) for h in heads[offset:]], total
+        """(rows, total) of the sessions, newest first; a workflow's runs or an agent's
+        own. One statement, reading only the page's heads (through agents.sql's indexes)
+        at any offset."""
+        query, params = sessions_page(self.store.schema, agent_name, workflow_name, limit, offset)
+        page = fetch_page(self.store, query, params, "listing sessions")
+        return [list_row(*row) for row in page.rows], page.total
 
     def delete_session(self, session_id: str) -> bool:
         """Hide a session behind a tombstone (restorable until docstore's retention
@@ -458,3 +460,13 @@ class History:
                         self.known.remember(name, None)
             self.known.remember(session_id, None)
             return True
+
+
+def fetch_page(store: DocStore, query: sql.Composed, params: dict[str, Any], what: str) -> Page:
+    """Run a page statement of :mod:`._layout` on the store's pool."""
+    try:
+        with store.pool.connection() as conn:
+            cur = conn.execute(query, params)
+            return page_of(cur.fetchall())
+    except psycopg.Error as exc:
+        raise translate(store.schema, what, exc) from exc

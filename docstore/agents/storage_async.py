@@ -17,12 +17,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import psycopg
+from psycopg import errors as pge
+from psycopg import sql
+
 from docstore._connect import check_dsn
 from docstore._otel import framework
 from docstore.aio import AsyncDocStore
 from docstore.change import Change
 from docstore.doc import Doc
-from docstore.errors import DocumentNotFound
+from docstore.errors import DocStoreError, DocumentNotFound
 
 from ._config_sync import (
     SyncReport,
@@ -33,8 +37,18 @@ from ._config_sync import (
     index_group,
     workflow_kind,
 )
-from ._history_async import AsyncHistory
+from ._history_async import AsyncHistory, fetch_page
 from ._kinds import register_kinds
+from ._layout import (
+    DDL_STATE,
+    INDEX_STATE,
+    AgentStatement,
+    agent_ddl,
+    ddl_mark,
+    qa_page,
+    translate,
+    view_name,
+)
 from ._sessions import QA_RESULT, qa_record, qa_row
 from ._settings import CONVERSATION, StorageConfigError, conversation_name, settings_from_env
 from ._watch import AsyncConfigWatch
@@ -135,8 +149,50 @@ class AsyncStorageManager:
     @framework
     async def init_db(self) -> None:
         """Create docstore's tables if missing, or upgrade a store an earlier release made
-        to this one's layout, online (idempotent; safe from many processes at once)."""
+        to this one's layout, online; then the agents layer's own DDL (agents.sql: the
+        ``messages`` view, the indexes of the framework's session list), its indexes built
+        CONCURRENTLY. Idempotent, safe from many processes at once; on a store that has
+        it all, two statements."""
         await self.store.init_schema()
+        schema = self.store.schema
+        statements = agent_ddl(schema)
+        indexes = [stmt.index for stmt in statements if stmt.index is not None]
+        params = {"view": view_name(schema), "mark": ddl_mark(), "schema": schema}
+        try:
+            async with self.store.pool.connection() as conn:
+                cur = await conn.execute(DDL_STATE, {**params, "indexes": indexes})
+                done = await cur.fetchone()
+                if done is not None and done[0]:
+                    return
+                for stmt in statements:
+                    if stmt.index is None:
+                        await conn.execute(stmt.text)
+                    else:
+                        await self._build_index(conn, schema, stmt)
+        except psycopg.Error as exc:
+            raise translate(schema, "the agents layer's DDL (agents.sql)", exc) from exc
+
+    async def _build_index(self, conn: Any, schema: str, stmt: AgentStatement) -> None:
+        """CREATE INDEX CONCURRENTLY ``stmt``, whatever an earlier attempt left: an index
+        another process builds is waited for, an invalid one nobody builds (a build cut
+        short) dropped and built again."""
+        name = sql.Identifier(schema).as_string(None) + "." + sql.Identifier(str(stmt.index)).as_string(None)
+        for _attempt in range(600):
+            cur = await conn.execute(INDEX_STATE, {"schema": schema, "name": stmt.index})
+            state = await cur.fetchone()
+            if state is not None and state[0]:
+                return
+            if state is not None and state[1]:
+                await conn.execute("SELECT pg_sleep(0.2)")  # on the server: no event loop assumed
+                continue
+            if state is not None:
+                await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                continue
+            try:
+                await conn.execute(stmt.text)
+            except (pge.DuplicateTable, pge.UniqueViolation):
+                continue  # another process made it at the same moment: look again
+        raise DocStoreError(f"schema {schema!r}: index {stmt.index} is still not built; run init_db() again")
 
     # --- configs -----------------------------------------------------------------------
 
@@ -464,7 +520,7 @@ class AsyncStorageManager:
             doc = await self.store.get(QA_RESULT, result_id)
         except DocumentNotFound:
             return None
-        return qa_row(doc, full=True)
+        return qa_row(doc.name, doc.data, doc.created_at, full=True)
 
     @framework
     async def get_qa_results_list(
@@ -474,18 +530,20 @@ class AsyncStorageManager:
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
-        """(rows without their ``result``, total), newest first."""
-        for label, number in (("limit", limit), ("offset", offset)):
-            if not isinstance(number, int) or number < 0:
-                raise ValueError(f"{label} must be a non-negative int, not {number!r}")
-        where = {
+        """(rows without their ``result``, total), newest first: one statement, reading
+        only the page's results (through agents.sql's index) at any offset."""
+        match = {
             k: v
             for k, v in (("evaluation_config_id", evaluation_config_id), ("component_type", component_type))
             if v
-        } or None
-        total = await self.store.count(QA_RESULT, where=where)
-        docs = await self.store.list(QA_RESULT, where=where, limit=offset + limit, order_by="-created_at")
-        return [qa_row(doc, full=False) for doc in docs[offset:]], total
+        }
+        query, params = qa_page(self.store.schema, match, limit, offset)
+        page = await fetch_page(self.store, query, params, "listing QA results")
+        adapter = self.store.kinds.get(QA_RESULT).adapter
+        return [
+            qa_row(name, adapter.validate_python(data), created, full=False)
+            for name, data, _items, created, _updated in page.rows
+        ], page.total
 
     @framework
     async def delete_qa_result(self, result_id: str) -> bool:
