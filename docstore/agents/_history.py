@@ -40,12 +40,12 @@ from ._conversation import (
     validate_messages,
 )
 from ._copies import saved_copies
-from ._layout import Page, page_of, sessions_page, translate
+from ._layout import page_of, sessions_page, translate
 from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view
 from ._settings import CONVERSATION, conversation_name
 from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER, STORED_MESSAGE
 
-__all__ = ["History", "fetch_page"]
+__all__ = ["History", "fetch"]
 
 
 HIDDEN_WITH = "hidden_with"
@@ -393,7 +393,7 @@ class History:
         own. One statement, reading only the page's heads (through agents.sql's indexes)
         at any offset."""
         query, params = sessions_page(self.store.schema, agent_name, workflow_name, limit, offset)
-        page = fetch_page(self.store, query, params, "listing sessions")
+        page = page_of(fetch(self.store, query, params, "listing sessions"))
         return [list_row(*row) for row in page.rows], page.total
 
     def delete_session(self, session_id: str) -> bool:
@@ -462,11 +462,12 @@ class History:
             return True
 
 
-def fetch_page(store: DocStore, query: sql.Composed, params: dict[str, Any], what: str) -> Page:
-    """Run a page statement of :mod:`._layout` on the store's pool."""
+def fetch(store: DocStore, query: sql.Composed, params: dict[str, Any], what: str) -> list[tuple[Any, ...]]:
+    """The rows of one of :mod:`._layout`'s statements, run on the store's pool."""
     try:
         with store.pool.connection() as conn:
             cur = conn.execute(query, params)
-            return page_of(cur.fetchall())
+            rows: list[tuple[Any, ...]] = cur.fetchall()
+            return rows
     except psycopg.Error as exc:
         raise translate(store.schema, what, exc) from exc

@@ -38,12 +38,12 @@ from ._conversation import (
     validate_messages,
 )
 from ._copies import saved_copies
-from ._layout import Page, page_of, sessions_page, translate
+from ._layout import page_of, sessions_page, translate
 from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view
 from ._settings import CONVERSATION, conversation_name
 from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER, STORED_MESSAGE
 
-__all__ = ["AsyncHistory", "fetch_page"]
+__all__ = ["AsyncHistory", "fetch"]
 
 
 HIDDEN_WITH = "hidden_with"
@@ -391,7 +391,7 @@ class AsyncHistory:
         own. One statement, reading only the page's heads (through agents.sql's indexes)
         at any offset."""
         query, params = sessions_page(self.store.schema, agent_name, workflow_name, limit, offset)
-        page = await fetch_page(self.store, query, params, "listing sessions")
+        page = page_of(await fetch(self.store, query, params, "listing sessions"))
         return [list_row(*row) for row in page.rows], page.total
 
     async def delete_session(self, session_id: str) -> bool:
@@ -460,11 +460,14 @@ class AsyncHistory:
             return True
 
 
-async def fetch_page(store: AsyncDocStore, query: sql.Composed, params: dict[str, Any], what: str) -> Page:
-    """Run a page statement of :mod:`._layout` on the store's pool."""
+async def fetch(
+    store: AsyncDocStore, query: sql.Composed, params: dict[str, Any], what: str
+) -> list[tuple[Any, ...]]:
+    """The rows of one of :mod:`._layout`'s statements, run on the store's pool."""
     try:
         async with store.pool.connection() as conn:
             cur = await conn.execute(query, params)
-            return page_of(await cur.fetchall())
+            rows: list[tuple[Any, ...]] = await cur.fetchall()
+            return rows
     except psycopg.Error as exc:
         raise translate(store.schema, what, exc) from exc

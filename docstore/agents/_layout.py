@@ -31,6 +31,7 @@ __all__ = [
     "AgentStatement",
     "Page",
     "agent_ddl",
+    "all_heads",
     "ddl_mark",
     "page_of",
     "qa_page",
@@ -191,6 +192,20 @@ def qa_page(
     if match:
         where, params["match"] = "AND data @> %(match)s::jsonb", orjson.dumps(dict(match)).decode()
     return _statement(schema, QA_RESULT, "created_at", where), params
+
+
+# Every live config of the given kinds, in one statement: load_all_configs and
+# load_index_from_db, in each kind's list() order (by name).
+ALL_HEADS = """
+SELECT kind, name, version, schema_version, data::text FROM {s}.documents
+WHERE kind = ANY(%(kinds)s) AND NOT deleted
+ORDER BY kind, name
+"""
+
+
+def all_heads(schema: str, kinds: list[str]) -> tuple[sql.Composed, dict[str, Any]]:
+    """The statement reading every live head of ``kinds``."""
+    return sql.SQL(ALL_HEADS).format(s=sql.Identifier(schema)), {"kinds": kinds}
 
 
 def page_of(rows: list[tuple[Any, ...]]) -> Page:

@@ -37,14 +37,16 @@ from ._config_sync import (
     index_group,
     workflow_kind,
 )
-from ._history_async import AsyncHistory, fetch_page
+from ._history_async import AsyncHistory, fetch
 from ._kinds import register_kinds
 from ._layout import (
     DDL_STATE,
     INDEX_STATE,
     AgentStatement,
     agent_ddl,
+    all_heads,
     ddl_mark,
+    page_of,
     qa_page,
     translate,
     view_name,
@@ -263,12 +265,22 @@ class AsyncStorageManager:
 
     @framework
     async def load_all_configs(self) -> dict[str, dict[str, Any]]:
-        """Every stored config: kind -> name -> model."""
-        out: dict[str, dict[str, Any]] = {}
-        for kind in CONFIG_KINDS:
-            docs = await self.store.list(kind)
-            out[kind] = {doc.name: doc.data for doc in docs}
+        """Every stored config: kind -> name -> model (one statement for all kinds)."""
+        out: dict[str, dict[str, Any]] = {kind: {} for kind in CONFIG_KINDS}
+        for kind, name, value in await self._all_configs():
+            out[kind][name] = value
         return out
+
+    async def _all_configs(self) -> list[tuple[str, str, Any]]:
+        """(kind, name, value) of every live config of the registered config kinds, read
+        in one statement and parsed (upgraded where older) as each kind's list() does."""
+        kinds = [kind for kind in CONFIG_KINDS if kind in self.store.kinds]
+        query, params = all_heads(self.store.schema, kinds)
+        rows = await fetch(self.store, query, params, "loading configs")
+        return [
+            (kind, name, self.store.kinds.get(kind).parse(name, version, data, schema_version))
+            for kind, name, version, schema_version, data in rows
+        ]
 
     @framework
     async def watch_configs(
@@ -315,14 +327,9 @@ class AsyncStorageManager:
         :meth:`sync_index_to_db` was given, key for key (a value the framework's model
         coerces, such as ``"15.0"`` for a number, as the model reads it)."""
         index: dict[str, dict[str, dict[str, Any]]] = {}
-        for kind in CONFIG_KINDS:
-            if kind not in self.store.kinds:
-                continue
-            adapter = self.store.kinds.get(kind).adapter
-            docs = await self.store.list(kind)
-            for doc in docs:
-                data = adapter.dump_python(doc.data, mode="json", by_alias=True)
-                index.setdefault(index_group(kind, data), {})[doc.name] = data
+        for kind, name, value in await self._all_configs():
+            data = self.store.kinds.get(kind).adapter.dump_python(value, mode="json", by_alias=True)
+            index.setdefault(index_group(kind, data), {})[name] = data
         return index
 
     @framework
@@ -538,7 +545,7 @@ class AsyncStorageManager:
             if v
         }
         query, params = qa_page(self.store.schema, match, limit, offset)
-        page = await fetch_page(self.store, query, params, "listing QA results")
+        page = page_of(await fetch(self.store, query, params, "listing QA results"))
         adapter = self.store.kinds.get(QA_RESULT).adapter
         return [
             qa_row(name, adapter.validate_python(data), created, full=False)
