@@ -205,32 +205,10 @@ class AsyncHistory:
             if done is not None:
                 return done
             base = head.version if head is not None else 0
-            items: list[Any] | None = None
-            stored: int | None  # how many messages are stored already; None: not a prefix
-            if head is None:
-                stored, prefix_digest = 0, b""
-            elif digest_current(head, old_meta):
-                stored = head.count or 0
-                prefix_digest = bytes.fromhex(old_meta["history_digest"])
-                if not conv.has_prefix(stored, prefix_digest):
-                    stored = None
-            else:
-                # No digest describing this version (written by other code, or by an
-                # older docstore): compare with the live items themselves, once.
-                items = await self.store.read(CONVERSATION, name)
-                stored = len(items)
-                canon = [canonical(conv.spec.adapter, m) for m in items]
-                prefix_digest = chain(b"", canon)
-                if stored > len(conv) or conv.canonical(0, stored) != canon:
-                    stored = None
-            if stored is None and head is not None and 0 < len(conv) < (head.count or 0):
-                # A prefix of what is stored: a save lagging behind another manager's is
-                # stale, and writes nothing rather than cut the live conversation short.
-                # (An empty conversation still clears: no lagging host saves nothing.)
-                if items is None:
-                    items = await self.store.read(CONVERSATION, name)
-                if [canonical(conv.spec.adapter, m) for m in items[: len(conv)]] == conv.canonical():
-                    return 0
+            # How many messages are stored already (None: not a prefix of conv).
+            stored, prefix_digest, items = await self._stored_prefix(conv, head, old_meta)
+            if await self._lagging(conv, head, stored, items):
+                return 0
             if stored is None:
                 new, digest = conv.validated(0, len(conv)), chain(b"", conv.canonical())
             else:
@@ -264,6 +242,40 @@ class AsyncHistory:
             return len(new)
         assert conflict is not None
         raise conflict
+
+    async def _stored_prefix(
+        self, conv: Conversation, head: Doc[Any] | None, old_meta: Mapping[str, Any]
+    ) -> tuple[int | None, bytes, list[Any] | None]:
+        """How many of ``conv``'s messages are stored live already (None when the stored
+        ones are not a prefix of it), the hash chain of the stored ones, and the stored
+        items when they had to be read."""
+        if head is None:
+            return 0, b"", None
+        if digest_current(head, old_meta):
+            stored = head.count or 0
+            prefix_digest = bytes.fromhex(old_meta["history_digest"])
+            return (stored if conv.has_prefix(stored, prefix_digest) else None), prefix_digest, None
+        # No digest describing this version (written by other code, or by an older
+        # docstore): compare with the live items themselves, once.
+        items = await self.store.read(CONVERSATION, conv.name)
+        canon = [canonical(conv.spec.adapter, m) for m in items]
+        prefix_digest = chain(b"", canon)
+        if len(items) > len(conv) or conv.canonical(0, len(items)) != canon:
+            return None, prefix_digest, items
+        return len(items), prefix_digest, items
+
+    async def _lagging(
+        self, conv: Conversation, head: Doc[Any] | None, stored: int | None, items: list[Any] | None
+    ) -> bool:
+        """Whether ``conv`` is a shorter prefix of the stored messages: a save lagging
+        behind another manager's is stale, and writes nothing rather than cut the live
+        conversation short. (An empty conversation still clears: no lagging host saves
+        nothing.)"""
+        if stored is not None or head is None or not 0 < len(conv) < (head.count or 0):
+            return False
+        if items is None:
+            items = await self.store.read(CONVERSATION, conv.name)
+        return [canonical(conv.spec.adapter, m) for m in items[: len(conv)]] == conv.canonical()
 
     async def _save_known(
         self,
