@@ -143,7 +143,8 @@ ORDER BY p.{order} DESC, p.name DESC
 
 # The expressions of conversation_by_name_idx (agents.sql), spelled as there.
 _BY_NAME = (
-    "AND data ->> 'name' = %(name)s AND coalesce(data ->> 'result_type' = 'workflow', false) = %(workflow)s"
+    "AND data ->> 'name' = %(name)s "
+    "AND (CASE WHEN data ->> 'result_type' = 'workflow' THEN 1 ELSE 0 END) = %(workflow)s"
 )
 
 
@@ -175,9 +176,9 @@ def sessions_page(
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     where = ""
     if workflow_name:
-        where, params["name"], params["workflow"] = _BY_NAME, workflow_name, True
+        where, params["name"], params["workflow"] = _BY_NAME, workflow_name, 1
     elif agent_name:
-        where, params["name"], params["workflow"] = _BY_NAME, agent_name, False
+        where, params["name"], params["workflow"] = _BY_NAME, agent_name, 0
     return _statement(schema, CONVERSATION, "updated_at", where), params
 
 

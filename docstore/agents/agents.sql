@@ -74,9 +74,13 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS conversation_recent_idx ON :"schema".doc
     (updated_at, name) WHERE kind = 'conversation' AND NOT deleted;
 
 -- The list filtered by agent (an agent's own runs: `name` and not a workflow) or by
--- workflow (its runs: `name` and a workflow), in the same order.
+-- workflow (its runs: `name` and a workflow), in the same order. Workflow or not is an
+-- int, not a boolean: the planner turns `boolean = false` into `NOT boolean`, which it
+-- then re-checks on every head it counts; an int equality stays an index condition, and
+-- the count of an agent's sessions skips the heap's all-visible pages.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS conversation_by_name_idx ON :"schema".documents
-    ((data ->> 'name'), (coalesce(data ->> 'result_type' = 'workflow', false)), updated_at, name)
+    ((data ->> 'name'), (CASE WHEN data ->> 'result_type' = 'workflow' THEN 1 ELSE 0 END),
+     updated_at, name)
     WHERE kind = 'conversation' AND NOT deleted;
 
 -- The QA results' list, newest first (get_qa_results_list).

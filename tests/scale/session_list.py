@@ -132,7 +132,9 @@ def run(sessions: int, show_plans: bool) -> dict[str, Any]:
         store.init_schema()
         storage = AuriteStorage(engine=store)
         with tempfile.TemporaryDirectory() as cache_dir:
-            manager = SessionManager(cache_manager=CacheManager(cache_dir=Path(cache_dir)), storage_manager=storage)  # type: ignore[arg-type]
+            manager = SessionManager(
+                cache_manager=CacheManager(cache_dir=Path(cache_dir)), storage_manager=storage
+            )  # type: ignore[arg-type]
             for i in range(AGENTS):
                 manager.save_agent_result(f"template-{i}", result(f"agent{i}", f"template-{i}"))
             with psycopg.connect(DSN, autocommit=True) as conn:
@@ -146,7 +148,9 @@ def run(sessions: int, show_plans: bool) -> dict[str, Any]:
                 page = manager.get_sessions_list(limit=50)
                 assert page["total"] == sessions and len(page["sessions"]) == 50, page["total"]
                 row["newest"] = timed(lambda: manager.get_sessions_list(limit=50))
-                row["agent_framework"] = timed(lambda: manager.get_sessions_list(agent_name="agent3", limit=50), 5)
+                row["agent_framework"] = timed(
+                    lambda: manager.get_sessions_list(agent_name="agent3", limit=50), 5
+                )
                 row["agent_page"] = timed(lambda: storage.get_sessions_list(agent_name="agent3", limit=50))
                 deep = sessions - 60
                 assert len(manager.get_sessions_list(limit=50, offset=deep)["sessions"]) == 50
@@ -155,7 +159,10 @@ def run(sessions: int, show_plans: bool) -> dict[str, Any]:
                     explain(conn, schema, sessions)
                 started, cpu = time.perf_counter(), time.process_time()
                 hidden = storage.cleanup_old_sessions(days=30, max_sessions=50)
-                row["cleanup_first"] = ((time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000)
+                row["cleanup_first"] = (
+                    (time.perf_counter() - started) * 1000,
+                    (time.process_time() - cpu) * 1000,
+                )
                 assert hidden == sessions - 50, hidden
                 # What autovacuum does after a cleanup that hid many: the hidden heads'
                 # entries leave the partial indexes.
@@ -171,7 +178,10 @@ def run(sessions: int, show_plans: bool) -> dict[str, Any]:
                     requests.append(((time.perf_counter() - w) * 1000, (time.process_time() - c) * 1000))
                     assert listed["total"] == 50
                 for label, times in (("cleanup_steady", cleanups), ("request", requests)):
-                    row[label] = (statistics.median(t[0] for t in times), statistics.median(t[1] for t in times))
+                    row[label] = (
+                        statistics.median(t[0] for t in times),
+                        statistics.median(t[1] for t in times),
+                    )
     finally:
         with psycopg.connect(DSN, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
