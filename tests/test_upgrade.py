@@ -546,6 +546,8 @@ def test_a_plain_store_moves_into_hash_partitions_online_while_a_writer_appends(
     docstore_factory: Callable[..., DocStore], docstore_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = docstore_factory(kinds=registry())
+    # The agents layer's messages view, on versions too: it follows the move.
+    StorageManager(store).init_db()
     fill(store)
     monkeypatch.setattr(_partition, "COPY_BATCH", 7)  # several batches, and a cut between two
     written: list[int] = []
@@ -581,7 +583,9 @@ def test_a_plain_store_moves_into_hash_partitions_online_while_a_writer_appends(
             stop.set()
             thread.join()
         assert written and written == list(range(1, len(written) + 1))  # every append landed once
-        fresh = docstore_factory(partitions=4).schema
+        made = docstore_factory(partitions=4)
+        StorageManager(made).init_db()
+        fresh = made.schema
         conn.execute(sql.SQL(gin).format(sql.Identifier(fresh)))
         assert catalog(conn, store.schema) == catalog(conn, fresh)
         after = dump(conn, store.schema)
