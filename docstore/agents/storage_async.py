@@ -83,6 +83,9 @@ Progress = Callable[[int, int], None]
 SYNC_BATCH = 1000
 """Configs per statement of a sync (put_many's own chunk)."""
 
+AGENTS_DDL_PATIENCE = 600
+"""Seconds init_db waits for another process running the agents layer's DDL."""
+
 
 class AsyncStorageManager:
     """Configs and conversation history of an agent host, in docstore (asyncio API).
@@ -157,22 +160,58 @@ class AsyncStorageManager:
         it all, two statements."""
         await self.store.init_schema()
         schema = self.store.schema
-        statements = agent_ddl(schema)
-        indexes = [stmt.index for stmt in statements if stmt.index is not None]
-        params = {"view": view_name(schema), "mark": ddl_mark(), "schema": schema}
         try:
             async with self.store.pool.connection() as conn:
-                cur = await conn.execute(DDL_STATE, {**params, "indexes": indexes})
-                done = await cur.fetchone()
-                if done is not None and done[0]:
+                if await self._agents_ddl_done(conn):
                     return
-                for stmt in statements:
-                    if stmt.index is None:
-                        await conn.execute(stmt.text)
-                    else:
-                        await self._build_index(conn, schema, stmt)
+                # One process at a time: two CONCURRENTLY builds on one table can
+                # deadlock, and two CREATE OR REPLACE VIEW at once fail.
+                if not await self._lock(conn, True):
+                    return  # done meanwhile by the process that held the lock
+                try:
+                    if await self._agents_ddl_done(conn):
+                        return
+                    for stmt in agent_ddl(schema):
+                        if stmt.index is None:
+                            await conn.execute(stmt.text)
+                        else:
+                            await self._build_index(conn, schema, stmt)
+                finally:
+                    await self._lock(conn, False)
         except psycopg.Error as exc:
             raise translate(schema, "the agents layer's DDL (agents.sql)", exc) from exc
+
+    async def _agents_ddl_done(self, conn: Any) -> bool:
+        """Whether agents.sql ran to its end on this store (its mark, its indexes valid)."""
+        schema = self.store.schema
+        indexes = [stmt.index for stmt in agent_ddl(schema) if stmt.index is not None]
+        cur = await conn.execute(
+            DDL_STATE, {"view": view_name(schema), "mark": ddl_mark(), "schema": schema, "indexes": indexes}
+        )
+        done = await cur.fetchone()
+        return done is not None and bool(done[0])
+
+    async def _lock(self, conn: Any, take: bool) -> bool:
+        """Take (``take``) or let go of the session lock of the agents layer's DDL. The
+        wait is a poll with a pause on the server, never a blocked lock request: a waiting
+        statement's snapshot would hold up the holder's CONCURRENTLY build, which waits
+        for older snapshots. False when the DDL was done by the holder meanwhile."""
+        key = ["docstore.agents:" + self.store.schema]
+        if not take:
+            await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", key)
+            return True
+        for _attempt in range(AGENTS_DDL_PATIENCE * 10):
+            cur = await conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", key)
+            got = await cur.fetchone()
+            if got is not None and got[0]:
+                return True
+            await conn.execute("SELECT pg_sleep(0.1)")  # on the server: no event loop assumed
+            if await self._agents_ddl_done(conn):
+                return False
+        raise DocStoreError(
+            f"schema {self.store.schema!r}: another process has held the agents layer's DDL lock "
+            f"for {AGENTS_DDL_PATIENCE} s (building an index of a large store?); run init_db() again"
+        )
 
     async def _build_index(self, conn: Any, schema: str, stmt: AgentStatement) -> None:
         """CREATE INDEX CONCURRENTLY ``stmt``, whatever an earlier attempt left: an index

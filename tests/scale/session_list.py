@@ -132,9 +132,8 @@ def run(sessions: int, show_plans: bool) -> dict[str, Any]:
         store.init_schema()
         storage = AuriteStorage(engine=store)
         with tempfile.TemporaryDirectory() as cache_dir:
-            manager = SessionManager(
-                cache_manager=CacheManager(cache_dir=Path(cache_dir)), storage_manager=storage
-            )  # type: ignore[arg-type]
+            cache = CacheManager(cache_dir=Path(cache_dir))
+            manager = SessionManager(cache_manager=cache, storage_manager=storage)  # type: ignore[arg-type]
             for i in range(AGENTS):
                 manager.save_agent_result(f"template-{i}", result(f"agent{i}", f"template-{i}"))
             with psycopg.connect(DSN, autocommit=True) as conn:
