@@ -182,6 +182,7 @@ def _third_party_imports() -> dict[str, set[str]]:
 def test_an_extras_packages_are_imported_only_by_its_layer() -> None:
     imports = _third_party_imports()
     assert "langgraph" in imports["docstore.langgraph._store"]
+    assert "langgraph" in imports["docstore.langgraph._checkpoint"]
     assert "langchain_core" in imports["docstore.langchain._history"]
     wrong = [
         f"{module} -> {package}"
