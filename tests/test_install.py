@@ -77,7 +77,12 @@ def test_wheel_ships_py_typed_the_schema_the_licence_and_both_entry_points(wheel
         licence_text = archive.read(licence).decode()
         [meta] = [n for n in names if n.endswith(".dist-info/METADATA")]
         message = email.message_from_bytes(archive.read(meta))
-    assert {"docstore/py.typed", "docstore/schema.sql", "docstore/testing.py"} <= names
+    assert {
+        "docstore/py.typed",
+        "docstore/schema.sql",
+        "docstore/agents/agents.sql",
+        "docstore/testing.py",
+    } <= names
     assert licence_text == (ROOT / "docs/LICENSE").read_text(encoding="utf-8")
     assert licence_text.startswith("MIT License")
     assert message["License-Expression"] == "MIT"
@@ -96,7 +101,7 @@ def test_core_needs_only_psycopg_pydantic_orjson_and_extras_bring_only_their_own
     assert needs["otel"] == {"opentelemetry-api"}
     # The development tools are a dependency group, never published: no extra pins the
     # framework, and no extra is named dev or test any more (docs/CHANGELOG.md).
-    assert set(needs) == {None, "cli", "yaml", "testing", "otel", "embedded"}
+    assert set(needs) == {None, "cli", "yaml", "testing", "otel", "embedded", "langgraph", "langchain"}
     assert "aurite" not in set().union(*needs.values())
 
 
