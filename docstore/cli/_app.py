@@ -34,7 +34,7 @@ def _plain(params: list[Any]) -> list[Any]:
 def _late_global(ctx: Any, param: Any, value: Any) -> Any:
     """A global option given after the command name (``docstore ls agent --json``): it
     applies as if given before it. The group's callback has made the Settings by then."""
-    if value is None or value is False or ctx.resilient_parsing:
+    if not value or ctx.resilient_parsing:  # not given (an empty value means unset, as before)
         return value
     found = ctx.find_root().obj
     name = param.name.removeprefix("global_")
