@@ -58,7 +58,7 @@ class AsyncHistory:
 
     async def load(self, agent_name: str, session_id: str | None, limit: int | None) -> list[dict[str, Any]]:
         """The last ``limit`` messages of a session, oldest first, as dicts."""
-        self.store.kinds.get(CONVERSATION, "log")
+        self.store.kinds.get(CONVERSATION, "log")  # a kind that is no log fails, session or not
         if not session_id:
             return []
         name = conversation_name(agent_name, session_id)
@@ -373,7 +373,7 @@ class AsyncHistory:
 
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
         """A session record as ``save_session`` was given it, or None."""
-        self.store.kinds.get(CONVERSATION, "log")
+        self.store.kinds.get(CONVERSATION, "log")  # a kind that is no log fails, session or not
         try:
             head = await self.store.get(CONVERSATION, session_id)
         except DocumentNotFound:

@@ -231,6 +231,8 @@ def _by_role(source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSche
         return core_schema.union_schema([handler.generate_schema(s) for s in shapes], mode="left_to_right")
 
     calls = first(_OpenAIAssistant, _OpenAICalls)
+    # The first of these paths the message has gives its tag.
+    paths: list[list[str | int]] = [["tool_calls", 0, "type"], ["role"]]
     return core_schema.tagged_union_schema(
         {
             # A message whose first tool call has a type has tool calls: the union reads
@@ -241,8 +243,7 @@ def _by_role(source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSche
             "system": handler.generate_schema(_OpenAISystem),
             "tool": handler.generate_schema(_OpenAITool),
         },
-        # The first of these paths the message has gives its tag.
-        discriminator=[["tool_calls", 0, "type"], ["role"]],
+        discriminator=paths,
     )
 
 
