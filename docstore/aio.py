@@ -966,6 +966,19 @@ class AsyncDocStore:
     @overload
     async def read(
         self,
+        kind: KindRef,
+        name: str,
+        *,
+        last: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        where: Any = None,
+        into: TypeAdapter[M],
+    ) -> builtins.list[M]: ...
+
+    @overload
+    async def read(
+        self,
         kind: LogKind[T, Any],
         name: str,
         *,
@@ -973,6 +986,7 @@ class AsyncDocStore:
         after: int | None = None,
         limit: int | None = None,
         where: Any = None,
+        into: None = None,
     ) -> builtins.list[T]: ...
 
     @overload
@@ -985,6 +999,7 @@ class AsyncDocStore:
         after: int | None = None,
         limit: int | None = None,
         where: Any = None,
+        into: None = None,
     ) -> builtins.list[Any]: ...
 
     async def read(
@@ -996,10 +1011,17 @@ class AsyncDocStore:
         after: int | None = None,
         limit: int | None = None,
         where: Any = None,
+        into: TypeAdapter[Any] | None = None,
     ) -> builtins.list[Any]:
-        """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``."""
+        """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``.
+
+        ``into``: validate each item's stored JSON with this adapter instead of the kind's
+        (after the kind's upgraders, for an item of an older ``schema_version``), to get
+        another type straight from it, such as plain dicts; invalid items raise
+        DocumentInvalid with its errors.
+        """
         return await self._run(
-            lambda: self._core.read(self.kinds.name(kind), name, last, after, limit, where), "read"
+            lambda: self._core.read(self.kinds.name(kind), name, last, after, limit, where, into), "read"
         )
 
     @overload

@@ -75,12 +75,22 @@ class Kind(Generic[T_co]):
     # Whether its writes NOTIFY the change feed's readers (docs/changes.md).
     notify: bool = True
 
-    def parse(self, doc_name: str, version: int | None, raw: bytes | str, schema_version: int) -> Any:
-        """Validate stored JSON, upgrading it first when it was written by an older schema."""
+    def parse(
+        self,
+        doc_name: str,
+        version: int | None,
+        raw: bytes | str,
+        schema_version: int,
+        adapter: TypeAdapter[Any] | None = None,
+    ) -> Any:
+        """Validate stored JSON (with ``adapter`` in place of the kind's, if given),
+        upgrading it first when it was written by an older schema."""
+        if adapter is None:
+            adapter = self.adapter
         try:
             if schema_version == self.schema_version:
-                return self.adapter.validate_json(raw)
-            return self.adapter.validate_python(self.upgrade(doc_name, version, raw, schema_version))
+                return adapter.validate_json(raw)
+            return adapter.validate_python(self.upgrade(doc_name, version, raw, schema_version))
         except ValidationError as exc:
             raise DocumentInvalid(
                 self.name, doc_name, version, exc.errors(include_url=False), "stored data"

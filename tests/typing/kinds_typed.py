@@ -59,6 +59,7 @@ def sync_store(store: DocStore) -> None:
     assert_type(store.read(chat, "c"), list[Message])
     assert_type(store.entries(chat, "c"), list[Entry[Message]])
     assert_type(store.read(plain, "p", last=5), list[int])
+    assert_type(store.read(chat, "c", into=TypeAdapter(dict[str, Any])), list[dict[str, Any]])
 
     # Names keep working, untyped.
     assert_type(store.get("agent", "a"), Doc[Any])
