@@ -8,6 +8,8 @@ N-th item appended. See docs/index.md.
 
 from ._base import IndexOn
 from ._ddl import Migration, MigrationStep
+from ._handles import Documents, Log
+from ._handles_async import AsyncDocuments, AsyncLog
 from ._plan import OnInvalid
 from .aio import AsyncDocStore
 from .change import Change
@@ -31,11 +33,14 @@ from .errors import (
     UnknownKind,
     VersionConflict,
 )
-from .kinds import Kind, KindRef, LogKind, Mode, Registry, Upgrader
+from .kinds import BaseKind, Kind, KindRef, LogKind, Mode, Register, Registry, Upgrader
 from .store import DocStore
 
 __all__ = [
     "AsyncDocStore",
+    "AsyncDocuments",
+    "AsyncLog",
+    "BaseKind",
     "Change",
     "ChangesPruned",
     "CursorAheadOfServer",
@@ -46,6 +51,7 @@ __all__ = [
     "DocStoreError",
     "DocumentInvalid",
     "DocumentNotFound",
+    "Documents",
     "Entry",
     "IdempotencyKeyReused",
     "IndexOn",
@@ -55,6 +61,7 @@ __all__ = [
     "Kind",
     "KindMismatch",
     "KindRef",
+    "Log",
     "LogKind",
     "Migration",
     "MigrationStep",
@@ -62,6 +69,7 @@ __all__ = [
     "OnInvalid",
     "OutcomeUnknown",
     "PermissionDenied",
+    "Register",
     "Registry",
     "SchemaMissing",
     "UnknownKind",
