@@ -19,6 +19,7 @@ from ._plan import MAX_VERSION, Op, Plan, Stmt
 from ._rows import Head, NamedHead, Prior
 from .doc import Doc
 from .errors import (
+    Contention,
     DatabaseUnavailable,
     DocStoreError,
     DocumentInvalid,
@@ -26,7 +27,9 @@ from .errors import (
     IdempotencyKeyReused,
     InvalidFilter,
     InvalidKey,
+    KeyedWriteLost,
     KindMismatch,
+    LimitExceeded,
     OutcomeUnknown,
     PermissionDenied,
     SchemaMissing,
@@ -295,19 +298,26 @@ class CoreBase:
         """
         if in_transaction:
             if op.keyed and isinstance(exc, pge.UniqueViolation):
-                return DocStoreError(
+                return KeyedWriteLost(
                     f"{op.kind} {op.name!r}: another write with the same idempotency_key "
                     "committed first, so this transaction is rolled back; run it again "
                     "(the key then returns that write)"
                 )
             return self.translate(exc, op)
-        if isinstance(exc, pge.DeadlockDetected | pge.SerializationFailure):
-            # The whole statement rolled back: running it again is safe.
-            return None if attempt < 3 else self.translate(exc, op)
-        if op.keyed and isinstance(exc, pge.UniqueViolation) and attempt < 3:
+        racing = isinstance(exc, pge.DeadlockDetected | pge.SerializationFailure) or (
             # Another attempt with the same key committed first: this one rolled back, and
             # running it again finds the key.
-            return None
+            op.keyed and isinstance(exc, pge.UniqueViolation)
+        )
+        if racing:
+            # The whole statement rolled back: running it again is safe.
+            if attempt < 3:
+                return None
+            where = f"{op.kind} {op.name!r}" if op.name is not None else f"kind {op.kind!r}"
+            return Contention(
+                f"{where}: kept meeting other transactions ({_first_line(exc)}) through "
+                f"{attempt} attempts, each rolled back; nothing of this call was kept"
+            )
         # A read, or a keyed write, can run again on a fresh connection. An unkeyed
         # write's outcome is unknown once sent (the server may have committed before the
         # connection broke), and a statement timeout would only strike again.
@@ -358,7 +368,7 @@ class CoreBase:
         ):
             # Versions are the one number a write adds to (the caller's numbers are
             # checked before any SQL): a document imported at the last version.
-            return DocStoreError(
+            return LimitExceeded(
                 f"{where}a version would pass 2**63-1 ({MAX_VERSION:,}), the largest "
                 f"number PostgreSQL's bigint holds ({_first_line(exc)}); nothing was "
                 "written. A document at its last version (an import can restore one) "
@@ -367,7 +377,7 @@ class CoreBase:
         if over_a_limit(exc):
             # psycopg files PostgreSQL's class 54 under OperationalError, but the same
             # statement would fail again: this is no connection failure to retry.
-            return DocStoreError(
+            return LimitExceeded(
                 f"{where}over a limit of PostgreSQL ({_first_line(exc)}); nothing of this "
                 "call was kept. It is no connection failure: run again as it is, it would "
                 "meet the same limit"

@@ -15,7 +15,7 @@ from ._plan import OnInvalid, Op, Plan, Row, Rows, Stmt, check_expected
 from ._rows import Head, NamedHead, Prior
 from .doc import Doc
 from .errors import (
-    DocStoreError,
+    Contention,
     DocumentInvalid,
     DocumentNotFound,
     KindMismatch,
@@ -147,7 +147,7 @@ class SnapshotPlans(CoreBase):
                 )
             if expected is not None:
                 raise VersionConflict(spec.name, name, expected, head.version)
-        raise DocStoreError(f"{spec.name} {name!r}: the write kept racing with other writers")
+        raise Contention(f"{spec.name} {name!r}: the write kept racing with other writers")
 
     @staticmethod
     def _replayed(spec: BaseKind[Any], name: str, validated: Any, prior: Prior) -> Doc[Any]:

@@ -832,7 +832,7 @@ class DocStore:
     def purge(self, kind: KindRef, names: str | Sequence[str]) -> builtins.list[str]:
         """Delete the named documents and every version of them, for good, in one
         statement; returns the names that were live (neither missing nor deleted). The
-        change feed reports each document removed as a ``prune``."""
+        change feed reports each document removed as a ``purge``."""
         return self._run(lambda: self._core.purge(self.kinds.name(kind), names), "purge")
 
     def prune_versions(
