@@ -81,18 +81,24 @@ class _Bound:
         that were live."""
         return await self._store.purge(self._kind, names)
 
-    async def prune(
+    async def prune_documents(
         self,
         *,
         older_than: timedelta | datetime | None = None,
         keep_last: int | None = None,
         batch_size: int = 500,
         progress: Callable[[int], None] | None = None,
+        restorable: bool = False,
     ) -> int:
         """Remove whole documents last written before ``older_than`` and/or beyond the
-        ``keep_last`` most recent; returns how many went."""
-        return await self._store.prune(
-            self._kind, older_than=older_than, keep_last=keep_last, batch_size=batch_size, progress=progress
+        ``keep_last`` most recent; returns how many went (``restorable``: logs only)."""
+        return await self._store.prune_documents(
+            self._kind,
+            older_than=older_than,
+            keep_last=keep_last,
+            batch_size=batch_size,
+            progress=progress,
+            restorable=restorable,
         )
 
     async def prune_versions(

@@ -808,7 +808,7 @@ class AsyncDocStore:
 
     # --- retention ---------------------------------------------------------------------
 
-    async def prune(
+    async def prune_documents(
         self,
         kind: KindRef,
         *,
@@ -828,7 +828,7 @@ class AsyncDocStore:
             lambda: self._core.prune(
                 self.kinds.name(kind), older_than, keep_last, batch_size, progress, restorable
             ),
-            "prune",
+            "prune_documents",
         )
 
     async def purge(self, kind: KindRef, names: str | Sequence[str]) -> builtins.list[str]:

@@ -806,7 +806,7 @@ class DocStore:
 
     # --- retention ---------------------------------------------------------------------
 
-    def prune(
+    def prune_documents(
         self,
         kind: KindRef,
         *,
@@ -826,7 +826,7 @@ class DocStore:
             lambda: self._core.prune(
                 self.kinds.name(kind), older_than, keep_last, batch_size, progress, restorable
             ),
-            "prune",
+            "prune_documents",
         )
 
     def purge(self, kind: KindRef, names: str | Sequence[str]) -> builtins.list[str]:

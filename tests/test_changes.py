@@ -130,7 +130,7 @@ def test_every_write_is_one_change_with_the_version_after_it(feed_store: DocStor
     s.append("conv", "c", [], meta_update={"topic": "x"})
     s.delete("conv", "c")
     s.put_many("cfg", {"b": {}, "d": {}})
-    s.prune("cfg", keep_last=1)  # b and d written together: one of them goes
+    s.prune_documents("cfg", keep_last=1)  # b and d written together: one of them goes
     changes = list(islice(s.changes(after=START), _count(s)))
     assert _keys(changes)[:11] == [
         ("cfg", "a", 1, "put"),
@@ -721,7 +721,7 @@ def test_across_a_purge_or_a_prune_a_document_of_the_same_name_starts_again_at_v
     s.purge("cfg", "a")
     s.put("cfg", "a", {"x": 3})
     s.delete("cfg", "a")
-    assert s.prune("cfg", keep_last=0) == 1
+    assert s.prune_documents("cfg", keep_last=0) == 1
     s.put("cfg", "a", {"x": 4})
     changes = list(islice(s.changes(after=START), _count(s)))
     assert _keys(changes) == [

@@ -96,7 +96,7 @@ def test_documents_opens_a_snapshot_kind_with_its_verbs(store: Any) -> None:
         agents.get("b")
     # A name opens one too, untyped.
     assert store.documents("agent").get("a") == agents.get("a")
-    assert agents.prune(keep_last=1) == 1 and [d.name for d in agents.list()] == ["c"]
+    assert agents.prune_documents(keep_last=1) == 1 and [d.name for d in agents.list()] == ["c"]
 
 
 def test_log_opens_a_log_kind_with_its_verbs(store: Any) -> None:

@@ -225,7 +225,7 @@ def test_a_config_purged_or_pruned_then_written_again_is_shown_at_its_new_versio
 
         editor.sync_llm_config({**FAST, "model": "v2-again"})
         assert db.delete("llm", "fast") == 3
-        assert db.prune("llm", keep_last=0) == 1
+        assert db.prune_documents("llm", keep_last=0) == 1
         assert _shows(watch, None)
         assert editor.sync_llm_config({**FAST, "model": "pruned-and-back"}).version == 1
         assert _shows(watch, "pruned-and-back")
