@@ -13,7 +13,7 @@ from ._handles_async import AsyncDocuments, AsyncLog
 from ._plan import OnInvalid
 from .aio import AsyncDocStore
 from .change import Change
-from .doc import Doc, Entry
+from .doc import Doc, Entry, LogHead
 from .errors import (
     ChangesPruned,
     Contention,
@@ -69,6 +69,7 @@ __all__ = [
     "KindRef",
     "LimitExceeded",
     "Log",
+    "LogHead",
     "LogKind",
     "Migration",
     "MigrationStep",

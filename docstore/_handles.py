@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._plan import OnInvalid
-from .doc import Doc, Entry
+from .doc import Doc, Entry, LogHead
 from .kinds import KindRef
 
 if TYPE_CHECKING:
@@ -270,27 +270,30 @@ class Log(_Bound, Generic[T, M]):
         """Like :meth:`read`, each item with its version and write time."""
         return self._store.entries(self._kind, name, last=last, after=after, limit=limit, where=where)
 
-    def head(self, name: str) -> Doc[M]:
-        """The log's head: its version, live ``count`` and metadata (``data``)."""
-        return self._store.get(self._kind, name)
+    def head(self, name: str) -> LogHead[M]:
+        """The log's head: its version, live ``count`` and metadata (``meta``)."""
+        return LogHead.of(self._store.get(self._kind, name))
 
-    def heads(self, names: Sequence[str]) -> dict[str, Doc[M]]:
+    def heads(self, names: Sequence[str]) -> dict[str, LogHead[M]]:
         """The heads of the named logs, in one query; missing names are left out."""
-        return self._store.get_many(self._kind, names)
+        found = self._store.get_many(self._kind, names)
+        return {name: LogHead.of(doc) for name, doc in found.items()}
 
     def list(
         self,
         *,
         where: Any = None,
         limit: int | None = None,
-        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        after: str | LogHead[Any] | tuple[Any, str] | None = None,
         on_invalid: OnInvalid = "raise",
         order_by: str = "name",
-    ) -> builtins.list[Doc[M]]:
-        """The heads of the live logs whose metadata matches ``where``."""
-        return self._store.list(
+    ) -> builtins.list[LogHead[M]]:
+        """The heads of the live logs whose metadata matches ``where``. ``after`` pages
+        by keyset: the last name, or the previous page's last head or ``(sort key, name)``."""
+        found = self._store.list(
             self._kind, where=where, limit=limit, after=after, on_invalid=on_invalid, order_by=order_by
         )
+        return [LogHead.of(doc) for doc in found]
 
     def iter(
         self,
@@ -299,9 +302,9 @@ class Log(_Bound, Generic[T, M]):
         batch_size: int = 1000,
         on_invalid: OnInvalid = "raise",
         order_by: str = "name",
-    ) -> Iterator[Doc[M]]:
+    ) -> Iterator[LogHead[M]]:
         """Stream the live logs' heads, ``batch_size`` rows in memory at most."""
         for doc in self._store.iter(
             self._kind, where=where, batch_size=batch_size, on_invalid=on_invalid, order_by=order_by
         ):
-            yield doc
+            yield LogHead.of(doc)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._plan import OnInvalid
-from .doc import Doc, Entry
+from .doc import Doc, Entry, LogHead
 from .kinds import KindRef
 
 if TYPE_CHECKING:
@@ -272,27 +272,30 @@ class AsyncLog(_Bound, Generic[T, M]):
         """Like :meth:`read`, each item with its version and write time."""
         return await self._store.entries(self._kind, name, last=last, after=after, limit=limit, where=where)
 
-    async def head(self, name: str) -> Doc[M]:
-        """The log's head: its version, live ``count`` and metadata (``data``)."""
-        return await self._store.get(self._kind, name)
+    async def head(self, name: str) -> LogHead[M]:
+        """The log's head: its version, live ``count`` and metadata (``meta``)."""
+        return LogHead.of(await self._store.get(self._kind, name))
 
-    async def heads(self, names: Sequence[str]) -> dict[str, Doc[M]]:
+    async def heads(self, names: Sequence[str]) -> dict[str, LogHead[M]]:
         """The heads of the named logs, in one query; missing names are left out."""
-        return await self._store.get_many(self._kind, names)
+        found = await self._store.get_many(self._kind, names)
+        return {name: LogHead.of(doc) for name, doc in found.items()}
 
     async def list(
         self,
         *,
         where: Any = None,
         limit: int | None = None,
-        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        after: str | LogHead[Any] | tuple[Any, str] | None = None,
         on_invalid: OnInvalid = "raise",
         order_by: str = "name",
-    ) -> builtins.list[Doc[M]]:
-        """The heads of the live logs whose metadata matches ``where``."""
-        return await self._store.list(
+    ) -> builtins.list[LogHead[M]]:
+        """The heads of the live logs whose metadata matches ``where``. ``after`` pages
+        by keyset: the last name, or the previous page's last head or ``(sort key, name)``."""
+        found = await self._store.list(
             self._kind, where=where, limit=limit, after=after, on_invalid=on_invalid, order_by=order_by
         )
+        return [LogHead.of(doc) for doc in found]
 
     async def iter(
         self,
@@ -301,9 +304,9 @@ class AsyncLog(_Bound, Generic[T, M]):
         batch_size: int = 1000,
         on_invalid: OnInvalid = "raise",
         order_by: str = "name",
-    ) -> AsyncIterator[Doc[M]]:
+    ) -> AsyncIterator[LogHead[M]]:
         """Stream the live logs' heads, ``batch_size`` rows in memory at most."""
         async for doc in self._store.iter(
             self._kind, where=where, batch_size=batch_size, on_invalid=on_invalid, order_by=order_by
         ):
-            yield doc
+            yield LogHead.of(doc)

@@ -30,7 +30,7 @@ from ._feed import Feed, channel
 from ._handles_async import AsyncDocuments, AsyncLog
 from ._sql import check_schema
 from .change import Change
-from .doc import Doc, Entry
+from .doc import Doc, Entry, LogHead
 from .errors import DocStoreError, KindMismatch, VersionConflict
 from .kinds import Kind, KindRef, LogKind, Register, Registry
 
@@ -647,7 +647,7 @@ class AsyncDocStore:
         *,
         where: Any = None,
         limit: int | None = None,
-        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        after: str | Doc[Any] | LogHead[Any] | tuple[Any, str] | None = None,
         on_invalid: OnInvalid = "raise",
         order_by: str = "name",
     ) -> builtins.list[Doc[Any]]:

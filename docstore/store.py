@@ -32,7 +32,7 @@ from ._feed import Feed, channel
 from ._handles import Documents, Log
 from ._sql import check_schema
 from .change import Change
-from .doc import Doc, Entry
+from .doc import Doc, Entry, LogHead
 from .errors import DocStoreError, KindMismatch, VersionConflict
 from .kinds import Kind, KindRef, LogKind, Register, Registry
 
@@ -649,7 +649,7 @@ class DocStore:
         *,
         where: Any = None,
         limit: int | None = None,
-        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        after: str | Doc[Any] | LogHead[Any] | tuple[Any, str] | None = None,
         on_invalid: OnInvalid = "raise",
         order_by: str = "name",
     ) -> builtins.list[Doc[Any]]:

@@ -16,6 +16,7 @@ from docstore import (
     Kind,
     KindMismatch,
     Log,
+    LogHead,
     LogKind,
     Registry,
     UnknownKind,
@@ -107,9 +108,12 @@ def test_log_opens_a_log_kind_with_its_verbs(store: Any) -> None:
     assert chats.read("c1") == [Message(role="user", content="again")]
     assert [e.version for e in chats.entries("c1")] == [2]
     head = chats.head("c1")
-    assert head.data == Meta(title="t") and head.count == 1 and head.version == 2
-    assert [h.name for h in chats.list()] == ["c1"] == [h.name for h in chats.iter()]
-    assert list(chats.heads(["c1", "c2"])) == ["c1"]
+    assert type(head) is LogHead and (head.meta, head.count, head.version) == (Meta(title="t"), 1, 2)
+    assert head == LogHead.of(store.get("chat", "c1"))  # the store's own: a Doc, meta as its data
+    assert chats.list() == [head] == list(chats.iter()) and chats.heads(["c1", "c2"]) == {"c1": head}
+    chats.append("c2", [], meta={"title": "u"})
+    assert [h.name for h in chats.list(order_by="data.title", after=head)] == ["c2"]
+    chats.purge(["c2"])
     assert chats.clear("c1") == 2 and chats.read("c1") == [] and chats.count() == 1
     chats.delete("c1")
     assert chats.count() == 0

@@ -19,6 +19,7 @@ from docstore import (
     Entry,
     Kind,
     Log,
+    LogHead,
     LogKind,
     Registry,
 )
@@ -76,8 +77,12 @@ def sync_store(store: DocStore) -> None:
     chats = store.log(chat)
     assert_type(chats, Log[Message, Meta])
     assert_type(chats.append("c", [{"role": "user", "content": "hi"}]), int)
-    assert_type(chats.head("c").data, Meta)
-    assert_type(chats.list(), list[Doc[Meta]])
+    assert_type(chats.head("c").meta, Meta)
+    assert_type(chats.head("c"), LogHead[Meta])
+    assert_type(chats.heads(["c"]), dict[str, LogHead[Meta]])
+    assert_type(chats.list(), list[LogHead[Meta]])
+    for head in chats.iter():
+        assert_type(head, LogHead[Meta])
     assert_type(chats.read("c"), list[Message])
     assert_type(chats.entries("c"), list[Entry[Message]])
     assert_type(store.log(plain).read("p", last=5), list[int])
@@ -105,7 +110,7 @@ async def async_store(store: AsyncDocStore) -> None:
     chats = store.log(chat)
     assert_type(chats, AsyncLog[Message, Meta])
     assert_type(await chats.read("c"), list[Message])
-    assert_type((await chats.head("c")).data, Meta)
+    assert_type((await chats.head("c")).meta, Meta)
     async for doc in agents.iter():
         assert_type(doc, Doc[Agent])
     store.documents(chat)  # type: ignore[call-overload]
@@ -123,7 +128,7 @@ def agent_layer(store: DocStore) -> None:
     assert_type(store.documents(AGENT).get("weather").data, AgentConfig)
     assert_type(store.documents(LLM).list(), list[Doc[LLMConfig]])
     assert_type(store.log(CONVERSATION_KIND).read("s1"), list[AgentMessage])
-    assert_type(store.log(CONVERSATION_KIND).head("s1").data, ConversationMeta)
+    assert_type(store.log(CONVERSATION_KIND).head("s1").meta, ConversationMeta)
 
 
 def handles_of_several_kinds(store: DocStore) -> None:
