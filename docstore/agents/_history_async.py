@@ -15,6 +15,9 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
 from docstore.aio import AsyncDocStore
 from docstore.doc import Doc
 from docstore.errors import DocStoreError, DocumentNotFound, OutcomeUnknown, VersionConflict
@@ -35,11 +38,12 @@ from ._conversation import (
     validate_messages,
 )
 from ._copies import saved_copies
-from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view, sessions_where
+from ._layout import page_of, sessions_page, translate
+from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view
 from ._settings import CONVERSATION, conversation_name
 from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER, STORED_MESSAGE
 
-__all__ = ["AsyncHistory"]
+__all__ = ["AsyncHistory", "fetch"]
 
 
 HIDDEN_WITH = "hidden_with"
@@ -201,32 +205,10 @@ class AsyncHistory:
             if done is not None:
                 return done
             base = head.version if head is not None else 0
-            items: list[Any] | None = None
-            stored: int | None  # how many messages are stored already; None: not a prefix
-            if head is None:
-                stored, prefix_digest = 0, b""
-            elif digest_current(head, old_meta):
-                stored = head.count or 0
-                prefix_digest = bytes.fromhex(old_meta["history_digest"])
-                if not conv.has_prefix(stored, prefix_digest):
-                    stored = None
-            else:
-                # No digest describing this version (written by other code, or by an
-                # older docstore): compare with the live items themselves, once.
-                items = await self.store.read(CONVERSATION, name)
-                stored = len(items)
-                canon = [canonical(conv.spec.adapter, m) for m in items]
-                prefix_digest = chain(b"", canon)
-                if stored > len(conv) or conv.canonical(0, stored) != canon:
-                    stored = None
-            if stored is None and head is not None and 0 < len(conv) < (head.count or 0):
-                # A prefix of what is stored: a save lagging behind another manager's is
-                # stale, and writes nothing rather than cut the live conversation short.
-                # (An empty conversation still clears: no lagging host saves nothing.)
-                if items is None:
-                    items = await self.store.read(CONVERSATION, name)
-                if [canonical(conv.spec.adapter, m) for m in items[: len(conv)]] == conv.canonical():
-                    return 0
+            # How many messages are stored already (None: not a prefix of conv).
+            stored, prefix_digest, items = await self._stored_prefix(conv, head, old_meta)
+            if await self._lagging(conv, head, stored, items):
+                return 0
             if stored is None:
                 new, digest = conv.validated(0, len(conv)), chain(b"", conv.canonical())
             else:
@@ -260,6 +242,40 @@ class AsyncHistory:
             return len(new)
         assert conflict is not None
         raise conflict
+
+    async def _stored_prefix(
+        self, conv: Conversation, head: Doc[Any] | None, old_meta: Mapping[str, Any]
+    ) -> tuple[int | None, bytes, list[Any] | None]:
+        """How many of ``conv``'s messages are stored live already (None when the stored
+        ones are not a prefix of it), the hash chain of the stored ones, and the stored
+        items when they had to be read."""
+        if head is None:
+            return 0, b"", None
+        if digest_current(head, old_meta):
+            stored = head.count or 0
+            prefix_digest = bytes.fromhex(old_meta["history_digest"])
+            return (stored if conv.has_prefix(stored, prefix_digest) else None), prefix_digest, None
+        # No digest describing this version (written by other code, or by an older
+        # docstore): compare with the live items themselves, once.
+        items = await self.store.read(CONVERSATION, conv.name)
+        canon = [canonical(conv.spec.adapter, m) for m in items]
+        prefix_digest = chain(b"", canon)
+        if len(items) > len(conv) or conv.canonical(0, len(items)) != canon:
+            return None, prefix_digest, items
+        return len(items), prefix_digest, items
+
+    async def _lagging(
+        self, conv: Conversation, head: Doc[Any] | None, stored: int | None, items: list[Any] | None
+    ) -> bool:
+        """Whether ``conv`` is a shorter prefix of the stored messages: a save lagging
+        behind another manager's is stale, and writes nothing rather than cut the live
+        conversation short. (An empty conversation still clears: no lagging host saves
+        nothing.)"""
+        if stored is not None or head is None or not 0 < len(conv) < (head.count or 0):
+            return False
+        if items is None:
+            items = await self.store.read(CONVERSATION, conv.name)
+        return [canonical(conv.spec.adapter, m) for m in items[: len(conv)]] == conv.canonical()
 
     async def _save_known(
         self,
@@ -383,14 +399,12 @@ class AsyncHistory:
     async def get_sessions_list(
         self, agent_name: str | None, workflow_name: str | None, limit: int, offset: int
     ) -> tuple[list[dict[str, Any]], int]:
-        """(rows, total) of the sessions, newest first; a workflow's runs or an agent's own."""
-        for label, number in (("limit", limit), ("offset", offset)):
-            if not isinstance(number, int) or number < 0:
-                raise ValueError(f"{label} must be a non-negative int, not {number!r}")
-        where = sessions_where(agent_name, workflow_name)
-        total = await self.store.count(CONVERSATION, where=where)
-        heads = await self.store.list(CONVERSATION, where=where, limit=offset + limit, order_by="-updated_at")
-        return [list_row(h, store_meta(h.data)) for h in heads[offset:]], total
+        """(rows, total) of the sessions, newest first; a workflow's runs or an agent's
+        own. One statement, reading only the page's heads (through agents.sql's indexes)
+        at any offset."""
+        query, params = sessions_page(self.store.schema, agent_name, workflow_name, limit, offset)
+        page = page_of(await fetch(self.store, query, params, "listing sessions"))
+        return [list_row(*row) for row in page.rows], page.total
 
     async def delete_session(self, session_id: str) -> bool:
         """Hide a session behind a tombstone (restorable until docstore's retention
@@ -456,3 +470,16 @@ class AsyncHistory:
                         self.known.remember(name, None)
             self.known.remember(session_id, None)
             return True
+
+
+async def fetch(
+    store: AsyncDocStore, query: sql.Composed, params: dict[str, Any], what: str
+) -> list[tuple[Any, ...]]:
+    """The rows of one of :mod:`._layout`'s statements, run on the store's pool."""
+    try:
+        async with store.pool.connection() as conn:
+            cur = await conn.execute(query, params)
+            rows: list[tuple[Any, ...]] = await cur.fetchall()
+            return rows
+    except psycopg.Error as exc:
+        raise translate(store.schema, what, exc) from exc
