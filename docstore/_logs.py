@@ -18,7 +18,7 @@ from .errors import (
     DocumentInvalid,
     VersionConflict,
 )
-from .kinds import Kind, check_key
+from .kinds import BaseKind, check_key
 
 __all__ = ["LogPlans"]
 
@@ -239,7 +239,7 @@ class LogPlans(CoreBase):
 
     def _read_stmt(
         self,
-        spec: Kind[Any],
+        spec: BaseKind[Any],
         name: str,
         last: int | None,
         after: int | None,

@@ -237,7 +237,7 @@ def test_prune_removes_whole_conversations_older_than_a_cutoff(s: Any) -> None:
             f"UPDATE \"{s.schema}\".documents SET updated_at = now() - interval '40 days' "
             "WHERE name LIKE 'old%%'"
         )
-    assert s.prune("conversation", older_than=timedelta(days=30), batch_size=2) == 3
+    assert s.prune_documents("conversation", older_than=timedelta(days=30), batch_size=2) == 3
     assert [d.name for d in s.list("conversation")] == ["fresh"]
     assert count_rows(s, "versions", "conversation") == 1
 
@@ -246,7 +246,7 @@ def test_prune_reports_its_progress_after_each_batch(s: Any) -> None:
     for i in range(5):
         s.append("conversation", f"c{i}", msgs("a"), meta=META)
     seen: list[int] = []
-    assert s.prune("conversation", keep_last=0, batch_size=2, progress=seen.append) == 5
+    assert s.prune_documents("conversation", keep_last=0, batch_size=2, progress=seen.append) == 5
     assert seen == [2, 4, 5]
     for i in range(4):
         s.put("agent", "a", {"n": i})
@@ -258,7 +258,7 @@ def test_prune_reports_its_progress_after_each_batch(s: Any) -> None:
 def test_prune_keep_last_keeps_the_most_recently_written(s: Any) -> None:
     for i in range(5):
         s.append("conversation", f"c{i}", msgs("a"), meta=META)
-    assert s.prune("conversation", keep_last=2) == 3
+    assert s.prune_documents("conversation", keep_last=2) == 3
     assert [d.name for d in s.list("conversation")] == ["c3", "c4"]
 
 

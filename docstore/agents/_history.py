@@ -453,8 +453,8 @@ class History:
             raise ValueError(f"max_sessions must be a non-negative int, not {max_sessions!r}")
         # One statement a batch, each head re-checked once locked: a session saved after
         # the cleanup began is kept.
-        old = self.store.prune(CONVERSATION, older_than=timedelta(days=days), restorable=True)
-        over = self.store.prune(CONVERSATION, keep_last=max_sessions, restorable=True)
+        old = self.store.prune_documents(CONVERSATION, older_than=timedelta(days=days), restorable=True)
+        over = self.store.prune_documents(CONVERSATION, keep_last=max_sessions, restorable=True)
         hidden = old + over
         self.known.clear()
         return hidden

@@ -451,8 +451,8 @@ class AsyncHistory:
             raise ValueError(f"max_sessions must be a non-negative int, not {max_sessions!r}")
         # One statement a batch, each head re-checked once locked: a session saved after
         # the cleanup began is kept.
-        old = await self.store.prune(CONVERSATION, older_than=timedelta(days=days), restorable=True)
-        over = await self.store.prune(CONVERSATION, keep_last=max_sessions, restorable=True)
+        old = await self.store.prune_documents(CONVERSATION, older_than=timedelta(days=days), restorable=True)
+        over = await self.store.prune_documents(CONVERSATION, keep_last=max_sessions, restorable=True)
         hidden = old + over
         self.known.clear()
         return hidden
