@@ -485,7 +485,7 @@ SELECT name FROM hid
 )
 
 # Named documents with every version they have, for good; returns each with whether it
-# was deleted already. The feed reports each as a prune: gone, history and all. The
+# was deleted already. The feed reports each as a purge: gone, history and all. The
 # idempotency keys of their writes go too (every name given, even one with no document
 # left): a keyed retry would otherwise answer "written" for a document that is not
 # there, and a reused key would show the purged name.
@@ -512,7 +512,7 @@ WITH doomed AS (
     + NOTE
     + """, chg AS (
     INSERT INTO {s}.changes (kind, name, version, op)
-    SELECT kind, name, version, 'prune' FROM gone, note
+    SELECT kind, name, version, 'purge' FROM gone, note
 )
 SELECT name, deleted FROM gone
 """

@@ -2,7 +2,9 @@
 only through their public modules.
 
 Read from the source's syntax trees, every import statement counted, also the ones
-inside functions (an import deferred to call time still ties two modules together).
+inside functions (an import deferred to call time still ties two modules together), but
+not those under ``if TYPE_CHECKING:``, which never run: a handle naming the store that
+made it in its annotations (docstore._handles_async) is no cycle at run time.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, (path, package) in modules.items():
         here = name if package else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -71,6 +73,24 @@ def _graph() -> dict[str, set[str]]:
                 if target and target != name:
                     graph[name].add(target)
     return graph
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:``."""
+    found: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and ast.unparse(child.test) in (
+                "TYPE_CHECKING",
+                "typing.TYPE_CHECKING",
+            ):
+                todo.extend(child.orelse)
+            else:
+                todo.append(child)
+    return found
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -144,7 +144,7 @@ def exercise(store: DocStore, conn: psycopg.Connection[Any]) -> None:
     # purge takes a document's idempotency keys with it (DDL 2's index on them).
     assert store.purge("config", ["keyed"]) == ["keyed"]
     assert store.put("config", "keyed", {"v": 1}, idempotency_key="key-put").version == 1
-    assert store.prune("chat", keep_last=1) == 3
+    assert store.prune_documents("chat", keep_last=1) == 3
     assert store.prune_versions("config", keep_last=1) > 0
     assert store.prune_changes(older_than=timedelta(0)) >= 0
     n = conn.execute(

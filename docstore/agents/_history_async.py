@@ -20,7 +20,7 @@ from psycopg import sql
 
 from docstore.aio import AsyncDocStore
 from docstore.doc import Doc
-from docstore.errors import DocStoreError, DocumentNotFound, OutcomeUnknown, VersionConflict
+from docstore.errors import DocStoreError, DocumentInvalid, DocumentNotFound, OutcomeUnknown, VersionConflict
 
 from ._conversation import (
     SAVE_ATTEMPTS,
@@ -39,6 +39,7 @@ from ._conversation import (
 )
 from ._copies import saved_copies
 from ._layout import page_of, sessions_page, translate
+from ._message_dicts import MESSAGE_DICT
 from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view
 from ._settings import CONVERSATION, conversation_name
 from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER, STORED_MESSAGE
@@ -61,15 +62,26 @@ class AsyncHistory:
 
     async def load(self, agent_name: str, session_id: str | None, limit: int | None) -> list[dict[str, Any]]:
         """The last ``limit`` messages of a session, oldest first, as dicts."""
-        spec = self.store.kinds.get(CONVERSATION, "log")
+        self.store.kinds.get(CONVERSATION, "log")  # a kind that is no log fails, session or not
         if not session_id:
             return []
         name = conversation_name(agent_name, session_id)
         last = limit if limit is not None and limit > 0 else None
+        return await self._read_dicts(name, last)
+
+    async def _read_dicts(self, name: str, last: int | None) -> list[dict[str, Any]]:
+        """The live messages (the ``last`` N, if given) as dicts: what their models dump."""
+        spec = self.store.kinds.get(CONVERSATION, "log")
+        ours = spec.adapter is STORED_MESSAGE or spec.adapter is MESSAGE_ADAPTER
+        if ours:
+            try:
+                # Validated once, straight into the dicts (no model built and dumped).
+                return await self.store.read(CONVERSATION, name, last=last, into=MESSAGE_DICT)
+            except DocumentInvalid:
+                pass  # the models' path: their errors, or a message the mirror refuses
         items = await self.store.read(CONVERSATION, name, last=last)
-        if spec.adapter is STORED_MESSAGE or spec.adapter is MESSAGE_ADAPTER:
-            # One call over the list beats one per message (docs/performance.md, "Numbers
-            # behind choices in the code").
+        if ours:
+            # One call over the list rather than one a message.
             dumped: list[dict[str, Any]] = MESSAGES_ADAPTER.dump_python(items, mode="json")
             return dumped
         return [spec.adapter.dump_python(item, mode="json") for item in items]
@@ -377,16 +389,13 @@ class AsyncHistory:
 
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
         """A session record as ``save_session`` was given it, or None."""
-        spec = self.store.kinds.get(CONVERSATION, "log")
+        self.store.kinds.get(CONVERSATION, "log")  # a kind that is no log fails, session or not
         try:
             head = await self.store.get(CONVERSATION, session_id)
         except DocumentNotFound:
             return None
         meta = store_meta(head.data)
-        messages = None
-        if logged(meta):
-            items = await self.store.read(CONVERSATION, session_id)
-            messages = [spec.adapter.dump_python(item, mode="json") for item in items]
+        messages = await self._read_dicts(session_id, None) if logged(meta) else None
         return session_view(head, meta, messages)
 
     async def get_session_history(self, session_id: str) -> list[dict[str, Any]] | None:
@@ -442,8 +451,8 @@ class AsyncHistory:
             raise ValueError(f"max_sessions must be a non-negative int, not {max_sessions!r}")
         # One statement a batch, each head re-checked once locked: a session saved after
         # the cleanup began is kept.
-        old = await self.store.prune(CONVERSATION, older_than=timedelta(days=days), restorable=True)
-        over = await self.store.prune(CONVERSATION, keep_last=max_sessions, restorable=True)
+        old = await self.store.prune_documents(CONVERSATION, older_than=timedelta(days=days), restorable=True)
+        over = await self.store.prune_documents(CONVERSATION, keep_last=max_sessions, restorable=True)
         hidden = old + over
         self.known.clear()
         return hidden

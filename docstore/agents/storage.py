@@ -109,9 +109,10 @@ class StorageManager:
 
     @classmethod
     def connect(
-        cls, dsn: str | None = None, *, schema: str = "docstore", **pool_options: Any
+        cls, dsn: str | None = None, *, schema: str | None = None, **pool_options: Any
     ) -> StorageManager:
-        """Open a store on ``dsn`` (see :meth:`DocStore.connect`); :meth:`close` closes it."""
+        """Open a store on ``dsn`` in ``schema``, read as :meth:`DocStore.connect`
+        reads them (else ``DOCSTORE_URL`` / ``DOCSTORE_SCHEMA``); :meth:`close` closes it."""
         store = DocStore.connect(dsn, schema=schema, **pool_options)
         return cls(store, owns_store=True)
 

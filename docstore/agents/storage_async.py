@@ -107,9 +107,10 @@ class AsyncStorageManager:
 
     @classmethod
     async def connect(
-        cls, dsn: str | None = None, *, schema: str = "docstore", **pool_options: Any
+        cls, dsn: str | None = None, *, schema: str | None = None, **pool_options: Any
     ) -> AsyncStorageManager:
-        """Open a store on ``dsn`` (see :meth:`AsyncDocStore.connect`); :meth:`close` closes it."""
+        """Open a store on ``dsn`` in ``schema``, read as :meth:`AsyncDocStore.connect`
+        reads them (else ``DOCSTORE_URL`` / ``DOCSTORE_SCHEMA``); :meth:`close` closes it."""
         store = await AsyncDocStore.connect(dsn, schema=schema, **pool_options)
         return cls(store, owns_store=True)
 

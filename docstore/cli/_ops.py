@@ -314,7 +314,7 @@ def prune(
             assert keep_last is not None
             gone = store.prune_versions(kind, keep_last=keep_last, progress=bar.update)
         else:
-            gone = store.prune(kind, older_than=age, keep_last=keep_last, progress=bar.update)
+            gone = store.prune_documents(kind, older_than=age, keep_last=keep_last, progress=bar.update)
     what = "versions" if versions else "documents"
     if settings(ctx).json:
         _out.emit_json({"kind": kind, "pruned": gone, "what": what})

@@ -319,7 +319,7 @@ def test_cleanup_drops_old_sessions_then_keeps_the_newest(manager: Any, db: DocS
     assert manager.restore_session("s1") is True
     assert manager.get_session_history("s1") == tool_turn(1)
     # A hidden session's retention clock starts at its hiding (a bin emptied later).
-    assert db.prune("conversation", older_than=timedelta(days=1)) == 0
+    assert db.prune_documents("conversation", older_than=timedelta(days=1)) == 0
     db.purge("conversation", ["s0"])
     assert manager.restore_session("s0") is False
     # A session cleaned up starts afresh when the host saves it again.
