@@ -19,6 +19,9 @@ from servers import ThrowawayServer
 from docstore import DocStore, DocStoreError
 from docstore.cli import main
 
+# Starts servers or processes of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
 SCHEMA = "docstore"  # the pages' commands name the default schema

@@ -143,6 +143,7 @@ def _run_together(script: str, argvs: list[list[str]], timeout: float = 60) -> l
 
 
 @pytest.mark.slow
+@pytest.mark.servers
 def test_cas_from_4_processes_loses_no_increment(docstore_store: DocStore, docstore_dsn: str) -> None:
     store = docstore_store
     store.register("counter", Counter)
@@ -207,6 +208,7 @@ _INIT_CHILD = textwrap.dedent("""
 
 
 @pytest.mark.slow
+@pytest.mark.servers
 def test_init_schema_from_4_processes_at_once_on_an_empty_schema_succeeds_once(
     docstore_factory: Callable[..., DocStore], docstore_dsn: str
 ) -> None:
