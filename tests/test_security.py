@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
-from docstore import AsyncDocStore, DatabaseUnavailable, DocStore, DocStoreError, PermissionDenied
+from docstore import AsyncDocStore, DatabaseUnavailable, DocStore, DocStoreError, PermissionDenied, _sql
 
 PASSWORD = "Pw-" + uuid.uuid4().hex  # unique, so any occurrence is a leak
 
@@ -370,11 +370,11 @@ def test_init_schema_under_a_runtime_role_raises_permission_denied(
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", [fresh]).fetchone() == (
             0,
         )
-        conn.execute(record, [Jsonb({"ddl_version": 2})])
+        conn.execute(record, [Jsonb({"ddl_version": _sql.release_ddl_version()})])
     # A store at this release's DDL version needs no DDL: init_schema under the runtime
     # role (a host that calls it at start-up) changes nothing and returns the version.
     with DocStore.connect(dsn, schema=docstore_store.schema, max_size=1) as store:
-        assert store.init_schema() == 2
+        assert store.init_schema() == _sql.release_ddl_version()
 
 
 def test_a_role_without_rights_on_the_tables_gets_permission_denied_not_a_crash(
