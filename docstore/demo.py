@@ -21,9 +21,9 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
-from . import _jsondiff
-from ._connect import describe_dsn
 from .agents import ConfigFileError, StorageManager, conversation_name, sync_path
+from .cli import _jsondiff
+from .dsn import describe_dsn
 from .errors import DocStoreError
 from .store import DocStore
 

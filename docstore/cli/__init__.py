@@ -15,8 +15,8 @@ from typing import Any
 
 import typer
 
-from .._connect import redact
 from ..agents import ConfigFileError
+from ..dsn import redact
 from ..errors import DocStoreError
 from . import _aurite, _docs, _edit, _ops, _watch  # noqa: F401  (registers the commands)
 from ._app import app

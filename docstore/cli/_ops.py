@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from psycopg import sql
 
-from .._sql import release_ddl_version
+from .. import ddl_version
 from ..agents import StorageManager
 from ..store import DocStore
 from . import _out
@@ -46,7 +46,7 @@ def init(ctx: typer.Context) -> None:
 
 def _versions(store_version: int | None) -> str:
     """The store's DDL version beside this release's, and what to do when they differ."""
-    release = release_ddl_version()
+    release = ddl_version()
     shown = "none recorded" if store_version is None else str(store_version)
     if store_version is None or store_version < release:
         return f"DDL version {shown} (this docstore writes {release}: run `docstore migrate`)"
@@ -116,7 +116,7 @@ def status(ctx: typer.Context) -> None:
                 {
                     **where,
                     "ddl_version": ddl,
-                    "release_ddl_version": release_ddl_version(),
+                    "release_ddl_version": ddl_version(),
                     "total_bytes": total,
                     "kinds": kinds,
                 }

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from psycopg import ConnectionInfo
 
-from .._connect import redact
+from ..dsn import redact
 from ..errors import DatabaseUnavailable, KindMismatch, SchemaMissing
 from ..store import DocStore
 from ._errors import CliError
