@@ -22,7 +22,6 @@ LAYERS = (
     "docstore.agents",
     "docstore.cli",
     "docstore.bench",
-    "docstore.demo",
     "docstore.langgraph",
     "docstore.langchain",
 )
@@ -129,15 +128,14 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _layer(module: str) -> str | None:
-    # The demo is a program like the command that runs it: one layer with docstore.cli.
-    if module == "docstore.demo":
-        return "docstore.cli"
     return next((layer for layer in LAYERS if module == layer or module.startswith(layer + ".")), None)
 
 
 def test_the_graph_sees_the_modules_and_their_imports() -> None:
     graph = _graph()
-    assert {"docstore.store", "docstore.cli._kinds", "docstore.agents.storage", "docstore.demo"} <= set(graph)
+    assert {"docstore.store", "docstore.cli._kinds", "docstore.agents.storage", "docstore.cli.demo"} <= set(
+        graph
+    )
     assert "docstore._core" in graph["docstore.store"]
     assert "docstore.cli._kinds" in graph["docstore.cli._store"]
     # A cycle made up for the purpose is found.
@@ -152,7 +150,7 @@ def test_the_core_imports_none_of_the_layers_on_top_of_it() -> None:
     wrong = [
         f"{module} -> {target}"
         for module, targets in _graph().items()
-        if _layer(module) is None and module != "docstore._script"  # the command's entry point
+        if _layer(module) is None
         for target in targets
         if _layer(target) is not None
     ]

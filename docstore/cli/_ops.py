@@ -504,7 +504,7 @@ def demo(
         ),
     ] = False,
 ) -> None:
-    from ..demo import run_demo
+    from .demo import run_demo
 
     options = settings(ctx)
     if not options.schema_given:
@@ -544,7 +544,7 @@ def _refuse_documents(store: DocStore) -> None:
 
 
 class _Shown:
-    """The demo's tour on stdout, in the command's own tables (a docstore.demo.Show)."""
+    """The demo's tour on stdout, in the command's own tables (a docstore.cli.demo.Show)."""
 
     def __init__(self) -> None:
         self.console = _out.console()
@@ -590,7 +590,7 @@ def _clean_demo(ctx: typer.Context, embedded: bool) -> None:
             f"{options.schema!r} (drop that one yourself if you mean it)"
         )
     if embedded:
-        from ..embedded import clean, data_dir
+        from .embedded import clean, data_dir
 
         what = clean()
         if not what:

@@ -45,7 +45,7 @@ class Settings:
         """
         if self._server is None:
             if self.embedded or (embedded_by_default and not dsn_configured(self.dsn)):
-                from ..embedded import start
+                from .embedded import start
 
                 self._server = Server(start(), "--embedded")
             else:
