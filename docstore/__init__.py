@@ -31,7 +31,7 @@ from .errors import (
     UnknownKind,
     VersionConflict,
 )
-from .kinds import Kind, KindRef, LogKind, Mode, Registry, Upgrader
+from .kinds import Durability, Kind, KindRef, LogKind, Mode, Registry, Upgrader
 from .store import DocStore
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "DocStoreError",
     "DocumentInvalid",
     "DocumentNotFound",
+    "Durability",
     "Entry",
     "IdempotencyKeyReused",
     "IndexOn",

@@ -43,6 +43,13 @@ SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 NOTE = ", note AS MATERIALIZED (SELECT pg_notify({channel}, '') AS sent)"
 NOTE_JOIN = ", note"
 
+# A kind registered with durability="async": its write transaction commits without
+# waiting for the WAL flush. Set inside the statement (no round trip of its own), local
+# to the transaction; a CTE that is no data-modifying statement runs only when read, so
+# the change row's insert joins it as it joins NOTE.
+LAZY = ", lazy AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true) AS was)"
+LAZY_JOIN = ", lazy"
+
 _CHANGE_ROW = """{note}
 , chg AS (
     INSERT INTO {s}.changes (kind, name, version, op, written_at)
@@ -65,9 +72,20 @@ _VERSION_ROW = (
     FROM head
 ){key}"""
     + _CHANGE_ROW
-    + """SELECT version, created_at, updated_at FROM head
+    + """SELECT version, created_at, updated_at, true AS wrote FROM head
 """
 )
+
+# A put's {same}: when the upsert wrote nothing, the head as it is if it already holds
+# this value, so that an unchanged put (configs synced at start) is one statement. Read
+# from the statement's snapshot, the head the upsert compared with or an older one: a
+# head moved on since is found by the plan's own look (docstore._snapshots).
+PUT_SAME = """UNION ALL
+SELECT d.version, d.created_at, d.updated_at, false FROM {s}.documents d
+WHERE d.kind = %(kind)s AND d.name = %(name)s AND NOT EXISTS (SELECT FROM head)
+  AND d.mode = 's' AND NOT d.deleted AND d.schema_version = %(sv)s AND d.data = %(data)s
+"""
+PUT_SAME_AT = " AND d.version = %(expected)s"
 
 # expected_version None (any) or 0 (must not exist, or be deleted).
 PUT_UPSERT = (
@@ -84,6 +102,7 @@ WITH head AS (
     RETURNING d.version, d.schema_version, d.data, d.created_at, d.updated_at
 )"""
     + _VERSION_ROW
+    + "{same}"
 )
 
 # expected_version N > 0: the document must exist at version N.
@@ -99,6 +118,7 @@ WITH head AS (
     RETURNING d.version, d.schema_version, d.data, d.created_at, d.updated_at
 )"""
     + _VERSION_ROW
+    + "{same}"
 )
 
 DELETE_SNAPSHOT = (
@@ -861,8 +881,9 @@ class Statements:
             text = template
             for part, value in parts.items():
                 text = text.replace("{" + part + "}", value)
-            if "key" not in parts:
-                text = text.replace("{key}", "")
+            for optional in ("key", "same"):
+                if optional not in parts:
+                    text = text.replace("{" + optional + "}", "")
             for placeholder, value in self._fixed:
                 text = text.replace(placeholder, value)
             if len(self._cache) < 512:

@@ -32,7 +32,7 @@ from ._sql import check_schema
 from .change import Change
 from .doc import Doc, Entry
 from .errors import DocStoreError, VersionConflict
-from .kinds import Kind, KindRef, LogKind, Mode, Registry, Upgrader
+from .kinds import Durability, Kind, KindRef, LogKind, Mode, Registry, Upgrader
 
 __all__ = ["AsyncDocStore"]
 
@@ -209,26 +209,40 @@ class AsyncDocStore:
             if _otel.active():
                 return await self._observed(make, what)
             op = make()
-        if op.read_only or not op.layout or self._layout_ok:
+        if not (op.read_only or not op.layout or self._layout_ok):
+            # The first write of this pool checks the store's DDL version before it writes.
+            result = await self._attempts(self._core.layout_checked(op), what)
+            self._layout_found()
+            return result
+        if _ACTIVE.get() is not None or (op.read_only and self._reads is not None):
             return await self._attempts(op, what)
-        # The first write of this pool checks the store's DDL version before it writes.
-        result = await self._attempts(self._core.layout_checked(op), what)
-        self._layout_found()
-        return result
+        # The common call (no transaction block, no replica to route a read to) pays for
+        # one pooled attempt only; a failure goes to the retry loop, which decides it.
+        try:
+            conn = await self._pool.getconn()
+        except psycopg.Error as exc:
+            return await self._attempts(op, what, exc, False)
+        try:
+            return await self._on_pool(conn, op)
+        except psycopg.Error as exc:
+            return await self._attempts(op, what, exc, True)
 
     def _layout_found(self) -> None:
         self._layout_ok = True
         _LAYOUT_OK.setdefault(self._pool, set()).add(self.schema)
 
-    async def _attempts(self, op: Op[T], what: str) -> T:
-        active = _ACTIVE.get()
-        held = None
-        if active is not None and active.pool is self._pool:
-            if active.open:
-                held = active.conn
-            elif not op.read_only:
-                raise active.ended(op.kind, op.name)
-        if op.read_only and not op.on_primary and held is None and self._reads is not None:
+    async def _attempts(
+        self, op: Op[T], what: str, failed: psycopg.Error | None = None, sent: bool = False
+    ) -> T:
+        """Run ``op`` until it succeeds or fails for good: in the caller's transaction,
+        on the replica, or on the pool. ``failed``: the error of a first attempt made
+        already on the pool (``sent``: it had a connection)."""
+        held = self._held(op)
+        attempt = 0
+        if failed is not None:
+            attempt = 1
+            self._failed(failed, op, what, attempt, False, sent)
+        elif op.read_only and not op.on_primary and held is None and self._reads is not None:
             if self._reads.usable():
                 try:
                     return await self._run_on_replica(op)
@@ -236,48 +250,70 @@ class AsyncDocStore:
                     self._telemetry.fell_back(what, op.kind, why.reason)
             else:
                 self._telemetry.fell_back(what, op.kind, self._reads.unusable())
-        attempt = 0
         while True:
             attempt += 1
             sent = held is not None  # False until a connection is ours: nothing reached the server
             try:
-                if held is not None:
-                    if op.atomic:
-                        # A savepoint: a failure part-way (a later chunk that does not
-                        # validate) must take back what the op already wrote, even when
-                        # the caller catches it and the block goes on to commit.
-                        async with held.transaction():
-                            return await self._drive(held, op)
-                    return await self._drive(held, op)
-                # getconn/putconn rather than pool.connection(): its `with conn` would
-                # run a commit (a no-op here, but not free) on every call.
-                conn = await self._pool.getconn()
-                sent = True
-                try:
-                    if op.atomic or not conn.autocommit:
-                        async with conn.transaction():
-                            result = await self._drive(conn, op, own=True)
-                    else:
-                        result = await self._drive(conn, op, own=True)
-                    if self._reads is not None and (not op.read_only or self._reads.unknown):
-                        await self._note_write(conn)
-                    return result
-                except VersionConflict:
-                    # Another writer got there first: the replica may not show its write
-                    # yet, so this store's next reads must not be older than now.
-                    if self._reads is not None:
-                        await self._note_write(conn)
-                    raise
-                finally:
-                    await self._pool.putconn(conn)
+                if held is None:
+                    # getconn/putconn rather than pool.connection(): its `with conn` would
+                    # run a commit (a no-op here, but not free) on every call.
+                    conn = await self._pool.getconn()
+                    sent = True
+                    return await self._on_pool(conn, op)
+                if op.atomic:
+                    # A savepoint: a failure part-way (a later chunk that does not
+                    # validate) must take back what the op already wrote, even when
+                    # the caller catches it and the block goes on to commit.
+                    async with held.transaction():
+                        return await self._drive(held, op)
+                return await self._drive(held, op)
             except psycopg.Error as exc:
-                if self._reads is not None and not op.read_only:
-                    # It may have committed: reads stay on the primary until it is covered.
-                    self._reads.wrote_unknown()
-                error = self._core.failure(exc, op, attempt, held is not None, sent)
-                if error is not None:
-                    raise error from exc
-                self._telemetry.retried(what, op.kind, exc)
+                self._failed(exc, op, what, attempt, held is not None, sent)
+
+    def _held(self, op: Op[Any]) -> psycopg.AsyncConnection[Any] | None:
+        """The connection of the caller's open transaction block, if any."""
+        active = _ACTIVE.get()
+        if active is None or active.pool is not self._pool:
+            return None
+        if active.open:
+            conn: psycopg.AsyncConnection[Any] = active.conn
+            return conn
+        if not op.read_only:
+            raise active.ended(op.kind, op.name)
+        return None
+
+    def _failed(
+        self, exc: psycopg.Error, op: Op[Any], what: str, attempt: int, in_transaction: bool, sent: bool
+    ) -> None:
+        """Raise the error a failed attempt ends in, or return to run the op again: the
+        one place where failures are decided (docstore._base.CoreBase.failure)."""
+        if self._reads is not None and not op.read_only:
+            # It may have committed: reads stay on the primary until it is covered.
+            self._reads.wrote_unknown()
+        error = self._core.failure(exc, op, attempt, in_transaction, sent)
+        if error is not None:
+            raise error from exc
+        self._telemetry.retried(what, op.kind, exc)
+
+    async def _on_pool(self, conn: psycopg.AsyncConnection[Any], op: Op[T]) -> T:
+        """Run ``op`` on ``conn``, fresh from the pool, and give it back."""
+        try:
+            if op.atomic or not conn.autocommit:
+                async with conn.transaction():
+                    result = await self._drive(conn, op, own=True)
+            else:
+                result = await self._drive(conn, op, own=True)
+            if self._reads is not None and (not op.read_only or self._reads.unknown):
+                await self._note_write(conn)
+            return result
+        except VersionConflict:
+            # Another writer got there first: the replica may not show its write
+            # yet, so this store's next reads must not be older than now.
+            if self._reads is not None:
+                await self._note_write(conn)
+            raise
+        finally:
+            await self._pool.putconn(conn)
 
     async def _observed(self, make: Callable[[], Op[T]], what: str) -> T:
         """:meth:`_run` in a span, timed (an SDK is configured)."""
@@ -524,6 +560,7 @@ class AsyncDocStore:
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: None = None,
         notify: bool | None = None,
+        durability: Durability = "durable",
     ) -> Kind[T]: ...
 
     @overload
@@ -537,6 +574,7 @@ class AsyncDocStore:
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: type[M] | TypeAdapter[M],
         notify: bool | None = None,
+        durability: Durability = "durable",
     ) -> LogKind[T, M]: ...
 
     @overload
@@ -550,6 +588,7 @@ class AsyncDocStore:
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: None = None,
         notify: bool | None = None,
+        durability: Durability = "durable",
     ) -> LogKind[T, dict[str, object]]: ...
 
     @overload
@@ -563,6 +602,7 @@ class AsyncDocStore:
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: Any = None,
         notify: bool | None = None,
+        durability: Durability = "durable",
     ) -> Kind[Any]: ...
 
     def register(
@@ -575,6 +615,7 @@ class AsyncDocStore:
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: Any = None,
         notify: bool | None = None,
+        durability: Durability = "durable",
     ) -> Kind[Any]:
         """Register ``kind`` with any type Pydantic's TypeAdapter takes.
 
@@ -582,6 +623,8 @@ class AsyncDocStore:
         shape at n + 1; they run on read. ``mode="log"`` makes a log kind, whose head
         holds metadata of type ``meta``. ``notify``: its writes wake change feeds at once
         (default: snapshot kinds do, log kinds are seen at the feed's next poll).
+        ``durability="async"``: its writes do not wait for the WAL flush; a server crash
+        may lose the last instant of them, never part of one (docs/performance.md).
         Returns the kind's typed handle, which every method takes in place of its name.
         """
         return self.kinds.register(
@@ -592,6 +635,7 @@ class AsyncDocStore:
             upgraders=upgraders,
             meta=meta,
             notify=notify,
+            durability=durability,
         )
 
     # --- snapshot kinds ----------------------------------------------------------------
