@@ -173,6 +173,11 @@ class CoreBase:
                 self._writes[key] = text
         return text
 
+    def lazy(self, kind: str) -> bool:
+        """Whether ``kind`` is registered with durability "async"."""
+        spec = self.kinds.get(kind) if kind in self.kinds else None
+        return spec is not None and spec.durability == "async"
+
     # --- rows -> values ----------------------------------------------------------------
 
     def head_doc(self, spec: Kind[Any], name: str, head: Head | NamedHead) -> Doc[Any]:

@@ -19,7 +19,15 @@ from psycopg import sql
 
 from ._rows import HEAD_COLUMNS
 
-__all__ = ["SCHEMA_PLACEHOLDER", "Statements", "channel", "check_schema", "release_ddl_version", "schema_ddl"]
+__all__ = [
+    "DURABLE_AGAIN",
+    "SCHEMA_PLACEHOLDER",
+    "Statements",
+    "channel",
+    "check_schema",
+    "release_ddl_version",
+    "schema_ddl",
+]
 
 SCHEMA_PLACEHOLDER = ':"schema"'
 # schema.sql's line after which every statement is a view (docstore._ddl replaces them).
@@ -49,6 +57,9 @@ NOTE_JOIN = ", note"
 # the change row's insert joins it as it joins NOTE.
 LAZY = ", lazy AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true) AS was)"
 LAZY_JOIN = ", lazy"
+# After such a write inside the caller's store.transaction() block: the block commits
+# durably, as its other writes may need.
+DURABLE_AGAIN = "SET LOCAL synchronous_commit TO DEFAULT"
 
 _CHANGE_ROW = """{note}
 , chg AS (

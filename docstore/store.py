@@ -30,7 +30,7 @@ from ._base import IndexOn, over_a_limit
 from ._core import Core, OnInvalid, Op, Program, Rows, Stmt, T
 from ._ddl import Migration
 from ._feed import Feed, channel
-from ._sql import check_schema
+from ._sql import DURABLE_AGAIN, check_schema
 from .change import Change
 from .doc import Doc, Entry
 from .errors import DocStoreError, VersionConflict
@@ -260,15 +260,25 @@ class DocStore:
                     conn = self._pool.getconn()
                     sent = True
                     return self._on_pool(conn, op)
-                if op.atomic:
-                    # A savepoint: a failure part-way (a later chunk that does not
-                    # validate) must take back what the op already wrote, even when
-                    # the caller catches it and the block goes on to commit.
-                    with held.transaction():
-                        return self._drive(held, op)
-                return self._drive(held, op)
+                return self._in_transaction(held, op)
             except psycopg.Error as exc:
                 self._failed(exc, op, what, attempt, held is not None, sent)
+
+    def _in_transaction(self, held: psycopg.Connection[Any], op: Op[T]) -> T:
+        """Run ``op`` in the caller's transaction block."""
+        if op.atomic:
+            # A savepoint: a failure part-way (a later chunk that does not
+            # validate) must take back what the op already wrote, even when
+            # the caller catches it and the block goes on to commit.
+            with held.transaction():
+                result = self._drive(held, op)
+        else:
+            result = self._drive(held, op)
+        if not op.read_only and self._core.lazy(op.kind):
+            # Its statement turned synchronous_commit off to the end of the transaction:
+            # the block's commit stays as durable as its other writes need.
+            _connect.new_cursor(held).execute(DURABLE_AGAIN)
+        return result
 
     def _held(self, op: Op[Any]) -> psycopg.Connection[Any] | None:
         """The connection of the caller's open transaction block, if any."""
