@@ -13,10 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import count_rows
 
 from docstore import AsyncDocStore, DocStore
-
-from tests.conftest import count_rows
 
 
 def _record_commits(store: Any) -> None:
@@ -102,9 +101,8 @@ def test_a_transaction_block_commits_durably_whatever_kinds_it_writes(
             await astore.close()
 
     asyncio.run(in_async_shell())
-    assert _seen(store) == [("chat", "c", durable), ("cfg", "a", durable), ("chat", "c", durable)] + [
-        ("chat", "c", durable)
-    ]
+    in_blocks = [("chat", "c", durable), ("cfg", "a", durable), ("chat", "c", durable)]
+    assert _seen(store) == [*in_blocks, ("chat", "c", durable)]
     assert store.read("chat", "c") == [{"n": 1}, {"n": 2}, {"n": 3}]
 
 

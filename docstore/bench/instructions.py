@@ -28,9 +28,12 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["OPS", "count", "main"]
+from .._connect import resolve_dsn
+
+__all__ = ["OPS", "count", "main", "measure", "per_call"]
 
 OPS = ("put", "get", "append")
 
@@ -41,8 +44,9 @@ import sys
 import orjson, psycopg
 from psycopg.types.json import Jsonb
 from docstore import DocStore
-side, op, calls, dsn, schema = sys.argv[1:6]
-calls = int(calls)
+import os
+side, op, calls, schema = sys.argv[1:5]
+calls, dsn = int(calls), os.environ["DOCSTORE_URL"]
 store = DocStore.connect(dsn, schema=schema, min_size=1, max_size=1)
 store.init_schema()
 store.register("cfg", dict)
@@ -82,6 +86,11 @@ else:
             execute(query, {**base, "items": Jsonb([MSG], dumps=orjson.dumps)}).fetchall()
 for i in range(50):
     call(i)
+# What start-up made is out of the collector's way (gc.freeze), so the collections the
+# calls pay for scan what the calls allocate, not a heap whose size is chance.
+import gc
+gc.collect()
+gc.freeze()
 for i in range(calls):
     call(50 + i)
 store.close()
@@ -92,14 +101,23 @@ with psycopg.connect(dsn, autocommit=True) as c:
 
 def count(side: str, op: str, calls: int, dsn: str, tree: str | None = None) -> int:
     """Instructions of one child run (warm-up, then ``calls`` calls), start-up included."""
+    if shutil.which("valgrind") is None:
+        raise RuntimeError(
+            "counting instructions needs valgrind, which is not installed (apt install valgrind)"
+        )
     schema = f"docstore_instr_{uuid.uuid4().hex[:10]}"
-    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in every run
+    # The DSN goes in the environment: argv is visible to every user (ps), a password too.
+    # PYTHONHASHSEED: the same dict layouts in every run.
+    env = {**os.environ, "PYTHONHASHSEED": "0", "DOCSTORE_URL": dsn}
     if tree is not None:
         env["PYTHONPATH"] = tree
     with tempfile.TemporaryDirectory() as tmp:
         argv = [
             "valgrind",
             "--tool=callgrind",
+            # The main thread's own count: the pool's threads wake on timers, whose work
+            # grows with the (slowed down) wall time, not with the calls.
+            "--separate-threads=yes",
             f"--callgrind-out-file={tmp}/out",
             sys.executable,
             "-c",
@@ -107,11 +125,12 @@ def count(side: str, op: str, calls: int, dsn: str, tree: str | None = None) -> 
             side,
             op,
             str(calls),
-            dsn,
             schema,
         ]
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    found = re.search(r"Collected : (\d+)", done.stderr)
+        # cwd: `python -c` puts the working directory first on sys.path, before the tree.
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, cwd=tmp)
+        main = Path(tmp, "out-01")
+        found = re.search(r"^(?:summary|totals): (\d+)", main.read_text(), re.M) if main.exists() else None
     if done.returncode != 0 or not found:
         raise RuntimeError(f"{side} {op} under callgrind failed:\n{done.stderr[-3000:]}")
     return int(found.group(1))
@@ -124,6 +143,23 @@ def per_call(side: str, op: str, calls: int, dsn: str, tree: str | None = None) 
     return (two - one) / calls
 
 
+def measure(
+    dsn: str,
+    calls: int = 200,
+    ops: tuple[str, ...] | list[str] = OPS,
+    tree: str | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> dict[str, dict[str, float]]:
+    """Instructions per call of each op, docstore and raw psycopg, and their ratio."""
+    out = {}
+    for op in ops:
+        ds = per_call("docstore", op, calls, dsn, tree)
+        raw = per_call("raw", op, calls, dsn, tree)
+        out[op] = {"docstore": ds, "raw": raw, "ratio": ds / raw}
+        log(f"{op:7} docstore {ds:>10,.0f}  raw psycopg {raw:>10,.0f}  {ds / raw:.2f}x")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print a table of instructions per call, docstore against raw psycopg."""
     parser = argparse.ArgumentParser(
@@ -131,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dsn", default=os.environ.get("DOCSTORE_URL", ""))
+    parser.add_argument("--dsn", default=None, help="default DOCSTORE_URL, else libpq's PG* variables")
     parser.add_argument("--calls", type=int, default=200, help="N (default 200)")
     parser.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
     parser.add_argument("--tree", help="measure the docstore of this source tree (PYTHONPATH)")
@@ -141,13 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         print("valgrind is not installed (apt install valgrind)", file=sys.stderr)
         return 2
     tree = str(Path(args.tree).resolve()) if args.tree else None
-    out = {}
-    for op in args.ops:
-        ds = per_call("docstore", op, args.calls, args.dsn, tree)
-        raw = per_call("raw", op, args.calls, args.dsn, tree)
-        out[op] = {"docstore": ds, "raw": raw, "ratio": ds / raw}
-        if not args.json:
-            print(f"{op:7} docstore {ds:>10,.0f}  raw psycopg {raw:>10,.0f}  {ds / raw:.2f}x", flush=True)
+    args.dsn = resolve_dsn(args.dsn)
+    out = measure(args.dsn, args.calls, args.ops, tree, (lambda _m: None) if args.json else print)
     if args.json:
         print(json.dumps(out, indent=2))
     return 0
