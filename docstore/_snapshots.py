@@ -53,7 +53,11 @@ class SnapshotPlans(CoreBase):
         check_key(kind, name)
         check_expected(expected)
         validated, data = self.encode(spec, name, value)
-        keyed = self.key_params(idempotency_key, op, kind, name, [data, str(spec.schema_version).encode()])
+        keyed = (
+            {}
+            if idempotency_key is None
+            else self.key_params(idempotency_key, op, kind, name, [data, str(spec.schema_version).encode()])
+        )
         return Op(
             lambda: self._put_plan(spec, name, validated, data, expected, op, author, keyed),
             kind,
