@@ -144,8 +144,10 @@ CREATE TABLE IF NOT EXISTS :"schema".changes (
 --   1: every layout before versions were kept (docs/upgrading.md lists them).
 --   2: the change feed's table, security-barrier views, no head index by default, the
 --      idempotency keys' two partial indexes.
+--   3: the `messages` view left to the agents layer (docstore/agents/agents.sql), which
+--      knows what its log items hold; a store made before keeps the view it has.
 INSERT INTO :"schema".documents AS d (kind, name, mode, version, data)
-VALUES ('_docstore', 'schema', 's', 1, '{"ddl_version": 2}')
+VALUES ('_docstore', 'schema', 's', 1, '{"ddl_version": 3}')
 ON CONFLICT (kind, name) DO UPDATE
     SET data = excluded.data, updated_at = now()
     WHERE (d.data ->> 'ddl_version')::int < (excluded.data ->> 'ddl_version')::int;
@@ -197,65 +199,3 @@ LEFT JOIN LATERAL (
     WHERE (v.data -> k.key) IS DISTINCT FROM (p.data -> k.key)
 ) c ON true
 WHERE left(v.kind, 1) <> '_';
-
--- ---------------------------------------------------------------------------------
--- Views that know the agents layer's message shapes (docstore.agents.messages:
--- Anthropic- and OpenAI-style messages, and a ConversationMeta holding agent_name and
--- session_id). Everything above is generic; this view is the core's one piece of
--- knowledge of what a log item holds. It stays here, made by every init_schema, so that
--- `docstore init` gives analysts the views docs/analytics.md documents with no step of
--- the agents layer's own. On log kinds of other shapes it is harmless: the columns it
--- cannot find are NULL, '' or empty, and `item` holds the whole item.
-
--- Every live item of every log kind, one row each, in the shapes of
--- docstore.agents.messages: `text` is the string content or the text blocks/parts
--- joined by newlines ('' when none), `tool_names` the tools it calls (Anthropic
--- tool_use blocks, then OpenAI tool_calls), `tool_error` whether a tool_result block
--- says is_error, and the token counts under either provider's names.
-CREATE OR REPLACE VIEW :"schema".messages WITH (security_barrier) AS
-SELECT d.kind, d.name,
-       d.data ->> 'agent_name' AS agent_name,
-       d.data ->> 'session_id' AS session_id,
-       v.version,
-       v.data ->> 'role' AS role,
-       v.written_at,
-       CASE jsonb_typeof(v.data -> 'content')
-           WHEN 'string' THEN v.data ->> 'content'
-           WHEN 'array' THEN coalesce((
-               SELECT string_agg(b.block ->> 'text', chr(10) ORDER BY b.n)
-               FROM jsonb_array_elements(v.data -> 'content') WITH ORDINALITY AS b(block, n)
-               WHERE b.block ->> 'type' = 'text'), '')
-           ELSE ''
-       END AS text,
-       ARRAY(
-           SELECT b.block ->> 'name'
-           FROM jsonb_array_elements(CASE jsonb_typeof(v.data -> 'content')
-                                     WHEN 'array' THEN v.data -> 'content' ELSE '[]' END)
-                WITH ORDINALITY AS b(block, n)
-           WHERE b.block ->> 'type' = 'tool_use'
-           ORDER BY b.n
-       ) || ARRAY(
-           SELECT c.call #>> '{function,name}'
-           FROM jsonb_array_elements(CASE jsonb_typeof(v.data -> 'tool_calls')
-                                     WHEN 'array' THEN v.data -> 'tool_calls' ELSE '[]' END)
-                WITH ORDINALITY AS c(call, n)
-           ORDER BY c.n
-       ) AS tool_names,
-       coalesce(v.data -> 'content' @> '[{"type": "tool_result", "is_error": true}]', false)
-           AS tool_error,
-       CASE WHEN jsonb_typeof(v.data #> '{usage,input_tokens}') = 'number'
-                THEN (v.data #>> '{usage,input_tokens}')::numeric::bigint
-            WHEN jsonb_typeof(v.data #> '{usage,prompt_tokens}') = 'number'
-                THEN (v.data #>> '{usage,prompt_tokens}')::numeric::bigint
-       END AS input_tokens,
-       CASE WHEN jsonb_typeof(v.data #> '{usage,output_tokens}') = 'number'
-                THEN (v.data #>> '{usage,output_tokens}')::numeric::bigint
-            WHEN jsonb_typeof(v.data #> '{usage,completion_tokens}') = 'number'
-                THEN (v.data #>> '{usage,completion_tokens}')::numeric::bigint
-       END AS output_tokens,
-       v.data AS item
-FROM :"schema".documents d
-JOIN :"schema".versions v
-  ON v.kind = d.kind AND v.name = d.name
- AND v.version >= d.live_from AND v.version <= d.version
-WHERE d.mode = 'l' AND NOT d.deleted AND left(d.kind, 1) <> '_';

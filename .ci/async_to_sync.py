@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # (async source, generated sync module), relative to the repository's top level.
 PAIRS = [
     ("docstore/aio.py", "docstore/store.py"),
+    ("docstore/_handles_async.py", "docstore/_handles.py"),
     ("docstore/agents/storage_async.py", "docstore/agents/storage.py"),
     ("docstore/agents/_history_async.py", "docstore/agents/_history.py"),
 ]
@@ -53,13 +54,20 @@ RENAMES = {
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncConnection": "Connection",
     "AsyncDocStore": "DocStore",
+    "AsyncDocuments": "Documents",
+    "AsyncLog": "Log",
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",
     "docstore_async_transaction": "docstore_transaction",
 }
 
 # Module names, renamed in import statements only: prose names the files as they are.
-MODULE_RENAMES = {"aio": "store", "storage_async": "storage", "_history_async": "_history"}
+MODULE_RENAMES = {
+    "aio": "store",
+    "storage_async": "storage",
+    "_history_async": "_history",
+    "_handles_async": "_handles",
+}
 
 # Phrases of docstrings and comments, replaced before the identifiers.
 PHRASES = {

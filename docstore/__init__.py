@@ -8,12 +8,15 @@ N-th item appended. See docs/index.md.
 
 from ._base import IndexOn
 from ._ddl import Migration, MigrationStep
+from ._handles import Documents, Log
+from ._handles_async import AsyncDocuments, AsyncLog
 from ._plan import OnInvalid
 from .aio import AsyncDocStore
 from .change import Change
-from .doc import Doc, Entry
+from .doc import Doc, Entry, LogHead
 from .errors import (
     ChangesPruned,
+    Contention,
     CursorAheadOfServer,
     DatabaseUnavailable,
     DDLVersionMismatch,
@@ -24,20 +27,27 @@ from .errors import (
     InvalidCursor,
     InvalidFilter,
     InvalidKey,
+    KeyedWriteLost,
     KindMismatch,
+    LimitExceeded,
     OutcomeUnknown,
     PermissionDenied,
     SchemaMissing,
+    TransactionEnded,
     UnknownKind,
     VersionConflict,
 )
-from .kinds import Durability, Kind, KindRef, LogKind, Mode, Registry, Upgrader
+from .kinds import BaseKind, Durability, Kind, KindRef, LogKind, Mode, Register, Registry, Upgrader
 from .store import DocStore
 
 __all__ = [
     "AsyncDocStore",
+    "AsyncDocuments",
+    "AsyncLog",
+    "BaseKind",
     "Change",
     "ChangesPruned",
+    "Contention",
     "CursorAheadOfServer",
     "DDLVersionMismatch",
     "DatabaseUnavailable",
@@ -46,6 +56,7 @@ __all__ = [
     "DocStoreError",
     "DocumentInvalid",
     "DocumentNotFound",
+    "Documents",
     "Durability",
     "Entry",
     "IdempotencyKeyReused",
@@ -53,9 +64,13 @@ __all__ = [
     "InvalidCursor",
     "InvalidFilter",
     "InvalidKey",
+    "KeyedWriteLost",
     "Kind",
     "KindMismatch",
     "KindRef",
+    "LimitExceeded",
+    "Log",
+    "LogHead",
     "LogKind",
     "Migration",
     "MigrationStep",
@@ -63,8 +78,10 @@ __all__ = [
     "OnInvalid",
     "OutcomeUnknown",
     "PermissionDenied",
+    "Register",
     "Registry",
     "SchemaMissing",
+    "TransactionEnded",
     "UnknownKind",
     "Upgrader",
     "VersionConflict",

@@ -19,6 +19,7 @@ from ._plan import MAX_VERSION, Op, Plan, Stmt
 from ._rows import Head, NamedHead, Prior
 from .doc import Doc
 from .errors import (
+    Contention,
     DatabaseUnavailable,
     DocStoreError,
     DocumentInvalid,
@@ -26,13 +27,15 @@ from .errors import (
     IdempotencyKeyReused,
     InvalidFilter,
     InvalidKey,
+    KeyedWriteLost,
     KindMismatch,
+    LimitExceeded,
     OutcomeUnknown,
     PermissionDenied,
     SchemaMissing,
     VersionConflict,
 )
-from .kinds import ANY_DICT, Kind, Registry, check_key
+from .kinds import ANY_DICT, BaseKind, Registry, check_key
 
 __all__ = ["MAX_KEY_LENGTH", "CoreBase", "IndexOn", "index_name", "literal", "over_a_limit"]
 
@@ -74,7 +77,9 @@ class CoreBase:
 
     # --- encoding ----------------------------------------------------------------------
 
-    def encode(self, spec: Kind[Any], name: str, value: Any, index: int | None = None) -> tuple[Any, bytes]:
+    def encode(
+        self, spec: BaseKind[Any], name: str, value: Any, index: int | None = None
+    ) -> tuple[Any, bytes]:
         """Validate ``value`` against the kind, then dump it to JSON bytes once."""
         where = f"item {index}" if index is not None else "write"
         try:
@@ -93,7 +98,7 @@ class CoreBase:
             raise DocumentInvalid(spec.name, name, None, [err], where)
         return validated, data
 
-    def encode_meta(self, spec: Kind[Any], name: str, meta: Any, partial: bool = False) -> bytes:
+    def encode_meta(self, spec: BaseKind[Any], name: str, meta: Any, partial: bool = False) -> bytes:
         """Validate and dump a log's metadata (``partial``: some keys of it, as a dict)."""
         adapter = ANY_DICT if partial or spec.meta is None else spec.meta
         try:
@@ -105,7 +110,7 @@ class CoreBase:
             raise DocumentInvalid(spec.name, name, None, [data.as_error()], "meta")
         return data
 
-    def check_meta_update(self, spec: Kind[Any], name: str, patch: Mapping[str, Any]) -> bool:
+    def check_meta_update(self, spec: BaseKind[Any], name: str, patch: Mapping[str, Any]) -> bool:
         """Validate the keys a ``meta_update`` sets against the kind's metadata type.
 
         For a model whose checks are all per field (no validators, no aliases), each key
@@ -136,7 +141,7 @@ class CoreBase:
         return False
 
     def check_merged_meta(
-        self, spec: Kind[Any], name: str, stored: str | bytes | None, patch: Mapping[str, Any]
+        self, spec: BaseKind[Any], name: str, stored: str | bytes | None, patch: Mapping[str, Any]
     ) -> None:
         """Validate the stored metadata with ``patch`` merged in, as the write will leave it."""
         if stored is None or spec.meta is None:
@@ -149,7 +154,7 @@ class CoreBase:
                 spec.name, name, None, exc.errors(include_url=False), "meta_update"
             ) from None
 
-    def meta_default(self, spec: Kind[Any]) -> bytes | None:
+    def meta_default(self, spec: BaseKind[Any]) -> bytes | None:
         """The metadata a new log gets when none is given; None when its type needs some."""
         if spec.name not in self._meta_defaults:
             try:
@@ -158,7 +163,7 @@ class CoreBase:
                 self._meta_defaults[spec.name] = None
         return self._meta_defaults[spec.name]
 
-    def write_sql(self, spec: Kind[Any], template: str, **parts: str) -> str:
+    def write_sql(self, spec: BaseKind[Any], template: str, **parts: str) -> str:
         """A write statement bound for ``spec``: with the NOTIFY of its change if the kind
         notifies (docstore._sql.NOTE), its commit made asynchronous if the kind's
         durability is "async" (docstore._sql.LAZY)."""
@@ -180,7 +185,7 @@ class CoreBase:
 
     # --- rows -> values ----------------------------------------------------------------
 
-    def head_doc(self, spec: Kind[Any], name: str, head: Head | NamedHead) -> Doc[Any]:
+    def head_doc(self, spec: BaseKind[Any], name: str, head: Head | NamedHead) -> Doc[Any]:
         """A head as a Doc."""
         if head.mode == "l":
             return Doc(
@@ -205,7 +210,7 @@ class CoreBase:
             head.deleted,
         )
 
-    def mode_of(self, spec: Kind[Any], name: str, mode: str) -> None:
+    def mode_of(self, spec: BaseKind[Any], name: str, mode: str) -> None:
         """Refuse a stored document whose mode disagrees with its kind's registration."""
         stored = "log" if mode == "l" else "snapshot"
         if stored != spec.mode:
@@ -214,7 +219,7 @@ class CoreBase:
                 f"kind {spec.name!r} is registered as {spec.mode}"
             )
 
-    def _unwritten(self, spec: Kind[Any], name: str, expected: int | None) -> Plan[DocStoreError]:
+    def _unwritten(self, spec: BaseKind[Any], name: str, expected: int | None) -> Plan[DocStoreError]:
         """Why a write that needed an existing, live document wrote nothing."""
         heads = yield Stmt(self.sql(q.GET_HEAD), {"kind": spec.name, "name": name})
         if not heads:
@@ -309,19 +314,26 @@ class CoreBase:
         """
         if in_transaction:
             if op.keyed and isinstance(exc, pge.UniqueViolation):
-                return DocStoreError(
+                return KeyedWriteLost(
                     f"{op.kind} {op.name!r}: another write with the same idempotency_key "
                     "committed first, so this transaction is rolled back; run it again "
                     "(the key then returns that write)"
                 )
             return self.translate(exc, op)
-        if isinstance(exc, pge.DeadlockDetected | pge.SerializationFailure):
-            # The whole statement rolled back: running it again is safe.
-            return None if attempt < 3 else self.translate(exc, op)
-        if op.keyed and isinstance(exc, pge.UniqueViolation) and attempt < 3:
+        racing = isinstance(exc, pge.DeadlockDetected | pge.SerializationFailure) or (
             # Another attempt with the same key committed first: this one rolled back, and
             # running it again finds the key.
-            return None
+            op.keyed and isinstance(exc, pge.UniqueViolation)
+        )
+        if racing:
+            # The whole statement rolled back: running it again is safe.
+            if attempt < 3:
+                return None
+            where = f"{op.kind} {op.name!r}" if op.name is not None else f"kind {op.kind!r}"
+            return Contention(
+                f"{where}: kept meeting other transactions ({_first_line(exc)}) through "
+                f"{attempt} attempts, each rolled back; nothing of this call was kept"
+            )
         # A read, or a keyed write, can run again on a fresh connection. An unkeyed
         # write's outcome is unknown once sent (the server may have committed before the
         # connection broke), and a statement timeout would only strike again.
@@ -372,7 +384,7 @@ class CoreBase:
         ):
             # Versions are the one number a write adds to (the caller's numbers are
             # checked before any SQL): a document imported at the last version.
-            return DocStoreError(
+            return LimitExceeded(
                 f"{where}a version would pass 2**63-1 ({MAX_VERSION:,}), the largest "
                 f"number PostgreSQL's bigint holds ({_first_line(exc)}); nothing was "
                 "written. A document at its last version (an import can restore one) "
@@ -381,7 +393,7 @@ class CoreBase:
         if over_a_limit(exc):
             # psycopg files PostgreSQL's class 54 under OperationalError, but the same
             # statement would fail again: this is no connection failure to retry.
-            return DocStoreError(
+            return LimitExceeded(
                 f"{where}over a limit of PostgreSQL ({_first_line(exc)}); nothing of this "
                 "call was kept. It is no connection failure: run again as it is, it would "
                 "meet the same limit"

@@ -15,7 +15,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import Conninfo, ExecStatus
 from psycopg.rows import tuple_row
 
-from .errors import DatabaseUnavailable, DocStoreError
+from .errors import DatabaseUnavailable, TransactionEnded
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -305,10 +305,10 @@ class Held:
         self.conn = conn
         self.open = True
 
-    def ended(self, kind: str, name: str | None) -> DocStoreError:
+    def ended(self, kind: str, name: str | None) -> TransactionEnded:
         """The error for a write from a context whose transaction block has ended."""
         where = f"{kind} {name!r}: " if name is not None else (f"kind {kind!r}: " if kind else "")
-        return DocStoreError(
+        return TransactionEnded(
             f"{where}this write comes from a task or context created inside a "
             "store.transaction() block that has ended (committed or rolled back), so it "
             "cannot join that transaction and was not run. Await the task inside the block, "

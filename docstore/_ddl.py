@@ -196,6 +196,13 @@ def _lz4(s: q.Statements) -> Plan[None]:
         yield Stmt(f"ALTER TABLE {s.quoted}.{name} ALTER COLUMN data SET COMPRESSION lz4")
 
 
+def _views_handed_over(s: q.Statements) -> Plan[None]:
+    # Nothing to run: the upgrade replaces only the views schema.sql still has, so a
+    # store's `messages` view stays as it is until the agents layer replaces it.
+    return
+    yield
+
+
 _CONCURRENTLY = (
     "none that stops writes: built CONCURRENTLY (on a partitioned versions, one partition "
     "at a time, each attached in a moment)"
@@ -242,6 +249,14 @@ STEPS: tuple[Step, ...] = (
         "documents and versions for a moment each, only where it is not set yet (a "
         "catalog change, no rewrite)",
         run=_lz4,
+    ),
+    Step(
+        3,
+        "messages_view_kept",
+        "the `messages` view is the agents layer's from now on (StorageManager.init_db(), "
+        "`docstore init`): a store's view is kept as it is, not dropped",
+        "none",
+        run=_views_handed_over,
     ),
 )
 

@@ -38,7 +38,7 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from ._codec import RawJson, find_problem
 from ._rows import NamedHead
-from .doc import Doc
+from .doc import Doc, LogHead
 from .errors import InvalidFilter
 
 __all__ = ["Order", "compile_where", "parse_order"]
@@ -381,7 +381,7 @@ class Order:
         return params
 
     def cursor(self, after: Any, adapter: TypeAdapter[Any] | None) -> tuple[Any, str] | None:
-        """``after`` (None, a name, a Doc, or ``(key, name)``) as a ``(key, name)`` pair.
+        """``after`` (None, a name, a Doc or LogHead, or ``(key, name)``) as a ``(key, name)`` pair.
 
         ``adapter`` dumps a Doc's data back to JSON, for orders on a data path.
         """
@@ -396,7 +396,7 @@ class Order:
                 "after",
                 "",
             )
-        if isinstance(after, Doc):
+        if isinstance(after, Doc | LogHead):
             return self.doc_key(after, adapter), after.name
         if isinstance(after, tuple) and len(after) == 2 and isinstance(after[1], str):
             return after[0], after[1]
@@ -404,9 +404,10 @@ class Order:
             f"after= is a name, a Doc or a (sort key, name) pair, not {type(after).__name__}", "after", ""
         )
 
-    def doc_key(self, doc: Doc[Any], adapter: TypeAdapter[Any] | None) -> Any:
+    def doc_key(self, doc: Doc[Any] | LogHead[Any], adapter: TypeAdapter[Any] | None) -> Any:
         if self.column == "data":
-            data = doc.data if adapter is None else adapter.dump_python(doc.data, mode="json", by_alias=True)
+            value = doc.meta if isinstance(doc, LogHead) else doc.data
+            data = value if adapter is None else adapter.dump_python(value, mode="json", by_alias=True)
             return _dig(data, self.path)
         return None if self.by_name else getattr(doc, self.column)
 

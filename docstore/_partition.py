@@ -136,6 +136,17 @@ WHERE i.indrelid = to_regclass(%(table)s) AND NOT i.indisprimary ORDER BY 1
 
 _EXISTS = "SELECT to_regclass(%(table)s) IS NOT NULL"
 
+# Views on versions that schema.sql does not make (the agents layer's `messages`, an
+# app's own): a view names a table by its identity, so each would follow versions to
+# versions_old. Their definitions, read before the swap (where they still say
+# `versions`), are run again after it, and the views then read the new table.
+_OTHER_VIEWS = """
+SELECT DISTINCT v.oid::regclass::text, pg_get_viewdef(v.oid), array_to_string(v.reloptions, ', ')
+FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class
+WHERE d.refobjid = to_regclass(%(table)s) AND v.relkind = 'v' AND v.oid <> d.refobjid
+ORDER BY 1
+"""
+
 
 def _ident(name: str) -> str:
     return sql.Identifier(name).as_string(None)
@@ -339,6 +350,11 @@ class PartitionPlans(LayoutPlans):
                 statements.append(f"ALTER INDEX {s.quoted}.{_ident(temporary)} RENAME TO {_ident(name)}")
             else:  # dropped from versions since the move began
                 statements.append(f"DROP INDEX IF EXISTS {s.quoted}.{_ident(temporary)}")
+        for view, definition, options in (yield Stmt(_OTHER_VIEWS, {"table": f"{s.quoted}.versions"})):
+            with_options = f" WITH ({options})" if options else ""
+            statements.append(
+                f"CREATE OR REPLACE VIEW {view}{with_options} AS {definition.rstrip().rstrip(';')}"
+            )
         statements.append(s(_RECORD_MOVED))
         # One statement, one round trip, while writes wait for the lock.
         yield Stmt(";\n".join(statements))

@@ -15,13 +15,13 @@ from ._plan import OnInvalid, Op, Plan, Row, Rows, Stmt, check_expected
 from ._rows import Head, NamedHead, Prior
 from .doc import Doc
 from .errors import (
-    DocStoreError,
+    Contention,
     DocumentInvalid,
     DocumentNotFound,
     KindMismatch,
     VersionConflict,
 )
-from .kinds import ANY_DICT, Kind, check_key
+from .kinds import ANY_DICT, BaseKind, check_key
 
 __all__ = ["PUT_MANY_CHUNK", "SnapshotPlans"]
 
@@ -67,7 +67,7 @@ class SnapshotPlans(CoreBase):
 
     def _put_plan(
         self,
-        spec: Kind[Any],
+        spec: BaseKind[Any],
         name: str,
         validated: Any,
         data: bytes,
@@ -102,9 +102,9 @@ class SnapshotPlans(CoreBase):
             done = yield from self._put_unwritten(spec, name, validated, data, params, keyed)
             if done is not None:
                 return done
-        raise DocStoreError(f"{spec.name} {name!r}: the write kept racing with other writers")
+        raise Contention(f"{spec.name} {name!r}: the write kept racing with other writers")
 
-    def _put_sql(self, spec: Kind[Any], expected: int | None, keyed: bool) -> str:
+    def _put_sql(self, spec: BaseKind[Any], expected: int | None, keyed: bool) -> str:
         """The put statement for this expectation. Unkeyed, and unless the document must
         not exist, it also returns the head that holds the value already (q.PUT_SAME); a
         keyed put records its key for such a head, which takes a statement more."""
@@ -118,7 +118,7 @@ class SnapshotPlans(CoreBase):
 
     def _put_unwritten(
         self,
-        spec: Kind[Any],
+        spec: BaseKind[Any],
         name: str,
         validated: Any,
         data: bytes,
@@ -156,7 +156,7 @@ class SnapshotPlans(CoreBase):
 
     def _put_same(
         self,
-        spec: Kind[Any],
+        spec: BaseKind[Any],
         name: str,
         validated: Any,
         head: Head,
@@ -186,7 +186,7 @@ class SnapshotPlans(CoreBase):
         )
 
     @staticmethod
-    def _replayed(spec: Kind[Any], name: str, validated: Any, prior: Prior) -> Doc[Any]:
+    def _replayed(spec: BaseKind[Any], name: str, validated: Any, prior: Prior) -> Doc[Any]:
         """What a keyed put returns when its key was written already: that write's answer."""
         return Doc(
             spec.name,
@@ -207,7 +207,7 @@ class SnapshotPlans(CoreBase):
             raise KindMismatch(f"kind {kind!r} is a log kind: read items with entries(after=...)")
         return Op(lambda: self._get_plan(spec, name, version), kind, name, read_only=True)
 
-    def _get_plan(self, spec: Kind[Any], name: str, version: int | None) -> Plan[Doc[Any]]:
+    def _get_plan(self, spec: BaseKind[Any], name: str, version: int | None) -> Plan[Doc[Any]]:
         params = {"kind": spec.name, "name": name, "version": version}
         if version is None:
             rows = yield Stmt(self.sql(q.GET_HEAD), params)
@@ -469,7 +469,7 @@ class SnapshotPlans(CoreBase):
             params,
         )
 
-    def docs_from_rows(self, spec: Kind[Any], rows: Rows, on_invalid: OnInvalid) -> list[Doc[Any]]:
+    def docs_from_rows(self, spec: BaseKind[Any], rows: Rows, on_invalid: OnInvalid) -> list[Doc[Any]]:
         """Head rows (name first) as Docs, skipping invalid ones when asked to."""
         docs = []
         for row in rows:

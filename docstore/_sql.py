@@ -478,20 +478,26 @@ SELECT name FROM gone
 )
 
 # prune(restorable=True) of a log kind: the same choice as PRUNE_DOCUMENTS among the live
-# logs (keep_last counts live ones), deleted as delete() does (a tombstone restore()
-# undoes) instead of removed. Each head is re-checked once locked, so a log written
-# after the statement began is kept.
+# logs (keep_last counts live ones, newest by updated_at then name, both descending as
+# list(order_by="-updated_at")), deleted as delete() does (a tombstone restore() undoes)
+# instead of removed. Keyset, not a ranking of every live log: the newest keep_last are
+# skipped to find the boundary, and the doomed are read from there, so a partial index on
+# (updated_at, name) of the kind's live heads (the agents layer makes one for its
+# conversations) reads only the rows it hides. {kind} is a literal for that index's
+# predicate (see LIST_HEADS). Each head is re-checked once locked (the conditions are on
+# the locked row), so a log written after the statement began is kept.
 HIDE_LOGS = (
     """
-WITH ranked AS (
-    SELECT name, updated_at, row_number() OVER (ORDER BY updated_at DESC, name) AS rank
-    FROM {s}.documents WHERE kind = %(kind)s AND NOT deleted
-), doomed AS (
-    SELECT d.kind, d.name FROM {s}.documents d JOIN ranked r ON d.kind = %(kind)s AND d.name = r.name
-    WHERE r.rank > %(keep_last)s
-      AND d.updated_at = r.updated_at AND NOT d.deleted AND d.mode = 'l'
+WITH doomed AS (
+    SELECT d.kind, d.name FROM {s}.documents d
+    WHERE d.kind = {kind} AND NOT d.deleted AND d.mode = 'l'
       AND (%(cutoff)s::timestamptz IS NULL OR d.updated_at < %(cutoff)s::timestamptz)
-    ORDER BY d.name
+      AND (%(keep_last)s::int = 0 OR (d.updated_at, d.name) < (
+          SELECT k.updated_at, k.name FROM {s}.documents k
+          WHERE k.kind = {kind} AND NOT k.deleted
+          ORDER BY k.updated_at DESC, k.name DESC
+          OFFSET greatest(%(keep_last)s::int - 1, 0) LIMIT 1))
+    ORDER BY d.updated_at DESC, d.name DESC
     LIMIT %(batch)s
     FOR UPDATE OF d SKIP LOCKED
 ), hid AS (
@@ -509,7 +515,7 @@ SELECT name FROM hid
 )
 
 # Named documents with every version they have, for good; returns each with whether it
-# was deleted already. The feed reports each as a prune: gone, history and all. The
+# was deleted already. The feed reports each as a purge: gone, history and all. The
 # idempotency keys of their writes go too (every name given, even one with no document
 # left): a keyed retry would otherwise answer "written" for a document that is not
 # there, and a reused key would show the purged name.
@@ -536,7 +542,7 @@ WITH doomed AS (
     + NOTE
     + """, chg AS (
     INSERT INTO {s}.changes (kind, name, version, op)
-    SELECT kind, name, version, 'prune' FROM gone, note
+    SELECT kind, name, version, 'purge' FROM gone, note
 )
 SELECT name, deleted FROM gone
 """

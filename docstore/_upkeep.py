@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import _sql as q
-from ._base import CoreBase
+from ._base import CoreBase, literal
 from ._codec import find_problem
 from ._plan import MAX_VERSION, Op, Plan, Stmt
 from .errors import (
@@ -57,7 +57,7 @@ class UpkeepPlans(CoreBase):
                 cutoff = older_than
             gone = yield from _in_batches(
                 Stmt(
-                    self.sql(q.HIDE_LOGS if restorable else q.PRUNE_DOCUMENTS),
+                    self.sql(q.HIDE_LOGS, kind=literal(kind)) if restorable else self.sql(q.PRUNE_DOCUMENTS),
                     {"kind": kind, "cutoff": cutoff, "keep_last": keep_last or 0, "batch": batch_size},
                 ),
                 batch_size,

@@ -13,9 +13,11 @@ class Change:
     """One committed write, as ``store.changes()`` delivers it.
 
     ``version`` is the document's version after the write (a ``clear`` leaves it as it
-    was; a ``prune`` gives the version the document had). ``op`` is one of put, revert,
-    delete, append, rewrite, clear, restore, prune, import. ``cursor`` is opaque: pass the last one
-    you handled as ``changes(after=...)`` to resume exactly after it.
+    was; a ``purge`` or ``prune`` gives the version the document had). ``op`` is the
+    call that wrote it: put, revert, delete, append, rewrite, clear, restore, purge,
+    prune, import (a store written by release 0.1 holds ``prune`` for a purge too).
+    ``cursor`` is opaque: pass the last one you handled as ``changes(after=...)`` to
+    resume exactly after it.
     """
 
     kind: str

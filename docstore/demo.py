@@ -23,7 +23,7 @@ from psycopg import sql
 
 from . import _jsondiff
 from ._connect import describe_dsn
-from .agents import ConfigFileError, conversation_name, sync_path
+from .agents import ConfigFileError, StorageManager, conversation_name, sync_path
 from .errors import DocStoreError
 from .store import DocStore
 
@@ -233,7 +233,8 @@ def run_demo(store: DocStore, *, reset: bool = True, show: Show | None = None) -
     if reset:
         with store.pool.connection() as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(store.schema)))
-    store.init_schema()
+    # The tour's queries read the agents layer's messages view: its DDL, not just the core's.
+    StorageManager(store).init_db()
     report: dict[str, Any] = {"database": describe_dsn(str(store.pool.conninfo)), "schema": store.schema}
     out = show if show is not None else _Quiet()
     out.note(f"docstore demo in {report['database']}, schema {store.schema!r}")

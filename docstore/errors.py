@@ -19,6 +19,13 @@
     │   └── CursorAheadOfServer  a cursor past every transaction this server has issued
     │                          (from another cluster): reload, take a new cursor
     ├── IdempotencyKeyReused   an idempotency_key already names a different write
+    ├── KeyedWriteLost         in store.transaction(), a write of the same idempotency_key
+    │                          committed first: the transaction rolled back, run it again
+    ├── Contention             the write kept racing with others past its retries
+    ├── LimitExceeded          over a limit of PostgreSQL (or a version past 2**63-1):
+    │                          running it again as it is would fail again
+    ├── TransactionEnded       a write from a task of a store.transaction() block that
+    │                          has ended: it was not run
     └── DatabaseUnavailable    the server could not be reached or the connection broke
         └── OutcomeUnknown     the connection broke after a write was sent: it may
                                or may not have been committed
@@ -34,6 +41,7 @@ from typing import Any
 
 __all__ = [
     "ChangesPruned",
+    "Contention",
     "CursorAheadOfServer",
     "DDLVersionMismatch",
     "DatabaseUnavailable",
@@ -44,10 +52,13 @@ __all__ = [
     "InvalidCursor",
     "InvalidFilter",
     "InvalidKey",
+    "KeyedWriteLost",
     "KindMismatch",
+    "LimitExceeded",
     "OutcomeUnknown",
     "PermissionDenied",
     "SchemaMissing",
+    "TransactionEnded",
     "UnknownKind",
     "VersionConflict",
 ]
@@ -270,6 +281,30 @@ class IdempotencyKeyReused(DocStoreError, ValueError):
             f"a different write ({prior}); nothing was written. A key stands for "
             "one write: give each new write a new key"
         )
+
+
+class KeyedWriteLost(DocStoreError):
+    """Inside ``store.transaction()``, another write with the same ``idempotency_key``
+    committed first, so the caller's transaction is rolled back (nothing of it was
+    kept). Run the block again: the key then returns that write."""
+
+
+class Contention(DocStoreError):
+    """The write kept racing with other writers (or kept meeting deadlocks or
+    serialization failures) through every retry; nothing was written. Try again later,
+    or write the document from fewer places at once."""
+
+
+class LimitExceeded(DocStoreError):
+    """Over a limit of PostgreSQL (its class 54: too many columns, an array too large,
+    statement too complex, ...), or a version past 2**63-1; nothing of the call was kept.
+    Not a connection failure: run again as it is, it would meet the same limit."""
+
+
+class TransactionEnded(DocStoreError):
+    """A write from a task or context created inside a ``store.transaction()`` block
+    that has ended (committed or rolled back): it cannot join that transaction and was
+    not run. Await the task inside the block, or create it outside."""
 
 
 def _format_error(err: dict[str, Any]) -> str:

@@ -10,14 +10,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeAlias, TypeVar, overload
+from typing import Any, Generic, Literal, Protocol, TypeAlias, TypeVar, overload
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from .errors import DocumentInvalid, InvalidKey, KindMismatch, UnknownKind
 
-__all__ = ["Durability", "Kind", "KindRef", "LogKind", "Mode", "Registry", "Upgrader", "check_key"]
+__all__ = [
+    "BaseKind",
+    "Durability",
+    "Kind",
+    "KindRef",
+    "LogKind",
+    "Mode",
+    "Register",
+    "Registry",
+    "Upgrader",
+    "check_key",
+]
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -25,7 +36,7 @@ M = TypeVar("M")
 # Kind[object], which every method taking handles of any kind accepts.
 T_co = TypeVar("T_co", covariant=True)
 M_co = TypeVar("M_co", covariant=True)
-K = TypeVar("K", bound="Kind[Any]")
+K = TypeVar("K", bound="BaseKind[Any]")
 
 Mode = Literal["snapshot", "log"]
 Durability = Literal["durable", "async"]
@@ -72,10 +83,9 @@ def check_key(kind: str, name: str | None = None) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Kind(Generic[T_co]):
-    """One registered kind, and the typed handle of it: build it with
-    :meth:`Registry.register` and pass it to any store method in place of the kind's
-    name, so that ``store.get(AGENT, "x").data`` is typed (``T_co``: its documents' type).
+class BaseKind(Generic[T_co]):
+    """One registered kind, of either mode: what :class:`Kind` (snapshot) and
+    :class:`LogKind` have in common. ``T_co``: its documents' (or items') type.
     """
 
     name: str
@@ -89,13 +99,23 @@ class Kind(Generic[T_co]):
     # "async": its writes commit without waiting for the WAL flush (docs/performance.md).
     durability: Durability = "durable"
 
-    def parse(self, doc_name: str, version: int | None, raw: bytes | str, schema_version: int) -> Any:
-        """Validate stored JSON, upgrading it first when it was written by an older schema."""
+    def parse(
+        self,
+        doc_name: str,
+        version: int | None,
+        raw: bytes | str,
+        schema_version: int,
+        adapter: TypeAdapter[Any] | None = None,
+    ) -> Any:
+        """Validate stored JSON (with ``adapter`` in place of the kind's, if given),
+        upgrading it first when it was written by an older schema."""
+        if adapter is None:
+            adapter = self.adapter
         try:
             if schema_version == self.schema_version:
                 # The core validator: TypeAdapter's own method is a Python layer over it.
-                return self.adapter.validator.validate_json(raw)
-            return self.adapter.validate_python(self.upgrade(doc_name, version, raw, schema_version))
+                return adapter.validator.validate_json(raw)
+            return adapter.validate_python(self.upgrade(doc_name, version, raw, schema_version))
         except ValidationError as exc:
             raise DocumentInvalid(
                 self.name, doc_name, version, exc.errors(include_url=False), "stored data"
@@ -133,26 +153,34 @@ class Kind(Generic[T_co]):
             ) from None
 
 
+# Siblings, not one the other's subclass: a type checker then refuses a log kind where
+# a snapshot kind is needed (store.documents(CHAT)), which no run-time check can match.
 @dataclass(frozen=True, slots=True)
-class LogKind(Kind[T_co], Generic[T_co, M_co]):
-    """A log kind's handle: ``T`` is its items' type, ``M`` its head's metadata type (what
-    ``get`` and ``list`` return for it)."""
+class Kind(BaseKind[T_co]):
+    """A snapshot kind, and the typed handle of it: build it with
+    :meth:`Registry.register` and open it with ``store.documents(kind)``, whose
+    ``get(name).data`` is then typed (``T_co``: its documents' type).
+    """
 
 
-KindRef: TypeAlias = str | Kind[Any]
+@dataclass(frozen=True, slots=True)
+class LogKind(BaseKind[T_co], Generic[T_co, M_co]):
+    """A log kind's handle, opened with ``store.log(kind)``: ``T`` is its items' type,
+    ``M`` its head's metadata type."""
+
+
+KindRef: TypeAlias = str | BaseKind[Any]
 """A kind as store methods take it: its name, or the handle :meth:`Registry.register` returned."""
 
 ANY_DICT: TypeAdapter[Any] = TypeAdapter(dict[str, Any])
 
 
-class Registry:
-    """Kind name -> :class:`Kind`. One registry can serve many stores."""
-
-    def __init__(self) -> None:
-        self._kinds: dict[str, Kind[Any]] = {}
+class Register(Protocol):
+    """The type of ``register`` (of a :class:`Registry` and of a store): what it returns
+    for each mode. Its overloads are written once, here."""
 
     @overload
-    def register(
+    def __call__(
         self,
         kind: str,
         model: type[T] | TypeAdapter[T],
@@ -166,7 +194,7 @@ class Registry:
     ) -> Kind[T]: ...
 
     @overload
-    def register(
+    def __call__(
         self,
         kind: str,
         model: type[T] | TypeAdapter[T],
@@ -181,9 +209,9 @@ class Registry:
 
     # The metadata without meta= is dict[str, object], not dict[str, Any]: mypy answers Any
     # for a call to an overload that matches several with an argument holding Any, and
-    # store.read(handle) would lose its items' type.
+    # the log's items would lose their type.
     @overload
-    def register(
+    def __call__(
         self,
         kind: str,
         model: type[T] | TypeAdapter[T],
@@ -197,7 +225,7 @@ class Registry:
     ) -> LogKind[T, dict[str, object]]: ...
 
     @overload
-    def register(
+    def __call__(
         self,
         kind: str,
         model: Any,
@@ -208,20 +236,17 @@ class Registry:
         meta: Any = None,
         notify: bool | None = None,
         durability: Durability = "durable",
-    ) -> Kind[Any]: ...
+    ) -> BaseKind[Any]: ...
 
-    def register(
-        self,
-        kind: str,
-        model: Any,
-        *,
-        mode: Mode = "snapshot",
-        schema_version: int = 1,
-        upgraders: Mapping[int, Upgrader] | None = None,
-        meta: Any = None,
-        notify: bool | None = None,
-        durability: Durability = "durable",
-    ) -> Kind[Any]:
+
+class Registry:
+    """Kind name -> :class:`Kind`. One registry can serve many stores."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, BaseKind[Any]] = {}
+
+    @property
+    def register(self) -> Register:
         """Register (or re-register) ``kind`` with its model; returns its typed handle, a
         :class:`Kind` (a :class:`LogKind` for ``mode="log"``).
 
@@ -231,6 +256,20 @@ class Registry:
         disk, so a server crash may lose the last instant of them (never part of one,
         nor anything of another kind): docs/performance.md.
         """
+        return self._register
+
+    def _register(
+        self,
+        kind: str,
+        model: Any,
+        *,
+        mode: Mode = "snapshot",
+        schema_version: int = 1,
+        upgraders: Mapping[int, Upgrader] | None = None,
+        meta: Any = None,
+        notify: bool | None = None,
+        durability: Durability = "durable",
+    ) -> Any:  # Any: what Register's overloads say it is, for each mode
         check_key(kind)
         if mode not in ("snapshot", "log"):
             raise ValueError(f"kind {kind!r}: mode must be 'snapshot' or 'log', not {mode!r}")
@@ -253,7 +292,7 @@ class Registry:
             missing = [v for v in range(min(steps), schema_version) if v not in steps]
             if missing:
                 raise ValueError(f"kind {kind!r}: no upgrader from schema_version(s) {missing}")
-        spec = (LogKind if mode == "log" else Kind)(
+        spec: BaseKind[Any] = (LogKind if mode == "log" else Kind)(
             name=kind,
             adapter=model if isinstance(model, TypeAdapter) else TypeAdapter(model),
             mode=mode,
@@ -270,13 +309,13 @@ class Registry:
         """Hold ``kind``, a handle :meth:`register` made (in any registry), as it is, in
         place of any kind of its name; returns it. The handle then works on stores of this
         registry: how a layer hands its kinds to an app (docstore.agents.agent_registry)."""
-        if not isinstance(kind, Kind):
+        if not isinstance(kind, BaseKind):
             raise TypeError(f"Registry.add takes a Kind (from Registry.register), not {type(kind).__name__}")
         check_key(kind.name)
         self._kinds[kind.name] = kind
         return kind
 
-    def get(self, kind: KindRef, mode: Mode | None = None) -> Kind[Any]:
+    def get(self, kind: KindRef, mode: Mode | None = None) -> BaseKind[Any]:
         """The registered kind, checked against the mode an operation needs."""
         name = self.name(kind)
         try:
@@ -294,7 +333,7 @@ class Registry:
         A handle must be the one this registry holds under its name (or equal to it): a
         handle of another registration would type the documents as what they are not.
         """
-        if isinstance(kind, Kind):
+        if isinstance(kind, BaseKind):
             spec = self._kinds.get(kind.name)
             if spec is None:
                 raise UnknownKind(kind.name, list(self._kinds))
@@ -308,12 +347,12 @@ class Registry:
 
     def __contains__(self, kind: object) -> bool:
         """Whether a kind of this name (or this very handle) is registered."""
-        if isinstance(kind, Kind):
+        if isinstance(kind, BaseKind):
             spec = self._kinds.get(kind.name)
             return spec is kind or spec == kind
         return isinstance(kind, str) and kind in self._kinds
 
-    def __iter__(self) -> Iterator[Kind[Any]]:
+    def __iter__(self) -> Iterator[BaseKind[Any]]:
         return iter(self._kinds.values())
 
     def __len__(self) -> int:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from itertools import chain
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar, overload
+from typing import Any, Self, TypeVar, overload
 
 import psycopg
 from psycopg import errors as pge
@@ -30,11 +30,12 @@ from ._base import IndexOn, over_a_limit
 from ._core import Core, OnInvalid, Op, Program, Rows, Stmt, T
 from ._ddl import Migration
 from ._feed import Feed, channel
+from ._handles import Documents, Log
 from ._sql import DURABLE_AGAIN, check_schema
 from .change import Change
-from .doc import Doc, Entry
-from .errors import DocStoreError, VersionConflict
-from .kinds import Durability, Kind, KindRef, LogKind, Mode, Registry, Upgrader
+from .doc import Doc, Entry, LogHead
+from .errors import DocStoreError, KindMismatch, VersionConflict
+from .kinds import Kind, KindRef, LogKind, Register, Registry
 
 __all__ = ["DocStore"]
 
@@ -559,120 +560,50 @@ class DocStore:
         """
         return self._run(lambda: self._core.create_index(self.kinds.name(kind), on), "create_index")
 
-    @overload
-    def register(
-        self,
-        kind: str,
-        model: type[T] | TypeAdapter[T],
-        *,
-        mode: Literal["snapshot"] = "snapshot",
-        schema_version: int = 1,
-        upgraders: Mapping[int, Upgrader] | None = None,
-        meta: None = None,
-        notify: bool | None = None,
-        durability: Durability = "durable",
-    ) -> Kind[T]: ...
-
-    @overload
-    def register(
-        self,
-        kind: str,
-        model: type[T] | TypeAdapter[T],
-        *,
-        mode: Literal["log"],
-        schema_version: int = 1,
-        upgraders: Mapping[int, Upgrader] | None = None,
-        meta: type[M] | TypeAdapter[M],
-        notify: bool | None = None,
-        durability: Durability = "durable",
-    ) -> LogKind[T, M]: ...
-
-    @overload
-    def register(
-        self,
-        kind: str,
-        model: type[T] | TypeAdapter[T],
-        *,
-        mode: Literal["log"],
-        schema_version: int = 1,
-        upgraders: Mapping[int, Upgrader] | None = None,
-        meta: None = None,
-        notify: bool | None = None,
-        durability: Durability = "durable",
-    ) -> LogKind[T, dict[str, object]]: ...
-
-    @overload
-    def register(
-        self,
-        kind: str,
-        model: Any,
-        *,
-        mode: Mode = "snapshot",
-        schema_version: int = 1,
-        upgraders: Mapping[int, Upgrader] | None = None,
-        meta: Any = None,
-        notify: bool | None = None,
-        durability: Durability = "durable",
-    ) -> Kind[Any]: ...
-
-    def register(
-        self,
-        kind: str,
-        model: Any,
-        *,
-        mode: Mode = "snapshot",
-        schema_version: int = 1,
-        upgraders: Mapping[int, Upgrader] | None = None,
-        meta: Any = None,
-        notify: bool | None = None,
-        durability: Durability = "durable",
-    ) -> Kind[Any]:
-        """Register ``kind`` with any type Pydantic's TypeAdapter takes.
+    @property
+    def register(self) -> Register:
+        """Register ``kind`` with any type Pydantic's TypeAdapter takes: the store's
+        :meth:`Registry.register <docstore.Registry.register>`.
 
         ``upgraders[n]`` turns a document stored at schema version n (as a dict) into its
         shape at n + 1; they run on read. ``mode="log"`` makes a log kind, whose head
         holds metadata of type ``meta``. ``notify``: its writes wake change feeds at once
         (default: snapshot kinds do, log kinds are seen at the feed's next poll).
-        ``durability="async"``: its writes do not wait for the WAL flush; a server crash
-        may lose the last instant of them, never part of one (docs/performance.md).
-        Returns the kind's typed handle, which every method takes in place of its name.
+        Returns the kind's typed handle: open it with :meth:`documents` or :meth:`log`.
         """
-        return self.kinds.register(
-            kind,
-            model,
-            mode=mode,
-            schema_version=schema_version,
-            upgraders=upgraders,
-            meta=meta,
-            notify=notify,
-            durability=durability,
-        )
+        return self.kinds.register
+
+    @overload
+    def documents(self, kind: Kind[T]) -> Documents[T]: ...
+
+    @overload
+    def documents(self, kind: str) -> Documents[Any]: ...
+
+    def documents(self, kind: Kind[Any] | str) -> Documents[Any]:
+        """The documents of the snapshot kind ``kind``, typed by its handle
+        (``Kind[T]`` gives ``Documents[T]``); a log kind raises KindMismatch."""
+        spec = self.kinds.get(kind)  # a handle must be the one registered under its name
+        if spec.mode != "snapshot":
+            raise KindMismatch(f"kind {spec.name!r} is a log kind: open it with store.log({spec.name!r})")
+        return Documents(self, kind)
+
+    @overload
+    def log(self, kind: LogKind[T, M]) -> Log[T, M]: ...
+
+    @overload
+    def log(self, kind: str) -> Log[Any, Any]: ...
+
+    def log(self, kind: LogKind[Any, Any] | str) -> Log[Any, Any]:
+        """The logs of the log kind ``kind``, typed by its handle (``LogKind[T, M]``
+        gives ``Log[T, M]``); a snapshot kind raises KindMismatch."""
+        spec = self.kinds.get(kind)
+        if spec.mode != "log":
+            raise KindMismatch(
+                f"kind {spec.name!r} is a snapshot kind: open it with store.documents({spec.name!r})"
+            )
+        return Log(self, kind)
 
     # --- snapshot kinds ----------------------------------------------------------------
-
-    @overload
-    def put(
-        self,
-        kind: Kind[T],
-        name: str,
-        value: Any,
-        *,
-        expected_version: int | None = None,
-        author: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Doc[T]: ...
-
-    @overload
-    def put(
-        self,
-        kind: str,
-        name: str,
-        value: Any,
-        *,
-        expected_version: int | None = None,
-        author: str | None = None,
-        idempotency_key: str | None = None,
-    ) -> Doc[Any]: ...
 
     def put(
         self,
@@ -702,37 +633,13 @@ class DocStore:
             "put",
         )
 
-    @overload
-    def get(self, kind: LogKind[Any, M], name: str, *, version: int | None = None) -> Doc[M]: ...
-
-    @overload
-    def get(self, kind: Kind[T], name: str, *, version: int | None = None) -> Doc[T]: ...
-
-    @overload
-    def get(self, kind: str, name: str, *, version: int | None = None) -> Doc[Any]: ...
-
     def get(self, kind: KindRef, name: str, *, version: int | None = None) -> Doc[Any]:
         """The current document, or version ``version`` of it; else DocumentNotFound."""
         return self._run(lambda: self._core.get(self.kinds.name(kind), name, version), "get")
 
-    @overload
-    def get_many(self, kind: LogKind[Any, M], names: Sequence[str]) -> dict[str, Doc[M]]: ...
-
-    @overload
-    def get_many(self, kind: Kind[T], names: Sequence[str]) -> dict[str, Doc[T]]: ...
-
-    @overload
-    def get_many(self, kind: str, names: Sequence[str]) -> dict[str, Doc[Any]]: ...
-
     def get_many(self, kind: KindRef, names: Sequence[str]) -> dict[str, Doc[Any]]:
         """Current documents by name, in one query; missing names are left out."""
         return self._run(lambda: self._core.get_many(self.kinds.name(kind), names), "get_many")
-
-    @overload
-    def versions(self, kind: Kind[T], name: str) -> builtins.list[Doc[T]]: ...
-
-    @overload
-    def versions(self, kind: str, name: str) -> builtins.list[Doc[Any]]: ...
 
     def versions(self, kind: KindRef, name: str) -> builtins.list[Doc[Any]]:
         """Every stored version, oldest first, tombstones included."""
@@ -766,28 +673,6 @@ class DocStore:
             lambda: self._core.restore(self.kinds.name(kind), name, expected_version, author), "restore"
         )
 
-    @overload
-    def revert(
-        self,
-        kind: Kind[T],
-        name: str,
-        to_version: int,
-        *,
-        expected_version: int | None = None,
-        author: str | None = None,
-    ) -> Doc[T]: ...
-
-    @overload
-    def revert(
-        self,
-        kind: str,
-        name: str,
-        to_version: int,
-        *,
-        expected_version: int | None = None,
-        author: str | None = None,
-    ) -> Doc[Any]: ...
-
     def revert(
         self,
         kind: KindRef,
@@ -803,49 +688,13 @@ class DocStore:
             "revert",
         )
 
-    @overload
-    def list(
-        self,
-        kind: LogKind[Any, M],
-        *,
-        where: Any = None,
-        limit: int | None = None,
-        after: str | Doc[Any] | tuple[Any, str] | None = None,
-        on_invalid: OnInvalid = "raise",
-        order_by: str = "name",
-    ) -> builtins.list[Doc[M]]: ...
-
-    @overload
-    def list(
-        self,
-        kind: Kind[T],
-        *,
-        where: Any = None,
-        limit: int | None = None,
-        after: str | Doc[Any] | tuple[Any, str] | None = None,
-        on_invalid: OnInvalid = "raise",
-        order_by: str = "name",
-    ) -> builtins.list[Doc[T]]: ...
-
-    @overload
-    def list(
-        self,
-        kind: str,
-        *,
-        where: Any = None,
-        limit: int | None = None,
-        after: str | Doc[Any] | tuple[Any, str] | None = None,
-        on_invalid: OnInvalid = "raise",
-        order_by: str = "name",
-    ) -> builtins.list[Doc[Any]]: ...
-
     def list(
         self,
         kind: KindRef,
         *,
         where: Any = None,
         limit: int | None = None,
-        after: str | Doc[Any] | tuple[Any, str] | None = None,
+        after: str | Doc[Any] | LogHead[Any] | tuple[Any, str] | None = None,
         on_invalid: OnInvalid = "raise",
         order_by: str = "name",
     ) -> builtins.list[Doc[Any]]:
@@ -863,39 +712,6 @@ class DocStore:
     def count(self, kind: KindRef, *, where: Any = None) -> int:
         """How many current, undeleted documents of ``kind`` match ``where``."""
         return self._run(lambda: self._core.count(self.kinds.name(kind), where), "count")
-
-    @overload
-    def iter(
-        self,
-        kind: LogKind[Any, M],
-        *,
-        where: Any = None,
-        batch_size: int = 1000,
-        on_invalid: OnInvalid = "raise",
-        order_by: str = "name",
-    ) -> Iterator[Doc[M]]: ...
-
-    @overload
-    def iter(
-        self,
-        kind: Kind[T],
-        *,
-        where: Any = None,
-        batch_size: int = 1000,
-        on_invalid: OnInvalid = "raise",
-        order_by: str = "name",
-    ) -> Iterator[Doc[T]]: ...
-
-    @overload
-    def iter(
-        self,
-        kind: str,
-        *,
-        where: Any = None,
-        batch_size: int = 1000,
-        on_invalid: OnInvalid = "raise",
-        order_by: str = "name",
-    ) -> Iterator[Doc[Any]]: ...
 
     def iter(
         self,
@@ -919,16 +735,6 @@ class DocStore:
                 yield doc
             if state is None:
                 return
-
-    @overload
-    def put_many(
-        self, kind: Kind[T], values: Mapping[str, Any], *, author: str | None = None
-    ) -> builtins.list[Doc[T]]: ...
-
-    @overload
-    def put_many(
-        self, kind: str, values: Mapping[str, Any], *, author: str | None = None
-    ) -> builtins.list[Doc[Any]]: ...
 
     def put_many(
         self, kind: KindRef, values: Mapping[str, Any], *, author: str | None = None
@@ -1013,30 +819,6 @@ class DocStore:
         """Leave the log with no live items; returns its version."""
         return self._run(lambda: self._core.clear(self.kinds.name(kind), name, expected_version), "clear")
 
-    @overload
-    def read(
-        self,
-        kind: LogKind[T, Any],
-        name: str,
-        *,
-        last: int | None = None,
-        after: int | None = None,
-        limit: int | None = None,
-        where: Any = None,
-    ) -> builtins.list[T]: ...
-
-    @overload
-    def read(
-        self,
-        kind: str | Kind[Any],
-        name: str,
-        *,
-        last: int | None = None,
-        after: int | None = None,
-        limit: int | None = None,
-        where: Any = None,
-    ) -> builtins.list[Any]: ...
-
     def read(
         self,
         kind: KindRef,
@@ -1046,35 +828,18 @@ class DocStore:
         after: int | None = None,
         limit: int | None = None,
         where: Any = None,
+        into: TypeAdapter[Any] | None = None,
     ) -> builtins.list[Any]:
-        """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``."""
+        """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``.
+
+        ``into``: validate each item's stored JSON with this adapter instead of the kind's
+        (after the kind's upgraders, for an item of an older ``schema_version``), to get
+        another type straight from it, such as plain dicts; invalid items raise
+        DocumentInvalid with its errors.
+        """
         return self._run(
-            lambda: self._core.read(self.kinds.name(kind), name, last, after, limit, where), "read"
+            lambda: self._core.read(self.kinds.name(kind), name, last, after, limit, where, into), "read"
         )
-
-    @overload
-    def entries(
-        self,
-        kind: LogKind[T, Any],
-        name: str,
-        *,
-        last: int | None = None,
-        after: int | None = None,
-        limit: int | None = None,
-        where: Any = None,
-    ) -> builtins.list[Entry[T]]: ...
-
-    @overload
-    def entries(
-        self,
-        kind: str | Kind[Any],
-        name: str,
-        *,
-        last: int | None = None,
-        after: int | None = None,
-        limit: int | None = None,
-        where: Any = None,
-    ) -> builtins.list[Entry[Any]]: ...
 
     def entries(
         self,
@@ -1093,7 +858,7 @@ class DocStore:
 
     # --- retention ---------------------------------------------------------------------
 
-    def prune(
+    def prune_documents(
         self,
         kind: KindRef,
         *,
@@ -1113,13 +878,13 @@ class DocStore:
             lambda: self._core.prune(
                 self.kinds.name(kind), older_than, keep_last, batch_size, progress, restorable
             ),
-            "prune",
+            "prune_documents",
         )
 
     def purge(self, kind: KindRef, names: str | Sequence[str]) -> builtins.list[str]:
         """Delete the named documents and every version of them, for good, in one
         statement; returns the names that were live (neither missing nor deleted). The
-        change feed reports each document removed as a ``prune``."""
+        change feed reports each document removed as a ``purge``."""
         return self._run(lambda: self._core.purge(self.kinds.name(kind), names), "purge")
 
     def prune_versions(

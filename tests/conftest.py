@@ -23,7 +23,7 @@ from docstore.cli import main
 class AsyncAsSync:
     """Presents an AsyncDocStore with DocStore's synchronous call style."""
 
-    def __init__(self, store: AsyncDocStore, loop: asyncio.AbstractEventLoop, pool: Any) -> None:
+    def __init__(self, store: Any, loop: asyncio.AbstractEventLoop, pool: Any) -> None:
         self._store = store
         self._loop = loop
         self.pool = pool  # a sync pool on the same database, for raw SQL in tests
@@ -32,6 +32,8 @@ class AsyncAsSync:
         attr = getattr(self._store, name)
         if name == "iter":
             return lambda *a, **k: self._drain(attr(*a, **k))
+        if name in ("documents", "log"):  # a handle: its methods too, driven by the loop
+            return lambda *a, **k: AsyncAsSync(attr(*a, **k), self._loop, self.pool)
         if inspect.iscoroutinefunction(attr):
             return lambda *a, **k: self._loop.run_until_complete(attr(*a, **k))
         return attr

@@ -21,6 +21,7 @@ class Layout:
     name: str
     files: tuple[str, ...]
     partitions: int | None = None
+    ddl_version: int = 1
 
     @property
     def has_changes(self) -> bool:
@@ -43,6 +44,9 @@ LAYOUTS = [
     Layout("last_release_partitioned", ("v1_last_release.sql",), partitions=2),
     Layout("today", ("v1_today.sql",)),
     Layout("today_partitioned", ("v1_today.sql",), partitions=2),
+    # DDL version 2: the messages view in the core's schema.sql, kept by the upgrade to 3.
+    Layout("v2", ("v2.sql",), ddl_version=2),
+    Layout("v2_partitioned", ("v2.sql",), partitions=2, ddl_version=2),
 ]
 
 

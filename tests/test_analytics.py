@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from docstore import DocStore
-from docstore.agents import agent_registry
+from docstore.agents import StorageManager, agent_registry
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "analytics.md"
 _BLOCK = re.compile(r"^```(sql|python)\n(.*?)^```", re.M | re.S)
@@ -228,7 +228,7 @@ def seeded(docstore_pool: Any, docstore_kinds: Any) -> Any:
     from docstore.testing import _drop, _new_schema
 
     store = DocStore(docstore_pool, schema=_new_schema(), kinds=docstore_kinds.copy())
-    store.init_schema()
+    StorageManager(store).init_db()  # the core's tables and views, and the agents layer's
     try:
         seed(store)
         yield store

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from docstore import AsyncDocStore, DocStore, DocStoreError
+from docstore import AsyncDocStore, DocStore, DocStoreError, TransactionEnded
 
 
 class Message(BaseModel):
@@ -65,7 +65,7 @@ def test_a_task_outliving_its_transaction_block_cannot_write_through_it(
     outcome, names = asyncio.run(main())
     if isinstance(outcome, int):
         assert "late" in names, "the child's append returned a version, then vanished"
-    assert isinstance(outcome, DocStoreError), outcome
+    assert isinstance(outcome, TransactionEnded), outcome
     assert "transaction" in str(outcome) and "ended" in str(outcome)
     assert names == ["parent"]
 

@@ -109,7 +109,7 @@ def _assert_once_each_in_version_order(changes: list[Change]) -> None:
     last: dict[tuple[str, str], int] = {}
     for c in changes:
         key = (c.kind, c.name)
-        if c.op == "prune":
+        if c.op in ("purge", "prune"):
             assert c.version >= last.get(key, 0), f"{c} removed an older version than delivered"
             last.pop(key, None)
             continue
@@ -130,7 +130,7 @@ def test_every_write_is_one_change_with_the_version_after_it(feed_store: DocStor
     s.append("conv", "c", [], meta_update={"topic": "x"})
     s.delete("conv", "c")
     s.put_many("cfg", {"b": {}, "d": {}})
-    s.prune("cfg", keep_last=1)  # b and d written together: one of them goes
+    s.prune_documents("cfg", keep_last=1)  # b and d written together: one of them goes
     changes = list(islice(s.changes(after=START), _count(s)))
     assert _keys(changes)[:11] == [
         ("cfg", "a", 1, "put"),
@@ -500,7 +500,7 @@ async def test_the_async_feed_reconnects_after_its_backend_is_killed_and_misses_
         await store.close()
 
 
-def test_a_purge_is_a_prune_change_of_each_document_it_removed(feed_store: DocStore) -> None:
+def test_a_purge_is_a_purge_change_of_each_document_it_removed(feed_store: DocStore) -> None:
     s = feed_store
     s.put("cfg", "a", {"x": 1})
     s.append("conv", "c", [{"n": 1}, {"n": 2}])
@@ -512,9 +512,9 @@ def test_a_purge_is_a_prune_change_of_each_document_it_removed(feed_store: DocSt
     changes = list(islice(s.changes(after=START), _count(s)))[before:]
     # The deleted b goes too (at its tombstone's version); a missing name is no change.
     assert sorted(_keys(changes)) == [
-        ("cfg", "a", 1, "prune"),
-        ("cfg", "b", 2, "prune"),
-        ("conv", "c", 2, "prune"),
+        ("cfg", "a", 1, "purge"),
+        ("cfg", "b", 2, "purge"),
+        ("conv", "c", 2, "purge"),
     ]
 
 
@@ -712,22 +712,22 @@ def test_a_cursor_ahead_of_every_transaction_of_the_server_is_refused(feed_store
 def test_across_a_purge_or_a_prune_a_document_of_the_same_name_starts_again_at_version_1(
     feed_store: DocStore,
 ) -> None:
-    """The feed's order per document: versions increase until a prune change (purge,
-    prune); the document is then gone for good, and the next write of its name is a new
-    document whose versions start again at 1."""
+    """The feed's order per document: versions increase until a purge or prune change;
+    the document is then gone for good, and the next write of its name is a new document
+    whose versions start again at 1."""
     s = feed_store
     s.put("cfg", "a", {"x": 1})
     s.put("cfg", "a", {"x": 2})
     s.purge("cfg", "a")
     s.put("cfg", "a", {"x": 3})
     s.delete("cfg", "a")
-    assert s.prune("cfg", keep_last=0) == 1
+    assert s.prune_documents("cfg", keep_last=0) == 1
     s.put("cfg", "a", {"x": 4})
     changes = list(islice(s.changes(after=START), _count(s)))
     assert _keys(changes) == [
         ("cfg", "a", 1, "put"),
         ("cfg", "a", 2, "put"),
-        ("cfg", "a", 2, "prune"),
+        ("cfg", "a", 2, "purge"),
         ("cfg", "a", 1, "put"),
         ("cfg", "a", 2, "delete"),
         ("cfg", "a", 2, "prune"),

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from conftest import Run
 
 from docstore import DocStore
+from docstore._sql import release_ddl_version
 from docstore.cli import main
 
 
@@ -36,7 +38,14 @@ def test_init_creates_the_schema_and_is_idempotent(
     for _ in range(2):
         assert main(["--dsn", docstore_dsn, "--schema", fresh.schema, "--json", "init"]) == 0
         report = json.loads(capfd.readouterr().out)
-        assert report["ddl_version"] == 2 and report["schema"] == fresh.schema
+        assert report["ddl_version"] == release_ddl_version() and report["schema"] == fresh.schema
+    # The agents layer's DDL too: the analysts' messages view and the session indexes.
+    with psycopg.connect(docstore_dsn) as conn:
+        found = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
+            [f'"{fresh.schema}".messages', f'"{fresh.schema}".conversation_recent_idx'],
+        ).fetchone()
+    assert found == (True, True)
 
 
 def test_put_get_ls_log_diff_revert_rm(run: Run, tmp_path: Path) -> None:
@@ -138,13 +147,14 @@ def test_status_counts_documents_versions_and_sizes(run: Run, store: DocStore) -
     store.delete("note", "b")
     code, out, _ = run("status", "--json")
     report = _json(out)
-    assert code == 0 and report["ddl_version"] == 2 and report["schema"] == store.schema
-    assert report["release_ddl_version"] == 2  # this docstore's, beside the store's
+    release = release_ddl_version()
+    assert code == 0 and report["ddl_version"] == release and report["schema"] == store.schema
+    assert report["release_ddl_version"] == release  # this docstore's, beside the store's
     (note,) = report["kinds"]
     assert (note["kind"], note["documents"], note["deleted"], note["versions"]) == ("note", 1, 1, 4)
     assert note["bytes"] > 0 and report["total_bytes"] > 0
     code, out, _ = run("status")
-    assert code == 0 and "note" in out and "DDL version 2 (this docstore's)" in out
+    assert code == 0 and "note" in out and f"DDL version {release} (this docstore's)" in out
 
 
 def _conversation(store: DocStore) -> None:

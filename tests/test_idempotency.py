@@ -255,7 +255,7 @@ def test_keys_are_remembered_until_prune_passes_their_write_time(docstore_store:
             "interval '60 days' WHERE kind = '_idempotency' AND name <> 'k-new'"
         )
     # prune by age forgets the kind's keys written before the cutoff, and only those.
-    assert store.prune("config", older_than=timedelta(days=30)) == 0
+    assert store.prune_documents("config", older_than=timedelta(days=30)) == 0
     assert count_rows(store, "versions", "_idempotency") == 2
     assert store.put("config", "old", {"value": 2}, idempotency_key="k-old").version == 2
     with pytest.raises(IdempotencyKeyReused):

@@ -71,7 +71,12 @@ def test_wheel_ships_py_typed_the_schema_the_licence_and_both_entry_points(wheel
         licence_text = archive.read(licence).decode()
         [meta] = [n for n in names if n.endswith(".dist-info/METADATA")]
         message = email.message_from_bytes(archive.read(meta))
-    assert {"docstore/py.typed", "docstore/schema.sql", "docstore/testing.py"} <= names
+    assert {
+        "docstore/py.typed",
+        "docstore/schema.sql",
+        "docstore/agents/agents.sql",
+        "docstore/testing.py",
+    } <= names
     assert licence_text == (ROOT / "docs/LICENSE").read_text(encoding="utf-8")
     assert licence_text.startswith("MIT License")
     assert message["License-Expression"] == "MIT"

@@ -8,7 +8,19 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from docstore import DocStore, Kind, KindMismatch, LogKind, Registry, UnknownKind
+from docstore import (
+    BaseKind,
+    DocStore,
+    DocumentNotFound,
+    Documents,
+    Kind,
+    KindMismatch,
+    Log,
+    LogHead,
+    LogKind,
+    Registry,
+    UnknownKind,
+)
 
 
 class Agent(BaseModel):
@@ -29,7 +41,8 @@ def test_register_returns_a_handle_of_the_kinds_mode() -> None:
     agent = kinds.register("agent", Agent)
     chat = kinds.register("chat", Message, mode="log", meta=Meta)
     assert type(agent) is Kind and agent.name == "agent" and agent.mode == "snapshot"
-    assert isinstance(chat, LogKind) and isinstance(chat, Kind) and chat.mode == "log"
+    assert isinstance(chat, LogKind) and not isinstance(chat, Kind) and chat.mode == "log"
+    assert isinstance(chat, BaseKind) and isinstance(agent, BaseKind)
     assert kinds.get(agent) is agent and kinds.get("chat") is chat
 
 
@@ -59,6 +72,81 @@ def test_every_method_takes_a_handle_in_place_of_the_name(store: Any) -> None:
     assert store.get(chat, "c1").data == Meta(title="t")
     assert store.clear(chat, "c1") == 2 and store.read(chat, "c1") == []
     assert store.purge(chat, ["c1"]) == ["c1"]
+
+
+def test_documents_opens_a_snapshot_kind_with_its_verbs(store: Any) -> None:
+    agents = store.documents(store.register("agent", Agent))
+    assert agents.kind == "agent"
+    doc = agents.put("a", {"model": "m1"})
+    assert doc.data == Agent(model="m1") and doc.changed is True
+    assert agents.get("a") == store.get("agent", "a")
+    agents.put("a", Agent(model="m2"))
+    assert [d.data.model for d in agents.versions("a")] == ["m1", "m2"]
+    assert agents.revert("a", 1).data.model == "m1"
+    assert [d.name for d in agents.put_many({"b": {"model": "x"}, "c": {"model": "y"}})] == ["b", "c"]
+    assert list(agents.get_many(["a", "b", "zz"])) == ["a", "b"]
+    assert [d.name for d in agents.list(where={"model": "x"})] == ["b"]
+    assert [d.name for d in agents.iter(batch_size=2)] == ["a", "b", "c"]
+    assert agents.count() == 3
+    assert agents.delete("c") == 2 and agents.count() == 2
+    assert agents.restore("c") == 3 and agents.get("c").data.model == "y"
+    assert agents.prune_versions(keep_last=1) == 4  # a: 2 of 3 go, c: 2 of 3
+    assert agents.upgrade() == 0
+    assert agents.purge(["b"]) == ["b"]
+    with pytest.raises(DocumentNotFound):
+        agents.get("b")
+    # A name opens one too, untyped.
+    assert store.documents("agent").get("a") == agents.get("a")
+    assert agents.prune_documents(keep_last=1) == 1 and [d.name for d in agents.list()] == ["c"]
+
+
+def test_log_opens_a_log_kind_with_its_verbs(store: Any) -> None:
+    chats = store.log(store.register("chat", Message, mode="log", meta=Meta))
+    assert chats.kind == "chat"
+    assert chats.append("c1", [{"role": "user", "content": "hi"}], meta={"title": "t"}) == 1
+    assert chats.rewrite("c1", [Message(role="user", content="again")]) == 2
+    assert chats.read("c1") == [Message(role="user", content="again")]
+    assert [e.version for e in chats.entries("c1")] == [2]
+    head = chats.head("c1")
+    assert type(head) is LogHead and (head.meta, head.count, head.version) == (Meta(title="t"), 1, 2)
+    assert head == LogHead.of(store.get("chat", "c1"))  # the store's own: a Doc, meta as its data
+    assert chats.list() == [head] == list(chats.iter()) and chats.heads(["c1", "c2"]) == {"c1": head}
+    chats.append("c2", [], meta={"title": "u"})
+    assert [h.name for h in chats.list(order_by="data.title", after=head)] == ["c2"]
+    chats.purge(["c2"])
+    assert chats.clear("c1") == 2 and chats.read("c1") == [] and chats.count() == 1
+    chats.delete("c1")
+    assert chats.count() == 0
+    chats.restore("c1")
+    assert chats.count() == 1
+    assert chats.purge(["c1"]) == ["c1"] and chats.count() == 0
+
+
+def test_a_kind_is_opened_in_its_own_mode_only(store: Any) -> None:
+    agent = store.register("agent", Agent)
+    chat = store.register("chat", Message, mode="log")
+    # A type checker refuses these (tests/typing/); a name, or an untyped caller, gets told.
+    with pytest.raises(KindMismatch, match=r"kind .chat. is a log kind: open it with store\.log"):
+        store.documents(chat)
+    with pytest.raises(KindMismatch, match="kind 'chat' is a log kind"):
+        store.documents("chat")
+    with pytest.raises(KindMismatch, match=r"kind .agent. is a snapshot kind: open it with store\.documents"):
+        store.log("agent")
+    with pytest.raises(KindMismatch, match="kind 'agent' is a snapshot kind"):
+        store.log(agent)
+    with pytest.raises(UnknownKind):
+        store.documents("nope")
+    stranger = Registry().register("agent", dict)
+    with pytest.raises(KindMismatch, match="this handle is not the kind registered"):
+        store.documents(stranger)
+
+
+def test_the_sync_handles_are_the_generated_classes(docstore_store: DocStore) -> None:
+    agent = docstore_store.register("agent", Agent)
+    chat = docstore_store.register("chat", Message, mode="log")
+    assert type(docstore_store.documents(agent)) is Documents
+    assert type(docstore_store.log(chat)) is Log
+    assert "Documents 'agent'" in repr(docstore_store.documents(agent))
 
 
 def test_export_and_the_change_feed_take_handles_too(docstore_store: DocStore) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import PARTITIONS, count_rows, layout_of, on_both_layouts
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from docstore import DocStore, DocumentInvalid, DocumentNotFound, KindMismatch, VersionConflict
 
@@ -94,6 +94,31 @@ def test_read_after_and_limit_page_through_the_items(s: Any) -> None:
     assert [m.content for m in s.read("conversation", "c", after=4, limit=3)] == ["4", "5", "6"]
     with pytest.raises(ValueError, match="not both"):
         s.read("conversation", "c", last=2, limit=2)
+
+
+def test_read_into_validates_the_stored_json_with_the_adapter_given(s: Any) -> None:
+    s.append("conversation", "c", msgs("a", "b", "c"), meta=META)
+    as_dicts = TypeAdapter(dict[str, str])
+    assert s.read("conversation", "c", into=as_dicts) == msgs("a", "b", "c")
+    assert s.read("conversation", "c", last=2, into=as_dicts) == msgs("a", "b", "c")[1:]
+    # An item of an older schema_version is upgraded first, then validated with into.
+    s.register(
+        "conversation",
+        Msg,
+        mode="log",
+        meta=Meta,
+        schema_version=2,
+        upgraders={1: lambda d: {**d, "content": d["content"].upper()}},
+    )
+    s.append("conversation", "c", msgs("d"))
+    assert s.read("conversation", "c", into=as_dicts) == [*msgs("A", "B", "C"), *msgs("d")]
+    # An item into refuses is DocumentInvalid, named by version as the kind's own are
+    # (version 1 upgraded, version 4 as stored).
+    numbers = TypeAdapter(dict[str, int])
+    for last, version in ((None, 1), (1, 4)):
+        with pytest.raises(DocumentInvalid) as info:
+            s.read("conversation", "c", last=last, into=numbers)
+        assert info.value.version == version and "(stored data)" in str(info.value)
 
 
 def test_reading_a_log_that_never_started_gives_no_items(s: Any) -> None:
@@ -212,7 +237,7 @@ def test_prune_removes_whole_conversations_older_than_a_cutoff(s: Any) -> None:
             f"UPDATE \"{s.schema}\".documents SET updated_at = now() - interval '40 days' "
             "WHERE name LIKE 'old%%'"
         )
-    assert s.prune("conversation", older_than=timedelta(days=30), batch_size=2) == 3
+    assert s.prune_documents("conversation", older_than=timedelta(days=30), batch_size=2) == 3
     assert [d.name for d in s.list("conversation")] == ["fresh"]
     assert count_rows(s, "versions", "conversation") == 1
 
@@ -221,7 +246,7 @@ def test_prune_reports_its_progress_after_each_batch(s: Any) -> None:
     for i in range(5):
         s.append("conversation", f"c{i}", msgs("a"), meta=META)
     seen: list[int] = []
-    assert s.prune("conversation", keep_last=0, batch_size=2, progress=seen.append) == 5
+    assert s.prune_documents("conversation", keep_last=0, batch_size=2, progress=seen.append) == 5
     assert seen == [2, 4, 5]
     for i in range(4):
         s.put("agent", "a", {"n": i})
@@ -233,7 +258,7 @@ def test_prune_reports_its_progress_after_each_batch(s: Any) -> None:
 def test_prune_keep_last_keeps_the_most_recently_written(s: Any) -> None:
     for i in range(5):
         s.append("conversation", f"c{i}", msgs("a"), meta=META)
-    assert s.prune("conversation", keep_last=2) == 3
+    assert s.prune_documents("conversation", keep_last=2) == 3
     assert [d.name for d in s.list("conversation")] == ["c3", "c4"]
 
 

@@ -134,7 +134,7 @@ def exercise(store: DocStore) -> None:
     lines = list(store.export(batch_size=5))
     assert sum('"t": "document"' in line for line in lines) == 34
     assert store.import_lines(lines) == (0, 0)  # all there already, identically
-    assert store.prune("chat", older_than=timedelta(0)) == 2
+    assert store.prune_documents("chat", older_than=timedelta(0)) == 2
 
 
 def test_the_whole_api_through_pgbouncer_in_transaction_mode(

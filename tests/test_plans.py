@@ -23,11 +23,13 @@ from pydantic import BaseModel
 from docstore import _sql as q
 from docstore._core import Core, Op, Rows, Stmt
 from docstore.errors import (
+    Contention,
     DatabaseUnavailable,
     DocStoreError,
     DocumentInvalid,
     DocumentNotFound,
     IdempotencyKeyReused,
+    KeyedWriteLost,
     KindMismatch,
     OutcomeUnknown,
     VersionConflict,
@@ -203,7 +205,7 @@ def test_an_upsert_whose_document_was_deleted_before_the_read_writes_again(core:
 def test_an_upsert_that_keeps_losing_gives_up_after_three_attempts_and_says_so(core: Core) -> None:
     script = Script(writes=[[], [], []], reads={"GET_HEAD": []})
     error = _caught(lambda: script.run(core, core.put("counter", "c", {"n": 9}, None)))
-    assert type(error) is DocStoreError and "kept racing with other writers" in str(error)
+    assert type(error) is Contention and "kept racing with other writers" in str(error)
     assert script.seen == ["write", "GET_HEAD"] * 3
 
 
@@ -364,15 +366,17 @@ def test_a_deadlock_or_serialization_failure_is_run_again_twice_then_raised(core
     for exc in (pge.DeadlockDetected("deadlock detected"), pge.SerializationFailure("could not serialize")):
         assert core.failure(exc, _write(core), 1, False) is None
         assert core.failure(exc, _write(core), 2, False) is None
-        assert isinstance(core.failure(exc, _write(core), 3, False), DocStoreError)
+        error = core.failure(exc, _write(core), 3, False)
+        assert type(error) is Contention and "through 3 attempts" in str(error)
 
 
 def test_a_unique_violation_is_run_again_only_for_a_keyed_write(core: Core) -> None:
     exc = pge.UniqueViolation("duplicate key")
     assert core.failure(exc, _write(core, keyed=True), 1, False) is None
     assert core.failure(exc, _write(core, keyed=True), 2, False) is None
-    assert isinstance(core.failure(exc, _write(core, keyed=True), 3, False), DocStoreError)
-    assert isinstance(core.failure(exc, _write(core), 1, False), DocStoreError)
+    assert isinstance(core.failure(exc, _write(core, keyed=True), 3, False), Contention)
+    unkeyed = core.failure(exc, _write(core), 1, False)
+    assert isinstance(unkeyed, DocStoreError) and not isinstance(unkeyed, Contention)
 
 
 def test_a_broken_connection_reruns_reads_and_keyed_writes_but_not_unkeyed_ones(core: Core) -> None:
@@ -398,7 +402,7 @@ def test_inside_a_transaction_nothing_is_run_again(core: Core) -> None:
     for exc in (pge.DeadlockDetected("deadlock"), psycopg.OperationalError("gone")):
         assert core.failure(exc, _read(core), 1, True) is not None
     lost = core.failure(pge.UniqueViolation("duplicate key"), _write(core, keyed=True), 1, True)
-    assert isinstance(lost, DocStoreError) and "run it again" in str(lost)
+    assert type(lost) is KeyedWriteLost and "run it again" in str(lost)
 
 
 def test_an_unchanged_put_is_one_statement(core: Core) -> None:

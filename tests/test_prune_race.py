@@ -53,7 +53,9 @@ def test_prune_leaves_alone_a_head_written_after_it_began(
     gate.execute("SELECT pg_advisory_lock(%s)", (LOCK,))
     pruned: list[Any] = []
     thread = threading.Thread(
-        target=lambda: pruned.append(pruner.prune("chat", older_than=timedelta(days=30), batch_size=10))
+        target=lambda: pruned.append(
+            pruner.prune_documents("chat", older_than=timedelta(days=30), batch_size=10)
+        )
     )
     try:
         thread.start()

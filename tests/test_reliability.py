@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
 from docstore import AsyncDocStore, DatabaseUnavailable, DocStore
-from docstore.errors import DocStoreError
+from docstore.errors import DocStoreError, LimitExceeded
 
 
 class Config(BaseModel):
@@ -313,7 +313,7 @@ def test_a_statement_over_a_postgresql_limit_is_reported_as_such_and_not_run_aga
     ):
         error = core.failure(exc, op, 1, False, True)
         assert error is not None, "a limit was taken for a failure worth running again"
-        assert type(error) is DocStoreError
+        assert type(error) is LimitExceeded
         assert "config 'a': over a limit of PostgreSQL (array size exceeds" in str(error)
         assert "run again as it is, it would meet the same limit" in str(error)
 

@@ -29,8 +29,8 @@ from docstore import (
     AsyncDocStore,
     DatabaseUnavailable,
     DocStore,
-    DocStoreError,
     DocumentNotFound,
+    LimitExceeded,
     OutcomeUnknown,
     Registry,
     VersionConflict,
@@ -456,7 +456,7 @@ def test_a_read_over_a_limit_on_the_replica_is_reported_and_leaves_reads_on_the_
         deep = "@ == 1"
         for _ in range(2000):
             deep = f"!({deep})"
-        with pytest.raises(DocStoreError, match="over a limit of PostgreSQL") as raised:
+        with pytest.raises(LimitExceeded, match="over a limit of PostgreSQL") as raised:
             store.count("cfg", where={"$jsonpath_exists": f"$.value ? ({deep})"})
         assert not isinstance(raised.value, DatabaseUnavailable)
         assert not [r for r in caplog.records if "unavailable" in r.getMessage()]

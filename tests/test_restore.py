@@ -81,7 +81,7 @@ def test_purged_and_pruned_documents_are_gone_for_good(kinds: Any) -> None:
     store.purge("chat", ["p"])
     with pytest.raises(DocumentNotFound):
         store.restore("chat", "p")
-    assert store.prune("chat", keep_last=0) == 1
+    assert store.prune_documents("chat", keep_last=0) == 1
     with pytest.raises(DocumentNotFound):
         store.restore("chat", "q")
     assert count_rows(store, "versions", "chat") == 0
@@ -112,13 +112,13 @@ def test_prune_restorable_deletes_old_logs_as_delete_does(kinds: Any) -> None:
         store.append("chat", name, msgs(name))
     store.delete("chat", "d")
     # keep_last counts live logs only: "d", already deleted, takes no place of theirs.
-    assert store.prune("chat", keep_last=1, restorable=True) == 2
+    assert store.prune_documents("chat", keep_last=1, restorable=True) == 2
     assert [doc.name for doc in store.list("chat")] == ["c"]
     assert count_rows(store, "versions", "chat") == 4  # every item is still there
     assert store.restore("chat", "a") == 1
     assert [m.content for m in store.read("chat", "a")] == ["a"]
     with pytest.raises(KindMismatch, match="snapshot kind"):
-        store.prune("cfg", keep_last=1, restorable=True)
+        store.prune_documents("cfg", keep_last=1, restorable=True)
 
 
 def test_restores_racing_each_other_all_succeed_and_write_once(

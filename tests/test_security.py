@@ -333,7 +333,7 @@ def test_a_role_with_only_dml_rights_on_the_two_tables_runs_every_runtime_operat
         assert len(store.entries("chat", "s")) == 1
         assert store.clear("chat", "s") == 3
         assert store.prune_versions("config", keep_last=1) >= 2
-        assert store.prune("chat", older_than=timedelta(0)) == 1
+        assert store.prune_documents("chat", older_than=timedelta(0)) == 1
         assert next(store.changes(after="0.0")).name == "a"
         store.prune_changes(older_than=timedelta(days=1))
         assert store.delete("config", "d") == 2

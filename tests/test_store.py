@@ -27,29 +27,29 @@ from docstore import (
 def test_init_schema_is_idempotent_and_returns_the_ddl_version(docstore_store: DocStore) -> None:
     docstore_store.register("agent", dict)
     docstore_store.put("agent", "a", {"x": 1})
-    assert docstore_store.init_schema() == 2
-    assert docstore_store.init_schema() == 2
+    assert docstore_store.init_schema() == 3
+    assert docstore_store.init_schema() == 3
     assert docstore_store.get("agent", "a").data == {"x": 1}
 
 
 def test_the_ddl_version_is_written_once_in_schema_sql_and_read_from_there(docstore_store: DocStore) -> None:
     ddl = _sql.schema_ddl()
     assert ddl.count('"ddl_version":') == 1  # the ON CONFLICT compares the same literal
-    assert _sql.release_ddl_version() == 2 == docstore_store.init_schema()
+    assert _sql.release_ddl_version() == 3 == docstore_store.init_schema()
     with docstore_store.pool.connection() as conn:
         recorded = conn.execute(docstore_store._core.sql(_sql.RECORDED_DDL_VERSION)).fetchall()
-    assert recorded == [(2,)]
+    assert recorded == [(3,)]
 
 
 def test_a_store_recorded_by_a_newer_docstore_is_refused(docstore_store: DocStore) -> None:
     with docstore_store.pool.connection() as conn:
         conn.execute(
             docstore_store._core.sql(
-                "UPDATE {s}.documents SET data = '{\"ddl_version\": 3}' WHERE kind = '_docstore'"
+                "UPDATE {s}.documents SET data = '{\"ddl_version\": 4}' WHERE kind = '_docstore'"
             )
         )
     with pytest.raises(
-        SchemaMissing, match=r"at DDL version 3, newer than this docstore release knows \(DDL version 2\)"
+        SchemaMissing, match=r"at DDL version 4, newer than this docstore release knows \(DDL version 3\)"
     ):
         docstore_store.init_schema()
 
@@ -264,7 +264,7 @@ def test_schema_sql_runs_as_it_is_under_psql(docstore_dsn: str, docstore_pool: A
                 cwd=Path(__file__).resolve().parent.parent,
             )
         store = DocStore(docstore_pool, schema=schema)
-        assert store.init_schema() == 2
+        assert store.init_schema() == 3
         store.register("agent", dict)
         assert store.put("agent", "a", {"x": 1}).version == 1
     finally:

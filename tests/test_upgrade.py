@@ -18,6 +18,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from itertools import islice
@@ -33,6 +34,7 @@ from servers import PgBouncer
 
 from docstore import DDLVersionMismatch, DocStore, DocStoreError, Registry, _ddl, _partition, _sql
 from docstore._plan import Plan, Stmt
+from docstore.agents import StorageManager
 
 RELEASE = _sql.release_ddl_version()
 
@@ -94,10 +96,25 @@ def old_store(
 def expected_catalog(
     layout: Layout, docstore_factory: Callable[..., DocStore], conn: psycopg.Connection[Any]
 ) -> Any:
-    fresh = catalog(conn, docstore_factory(partitions=layout.partitions).schema)
+    """The catalog of a store this release makes, with what an old layout keeps: the
+    first release's indexes, and the messages view (the agents layer's since DDL 3, which
+    the core's upgrade leaves as it was)."""
+    made = docstore_factory(partitions=layout.partitions)
+    fresh = catalog(conn, made.schema)
     if layout.first_release_indexes:
         fresh["indexes"] = sorted(fresh["indexes"] + FIRST_RELEASE_INDEXES)
+    fresh["views"] = sorted(fresh["views"] + kept_views(conn, layout))
     return fresh
+
+
+def kept_views(conn: psycopg.Connection[Any], layout: Layout) -> list[Any]:
+    """The views of a store made at ``layout`` that this release's schema.sql lacks."""
+    scratch = f"t_kept_{uuid.uuid4().hex[:12]}"
+    try:
+        create(conn, layout, scratch)
+        return [row for row in catalog(conn, scratch)["views"] if row[0] == "messages"]
+    finally:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(scratch)))
 
 
 def exercise(store: DocStore, conn: psycopg.Connection[Any]) -> None:
@@ -127,7 +144,7 @@ def exercise(store: DocStore, conn: psycopg.Connection[Any]) -> None:
     # purge takes a document's idempotency keys with it (DDL 2's index on them).
     assert store.purge("config", ["keyed"]) == ["keyed"]
     assert store.put("config", "keyed", {"v": 1}, idempotency_key="key-put").version == 1
-    assert store.prune("chat", keep_last=1) == 3
+    assert store.prune_documents("chat", keep_last=1) == 3
     assert store.prune_versions("config", keep_last=1) > 0
     assert store.prune_changes(older_than=timedelta(0)) >= 0
     n = conn.execute(
@@ -144,24 +161,32 @@ def test_a_store_of_each_earlier_layout_is_upgraded_in_place_with_its_data_intac
         store = old_store(layout, docstore_factory, conn)
         rows_before = dump(conn, store.schema)
         exported = list(store.export())
-        assert record(conn, store.schema) == {"ddl_version": 1}
+        assert record(conn, store.schema) == {"ddl_version": layout.ddl_version}
         # This release reads the older store, but writes nothing until it is upgraded.
         assert store.get("config", "a").data == {"v": 1}
         with pytest.raises(
-            DDLVersionMismatch, match=r"at DDL version 1, older .* \(DDL version 2\).*docstore migrate"
+            DDLVersionMismatch,
+            match=rf"at DDL version {layout.ddl_version}, older .* \(DDL version {RELEASE}\).*migrate",
         ):
             store.put("config", "new", {"v": 1})
         assert dump(conn, store.schema) == rows_before
 
         migration = store.migrate(dry_run=True)
-        assert (migration.store_version, migration.release_version) == (1, RELEASE)
-        assert [s.name for s in migration.steps] == [s.name for s in _ddl.STEPS] + ["views"]
-        assert record(conn, store.schema) == {"ddl_version": 1}  # a dry run changes nothing
+        assert (migration.store_version, migration.release_version) == (layout.ddl_version, RELEASE)
+        pending = [s.name for s in _ddl.STEPS if s.version > layout.ddl_version]
+        assert [s.name for s in migration.steps] == [*pending, "views"]
+        assert record(conn, store.schema) == {"ddl_version": layout.ddl_version}  # a dry run changes nothing
 
         assert store.init_schema(partitions=layout.partitions) == RELEASE
         assert dump(conn, store.schema) == {**rows_before, "changes": rows_before.get("changes", [])}
         assert list(store.export()) == exported
+        # The messages view is the agents layer's since DDL version 3: the core's upgrade
+        # keeps the one the store has (expected_catalog), the agents layer replaces it.
         assert catalog(conn, store.schema) == expected_catalog(layout, docstore_factory, conn)
+        StorageManager(store).init_db()
+        made = docstore_factory(partitions=layout.partitions)
+        StorageManager(made).init_db()
+        assert catalog(conn, store.schema)["views"] == catalog(conn, made.schema)["views"]
         assert record(conn, store.schema) == {"ddl_version": RELEASE, "release": _ddl.release_name()}
         # Again: nothing left to do.
         assert store.migrate().steps == ()
@@ -398,7 +423,13 @@ def test_an_upgrade_killed_mid_step_goes_on_where_it_stopped_when_run_again(
 
         said: list[str] = []
         again = store.migrate(progress=said.append)
-        assert [s.name for s in again.steps] == ["key_document_index", "key_age_index", "lz4", "views"]
+        assert [s.name for s in again.steps] == [
+            "key_document_index",
+            "key_age_index",
+            "lz4",
+            "messages_view_kept",
+            "views",
+        ]
         assert any("invalid index left by a build cut short" in line for line in said), said
         assert catalog(conn, store.schema) == expected_catalog(layout, docstore_factory, conn)
         assert record(conn, store.schema)["ddl_version"] == RELEASE
@@ -515,6 +546,8 @@ def test_a_plain_store_moves_into_hash_partitions_online_while_a_writer_appends(
     docstore_factory: Callable[..., DocStore], docstore_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = docstore_factory(kinds=registry())
+    # The agents layer's messages view, on versions too: it follows the move.
+    StorageManager(store).init_db()
     fill(store)
     monkeypatch.setattr(_partition, "COPY_BATCH", 7)  # several batches, and a cut between two
     written: list[int] = []
@@ -550,7 +583,9 @@ def test_a_plain_store_moves_into_hash_partitions_online_while_a_writer_appends(
             stop.set()
             thread.join()
         assert written and written == list(range(1, len(written) + 1))  # every append landed once
-        fresh = docstore_factory(partitions=4).schema
+        made = docstore_factory(partitions=4)
+        StorageManager(made).init_db()
+        fresh = made.schema
         conn.execute(sql.SQL(gin).format(sql.Identifier(fresh)))
         assert catalog(conn, store.schema) == catalog(conn, fresh)
         after = dump(conn, store.schema)

@@ -1,4 +1,5 @@
-"""The analysts' views of schema.sql, and the read-only role recipe of docs/analytics.md."""
+"""The analysts' views (schema.sql's, and the agents layer's `messages` of
+docstore/agents/agents.sql), and the read-only role recipe of docs/analytics.md."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from psycopg import sql
 from test_analytics import doc_blocks, for_schema
 
 from docstore import DocStore
+from docstore._sql import schema_ddl
+from docstore.agents import StorageManager
 from docstore.agents.messages import (
     MESSAGE_ADAPTER,
     ConversationMeta,
@@ -71,6 +74,7 @@ def s(docstore_store: DocStore) -> DocStore:
     store = docstore_store
     store.register("agent", AnyDict)
     store.register("conversation", MESSAGE_ADAPTER, mode="log", meta=ConversationMeta)
+    StorageManager(store).init_db()  # the messages view is the agents layer's
     return store
 
 
@@ -218,3 +222,25 @@ def test_the_read_only_role_of_the_docs_reads_the_views_and_nothing_else(
             conn.execute("RESET ROLE")
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_the_core_schema_knows_nothing_of_agents_and_init_db_adds_their_view(
+    docstore_factory: Any,
+) -> None:
+    # Its statements, not its comments (which may say where the agents' view went).
+    ddl = "\n".join(line.split("--")[0] for line in schema_ddl().splitlines())
+    for word in ("messages", "agent_name", "tool_use", "input_tokens", "conversation"):
+        assert word not in ddl, word
+    store = docstore_factory()
+    exists = "SELECT to_regclass(%s) IS NOT NULL"
+    assert rows(store, exists, f'"{store.schema}".messages') == [(False,)]
+    StorageManager(store).init_db()
+    assert rows(store, exists, f'"{store.schema}".messages') == [(True,)]
+    indexes = rows(
+        store,
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND i.indisvalid "
+        "AND c.relname NOT LIKE '%%pkey' AND c.relname LIKE ANY(ARRAY['conversation%%', 'qa%%']) ORDER BY 1",
+        store.schema,
+    )
+    assert indexes == [("conversation_by_name_idx",), ("conversation_recent_idx",), ("qa_result_recent_idx",)]

@@ -14,6 +14,7 @@ from psycopg import sql
 from pydantic import BaseModel
 
 from docstore import DocStore
+from docstore.agents import StorageManager
 
 
 class Message(BaseModel):
@@ -37,6 +38,7 @@ def test_a_reader_with_a_leaky_function_sees_only_what_the_views_show(
     store = docstore_factory()
     store.register("conversation", Message, mode="log")
     store.register("agent", Config)
+    StorageManager(store).init_db()  # the messages view
     store.append("conversation", "cleared", [{"role": "user", "content": "HIDDEN-cleared"}])
     store.clear("conversation", "cleared")
     store.append("conversation", "cleared", [{"role": "user", "content": "shown-after"}])

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from docstore.doc import Doc
 from docstore.errors import DocumentInvalid, OutcomeUnknown
-from docstore.kinds import Kind
+from docstore.kinds import BaseKind
 
 from ._settings import CONVERSATION
 
@@ -95,7 +95,7 @@ def next_meta(
     return old_meta, meta
 
 
-def validate_messages(spec: Kind[Any], name: str, conversation: Sequence[Any]) -> list[Any]:
+def validate_messages(spec: BaseKind[Any], name: str, conversation: Sequence[Any]) -> list[Any]:
     """Every message validated (DocumentInvalid names the first bad index)."""
     out = []
     for index, message in enumerate(conversation):
@@ -182,7 +182,7 @@ class KnownCache:
 class Conversation:
     """A conversation handed to a save, validated and dumped only as far as needed."""
 
-    def __init__(self, spec: Kind[Any], name: str, messages: Sequence[Any]) -> None:
+    def __init__(self, spec: BaseKind[Any], name: str, messages: Sequence[Any]) -> None:
         self.spec = spec
         self.name = name
         self.messages = list(messages)

@@ -17,8 +17,11 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
 from docstore.doc import Doc
-from docstore.errors import DocStoreError, DocumentNotFound, OutcomeUnknown, VersionConflict
+from docstore.errors import DocStoreError, DocumentInvalid, DocumentNotFound, OutcomeUnknown, VersionConflict
 from docstore.store import DocStore
 
 from ._conversation import (
@@ -37,11 +40,13 @@ from ._conversation import (
     validate_messages,
 )
 from ._copies import saved_copies
-from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view, sessions_where
+from ._layout import page_of, sessions_page, translate
+from ._message_dicts import MESSAGE_DICT
+from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view
 from ._settings import CONVERSATION, conversation_name
 from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER, STORED_MESSAGE
 
-__all__ = ["History"]
+__all__ = ["History", "fetch"]
 
 
 HIDDEN_WITH = "hidden_with"
@@ -59,14 +64,26 @@ class History:
 
     def load(self, agent_name: str, session_id: str | None, limit: int | None) -> list[dict[str, Any]]:
         """The last ``limit`` messages of a session, oldest first, as dicts."""
-        spec = self.store.kinds.get(CONVERSATION, "log")
+        self.store.kinds.get(CONVERSATION, "log")  # a kind that is no log fails, session or not
         if not session_id:
             return []
         name = conversation_name(agent_name, session_id)
         last = limit if limit is not None and limit > 0 else None
+        return self._read_dicts(name, last)
+
+    def _read_dicts(self, name: str, last: int | None) -> list[dict[str, Any]]:
+        """The live messages (the ``last`` N, if given) as dicts: what their models dump."""
+        spec = self.store.kinds.get(CONVERSATION, "log")
+        ours = spec.adapter is STORED_MESSAGE or spec.adapter is MESSAGE_ADAPTER
+        if ours:
+            try:
+                # Validated once, straight into the dicts (no model built and dumped).
+                return self.store.read(CONVERSATION, name, last=last, into=MESSAGE_DICT)
+            except DocumentInvalid:
+                pass  # the models' path: their errors, or a message the mirror refuses
         items = self.store.read(CONVERSATION, name, last=last)
-        if spec.adapter is STORED_MESSAGE or spec.adapter is MESSAGE_ADAPTER:
-            # One call over the list: 230-240 us for 50 messages, 270-380 one by one.
+        if ours:
+            # One call over the list rather than one a message.
             dumped: list[dict[str, Any]] = MESSAGES_ADAPTER.dump_python(items, mode="json")
             return dumped
         return [spec.adapter.dump_python(item, mode="json") for item in items]
@@ -203,32 +220,10 @@ class History:
             if done is not None:
                 return done
             base = head.version if head is not None else 0
-            items: list[Any] | None = None
-            stored: int | None  # how many messages are stored already; None: not a prefix
-            if head is None:
-                stored, prefix_digest = 0, b""
-            elif digest_current(head, old_meta):
-                stored = head.count or 0
-                prefix_digest = bytes.fromhex(old_meta["history_digest"])
-                if not conv.has_prefix(stored, prefix_digest):
-                    stored = None
-            else:
-                # No digest describing this version (written by other code, or by an
-                # older docstore): compare with the live items themselves, once.
-                items = self.store.read(CONVERSATION, name)
-                stored = len(items)
-                canon = [canonical(conv.spec.adapter, m) for m in items]
-                prefix_digest = chain(b"", canon)
-                if stored > len(conv) or conv.canonical(0, stored) != canon:
-                    stored = None
-            if stored is None and head is not None and 0 < len(conv) < (head.count or 0):
-                # A prefix of what is stored: a save lagging behind another manager's is
-                # stale, and writes nothing rather than cut the live conversation short.
-                # (An empty conversation still clears: no lagging host saves nothing.)
-                if items is None:
-                    items = self.store.read(CONVERSATION, name)
-                if [canonical(conv.spec.adapter, m) for m in items[: len(conv)]] == conv.canonical():
-                    return 0
+            # How many messages are stored already (None: not a prefix of conv).
+            stored, prefix_digest, items = self._stored_prefix(conv, head, old_meta)
+            if self._lagging(conv, head, stored, items):
+                return 0
             if stored is None:
                 new, digest = conv.validated(0, len(conv)), chain(b"", conv.canonical())
             else:
@@ -262,6 +257,40 @@ class History:
             return len(new)
         assert conflict is not None
         raise conflict
+
+    def _stored_prefix(
+        self, conv: Conversation, head: Doc[Any] | None, old_meta: Mapping[str, Any]
+    ) -> tuple[int | None, bytes, list[Any] | None]:
+        """How many of ``conv``'s messages are stored live already (None when the stored
+        ones are not a prefix of it), the hash chain of the stored ones, and the stored
+        items when they had to be read."""
+        if head is None:
+            return 0, b"", None
+        if digest_current(head, old_meta):
+            stored = head.count or 0
+            prefix_digest = bytes.fromhex(old_meta["history_digest"])
+            return (stored if conv.has_prefix(stored, prefix_digest) else None), prefix_digest, None
+        # No digest describing this version (written by other code, or by an older
+        # docstore): compare with the live items themselves, once.
+        items = self.store.read(CONVERSATION, conv.name)
+        canon = [canonical(conv.spec.adapter, m) for m in items]
+        prefix_digest = chain(b"", canon)
+        if len(items) > len(conv) or conv.canonical(0, len(items)) != canon:
+            return None, prefix_digest, items
+        return len(items), prefix_digest, items
+
+    def _lagging(
+        self, conv: Conversation, head: Doc[Any] | None, stored: int | None, items: list[Any] | None
+    ) -> bool:
+        """Whether ``conv`` is a shorter prefix of the stored messages: a save lagging
+        behind another manager's is stale, and writes nothing rather than cut the live
+        conversation short. (An empty conversation still clears: no lagging host saves
+        nothing.)"""
+        if stored is not None or head is None or not 0 < len(conv) < (head.count or 0):
+            return False
+        if items is None:
+            items = self.store.read(CONVERSATION, conv.name)
+        return [canonical(conv.spec.adapter, m) for m in items[: len(conv)]] == conv.canonical()
 
     def _save_known(
         self,
@@ -362,16 +391,13 @@ class History:
 
     def get_session(self, session_id: str) -> dict[str, Any] | None:
         """A session record as ``save_session`` was given it, or None."""
-        spec = self.store.kinds.get(CONVERSATION, "log")
+        self.store.kinds.get(CONVERSATION, "log")  # a kind that is no log fails, session or not
         try:
             head = self.store.get(CONVERSATION, session_id)
         except DocumentNotFound:
             return None
         meta = store_meta(head.data)
-        messages = None
-        if logged(meta):
-            items = self.store.read(CONVERSATION, session_id)
-            messages = [spec.adapter.dump_python(item, mode="json") for item in items]
+        messages = self._read_dicts(session_id, None) if logged(meta) else None
         return session_view(head, meta, messages)
 
     def get_session_history(self, session_id: str) -> list[dict[str, Any]] | None:
@@ -385,14 +411,12 @@ class History:
     def get_sessions_list(
         self, agent_name: str | None, workflow_name: str | None, limit: int, offset: int
     ) -> tuple[list[dict[str, Any]], int]:
-        """(rows, total) of the sessions, newest first; a workflow's runs or an agent's own."""
-        for label, number in (("limit", limit), ("offset", offset)):
-            if not isinstance(number, int) or number < 0:
-                raise ValueError(f"{label} must be a non-negative int, not {number!r}")
-        where = sessions_where(agent_name, workflow_name)
-        total = self.store.count(CONVERSATION, where=where)
-        heads = self.store.list(CONVERSATION, where=where, limit=offset + limit, order_by="-updated_at")
-        return [list_row(h, store_meta(h.data)) for h in heads[offset:]], total
+        """(rows, total) of the sessions, newest first; a workflow's runs or an agent's
+        own. One statement, reading only the page's heads (through agents.sql's indexes)
+        at any offset."""
+        query, params = sessions_page(self.store.schema, agent_name, workflow_name, limit, offset)
+        page = page_of(fetch(self.store, query, params, "listing sessions"))
+        return [list_row(*row) for row in page.rows], page.total
 
     def delete_session(self, session_id: str) -> bool:
         """Hide a session behind a tombstone (restorable until docstore's retention
@@ -429,8 +453,8 @@ class History:
             raise ValueError(f"max_sessions must be a non-negative int, not {max_sessions!r}")
         # One statement a batch, each head re-checked once locked: a session saved after
         # the cleanup began is kept.
-        old = self.store.prune(CONVERSATION, older_than=timedelta(days=days), restorable=True)
-        over = self.store.prune(CONVERSATION, keep_last=max_sessions, restorable=True)
+        old = self.store.prune_documents(CONVERSATION, older_than=timedelta(days=days), restorable=True)
+        over = self.store.prune_documents(CONVERSATION, keep_last=max_sessions, restorable=True)
         hidden = old + over
         self.known.clear()
         return hidden
@@ -458,3 +482,14 @@ class History:
                         self.known.remember(name, None)
             self.known.remember(session_id, None)
             return True
+
+
+def fetch(store: DocStore, query: sql.Composed, params: dict[str, Any], what: str) -> list[tuple[Any, ...]]:
+    """The rows of one of :mod:`._layout`'s statements, run on the store's pool."""
+    try:
+        with store.pool.connection() as conn:
+            cur = conn.execute(query, params)
+            rows: list[tuple[Any, ...]] = cur.fetchall()
+            return rows
+    except psycopg.Error as exc:
+        raise translate(store.schema, what, exc) from exc

@@ -30,7 +30,6 @@ __all__ = [
     "qa_row",
     "session_fields",
     "session_view",
-    "sessions_where",
 ]
 
 QA_RESULT = "qa_result"
@@ -135,9 +134,9 @@ def logged(meta: Mapping[str, Any]) -> bool:
     return meta.get("result") is None or bool(meta.get("history_in_result"))
 
 
-def _count(head: Doc[Any], meta: Mapping[str, Any]) -> int:
+def _count(items: int | None, meta: Mapping[str, Any]) -> int:
     if logged(meta):
-        return head.count or 0
+        return items or 0
     return int(meta.get("message_count") or 0)
 
 
@@ -146,19 +145,22 @@ def _name(meta: Mapping[str, Any]) -> str | None:
     return None if name is None else str(name)
 
 
-def list_row(head: Doc[Any], meta: Mapping[str, Any]) -> dict[str, Any]:
-    """A session's row of ``get_sessions_list``, as the framework's storage gives it."""
+def list_row(
+    name: str, meta: Mapping[str, Any], items: int, created_at: datetime, updated_at: datetime
+) -> dict[str, Any]:
+    """A session's row of ``get_sessions_list``, as the framework's storage gives it
+    (``items``: the live messages of its log)."""
     result_type = meta.get("result_type") or "agent"
     return {
-        "session_id": head.name,
+        "session_id": name,
         "base_session_id": meta.get("base_session_id"),
         "name": _name(meta),
         "result_type": result_type,
         "is_workflow": result_type == "workflow",
-        "message_count": _count(head, meta),
+        "message_count": _count(items, meta),
         "agents_involved": meta.get("agents_involved"),
-        "created_at": iso(head.created_at),
-        "last_updated": iso(head.updated_at),
+        "created_at": iso(created_at),
+        "last_updated": iso(updated_at),
     }
 
 
@@ -180,18 +182,9 @@ def session_view(head: Doc[Any], meta: Mapping[str, Any], messages: list[Any] | 
         "created_at": iso(head.created_at),
         "last_updated": iso(head.updated_at),
         "name": _name(meta),
-        "message_count": _count(head, meta),
+        "message_count": _count(head.count, meta),
         "agents_involved": meta.get("agents_involved"),
     }
-
-
-def sessions_where(agent_name: str | None, workflow_name: str | None) -> Any:
-    """The filter of ``get_sessions_list``: a workflow's runs, or an agent's own runs."""
-    if workflow_name:
-        return {"result_type": "workflow", "name": workflow_name}
-    if agent_name:
-        return {"name": agent_name, "result_type": {"$ne": "workflow"}}
-    return None
 
 
 def qa_record(result_data: Any) -> tuple[str, dict[str, Any]]:
@@ -217,17 +210,17 @@ def qa_record(result_data: Any) -> tuple[str, dict[str, Any]]:
     return result_id, _jsonable(record)
 
 
-def qa_row(doc: Doc[Any], full: bool) -> dict[str, Any]:
+def qa_row(name: str, value: Any, created_at: datetime, full: bool) -> dict[str, Any]:
     """A stored QA result as the framework's storage returns it (``full``: with its
     ``result``, as ``get_qa_result`` does; the list leaves it out)."""
-    data = doc.data.model_dump(mode="json") if isinstance(doc.data, BaseModel) else dict(doc.data)
-    row = {"result_id": doc.name, "evaluation_config_id": data.get("evaluation_config_id")}
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else dict(value)
+    row = {"result_id": name, "evaluation_config_id": data.get("evaluation_config_id")}
     if full:
         row["result"] = data.get("result")
     row.update(
         component_type=data.get("component_type"),
         overall_score=data.get("overall_score"),
         status=data.get("status"),
-        created_at=iso(doc.created_at),
+        created_at=iso(created_at),
     )
     return row

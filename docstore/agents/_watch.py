@@ -3,8 +3,8 @@
 A host that watches reads its configs with a dictionary lookup; another host's edit
 reaches it as one change, which costs one read of that config. The watch takes a
 cursor first and loads second, so no edit falls between the two (an edit seen by both
-is applied once: versions only go forward, until a ``prune`` change says the document
-is gone for good, after which one of that name starts again at version 1).
+is applied once: versions only go forward, until a ``purge`` or ``prune`` change says
+the document is gone for good, after which one of that name starts again at version 1).
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ OnChange = Callable[[Change], None]
 
 RELOAD = (ChangesPruned, CursorAheadOfServer)
 """Feed errors after which the watch reloads every config and takes a new cursor."""
+
+REMOVED = ("purge", "prune")
+"""The ops of a document removed for good (a store written by release 0.1 says "prune" for
+a purge too)."""
 
 
 S = TypeVar("S", DocStore, AsyncDocStore)
@@ -81,12 +85,13 @@ class _Held:
                 for d in listed:
                     self.versions[(kind, d.name)] = d.version
             self._cond.notify_all()
+        self._woken()
 
     def apply(self, change: Change, doc: Doc[Any] | None) -> None:
         """Hold ``doc``, read after ``change`` was delivered (None: not there then)."""
         key = (change.kind, change.name)
         with self._cond:
-            if change.op == "prune":
+            if change.op in REMOVED:
                 # Gone for good, history and all: a document of this name written later
                 # starts again at version 1, so no version held before counts against it.
                 self.versions.pop(key, None)
@@ -96,13 +101,14 @@ class _Held:
                 # (a higher version) must not remove it.
                 if change.version >= held:
                     self.configs.setdefault(change.kind, {}).pop(change.name, None)
-                    if change.op != "prune":
+                    if change.op not in REMOVED:
                         self.versions[key] = change.version
             elif doc.version >= held:
                 self.configs.setdefault(change.kind, {})[change.name] = doc.data
                 self.versions[key] = doc.version
             self.cursor = change.cursor
             self._cond.notify_all()
+        self._woken()
         if self._on_change is not None:
             self._on_change(change)
 
@@ -110,16 +116,14 @@ class _Held:
         with self._cond:
             self.error = error
             self._cond.notify_all()
+        self._woken()
 
-    def wait_for(self, kind: str, name: str, version: int, timeout: float) -> bool:
-        """Block until ``name`` is held at ``version`` or later (True), or the timeout."""
-        with self._cond:
-            return (
-                self._cond.wait_for(
-                    lambda: self.error is not None or self.versions.get((kind, name), 0) >= version, timeout
-                )
-                and self.error is None
-            )
+    def _woken(self) -> None:
+        """What held changed (the async watch wakes its waiters here)."""
+
+    def _settled(self, kind: str, name: str, version: int) -> bool:
+        """Whether a wait for ``name`` at ``version`` is over (held, or the watch failed)."""
+        return self.error is not None or self.versions.get((kind, name), 0) >= version
 
 
 class ConfigWatch(_Held):
@@ -143,6 +147,14 @@ class ConfigWatch(_Held):
         self._poll_interval = poll_interval
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def wait_for(self, kind: str, name: str, version: int, timeout: float) -> bool:
+        """Block until ``name`` is held at ``version`` or later (True), or the timeout."""
+        with self._cond:
+            return (
+                self._cond.wait_for(lambda: self._settled(kind, name, version), timeout)
+                and self.error is None
+            )
 
     def start(self) -> ConfigWatch:
         """Take a cursor, load every config, then follow the feed from that cursor."""
@@ -237,6 +249,25 @@ class AsyncConfigWatch(_Held):
         self._listen_dsn = listen_dsn
         self._poll_interval = poll_interval
         self._task: asyncio.Task[None] | None = None
+        # Set (and replaced) each time what is held changes: the loop's own wake-up,
+        # since load/apply/fail all run on the loop, in the feed's task.
+        self._changed = asyncio.Event()
+
+    def _woken(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for(self, kind: str, name: str, version: int, timeout: float) -> bool:
+        """Wait, without blocking the loop, until ``name`` is held at ``version`` or
+        later (True), or the timeout (False)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self._settled(kind, name, version):
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+        return self.error is None
 
     async def start(self) -> AsyncConfigWatch:
         """Take a cursor, load every config, then follow the feed from that cursor."""
@@ -286,10 +317,6 @@ class AsyncConfigWatch(_Held):
     def running(self) -> bool:
         """True while the feed is followed and reads are current."""
         return self._task is not None and not self._task.done() and self.error is None
-
-    async def wait_until(self, kind: str, name: str, version: int, timeout: float) -> bool:
-        """:meth:`wait_for` without blocking the loop."""
-        return await asyncio.to_thread(self.wait_for, kind, name, version, timeout)
 
     async def close(self) -> None:
         """Stop following the feed; its connection goes back to the pool."""

@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from docstore.kinds import Kind, Registry, Upgrader
+from docstore.kinds import BaseKind, Kind, Registry, Upgrader
 
 __all__ = [
     "AGENT",
@@ -446,7 +446,7 @@ EVALUATION: Kind[EvaluationConfig] = _CONFIGS.register("evaluation", EvaluationC
 SECURITY: Kind[SecurityConfig] = _CONFIGS.register("security", SecurityConfig)
 """The ``security`` kind (:class:`SecurityConfig`)."""
 
-CONFIG_KINDS: Mapping[str, Kind[Any]] = {kind.name: kind for kind in _CONFIGS}
+CONFIG_KINDS: Mapping[str, BaseKind[Any]] = {kind.name: kind for kind in _CONFIGS}
 """Config kind name -> its handle (model, schema version, upgraders)."""
 
 CONFIG_MODELS: Mapping[str, type[BaseModel]] = {

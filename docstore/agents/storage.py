@@ -19,11 +19,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import psycopg
+from psycopg import errors as pge
+from psycopg import sql
+
 from docstore._connect import check_dsn
 from docstore._otel import framework
 from docstore.change import Change
 from docstore.doc import Doc
-from docstore.errors import DocumentNotFound
+from docstore.errors import DocStoreError, DocumentNotFound
 from docstore.store import DocStore
 
 from ._config_sync import (
@@ -35,8 +39,20 @@ from ._config_sync import (
     index_group,
     workflow_kind,
 )
-from ._history import History
+from ._history import History, fetch
 from ._kinds import register_kinds
+from ._layout import (
+    DDL_STATE,
+    INDEX_STATE,
+    AgentStatement,
+    agent_ddl,
+    all_heads,
+    ddl_mark,
+    page_of,
+    qa_page,
+    translate,
+    view_name,
+)
 from ._sessions import QA_RESULT, qa_record, qa_row
 from ._settings import CONVERSATION, StorageConfigError, conversation_name, settings_from_env
 from ._watch import ConfigWatch
@@ -69,6 +85,9 @@ Progress = Callable[[int, int], None]
 SYNC_BATCH = 1000
 """Configs per statement of a sync (put_many's own chunk)."""
 
+AGENTS_DDL_PATIENCE = 600
+"""Seconds init_db waits for another process running the agents layer's DDL."""
+
 
 class StorageManager:
     """Configs and conversation history of an agent host, in docstore (synchronous API).
@@ -90,9 +109,10 @@ class StorageManager:
 
     @classmethod
     def connect(
-        cls, dsn: str | None = None, *, schema: str = "docstore", **pool_options: Any
+        cls, dsn: str | None = None, *, schema: str | None = None, **pool_options: Any
     ) -> StorageManager:
-        """Open a store on ``dsn`` (see :meth:`DocStore.connect`); :meth:`close` closes it."""
+        """Open a store on ``dsn`` in ``schema``, read as :meth:`DocStore.connect`
+        reads them (else ``DOCSTORE_URL`` / ``DOCSTORE_SCHEMA``); :meth:`close` closes it."""
         store = DocStore.connect(dsn, schema=schema, **pool_options)
         return cls(store, owns_store=True)
 
@@ -137,8 +157,86 @@ class StorageManager:
     @framework
     def init_db(self) -> None:
         """Create docstore's tables if missing, or upgrade a store an earlier release made
-        to this one's layout, online (idempotent; safe from many processes at once)."""
+        to this one's layout, online; then the agents layer's own DDL (agents.sql: the
+        ``messages`` view, the indexes of the framework's session list), its indexes built
+        CONCURRENTLY. Idempotent, safe from many processes at once; on a store that has
+        it all, two statements."""
         self.store.init_schema()
+        schema = self.store.schema
+        try:
+            with self.store.pool.connection() as conn:
+                if self._agents_ddl_done(conn):
+                    return
+                # One process at a time: two CONCURRENTLY builds on one table can
+                # deadlock, and two CREATE OR REPLACE VIEW at once fail.
+                if not self._lock(conn, True):
+                    return  # done meanwhile by the process that held the lock
+                try:
+                    if self._agents_ddl_done(conn):
+                        return
+                    for stmt in agent_ddl(schema):
+                        if stmt.index is None:
+                            conn.execute(stmt.text)
+                        else:
+                            self._build_index(conn, schema, stmt)
+                finally:
+                    self._lock(conn, False)
+        except psycopg.Error as exc:
+            raise translate(schema, "the agents layer's DDL (agents.sql)", exc) from exc
+
+    def _agents_ddl_done(self, conn: Any) -> bool:
+        """Whether agents.sql ran to its end on this store (its mark, its indexes valid)."""
+        schema = self.store.schema
+        indexes = [stmt.index for stmt in agent_ddl(schema) if stmt.index is not None]
+        cur = conn.execute(
+            DDL_STATE, {"view": view_name(schema), "mark": ddl_mark(), "schema": schema, "indexes": indexes}
+        )
+        done = cur.fetchone()
+        return done is not None and bool(done[0])
+
+    def _lock(self, conn: Any, take: bool) -> bool:
+        """Take (``take``) or let go of the session lock of the agents layer's DDL. The
+        wait is a poll with a pause on the server, never a blocked lock request: a waiting
+        statement's snapshot would hold up the holder's CONCURRENTLY build, which waits
+        for older snapshots. False when the DDL was done by the holder meanwhile."""
+        key = ["docstore.agents:" + self.store.schema]
+        if not take:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", key)
+            return True
+        for _attempt in range(AGENTS_DDL_PATIENCE * 10):
+            cur = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", key)
+            got = cur.fetchone()
+            if got is not None and got[0]:
+                return True
+            conn.execute("SELECT pg_sleep(0.1)")  # on the server: no event loop assumed
+            if self._agents_ddl_done(conn):
+                return False
+        raise DocStoreError(
+            f"schema {self.store.schema!r}: another process has held the agents layer's DDL lock "
+            f"for {AGENTS_DDL_PATIENCE} s (building an index of a large store?); run init_db() again"
+        )
+
+    def _build_index(self, conn: Any, schema: str, stmt: AgentStatement) -> None:
+        """CREATE INDEX CONCURRENTLY ``stmt``, whatever an earlier attempt left: an index
+        another process builds is waited for, an invalid one nobody builds (a build cut
+        short) dropped and built again."""
+        name = sql.Identifier(schema).as_string(None) + "." + sql.Identifier(str(stmt.index)).as_string(None)
+        for _attempt in range(600):
+            cur = conn.execute(INDEX_STATE, {"schema": schema, "name": stmt.index})
+            state = cur.fetchone()
+            if state is not None and state[0]:
+                return
+            if state is not None and state[1]:
+                conn.execute("SELECT pg_sleep(0.2)")  # on the server: no event loop assumed
+                continue
+            if state is not None:
+                conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                continue
+            try:
+                conn.execute(stmt.text)
+            except (pge.DuplicateTable, pge.UniqueViolation):
+                continue  # another process made it at the same moment: look again
+        raise DocStoreError(f"schema {schema!r}: index {stmt.index} is still not built; run init_db() again")
 
     # --- configs -----------------------------------------------------------------------
 
@@ -207,12 +305,22 @@ class StorageManager:
 
     @framework
     def load_all_configs(self) -> dict[str, dict[str, Any]]:
-        """Every stored config: kind -> name -> model."""
-        out: dict[str, dict[str, Any]] = {}
-        for kind in CONFIG_KINDS:
-            docs = self.store.list(kind)
-            out[kind] = {doc.name: doc.data for doc in docs}
+        """Every stored config: kind -> name -> model (one statement for all kinds)."""
+        out: dict[str, dict[str, Any]] = {kind: {} for kind in CONFIG_KINDS}
+        for kind, name, value in self._all_configs():
+            out[kind][name] = value
         return out
+
+    def _all_configs(self) -> list[tuple[str, str, Any]]:
+        """(kind, name, value) of every live config of the registered config kinds, read
+        in one statement and parsed (upgraded where older) as each kind's list() does."""
+        kinds = [kind for kind in CONFIG_KINDS if kind in self.store.kinds]
+        query, params = all_heads(self.store.schema, kinds)
+        rows = fetch(self.store, query, params, "loading configs")
+        return [
+            (kind, name, self.store.kinds.get(kind).parse(name, version, data, schema_version))
+            for kind, name, version, schema_version, data in rows
+        ]
 
     @framework
     def watch_configs(
@@ -259,14 +367,9 @@ class StorageManager:
         :meth:`sync_index_to_db` was given, key for key (a value the framework's model
         coerces, such as ``"15.0"`` for a number, as the model reads it)."""
         index: dict[str, dict[str, dict[str, Any]]] = {}
-        for kind in CONFIG_KINDS:
-            if kind not in self.store.kinds:
-                continue
-            adapter = self.store.kinds.get(kind).adapter
-            docs = self.store.list(kind)
-            for doc in docs:
-                data = adapter.dump_python(doc.data, mode="json", by_alias=True)
-                index.setdefault(index_group(kind, data), {})[doc.name] = data
+        for kind, name, value in self._all_configs():
+            data = self.store.kinds.get(kind).adapter.dump_python(value, mode="json", by_alias=True)
+            index.setdefault(index_group(kind, data), {})[name] = data
         return index
 
     @framework
@@ -462,7 +565,7 @@ class StorageManager:
             doc = self.store.get(QA_RESULT, result_id)
         except DocumentNotFound:
             return None
-        return qa_row(doc, full=True)
+        return qa_row(doc.name, doc.data, doc.created_at, full=True)
 
     @framework
     def get_qa_results_list(
@@ -472,18 +575,20 @@ class StorageManager:
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
-        """(rows without their ``result``, total), newest first."""
-        for label, number in (("limit", limit), ("offset", offset)):
-            if not isinstance(number, int) or number < 0:
-                raise ValueError(f"{label} must be a non-negative int, not {number!r}")
-        where = {
+        """(rows without their ``result``, total), newest first: one statement, reading
+        only the page's results (through agents.sql's index) at any offset."""
+        match = {
             k: v
             for k, v in (("evaluation_config_id", evaluation_config_id), ("component_type", component_type))
             if v
-        } or None
-        total = self.store.count(QA_RESULT, where=where)
-        docs = self.store.list(QA_RESULT, where=where, limit=offset + limit, order_by="-created_at")
-        return [qa_row(doc, full=False) for doc in docs[offset:]], total
+        }
+        query, params = qa_page(self.store.schema, match, limit, offset)
+        page = page_of(fetch(self.store, query, params, "listing QA results"))
+        adapter = self.store.kinds.get(QA_RESULT).adapter
+        return [
+            qa_row(name, adapter.validate_python(data), created, full=False)
+            for name, data, _items, created, _updated in page.rows
+        ], page.total
 
     @framework
     def delete_qa_result(self, result_id: str) -> bool:

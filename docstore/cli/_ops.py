@@ -18,6 +18,7 @@ import typer
 from psycopg import sql
 
 from .._sql import release_ddl_version
+from ..agents import StorageManager
 from ..store import DocStore
 from . import _out
 from ._app import command, settings
@@ -31,10 +32,12 @@ from ._where import connected_to
 
 @command()
 def init(ctx: typer.Context) -> None:
-    """Create the store's schema, tables and indexes, or upgrade an older store's (idempotent)."""
+    """Create the store's schema, tables and indexes, or upgrade an older store's, and the
+    agents layer's views and indexes (idempotent)."""
     options = settings(ctx)
     with _store(ctx) as store, store.pool.connection() as conn:
         version = store.init_schema()
+        StorageManager(store).init_db()
         if options.json:
             _out.emit_json({**options.where(conn.info), "ddl_version": version})
         else:
@@ -311,7 +314,7 @@ def prune(
             assert keep_last is not None
             gone = store.prune_versions(kind, keep_last=keep_last, progress=bar.update)
         else:
-            gone = store.prune(kind, older_than=age, keep_last=keep_last, progress=bar.update)
+            gone = store.prune_documents(kind, older_than=age, keep_last=keep_last, progress=bar.update)
     what = "versions" if versions else "documents"
     if settings(ctx).json:
         _out.emit_json({"kind": kind, "pruned": gone, "what": what})

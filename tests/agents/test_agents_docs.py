@@ -7,6 +7,7 @@ other pages' examples, in several orders, in tests/test_docs.py.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -81,6 +82,8 @@ def test_agents_page_example_runs(
             "AURITE_DB_SCHEMA": schema,
             "DOCSTORE_URL": docstore_dsn,
             "DOCSTORE_SCHEMA": own,
+            # PYTHONPATH passes through: a worktree's tests run its examples on its own code.
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         },
     )
     assert done.returncode == 0, done.stderr
@@ -120,6 +123,7 @@ def test_the_framework_storage_example_runs_on_a_fresh_and_a_used_database(
             "AURITE_ENABLE_DB": "1",
             "AURITE_DB_URL": docstore_dsn,
             "AURITE_DB_SCHEMA": schema,
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         },
     )
     assert done.returncode == 0, done.stderr

@@ -3,6 +3,7 @@ SessionManager, CacheManager and result models (the real package, no stand-ins).
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ from aurite.lib.models.api.responses import (
 from aurite.lib.storage.sessions.cache_manager import CacheManager
 from aurite.lib.storage.sessions.session_manager import SessionManager
 from openai.types.chat import ChatCompletionMessage
+from psycopg import sql
 
 from docstore import DocStore, DocumentInvalid
-from docstore.agents import StorageManager
+from docstore.agents import StorageManager, _layout
 
 db = agent_fixtures.db
 manager = agent_fixtures.manager
@@ -314,7 +316,7 @@ def test_cleanup_drops_old_sessions_then_keeps_the_newest(manager: Any, db: DocS
     assert manager.restore_session("s1") is True
     assert manager.get_session_history("s1") == tool_turn(1)
     # A hidden session's retention clock starts at its hiding (a bin emptied later).
-    assert db.prune("conversation", older_than=timedelta(days=1)) == 0
+    assert db.prune_documents("conversation", older_than=timedelta(days=1)) == 0
     db.purge("conversation", ["s0"])
     assert manager.restore_session("s0") is False
     # A session cleaned up starts afresh when the host saves it again.
@@ -442,3 +444,67 @@ def stored_bytes(db: DocStore, name: str) -> int:
             (name, name),
         ).fetchone()
     return int(row[0])
+
+
+def test_the_lists_page_past_their_end_and_init_db_serves_them_from_its_indexes(
+    manager: Any, db: DocStore
+) -> None:
+    manager.init_db()
+    manager.init_db()  # idempotent: the second finds agents.sql's mark and runs nothing
+    for i in range(4):
+        manager.save_session(
+            record(f"p{i}", agent_result("pager", f"p{i}", tool_turn(i)).model_dump(), name="pager")
+        )
+    rows, total = manager.get_sessions_list(agent_name="pager", limit=2, offset=3)
+    assert ([r["session_id"] for r in rows], total) == (["p0"], 4)
+    assert manager.get_sessions_list(limit=5, offset=10) == ([], 4)
+    for i in range(3):
+        manager.save_qa_result({"result_id": f"r{i}", "evaluation_config_id": "e", "result": {"i": i}})
+    rows, total = manager.get_qa_results_list(evaluation_config_id="e", limit=1, offset=1)
+    assert ([r["result_id"] for r in rows], total) == (["r1"], 3)
+    assert manager.get_qa_results_list(limit=1, offset=7) == ([], 3)
+    # Each statement's conditions and order are those of its index in agents.sql (with
+    # sequential scans off, a plan without the index means they drifted apart).
+    cases = [
+        (_layout.sessions_page(db.schema, None, None, 50, 0), "conversation_recent_idx"),
+        (_layout.sessions_page(db.schema, "pager", None, 50, 0), "conversation_by_name_idx"),
+        (_layout.sessions_page(db.schema, None, "flow", 50, 0), "conversation_by_name_idx"),
+        (_layout.qa_page(db.schema, {}, 50, 0), "qa_result_recent_idx"),
+    ]
+    with db.pool.connection() as conn:
+        conn.execute("SET enable_seqscan = off")
+        try:
+            for (query, params), index in cases:
+                plan = conn.execute(sql.SQL("EXPLAIN ") + query, params).fetchall()
+                assert index in "\n".join(line for (line,) in plan), (index, plan)
+        finally:
+            conn.execute("RESET enable_seqscan")
+
+
+def test_hosts_starting_at_once_each_finish_init_db_and_build_each_index_once(db: DocStore) -> None:
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            StorageManager(DocStore(db.pool, schema=db.schema)).init_db()
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with db.pool.connection() as conn:
+        found = conn.execute(
+            "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
+            "AND c.relname = ANY(%s) ORDER BY 1",
+            [db.schema, ["conversation_recent_idx", "conversation_by_name_idx", "qa_result_recent_idx"]],
+        ).fetchall()
+    assert found == [
+        ("conversation_by_name_idx", True),
+        ("conversation_recent_idx", True),
+        ("qa_result_recent_idx", True),
+    ]

@@ -19,6 +19,7 @@ from docstore.agents import (
     LLM,
     QA_RESULT_KIND,
     AgentConfig,
+    AsyncStorageManager,
     LLMConfig,
     StorageConfigError,
     StorageManager,
@@ -66,6 +67,22 @@ def test_from_env_connects_when_the_flag_is_true_in_any_case(
         assert storage.store.schema == db.schema
         storage.sync_llm_config(FAST)
     assert db.get("llm", "fast").data.model == "claude-haiku"
+
+
+async def test_both_connects_read_docstore_url_and_docstore_schema(
+    db: DocStore, docstore_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As AsyncDocStore.connect and DocStore.connect do (docs/configuration.md).
+    monkeypatch.setenv("DOCSTORE_URL", docstore_dsn)
+    monkeypatch.setenv("DOCSTORE_SCHEMA", db.schema)
+    async with await AsyncStorageManager.connect() as storage:
+        assert storage.store.schema == db.schema
+        await storage.sync_llm_config(FAST)
+    with StorageManager.connect() as sync_storage:
+        assert sync_storage.store.schema == db.schema
+        assert sync_storage.get_config("llm", "fast").model == "claude-haiku"
+    async with await AsyncStorageManager.connect(schema="elsewhere") as storage:
+        assert storage.store.schema == "elsewhere"  # the argument still wins
 
 
 def test_from_env_builds_the_dsn_from_its_parts(db: DocStore, docstore_dsn: str) -> None:

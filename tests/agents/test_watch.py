@@ -101,12 +101,40 @@ async def test_an_async_host_watches_too(db: DocStore, docstore_dsn: str) -> Non
     try:
         watch = await host.watch_configs(poll_interval=0.5)
         doc = await asyncio.to_thread(editor.sync_llm_config, FAST)
-        assert await watch.wait_until("llm", "fast", doc.version, timeout=10)
+        assert await watch.wait_for("llm", "fast", doc.version, timeout=10)
         assert (await host.get_config("llm", "fast")).model == "claude-haiku"
     finally:
         await host.close()
     assert not watch.running
     assert store.pool.closed
+
+
+async def test_the_async_watch_waits_on_the_loop_not_a_thread(db: DocStore, docstore_dsn: str) -> None:
+    editor = StorageManager(DocStore(db.pool, schema=db.schema))
+    store = await AsyncDocStore.connect(docstore_dsn, schema=db.schema, max_size=2)
+    host = AsyncStorageManager(store, owns_store=True)
+    try:
+        watch = await host.watch_configs(poll_interval=0.5)
+        threads = threading.active_count()
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            for _ in range(5):
+                await asyncio.sleep(0.02)
+                ticks += 1
+
+        # The loop runs on while it waits, and no thread is taken for the wait.
+        missing, _ = await asyncio.gather(watch.wait_for("llm", "absent", 1, timeout=0.5), tick())
+        assert missing is False and ticks == 5 and threading.active_count() == threads
+        waiting = asyncio.create_task(watch.wait_for("llm", "fast", 1, timeout=10))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        await asyncio.to_thread(editor.sync_llm_config, FAST)  # the edit wakes it
+        assert await waiting is True
+        assert await watch.wait_for("llm", "fast", 1, timeout=0) is True  # held already
+    finally:
+        await host.close()
 
 
 def test_a_delete_delivered_again_after_a_load_does_not_remove_a_newer_document(db: DocStore) -> None:
@@ -197,7 +225,7 @@ def test_a_config_purged_or_pruned_then_written_again_is_shown_at_its_new_versio
 
         editor.sync_llm_config({**FAST, "model": "v2-again"})
         assert db.delete("llm", "fast") == 3
-        assert db.prune("llm", keep_last=0) == 1
+        assert db.prune_documents("llm", keep_last=0) == 1
         assert _shows(watch, None)
         assert editor.sync_llm_config({**FAST, "model": "pruned-and-back"}).version == 1
         assert _shows(watch, "pruned-and-back")
@@ -225,7 +253,7 @@ def test_a_config_purged_or_pruned_then_written_again_is_shown_at_its_new_versio
         assert [(c.name, c.op) for c in (first, fast, prune)] == [
             ("first", "put"),
             ("fast", "put"),
-            ("fast", "prune"),
+            ("fast", "purge"),
         ]
         assert _shows(watch, "early-writer") and watch.running
 

@@ -179,7 +179,7 @@ class Model:
                 add(SNAPSHOT, put.name, "put", version)
         elif isinstance(op, Purge):
             for name in call.result:
-                add(op.kind, name, "prune", None)
+                add(op.kind, name, "purge", None)
 
     def effects_on(self, kind: str, name: str) -> list[Effect]:
         return [e for e in self.effects if (e.kind, e.name) == (kind, name)]

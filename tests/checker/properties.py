@@ -213,7 +213,7 @@ def feed_in_order_per_document(record: Record) -> Iterator[str]:
                     f"{segment.consumer} (segment {segment.index}) got {d.kind}/{d.name} {d.op} "
                     f"version {d.version} after version {before}"
                 )
-            if d.op in ("prune", "import"):
+            if d.op in ("purge", "prune", "import"):
                 last.pop(key, None)  # a purged document may start again at version 1
             else:
                 last[key] = d.version

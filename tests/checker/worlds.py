@@ -181,7 +181,7 @@ class World:
         if isinstance(op, Prune):
             older = None if op.older_than_ms is None else timedelta(milliseconds=op.older_than_ms)
             return self.hosts[op.host].do(
-                lambda s: s.prune(op.kind, keep_last=op.keep_last, older_than=older)
+                lambda s: s.prune_documents(op.kind, keep_last=op.keep_last, older_than=older)
             )
         if isinstance(op, PruneVersions):
             return self.hosts[op.host].do(lambda s: s.prune_versions(op.kind, keep_last=op.keep_last))

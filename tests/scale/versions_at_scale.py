@@ -130,7 +130,7 @@ def prune(store: DocStore, rows: int) -> dict[str, Any]:
     with store.pool.connection() as conn:
         before = int(conn.execute(count).fetchone()[0])
     t = time.perf_counter()
-    gone = store.prune("chat", older_than=timedelta(days=DAYS - 1), batch_size=500)
+    gone = store.prune_documents("chat", older_than=timedelta(days=DAYS - 1), batch_size=500)
     elapsed = time.perf_counter() - t
     with store.pool.connection() as conn:
         removed = before - int(conn.execute(count).fetchone()[0])

@@ -1,5 +1,7 @@
 """Checked by mypy --strict (tests/test_typing.py), never run: what the kind handles
-returned by ``register()`` make of each store method's result."""
+returned by ``register()`` make of the handles ``store.documents()`` and ``store.log()``
+open, and that a kind of one mode cannot be opened as the other (an unused ``type:
+ignore`` fails under --strict)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,20 @@ from typing import Any, assert_type
 
 from pydantic import BaseModel, TypeAdapter
 
-from docstore import AsyncDocStore, Doc, DocStore, Entry, Kind, LogKind, Registry
+from docstore import (
+    AsyncDocStore,
+    AsyncDocuments,
+    AsyncLog,
+    Doc,
+    DocStore,
+    Documents,
+    Entry,
+    Kind,
+    Log,
+    LogHead,
+    LogKind,
+    Registry,
+)
 from docstore.agents import (
     AGENT,
     CONVERSATION_KIND,
@@ -42,43 +57,64 @@ def sync_store(store: DocStore) -> None:
     assert_type(chat, LogKind[Message, Meta])
     assert_type(plain, LogKind[int, dict[str, object]])
 
-    assert_type(store.put(agent, "a", {"model": "x"}), Doc[Agent])
-    assert_type(store.get(agent, "a").data, Agent)
-    assert_type(store.get(agent, "a", version=1), Doc[Agent])
-    assert_type(store.get_many(agent, ["a"]), dict[str, Doc[Agent]])
-    assert_type(store.versions(agent, "a"), list[Doc[Agent]])
-    assert_type(store.revert(agent, "a", 1), Doc[Agent])
-    assert_type(store.list(agent, where={"model": "x"}), list[Doc[Agent]])
-    assert_type(store.put_many(agent, {"a": {"model": "x"}}), list[Doc[Agent]])
-    for doc in store.iter(agent):
+    agents = store.documents(agent)
+    assert_type(agents, Documents[Agent])
+    assert_type(agents.put("a", {"model": "x"}), Doc[Agent])
+    assert_type(agents.get("a").data, Agent)
+    assert_type(agents.get("a", version=1), Doc[Agent])
+    assert_type(agents.get_many(["a"]), dict[str, Doc[Agent]])
+    assert_type(agents.versions("a"), list[Doc[Agent]])
+    assert_type(agents.revert("a", 1), Doc[Agent])
+    assert_type(agents.list(where={"model": "x"}), list[Doc[Agent]])
+    assert_type(agents.put_many({"a": {"model": "x"}}), list[Doc[Agent]])
+    for doc in agents.iter():
         assert_type(doc, Doc[Agent])
+    assert_type(agents.delete("a"), int)
+    assert_type(agents.restore("a"), int)
+    assert_type(agents.count(), int)
 
-    # A log kind's head holds its metadata; its items are read with read/entries.
-    assert_type(store.get(chat, "c").data, Meta)
-    assert_type(store.list(chat), list[Doc[Meta]])
-    assert_type(store.read(chat, "c"), list[Message])
-    assert_type(store.entries(chat, "c"), list[Entry[Message]])
-    assert_type(store.read(plain, "p", last=5), list[int])
+    # A log's head holds its metadata; its items are read with read/entries.
+    chats = store.log(chat)
+    assert_type(chats, Log[Message, Meta])
+    assert_type(chats.append("c", [{"role": "user", "content": "hi"}]), int)
+    assert_type(chats.head("c").meta, Meta)
+    assert_type(chats.head("c"), LogHead[Meta])
+    assert_type(chats.heads(["c"]), dict[str, LogHead[Meta]])
+    assert_type(chats.list(), list[LogHead[Meta]])
+    for head in chats.iter():
+        assert_type(head, LogHead[Meta])
+    assert_type(chats.read("c"), list[Message])
+    assert_type(chats.entries("c"), list[Entry[Message]])
+    assert_type(store.log(plain).read("p", last=5), list[int])
+    assert_type(chats.read("c", into=TypeAdapter(dict[str, Any])), list[dict[str, Any]])
 
-    # Names keep working, untyped.
+    # One mode's handle cannot be opened as the other's.
+    store.documents(chat)  # type: ignore[call-overload]
+    store.log(agent)  # type: ignore[call-overload]
+
+    # Names keep working, untyped, on the handles and on the store.
+    assert_type(store.documents("agent"), Documents[Any])
+    assert_type(store.log("chat"), Log[Any, Any])
     assert_type(store.get("agent", "a"), Doc[Any])
+    assert_type(store.get(agent, "a"), Doc[Any])
     assert_type(store.read("chat", "c"), list[Any])
-    # Methods that return no document take either.
-    assert_type(store.append(chat, "c", [{"role": "user", "content": "hi"}]), int)
-    assert_type(store.delete(agent, "a"), int)
-    assert_type(store.count(agent), int)
 
 
 async def async_store(store: AsyncDocStore) -> None:
     agent = store.register("agent", Agent)
     chat = store.register("chat", Message, mode="log", meta=Meta)
-    assert_type((await store.put(agent, "a", {"model": "x"})).data, Agent)
-    assert_type((await store.get(agent, "a")).data, Agent)
-    assert_type(await store.list(agent), list[Doc[Agent]])
-    assert_type(await store.read(chat, "c"), list[Message])
-    assert_type((await store.get(chat, "c")).data, Meta)
-    async for doc in store.iter(agent):
+    agents = store.documents(agent)
+    assert_type(agents, AsyncDocuments[Agent])
+    assert_type((await agents.put("a", {"model": "x"})).data, Agent)
+    assert_type((await agents.get("a")).data, Agent)
+    assert_type(await agents.list(), list[Doc[Agent]])
+    chats = store.log(chat)
+    assert_type(chats, AsyncLog[Message, Meta])
+    assert_type(await chats.read("c"), list[Message])
+    assert_type((await chats.head("c")).meta, Meta)
+    async for doc in agents.iter():
         assert_type(doc, Doc[Agent])
+    store.documents(chat)  # type: ignore[call-overload]
 
 
 def registry() -> None:
@@ -90,11 +126,10 @@ def registry() -> None:
 
 
 def agent_layer(store: DocStore) -> None:
-
-    assert_type(store.get(AGENT, "weather").data, AgentConfig)
-    assert_type(store.list(LLM), list[Doc[LLMConfig]])
-    assert_type(store.read(CONVERSATION_KIND, "s1"), list[AgentMessage])
-    assert_type(store.get(CONVERSATION_KIND, "s1").data, ConversationMeta)
+    assert_type(store.documents(AGENT).get("weather").data, AgentConfig)
+    assert_type(store.documents(LLM).list(), list[Doc[LLMConfig]])
+    assert_type(store.log(CONVERSATION_KIND).read("s1"), list[AgentMessage])
+    assert_type(store.log(CONVERSATION_KIND).head("s1").meta, ConversationMeta)
 
 
 def handles_of_several_kinds(store: DocStore) -> None:
