@@ -190,7 +190,7 @@ def _ruff() -> str:
     beside = Path(sys.executable).parent / "ruff"
     found = str(beside) if beside.exists() else shutil.which("ruff")
     if found is None:
-        raise SystemExit("async_to_sync: ruff is not installed (pip install -e '.[dev]')")
+        raise SystemExit("async_to_sync: ruff is not installed (pip install --group dev)")
     return found
 
 

@@ -417,11 +417,22 @@ class CoreBase:
 _FORBID: Any = object()
 
 
+def _model_of(adapter: TypeAdapter[Any]) -> type[BaseModel] | None:
+    """The model an adapter validates, read from its public core schema (a recursive
+    model's sits among its definitions)."""
+    schema: dict[str, Any] = dict(adapter.core_schema)
+    if schema["type"] == "definitions":
+        ref = schema["schema"].get("schema_ref")
+        schema = next((d for d in schema["definitions"] if d.get("ref") == ref), schema["schema"])
+    model = schema.get("cls") if schema["type"] == "model" else None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
 def _per_field(adapter: TypeAdapter[Any]) -> dict[str, Any] | Literal[False]:
     """A validator per stored key of a metadata model whose checks are all per field
     (``""`` marks extra="forbid"); False when the whole must be validated."""
-    model = adapter._type
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+    model = _model_of(adapter)
+    if model is None:
         return False
     decorators = model.__pydantic_decorators__
     if (

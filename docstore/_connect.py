@@ -317,7 +317,8 @@ class Held:
 
 
 # A pooled connection keeps one cursor for the store's statements: a new cursor per
-# statement (what conn.execute() makes) costs ~15 us of client CPU, a tenth of a get.
+# statement (what conn.execute() makes) is a measurable part of a get's client CPU
+# (docs/performance.md, "Numbers behind choices in the code").
 _CURSOR = "_docstore_cursor"
 
 KEEP_CURSOR_CHARS = 64 * 1024

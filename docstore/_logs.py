@@ -98,8 +98,8 @@ class LogPlans(CoreBase):
             "kind": kind,
             "name": name,
             "n": len(datas),
-            # 2 messages as one JSON array: 27 us less client CPU and 60 us less wall
-            # than a jsonb[]; 100: 1.3 against 2.0 ms (see _sql.ITEMS_JSON).
+            # A few messages as one JSON array cost less client CPU and wall time than a
+            # jsonb[] (see _sql.ITEMS_JSON; docs/performance.md has the numbers).
             "items": RawJson(b"[" + b",".join(datas) + b"]") if small else [RawJson(d) for d in datas],
             "meta": meta_data,
             "meta_default": None if default is None else RawJson(default),
@@ -230,8 +230,8 @@ class LogPlans(CoreBase):
             if last is not None:
                 rows.reverse()
             try:
-                # One loop without a call of parse() per item (~1 us each, a tenth of a
-                # read of 50); parse() again only to report which item is invalid.
+                # One loop without a call of parse() per item (a visible part of a read of
+                # 50); parse() again only to report which item is invalid.
                 return [
                     validate(data) if sv == current else parse(name, v, data, sv, adapter)
                     for v, sv, data in rows

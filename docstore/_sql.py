@@ -46,8 +46,9 @@ SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 # is in the statement, for kinds registered with notify (snapshot kinds by default):
 # {note} is NOTE or "", {note_join} NOTE_JOIN or "". Not for every kind, because
 # PostgreSQL serialises the commits of notifying transactions (a lock held through the
-# commit's WAL flush): 16 writers appending with it commit 3-6 times slower. Readers
-# poll for the rest. (A trigger on `changes` did the same as NOTE at 3-4 times its cost.)
+# commit's WAL flush): concurrent writers appending with it commit several times slower.
+# Readers poll for the rest. (A trigger on `changes` did the same as NOTE at a multiple of
+# its cost; docs/performance.md, "Numbers behind choices in the code".)
 NOTE = ", note AS MATERIALIZED (SELECT pg_notify({channel}, '') AS sent)"
 NOTE_JOIN = ", note"
 
@@ -356,8 +357,8 @@ WITH head AS (
 )
 
 # Newest first with a LIMIT, so last=N reads N index entries whatever the length.
-# {written} is ", v.written_at" for entries(); read() leaves it out (~0.4 us of client
-# CPU a row to parse a timestamptz it would throw away).
+# {written} is ", v.written_at" for entries(); read() leaves it out (client CPU a row to
+# parse a timestamptz it would throw away).
 READ_LAST = """
 SELECT v.version, v.schema_version{written}, v.data::text
 FROM {s}.documents d
@@ -459,7 +460,7 @@ WITH ranked AS (
     FOR UPDATE OF d SKIP LOCKED
 ), gone_versions AS (
     -- By key, as an array: a join with doomed lets the planner pick a hash join that
-    -- reads every partition of a partitioned versions table (6x slower at 10M rows).
+    -- reads every partition of a partitioned versions table (docs/performance.md).
     DELETE FROM {s}.versions v
     WHERE v.kind = %(kind)s AND v.name = ANY(ARRAY(SELECT name FROM doomed))
 ), gone AS (

@@ -17,7 +17,11 @@ import pytest
 from servers import ThrowawayServer
 
 from docstore import DocStore, DocStoreError
+from docstore.agents import StorageManager
 from docstore.cli import main
+
+# Starts servers or processes of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
@@ -81,6 +85,7 @@ def test_pg_dump_restored_into_another_cluster_gives_a_working_store(
         conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")  # the docs' examples use it too
         _burn_transaction_ids(conn, 1000)
     source = docstore_factory(SCHEMA)
+    StorageManager(source).init_db()  # the agents layer's messages view, dumped with the rest
     source.register("note", dict)
     source.register("chat", dict, mode="log")
     for i in range(3):

@@ -64,6 +64,7 @@ def _pid() -> int:
     return os.getpid()
 
 
+@pytest.mark.servers
 def test_bench_never_puts_the_dsn_on_a_child_process_command_line(docstore_dsn: str) -> None:
     """The iter workload runs a child process; `ps` must not show it the password."""
     import threading

@@ -657,6 +657,7 @@ def test_every_malformed_cursor_is_refused_as_an_invalid_cursor_naming_it(feed_s
     assert [(int(x), snap) for x, snap in rows] == [(xid, normal(snap)) for (xid, _seq), snap in taken]
 
 
+@pytest.mark.slow
 def test_a_transaction_open_in_another_database_makes_no_new_feed_fall_behind(
     feed_store: DocStore, docstore_dsn: str
 ) -> None:

@@ -21,6 +21,9 @@ from test_changes import Consumer, _keys, _wait_listening
 
 from docstore import DocStore
 
+# Starts servers or processes of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 
 @pytest.fixture
 def bouncer_dsn(docstore_dsn: str) -> Iterator[str]:

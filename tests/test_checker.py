@@ -82,7 +82,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         specs = [Spec(s, None, soak / len(PLANS)) for s in PLANS]
     else:
         specs = SHORT
-    metafunc.parametrize("spec", specs, ids=[s.id for s in specs])
+    # Every scenario runs for seconds: slow. The cluster scenario also starts a primary, a
+    # standby and a spare cluster of its own: servers.
+    params = [
+        pytest.param(
+            s, id=s.id, marks=[pytest.mark.slow, *([pytest.mark.servers] if s.scenario == "cluster" else [])]
+        )
+        for s in specs
+    ]
+    metafunc.parametrize("spec", params)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def test_the_demos_closing_hint_is_one_runnable_command_per_line(
         assert main(["--dsn", docstore_dsn, *words[1:]]) == 0, capfd.readouterr().err
 
 
+@pytest.mark.servers
 def test_the_hint_names_the_command_as_it_was_started(
     docstore_factory: Callable[..., DocStore], docstore_dsn: str
 ) -> None:
@@ -184,11 +186,18 @@ def test_help_shows_names_not_python_types(run: Run) -> None:
         assert re.search(r"--batch-size\s+N\s+\S", out), out
 
 
-def test_version_prints_the_installed_version() -> None:
+def test_version_prints_the_one_version_the_package_and_its_metadata_share(run: Run) -> None:
+    """pyproject's version is dynamic, read from docstore/__init__.py (hatch), so the
+    command, ``__version__`` and the installed metadata cannot disagree."""
     from importlib.metadata import version
 
-    done = subprocess.run([str(DOCSTORE), "--version"], capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stdout) == (0, f"docstore {version('docstore')}\n")
+    import docstore
+
+    assert run("--version") == (0, f"docstore {docstore.__version__}\n", "")
+    assert version("docstore") == docstore.__version__
+    project = tomllib.loads((Path(docstore.__file__).parent.parent / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["hatch"]["version"] == {"path": "docstore/__init__.py"}
 
 
 def test_author_is_recorded_and_shown_by_log(run: Run, store: DocStore) -> None:
@@ -223,6 +232,7 @@ def _partial_started(directory: Path) -> bool:
     return False
 
 
+@pytest.mark.servers
 def test_ctrl_c_during_export_to_a_file_leaves_the_file_as_it_was(
     docstore_dsn: str, store: DocStore, tmp_path: Path
 ) -> None:

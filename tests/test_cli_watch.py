@@ -16,6 +16,9 @@ from docstore import DocStore
 from docstore.cli import main
 from docstore.cli._watch import resume_hint
 
+# Starts servers or processes of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 
 @pytest.fixture
 def store(docstore_factory: Callable[..., DocStore]) -> DocStore:

@@ -73,6 +73,7 @@ def test_the_command_reads_the_same_variables(schema_env: str, capfd: pytest.Cap
 
 
 @pytest.mark.parametrize("how", ["DOCSTORE_URL", "PG*"])
+@pytest.mark.servers
 def test_the_fixtures_use_the_server_the_library_is_configured_for(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, docstore_dsn: str, how: str
 ) -> None:

@@ -24,6 +24,9 @@ import pytest
 
 from docstore import DocStore
 
+# Starts servers or processes of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [
     "README.md",

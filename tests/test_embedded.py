@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Starts servers or processes of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 
 @pytest.mark.slow
 def test_demo_with_no_database_configured_starts_the_embedded_server() -> None:

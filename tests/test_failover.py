@@ -20,6 +20,9 @@ from servers import ReplicaPair
 
 from docstore import DatabaseUnavailable, DocStore, Registry
 
+# Starts servers or processes of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 WRITERS = 3
 
 

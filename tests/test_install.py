@@ -9,12 +9,18 @@ import os
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+
+import docstore
+
+# Builds wheels and virtual environments: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,6 +86,7 @@ def test_wheel_ships_py_typed_the_schema_the_licence_and_both_entry_points(wheel
     assert licence_text == (ROOT / "docs/LICENSE").read_text(encoding="utf-8")
     assert licence_text.startswith("MIT License")
     assert message["License-Expression"] == "MIT"
+    assert message["Version"] == docstore.__version__  # one source: pyproject reads it
     assert message.get_all("License-File") == ["docs/LICENSE"]
     assert "docstore = docstore._script:main" in entry_points
     assert "[pytest11]\ndocstore = docstore.testing" in entry_points
@@ -92,11 +99,23 @@ def test_core_needs_only_psycopg_pydantic_orjson_and_extras_bring_only_their_own
     assert needs["yaml"] == {"pyyaml"}
     assert needs["testing"] == {"pytest", "pytest-postgresql", "pytest-asyncio"}
     assert needs["otel"] == {"opentelemetry-api"}
-    assert {"aurite", "ruff", "mypy", "hypothesis", "opentelemetry-sdk"} <= needs["dev"]
+    # The development tools are a dependency group, never published: no extra pins the
+    # framework, and no extra is named dev or test any more (docs/CHANGELOG.md).
+    assert set(needs) == {None, "cli", "yaml", "testing", "otel", "embedded", "langgraph", "langchain"}
+    assert "aurite" not in set().union(*needs.values())
 
 
+def test_the_development_tools_are_a_dependency_group_the_set_up_installs() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    dev = {Requirement(r).name.lower() for r in project["dependency-groups"]["dev"]}
+    assert {"aurite", "ruff", "mypy", "hypothesis", "opentelemetry-sdk", "pytest-xdist"} <= dev
+    assert "dev" not in project["project"]["optional-dependencies"]
+    assert "--group dev" in (ROOT / ".ci/setup").read_text(encoding="utf-8")
+
+
+@pytest.mark.framework
 def test_the_suite_runs_beside_aurite_0_4_2_and_the_typer_it_allows() -> None:
-    # The test environment is `pip install -e '.[dev]'`, which holds aurite==0.4.2: every
+    # The test environment is `pip install --group dev` (.ci/setup), which holds aurite==0.4.2: every
     # CLI and plugin test of the suite therefore runs with the typer aurite pins.
     assert importlib.metadata.version("aurite") == "0.4.2"
     aurite_typer = next(

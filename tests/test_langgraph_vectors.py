@@ -19,7 +19,7 @@ from lc_support import LetterEmbeddings, pgvector_server
 from docstore import DocStore
 from docstore.langgraph import DocStoreStore, VectorSearchUnavailable
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.servers]  # starts an embedded server with pgvector
 
 DISTANCES = ["cosine", "l2", "inner_product"]
 

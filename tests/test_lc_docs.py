@@ -19,6 +19,9 @@ from test_docs import FENCE, _pythonpath, examples
 
 from docstore import DocStore
 
+# Runs each example in an interpreter of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["docs/langgraph-store.md", "docs/langchain.md"]
 NO_RUN = re.compile(r"^```python no-run[ \t]*\n(.*?)^```", re.S | re.M)

@@ -415,6 +415,7 @@ class socket_closed:
         self._sock.close()
 
 
+@pytest.mark.servers
 def test_without_opentelemetry_installed_docstore_works_and_never_imports_it(
     docstore_dsn: str, s: DocStore
 ) -> None:

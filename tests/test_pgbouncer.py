@@ -33,6 +33,9 @@ from docstore import (
 )
 from docstore.agents import StorageManager
 
+# Starts servers or processes of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 
 class Agent(BaseModel):
     name: str

@@ -18,6 +18,9 @@ from servers import ThrowawayServer
 
 from docstore import AsyncDocStore, DatabaseUnavailable, DocStore
 
+# Starts servers or processes of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 
 class Config(BaseModel):
     value: int

@@ -39,6 +39,9 @@ from docstore import (
 from docstore.agents import StorageManager
 from docstore.agents._settings import settings_from_env
 
+# Starts servers or processes of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
 

@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
-from docstore import AsyncDocStore, DatabaseUnavailable, DocStore, DocStoreError, PermissionDenied
+from docstore import AsyncDocStore, DatabaseUnavailable, DocStore, DocStoreError, PermissionDenied, _sql
 
 PASSWORD = "Pw-" + uuid.uuid4().hex  # unique, so any occurrence is a leak
 
@@ -164,28 +164,20 @@ def _unparseable_dsns(dsn: str) -> list[str]:
     ]
 
 
-def test_every_connection_path_keeps_the_password_of_a_dsn_out_of_errors_and_logs(
-    docstore_dsn: str,
-    docstore_store: DocStore,
-    all_logs: pytest.LogCaptureFixture,
-    capfd: pytest.CaptureFixture[str],
-) -> None:
-    """Issue 24, break 5: read_dsn, listen_dsn (the feed's and watch_configs'), the CLI's
-    --dsn, and the agents' AURITE_DB_URL / AURITE_DB_READ_URL, with a DSN libpq cannot
-    parse and with one it parses but cannot connect to."""
+def _error_of(call: Callable[[str], Any], dsn: str) -> DocStoreError:
+    try:
+        call(dsn)
+    except DocStoreError as exc:
+        return exc
+    raise AssertionError("no error")
+
+
+def _connection_paths(
+    good: str, schema: str
+) -> tuple[dict[str, Callable[[str], Any]], dict[str, Callable[[str], Any]]]:
+    """Each way a DSN reaches a connection, as ``call(dsn)``: those that fail on a server
+    that is down, and those (replicas) that fail only on a DSN libpq cannot parse."""
     from docstore.agents import AsyncStorageManager, StorageManager
-    from docstore.cli import main
-
-    schema = docstore_store.schema
-    good = docstore_dsn
-    refused = _with_password(docstore_dsn, port="1")  # parses, nothing listening
-
-    def error_of(call: Callable[[str], Any], dsn: str) -> DocStoreError:
-        try:
-            call(dsn)
-        except DocStoreError as exc:
-            return exc
-        raise AssertionError("no error")
 
     def feed(dsn: str) -> None:
         with DocStore.connect(good, schema=schema, max_size=1) as store:
@@ -236,12 +228,29 @@ def test_every_connection_path_keeps_the_password_of_a_dsn_out_of_errors_and_log
         "async read_dsn": lambda dsn: asyncio.run(async_read_dsn(dsn)),
         "AURITE_DB_READ_URL": lambda dsn: from_env(AURITE_DB_URL=good, AURITE_DB_READ_URL=dsn),
     }
+    return paths, read_paths
+
+
+def test_every_connection_path_keeps_the_password_of_a_dsn_out_of_errors_and_logs(
+    docstore_dsn: str,
+    docstore_store: DocStore,
+    all_logs: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 24, break 5: read_dsn, listen_dsn (the feed's and watch_configs'), the CLI's
+    --dsn, and the agents' AURITE_DB_URL / AURITE_DB_READ_URL, with a DSN libpq cannot
+    parse and with one it parses but cannot connect to."""
+    from docstore.cli import main
+
+    good = docstore_dsn
+    refused = _with_password(docstore_dsn, port="1")  # parses, nothing listening
+    paths, read_paths = _connection_paths(good, docstore_store.schema)
     leaks: list[tuple[str, str]] = []
     unnamed: list[str] = []  # errors that do not say which DSN cannot be parsed
     for dsn in [*_unparseable_dsns(good), refused]:
-        errors = {path: error_of(call, dsn) for path, call in paths.items()}
+        errors = {path: _error_of(call, dsn) for path, call in paths.items()}
         if dsn != refused:
-            errors.update({path: error_of(call, dsn) for path, call in read_paths.items()})
+            errors.update({path: _error_of(call, dsn) for path, call in read_paths.items()})
             for path in ("read_dsn", "listen_dsn"):
                 unnamed += [] if f"the {path} cannot be parsed" in str(errors[path]) else [path]
         leaks += [(path, dsn) for path, exc in errors.items() if PASSWORD in _everything_said(exc)]
@@ -361,11 +370,11 @@ def test_init_schema_under_a_runtime_role_raises_permission_denied(
         assert conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", [fresh]).fetchone() == (
             0,
         )
-        conn.execute(record, [Jsonb({"ddl_version": 2})])
+        conn.execute(record, [Jsonb({"ddl_version": _sql.release_ddl_version()})])
     # A store at this release's DDL version needs no DDL: init_schema under the runtime
     # role (a host that calls it at start-up) changes nothing and returns the version.
     with DocStore.connect(dsn, schema=docstore_store.schema, max_size=1) as store:
-        assert store.init_schema() == 2
+        assert store.init_schema() == _sql.release_ddl_version()
 
 
 def test_a_role_without_rights_on_the_tables_gets_permission_denied_not_a_crash(

@@ -10,6 +10,9 @@ import pytest
 
 from docstore.extras import install_extra
 
+# Starts servers or processes of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 pytest_plugins = ["pytester"]
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "testing.md"

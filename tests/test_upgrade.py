@@ -388,6 +388,7 @@ def blocker(docstore_dsn: str) -> Iterator[Callable[[str], None]]:
         conn.close()
 
 
+@pytest.mark.servers
 def test_an_upgrade_killed_mid_step_goes_on_where_it_stopped_when_run_again(
     docstore_factory: Callable[..., DocStore], docstore_dsn: str, blocker: Callable[[str], None]
 ) -> None:
@@ -436,6 +437,7 @@ def test_an_upgrade_killed_mid_step_goes_on_where_it_stopped_when_run_again(
         assert dump(conn, store.schema) == {**rows_before, "changes": []}
 
 
+@pytest.mark.servers
 def test_two_processes_upgrading_at_once_both_finish_and_build_each_index_once(
     docstore_factory: Callable[..., DocStore], docstore_dsn: str, blocker: Callable[[str], None]
 ) -> None:
@@ -520,6 +522,7 @@ def test_docstore_migrate_asks_before_a_step_that_stops_writes(
     assert store.migrate().steps == ()
 
 
+@pytest.mark.servers
 def test_an_upgrade_through_pgbouncer_in_transaction_mode_then_writes_through_it(
     docstore_factory: Callable[..., DocStore], docstore_dsn: str
 ) -> None:

@@ -241,6 +241,17 @@ def anchored_sources(start: Path, loaded: LoadedConfigs | None = None) -> list[t
     """
     found = loaded if loaded is not None else LoadedConfigs()
     here = start.resolve()
+    project, workspace = _project_and_workspace(here, found)
+    user = Path.home() / ANCHOR
+    sources = _source_roots(project, workspace, found)
+    if user.is_dir():
+        sources.append((user, user))
+    return [(directory, _context_keys(root, workspace, user)) for directory, root in sources]
+
+
+def _project_and_workspace(here: Path, found: LoadedConfigs) -> tuple[Path | None, Path | None]:
+    """The project and workspace directories ``here`` belongs to, by the nearest anchors
+    (an anchor with no ``type`` marks a project; in a workspace's own directory, none)."""
     anchors = [d / ANCHOR for d in (here, *here.parents) if (d / ANCHOR).is_file()]
     project: Path | None = None
     workspace: Path | None = None
@@ -254,6 +265,14 @@ def anchored_sources(start: Path, loaded: LoadedConfigs | None = None) -> list[t
         project = None
     elif project is None and anchors:
         project = anchors[0].parent
+    return project, workspace
+
+
+def _source_roots(
+    project: Path | None, workspace: Path | None, found: LoadedConfigs
+) -> list[tuple[Path, Path]]:
+    """(config directory, the anchored directory that includes it), each directory once:
+    the project's, then the workspace's, then the workspace's other projects'."""
     sources: list[tuple[Path, Path]] = []
 
     def include(root: Path) -> None:
@@ -270,22 +289,21 @@ def anchored_sources(start: Path, loaded: LoadedConfigs | None = None) -> list[t
             other = (workspace / rel).resolve()
             if other != project and (other / ANCHOR).is_file():
                 include(other)
-    user = Path.home() / ANCHOR
-    if user.is_dir():
-        sources.append((user, user))
-    out = []
-    for directory, root in sources:
-        keys = {"_context_path": str(root.resolve())}
-        if workspace is not None and root == workspace:
-            keys.update(_context_level="workspace", _workspace_name=workspace.name)
-        elif root == user:
-            keys["_context_level"] = "user"
-        else:
-            keys.update(_context_level="project", _project_name=root.name)
-            if workspace is not None:
-                keys["_workspace_name"] = workspace.name
-        out.append((directory, keys))
-    return out
+    return sources
+
+
+def _context_keys(root: Path, workspace: Path | None, user: Path) -> dict[str, str]:
+    """The keys the framework's ConfigManager adds to a component indexed from ``root``."""
+    keys = {"_context_path": str(root.resolve())}
+    if workspace is not None and root == workspace:
+        keys.update(_context_level="workspace", _workspace_name=workspace.name)
+    elif root == user:
+        keys["_context_level"] = "user"
+    else:
+        keys.update(_context_level="project", _project_name=root.name)
+        if workspace is not None:
+            keys["_workspace_name"] = workspace.name
+    return keys
 
 
 def config_files(directory: Path) -> list[Path]:

@@ -315,8 +315,8 @@ def _member_first(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     content means OpenAI-style; anything else is Anthropic-style unless its content holds
     an OpenAI part, which fails as Anthropic and so goes through the union. Every
     invalid message goes through the union too, so a valid message's result is the
-    union's, and so are the errors of a Python value. For the harness's 1 KB
-    Anthropic-style messages this is ~20% cheaper.
+    union's, and so are the errors of a Python value. It is cheaper than the union for
+    the harness's Anthropic-style messages (docs/performance.md).
 
     Only the conversation kind validates through it (:data:`STORED_MESSAGE`): the store
     calls it with pydantic's defaults, where a caller of :data:`MESSAGE_ADAPTER` may pass

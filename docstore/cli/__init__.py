@@ -19,39 +19,12 @@ from .._connect import redact
 from ..agents import ConfigFileError
 from ..errors import DocStoreError
 from . import _aurite, _docs, _edit, _ops, _watch  # noqa: F401  (registers the commands)
-from ._app import GLOBAL_FLAGS, GLOBAL_OPTIONS, app
-from ._compat import UsageProblem, enforce_required
+from ._app import app
+from ._compat import UsageProblem
 from ._errors import CliError
 from ._out import clean
 
 __all__ = ["main"]
-
-
-def _hoist(argv: list[str]) -> list[str]:
-    """Move global options given after the command name to the front, so that
-    ``docstore ls agent --json`` works like ``docstore --json ls agent``. Stops at ``--``
-    and at the commands ``bench`` and ``aurite``, whose arguments are their own."""
-    front: list[str] = []
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--" or (not rest and arg in ("bench", "aurite")):
-            rest.extend(argv[i:])
-            break
-        name = arg.split("=", 1)[0]
-        if arg in GLOBAL_FLAGS:
-            front.append(arg)
-        elif name in GLOBAL_OPTIONS:
-            if "=" in arg or i + 1 >= len(argv):
-                front.append(arg)
-            else:
-                front.extend(argv[i : i + 2])
-                i += 1
-        else:
-            rest.append(arg)
-        i += 1
-    return front + rest
 
 
 def _one_line(text: str) -> str:
@@ -84,12 +57,11 @@ def _report(message: str, *, kind: str, status: int, as_json: bool, **extra: Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    args = _hoist(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
     as_json = _wants_json(args)
     # The pool logs each failed connection attempt; the command reports the failure once.
     logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
     command = typer.main.get_command(app)
-    enforce_required(command)
     try:
         result: object = command.main(args=args, prog_name="docstore", standalone_mode=False)
         if result == 130:  # typer turns Ctrl-C into exit status 130, silently

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _dist_version
 from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from .. import __version__
+from ._compat import check_required
 from ._out import set_json
 from ._store import Settings
 from ._where import find_schema
@@ -18,48 +18,80 @@ from ._where import find_schema
 __all__ = ["GLOBAL_FLAGS", "GLOBAL_OPTIONS", "app", "settings"]
 
 
-class _Argument(TyperArgument):
-    """An argument shown by its name alone: ``KIND``, ``[V2]`` (typer's default shows
-    ``{KIND}`` and a ``<str>`` type column)."""
-
-    def _usage_display_name(self) -> str:  # typer >= 0.17
-        name = (self.metavar or (self.name or "").upper()) + ("..." if self.nargs != 1 else "")
-        return name if self.required else f"[{name}]"
-
-    def make_metavar(self, ctx: Any = None) -> str:  # typer < 0.17 (click's usage line)
-        return self._usage_display_name()
-
-    def display_type_rich(self, ctx: Any) -> str | None:
-        return None
-
-
-class _Option(TyperOption):
-    """A flag shows no ``<bool>``; an option with a value shows its metavar (``N``)."""
-
-    def display_type_rich(self, ctx: Any) -> str | None:  # typer >= 0.17
-        if self.is_flag:
-            return None
-        shown: str | None = getattr(super(), "display_type_rich", lambda ctx: None)(ctx)
-        return shown
-
-
 def _plain(params: list[Any]) -> list[Any]:
+    """Help that shows names, not Python types, through click's public attributes: an
+    optional argument reads ``[V2]``, and a required one shows no default (under typer <
+    0.17 its default would print as ``<object object at 0x...>``)."""
     for param in params:
-        if type(param) is TyperArgument:
-            param.__class__ = _Argument
-            # A required argument has no default to show (under typer < 0.17 its default
-            # is click's UNSET sentinel, printed as "<object object at 0x...>").
+        if isinstance(param, TyperArgument):
+            shown = param.metavar or (param.name or "").upper()
+            if not param.required and not shown.startswith("["):
+                param.metavar = f"[{shown}]"
             param.show_default = False
-        elif type(param) is TyperOption:
-            param.__class__ = _Option
     return params
 
 
+def _late_global(ctx: Any, param: Any, value: Any) -> Any:
+    """A global option given after the command name (``docstore ls agent --json``): it
+    applies as if given before it. The group's callback has made the Settings by then."""
+    if not value or ctx.resilient_parsing:  # not given (an empty value means unset, as before)
+        return value
+    found = ctx.find_root().obj
+    name = param.name.removeprefix("global_")
+    if isinstance(found, Settings):
+        if name == "schema":
+            found.schema, found.schema_source, found.schema_given = value, "--schema", True
+        else:
+            setattr(found, name, value)
+        if name == "json":
+            set_json(True)
+    return value
+
+
+def _late_globals() -> list[Any]:
+    """The global options again, hidden, for a command's own argument list; named apart
+    from the command's own parameters (``watch KINDS...`` beside ``--kinds``)."""
+    flags = [
+        TyperOption(
+            param_decls=[flag, "global_" + flag[2:]],
+            is_flag=True,
+            default=False,
+            expose_value=False,
+            hidden=True,
+            callback=_late_global,
+        )
+        for flag in GLOBAL_FLAGS
+    ]
+    options = [
+        TyperOption(
+            param_decls=[option, "global_" + option[2:]],
+            type=str,
+            default=None,
+            expose_value=False,
+            hidden=True,
+            callback=_late_global,
+        )
+        for option in GLOBAL_OPTIONS
+    ]
+    return flags + options
+
+
 class Command(TyperCommand):
-    """A command whose help shows names and metavars, not Python types."""
+    """A command whose help shows names and metavars, not Python types, and which takes the
+    global options after its name too. A command that passes its arguments on (``bench``,
+    ``aurite``: ``allow_extra_args``) takes them before its name only."""
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _plain(super().get_params(ctx))
+        params = _plain(super().get_params(ctx))
+        if self.allow_extra_args:
+            return params
+        return params + _late_globals()
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        rest: list[str] = super().parse_args(ctx, args)
+        if not ctx.resilient_parsing:
+            check_required(ctx, self.get_params(ctx))
+        return rest
 
 
 class Group(TyperGroup):
@@ -67,6 +99,11 @@ class Group(TyperGroup):
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain(super().get_params(ctx))
+
+
+# Options that may appear before or after the command name.
+GLOBAL_OPTIONS = ("--dsn", "--schema", "--kinds", "--author")
+GLOBAL_FLAGS = ("--json", "--embedded")
 
 
 app = typer.Typer(
@@ -81,10 +118,6 @@ app = typer.Typer(
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-# Options that may appear before or after the command name (see docstore.cli.main).
-GLOBAL_OPTIONS = ("--dsn", "--schema", "--kinds", "--author")
-GLOBAL_FLAGS = ("--json", "--embedded")
-
 
 def command(name: str | None = None, **kwargs: Any) -> Callable[[_F], _F]:
     """``app.command`` with docstore's help style."""
@@ -92,17 +125,9 @@ def command(name: str | None = None, **kwargs: Any) -> Callable[[_F], _F]:
     return register
 
 
-def docstore_version() -> str:
-    """The installed distribution's version."""
-    try:
-        return _dist_version("docstore")
-    except PackageNotFoundError:  # a source tree that was never installed
-        return "unknown"
-
-
 def _show_version(value: bool) -> None:
     if value:
-        print(f"docstore {docstore_version()}")
+        print(f"docstore {__version__}")
         raise typer.Exit(0)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-__all__ = ["UsageProblem", "enforce_required"]
+__all__ = ["UsageProblem", "check_required"]
 
 UsageProblem: type[Exception]
 _OWN_CLICK = hasattr(typer, "TyperException")
@@ -25,20 +25,14 @@ else:  # typer < 0.17: click's own
     UsageProblem = click.ClickException
 
 
-def enforce_required(command: Any) -> None:
-    """Make a missing required argument a usage error again under typer < 0.17 with click
-    >= 8.3: typer gives such arguments the default None, which that click takes for a
-    value, so ``docstore get llm`` would run with no name instead of exiting 2."""
+def check_required(ctx: Any, params: list[Any]) -> None:
+    """A missing required argument is a usage error under typer < 0.17 with click >= 8.3
+    too: typer gives such arguments the default None, which that click takes for a value,
+    so ``docstore get llm`` would run with no name instead of exiting 2."""
     if _OWN_CLICK:
         return
-    try:
-        from click._utils import UNSET
-    except ImportError:  # click < 8.3 treats None as missing: nothing to do
-        return
-    stack = [command]
-    while stack:
-        current = stack.pop()
-        for param in getattr(current, "params", ()):
-            if param.required and param.default is None:
-                param.default = UNSET
-        stack.extend(getattr(current, "commands", {}).values())
+    import click
+
+    for param in params:
+        if param.required and param.name and ctx.params.get(param.name) is None:
+            raise click.MissingParameter(ctx=ctx, param=param)

@@ -20,6 +20,9 @@ import pytest
 
 from docstore import DocStore
 
+# Starts servers or processes of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "agents.md"
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
 

@@ -27,6 +27,9 @@ from pydantic import ValidationError
 from docstore import DocStore
 from docstore.agents import CONFIG_KINDS, CONFIG_MODELS, StorageManager, load_configs, upgrade_config
 
+# Needs the agent framework aurite (docs/contributing.md, markers).
+pytestmark = pytest.mark.framework
+
 db = agent_fixtures.db
 manager = agent_fixtures.manager
 

@@ -11,10 +11,14 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from llm_standin import StandInLLM
 from test_aurite_kernel import framework_env, project
 
 from docstore import DocStore
+
+# Runs the framework aurite in processes of its own (docs/contributing.md, markers).
+pytestmark = [pytest.mark.servers, pytest.mark.framework]
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "agents.md"
 FENCE = re.compile(r"^```python aurite[ \t]*\n(.*?)^```", re.S | re.M)

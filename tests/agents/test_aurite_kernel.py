@@ -23,6 +23,9 @@ import pytest
 from llm_standin import StandInLLM, reply_to
 from psycopg import sql
 
+# Runs the framework aurite in processes of its own (docs/contributing.md, markers).
+pytestmark = [pytest.mark.servers, pytest.mark.framework]
+
 SCRIPT = Path(__file__).with_name("aurite_kernel_script.py")
 MODES = ("install", "attach", "aurite")
 

@@ -32,6 +32,9 @@ from docstore import DocStore
 from docstore.agents import StorageConfigError, StorageManager
 from docstore.cli import main
 
+# Runs the framework aurite in processes of its own (docs/contributing.md, markers).
+pytestmark = [pytest.mark.servers, pytest.mark.framework]
+
 DOCSTORE = str(Path(sys.executable).with_name("docstore"))
 SECRET = "launcher-pw-" + uuid.uuid4().hex[:8]  # trust auth takes any password
 

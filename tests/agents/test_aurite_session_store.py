@@ -30,6 +30,9 @@ from openai.types.chat import ChatCompletionMessage
 from docstore import DocStore
 from docstore.agents.aurite import AuriteStorage
 
+# Needs the agent framework aurite (docs/contributing.md, markers).
+pytestmark = pytest.mark.framework
+
 
 class Framework:
     """The framework's session layer on docstore, as its kernel wires it."""

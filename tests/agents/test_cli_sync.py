@@ -18,6 +18,9 @@ from conftest import Run
 from docstore import DocStore
 from docstore.agents import StorageManager
 
+# Needs the agent framework aurite (docs/contributing.md, markers).
+pytestmark = pytest.mark.framework
+
 # The names the example project defines twice: (type, name, the file that wins, the other).
 TWICE = [
     ("llm", "my_openai_gpt4_turbo", "example_multi_component.json", "llms/example_llms.json"),

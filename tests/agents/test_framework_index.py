@@ -16,6 +16,9 @@ from aurite.lib.config.config_manager import ConfigManager
 
 from docstore import DocStore, DocumentInvalid
 
+# Needs the agent framework aurite (docs/contributing.md, markers).
+pytestmark = pytest.mark.framework
+
 db = agent_fixtures.db
 manager = agent_fixtures.manager
 

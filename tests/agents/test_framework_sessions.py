@@ -27,6 +27,9 @@ from psycopg import sql
 from docstore import DocStore, DocumentInvalid
 from docstore.agents import StorageManager, _layout
 
+# Needs the agent framework aurite (docs/contributing.md, markers).
+pytestmark = pytest.mark.framework
+
 db = agent_fixtures.db
 manager = agent_fixtures.manager
 

@@ -159,6 +159,7 @@ def test_persistence_off_runs_with_no_database_at_all(monkeypatch: pytest.Monkey
     assert result.reply == "[fake-1] 1 message(s) seen; you said: second"
 
 
+@pytest.mark.servers
 def test_the_example_runs_as_a_script_with_and_without_persistence(env: DocStore, docstore_dsn: str) -> None:
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     if "PYTHONPATH" in os.environ:  # the code under test, where a shared venv installs another

@@ -156,6 +156,7 @@ def test_a_delete_delivered_again_after_a_load_does_not_remove_a_newer_document(
     assert watch.versions[("llm", "fast")] == again.version
 
 
+@pytest.mark.slow
 def test_a_transaction_open_in_another_database_does_not_make_the_watch_reload(
     db: DocStore, docstore_dsn: str
 ) -> None:

@@ -86,6 +86,7 @@ def _script(dsn: str, schema: str, thread: str, step: str, mode: str) -> dict[st
 
 
 @pytest.mark.slow
+@pytest.mark.servers
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_graph_stopped_at_an_interrupt_resumes_in_a_new_process(
     mode: str, docstore_store: DocStore, docstore_dsn: str

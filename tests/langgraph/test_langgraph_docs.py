@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 from test_docs import examples
 
+# Runs each example in an interpreter of its own: outside the fast inner loop (docs/contributing.md).
+pytestmark = pytest.mark.servers
+
 PAGE = "docs/langgraph.md"
 
 
