@@ -37,7 +37,7 @@ from .errors import (
     UnknownKind,
     VersionConflict,
 )
-from .kinds import BaseKind, Kind, KindRef, LogKind, Mode, Register, Registry, Upgrader
+from .kinds import BaseKind, Durability, Kind, KindRef, LogKind, Mode, Register, Registry, Upgrader
 from .store import DocStore
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "DocumentInvalid",
     "DocumentNotFound",
     "Documents",
+    "Durability",
     "Entry",
     "IdempotencyKeyReused",
     "IndexOn",

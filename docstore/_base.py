@@ -70,6 +70,8 @@ class CoreBase:
         self.sql = q.Statements(schema)
         self.author = author
         self._meta_defaults: dict[str, bytes | None] = {}
+        # write_sql's statements by (template, notify, lazy, parts).
+        self._writes: dict[tuple[Any, ...], str] = {}
         # By adapter, not kind name: a kind registered again gets its new type's checks.
         self._meta_fields: dict[TypeAdapter[Any], dict[str, Any] | Literal[False]] = {}
 
@@ -81,7 +83,8 @@ class CoreBase:
         """Validate ``value`` against the kind, then dump it to JSON bytes once."""
         where = f"item {index}" if index is not None else "write"
         try:
-            validated = spec.adapter.validate_python(value)
+            # The core validator: TypeAdapter's own method is a Python layer over it.
+            validated = spec.adapter.validator.validate_python(value)
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
             if index is not None:
@@ -162,10 +165,23 @@ class CoreBase:
 
     def write_sql(self, spec: BaseKind[Any], template: str, **parts: str) -> str:
         """A write statement bound for ``spec``: with the NOTIFY of its change if the kind
-        notifies (docstore._sql.NOTE)."""
-        if spec.notify:
-            return self.sql(template, note=q.NOTE, note_join=q.NOTE_JOIN, **parts)
-        return self.sql(template, note="", note_join="", **parts)
+        notifies (docstore._sql.NOTE), its commit made asynchronous if the kind's
+        durability is "async" (docstore._sql.LAZY)."""
+        lazy = spec.durability == "async"
+        key = (template, spec.notify, lazy, *parts.items())
+        text = self._writes.get(key)
+        if text is None:
+            note = (q.NOTE if spec.notify else "") + (q.LAZY if lazy else "")
+            join = (q.NOTE_JOIN if spec.notify else "") + (q.LAZY_JOIN if lazy else "")
+            text = self.sql(template, note=note, note_join=join, **parts)
+            if len(self._writes) < 1024:
+                self._writes[key] = text
+        return text
+
+    def lazy(self, kind: str) -> bool:
+        """Whether ``kind`` is registered with durability "async"."""
+        spec = self.kinds.get(kind) if kind in self.kinds else None
+        return spec is not None and spec.durability == "async"
 
     # --- rows -> values ----------------------------------------------------------------
 

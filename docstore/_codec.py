@@ -70,7 +70,8 @@ class JsonProblem:
 def dump(adapter: TypeAdapter[Any], value: Any) -> bytes | JsonProblem:
     """Serialise a validated value to JSON bytes, or say why it cannot be stored."""
     try:
-        data = adapter.dump_json(value, by_alias=True)
+        # The core serializer: TypeAdapter.dump_json is a Python layer over it.
+        data = adapter.serializer.to_json(value, by_alias=True)
     except PydanticSerializationError as exc:
         found = find_problem(value)
         if found is None and "depth" in str(exc):

@@ -263,6 +263,9 @@ def redact(text: str, dsn: str) -> str:
     return text
 
 
+_POLLER = "_docstore_poller"
+
+
 def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     """True when an idle connection has data waiting: the server said goodbye.
 
@@ -277,8 +280,12 @@ def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnect
     try:
         if not hasattr(select, "poll"):  # Windows: no poll, and no 1024 ceiling either
             return bool(select.select([conn.pgconn.socket], [], [], 0)[0])
-        poller = select.poll()
-        poller.register(conn.pgconn.socket, select.POLLIN | select.POLLPRI)
+        # One poller per connection, kept on it: its socket is its own for its life.
+        poller = getattr(conn, _POLLER, None)
+        if poller is None:
+            poller = select.poll()
+            poller.register(conn.pgconn.socket, select.POLLIN | select.POLLPRI)
+            setattr(conn, _POLLER, poller)
         return bool(poller.poll(0))
     except (OSError, ValueError, psycopg.OperationalError):
         return True

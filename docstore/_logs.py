@@ -77,16 +77,20 @@ class LogPlans(CoreBase):
         # The merge must be validated against the stored metadata, under a row lock.
         merge_check = patch is not None and self.check_meta_update(spec, name, meta_update or {})
         op = "rewrite" if rewrite else "append"
-        keyed = self.key_params(
-            idempotency_key,
-            op,
-            kind,
-            name,
-            [
-                None if meta_data is None else meta_data.obj,
-                None if patch is None else patch.obj,
-                *datas,
-            ],
+        keyed = (
+            {}
+            if idempotency_key is None
+            else self.key_params(
+                idempotency_key,
+                op,
+                kind,
+                name,
+                [
+                    None if meta_data is None else meta_data.obj,
+                    None if patch is None else patch.obj,
+                    *datas,
+                ],
+            )
         )
         key = q.KEY_ROW if keyed else ""
         default = self.meta_default(spec)

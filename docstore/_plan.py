@@ -22,7 +22,9 @@ Program = Generator["Op[Any]", Any, T]
 OnInvalid = Literal["raise", "skip"]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, a cost every
+# call pays (plans and drivers never change them).
+@dataclass(slots=True)
 class Stmt:
     """One statement to run, with its parameters.
 
@@ -40,7 +42,7 @@ class Stmt:
     sends: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Op(Generic[T]):
     """A plan with what the driver must know to run it.
 

@@ -53,7 +53,11 @@ class SnapshotPlans(CoreBase):
         check_key(kind, name)
         check_expected(expected)
         validated, data = self.encode(spec, name, value)
-        keyed = self.key_params(idempotency_key, op, kind, name, [data, str(spec.schema_version).encode()])
+        keyed = (
+            {}
+            if idempotency_key is None
+            else self.key_params(idempotency_key, op, kind, name, [data, str(spec.schema_version).encode()])
+        )
         return Op(
             lambda: self._put_plan(spec, name, validated, data, expected, op, author, keyed),
             kind,
@@ -82,72 +86,104 @@ class SnapshotPlans(CoreBase):
             "author": author or self.author,
             **(keyed or {}),
         }
-        key = q.KEY_ROW if keyed else ""
         if keyed:
             prior = yield from self.prior_write(keyed, op, spec.name, name)
             if prior is not None:
                 return self._replayed(spec, name, validated, prior)
-        if expected is None:
-            query = self.write_sql(spec, q.PUT_UPSERT, expect="", key=key)
-        elif expected == 0:
-            query = self.write_sql(spec, q.PUT_UPSERT, expect="AND d.deleted", key=key)
-        else:
-            query = self.write_sql(spec, q.PUT_UPDATE, key=key)
+        query = self._put_sql(spec, expected, bool(keyed))
         for _attempt in range(3):
             rows = yield Stmt(query, params, sends=len(data))
             if rows:
-                version, created, updated = rows[0]
+                # The head this put wrote, or (unkeyed) the head that held its value already.
+                version, created, updated, wrote = rows[0]
                 return Doc(
-                    spec.name, name, version, validated, spec.schema_version, created, updated, changed=True
+                    spec.name, name, version, validated, spec.schema_version, created, updated, changed=wrote
                 )
-            if keyed:
-                # An attempt with this key still in flight when we looked may have
-                # committed while we waited for its lock: that is our write, not a conflict.
-                prior = yield from self.prior_write(keyed, op, spec.name, name)
+            done = yield from self._put_unwritten(spec, name, validated, data, params, keyed)
+            if done is not None:
+                return done
+        raise Contention(f"{spec.name} {name!r}: the write kept racing with other writers")
+
+    def _put_sql(self, spec: BaseKind[Any], expected: int | None, keyed: bool) -> str:
+        """The put statement for this expectation. Unkeyed, and unless the document must
+        not exist, it also returns the head that holds the value already (q.PUT_SAME); a
+        keyed put records its key for such a head, which takes a statement more."""
+        key = q.KEY_ROW if keyed else ""
+        if expected == 0:
+            return self.write_sql(spec, q.PUT_UPSERT, expect="AND d.deleted", key=key, same="")
+        if expected is None:
+            return self.write_sql(spec, q.PUT_UPSERT, expect="", key=key, same="" if keyed else q.PUT_SAME)
+        same = "" if keyed else q.PUT_SAME + q.PUT_SAME_AT
+        return self.write_sql(spec, q.PUT_UPDATE, key=key, same=same)
+
+    def _put_unwritten(
+        self,
+        spec: BaseKind[Any],
+        name: str,
+        validated: Any,
+        data: bytes,
+        params: dict[str, Any],
+        keyed: Mapping[str, Any] | None,
+    ) -> Plan[Doc[Any] | None]:
+        """After a put that wrote nothing: the Doc to return (the value was stored
+        already), or None to write again (the document went meanwhile); a conflict or a
+        mode clash raises."""
+        name_, expected, op = spec.name, params["expected"], params["op"]
+        if keyed:
+            # An attempt with this key still in flight when we looked may have
+            # committed while we waited for its lock: that is our write, not a conflict.
+            prior = yield from self.prior_write(keyed, op, name_, name)
+            if prior is not None:
+                return self._replayed(spec, name, validated, prior)
+        heads = yield Stmt(self.sql(q.GET_HEAD), params)
+        if not heads:
+            if expected is None or expected == 0:
+                return None  # deleted under our feet: write again
+            raise VersionConflict(name_, name, expected, 0)
+        head = Head._make(heads[0])
+        self.mode_of(spec, name, head.mode)
+        if expected == 0 or (expected is not None and expected != head.version):
+            raise VersionConflict(name_, name, expected, head.version)
+        if (
+            not head.deleted
+            and head.schema_version == spec.schema_version
+            and orjson.loads(head.data) == orjson.loads(data)
+        ):
+            return (yield from self._put_same(spec, name, validated, head, params, keyed))
+        if expected is not None:
+            raise VersionConflict(name_, name, expected, head.version)
+        return None
+
+    def _put_same(
+        self,
+        spec: BaseKind[Any],
+        name: str,
+        validated: Any,
+        head: Head,
+        params: dict[str, Any],
+        keyed: Mapping[str, Any] | None,
+    ) -> Plan[Doc[Any]]:
+        """A put of the value the head holds: nothing written (a keyed one records its
+        key, so that a retry returns the same)."""
+        if keyed:
+            recorded = yield Stmt(
+                self.sql(q.KEY_RECORD),
+                {**params, "version": head.version, "created": head.created_at, "updated": head.updated_at},
+            )
+            if not recorded:  # the same key, recorded meanwhile: its answer holds
+                prior = yield from self.prior_write(keyed, params["op"], spec.name, name)
                 if prior is not None:
                     return self._replayed(spec, name, validated, prior)
-            # Nothing written: a conflict, a mode clash, or a value equal to the current one.
-            heads = yield Stmt(self.sql(q.GET_HEAD), params)
-            if not heads:
-                if expected is None or expected == 0:
-                    continue  # deleted under our feet: write again
-                raise VersionConflict(spec.name, name, expected, 0)
-            head = Head._make(heads[0])
-            self.mode_of(spec, name, head.mode)
-            if expected == 0 or (expected is not None and expected != head.version):
-                raise VersionConflict(spec.name, name, expected, head.version)
-            if (
-                not head.deleted
-                and head.schema_version == spec.schema_version
-                and orjson.loads(head.data) == orjson.loads(data)
-            ):
-                if keyed:
-                    recorded = yield Stmt(
-                        self.sql(q.KEY_RECORD),
-                        {
-                            **params,
-                            "version": head.version,
-                            "created": head.created_at,
-                            "updated": head.updated_at,
-                        },
-                    )
-                    if not recorded:  # the same key, recorded meanwhile: its answer holds
-                        prior = yield from self.prior_write(keyed, op, spec.name, name)
-                        if prior is not None:
-                            return self._replayed(spec, name, validated, prior)
-                return Doc(
-                    spec.name,
-                    name,
-                    head.version,
-                    validated,
-                    head.schema_version,
-                    head.created_at,
-                    head.updated_at,
-                    changed=False,
-                )
-            if expected is not None:
-                raise VersionConflict(spec.name, name, expected, head.version)
-        raise Contention(f"{spec.name} {name!r}: the write kept racing with other writers")
+        return Doc(
+            spec.name,
+            name,
+            head.version,
+            validated,
+            head.schema_version,
+            head.created_at,
+            head.updated_at,
+            changed=False,
+        )
 
     @staticmethod
     def _replayed(spec: BaseKind[Any], name: str, validated: Any, prior: Prior) -> Doc[Any]:

@@ -19,7 +19,15 @@ from psycopg import sql
 
 from ._rows import HEAD_COLUMNS
 
-__all__ = ["SCHEMA_PLACEHOLDER", "Statements", "channel", "check_schema", "release_ddl_version", "schema_ddl"]
+__all__ = [
+    "DURABLE_AGAIN",
+    "SCHEMA_PLACEHOLDER",
+    "Statements",
+    "channel",
+    "check_schema",
+    "release_ddl_version",
+    "schema_ddl",
+]
 
 SCHEMA_PLACEHOLDER = ':"schema"'
 # schema.sql's line after which every statement is a view (docstore._ddl replaces them).
@@ -44,6 +52,16 @@ SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 NOTE = ", note AS MATERIALIZED (SELECT pg_notify({channel}, '') AS sent)"
 NOTE_JOIN = ", note"
 
+# A kind registered with durability="async": its write transaction commits without
+# waiting for the WAL flush. Set inside the statement (no round trip of its own), local
+# to the transaction; a CTE that is no data-modifying statement runs only when read, so
+# the change row's insert joins it as it joins NOTE.
+LAZY = ", lazy AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true) AS was)"
+LAZY_JOIN = ", lazy"
+# After such a write inside the caller's store.transaction() block: the block commits
+# durably, as its other writes may need.
+DURABLE_AGAIN = "SET LOCAL synchronous_commit TO DEFAULT"
+
 _CHANGE_ROW = """{note}
 , chg AS (
     INSERT INTO {s}.changes (kind, name, version, op, written_at)
@@ -66,9 +84,20 @@ _VERSION_ROW = (
     FROM head
 ){key}"""
     + _CHANGE_ROW
-    + """SELECT version, created_at, updated_at FROM head
+    + """SELECT version, created_at, updated_at, true AS wrote FROM head
 """
 )
+
+# A put's {same}: when the upsert wrote nothing, the head as it is if it already holds
+# this value, so that an unchanged put (configs synced at start) is one statement. Read
+# from the statement's snapshot, the head the upsert compared with or an older one: a
+# head moved on since is found by the plan's own look (docstore._snapshots).
+PUT_SAME = """UNION ALL
+SELECT d.version, d.created_at, d.updated_at, false FROM {s}.documents d
+WHERE d.kind = %(kind)s AND d.name = %(name)s AND NOT EXISTS (SELECT FROM head)
+  AND d.mode = 's' AND NOT d.deleted AND d.schema_version = %(sv)s AND d.data = %(data)s
+"""
+PUT_SAME_AT = " AND d.version = %(expected)s"
 
 # expected_version None (any) or 0 (must not exist, or be deleted).
 PUT_UPSERT = (
@@ -85,6 +114,7 @@ WITH head AS (
     RETURNING d.version, d.schema_version, d.data, d.created_at, d.updated_at
 )"""
     + _VERSION_ROW
+    + "{same}"
 )
 
 # expected_version N > 0: the document must exist at version N.
@@ -100,6 +130,7 @@ WITH head AS (
     RETURNING d.version, d.schema_version, d.data, d.created_at, d.updated_at
 )"""
     + _VERSION_ROW
+    + "{same}"
 )
 
 DELETE_SNAPSHOT = (
@@ -868,8 +899,9 @@ class Statements:
             text = template
             for part, value in parts.items():
                 text = text.replace("{" + part + "}", value)
-            if "key" not in parts:
-                text = text.replace("{key}", "")
+            for optional in ("key", "same"):
+                if optional not in parts:
+                    text = text.replace("{" + optional + "}", "")
             for placeholder, value in self._fixed:
                 text = text.replace(placeholder, value)
             if len(self._cache) < 512:

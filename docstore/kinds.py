@@ -17,7 +17,18 @@ from pydantic import TypeAdapter, ValidationError
 
 from .errors import DocumentInvalid, InvalidKey, KindMismatch, UnknownKind
 
-__all__ = ["BaseKind", "Kind", "KindRef", "LogKind", "Mode", "Register", "Registry", "Upgrader", "check_key"]
+__all__ = [
+    "BaseKind",
+    "Durability",
+    "Kind",
+    "KindRef",
+    "LogKind",
+    "Mode",
+    "Register",
+    "Registry",
+    "Upgrader",
+    "check_key",
+]
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -28,6 +39,7 @@ M_co = TypeVar("M_co", covariant=True)
 K = TypeVar("K", bound="BaseKind[Any]")
 
 Mode = Literal["snapshot", "log"]
+Durability = Literal["durable", "async"]
 Upgrader = Callable[[dict[str, Any]], dict[str, Any]]
 """Turns a document stored at schema version N (a dict) into its shape at N + 1."""
 
@@ -35,12 +47,23 @@ _KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 MAX_NAME_LENGTH = 512
 
 
+# Kinds found good already: a set lookup, where the pattern costs every call a match.
+_GOOD_KINDS: set[str] = set()
+
+
 def check_key(kind: str, name: str | None = None) -> None:
     """Refuse, before any SQL runs, a kind or name the tables' CHECKs would refuse."""
-    if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
+    if type(kind) is str and kind in _GOOD_KINDS:
+        if name is None or (
+            type(name) is str and name.isascii() and 0 < len(name) <= MAX_NAME_LENGTH and "\x00" not in name
+        ):
+            return
+    elif not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
         raise InvalidKey(
             str(kind), None, "a kind is 1 to 63 characters of a-z, 0-9 and _, starting with a letter"
         )
+    elif len(_GOOD_KINDS) < 10_000:
+        _GOOD_KINDS.add(kind)
     if name is None:
         return
     if not isinstance(name, str):
@@ -73,6 +96,8 @@ class BaseKind(Generic[T_co]):
     meta: TypeAdapter[Any] | None = None
     # Whether its writes NOTIFY the change feed's readers (docs/changes.md).
     notify: bool = True
+    # "async": its writes commit without waiting for the WAL flush (docs/performance.md).
+    durability: Durability = "durable"
 
     def parse(
         self,
@@ -88,7 +113,8 @@ class BaseKind(Generic[T_co]):
             adapter = self.adapter
         try:
             if schema_version == self.schema_version:
-                return adapter.validate_json(raw)
+                # The core validator: TypeAdapter's own method is a Python layer over it.
+                return adapter.validator.validate_json(raw)
             return adapter.validate_python(self.upgrade(doc_name, version, raw, schema_version))
         except ValidationError as exc:
             raise DocumentInvalid(
@@ -164,6 +190,7 @@ class Register(Protocol):
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: None = None,
         notify: bool | None = None,
+        durability: Durability = "durable",
     ) -> Kind[T]: ...
 
     @overload
@@ -177,6 +204,7 @@ class Register(Protocol):
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: type[M] | TypeAdapter[M],
         notify: bool | None = None,
+        durability: Durability = "durable",
     ) -> LogKind[T, M]: ...
 
     # The metadata without meta= is dict[str, object], not dict[str, Any]: mypy answers Any
@@ -193,6 +221,7 @@ class Register(Protocol):
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: None = None,
         notify: bool | None = None,
+        durability: Durability = "durable",
     ) -> LogKind[T, dict[str, object]]: ...
 
     @overload
@@ -206,6 +235,7 @@ class Register(Protocol):
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: Any = None,
         notify: bool | None = None,
+        durability: Durability = "durable",
     ) -> BaseKind[Any]: ...
 
 
@@ -222,6 +252,9 @@ class Registry:
 
         ``notify``: whether its writes wake change feeds at once (NOTIFY) rather than at
         their next poll; default True for snapshot kinds, False for log kinds.
+        ``durability="async"``: its writes commit without waiting for the WAL to reach
+        disk, so a server crash may lose the last instant of them (never part of one,
+        nor anything of another kind): docs/performance.md.
         """
         return self._register
 
@@ -235,6 +268,7 @@ class Registry:
         upgraders: Mapping[int, Upgrader] | None = None,
         meta: Any = None,
         notify: bool | None = None,
+        durability: Durability = "durable",
     ) -> Any:  # Any: what Register's overloads say it is, for each mode
         check_key(kind)
         if mode not in ("snapshot", "log"):
@@ -245,6 +279,8 @@ class Registry:
             raise ValueError(f"kind {kind!r}: schema_version starts at 1, got {schema_version}")
         if schema_version > 2**31 - 1:  # the column is PostgreSQL's integer
             raise ValueError(f"kind {kind!r}: schema_version is at most 2**31-1, got {schema_version}")
+        if durability not in ("durable", "async"):
+            raise ValueError(f"kind {kind!r}: durability must be 'durable' or 'async', not {durability!r}")
         steps = dict(upgraders or {})
         wrong = [k for k in steps if not 1 <= k < schema_version]
         if wrong:
@@ -264,6 +300,7 @@ class Registry:
             upgraders=steps,
             meta=None if meta is None else (meta if isinstance(meta, TypeAdapter) else TypeAdapter(meta)),
             notify=(mode == "snapshot") if notify is None else bool(notify),
+            durability=durability,
         )
         self._kinds[kind] = spec
         return spec

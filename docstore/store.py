@@ -31,7 +31,7 @@ from ._core import Core, OnInvalid, Op, Program, Rows, Stmt, T
 from ._ddl import Migration
 from ._feed import Feed, channel
 from ._handles import Documents, Log
-from ._sql import check_schema
+from ._sql import DURABLE_AGAIN, check_schema
 from .change import Change
 from .doc import Doc, Entry, LogHead
 from .errors import DocStoreError, KindMismatch, VersionConflict
@@ -212,26 +212,38 @@ class DocStore:
             if _otel.active():
                 return self._observed(make, what)
             op = make()
-        if op.read_only or not op.layout or self._layout_ok:
+        if not (op.read_only or not op.layout or self._layout_ok):
+            # The first write of this pool checks the store's DDL version before it writes.
+            result = self._attempts(self._core.layout_checked(op), what)
+            self._layout_found()
+            return result
+        if _ACTIVE.get() is not None or (op.read_only and self._reads is not None):
             return self._attempts(op, what)
-        # The first write of this pool checks the store's DDL version before it writes.
-        result = self._attempts(self._core.layout_checked(op), what)
-        self._layout_found()
-        return result
+        # The common call (no transaction block, no replica to route a read to) pays for
+        # one pooled attempt only; a failure goes to the retry loop, which decides it.
+        try:
+            conn = self._pool.getconn()
+        except psycopg.Error as exc:
+            return self._attempts(op, what, exc, False)
+        try:
+            return self._on_pool(conn, op)
+        except psycopg.Error as exc:
+            return self._attempts(op, what, exc, True)
 
     def _layout_found(self) -> None:
         self._layout_ok = True
         _LAYOUT_OK.setdefault(self._pool, set()).add(self.schema)
 
-    def _attempts(self, op: Op[T], what: str) -> T:
-        active = _ACTIVE.get()
-        held = None
-        if active is not None and active.pool is self._pool:
-            if active.open:
-                held = active.conn
-            elif not op.read_only:
-                raise active.ended(op.kind, op.name)
-        if op.read_only and not op.on_primary and held is None and self._reads is not None:
+    def _attempts(self, op: Op[T], what: str, failed: psycopg.Error | None = None, sent: bool = False) -> T:
+        """Run ``op`` until it succeeds or fails for good: in the caller's transaction,
+        on the replica, or on the pool. ``failed``: the error of a first attempt made
+        already on the pool (``sent``: it had a connection)."""
+        held = self._held(op)
+        attempt = 0
+        if failed is not None:
+            attempt = 1
+            self._failed(failed, op, what, attempt, False, sent)
+        elif op.read_only and not op.on_primary and held is None and self._reads is not None:
             if self._reads.usable():
                 try:
                     return self._run_on_replica(op)
@@ -239,48 +251,80 @@ class DocStore:
                     self._telemetry.fell_back(what, op.kind, why.reason)
             else:
                 self._telemetry.fell_back(what, op.kind, self._reads.unusable())
-        attempt = 0
         while True:
             attempt += 1
             sent = held is not None  # False until a connection is ours: nothing reached the server
             try:
-                if held is not None:
-                    if op.atomic:
-                        # A savepoint: a failure part-way (a later chunk that does not
-                        # validate) must take back what the op already wrote, even when
-                        # the caller catches it and the block goes on to commit.
-                        with held.transaction():
-                            return self._drive(held, op)
-                    return self._drive(held, op)
-                # getconn/putconn rather than pool.connection(): its `with conn` would
-                # run a commit (a no-op here, but not free) on every call.
-                conn = self._pool.getconn()
-                sent = True
-                try:
-                    if op.atomic or not conn.autocommit:
-                        with conn.transaction():
-                            result = self._drive(conn, op, own=True)
-                    else:
-                        result = self._drive(conn, op, own=True)
-                    if self._reads is not None and (not op.read_only or self._reads.unknown):
-                        self._note_write(conn)
-                    return result
-                except VersionConflict:
-                    # Another writer got there first: the replica may not show its write
-                    # yet, so this store's next reads must not be older than now.
-                    if self._reads is not None:
-                        self._note_write(conn)
-                    raise
-                finally:
-                    self._pool.putconn(conn)
+                if held is None:
+                    # getconn/putconn rather than pool.connection(): its `with conn` would
+                    # run a commit (a no-op here, but not free) on every call.
+                    conn = self._pool.getconn()
+                    sent = True
+                    return self._on_pool(conn, op)
+                return self._in_transaction(held, op)
             except psycopg.Error as exc:
-                if self._reads is not None and not op.read_only:
-                    # It may have committed: reads stay on the primary until it is covered.
-                    self._reads.wrote_unknown()
-                error = self._core.failure(exc, op, attempt, held is not None, sent)
-                if error is not None:
-                    raise error from exc
-                self._telemetry.retried(what, op.kind, exc)
+                self._failed(exc, op, what, attempt, held is not None, sent)
+
+    def _in_transaction(self, held: psycopg.Connection[Any], op: Op[T]) -> T:
+        """Run ``op`` in the caller's transaction block."""
+        if op.atomic:
+            # A savepoint: a failure part-way (a later chunk that does not
+            # validate) must take back what the op already wrote, even when
+            # the caller catches it and the block goes on to commit.
+            with held.transaction():
+                result = self._drive(held, op)
+        else:
+            result = self._drive(held, op)
+        if not op.read_only and self._core.lazy(op.kind):
+            # Its statement turned synchronous_commit off to the end of the transaction:
+            # the block's commit stays as durable as its other writes need.
+            _connect.new_cursor(held).execute(DURABLE_AGAIN)
+        return result
+
+    def _held(self, op: Op[Any]) -> psycopg.Connection[Any] | None:
+        """The connection of the caller's open transaction block, if any."""
+        active = _ACTIVE.get()
+        if active is None or active.pool is not self._pool:
+            return None
+        if active.open:
+            conn: psycopg.Connection[Any] = active.conn
+            return conn
+        if not op.read_only:
+            raise active.ended(op.kind, op.name)
+        return None
+
+    def _failed(
+        self, exc: psycopg.Error, op: Op[Any], what: str, attempt: int, in_transaction: bool, sent: bool
+    ) -> None:
+        """Raise the error a failed attempt ends in, or return to run the op again: the
+        one place where failures are decided (docstore._base.CoreBase.failure)."""
+        if self._reads is not None and not op.read_only:
+            # It may have committed: reads stay on the primary until it is covered.
+            self._reads.wrote_unknown()
+        error = self._core.failure(exc, op, attempt, in_transaction, sent)
+        if error is not None:
+            raise error from exc
+        self._telemetry.retried(what, op.kind, exc)
+
+    def _on_pool(self, conn: psycopg.Connection[Any], op: Op[T]) -> T:
+        """Run ``op`` on ``conn``, fresh from the pool, and give it back."""
+        try:
+            if op.atomic or not conn.autocommit:
+                with conn.transaction():
+                    result = self._drive(conn, op, own=True)
+            else:
+                result = self._drive(conn, op, own=True)
+            if self._reads is not None and (not op.read_only or self._reads.unknown):
+                self._note_write(conn)
+            return result
+        except VersionConflict:
+            # Another writer got there first: the replica may not show its write
+            # yet, so this store's next reads must not be older than now.
+            if self._reads is not None:
+                self._note_write(conn)
+            raise
+        finally:
+            self._pool.putconn(conn)
 
     def _observed(self, make: Callable[[], Op[T]], what: str) -> T:
         """:meth:`_run` in a span, timed (an SDK is configured)."""

@@ -191,13 +191,13 @@ def test_an_upsert_that_loses_the_race_to_an_equal_value_returns_the_winner_and_
 
 def test_an_upsert_whose_document_vanished_before_the_read_writes_again(core: Core) -> None:
     # Purged between the write (which found it at an equal value) and the read.
-    script = Script(writes=[[], [(1, T1, T1)]], reads={"GET_HEAD": []})
+    script = Script(writes=[[], [(1, T1, T1, True)]], reads={"GET_HEAD": []})
     doc = script.run(core, core.put("counter", "c", {"n": 9}, None))
     assert doc.version == 1 and doc.changed is True and script.seen == ["write", "GET_HEAD", "write"]
 
 
 def test_an_upsert_whose_document_was_deleted_before_the_read_writes_again(core: Core) -> None:
-    script = Script(writes=[[], [(4, T1, T1)]], reads={"GET_HEAD": [head(3, {"n": 9}, deleted=True)]})
+    script = Script(writes=[[], [(4, T1, T1, True)]], reads={"GET_HEAD": [head(3, {"n": 9}, deleted=True)]})
     doc = script.run(core, core.put("counter", "c", {"n": 9}, None))
     assert doc.version == 4 and doc.changed is True and script.seen == ["write", "GET_HEAD", "write"]
 
@@ -403,3 +403,16 @@ def test_inside_a_transaction_nothing_is_run_again(core: Core) -> None:
         assert core.failure(exc, _read(core), 1, True) is not None
     lost = core.failure(pge.UniqueViolation("duplicate key"), _write(core, keyed=True), 1, True)
     assert type(lost) is KeyedWriteLost and "run it again" in str(lost)
+
+
+def test_an_unchanged_put_is_one_statement(core: Core) -> None:
+    # The statement itself returns the head that holds the value (q.PUT_SAME): no read.
+    script = Script(writes=[[(5, T0, T1, False)]])
+    doc = script.run(core, core.put("counter", "c", {"n": 9}, None))
+    assert (doc.version, doc.changed, doc.created_at, doc.updated_at) == (5, False, T0, T1)
+    assert script.seen == ["write"]
+    assert "UNION ALL" in core._put_sql(core.kinds.get("counter"), None, False)
+    assert "UNION ALL" in core._put_sql(core.kinds.get("counter"), 5, False)
+    # Keyed, it records its key for such a head; expected 0 finds a conflict instead.
+    assert "UNION ALL" not in core._put_sql(core.kinds.get("counter"), None, True)
+    assert "UNION ALL" not in core._put_sql(core.kinds.get("counter"), 0, False)

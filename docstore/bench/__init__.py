@@ -28,7 +28,7 @@ from .._connect import describe_dsn, resolve_dsn
 from .._sql import Statements
 from ..errors import DatabaseUnavailable
 from ._feed import feed
-from ._harness import Result
+from ._harness import Result, Stat
 from ._workloads import Bench, Sizes
 
 __all__ = ["WORKLOADS", "Sizes", "machine", "main", "run"]
@@ -112,22 +112,39 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f}" if seconds < 0.1 else f"{seconds * 1000:,.0f}"
 
 
+def _us(stat: Stat | None) -> str:
+    return "-" if stat is None else f"{stat.cpu_median * 1e6:,.0f}"
+
+
 def table(results: list[Result]) -> str:
-    """The results as a Markdown table."""
+    """The results as a Markdown table. Client CPU (this process's, per op) sits beside
+    wall time: on a loaded machine it moves much less."""
     lines = [
-        "| workload | docstore ms/op (ops/s) | baseline | baseline ms/op (ops/s) | ratio | target | |",
-        "|---|---|---|---|---|---|---|",
+        "| workload | docstore ms/op (ops/s) | baseline | baseline ms/op (ops/s) "
+        "| client CPU us/op (docstore / baseline) | ratio | target | |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         ds = f"{_ms(r.docstore.median)} ({r.docstore.ops_per_s:,.1f})" if r.docstore else "-"
         base = f"{_ms(r.base.median)} ({r.base.ops_per_s:,.1f})" if r.base else "-"
         ratio = f"{r.ratio:.2f}x" if r.unit == "x" else f"{r.ratio:.1f} {r.unit}"
         lines.append(
-            f"| {r.workload} | {ds} | {r.baseline} | {base} | {ratio} | {r.target} "
-            f"| {'PASS' if r.passed else 'MISS'} |"
+            f"| {r.workload} | {ds} | {r.baseline} | {base} | {_us(r.docstore)} / {_us(r.base)} "
+            f"| {ratio} | {r.target} | {'PASS' if r.passed else 'MISS'} |"
         )
     notes = [f"- {r.key}: {r.note}" for r in results if r.note]
     return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def instructions_table(counts: dict[str, dict[str, float]]) -> str:
+    """Client instructions per op (callgrind), docstore against the same SQL by hand."""
+    lines = [
+        "| op | docstore instructions/op | same SQL by hand (psycopg) | ratio |",
+        "|---|---|---|---|",
+    ]
+    for op, c in counts.items():
+        lines.append(f"| {op} | {c['docstore']:,.0f} | {c['raw']:,.0f} | {c['ratio']:.2f}x |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run only these workload groups",
     )
     parser.add_argument("--rounds", type=int, default=None, help="rounds per workload (at least 5)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count client instructions per put, get and append under valgrind's "
+        "callgrind, against the same SQL by hand (minutes; python -m docstore.bench.instructions)",
+    )
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()
     if args.rounds is not None:
@@ -176,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
             f"CPUs ({info['cpu']}), load {info['load']}"
         )
         results = run(dsn, sizes, args.only, args.scale, log)
+        counts = None
+        if args.instructions:
+            from . import instructions
+
+            log("instructions (callgrind) ...")
+            counts = instructions.measure(dsn, 100 if args.quick else 200, log=log)
     except (psycopg.Error, DatabaseUnavailable) as exc:
         text = str(exc).strip()
         print(
@@ -192,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                     "quick": args.quick,
                     "rounds": sizes.rounds,
                     "results": [r.as_json() for r in results],
+                    "instructions": counts,
                 },
                 option=orjson.OPT_INDENT_2,
             ).decode()
@@ -203,4 +233,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{sizes.rounds} rounds{' (quick)' if args.quick else ''}\n"
         )
         print(table(results))
+        if counts is not None:
+            print("\n" + instructions_table(counts))
     return 0

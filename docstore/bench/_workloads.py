@@ -190,7 +190,7 @@ class Bench:
                 put("agent", name, value)
             return z.put_ops
 
-        same_sql = self.sql(q.PUT_UPSERT, expect="", note=q.NOTE, note_join=q.NOTE_JOIN)
+        same_sql = self.sql(q.PUT_UPSERT, expect="", note=q.NOTE, note_join=q.NOTE_JOIN, same=q.PUT_SAME)
 
         def prep_same(_r: int) -> None:
             todo["same"] = [
