@@ -7,7 +7,7 @@ N-th item appended. See docs/index.md.
 """
 
 from ._base import IndexOn
-from ._ddl import Migration, MigrationStep
+from ._ddl import Migration, MigrationStep, ddl_version
 from ._handles import Documents, Log
 from ._handles_async import AsyncDocuments, AsyncLog
 from ._plan import OnInvalid
@@ -85,6 +85,7 @@ __all__ = [
     "UnknownKind",
     "Upgrader",
     "VersionConflict",
+    "ddl_version",
 ]
 
 __version__ = "0.1.0"

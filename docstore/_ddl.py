@@ -41,7 +41,16 @@ from ._base import CoreBase
 from ._plan import Op, Plan, Program, Stmt, T, one_statement
 from .errors import DDLVersionMismatch, DocStoreError, SchemaMissing
 
-__all__ = ["STEPS", "Index", "LayoutPlans", "Migration", "MigrationStep", "Step", "release_name"]
+__all__ = [
+    "STEPS",
+    "Index",
+    "LayoutPlans",
+    "Migration",
+    "MigrationStep",
+    "Step",
+    "ddl_version",
+    "release_name",
+]
 
 LOCK_TIMEOUT_MS = 20
 """How long a step waits for a table lock before it lets go and tries again: the most it
@@ -348,6 +357,12 @@ WHERE n.nspname = %(schema)s AND c.relname = ANY(%(names)s) ORDER BY 1
 """
 
 TIMEOUTS = "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
+
+
+def ddl_version() -> int:
+    """The DDL version this release of docstore creates, and upgrades older stores to
+    (``docstore status`` shows it beside the store's own; docs/upgrading.md)."""
+    return q.release_ddl_version()
 
 
 def release_name() -> str | None:

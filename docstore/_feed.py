@@ -16,14 +16,13 @@ it gives is, and its xmax only grows): it comes from another cluster, and is ref
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from . import _sql as q
 from ._plan import Plan, Rows, Stmt
 from ._sql import channel
-from .change import Change
-from .errors import ChangesPruned, CursorAheadOfServer, DatabaseUnavailable, InvalidCursor
+from .change import Change, parse_cursor
+from .errors import ChangesPruned, CursorAheadOfServer, DatabaseUnavailable
 from .kinds import check_key
 
 __all__ = ["Feed", "channel", "parse_cursor"]
@@ -33,64 +32,6 @@ PAGE = 500
 
 RETRY_LIMIT = 3
 """Failed reconnections in a row before the feed gives up (each waits for the pool)."""
-
-
-_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '²' and '٣'
-
-NUMBER_MAX = 2**63 - 1
-"""The largest number a cursor holds: a seq is a bigint, and no server issues
-transaction ids past it (their epoch would have to wrap 2^31 times)."""
-
-
-def _number(cursor: str, text: str, what: str) -> int:
-    if not _DIGITS.fullmatch(text):
-        raise InvalidCursor(cursor, f"its {what} {text!r} is not a number in ASCII digits")
-    # The length first: int() of thousands of digits is slow, and refused in its own words.
-    if len(text) > 19 or int(text) > NUMBER_MAX:
-        raise InvalidCursor(cursor, f"its {what} {text[:30]!r} is out of range (at most {NUMBER_MAX})")
-    return int(text)
-
-
-def parse_cursor(cursor: str) -> tuple[tuple[int, int], str | None]:
-    """A cursor's (xid, seq) and the snapshot it skips, if any; InvalidCursor naming it
-    when it is not one the feed gives. The one parser of cursors: nothing malformed
-    reaches the server.
-
-    A cursor is ``xid.seq``, or ``xid.seq@snapshot`` while the transactions of a start
-    snapshot (``xmin:xmax:xip,...``, as pg_current_snapshot() prints it) are still being
-    passed: those that had committed in it are "before" and never delivered, so a
-    consumer resuming from such a cursor must still skip them.
-    """
-    if not isinstance(cursor, str):
-        raise InvalidCursor(cursor, f"a {type(cursor).__name__}, not a string")
-    position, at, snapshot = cursor.partition("@")
-    xid_text, dot, seq_text = position.partition(".")
-    if not dot:
-        raise InvalidCursor(cursor, "not of the form XID.SEQ or XID.SEQ@SNAPSHOT")
-    xid = _number(cursor, xid_text, "transaction id")
-    seq = _number(cursor, seq_text, "sequence number")
-    if not at:
-        return (xid, seq), None
-    parts = snapshot.split(":")
-    if len(parts) != 3:
-        raise InvalidCursor(cursor, f"its snapshot {snapshot[:60]!r} is not XMIN:XMAX:XIP,...")
-    xmin = _number(cursor, parts[0], "snapshot's xmin")
-    xmax = _number(cursor, parts[1], "snapshot's xmax")
-    # The server's own checks of a pg_snapshot, so that none of its errors leaks out.
-    if xmin % 2**32 == 0 or xmax % 2**32 == 0:
-        raise InvalidCursor(cursor, "its snapshot names transaction id 0, which no server issues")
-    if xmin > xmax:
-        raise InvalidCursor(cursor, f"its snapshot's xmin {xmin} is past its xmax {xmax}")
-    running = (
-        [_number(cursor, x, "snapshot's running transaction") for x in parts[2].split(",")]
-        if parts[2]
-        else []
-    )
-    if running != sorted(set(running)) or not all(xmin <= x < xmax for x in running):
-        raise InvalidCursor(
-            cursor, "its snapshot's running transactions are not in increasing order within [xmin, xmax)"
-        )
-    return (xid, seq), snapshot
 
 
 def _start(rows: Rows) -> tuple[tuple[int, int], str]:

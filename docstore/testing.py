@@ -33,7 +33,8 @@ import pytest
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from ._connect import (
+from .aio import AsyncDocStore
+from .dsn import (
     check_dsn,
     describe_dsn,
     idle_connection_is_dead,
@@ -41,7 +42,6 @@ from ._connect import (
     resolve_dsn,
     server_configured,
 )
-from .aio import AsyncDocStore
 from .errors import DocStoreError
 from .extras import install_extra
 from .kinds import Registry

@@ -12,7 +12,7 @@ import pytest
 from conftest import Run
 
 from docstore import DocStore
-from docstore._sql import release_ddl_version
+from docstore import ddl_version as release_ddl_version
 from docstore.cli import main
 
 

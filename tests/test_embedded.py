@@ -76,7 +76,7 @@ def test_demo_with_no_database_configured_starts_the_embedded_server() -> None:
 
 
 def test_clean_leaves_a_directory_that_is_not_the_servers_alone(tmp_path: Path) -> None:
-    from docstore.embedded import EmbeddedUnavailable, clean
+    from docstore.cli.embedded import EmbeddedUnavailable, clean
 
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")

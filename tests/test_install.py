@@ -88,7 +88,7 @@ def test_wheel_ships_py_typed_the_schema_the_licence_and_both_entry_points(wheel
     assert message["License-Expression"] == "MIT"
     assert message["Version"] == docstore.__version__  # one source: pyproject reads it
     assert message.get_all("License-File") == ["docs/LICENSE"]
-    assert "docstore = docstore._script:main" in entry_points
+    assert "docstore = docstore.cli:main" in entry_points
     assert "[pytest11]\ndocstore = docstore.testing" in entry_points
 
 

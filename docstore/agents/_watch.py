@@ -18,9 +18,8 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from docstore._feed import channel
 from docstore.aio import AsyncDocStore
-from docstore.change import Change
+from docstore.change import Change, channel
 from docstore.doc import Doc
 from docstore.errors import ChangesPruned, CursorAheadOfServer, DocStoreError, DocumentNotFound
 from docstore.store import DocStore

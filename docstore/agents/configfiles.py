@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from docstore._yaml import load_yaml
+from docstore.agents._yaml import YAMLRefused, load_yaml
 from docstore.agents.configs import (
     CONFIG_KIND_ALIASES,
     CONFIG_KINDS,
@@ -57,9 +57,11 @@ __all__ = [
     "ConfigFileError",
     "ConfigProblem",
     "LoadedConfigs",
+    "YAMLRefused",
     "anchored_sources",
     "config_files",
     "load_configs",
+    "load_yaml",
 ]
 
 PROJECT_KEYS: Mapping[str, str] = {

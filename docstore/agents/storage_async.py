@@ -21,12 +21,12 @@ import psycopg
 from psycopg import errors as pge
 from psycopg import sql
 
-from docstore._connect import check_dsn
-from docstore._otel import framework
 from docstore.aio import AsyncDocStore
 from docstore.change import Change
 from docstore.doc import Doc
+from docstore.dsn import check_dsn
 from docstore.errors import DocStoreError, DocumentNotFound
+from docstore.telemetry import traced_call
 
 from ._config_sync import (
     SyncReport,
@@ -152,7 +152,7 @@ class AsyncStorageManager:
 
     # --- set-up ------------------------------------------------------------------------
 
-    @framework
+    @traced_call
     async def init_db(self) -> None:
         """Create docstore's tables if missing, or upgrade a store an earlier release made
         to this one's layout, online; then the agents layer's own DDL (agents.sql: the
@@ -238,38 +238,38 @@ class AsyncStorageManager:
 
     # --- configs -----------------------------------------------------------------------
 
-    @framework
+    @traced_call
     async def sync_agent_config(self, config: AgentConfig | Mapping[str, Any]) -> Doc[AgentConfig]:
         """Store an agent config; an unchanged one writes nothing."""
         return await self._put_config("agent", config)
 
-    @framework
+    @traced_call
     async def sync_llm_config(self, config: LLMConfig | Mapping[str, Any]) -> Doc[LLMConfig]:
         """Store an LLM config; an unchanged one writes nothing."""
         return await self._put_config("llm", config)
 
-    @framework
+    @traced_call
     async def sync_mcp_server_config(
         self, config: MCPServerConfig | Mapping[str, Any]
     ) -> Doc[MCPServerConfig]:
         """Store an MCP server config; an unchanged one writes nothing."""
         return await self._put_config("mcp_server", config)
 
-    @framework
+    @traced_call
     async def sync_workflow_config(
         self, config: LinearWorkflowConfig | GraphWorkflowConfig | Mapping[str, Any]
     ) -> Doc[LinearWorkflowConfig | GraphWorkflowConfig]:
         """Store a linear (or graph) workflow config; an unchanged one writes nothing."""
         return await self._put_config(workflow_kind(config), config)
 
-    @framework
+    @traced_call
     async def sync_custom_workflow_config(
         self, config: CustomWorkflowConfig | Mapping[str, Any]
     ) -> Doc[CustomWorkflowConfig]:
         """Store a custom workflow config; an unchanged one writes nothing."""
         return await self._put_config("custom_workflow", config)
 
-    @framework
+    @traced_call
     async def sync_all_configs(
         self,
         agents: Configs = None,
@@ -293,7 +293,7 @@ class AsyncStorageManager:
         )
         return await self._sync_many(configs)
 
-    @framework
+    @traced_call
     async def sync_path(
         self, *paths: str | Path, partial: bool = False, progress: Progress | None = None
     ) -> SyncReport:
@@ -303,7 +303,7 @@ class AsyncStorageManager:
             return SyncReport(problems=tuple(loaded.problems), applied=False, warnings=tuple(loaded.warnings))
         return await self._sync_many(loaded.configs, loaded.problems, loaded.warnings, progress)
 
-    @framework
+    @traced_call
     async def load_all_configs(self) -> dict[str, dict[str, Any]]:
         """Every stored config: kind -> name -> model (one statement for all kinds)."""
         out: dict[str, dict[str, Any]] = {kind: {} for kind in CONFIG_KINDS}
@@ -322,7 +322,7 @@ class AsyncStorageManager:
             for kind, name, version, schema_version, data in rows
         ]
 
-    @framework
+    @traced_call
     async def watch_configs(
         self,
         *,
@@ -346,7 +346,7 @@ class AsyncStorageManager:
         ).start()
         return self._watch
 
-    @framework
+    @traced_call
     async def get_config(self, kind: str, name: str) -> Any:
         """A config by kind and name: from memory while :meth:`watch_configs` runs, else
         read from the store. DocumentNotFound when there is none."""
@@ -354,14 +354,14 @@ class AsyncStorageManager:
             return self._watch.get(kind, name)
         return (await self.store.get(kind, name)).data
 
-    @framework
+    @traced_call
     async def sync_index_to_db(self, component_index: Mapping[str, Mapping[str, Any]]) -> SyncReport:
         """Store the framework's component index (type -> name -> config) in one
         transaction: every config, or (on any error) none. An unchanged config writes
         nothing; a changed one writes one version."""
         return await self._sync_many(index_configs(component_index))
 
-    @framework
+    @traced_call
     async def load_index_from_db(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Every stored config as the framework indexes it (type -> name -> dict): what
         :meth:`sync_index_to_db` was given, key for key (a value the framework's model
@@ -372,7 +372,7 @@ class AsyncStorageManager:
             index.setdefault(index_group(kind, data), {})[name] = data
         return index
 
-    @framework
+    @traced_call
     async def delete_component(self, component_name: str) -> bool:
         """Delete the configs named ``component_name`` (their versions stay readable);
         False when there was none."""
@@ -448,7 +448,7 @@ class AsyncStorageManager:
 
     # --- history -----------------------------------------------------------------------
 
-    @framework
+    @traced_call
     async def load_history(
         self, agent_name: str, session_id: str | None, limit: int | None = 50
     ) -> list[dict[str, Any]]:
@@ -458,7 +458,7 @@ class AsyncStorageManager:
         """
         return await self._history.load(agent_name, session_id, limit)
 
-    @framework
+    @traced_call
     async def save_full_history(
         self,
         agent_name: str,
@@ -478,7 +478,7 @@ class AsyncStorageManager:
             agent_name, session_id, conversation, workflow_name, parent_session_id
         )
 
-    @framework
+    @traced_call
     async def append_history(
         self,
         agent_name: str,
@@ -492,7 +492,7 @@ class AsyncStorageManager:
         length); returns how many were written. No ``session_id``: nothing is stored."""
         return await self._history.append(agent_name, session_id, messages, workflow_name, parent_session_id)
 
-    @framework
+    @traced_call
     async def list_sessions(self, agent_name: str | None = None) -> list[Doc[Any]]:
         """Conversation heads (meta, message count, times), of one agent or of all."""
         where = None if agent_name is None else {"agent_name": agent_name}
@@ -500,7 +500,7 @@ class AsyncStorageManager:
 
     # --- the framework's storage interface (aurite 0.4.2) --------------------------------
 
-    @framework
+    @traced_call
     async def save_session(self, session_data: Mapping[str, Any]) -> bool:
         """Store a session record of the framework (``session_id``, ``execution_result``,
         ``name``, ``result_type``, ``base_session_id``, ``agents_involved``, ...).
@@ -510,13 +510,13 @@ class AsyncStorageManager:
         """
         return await self._history.save_session(session_data)
 
-    @framework
+    @traced_call
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
         """The session record as it was saved, with the store's ``created_at`` and
         ``last_updated`` (naive UTC, ISO 8601); None when there is none."""
         return await self._history.get_session(session_id)
 
-    @framework
+    @traced_call
     async def get_sessions_list(
         self,
         agent_name: str | None = None,
@@ -527,7 +527,7 @@ class AsyncStorageManager:
         """(rows, total): sessions newest first, a workflow's runs or an agent's own runs."""
         return await self._history.get_sessions_list(agent_name, workflow_name, limit, offset)
 
-    @framework
+    @traced_call
     async def delete_session(self, session_id: str) -> bool:
         """Hide a session behind a tombstone (a workflow's takes its agents' sessions
         sharing its ``base_session_id``); False when there was none. Every framework call
@@ -535,32 +535,32 @@ class AsyncStorageManager:
         docstore's retention (``prune``, ``purge``) removes it for good."""
         return await self._history.delete_session(session_id)
 
-    @framework
+    @traced_call
     async def cleanup_old_sessions(self, days: int = 30, max_sessions: int = 50) -> int:
         """Hide sessions not written for ``days``, then all but the newest
         ``max_sessions``, as :meth:`delete_session` does; returns how many were hidden."""
         return await self._history.cleanup_old_sessions(days, max_sessions)
 
-    @framework
+    @traced_call
     async def restore_session(self, session_id: str) -> bool:
         """Bring back a session hidden by :meth:`delete_session` or
         :meth:`cleanup_old_sessions`, messages and all (a workflow's with the agents'
         sessions in its ``agents_involved``); False when it is gone for good or never was."""
         return await self._history.restore_session(session_id)
 
-    @framework
+    @traced_call
     async def get_session_history(self, session_id: str) -> list[dict[str, Any]] | None:
         """The session's conversation; None for no session, or a workflow's."""
         return await self._history.get_session_history(session_id)
 
-    @framework
+    @traced_call
     async def save_qa_result(self, result_data: Mapping[str, Any]) -> bool:
         """Store a QA test result under its ``result_id`` (a re-save writes a version)."""
         result_id, record = qa_record(result_data)
         await self.store.put(QA_RESULT, result_id, record)
         return True
 
-    @framework
+    @traced_call
     async def get_qa_result(self, result_id: str) -> dict[str, Any] | None:
         """A QA test result with its ``result``; None when there is none."""
         try:
@@ -569,7 +569,7 @@ class AsyncStorageManager:
             return None
         return qa_row(doc.name, doc.data, doc.created_at, full=True)
 
-    @framework
+    @traced_call
     async def get_qa_results_list(
         self,
         evaluation_config_id: str | None = None,
@@ -592,7 +592,7 @@ class AsyncStorageManager:
             for name, data, _items, created, _updated in page.rows
         ], page.total
 
-    @framework
+    @traced_call
     async def delete_qa_result(self, result_id: str) -> bool:
         """Delete a QA test result for good; False when there was none."""
         gone = await self.store.purge(QA_RESULT, [result_id])

@@ -1,4 +1,9 @@
-"""The ``docstore`` command. See docs/cli.md.
+"""The programs on docstore: the ``docstore`` command (docs/cli.md), its demo
+(:mod:`docstore.cli.demo`) and its embedded PostgreSQL (:mod:`docstore.cli.embedded`).
+
+Importing this package needs nothing beyond the library: :func:`main` runs the command
+when the ``cli`` extra is installed, else says in one line how to install it (``pip
+install 'docstore[cli]'``).
 
 Exit status: 0 success; 1 a user error, reported in one line on stderr (no traceback);
 2 a usage error (bad option or argument); 130 interrupted.
@@ -6,126 +11,33 @@ Exit status: 0 success; 1 a user error, reported in one line on stderr (no trace
 
 from __future__ import annotations
 
-import json
-import logging
-import os
+import importlib.util
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-import typer
-
-from .._connect import redact
-from ..agents import ConfigFileError
-from ..errors import DocStoreError
-from . import _aurite, _docs, _edit, _ops, _watch  # noqa: F401  (registers the commands)
-from ._app import app
-from ._compat import UsageProblem
-from ._errors import CliError
-from ._out import clean
+from ..extras import install_extra
 
 __all__ = ["main"]
 
-
-def _one_line(text: str) -> str:
-    return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
-
-
-def _wants_json(args: list[str]) -> bool:
-    for arg in args:
-        if arg in ("--", "bench"):
-            return False
-        if arg == "--json":
-            return True
-    return False
+# What the command imports beyond the library's own dependencies.
+CLI_MODULES = ("typer", "rich", "yaml")
 
 
-def _report(message: str, *, kind: str, status: int, as_json: bool, **extra: Any) -> None:
-    """An error on stderr: one line, or with --json one JSON document."""
-    message = clean(message)  # a name in a message may hold terminal escapes
-    if as_json:
-        sys.stderr.write(
-            json.dumps(
-                {"error": {"type": kind, "message": message, **extra, "exit_status": status}},
-                ensure_ascii=False,
-            )
-            + "\n"
-        )
-    else:
-        print(f"docstore: error: {message}", file=sys.stderr)
+def missing_cli_modules() -> list[str]:
+    """The modules of the ``cli`` extra that cannot be imported here."""
+    return [name for name in CLI_MODULES if importlib.util.find_spec(name) is None]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    as_json = _wants_json(args)
-    # The pool logs each failed connection attempt; the command reports the failure once.
-    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
-    command = typer.main.get_command(app)
-    try:
-        result: object = command.main(args=args, prog_name="docstore", standalone_mode=False)
-        if result == 130:  # typer turns Ctrl-C into exit status 130, silently
-            raise KeyboardInterrupt
-        return result if isinstance(result, int) else 0
-    except UsageProblem as exc:  # usage errors: exit 2, with the usage line
-        show = getattr(exc, "show", None)
-        if as_json:
-            formatter = getattr(exc, "format_message", None)  # its text names the option
-            text = str(formatter()) if formatter is not None else str(exc)
-            _report(_one_line(text), kind="UsageError", status=getattr(exc, "exit_code", 2), as_json=True)
-        elif show is not None:
-            show()
-        else:
-            print(f"docstore: error: {exc}", file=sys.stderr)
-        code: int = getattr(exc, "exit_code", 2)
-        return code
-    except typer.Abort as exc:
-        if isinstance(exc.__cause__, KeyboardInterrupt):  # click's Ctrl-C (typer < 0.17)
-            _report("interrupted", kind="Interrupted", status=130, as_json=as_json)
-            return 130
-        _report("aborted", kind="Aborted", status=1, as_json=as_json)
+    """Run the command, or say which extra it needs; returns the exit status."""
+    missing = missing_cli_modules()
+    if missing:
+        print(
+            f"docstore: the command needs the 'cli' extra ({', '.join(missing)} "
+            f"not installed): {install_extra('cli')}",
+            file=sys.stderr,
+        )
         return 1
-    except KeyboardInterrupt:
-        _report("interrupted", kind="Interrupted", status=130, as_json=as_json)
-        return 130
-    except ConfigFileError as exc:  # one problem per line, after a line saying how many
-        head, *lines = _redact(str(exc), args).splitlines()
-        warnings = [_redact(str(warning), args) for warning in exc.warnings]
-        if as_json:
-            _report(
-                head,
-                kind="ConfigFileError",
-                status=1,
-                as_json=True,
-                problems=[clean(line.strip()) for line in lines],
-                warnings=[clean(w) for w in warnings],
-            )
-            return 1
-        print(f"docstore: error: {clean(head)}", file=sys.stderr)
-        for line in lines:
-            print(clean(line, newlines=True), file=sys.stderr)
-        for warning in warnings:
-            print(f"warning: {clean(warning)}", file=sys.stderr)
-        return 1
-    except (CliError, DocStoreError, ValueError, OSError) as exc:
-        message = _redact(_one_line(str(exc)) or type(exc).__name__, args)
-        kind = exc.error_type if isinstance(exc, CliError) else type(exc).__name__
-        _report(message, kind=kind, status=1, as_json=as_json)
-        return 1
-    finally:
-        sys.stdout.flush()
+    from ._main import main as run
 
-
-def _redact(message: str, args: list[str]) -> str:
-    """``message`` without the password of any DSN from the arguments or the environment."""
-    dsns = [a.split("=", 1)[1] for a in args if a.startswith("--dsn=")]
-    dsns += [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--dsn"]
-    dsns += [os.environ.get("DOCSTORE_URL", ""), os.environ.get("AURITE_DB_URL", "")]
-    for dsn in dsns:
-        if dsn:
-            message = redact(message, dsn)
-    for variable in ("PGPASSWORD", "AURITE_DB_PASSWORD"):
-        password = os.environ.get(variable)
-        if password:
-            message = message.replace(password, "***")
-    return message
+    return run(argv)

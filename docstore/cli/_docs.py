@@ -14,13 +14,12 @@ import yaml
 from psycopg import sql
 from rich.markup import escape as _escape_markup
 
-from .. import _jsondiff
-from .._yaml import YAMLRefused, load_yaml
+from ..agents.configfiles import YAMLRefused, load_yaml
 from ..doc import Doc
 from ..errors import DocumentNotFound, InvalidFilter
 from ..kinds import ANY_DICT
 from ..store import DocStore
-from . import _out
+from . import _jsondiff, _out
 from ._app import command, settings
 from ._errors import CliError
 from ._kinds import ensure_kind

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from psycopg import sql
 
-from .._sql import release_ddl_version
+from .. import ddl_version
 from ..agents import StorageManager
 from ..store import DocStore
 from . import _out
@@ -46,7 +46,7 @@ def init(ctx: typer.Context) -> None:
 
 def _versions(store_version: int | None) -> str:
     """The store's DDL version beside this release's, and what to do when they differ."""
-    release = release_ddl_version()
+    release = ddl_version()
     shown = "none recorded" if store_version is None else str(store_version)
     if store_version is None or store_version < release:
         return f"DDL version {shown} (this docstore writes {release}: run `docstore migrate`)"
@@ -116,7 +116,7 @@ def status(ctx: typer.Context) -> None:
                 {
                     **where,
                     "ddl_version": ddl,
-                    "release_ddl_version": release_ddl_version(),
+                    "release_ddl_version": ddl_version(),
                     "total_bytes": total,
                     "kinds": kinds,
                 }
@@ -504,7 +504,7 @@ def demo(
         ),
     ] = False,
 ) -> None:
-    from ..demo import run_demo
+    from .demo import run_demo
 
     options = settings(ctx)
     if not options.schema_given:
@@ -544,7 +544,7 @@ def _refuse_documents(store: DocStore) -> None:
 
 
 class _Shown:
-    """The demo's tour on stdout, in the command's own tables (a docstore.demo.Show)."""
+    """The demo's tour on stdout, in the command's own tables (a docstore.cli.demo.Show)."""
 
     def __init__(self) -> None:
         self.console = _out.console()
@@ -590,7 +590,7 @@ def _clean_demo(ctx: typer.Context, embedded: bool) -> None:
             f"{options.schema!r} (drop that one yourself if you mean it)"
         )
     if embedded:
-        from ..embedded import clean, data_dir
+        from .embedded import clean, data_dir
 
         what = clean()
         if not what:

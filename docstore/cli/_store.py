@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from psycopg import ConnectionInfo
 
-from .._connect import redact
+from ..dsn import redact
 from ..errors import DatabaseUnavailable, KindMismatch, SchemaMissing
 from ..store import DocStore
 from ._errors import CliError
@@ -45,7 +45,7 @@ class Settings:
         """
         if self._server is None:
             if self.embedded or (embedded_by_default and not dsn_configured(self.dsn)):
-                from ..embedded import start
+                from .embedded import start
 
                 self._server = Server(start(), "--embedded")
             else:

@@ -11,8 +11,7 @@ import orjson
 import typer
 from psycopg import sql
 
-from .._feed import parse_cursor
-from ..change import Change
+from ..change import Change, check_cursor
 from ..errors import ChangesPruned, DatabaseUnavailable, DocStoreError
 from ..store import DocStore
 from . import _out
@@ -115,7 +114,7 @@ def watch(
         raise typer.BadParameter("give --after CURSOR or --from-start, not both", param_hint="'--from-start'")
     if after is not None:
         try:
-            parse_cursor(after)
+            check_cursor(after)
         except ValueError as exc:
             raise _not_a_cursor(after, exc) from None
     as_json = settings(ctx).json

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from psycopg import ConnectionInfo
 
-from .._connect import PG_VARS, libpq_defaults
 from ..agents import database_from_env
+from ..dsn import PG_VARS, libpq_defaults
 
 __all__ = ["NOTHING_CONFIGURED", "Server", "connected_to", "find_schema", "find_server", "libpq_chose"]
 

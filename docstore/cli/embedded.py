@@ -27,8 +27,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .errors import DatabaseUnavailable
-from .extras import install_extra
+from ..errors import DatabaseUnavailable
+from ..extras import install_extra
 
 __all__ = ["EmbeddedUnavailable", "clean", "data_dir", "start"]
 

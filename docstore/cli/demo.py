@@ -1,6 +1,6 @@
 """``docstore demo``: a short, deterministic tour of docstore on a real PostgreSQL.
 
-It syncs the example agent configs shipped in ``docstore/demo_configs``, simulates three
+It syncs the example agent configs shipped in ``docstore/cli/demo_configs``, simulates three
 conversations (Anthropic- and OpenAI-style messages, tool calls included), edits an agent
 config and shows its version history and a diff, then runs three analytics queries in
 plain SQL over the two tables. Everything it writes goes to one schema, by default
@@ -21,11 +21,11 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
+from ..agents import ConfigFileError, StorageManager, conversation_name, sync_path
+from ..dsn import describe_dsn
+from ..errors import DocStoreError
+from ..store import DocStore
 from . import _jsondiff
-from ._connect import describe_dsn
-from .agents import ConfigFileError, StorageManager, conversation_name, sync_path
-from .errors import DocStoreError
-from .store import DocStore
 
 __all__ = ["CONVERSATIONS", "Show", "config_dir", "run_demo"]
 
@@ -51,7 +51,7 @@ class Show(Protocol):
 
 def config_dir() -> Path:
     """The example configs shipped with docstore."""
-    return Path(str(resources.files("docstore").joinpath("demo_configs")))
+    return Path(str(resources.files("docstore.cli").joinpath("demo_configs")))
 
 
 def _tool_use(id_: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
