@@ -14,7 +14,7 @@ from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
-from docstore import embedded
+from docstore.cli import embedded
 
 
 class LetterEmbeddings(Embeddings):

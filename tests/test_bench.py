@@ -11,7 +11,7 @@ import math
 import psycopg
 import pytest
 
-from docstore.bench import main
+from docstore.cli.bench import main
 
 EXPECTED = {
     "put_vs_same_sql",
@@ -70,7 +70,7 @@ def test_bench_never_puts_the_dsn_on_a_child_process_command_line(docstore_dsn: 
     import threading
     from pathlib import Path
 
-    from docstore.bench import Sizes, run
+    from docstore.cli.bench import Sizes, run
 
     marker = "pw-7f3a9c1e-never-shown"
     dsn = f"{docstore_dsn} password={marker}"  # trust auth: the password is ignored
@@ -86,7 +86,7 @@ def test_bench_never_puts_the_dsn_on_a_child_process_command_line(docstore_dsn: 
                     cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
                 except OSError:
                     continue
-                if "docstore.bench._rss" in cmdline:
+                if "docstore.cli.bench._rss" in cmdline:
                     seen.append(cmdline)
             done.wait(0.002)
 

@@ -21,7 +21,7 @@ PROJECT = ROOT.parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 # The packages on top of the core (pyproject's contracts name the same).
-LAYERS = ("agents", "bench", "cli", "langchain", "langgraph", "testing")
+LAYERS = ("agents", "cli", "langchain", "langgraph", "testing")
 # Optional extras' third-party packages, and the layers that may import each: the core
 # and the other layers must import without them.
 EXTRA_PACKAGES = {
@@ -129,12 +129,12 @@ def test_each_contract_is_live(tmp_path: Path) -> None:
     strict = copy.deepcopy(config)
     del _contract(strict, "core-public")["ignore_imports"]
     report = _broken(strict, "core-public", tmp_path)
-    assert "docstore.bench" in report and "docstore._sql" in report
+    assert "docstore.cli.bench" in report and "docstore._sql" in report
 
 
 def test_bench_is_the_one_exception_to_public_imports() -> None:
     ignored = _contract(_config(), "core-public")["ignore_imports"]
-    assert all(rule.startswith("docstore.bench") for rule in ignored)
+    assert all(rule.startswith("docstore.cli.bench") for rule in ignored)
 
 
 def _third_party_imports() -> dict[str, set[str]]:

@@ -470,8 +470,8 @@ def sync(
 
 @command(add_help_option=False, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
-    """Run docstore's benchmarks (docstore.bench); arguments after `bench` are its own."""
-    from ..bench import main as run_bench
+    """Run docstore's benchmarks (docstore.cli.bench); arguments after `bench` are its own."""
+    from .bench import main as run_bench
 
     options = settings(ctx)
     if options.resolve():  # bench reads DOCSTORE_URL: the server this command chose

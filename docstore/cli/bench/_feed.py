@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from .. import _sql as q
+from ... import _sql as q
 from ._data import conversation
 from ._harness import Result, Side, Stat, measure, ratio_result
 from ._workloads import CONV, Bench, pre_json
@@ -277,7 +277,7 @@ def _latency(bench: Bench) -> Result:
 
 def _cached_get(bench: Bench) -> Result:
     """A config read from a watched StorageManager's memory against a raw SELECT."""
-    from ..agents import StorageManager
+    from ...agents import StorageManager
 
     z = bench.sizes
     names = [f"cached-{i % 20}" for i in range(z.get_ops)]

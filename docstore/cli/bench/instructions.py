@@ -4,8 +4,8 @@ against the same SQL run by hand through psycopg.
 Instruction counts do not move with the machine's load, so two trees (or two runs on a
 busy machine) compare exactly where wall and CPU times would not::
 
-    python -m docstore.bench.instructions [--dsn DSN] [--calls N] [--ops put get append]
-    python -m docstore.bench.instructions --tree /path/to/other/checkout   # its docstore
+    python -m docstore.cli.bench.instructions [--dsn DSN] [--calls N] [--ops put get append]
+    python -m docstore.cli.bench.instructions --tree /path/to/other/checkout   # its docstore
 
 Each (op, side) runs in a fresh interpreter under ``valgrind --tool=callgrind``, once
 with N calls and once with 2N (after the same warm-up, which also gets psycopg to
@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from .._connect import resolve_dsn
+from ...dsn import resolve_dsn
 
 __all__ = ["OPS", "count", "main", "measure", "per_call"]
 
@@ -163,7 +163,7 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     """Print a table of instructions per call, docstore against raw psycopg."""
     parser = argparse.ArgumentParser(
-        prog="python -m docstore.bench.instructions",
+        prog="python -m docstore.cli.bench.instructions",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -16,8 +16,8 @@ import psycopg
 from psycopg.types.json import Jsonb, set_json_loads
 from pydantic import TypeAdapter
 
-from .. import _sql as q
-from ..agents import (
+from ... import _sql as q
+from ...agents import (
     AGENT,
     MESSAGE_ADAPTER,
     AgentConfig,
@@ -25,8 +25,8 @@ from ..agents import (
     agent_registry,
     conversation_name,
 )
-from ..aio import AsyncDocStore
-from ..store import DocStore
+from ...aio import AsyncDocStore
+from ...store import DocStore
 from . import _data
 from ._harness import Result, Side, measure, ratio_result
 
@@ -507,7 +507,7 @@ class Bench:
         self.raw.execute(f"ANALYZE {self.s}.documents")
         out = subprocess.run(
             # The DSN goes through a pipe: on the command line `ps` would show its password.
-            [sys.executable, "-m", "docstore.bench._rss", self.schema, "agent_iter", str(z.iter_docs)],
+            [sys.executable, "-m", "docstore.cli.bench._rss", self.schema, "agent_iter", str(z.iter_docs)],
             input=self.dsn + "\n",
             capture_output=True,
             text=True,

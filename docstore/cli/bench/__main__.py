@@ -1,4 +1,4 @@
-"""``python -m docstore.bench``."""
+"""``python -m docstore.cli.bench``."""
 
 from . import main
 

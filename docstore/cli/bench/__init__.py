@@ -7,7 +7,7 @@ of docs/performance.md. Absolute numbers drift on a shared machine, ratios much 
 
 Everything happens in a scratch schema made for the run and dropped at its end::
 
-    python -m docstore.bench [--dsn DSN] [--quick] [--json] [--scale] [--only NAME ...]
+    python -m docstore.cli.bench [--dsn DSN] [--quick] [--json] [--scale] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 import orjson
 import psycopg
 
-from .._connect import describe_dsn, resolve_dsn
-from .._sql import Statements
-from ..errors import DatabaseUnavailable
+from ..._sql import Statements
+from ...dsn import describe_dsn, resolve_dsn
+from ...errors import DatabaseUnavailable
 from ._feed import feed
 from ._harness import Result, Stat
 from ._workloads import Bench, Sizes
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "--instructions",
         action="store_true",
         help="also count client instructions per put, get and append under valgrind's "
-        "callgrind, against the same SQL by hand (minutes; python -m docstore.bench.instructions)",
+        "callgrind, against the same SQL by hand (minutes; python -m docstore.cli.bench.instructions)",
     )
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()

@@ -1,6 +1,6 @@
 """Child process of the ``iter`` workload: peak RSS growth while streaming a kind.
 
-Run as ``python -m docstore.bench._rss SCHEMA KIND COUNT`` with the DSN as the first line
+Run as ``python -m docstore.cli.bench._rss SCHEMA KIND COUNT`` with the DSN as the first line
 of its standard input (never on its command line, where ``ps`` shows it to every user);
 prints one JSON line.
 A process of its own, so the peak (VmHWM) belongs to the iteration alone.
@@ -14,8 +14,8 @@ import time
 
 import orjson
 
-from ..agents import AGENT
-from ..store import DocStore
+from ...agents import AGENT
+from ...store import DocStore
 
 
 def _status(field: str) -> float:
