@@ -1,7 +1,12 @@
 """Fixtures of docstore's own suite, on top of the docstore.testing plugin.
 
-``store`` runs each test twice: against DocStore, and against AsyncDocStore through a thin
-adapter that runs each coroutine to completion, so one test body checks both shells.
+The tests of a module ``tests/X_async.py`` are written once, async, against an
+``AsyncDocStore`` (``astore``, ``adocstore_factory``, ``acount_rows`` ...); .ci/async_to_sync.py
+generates their sync twin ``tests/X.py`` against a ``DocStore`` (``store``, ``docstore_factory``,
+``count_rows`` ...), so both shells run every test and mypy checks every call.
+
+The modules not converted yet take ``store``, which runs each test twice: against DocStore,
+and against AsyncDocStore through a thin adapter that runs each coroutine to completion.
 """
 
 from __future__ import annotations
@@ -10,13 +15,16 @@ import asyncio
 import inspect
 import io
 import sys
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
+from psycopg import sql
+from psycopg_pool import ConnectionPool
 
-from docstore import AsyncDocStore, DocStore
+from docstore import AsyncDocStore, DocStore, Registry
 from docstore.cli import main
 
 
@@ -96,42 +104,112 @@ def store(
     yield from _open_store(request.param, docstore_factory, docstore_dsn)
 
 
+Factory = Callable[..., DocStore]
+AsyncFactory = Callable[..., Awaitable[AsyncDocStore]]
+
+
+@pytest.fixture
+async def adocstore_factory(
+    docstore_dsn: str, docstore_pool: ConnectionPool[Any], docstore_kinds: Registry
+) -> AsyncIterator[AsyncFactory]:
+    """``await make(partitions=None) -> AsyncDocStore`` on a fresh, initialised schema, as
+    docstore_factory makes a DocStore; each store is closed and its schema dropped after."""
+    made: list[AsyncDocStore] = []
+
+    async def make(*, partitions: int | None = None) -> AsyncDocStore:
+        schema = f"test_{uuid.uuid4().hex[:12]}"
+        store = await AsyncDocStore.connect(
+            docstore_dsn, schema=schema, kinds=docstore_kinds.copy(), max_size=4
+        )
+        made.append(store)
+        await store.init_schema(partitions=partitions)
+        return store
+
+    yield make
+    for store in made:
+        await store.close()
+        with docstore_pool.connection() as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(store.schema)))
+
+
+# The layout is a matter of SQL, which both shells share, so the async shell runs on the
+# plain layout only. A module runs its tests on both layouts with a ``store`` fixture
+# returning ``store_both_layouts`` (``astore`` returning ``astore_both_layouts``).
+@pytest.fixture(params=["plain", "partitioned"])
+def store_both_layouts(request: pytest.FixtureRequest, docstore_factory: Factory) -> DocStore:
+    """A fresh DocStore, once on a plain and once on a hash-partitioned versions table."""
+    return docstore_factory(partitions=PARTITIONS if request.param == "partitioned" else None)
+
+
+@pytest.fixture(params=["plain"])
+async def astore_both_layouts(
+    request: pytest.FixtureRequest, adocstore_factory: AsyncFactory
+) -> AsyncDocStore:
+    """A fresh AsyncDocStore on the plain layout (see above)."""
+    return await adocstore_factory()
+
+
 @pytest.fixture(params=["sync", "async", "sync-partitioned"])
-def store_both_layouts(
+def store_both_shells(
     request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore], docstore_dsn: str
 ) -> Iterator[Any]:
-    """As ``store``, plus a DocStore whose versions table is hash-partitioned. A module
-    runs its tests on both layouts with ``store = pytest.fixture(on_both_layouts)``. The
-    layout is a matter of SQL, which both shells share, so the async shell runs on the
-    plain layout only."""
+    """As ``store``, plus a DocStore whose versions table is hash-partitioned, for the
+    modules not converted yet: ``store = pytest.fixture(on_both_layouts)``."""
     yield from _open_store(request.param, docstore_factory, docstore_dsn)
 
 
-def on_both_layouts(store_both_layouts: Any) -> Any:
+def on_both_layouts(store_both_shells: Any) -> Any:
     """The ``store`` of a module whose tests run on both layouts (see above)."""
-    return store_both_layouts
+    return store_both_shells
 
 
-def layout_of(store: Any) -> tuple[str, int]:
+_LAYOUT = (
+    "SELECT c.relkind::text, (SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid)"
+    " FROM pg_class c WHERE c.oid = %s::regclass"
+)
+
+
+def layout_of(store: DocStore) -> tuple[str, int]:
     """The versions table's relkind ('r' plain, 'p' partitioned) and partition count."""
     with store.pool.connection() as conn:
-        row = conn.execute(
-            "SELECT c.relkind::text, (SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid)"
-            " FROM pg_class c WHERE c.oid = %s::regclass",
-            [f'"{store.schema}".versions'],
-        ).fetchone()
+        row = conn.execute(_LAYOUT, [f'"{store.schema}".versions']).fetchone()
+    assert row is not None
     return str(row[0]), int(row[1])
 
 
-def count_rows(store: Any, table: str, kind: str, name: str | None = None) -> int:
-    """How many rows of ``table`` hold ``kind`` (and ``name``), by raw SQL."""
+async def alayout_of(store: AsyncDocStore) -> tuple[str, int]:
+    """layout_of, for the async shell."""
+    async with store.pool.connection() as conn:
+        row = await (await conn.execute(_LAYOUT, [f'"{store.schema}".versions'])).fetchone()
+    assert row is not None
+    return str(row[0]), int(row[1])
+
+
+def _count_query(
+    store: DocStore | AsyncDocStore, table: str, kind: str, name: str | None
+) -> tuple[str, list[str]]:
     query = f'SELECT count(*) FROM "{store.schema}".{table} WHERE kind = %s'
-    params: list[Any] = [kind]
-    if name is not None:
-        query += " AND name = %s"
-        params.append(name)
+    if name is None:
+        return query, [kind]
+    return query + " AND name = %s", [kind, name]
+
+
+def count_rows(store: DocStore, table: str, kind: str, name: str | None = None) -> int:
+    """How many rows of ``table`` hold ``kind`` (and ``name``), by raw SQL."""
+    query, params = _count_query(store, table, kind, name)
     with store.pool.connection() as conn:
-        return int(conn.execute(query, params).fetchone()[0])
+        row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def acount_rows(store: AsyncDocStore, table: str, kind: str, name: str | None = None) -> int:
+    """count_rows, for the async shell."""
+    query, params = _count_query(store, table, kind, name)
+    async with store.pool.connection() as conn:
+        row = await (await conn.execute(query, params)).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 Run = Callable[..., tuple[int, str, str]]

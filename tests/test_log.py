@@ -34,7 +34,7 @@ store = pytest.fixture(on_both_layouts)
 
 
 def test_the_versions_table_has_the_layout_asked_for(store: Any, request: pytest.FixtureRequest) -> None:
-    partitioned = request.node.callspec.params["store_both_layouts"].endswith("-partitioned")
+    partitioned = request.node.callspec.params["store_both_shells"].endswith("-partitioned")
     assert layout_of(store) == (("p", PARTITIONS) if partitioned else ("r", 0))
 
 
