@@ -43,6 +43,7 @@ PAIRS = [
     ("docstore/agents/_history_async.py", "docstore/agents/_history.py"),
     # The tests of both shells: written once, async, against typed AsyncDocStore fixtures.
     ("tests/test_snapshot_async.py", "tests/test_snapshot.py"),
+    ("tests/test_log_async.py", "tests/test_log.py"),
 ]
 
 # Identifiers of the async code and their sync counterparts: renamed as whole words in

@@ -149,20 +149,6 @@ async def astore_both_layouts(
     return await adocstore_factory()
 
 
-@pytest.fixture(params=["sync", "async", "sync-partitioned"])
-def store_both_shells(
-    request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore], docstore_dsn: str
-) -> Iterator[Any]:
-    """As ``store``, plus a DocStore whose versions table is hash-partitioned, for the
-    modules not converted yet: ``store = pytest.fixture(on_both_layouts)``."""
-    yield from _open_store(request.param, docstore_factory, docstore_dsn)
-
-
-def on_both_layouts(store_both_shells: Any) -> Any:
-    """The ``store`` of a module whose tests run on both layouts (see above)."""
-    return store_both_shells
-
-
 _LAYOUT = (
     "SELECT c.relkind::text, (SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid)"
     " FROM pg_class c WHERE c.oid = %s::regclass"
