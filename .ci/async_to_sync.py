@@ -44,6 +44,7 @@ PAIRS = [
     # The tests of both shells: written once, async, against typed AsyncDocStore fixtures.
     ("tests/test_snapshot_async.py", "tests/test_snapshot.py"),
     ("tests/test_log_async.py", "tests/test_log.py"),
+    ("tests/test_kinds_async.py", "tests/test_kinds.py"),
 ]
 
 # Identifiers of the async code and their sync counterparts: renamed as whole words in

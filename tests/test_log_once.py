@@ -1,6 +1,6 @@
 """Log kinds: what the server guarantees (contiguous versions under concurrent appends,
-an index range scan for the last N), checked through the sync shell alone: the SQL is
-the same for both, and threads have no async twin the generator could make."""
+an index range scan for the last N), checked once, through the sync shell: the SQL is the
+same for both shells, and threads have no async twin the generator could make."""
 
 from __future__ import annotations
 
