@@ -46,6 +46,7 @@ PAIRS = [
     ("tests/test_log_async.py", "tests/test_log.py"),
     ("tests/test_kinds_async.py", "tests/test_kinds.py"),
     ("tests/test_write_checks_async.py", "tests/test_write_checks.py"),
+    ("tests/test_filters_async.py", "tests/test_filters.py"),
 ]
 
 # Identifiers of the async code and their sync counterparts: renamed as whole words in
