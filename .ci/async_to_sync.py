@@ -47,6 +47,7 @@ PAIRS = [
     ("tests/test_kinds_async.py", "tests/test_kinds.py"),
     ("tests/test_write_checks_async.py", "tests/test_write_checks.py"),
     ("tests/test_filters_async.py", "tests/test_filters.py"),
+    ("tests/test_store_async.py", "tests/test_store.py"),
 ]
 
 # Identifiers of the async code and their sync counterparts: renamed as whole words in
