@@ -3,10 +3,13 @@
 The tests of a module ``tests/X_async.py`` are written once, async, against an
 ``AsyncDocStore`` (``astore``, ``adocstore_factory``, ``acount_rows`` ...); .ci/async_to_sync.py
 generates their sync twin ``tests/X.py`` against a ``DocStore`` (``store``, ``docstore_factory``,
-``count_rows`` ...), so both shells run every test and mypy checks every call.
+``count_rows`` ...), so both shells run every test and mypy checks every call. Such a
+module defines its own ``astore`` fixture (so the twin's ``store`` replaces the one below);
+what it checks once, not per shell, is in the hand-written ``tests/X_once.py``.
 
-The modules not converted yet take ``store``, which runs each test twice: against DocStore,
-and against AsyncDocStore through a thin adapter that runs each coroutine to completion.
+The modules not converted yet (test_hostile_input, test_otel, test_restore) take the
+``store`` below, which runs each test twice: against DocStore, and against AsyncDocStore
+through a thin adapter that runs each coroutine to completion.
 """
 
 from __future__ import annotations
@@ -78,10 +81,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _open_store(param: str, docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> Iterator[Any]:
-    """``sync`` or ``async``, with ``-partitioned`` for a hash-partitioned versions table."""
-    shell, _, layout = param.partition("-")
-    sync_store = docstore_factory(partitions=PARTITIONS if layout == "partitioned" else None)
+def _open_store(shell: str, docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> Iterator[Any]:
+    """A fresh DocStore (``sync``), or an AsyncDocStore on it through the adapter (``async``)."""
+    sync_store = docstore_factory()
     if shell == "sync":
         yield sync_store
         return
