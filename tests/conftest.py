@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool
 
 from docstore import AsyncDocStore, DocStore, Registry
 from docstore.cli import main
@@ -110,28 +110,45 @@ Factory = Callable[..., DocStore]
 AsyncFactory = Callable[..., Awaitable[AsyncDocStore]]
 
 
+@pytest.fixture(scope="session")
+async def adocstore_pool(docstore_dsn: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    """One async pool for the session, as docstore_pool is for the sync stores: a store per
+    test on a pool of its own would open (and probe) new connections for every test."""
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        docstore_dsn,
+        min_size=1,
+        max_size=16,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        kwargs={"autocommit": True},
+        name="docstore-async-tests",
+    )
+    await pool.open(wait=True)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 @pytest.fixture
 async def adocstore_factory(
-    docstore_dsn: str, docstore_pool: ConnectionPool[Any], docstore_kinds: Registry
+    adocstore_pool: AsyncConnectionPool[Any], docstore_kinds: Registry
 ) -> AsyncIterator[AsyncFactory]:
     """``await make(partitions=None) -> AsyncDocStore`` on a fresh, initialised schema, as
-    docstore_factory makes a DocStore; each store is closed and its schema dropped after."""
-    made: list[AsyncDocStore] = []
+    docstore_factory makes a DocStore; each schema is dropped after the test."""
+    made: list[str] = []
 
     async def make(*, partitions: int | None = None) -> AsyncDocStore:
         schema = f"test_{uuid.uuid4().hex[:12]}"
-        store = await AsyncDocStore.connect(
-            docstore_dsn, schema=schema, kinds=docstore_kinds.copy(), max_size=4
-        )
-        made.append(store)
+        made.append(schema)
+        store = AsyncDocStore(adocstore_pool, schema=schema, kinds=docstore_kinds.copy())
         await store.init_schema(partitions=partitions)
         return store
 
     yield make
-    for store in made:
-        await store.close()
-        with docstore_pool.connection() as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(store.schema)))
+    async with adocstore_pool.connection() as conn:
+        for schema in made:
+            await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 # The layout is a matter of SQL, which both shells share, so the async shell runs on the

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import count_rows
+from conftest import Factory, count_rows
 
 from docstore import DocStore, InvalidFilter
 from docstore.agents.messages import MESSAGE_ADAPTER, ConversationMeta
@@ -30,9 +30,9 @@ DOCS: dict[str, AnyDict] = {
 
 
 @pytest.fixture
-def store(docstore_store: DocStore) -> DocStore:
+def store(docstore_factory: Factory) -> DocStore:
     """A fresh store of this module's shell (in place of conftest's ``store``)."""
-    return docstore_store
+    return docstore_factory()
 
 
 @pytest.fixture

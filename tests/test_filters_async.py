@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import acount_rows
+from conftest import AsyncFactory, acount_rows
 
 from docstore import AsyncDocStore, InvalidFilter
 from docstore.agents.messages import MESSAGE_ADAPTER, ConversationMeta
@@ -28,9 +28,9 @@ DOCS: dict[str, AnyDict] = {
 
 
 @pytest.fixture
-def astore(docstore_async_store: AsyncDocStore) -> AsyncDocStore:
+async def astore(adocstore_factory: AsyncFactory) -> AsyncDocStore:
     """A fresh store of this module's shell (in place of conftest's ``store``)."""
-    return docstore_async_store
+    return await adocstore_factory()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ kind's name (tests/typing/ checks what they make of the results' types)."""
 from __future__ import annotations
 
 import pytest
+from conftest import Factory
 from pydantic import BaseModel
 
 from docstore import DocStore, DocumentNotFound, KindMismatch, LogHead, Registry, UnknownKind
@@ -25,9 +26,9 @@ class Meta(BaseModel):
 
 
 @pytest.fixture
-def store(docstore_store: DocStore) -> DocStore:
+def store(docstore_factory: Factory) -> DocStore:
     """A fresh store of this module's shell (in place of conftest's ``store``)."""
-    return docstore_store
+    return docstore_factory()
 
 
 def test_every_method_takes_a_handle_in_place_of_the_name(store: DocStore) -> None:

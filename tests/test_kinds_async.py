@@ -4,6 +4,7 @@ kind's name (tests/typing/ checks what they make of the results' types)."""
 from __future__ import annotations
 
 import pytest
+from conftest import AsyncFactory
 from pydantic import BaseModel
 
 from docstore import AsyncDocStore, DocumentNotFound, KindMismatch, LogHead, Registry, UnknownKind
@@ -23,9 +24,9 @@ class Meta(BaseModel):
 
 
 @pytest.fixture
-def astore(docstore_async_store: AsyncDocStore) -> AsyncDocStore:
+async def astore(adocstore_factory: AsyncFactory) -> AsyncDocStore:
     """A fresh store of this module's shell (in place of conftest's ``store``)."""
-    return docstore_async_store
+    return await adocstore_factory()
 
 
 async def test_every_method_takes_a_handle_in_place_of_the_name(astore: AsyncDocStore) -> None:

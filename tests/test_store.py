@@ -8,15 +8,15 @@ import math
 from typing import Any
 
 import pytest
-from conftest import count_rows
+from conftest import Factory, count_rows
 
 from docstore import DocStore, DocumentInvalid
 
 
 @pytest.fixture
-def store(docstore_store: DocStore) -> DocStore:
+def store(docstore_factory: Factory) -> DocStore:
     """A fresh store of this module's shell (in place of conftest's ``store``)."""
-    return docstore_store
+    return docstore_factory()
 
 
 @pytest.mark.parametrize(

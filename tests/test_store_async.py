@@ -6,15 +6,15 @@ import math
 from typing import Any
 
 import pytest
-from conftest import acount_rows
+from conftest import AsyncFactory, acount_rows
 
 from docstore import AsyncDocStore, DocumentInvalid
 
 
 @pytest.fixture
-def astore(docstore_async_store: AsyncDocStore) -> AsyncDocStore:
+async def astore(adocstore_factory: AsyncFactory) -> AsyncDocStore:
     """A fresh store of this module's shell (in place of conftest's ``store``)."""
-    return docstore_async_store
+    return await adocstore_factory()
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import Factory
 from pydantic import BaseModel, Field, model_validator
 
 from docstore import DocStore, DocumentInvalid, InvalidFilter
@@ -26,9 +27,9 @@ class Message(BaseModel):
 
 
 @pytest.fixture
-def store(docstore_store: DocStore) -> DocStore:
+def store(docstore_factory: Factory) -> DocStore:
     """A fresh store of this module's shell (in place of conftest's ``store``)."""
-    return docstore_store
+    return docstore_factory()
 
 
 def _kinds(store: DocStore) -> None:

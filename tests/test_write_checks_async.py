@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import AsyncFactory
 from pydantic import BaseModel, Field, model_validator
 
 from docstore import AsyncDocStore, DocumentInvalid, InvalidFilter
@@ -24,9 +25,9 @@ class Message(BaseModel):
 
 
 @pytest.fixture
-def astore(docstore_async_store: AsyncDocStore) -> AsyncDocStore:
+async def astore(adocstore_factory: AsyncFactory) -> AsyncDocStore:
     """A fresh store of this module's shell (in place of conftest's ``store``)."""
-    return docstore_async_store
+    return await adocstore_factory()
 
 
 def _kinds(astore: AsyncDocStore) -> None:
