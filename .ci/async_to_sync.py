@@ -41,6 +41,13 @@ PAIRS = [
     ("docstore/_handles_async.py", "docstore/_handles.py"),
     ("docstore/agents/storage_async.py", "docstore/agents/storage.py"),
     ("docstore/agents/_history_async.py", "docstore/agents/_history.py"),
+    # The tests of both shells: written once, async, against typed AsyncDocStore fixtures.
+    ("tests/test_snapshot_async.py", "tests/test_snapshot.py"),
+    ("tests/test_log_async.py", "tests/test_log.py"),
+    ("tests/test_kinds_async.py", "tests/test_kinds.py"),
+    ("tests/test_write_checks_async.py", "tests/test_write_checks.py"),
+    ("tests/test_filters_async.py", "tests/test_filters.py"),
+    ("tests/test_store_async.py", "tests/test_store.py"),
 ]
 
 # Identifiers of the async code and their sync counterparts: renamed as whole words in
@@ -59,6 +66,18 @@ RENAMES = {
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",
     "docstore_async_transaction": "docstore_transaction",
+}
+
+# The tests' fixtures and helpers of the async shell and their sync counterparts, renamed
+# in the test modules only (on top of RENAMES), as psycopg's tests name ``aconn`` ``conn``.
+TEST_RENAMES = {
+    "astore": "store",
+    "astore_both_layouts": "store_both_layouts",
+    "adocstore_factory": "docstore_factory",
+    "docstore_async_store": "docstore_store",
+    "AsyncFactory": "Factory",
+    "acount_rows": "count_rows",
+    "alayout_of": "layout_of",
 }
 
 # Module names, renamed in import statements only: prose names the files as they are.
@@ -81,20 +100,32 @@ HEADER = (
     "# Change {source} and run `.venv/bin/python .ci/async_to_sync.py`.\n"
 )
 
-_WORDS = re.compile(r"\b(" + "|".join(re.escape(word) for word in RENAMES) + r")\b")
+
+def _words(renames: dict[str, str]) -> re.Pattern[str]:
+    return re.compile(r"\b(" + "|".join(re.escape(word) for word in renames) + r")\b")
+
+
+_RENAMES = RENAMES  # those of the pair being converted: RENAMES, plus TEST_RENAMES in tests/
+_WORDS = _words(RENAMES)
+
+
+def _use_renames(target_path: str) -> None:
+    global _RENAMES, _WORDS
+    _RENAMES = {**RENAMES, **TEST_RENAMES} if target_path.startswith("tests/") else RENAMES
+    _WORDS = _words(_RENAMES)
 
 
 def _text(text: str) -> str:
     """Prose (a docstring, a comment, a string) with the async names replaced."""
     for old, new in PHRASES.items():
         text = text.replace(old, new)
-    return _WORDS.sub(lambda m: RENAMES[m.group(1)], text)
+    return _WORDS.sub(lambda m: _RENAMES[m.group(1)], text)
 
 
 def _name(name: str, in_import: bool = False) -> str:
     if in_import and name in MODULE_RENAMES:
         return MODULE_RENAMES[name]
-    return RENAMES.get(name, name)
+    return _RENAMES.get(name, name)
 
 
 def by_tokens(source: str) -> str:
@@ -211,6 +242,7 @@ def _run_ruff(args: list[str], source: str, target: str) -> str:
 def generate(source_path: str, target_path: str) -> str:
     """The sync module ``target_path`` as generated from ``source_path``."""
     source = (ROOT / source_path).read_text()
+    _use_renames(target_path)
     converted = by_tokens(source)
     expected = by_tree(source)
     actual = ast.dump(ast.parse(converted), include_attributes=False, indent=1)

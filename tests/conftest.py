@@ -1,7 +1,15 @@
 """Fixtures of docstore's own suite, on top of the docstore.testing plugin.
 
-``store`` runs each test twice: against DocStore, and against AsyncDocStore through a thin
-adapter that runs each coroutine to completion, so one test body checks both shells.
+The tests of a module ``tests/X_async.py`` are written once, async, against an
+``AsyncDocStore`` (``astore``, ``adocstore_factory``, ``acount_rows`` ...); .ci/async_to_sync.py
+generates their sync twin ``tests/X.py`` against a ``DocStore`` (``store``, ``docstore_factory``,
+``count_rows`` ...), so both shells run every test and mypy checks every call. Such a
+module defines its own ``astore`` fixture (so the twin's ``store`` replaces the one below);
+what it checks once, not per shell, is in the hand-written ``tests/X_once.py``.
+
+The modules not converted yet (test_hostile_input, test_otel, test_restore) take the
+``store`` below, which runs each test twice: against DocStore, and against AsyncDocStore
+through a thin adapter that runs each coroutine to completion.
 """
 
 from __future__ import annotations
@@ -10,13 +18,16 @@ import asyncio
 import inspect
 import io
 import sys
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
 
-from docstore import AsyncDocStore, DocStore
+from docstore import AsyncDocStore, DocStore, Registry
 from docstore.cli import main
 
 
@@ -70,10 +81,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _open_store(param: str, docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> Iterator[Any]:
-    """``sync`` or ``async``, with ``-partitioned`` for a hash-partitioned versions table."""
-    shell, _, layout = param.partition("-")
-    sync_store = docstore_factory(partitions=PARTITIONS if layout == "partitioned" else None)
+def _open_store(shell: str, docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> Iterator[Any]:
+    """A fresh DocStore (``sync``), or an AsyncDocStore on it through the adapter (``async``)."""
+    sync_store = docstore_factory()
     if shell == "sync":
         yield sync_store
         return
@@ -96,42 +106,115 @@ def store(
     yield from _open_store(request.param, docstore_factory, docstore_dsn)
 
 
-@pytest.fixture(params=["sync", "async", "sync-partitioned"])
-def store_both_layouts(
-    request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore], docstore_dsn: str
-) -> Iterator[Any]:
-    """As ``store``, plus a DocStore whose versions table is hash-partitioned. A module
-    runs its tests on both layouts with ``store = pytest.fixture(on_both_layouts)``. The
-    layout is a matter of SQL, which both shells share, so the async shell runs on the
-    plain layout only."""
-    yield from _open_store(request.param, docstore_factory, docstore_dsn)
+Factory = Callable[..., DocStore]
+AsyncFactory = Callable[..., Awaitable[AsyncDocStore]]
 
 
-def on_both_layouts(store_both_layouts: Any) -> Any:
-    """The ``store`` of a module whose tests run on both layouts (see above)."""
-    return store_both_layouts
+@pytest.fixture(scope="session")
+async def adocstore_pool(docstore_dsn: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    """One async pool for the session, as docstore_pool is for the sync stores: a store per
+    test on a pool of its own would open (and probe) new connections for every test."""
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        docstore_dsn,
+        min_size=1,
+        max_size=16,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        kwargs={"autocommit": True},
+        name="docstore-async-tests",
+    )
+    await pool.open(wait=True)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
-def layout_of(store: Any) -> tuple[str, int]:
+@pytest.fixture
+async def adocstore_factory(
+    adocstore_pool: AsyncConnectionPool[Any], docstore_kinds: Registry
+) -> AsyncIterator[AsyncFactory]:
+    """``await make(partitions=None) -> AsyncDocStore`` on a fresh, initialised schema, as
+    docstore_factory makes a DocStore; each schema is dropped after the test."""
+    made: list[str] = []
+
+    async def make(*, partitions: int | None = None) -> AsyncDocStore:
+        schema = f"test_{uuid.uuid4().hex[:12]}"
+        made.append(schema)
+        store = AsyncDocStore(adocstore_pool, schema=schema, kinds=docstore_kinds.copy())
+        await store.init_schema(partitions=partitions)
+        return store
+
+    yield make
+    async with adocstore_pool.connection() as conn:
+        for schema in made:
+            await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+# The layout is a matter of SQL, which both shells share, so the async shell runs on the
+# plain layout only. A module runs its tests on both layouts with a ``store`` fixture
+# returning ``store_both_layouts`` (``astore`` returning ``astore_both_layouts``).
+@pytest.fixture(params=["plain", "partitioned"])
+def store_both_layouts(request: pytest.FixtureRequest, docstore_factory: Factory) -> DocStore:
+    """A fresh DocStore, once on a plain and once on a hash-partitioned versions table."""
+    return docstore_factory(partitions=PARTITIONS if request.param == "partitioned" else None)
+
+
+@pytest.fixture(params=["plain"])
+async def astore_both_layouts(
+    request: pytest.FixtureRequest, adocstore_factory: AsyncFactory
+) -> AsyncDocStore:
+    """A fresh AsyncDocStore on the plain layout (see above)."""
+    return await adocstore_factory()
+
+
+_LAYOUT = (
+    "SELECT c.relkind::text, (SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid)"
+    " FROM pg_class c WHERE c.oid = %s::regclass"
+)
+
+
+def layout_of(store: DocStore) -> tuple[str, int]:
     """The versions table's relkind ('r' plain, 'p' partitioned) and partition count."""
     with store.pool.connection() as conn:
-        row = conn.execute(
-            "SELECT c.relkind::text, (SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid)"
-            " FROM pg_class c WHERE c.oid = %s::regclass",
-            [f'"{store.schema}".versions'],
-        ).fetchone()
+        row = conn.execute(_LAYOUT, [f'"{store.schema}".versions']).fetchone()
+    assert row is not None
     return str(row[0]), int(row[1])
 
 
-def count_rows(store: Any, table: str, kind: str, name: str | None = None) -> int:
-    """How many rows of ``table`` hold ``kind`` (and ``name``), by raw SQL."""
+async def alayout_of(store: AsyncDocStore) -> tuple[str, int]:
+    """layout_of, for the async shell."""
+    async with store.pool.connection() as conn:
+        row = await (await conn.execute(_LAYOUT, [f'"{store.schema}".versions'])).fetchone()
+    assert row is not None
+    return str(row[0]), int(row[1])
+
+
+def _count_query(
+    store: DocStore | AsyncDocStore, table: str, kind: str, name: str | None
+) -> tuple[str, list[str]]:
     query = f'SELECT count(*) FROM "{store.schema}".{table} WHERE kind = %s'
-    params: list[Any] = [kind]
-    if name is not None:
-        query += " AND name = %s"
-        params.append(name)
+    if name is None:
+        return query, [kind]
+    return query + " AND name = %s", [kind, name]
+
+
+def count_rows(store: DocStore, table: str, kind: str, name: str | None = None) -> int:
+    """How many rows of ``table`` hold ``kind`` (and ``name``), by raw SQL."""
+    query, params = _count_query(store, table, kind, name)
     with store.pool.connection() as conn:
-        return int(conn.execute(query, params).fetchone()[0])
+        row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def acount_rows(store: AsyncDocStore, table: str, kind: str, name: str | None = None) -> int:
+    """count_rows, for the async shell."""
+    query, params = _count_query(store, table, kind, name)
+    async with store.pool.connection() as conn:
+        row = await (await conn.execute(query, params)).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 Run = Callable[..., tuple[int, str, str]]

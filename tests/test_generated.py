@@ -34,7 +34,7 @@ def test_every_generated_sync_module_is_current() -> None:
     ids=["the generated module edited by hand", "its async source edited alone"],
 )
 def test_a_generated_module_out_of_step_with_its_source_is_named_stale(tmp_path: Path, edited: str) -> None:
-    for part in ("docstore", ".ci"):
+    for part in ("docstore", "tests", ".ci"):
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     path = tmp_path / edited

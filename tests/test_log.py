@@ -1,14 +1,14 @@
+# Generated from tests/test_log_async.py by .ci/async_to_sync.py: do not edit.
+# Change tests/test_log_async.py and run `.venv/bin/python .ci/async_to_sync.py`.
 """Log kinds (conversations): appends, reads of the last N, rewrites, clears, retention."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import PARTITIONS, count_rows, layout_of, on_both_layouts
+from conftest import PARTITIONS, count_rows, layout_of
 from pydantic import BaseModel, TypeAdapter
 
 from docstore import DocStore, DocumentInvalid, DocumentNotFound, KindMismatch, VersionConflict
@@ -29,17 +29,19 @@ def msgs(*texts: str) -> list[dict[str, str]]:
     return [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(texts)]
 
 
-# Every test here runs on a plain and on a hash-partitioned versions table as well.
-store = pytest.fixture(on_both_layouts)
+@pytest.fixture
+def store(store_both_layouts: DocStore) -> DocStore:
+    """Every test here runs on a plain and on a hash-partitioned versions table as well."""
+    return store_both_layouts
 
 
-def test_the_versions_table_has_the_layout_asked_for(store: Any, request: pytest.FixtureRequest) -> None:
-    partitioned = request.node.callspec.params["store_both_layouts"].endswith("-partitioned")
+def test_the_versions_table_has_the_layout_asked_for(store: DocStore, request: pytest.FixtureRequest) -> None:
+    partitioned = request.node.callspec.params["store_both_layouts"] == "partitioned"
     assert layout_of(store) == (("p", PARTITIONS) if partitioned else ("r", 0))
 
 
 @pytest.fixture
-def s(store: Any) -> Any:
+def s(store: DocStore) -> DocStore:
     store.register("conversation", Msg, mode="log", meta=Meta)
     store.register("note", Msg, mode="log")
     store.register("agent", dict)
@@ -49,14 +51,14 @@ def s(store: Any) -> Any:
 META = {"agent_name": "weather", "session_id": "s1"}
 
 
-def test_append_returns_the_new_version_and_items_read_back_in_order(s: Any) -> None:
+def test_append_returns_the_new_version_and_items_read_back_in_order(s: DocStore) -> None:
     assert s.append("conversation", "weather/s1", msgs("a", "b"), meta=META) == 2
     assert s.append("conversation", "weather/s1", msgs("c")) == 3
     assert [m.content for m in s.read("conversation", "weather/s1")] == ["a", "b", "c"]
     assert all(isinstance(m, Msg) for m in s.read("conversation", "weather/s1"))
 
 
-def test_entries_carry_each_items_version_and_write_time(s: Any) -> None:
+def test_entries_carry_each_items_version_and_write_time(s: DocStore) -> None:
     s.append("conversation", "weather/s1", msgs("a", "b"), meta=META)
     s.append("conversation", "weather/s1", msgs("c"))
     entries = s.entries("conversation", "weather/s1")
@@ -64,7 +66,7 @@ def test_entries_carry_each_items_version_and_write_time(s: Any) -> None:
     assert entries[0].written_at == entries[1].written_at <= entries[2].written_at
 
 
-def test_the_head_holds_the_metadata_version_and_live_count(s: Any) -> None:
+def test_the_head_holds_the_metadata_version_and_live_count(s: DocStore) -> None:
     s.append("conversation", "weather/s1", msgs("a", "b", "c"), meta=META)
     head = s.get("conversation", "weather/s1")
     assert head.data == Meta(agent_name="weather", session_id="s1")
@@ -74,29 +76,29 @@ def test_the_head_holds_the_metadata_version_and_live_count(s: Any) -> None:
     assert head.data.title == "rain" and head.version == 3
 
 
-def test_a_new_log_needs_meta_when_its_meta_type_has_required_fields(s: Any) -> None:
+def test_a_new_log_needs_meta_when_its_meta_type_has_required_fields(s: DocStore) -> None:
     with pytest.raises(DocumentInvalid, match="needs meta="):
         s.append("conversation", "weather/s1", msgs("a"))
     assert count_rows(s, "versions", "conversation") == 0
     assert s.append("note", "n1", msgs("a")) == 1  # meta type not given: {} is fine
-    assert s.get("note", "n1").data == {}
+    assert (s.get("note", "n1")).data == {}
 
 
-def test_read_last_n_returns_the_newest_live_items_oldest_first(s: Any) -> None:
+def test_read_last_n_returns_the_newest_live_items_oldest_first(s: DocStore) -> None:
     s.append("conversation", "c", msgs(*[str(i) for i in range(20)]), meta=META)
     assert [m.content for m in s.read("conversation", "c", last=3)] == ["17", "18", "19"]
     assert len(s.read("conversation", "c", last=50)) == 20
     assert s.read("conversation", "c", last=0) == []
 
 
-def test_read_after_and_limit_page_through_the_items(s: Any) -> None:
+def test_read_after_and_limit_page_through_the_items(s: DocStore) -> None:
     s.append("conversation", "c", msgs(*[str(i) for i in range(10)]), meta=META)
     assert [m.content for m in s.read("conversation", "c", after=4, limit=3)] == ["4", "5", "6"]
     with pytest.raises(ValueError, match="not both"):
         s.read("conversation", "c", last=2, limit=2)
 
 
-def test_read_into_validates_the_stored_json_with_the_adapter_given(s: Any) -> None:
+def test_read_into_validates_the_stored_json_with_the_adapter_given(s: DocStore) -> None:
     s.append("conversation", "c", msgs("a", "b", "c"), meta=META)
     as_dicts = TypeAdapter(dict[str, str])
     assert s.read("conversation", "c", into=as_dicts) == msgs("a", "b", "c")
@@ -121,13 +123,13 @@ def test_read_into_validates_the_stored_json_with_the_adapter_given(s: Any) -> N
         assert info.value.version == version and "(stored data)" in str(info.value)
 
 
-def test_reading_a_log_that_never_started_gives_no_items(s: Any) -> None:
+def test_reading_a_log_that_never_started_gives_no_items(s: DocStore) -> None:
     assert s.read("conversation", "nobody/none") == []
     with pytest.raises(DocumentNotFound):
         s.get("conversation", "nobody/none")
 
 
-def test_append_with_expected_version_is_compare_and_swap(s: Any) -> None:
+def test_append_with_expected_version_is_compare_and_swap(s: DocStore) -> None:
     assert s.append("conversation", "c", msgs("a"), meta=META, expected_version=0) == 1
     with pytest.raises(VersionConflict) as info:
         s.append("conversation", "c", msgs("b"), expected_version=0)
@@ -141,7 +143,7 @@ def test_append_with_expected_version_is_compare_and_swap(s: Any) -> None:
     assert [m.content for m in s.read("conversation", "c")] == ["a", "b"]
 
 
-def test_a_batch_with_one_invalid_item_writes_nothing_and_names_the_item(s: Any) -> None:
+def test_a_batch_with_one_invalid_item_writes_nothing_and_names_the_item(s: DocStore) -> None:
     s.append("conversation", "c", msgs("first"), meta=META)
     batch: list[Any] = msgs(*[f"m{i}" for i in range(200)])
     batch[137] = {"role": "user"}  # no content
@@ -150,59 +152,61 @@ def test_a_batch_with_one_invalid_item_writes_nothing_and_names_the_item(s: Any)
     assert "137.content: Field required" in str(info.value)
     assert (info.value.kind, info.value.name) == ("conversation", "c")
     assert count_rows(s, "versions", "conversation") == 1
-    assert s.get("conversation", "c").version == 1
+    assert (s.get("conversation", "c")).version == 1
 
 
-def test_read_validates_every_item_and_names_the_first_invalid_one_by_version(s: Any) -> None:
+def test_read_validates_every_item_and_names_the_first_invalid_one_by_version(s: DocStore) -> None:
     s.append("conversation", "c", msgs("a", "b", "c", "d"), meta=META)
     with s.pool.connection() as conn:
         conn.execute(
             f'UPDATE "{s.schema}".versions SET data = \'{{"role": "user"}}\''
             " WHERE kind = 'conversation' AND name = 'c' AND version IN (3, 4)"
         )
-    reads: list[Callable[[], object]] = [
-        lambda: s.read("conversation", "c"),
-        lambda: s.read("conversation", "c", last=3),
-        lambda: s.entries("conversation", "c"),
-    ]
-    for read in reads:
+
+    def read(how: str) -> object:
+        if how == "entries":
+            return s.entries("conversation", "c")
+        return s.read("conversation", "c", last=3 if how == "last 3" else None)
+
+    for how in ("all", "last 3", "entries"):
         with pytest.raises(DocumentInvalid) as info:
-            read()
+            read(how)
         assert (info.value.kind, info.value.name, info.value.version) == ("conversation", "c", 3)
         assert "stored data" in str(info.value)
     assert [m.content for m in s.read("conversation", "c", limit=2)] == ["a", "b"]
 
 
-def test_rewrite_replaces_the_live_items_and_keeps_the_old_ones_by_version(s: Any) -> None:
+def test_rewrite_replaces_the_live_items_and_keeps_the_old_ones_by_version(s: DocStore) -> None:
     s.append("conversation", "c", msgs("a", "b", "c"), meta=META)
     assert s.rewrite("conversation", "c", msgs("summary of a-c")) == 4
     assert [m.content for m in s.read("conversation", "c")] == ["summary of a-c"]
-    assert s.get("conversation", "c").count == 1
+    assert (s.get("conversation", "c")).count == 1
     s.append("conversation", "c", msgs("d"))
     assert [e.version for e in s.entries("conversation", "c")] == [4, 5]
     with s.pool.connection() as conn:
-        ops = conn.execute(f'SELECT version, op FROM "{s.schema}".versions ORDER BY version').fetchall()
+        cur = conn.execute(f'SELECT version, op FROM "{s.schema}".versions ORDER BY version')
+        ops = cur.fetchall()
     assert ops == [(1, "append"), (2, "append"), (3, "append"), (4, "rewrite"), (5, "append")]
 
 
-def test_rewrite_with_a_stale_expected_version_conflicts(s: Any) -> None:
+def test_rewrite_with_a_stale_expected_version_conflicts(s: DocStore) -> None:
     s.append("conversation", "c", msgs("a", "b"), meta=META)
     with pytest.raises(VersionConflict):
         s.rewrite("conversation", "c", msgs("x"), expected_version=1)
     assert len(s.read("conversation", "c")) == 2
 
 
-def test_clear_leaves_no_live_items_and_appends_continue_the_numbering(s: Any) -> None:
+def test_clear_leaves_no_live_items_and_appends_continue_the_numbering(s: DocStore) -> None:
     s.append("conversation", "c", msgs("a", "b"), meta=META)
     assert s.clear("conversation", "c") == 2
     assert s.read("conversation", "c") == []
-    assert s.get("conversation", "c").count == 0
+    assert (s.get("conversation", "c")).count == 0
     assert s.append("conversation", "c", msgs("c")) == 3
     assert [e.version for e in s.entries("conversation", "c")] == [3]
     assert count_rows(s, "versions", "conversation") == 3
 
 
-def test_delete_of_a_log_hides_it_and_a_later_append_starts_it_afresh(s: Any) -> None:
+def test_delete_of_a_log_hides_it_and_a_later_append_starts_it_afresh(s: DocStore) -> None:
     s.append("conversation", "c", msgs("a", "b"), meta=META)
     s.delete("conversation", "c")
     with pytest.raises(DocumentNotFound):
@@ -212,7 +216,7 @@ def test_delete_of_a_log_hides_it_and_a_later_append_starts_it_afresh(s: Any) ->
     assert [m.content for m in s.read("conversation", "c")] == ["new"]
 
 
-def test_list_finds_sessions_through_their_heads(s: Any) -> None:
+def test_list_finds_sessions_through_their_heads(s: DocStore) -> None:
     s.append("conversation", "weather/s1", msgs("a"), meta=META)
     s.append("conversation", "weather/s2", msgs("a"), meta={**META, "session_id": "s2"})
     s.append("conversation", "travel/s1", msgs("a"), meta={**META, "agent_name": "travel"})
@@ -221,14 +225,14 @@ def test_list_finds_sessions_through_their_heads(s: Any) -> None:
     assert found[0].count == 1
 
 
-def test_log_operations_on_a_snapshot_kind_raise_kind_mismatch(s: Any) -> None:
+def test_log_operations_on_a_snapshot_kind_raise_kind_mismatch(s: DocStore) -> None:
     with pytest.raises(KindMismatch):
         s.append("agent", "x", [{}])
     with pytest.raises(KindMismatch):
         s.put("conversation", "x", {"role": "user", "content": "hi"})
 
 
-def test_prune_removes_whole_conversations_older_than_a_cutoff(s: Any) -> None:
+def test_prune_removes_whole_conversations_older_than_a_cutoff(s: DocStore) -> None:
     for i in range(3):
         s.append("conversation", f"old{i}", msgs("a", "b"), meta=META)
     s.append("conversation", "fresh", msgs("a"), meta=META)
@@ -242,7 +246,7 @@ def test_prune_removes_whole_conversations_older_than_a_cutoff(s: Any) -> None:
     assert count_rows(s, "versions", "conversation") == 1
 
 
-def test_prune_reports_its_progress_after_each_batch(s: Any) -> None:
+def test_prune_reports_its_progress_after_each_batch(s: DocStore) -> None:
     for i in range(5):
         s.append("conversation", f"c{i}", msgs("a"), meta=META)
     seen: list[int] = []
@@ -255,102 +259,45 @@ def test_prune_reports_its_progress_after_each_batch(s: Any) -> None:
     assert seen == [2, 3]
 
 
-def test_prune_keep_last_keeps_the_most_recently_written(s: Any) -> None:
+def test_prune_keep_last_keeps_the_most_recently_written(s: DocStore) -> None:
     for i in range(5):
         s.append("conversation", f"c{i}", msgs("a"), meta=META)
     assert s.prune_documents("conversation", keep_last=2) == 3
     assert [d.name for d in s.list("conversation")] == ["c3", "c4"]
 
 
-def test_prune_versions_bounds_a_snapshot_kinds_history_and_keeps_the_current(s: Any) -> None:
+def test_prune_versions_bounds_a_snapshot_kinds_history_and_keeps_the_current(s: DocStore) -> None:
     for i in range(10):
         s.put("agent", "a", {"n": i})
     s.put("agent", "b", {"n": 0})
     assert s.prune_versions("agent", keep_last=3, batch_size=4) == 7
     assert [d.version for d in s.versions("agent", "a")] == [8, 9, 10]
     assert [d.version for d in s.versions("agent", "b")] == [1]
-    assert s.get("agent", "a").data == {"n": 9}
+    assert (s.get("agent", "a")).data == {"n": 9}
 
 
-def test_prune_versions_on_a_log_drops_only_items_no_longer_live(s: Any) -> None:
+def test_prune_versions_on_a_log_drops_only_items_no_longer_live(s: DocStore) -> None:
     s.append("conversation", "c", msgs("a", "b", "c"), meta=META)
     s.rewrite("conversation", "c", msgs("summary"))
     assert s.prune_versions("conversation", keep_last=1) == 3
     assert [m.content for m in s.read("conversation", "c")] == ["summary"]
 
 
-def test_eight_threads_appending_to_one_conversation_get_contiguous_versions(
-    docstore_store: DocStore,
-) -> None:
-    s = docstore_store
-    s.register("conversation", Msg, mode="log", meta=Meta)
-    s.append("conversation", "busy", [], meta=META)
-    errors: list[BaseException] = []
-
-    def writer(w: int) -> None:
-        try:
-            for i in range(100):
-                s.append("conversation", "busy", [{"role": "user", "content": f"{w}:{i}"}])
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    entries = s.entries("conversation", "busy")
-    assert [e.version for e in entries] == list(range(1, 801))
-    contents = [e.item.content for e in entries]
-    assert sorted(contents) == sorted(f"{w}:{i}" for w in range(8) for i in range(100))
-    for w in range(8):  # each writer's items keep their own order
-        mine = [c for c in contents if c.startswith(f"{w}:")]
-        assert mine == [f"{w}:{i}" for i in range(100)]
-
-
-def test_read_last_50_of_10000_items_is_an_index_range_scan(docstore_store: DocStore) -> None:
-    s = docstore_store
-    s.register("conversation", Msg, mode="log", meta=Meta)
-    for start in range(0, 10_000, 2_000):
-        s.append("conversation", "long", msgs(*[str(i) for i in range(start, start + 2_000)]), meta=META)
-    assert [m.content for m in s.read("conversation", "long", last=50)] == [
-        str(i) for i in range(9_950, 10_000)
-    ]
-    from docstore import _sql
-
-    query = s._core.sql(_sql.READ_LAST, written="", where="")
-    with s.pool.connection() as conn:
-        conn.execute(f'ANALYZE "{s.schema}".versions')
-        conn.execute(f'ANALYZE "{s.schema}".documents')
-        plan = "\n".join(
-            r[0]
-            for r in conn.execute(
-                "EXPLAIN (ANALYZE, FORMAT TEXT) " + query,
-                {"kind": "conversation", "name": "long", "after": 0, "limit": 50},
-            ).fetchall()
-        )
-    assert "Index Scan Backward using versions_pkey" in plan, plan
-    assert "Seq Scan on versions" not in plan, plan
-    scanned = next(line for line in plan.splitlines() if "versions_pkey" in line)
-    assert "rows=50 " in scanned, plan
-
-
 @pytest.mark.parametrize("meddle", ["clear", "delete"])
 def test_expected_count_catches_a_clear_or_delete_that_expected_version_alone_misses(
-    s: Any, meddle: str
+    s: DocStore, meddle: str
 ) -> None:
     s.append("conversation", "c", msgs("a", "b"), meta=META)
-    getattr(s, meddle)("conversation", "c")
+    (s.clear if meddle == "clear" else s.delete)("conversation", "c")
     assert s.append("conversation", "c", msgs("x"), meta=META, expected_version=2) == 3
     s.append("conversation", "d", msgs("a", "b"), meta=META)
-    getattr(s, meddle)("conversation", "d")
+    (s.clear if meddle == "clear" else s.delete)("conversation", "d")
     with pytest.raises(VersionConflict, match="expected 2 live items at version 2, but it has 0"):
         s.append("conversation", "d", msgs("x"), meta=META, expected_version=2, expected_count=2)
     assert count_rows(s, "versions", "conversation", "d") == 2
 
 
-def test_expected_count_that_matches_lets_the_append_through(s: Any) -> None:
+def test_expected_count_that_matches_lets_the_append_through(s: DocStore) -> None:
     s.append("conversation", "c", msgs("a", "b", "c"), meta=META)
     s.rewrite("conversation", "c", msgs("summary"))
     assert s.append("conversation", "c", msgs("d"), expected_version=4, expected_count=1) == 5
@@ -360,7 +307,7 @@ def test_expected_count_that_matches_lets_the_append_through(s: Any) -> None:
         s.append("conversation", "c", msgs("e"), expected_count=2)
 
 
-def test_meta_update_sets_some_keys_and_keeps_the_others(s: Any) -> None:
+def test_meta_update_sets_some_keys_and_keeps_the_others(s: DocStore) -> None:
     s.append("conversation", "c", msgs("a"), meta={**META, "title": "rain"})
     assert s.append("conversation", "c", msgs("b"), meta_update={"title": "sun"}) == 2
     head = s.get("conversation", "c")
@@ -371,7 +318,7 @@ def test_meta_update_sets_some_keys_and_keeps_the_others(s: Any) -> None:
         s.append("conversation", "new", msgs("a"), meta_update={"title": "x"})
 
 
-def test_count_counts_live_heads_matching_the_filter(s: Any) -> None:
+def test_count_counts_live_heads_matching_the_filter(s: DocStore) -> None:
     s.append("conversation", "a", msgs("x"), meta=META)
     s.append("conversation", "b", msgs("x"), meta={**META, "agent_name": "other"})
     s.append("conversation", "c", msgs("x"), meta=META)
@@ -381,7 +328,7 @@ def test_count_counts_live_heads_matching_the_filter(s: Any) -> None:
     assert s.count("note") == 0
 
 
-def test_purge_removes_documents_with_every_version_for_good(s: Any) -> None:
+def test_purge_removes_documents_with_every_version_for_good(s: DocStore) -> None:
     s.append("conversation", "a", msgs("x", "y"), meta=META)
     s.append("conversation", "b", msgs("z"), meta=META)
     s.append("conversation", "gone", msgs("z"), meta=META)

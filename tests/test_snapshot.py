@@ -1,17 +1,17 @@
+# Generated from tests/test_snapshot_async.py by .ci/async_to_sync.py: do not edit.
+# Change tests/test_snapshot_async.py and run `.venv/bin/python .ci/async_to_sync.py`.
 """Snapshot kinds: versioned writes, reads, deletes and reverts, on both store shells."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import PARTITIONS, count_rows, layout_of, on_both_layouts
+from conftest import PARTITIONS, Factory, count_rows, layout_of
 from pydantic import BaseModel
 
 from docstore import (
-    AsyncDocStore,
     DocStore,
     DocStoreError,
     DocumentInvalid,
@@ -39,17 +39,19 @@ def agent(name: str = "weather", model: str = "claude-sonnet", **extra: Any) -> 
     return {"name": name, "llm": {"model": model}, **extra}
 
 
-# Every test here runs on a plain and on a hash-partitioned versions table as well.
-store = pytest.fixture(on_both_layouts)
+@pytest.fixture
+def store(store_both_layouts: DocStore) -> DocStore:
+    """Every test here runs on a plain and on a hash-partitioned versions table as well."""
+    return store_both_layouts
 
 
-def test_the_versions_table_has_the_layout_asked_for(store: Any, request: pytest.FixtureRequest) -> None:
-    partitioned = request.node.callspec.params["store_both_layouts"].endswith("-partitioned")
+def test_the_versions_table_has_the_layout_asked_for(store: DocStore, request: pytest.FixtureRequest) -> None:
+    partitioned = request.node.callspec.params["store_both_layouts"] == "partitioned"
     assert layout_of(store) == (("p", PARTITIONS) if partitioned else ("r", 0))
 
 
 def test_init_schema_keeps_the_layout_it_created_and_says_when_asked_for_another(
-    docstore_factory: Any,
+    docstore_factory: Factory,
 ) -> None:
     plain = docstore_factory()
     with pytest.raises(DocStoreError, match=r"not partitioned.*partitions=8"):
@@ -58,18 +60,19 @@ def test_init_schema_keeps_the_layout_it_created_and_says_when_asked_for_another
     assert parted.init_schema() == parted.init_schema(partitions=4)  # idempotent
     with pytest.raises(DocStoreError, match=r"hash-partitioned into 4.*partitions=8"):
         parted.init_schema(partitions=8)
-    for bad in (0, -1, 1025, True, 2.0, "16"):
+    bad_values: list[Any] = [0, -1, 1025, True, 2.0, "16"]
+    for bad in bad_values:
         with pytest.raises(ValueError, match="partitions must be"):
             parted.init_schema(partitions=bad)
 
 
 @pytest.fixture
-def s(store: Any) -> Any:
+def s(store: DocStore) -> DocStore:
     store.register("agent", Agent)
     return store
 
 
-def test_put_then_get_returns_the_validated_model_at_version_1(s: Any) -> None:
+def test_put_then_get_returns_the_validated_model_at_version_1(s: DocStore) -> None:
     written = s.put("agent", "weather", agent())
     read = s.get("agent", "weather")
     assert written.version == read.version == 1
@@ -77,27 +80,28 @@ def test_put_then_get_returns_the_validated_model_at_version_1(s: Any) -> None:
     assert read.kind == "agent" and read.name == "weather" and not read.deleted
     assert read.created_at == read.updated_at
     with pytest.raises(dataclasses.FrozenInstanceError):
-        read.version = 5
+        read.version = 5  # type: ignore[misc]
 
 
-def test_put_accepts_a_model_instance_and_stores_its_json(s: Any) -> None:
+def test_put_accepts_a_model_instance_and_stores_its_json(s: DocStore) -> None:
     s.put("agent", "weather", Agent(name="weather", llm=LLM(model="m", temperature=0.1)))
     with s.pool.connection() as conn:
-        data = conn.execute(
-            f'SELECT data::text FROM "{s.schema}".documents WHERE name = %s', ["weather"]
-        ).fetchone()[0]
+        cur = conn.execute(f'SELECT data::text FROM "{s.schema}".documents WHERE name = %s', ["weather"])
+        row = cur.fetchone()
+    assert row is not None
+    data = row[0]
     assert '"temperature": 0.1' in data
 
 
-def test_each_changed_put_adds_one_version_and_keeps_the_old_ones(s: Any) -> None:
+def test_each_changed_put_adds_one_version_and_keeps_the_old_ones(s: DocStore) -> None:
     for model in ("a", "b", "c"):
         s.put("agent", "weather", agent(model=model))
     assert [d.data.llm.model for d in s.versions("agent", "weather")] == ["a", "b", "c"]
-    assert s.get("agent", "weather", version=2).data.llm.model == "b"
-    assert s.get("agent", "weather").version == 3
+    assert (s.get("agent", "weather", version=2)).data.llm.model == "b"
+    assert (s.get("agent", "weather")).version == 3
 
 
-def test_put_of_an_unchanged_value_writes_no_version(s: Any) -> None:
+def test_put_of_an_unchanged_value_writes_no_version(s: DocStore) -> None:
     first = s.put("agent", "weather", agent())
     again = s.put("agent", "weather", agent())
     assert again.version == first.version == 1
@@ -105,16 +109,18 @@ def test_put_of_an_unchanged_value_writes_no_version(s: Any) -> None:
     assert again.updated_at == first.updated_at
 
 
-def test_expected_version_none_writes_whatever_the_current_version(s: Any) -> None:
+def test_expected_version_none_writes_whatever_the_current_version(s: DocStore) -> None:
     s.put("agent", "weather", agent(model="a"))
-    assert s.put("agent", "weather", agent(model="b"), expected_version=None).version == 2
+    assert (s.put("agent", "weather", agent(model="b"), expected_version=None)).version == 2
 
 
-def test_expected_version_0_creates_a_new_document(s: Any) -> None:
-    assert s.put("agent", "weather", agent(), expected_version=0).version == 1
+def test_expected_version_0_creates_a_new_document(s: DocStore) -> None:
+    assert (s.put("agent", "weather", agent(), expected_version=0)).version == 1
 
 
-def test_expected_version_0_on_an_existing_document_conflicts_and_writes_nothing(s: Any) -> None:
+def test_expected_version_0_on_an_existing_document_conflicts_and_writes_nothing(
+    s: DocStore,
+) -> None:
     s.put("agent", "weather", agent(model="a"))
     with pytest.raises(VersionConflict) as info:
         s.put("agent", "weather", agent(model="b"), expected_version=0)
@@ -124,38 +130,38 @@ def test_expected_version_0_on_an_existing_document_conflicts_and_writes_nothing
         0,
         1,
     )
-    assert s.get("agent", "weather").data.llm.model == "a"
+    assert (s.get("agent", "weather")).data.llm.model == "a"
     assert count_rows(s, "versions", "agent") == 1
 
 
-def test_expected_version_n_matching_writes_version_n_plus_1(s: Any) -> None:
+def test_expected_version_n_matching_writes_version_n_plus_1(s: DocStore) -> None:
     s.put("agent", "weather", agent(model="a"))
-    assert s.put("agent", "weather", agent(model="b"), expected_version=1).version == 2
+    assert (s.put("agent", "weather", agent(model="b"), expected_version=1)).version == 2
 
 
-def test_expected_version_n_stale_conflicts_with_the_actual_version(s: Any) -> None:
+def test_expected_version_n_stale_conflicts_with_the_actual_version(s: DocStore) -> None:
     s.put("agent", "weather", agent(model="a"))
     s.put("agent", "weather", agent(model="b"))
     with pytest.raises(VersionConflict) as info:
         s.put("agent", "weather", agent(model="c"), expected_version=1)
     assert (info.value.expected, info.value.actual) == (1, 2)
     assert "expected to be at version 1, but it is at version 2" in str(info.value)
-    assert s.get("agent", "weather").data.llm.model == "b"
+    assert (s.get("agent", "weather")).data.llm.model == "b"
 
 
-def test_expected_version_n_on_a_missing_document_conflicts_with_actual_0(s: Any) -> None:
+def test_expected_version_n_on_a_missing_document_conflicts_with_actual_0(s: DocStore) -> None:
     with pytest.raises(VersionConflict) as info:
         s.put("agent", "ghost", agent(), expected_version=3)
     assert (info.value.expected, info.value.actual) == (3, 0)
     assert count_rows(s, "documents", "agent") == 0
 
 
-def test_expected_version_with_an_unchanged_value_returns_the_current_doc(s: Any) -> None:
+def test_expected_version_with_an_unchanged_value_returns_the_current_doc(s: DocStore) -> None:
     s.put("agent", "weather", agent())
-    assert s.put("agent", "weather", agent(), expected_version=1).version == 1
+    assert (s.put("agent", "weather", agent(), expected_version=1)).version == 1
 
 
-def test_get_of_a_missing_document_raises_document_not_found(s: Any) -> None:
+def test_get_of_a_missing_document_raises_document_not_found(s: DocStore) -> None:
     with pytest.raises(DocumentNotFound, match="agent 'nope' not found"):
         s.get("agent", "nope")
     s.put("agent", "weather", agent())
@@ -163,7 +169,7 @@ def test_get_of_a_missing_document_raises_document_not_found(s: Any) -> None:
         s.get("agent", "weather", version=7)
 
 
-def test_delete_writes_a_tombstone_and_get_then_raises(s: Any) -> None:
+def test_delete_writes_a_tombstone_and_get_then_raises(s: DocStore) -> None:
     s.put("agent", "weather", agent())
     assert s.delete("agent", "weather") == 2
     with pytest.raises(DocumentNotFound):
@@ -174,7 +180,7 @@ def test_delete_writes_a_tombstone_and_get_then_raises(s: Any) -> None:
     assert s.list("agent") == []
 
 
-def test_delete_of_a_missing_or_deleted_document_raises_not_found(s: Any) -> None:
+def test_delete_of_a_missing_or_deleted_document_raises_not_found(s: DocStore) -> None:
     with pytest.raises(DocumentNotFound):
         s.delete("agent", "nope")
     s.put("agent", "weather", agent())
@@ -183,24 +189,24 @@ def test_delete_of_a_missing_or_deleted_document_raises_not_found(s: Any) -> Non
         s.delete("agent", "weather")
 
 
-def test_delete_with_a_stale_expected_version_conflicts(s: Any) -> None:
+def test_delete_with_a_stale_expected_version_conflicts(s: DocStore) -> None:
     s.put("agent", "weather", agent(model="a"))
     s.put("agent", "weather", agent(model="b"))
     with pytest.raises(VersionConflict):
         s.delete("agent", "weather", expected_version=1)
-    assert s.get("agent", "weather").version == 2
+    assert (s.get("agent", "weather")).version == 2
 
 
-def test_a_deleted_document_is_recreated_with_the_next_version(s: Any) -> None:
+def test_a_deleted_document_is_recreated_with_the_next_version(s: DocStore) -> None:
     s.put("agent", "weather", agent(model="a"))
     s.delete("agent", "weather")
     again = s.put("agent", "weather", agent(model="a"), expected_version=0)
     assert again.version == 3
-    assert s.get("agent", "weather").data.llm.model == "a"
+    assert (s.get("agent", "weather")).data.llm.model == "a"
     assert [d.version for d in s.versions("agent", "weather")] == [1, 2, 3]
 
 
-def test_revert_writes_an_old_value_as_a_new_version(s: Any) -> None:
+def test_revert_writes_an_old_value_as_a_new_version(s: DocStore) -> None:
     s.put("agent", "weather", agent(model="a"))
     s.put("agent", "weather", agent(model="b"))
     reverted = s.revert("agent", "weather", to_version=1)
@@ -210,14 +216,14 @@ def test_revert_writes_an_old_value_as_a_new_version(s: Any) -> None:
         s.revert("agent", "weather", to_version=2, expected_version=2)
 
 
-def test_revert_to_a_tombstone_restores_the_deleted_value(s: Any) -> None:
+def test_revert_to_a_tombstone_restores_the_deleted_value(s: DocStore) -> None:
     s.put("agent", "weather", agent(model="a"))
     tomb = s.delete("agent", "weather")
-    assert s.revert("agent", "weather", to_version=tomb).data.llm.model == "a"
-    assert s.get("agent", "weather").version == 3
+    assert (s.revert("agent", "weather", to_version=tomb)).data.llm.model == "a"
+    assert (s.get("agent", "weather")).version == 3
 
 
-def test_get_many_returns_found_names_and_leaves_out_missing_ones(s: Any) -> None:
+def test_get_many_returns_found_names_and_leaves_out_missing_ones(s: DocStore) -> None:
     s.put("agent", "a", agent("a"))
     s.put("agent", "b", agent("b"))
     s.put("agent", "c", agent("c"))
@@ -227,7 +233,7 @@ def test_get_many_returns_found_names_and_leaves_out_missing_ones(s: Any) -> Non
     assert found["a"].data.name == "a"
 
 
-def test_list_returns_current_documents_in_name_order_filtered_and_paged(s: Any) -> None:
+def test_list_returns_current_documents_in_name_order_filtered_and_paged(s: DocStore) -> None:
     for i, model in enumerate(["x", "y", "x", "x"]):
         s.put("agent", f"a{i}", agent(f"a{i}", model=model))
     assert [d.name for d in s.list("agent")] == ["a0", "a1", "a2", "a3"]
@@ -235,13 +241,13 @@ def test_list_returns_current_documents_in_name_order_filtered_and_paged(s: Any)
     assert [d.name for d in s.list("agent", limit=2, after="a0")] == ["a1", "a2"]
 
 
-def test_iter_streams_every_document_across_batches(s: Any) -> None:
+def test_iter_streams_every_document_across_batches(s: DocStore) -> None:
     s.put_many("agent", {f"a{i:03}": agent(f"a{i:03}") for i in range(25)})
     names = [d.name for d in s.iter("agent", batch_size=10)]
     assert names == [f"a{i:03}" for i in range(25)]
 
 
-def test_put_many_writes_all_in_input_order_and_skips_unchanged(s: Any) -> None:
+def test_put_many_writes_all_in_input_order_and_skips_unchanged(s: DocStore) -> None:
     s.put("agent", "b", agent("b"))
     docs = s.put_many("agent", {"c": agent("c"), "b": agent("b"), "a": agent("a", model="z")})
     assert [(d.name, d.version) for d in docs] == [("c", 1), ("b", 1), ("a", 1)]
@@ -250,7 +256,7 @@ def test_put_many_writes_all_in_input_order_and_skips_unchanged(s: Any) -> None:
     assert count_rows(s, "versions", "agent") == 4
 
 
-def test_put_many_with_one_invalid_value_writes_nothing_and_names_it(s: Any) -> None:
+def test_put_many_with_one_invalid_value_writes_nothing_and_names_it(s: DocStore) -> None:
     s.put("agent", "keep", agent("keep"))
     values = {f"a{i}": agent(f"a{i}") for i in range(50)}
     values["a17"] = {"name": "a17"}  # no llm
@@ -260,7 +266,7 @@ def test_put_many_with_one_invalid_value_writes_nothing_and_names_it(s: Any) -> 
     assert count_rows(s, "documents", "agent") == 1
 
 
-def test_put_many_past_one_chunk_pipelines_its_chunks_in_one_transaction(s: Any) -> None:
+def test_put_many_past_one_chunk_pipelines_its_chunks_in_one_transaction(s: DocStore) -> None:
     # 2.5 chunks, given out of name order: returned in input order, all written; then a
     # bad value in the last chunk, found while the first chunks are on the server,
     # leaves nothing of that batch.
@@ -276,11 +282,11 @@ def test_put_many_past_one_chunk_pipelines_its_chunks_in_one_transaction(s: Any)
         s.put_many("agent", values)
     assert info.value.name == last and "llm" in str(info.value)
     assert count_rows(s, "versions", "agent") == n
-    assert s.get("agent", names[0]).version == 1
+    assert (s.get("agent", names[0])).version == 1
 
 
 def test_a_failed_put_many_past_one_chunk_inside_a_transaction_leaves_nothing(
-    docstore_factory: Callable[..., DocStore],
+    docstore_factory: Factory,
 ) -> None:
     """Its first chunk is on the server when a later one fails to validate: a caller that
     catches the error and lets the block commit must not commit that first chunk."""
@@ -297,22 +303,7 @@ def test_a_failed_put_many_past_one_chunk_inside_a_transaction_leaves_nothing(
     assert count_rows(store, "versions", "agent") == 1
 
 
-async def test_the_same_in_an_async_transaction(
-    docstore_dsn: str, docstore_factory: Callable[..., DocStore]
-) -> None:
-    schema = docstore_factory().schema
-    async with await AsyncDocStore.connect(docstore_dsn, schema=schema, max_size=2) as store:
-        store.register("agent", Agent)
-        n = PUT_MANY_CHUNK * 5 // 2
-        values: dict[str, Any] = {f"a{i:05}": agent(f"a{i:05}") for i in range(n)}
-        values[f"a{n - 1:05}"] = {"name": "no llm"}
-        async with store.transaction():
-            with pytest.raises(DocumentInvalid):
-                await store.put_many("agent", values)
-        assert await store.list("agent") == []
-
-
-def test_invalid_value_raises_document_invalid_before_any_sql(s: Any) -> None:
+def test_invalid_value_raises_document_invalid_before_any_sql(s: DocStore) -> None:
     with pytest.raises(DocumentInvalid) as info:
         s.put("agent", "weather", {"name": "weather", "llm": {"temperature": "hot"}})
     assert info.value.kind == "agent" and info.value.name == "weather"
@@ -320,7 +311,7 @@ def test_invalid_value_raises_document_invalid_before_any_sql(s: Any) -> None:
     assert count_rows(s, "documents", "agent") == 0
 
 
-def test_stored_data_that_no_longer_validates_raises_document_invalid(s: Any) -> None:
+def test_stored_data_that_no_longer_validates_raises_document_invalid(s: DocStore) -> None:
     s.put("agent", "weather", agent())
     with s.pool.connection() as conn:
         conn.execute(f"UPDATE \"{s.schema}\".documents SET data = '{{\"name\": 5}}' WHERE name = 'weather'")
@@ -334,12 +325,12 @@ def test_stored_data_that_no_longer_validates_raises_document_invalid(s: Any) ->
     assert [d.name for d in s.list("agent", on_invalid="skip")] == ["other"]
 
 
-def test_unregistered_kind_raises_unknown_kind(s: Any) -> None:
+def test_unregistered_kind_raises_unknown_kind(s: DocStore) -> None:
     with pytest.raises(UnknownKind, match="kind 'tool' is not registered"):
         s.put("tool", "x", {})
 
 
-def test_snapshot_operations_on_a_log_kind_raise_kind_mismatch(s: Any) -> None:
+def test_snapshot_operations_on_a_log_kind_raise_kind_mismatch(s: DocStore) -> None:
     s.register("conversation", dict, mode="log")
     with pytest.raises(KindMismatch):
         s.put("conversation", "x", {})
@@ -354,7 +345,7 @@ def test_snapshot_operations_on_a_log_kind_raise_kind_mismatch(s: Any) -> None:
         ("\ud800", "lone surrogate"),
     ],
 )
-def test_bad_names_are_refused_with_a_clear_error(s: Any, name: str, problem: str) -> None:
+def test_bad_names_are_refused_with_a_clear_error(s: DocStore, name: str, problem: str) -> None:
     with pytest.raises(InvalidKey, match=problem.replace("\\", "\\\\")):
         s.put("agent", name, agent())
 
@@ -362,13 +353,13 @@ def test_bad_names_are_refused_with_a_clear_error(s: Any, name: str, problem: st
 @pytest.mark.parametrize(
     "name", ["it's", "100%_done", "a/b\\c", "line\nbreak", "🤖 agent", "مرحبا", "'; DROP TABLE documents; --"]
 )
-def test_odd_names_are_stored_and_read_back_exactly(s: Any, name: str) -> None:
+def test_odd_names_are_stored_and_read_back_exactly(s: DocStore, name: str) -> None:
     s.put("agent", name, agent())
-    assert s.get("agent", name).name == name
+    assert (s.get("agent", name)).name == name
     assert [d.name for d in s.list("agent")] == [name]
 
 
-def test_upgraders_bring_old_documents_up_to_date_on_read(store: Any) -> None:
+def test_upgraders_bring_old_documents_up_to_date_on_read(store: DocStore) -> None:
     class V1(BaseModel):
         model_name: str
 
@@ -396,30 +387,30 @@ def test_upgraders_bring_old_documents_up_to_date_on_read(store: Any) -> None:
     assert store.upgrade("llm") == 0
 
 
-def test_register_refuses_upgraders_that_leave_a_gap(store: Any) -> None:
+def test_register_refuses_upgraders_that_leave_a_gap(store: DocStore) -> None:
     with pytest.raises(ValueError, match=r"no upgrader from schema_version\(s\) \[2\]"):
         store.register("llm", dict, schema_version=4, upgraders={1: dict, 3: dict})
 
 
-def test_a_write_says_whether_it_wrote(s: Any) -> None:
-    assert s.put("agent", "a", agent()).changed is True
+def test_a_write_says_whether_it_wrote(s: DocStore) -> None:
+    assert (s.put("agent", "a", agent())).changed is True
     same = s.put("agent", "a", agent())
     assert same.changed is False and same.version == 1
-    assert s.put("agent", "a", agent(model="other")).changed is True
-    assert s.get("agent", "a").changed is None  # a Doc read back was written by no one here
-    assert s.revert("agent", "a", 1).changed is True
+    assert (s.put("agent", "a", agent(model="other"))).changed is True
+    assert (s.get("agent", "a")).changed is None  # a Doc read back was written by no one here
+    assert (s.revert("agent", "a", 1)).changed is True
     s.delete("agent", "a")
-    assert s.put("agent", "a", agent()).changed is True  # a deleted document is written again
+    assert (s.put("agent", "a", agent())).changed is True  # a deleted document is written again
     docs = s.put_many("agent", {"b": agent(), "a": agent(), "c": agent()})
     assert [(d.name, d.changed) for d in docs] == [("b", True), ("a", False), ("c", True)]
     assert docs[1] == s.get("agent", "a")  # changed does not count in equality
 
 
-def test_a_keyed_retry_says_what_the_first_attempt_did(s: Any) -> None:
-    assert s.put("agent", "a", agent(), idempotency_key="k1").changed is True
-    assert s.put("agent", "a", agent(), idempotency_key="k1").changed is True  # a replay of k1
+def test_a_keyed_retry_says_what_the_first_attempt_did(s: DocStore) -> None:
+    assert (s.put("agent", "a", agent(), idempotency_key="k1")).changed is True
+    assert (s.put("agent", "a", agent(), idempotency_key="k1")).changed is True  # a replay of k1
     s.put("agent", "b", agent())
-    assert s.put("agent", "b", agent(), idempotency_key="k2").changed is False
+    assert (s.put("agent", "b", agent(), idempotency_key="k2")).changed is False
     s.put("agent", "b", agent(model="later"))
     replay = s.put("agent", "b", agent(), idempotency_key="k2")
     assert replay.changed is False and replay.version == 1

@@ -1,0 +1,345 @@
+"""Log kinds (conversations): appends, reads of the last N, rewrites, clears, retention."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from conftest import PARTITIONS, acount_rows, alayout_of
+from pydantic import BaseModel, TypeAdapter
+
+from docstore import AsyncDocStore, DocumentInvalid, DocumentNotFound, KindMismatch, VersionConflict
+
+
+class Msg(BaseModel):
+    role: str
+    content: str
+
+
+class Meta(BaseModel):
+    agent_name: str
+    session_id: str
+    title: str | None = None
+
+
+def msgs(*texts: str) -> list[dict[str, str]]:
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(texts)]
+
+
+@pytest.fixture
+def astore(astore_both_layouts: AsyncDocStore) -> AsyncDocStore:
+    """Every test here runs on a plain and on a hash-partitioned versions table as well."""
+    return astore_both_layouts
+
+
+async def test_the_versions_table_has_the_layout_asked_for(
+    astore: AsyncDocStore, request: pytest.FixtureRequest
+) -> None:
+    partitioned = request.node.callspec.params["astore_both_layouts"] == "partitioned"
+    assert await alayout_of(astore) == (("p", PARTITIONS) if partitioned else ("r", 0))
+
+
+@pytest.fixture
+def s(astore: AsyncDocStore) -> AsyncDocStore:
+    astore.register("conversation", Msg, mode="log", meta=Meta)
+    astore.register("note", Msg, mode="log")
+    astore.register("agent", dict)
+    return astore
+
+
+META = {"agent_name": "weather", "session_id": "s1"}
+
+
+async def test_append_returns_the_new_version_and_items_read_back_in_order(s: AsyncDocStore) -> None:
+    assert await s.append("conversation", "weather/s1", msgs("a", "b"), meta=META) == 2
+    assert await s.append("conversation", "weather/s1", msgs("c")) == 3
+    assert [m.content for m in await s.read("conversation", "weather/s1")] == ["a", "b", "c"]
+    assert all(isinstance(m, Msg) for m in await s.read("conversation", "weather/s1"))
+
+
+async def test_entries_carry_each_items_version_and_write_time(s: AsyncDocStore) -> None:
+    await s.append("conversation", "weather/s1", msgs("a", "b"), meta=META)
+    await s.append("conversation", "weather/s1", msgs("c"))
+    entries = await s.entries("conversation", "weather/s1")
+    assert [(e.version, e.item.content) for e in entries] == [(1, "a"), (2, "b"), (3, "c")]
+    assert entries[0].written_at == entries[1].written_at <= entries[2].written_at
+
+
+async def test_the_head_holds_the_metadata_version_and_live_count(s: AsyncDocStore) -> None:
+    await s.append("conversation", "weather/s1", msgs("a", "b", "c"), meta=META)
+    head = await s.get("conversation", "weather/s1")
+    assert head.data == Meta(agent_name="weather", session_id="s1")
+    assert (head.version, head.count) == (3, 3)
+    await s.append("conversation", "weather/s1", [], meta={**META, "title": "rain"})
+    head = await s.get("conversation", "weather/s1")
+    assert head.data.title == "rain" and head.version == 3
+
+
+async def test_a_new_log_needs_meta_when_its_meta_type_has_required_fields(s: AsyncDocStore) -> None:
+    with pytest.raises(DocumentInvalid, match="needs meta="):
+        await s.append("conversation", "weather/s1", msgs("a"))
+    assert await acount_rows(s, "versions", "conversation") == 0
+    assert await s.append("note", "n1", msgs("a")) == 1  # meta type not given: {} is fine
+    assert (await s.get("note", "n1")).data == {}
+
+
+async def test_read_last_n_returns_the_newest_live_items_oldest_first(s: AsyncDocStore) -> None:
+    await s.append("conversation", "c", msgs(*[str(i) for i in range(20)]), meta=META)
+    assert [m.content for m in await s.read("conversation", "c", last=3)] == ["17", "18", "19"]
+    assert len(await s.read("conversation", "c", last=50)) == 20
+    assert await s.read("conversation", "c", last=0) == []
+
+
+async def test_read_after_and_limit_page_through_the_items(s: AsyncDocStore) -> None:
+    await s.append("conversation", "c", msgs(*[str(i) for i in range(10)]), meta=META)
+    assert [m.content for m in await s.read("conversation", "c", after=4, limit=3)] == ["4", "5", "6"]
+    with pytest.raises(ValueError, match="not both"):
+        await s.read("conversation", "c", last=2, limit=2)
+
+
+async def test_read_into_validates_the_stored_json_with_the_adapter_given(s: AsyncDocStore) -> None:
+    await s.append("conversation", "c", msgs("a", "b", "c"), meta=META)
+    as_dicts = TypeAdapter(dict[str, str])
+    assert await s.read("conversation", "c", into=as_dicts) == msgs("a", "b", "c")
+    assert await s.read("conversation", "c", last=2, into=as_dicts) == msgs("a", "b", "c")[1:]
+    # An item of an older schema_version is upgraded first, then validated with into.
+    s.register(
+        "conversation",
+        Msg,
+        mode="log",
+        meta=Meta,
+        schema_version=2,
+        upgraders={1: lambda d: {**d, "content": d["content"].upper()}},
+    )
+    await s.append("conversation", "c", msgs("d"))
+    assert await s.read("conversation", "c", into=as_dicts) == [*msgs("A", "B", "C"), *msgs("d")]
+    # An item into refuses is DocumentInvalid, named by version as the kind's own are
+    # (version 1 upgraded, version 4 as stored).
+    numbers = TypeAdapter(dict[str, int])
+    for last, version in ((None, 1), (1, 4)):
+        with pytest.raises(DocumentInvalid) as info:
+            await s.read("conversation", "c", last=last, into=numbers)
+        assert info.value.version == version and "(stored data)" in str(info.value)
+
+
+async def test_reading_a_log_that_never_started_gives_no_items(s: AsyncDocStore) -> None:
+    assert await s.read("conversation", "nobody/none") == []
+    with pytest.raises(DocumentNotFound):
+        await s.get("conversation", "nobody/none")
+
+
+async def test_append_with_expected_version_is_compare_and_swap(s: AsyncDocStore) -> None:
+    assert await s.append("conversation", "c", msgs("a"), meta=META, expected_version=0) == 1
+    with pytest.raises(VersionConflict) as info:
+        await s.append("conversation", "c", msgs("b"), expected_version=0)
+    assert info.value.actual == 1
+    assert await s.append("conversation", "c", msgs("b"), expected_version=1) == 2
+    with pytest.raises(VersionConflict) as info:
+        await s.append("conversation", "c", msgs("x"), expected_version=1)
+    assert (info.value.expected, info.value.actual) == (1, 2)
+    with pytest.raises(VersionConflict):
+        await s.append("conversation", "ghost", msgs("x"), meta=META, expected_version=4)
+    assert [m.content for m in await s.read("conversation", "c")] == ["a", "b"]
+
+
+async def test_a_batch_with_one_invalid_item_writes_nothing_and_names_the_item(s: AsyncDocStore) -> None:
+    await s.append("conversation", "c", msgs("first"), meta=META)
+    batch: list[Any] = msgs(*[f"m{i}" for i in range(200)])
+    batch[137] = {"role": "user"}  # no content
+    with pytest.raises(DocumentInvalid) as info:
+        await s.append("conversation", "c", batch)
+    assert "137.content: Field required" in str(info.value)
+    assert (info.value.kind, info.value.name) == ("conversation", "c")
+    assert await acount_rows(s, "versions", "conversation") == 1
+    assert (await s.get("conversation", "c")).version == 1
+
+
+async def test_read_validates_every_item_and_names_the_first_invalid_one_by_version(s: AsyncDocStore) -> None:
+    await s.append("conversation", "c", msgs("a", "b", "c", "d"), meta=META)
+    async with s.pool.connection() as conn:
+        await conn.execute(
+            f'UPDATE "{s.schema}".versions SET data = \'{{"role": "user"}}\''
+            " WHERE kind = 'conversation' AND name = 'c' AND version IN (3, 4)"
+        )
+
+    async def read(how: str) -> object:
+        if how == "entries":
+            return await s.entries("conversation", "c")
+        return await s.read("conversation", "c", last=3 if how == "last 3" else None)
+
+    for how in ("all", "last 3", "entries"):
+        with pytest.raises(DocumentInvalid) as info:
+            await read(how)
+        assert (info.value.kind, info.value.name, info.value.version) == ("conversation", "c", 3)
+        assert "stored data" in str(info.value)
+    assert [m.content for m in await s.read("conversation", "c", limit=2)] == ["a", "b"]
+
+
+async def test_rewrite_replaces_the_live_items_and_keeps_the_old_ones_by_version(s: AsyncDocStore) -> None:
+    await s.append("conversation", "c", msgs("a", "b", "c"), meta=META)
+    assert await s.rewrite("conversation", "c", msgs("summary of a-c")) == 4
+    assert [m.content for m in await s.read("conversation", "c")] == ["summary of a-c"]
+    assert (await s.get("conversation", "c")).count == 1
+    await s.append("conversation", "c", msgs("d"))
+    assert [e.version for e in await s.entries("conversation", "c")] == [4, 5]
+    async with s.pool.connection() as conn:
+        cur = await conn.execute(f'SELECT version, op FROM "{s.schema}".versions ORDER BY version')
+        ops = await cur.fetchall()
+    assert ops == [(1, "append"), (2, "append"), (3, "append"), (4, "rewrite"), (5, "append")]
+
+
+async def test_rewrite_with_a_stale_expected_version_conflicts(s: AsyncDocStore) -> None:
+    await s.append("conversation", "c", msgs("a", "b"), meta=META)
+    with pytest.raises(VersionConflict):
+        await s.rewrite("conversation", "c", msgs("x"), expected_version=1)
+    assert len(await s.read("conversation", "c")) == 2
+
+
+async def test_clear_leaves_no_live_items_and_appends_continue_the_numbering(s: AsyncDocStore) -> None:
+    await s.append("conversation", "c", msgs("a", "b"), meta=META)
+    assert await s.clear("conversation", "c") == 2
+    assert await s.read("conversation", "c") == []
+    assert (await s.get("conversation", "c")).count == 0
+    assert await s.append("conversation", "c", msgs("c")) == 3
+    assert [e.version for e in await s.entries("conversation", "c")] == [3]
+    assert await acount_rows(s, "versions", "conversation") == 3
+
+
+async def test_delete_of_a_log_hides_it_and_a_later_append_starts_it_afresh(s: AsyncDocStore) -> None:
+    await s.append("conversation", "c", msgs("a", "b"), meta=META)
+    await s.delete("conversation", "c")
+    with pytest.raises(DocumentNotFound):
+        await s.get("conversation", "c")
+    assert await s.read("conversation", "c") == []
+    assert await s.append("conversation", "c", msgs("new"), meta=META) == 3
+    assert [m.content for m in await s.read("conversation", "c")] == ["new"]
+
+
+async def test_list_finds_sessions_through_their_heads(s: AsyncDocStore) -> None:
+    await s.append("conversation", "weather/s1", msgs("a"), meta=META)
+    await s.append("conversation", "weather/s2", msgs("a"), meta={**META, "session_id": "s2"})
+    await s.append("conversation", "travel/s1", msgs("a"), meta={**META, "agent_name": "travel"})
+    found = await s.list("conversation", where={"agent_name": "weather"})
+    assert [d.name for d in found] == ["weather/s1", "weather/s2"]
+    assert found[0].count == 1
+
+
+async def test_log_operations_on_a_snapshot_kind_raise_kind_mismatch(s: AsyncDocStore) -> None:
+    with pytest.raises(KindMismatch):
+        await s.append("agent", "x", [{}])
+    with pytest.raises(KindMismatch):
+        await s.put("conversation", "x", {"role": "user", "content": "hi"})
+
+
+async def test_prune_removes_whole_conversations_older_than_a_cutoff(s: AsyncDocStore) -> None:
+    for i in range(3):
+        await s.append("conversation", f"old{i}", msgs("a", "b"), meta=META)
+    await s.append("conversation", "fresh", msgs("a"), meta=META)
+    async with s.pool.connection() as conn:
+        await conn.execute(
+            f"UPDATE \"{s.schema}\".documents SET updated_at = now() - interval '40 days' "
+            "WHERE name LIKE 'old%%'"
+        )
+    assert await s.prune_documents("conversation", older_than=timedelta(days=30), batch_size=2) == 3
+    assert [d.name for d in await s.list("conversation")] == ["fresh"]
+    assert await acount_rows(s, "versions", "conversation") == 1
+
+
+async def test_prune_reports_its_progress_after_each_batch(s: AsyncDocStore) -> None:
+    for i in range(5):
+        await s.append("conversation", f"c{i}", msgs("a"), meta=META)
+    seen: list[int] = []
+    assert await s.prune_documents("conversation", keep_last=0, batch_size=2, progress=seen.append) == 5
+    assert seen == [2, 4, 5]
+    for i in range(4):
+        await s.put("agent", "a", {"n": i})
+    seen.clear()
+    assert await s.prune_versions("agent", keep_last=1, batch_size=2, progress=seen.append) == 3
+    assert seen == [2, 3]
+
+
+async def test_prune_keep_last_keeps_the_most_recently_written(s: AsyncDocStore) -> None:
+    for i in range(5):
+        await s.append("conversation", f"c{i}", msgs("a"), meta=META)
+    assert await s.prune_documents("conversation", keep_last=2) == 3
+    assert [d.name for d in await s.list("conversation")] == ["c3", "c4"]
+
+
+async def test_prune_versions_bounds_a_snapshot_kinds_history_and_keeps_the_current(s: AsyncDocStore) -> None:
+    for i in range(10):
+        await s.put("agent", "a", {"n": i})
+    await s.put("agent", "b", {"n": 0})
+    assert await s.prune_versions("agent", keep_last=3, batch_size=4) == 7
+    assert [d.version for d in await s.versions("agent", "a")] == [8, 9, 10]
+    assert [d.version for d in await s.versions("agent", "b")] == [1]
+    assert (await s.get("agent", "a")).data == {"n": 9}
+
+
+async def test_prune_versions_on_a_log_drops_only_items_no_longer_live(s: AsyncDocStore) -> None:
+    await s.append("conversation", "c", msgs("a", "b", "c"), meta=META)
+    await s.rewrite("conversation", "c", msgs("summary"))
+    assert await s.prune_versions("conversation", keep_last=1) == 3
+    assert [m.content for m in await s.read("conversation", "c")] == ["summary"]
+
+
+@pytest.mark.parametrize("meddle", ["clear", "delete"])
+async def test_expected_count_catches_a_clear_or_delete_that_expected_version_alone_misses(
+    s: AsyncDocStore, meddle: str
+) -> None:
+    await s.append("conversation", "c", msgs("a", "b"), meta=META)
+    await (s.clear if meddle == "clear" else s.delete)("conversation", "c")
+    assert await s.append("conversation", "c", msgs("x"), meta=META, expected_version=2) == 3
+    await s.append("conversation", "d", msgs("a", "b"), meta=META)
+    await (s.clear if meddle == "clear" else s.delete)("conversation", "d")
+    with pytest.raises(VersionConflict, match="expected 2 live items at version 2, but it has 0"):
+        await s.append("conversation", "d", msgs("x"), meta=META, expected_version=2, expected_count=2)
+    assert await acount_rows(s, "versions", "conversation", "d") == 2
+
+
+async def test_expected_count_that_matches_lets_the_append_through(s: AsyncDocStore) -> None:
+    await s.append("conversation", "c", msgs("a", "b", "c"), meta=META)
+    await s.rewrite("conversation", "c", msgs("summary"))
+    assert await s.append("conversation", "c", msgs("d"), expected_version=4, expected_count=1) == 5
+    with pytest.raises(VersionConflict, match="expected to be at version 4, but it is at version 5"):
+        await s.append("conversation", "c", msgs("e"), expected_version=4, expected_count=2)
+    with pytest.raises(ValueError, match="expected_count goes with an expected_version"):
+        await s.append("conversation", "c", msgs("e"), expected_count=2)
+
+
+async def test_meta_update_sets_some_keys_and_keeps_the_others(s: AsyncDocStore) -> None:
+    await s.append("conversation", "c", msgs("a"), meta={**META, "title": "rain"})
+    assert await s.append("conversation", "c", msgs("b"), meta_update={"title": "sun"}) == 2
+    head = await s.get("conversation", "c")
+    assert head.data == Meta(agent_name="weather", session_id="s1", title="sun")
+    with pytest.raises(ValueError, match="not both"):
+        await s.append("conversation", "c", [], meta=META, meta_update={"title": "x"})
+    with pytest.raises(DocumentInvalid, match="needs meta="):
+        await s.append("conversation", "new", msgs("a"), meta_update={"title": "x"})
+
+
+async def test_count_counts_live_heads_matching_the_filter(s: AsyncDocStore) -> None:
+    await s.append("conversation", "a", msgs("x"), meta=META)
+    await s.append("conversation", "b", msgs("x"), meta={**META, "agent_name": "other"})
+    await s.append("conversation", "c", msgs("x"), meta=META)
+    await s.delete("conversation", "c")
+    assert await s.count("conversation") == 2
+    assert await s.count("conversation", where={"agent_name": "weather"}) == 1
+    assert await s.count("note") == 0
+
+
+async def test_purge_removes_documents_with_every_version_for_good(s: AsyncDocStore) -> None:
+    await s.append("conversation", "a", msgs("x", "y"), meta=META)
+    await s.append("conversation", "b", msgs("z"), meta=META)
+    await s.append("conversation", "gone", msgs("z"), meta=META)
+    await s.delete("conversation", "gone")
+    assert await s.purge("conversation", ["a", "gone", "missing"]) == ["a"]
+    assert await acount_rows(s, "versions", "conversation", "a") == 0
+    assert await acount_rows(s, "documents", "conversation", "gone") == 0
+    assert await acount_rows(s, "versions", "conversation", "b") == 1
+    with pytest.raises(DocumentNotFound):
+        await s.get("conversation", "a")
+    # The name starts afresh.
+    assert await s.append("conversation", "a", msgs("new"), meta=META) == 1
+    assert await s.purge("conversation", "b") == ["b"]
+    assert await s.purge("conversation", []) == []
