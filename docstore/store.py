@@ -478,16 +478,19 @@ class DocStore:
         return rows
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """Run the writes inside the block in one transaction: all commit, or none.
 
-        Nested blocks become savepoints.
+        Nested blocks become savepoints. The block gets the transaction's connection, for
+        statements of the caller's own that must commit or roll back with docstore's
+        writes (a table of its own beside the store's); don't commit, close or leave the
+        connection to another task.
         """
         with self._telemetry.transaction() if _otel.active() else _otel.OFF:
             active = _ACTIVE.get()
             if active is not None and active.pool is self._pool and active.open:
                 with active.conn.transaction():
-                    yield
+                    yield active.conn
                 return
             committing = False
             try:
@@ -496,7 +499,7 @@ class DocStore:
                         held = _connect.Held(self._pool, conn)
                         token = _ACTIVE.set(held)
                         try:
-                            yield
+                            yield conn
                             committing = True
                         except BaseException:
                             # A conflict or a failure inside the block: another writer may

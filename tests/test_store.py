@@ -61,3 +61,29 @@ def test_a_nan_in_a_model_field_beside_none_fields_is_refused(store: DocStore) -
     with pytest.raises(DocumentInvalid, match="temperature: is nan"):
         store.put("llm", "fast", LLM(model="m", temperature=math.nan))
     assert (store.put("llm", "fast", LLM(model="m"))).data.temperature is None
+
+
+def test_the_transactions_connection_commits_and_rolls_back_with_the_store(
+    store: DocStore,
+) -> None:
+    store.register("agent", dict)
+    table = f'"{store.schema}".mine'
+    with store.transaction() as conn:
+        conn.execute(f"CREATE TABLE {table} (name text PRIMARY KEY)")
+        conn.execute(f"INSERT INTO {table} VALUES ('kept')")
+        store.put("agent", "kept", {"n": 1})
+
+    def fails_after_both_writes() -> None:
+        with store.transaction() as conn:
+            store.put("agent", "lost", {"n": 1})
+            with store.transaction() as inner:  # a savepoint: the same connection
+                assert inner is conn
+                inner.execute(f"INSERT INTO {table} VALUES ('lost')")
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        fails_after_both_writes()
+    with store.transaction() as conn:
+        cur = conn.execute(f"SELECT name FROM {table} ORDER BY 1")
+        assert cur.fetchall() == [("kept",)]
+    assert [d.name for d in store.list("agent")] == ["kept"]

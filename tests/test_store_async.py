@@ -59,3 +59,29 @@ async def test_a_nan_in_a_model_field_beside_none_fields_is_refused(astore: Asyn
     with pytest.raises(DocumentInvalid, match="temperature: is nan"):
         await astore.put("llm", "fast", LLM(model="m", temperature=math.nan))
     assert (await astore.put("llm", "fast", LLM(model="m"))).data.temperature is None
+
+
+async def test_the_transactions_connection_commits_and_rolls_back_with_the_store(
+    astore: AsyncDocStore,
+) -> None:
+    astore.register("agent", dict)
+    table = f'"{astore.schema}".mine'
+    async with astore.transaction() as conn:
+        await conn.execute(f"CREATE TABLE {table} (name text PRIMARY KEY)")
+        await conn.execute(f"INSERT INTO {table} VALUES ('kept')")
+        await astore.put("agent", "kept", {"n": 1})
+
+    async def fails_after_both_writes() -> None:
+        async with astore.transaction() as conn:
+            await astore.put("agent", "lost", {"n": 1})
+            async with astore.transaction() as inner:  # a savepoint: the same connection
+                assert inner is conn
+                await inner.execute(f"INSERT INTO {table} VALUES ('lost')")
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        await fails_after_both_writes()
+    async with astore.transaction() as conn:
+        cur = await conn.execute(f"SELECT name FROM {table} ORDER BY 1")
+        assert await cur.fetchall() == [("kept",)]
+    assert [d.name for d in await astore.list("agent")] == ["kept"]

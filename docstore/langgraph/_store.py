@@ -321,7 +321,9 @@ class DocStoreStore(BaseStore):
         vectors = self._embed(texts)
         gone = [name for name, op in latest.items() if op.value is None]
         versions: dict[str, int] = {}
-        with self.docstore.transaction():
+        # One transaction: the items' versions, their expiry and their embeddings commit
+        # together, or none of them does.
+        with self.docstore.transaction() as conn:
             if values:
                 versions = {doc.name: doc.version for doc in self.docstore.put_many(self.kind, values)}
             for name in gone:
@@ -330,10 +332,6 @@ class DocStoreStore(BaseStore):
                         self.docstore.delete(self.kind, name)
                 except DocumentNotFound:
                     pass
-        # Expiry and embeddings follow the committed versions. A crash in between leaves
-        # an item with its old expiry, or with no vectors for its new version (vector
-        # search then skips it until it is put again): never a stale match.
-        with self.docstore.pool.connection() as conn, conn.transaction():
             expiring = [
                 (n, op.ttl) for n, op in latest.items() if op.value is not None and op.ttl is not None
             ]
