@@ -289,6 +289,8 @@ def _shapes(mode: str) -> st.SearchStrategy[Any]:
     )
 
 
+# 600 generated messages: ~20 s of CPU, so out of the fast inner loop; CI runs it.
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 @pytest.mark.parametrize("mode", ["valid", "mixed", "sloppy"])
