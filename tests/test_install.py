@@ -148,7 +148,7 @@ print(sorted(loaded.agents), [p.message for p in loaded.problems])
 
 @pytest.mark.slow
 def test_a_bare_install_runs_the_library_and_says_which_extra_the_rest_needs(
-    wheel: Path, tmp_path: Path
+    wheel: Path, tmp_path: Path, docstore_dsn: str
 ) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -199,6 +199,31 @@ def test_a_bare_install_runs_the_library_and_says_which_extra_the_rest_needs(
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 passed, 1 error" in run.stdout  # the fixture fails in its set-up
     assert f"pip install '{wheel}[testing]'" in run.stdout
+
+    # The command under the newest typer its range allows (the suite itself runs on the
+    # typer aurite pins): README's first command installs it so.
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{wheel}[cli]"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    command = subprocess.run(
+        [
+            str(venv / "bin" / "docstore"),
+            "--json",
+            "--dsn",
+            docstore_dsn,
+            "--schema",
+            "no_such_schema",
+            "ls",
+            "agent",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert "Traceback" not in command.stderr, command.stderr
+    assert command.returncode == 1 and '"SchemaMissing"' in command.stdout + command.stderr
 
 
 def test_the_sdist_builds_a_wheel_with_the_same_files(wheel: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from .. import __version__
-from ._compat import check_required
+from ._compat import _OWN_CLICK, check_required
 from ._out import set_json
 from ._store import Settings
 from ._where import find_schema
@@ -50,7 +50,13 @@ def _late_global(ctx: Any, param: Any, value: Any) -> Any:
 
 def _late_globals() -> list[Any]:
     """The global options again, hidden, for a command's own argument list; named apart
-    from the command's own parameters (``watch KINDS...`` beside ``--kinds``)."""
+    from the command's own parameters (``watch KINDS...`` beside ``--kinds``).
+
+    Under typer < 0.17 only: later typers carry their own copy of click, whose option
+    class has no public constructor (0.29's needs typer's private type descriptors), so
+    there the global options go before the command name (docs/cli.md)."""
+    if _OWN_CLICK:
+        return []
     flags = [
         TyperOption(
             param_decls=[flag, "global_" + flag[2:]],
