@@ -194,7 +194,17 @@ def describe_dsn(dsn: str) -> str:
     port = parts.get("port") or defaults.get("port") or "5432"
     user = parts.get("user") or defaults.get("user") or ""
     db = parts.get("dbname") or defaults.get("dbname") or user
+    if _misparsed(dsn, parts):
+        return "<unparseable DSN>"
     return f"{str(user) + '@' if user else ''}{host}:{port}/{db}"
+
+
+def _misparsed(dsn: str, parts: dict[str, Any]) -> bool:
+    """Whether libpq read a URL's password as something else: one holding an unescaped
+    '/' parses with it in the port and dbname (``postgresql://u:pa/ss@h/db``: host u, port
+    pa, dbname ``ss@h/db``), which a description would then show."""
+    url = _URL_PASSWORD.match(dsn)
+    return url is not None and parts.get("password") != unquote(url.group(1))
 
 
 def server_parts(dsn: str) -> tuple[str, int | None, str]:
@@ -209,6 +219,8 @@ def server_parts(dsn: str) -> tuple[str, int | None, str]:
     port = str(parts.get("port") or os.environ.get("PGPORT") or "5432")
     user = str(parts.get("user") or os.environ.get("PGUSER") or "")
     db = str(parts.get("dbname") or os.environ.get("PGDATABASE") or user)
+    if _misparsed(dsn, parts):
+        return "", None, ""
     return host, int(port) if port.isdigit() else None, db
 
 

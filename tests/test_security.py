@@ -27,6 +27,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
 from docstore import AsyncDocStore, DatabaseUnavailable, DocStore, DocStoreError, PermissionDenied, _sql
+from docstore.dsn import describe_dsn
 
 PASSWORD = "Pw-" + uuid.uuid4().hex  # unique, so any occurrence is a leak
 
@@ -412,3 +413,14 @@ def test_sslmode_require_against_a_server_without_tls_fails_fast_and_clearly(doc
         store.pool.connection() as conn,
     ):
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_url_password_with_a_slash_is_not_shown_where_libpq_misreads_it(docstore_dsn: str) -> None:
+    # libpq reads postgresql://u:pa/ss@h/db as host u, port pa, dbname ss@h/db: a
+    # description built from those parts would show the password's pieces.
+    read_dsn = "postgresql://postgres:pa/ss@127.0.0.1:5432/test"
+    assert describe_dsn(read_dsn) == "<unparseable DSN>"
+    with DocStore.connect(docstore_dsn, read_dsn=read_dsn, schema="sec_slash") as store:
+        shown = repr(store)
+    assert "pa/ss" not in shown and ":pa" not in shown and "ss@" not in shown, shown
+    assert "reads='<unparseable DSN>'" in shown
