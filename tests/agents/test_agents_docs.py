@@ -2,7 +2,7 @@
 
 Each ```python block runs in a fresh interpreter with AURITE_* (and DOCSTORE_URL) pointing
 at a schema of its own, with persistence on and off (AURITE_ENABLE_DB). They run with the
-other pages' examples, in several orders, in tests/test_docs.py.
+other pages' examples, in several orders, in tests/test_docs_any_order.py.
 """
 
 from __future__ import annotations
