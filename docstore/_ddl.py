@@ -207,7 +207,7 @@ def _lz4(s: q.Statements) -> Plan[None]:
 
 def _views_handed_over(s: q.Statements) -> Plan[None]:
     # Nothing to run: the upgrade replaces only the views schema.sql still has, so a
-    # store's `messages` view stays as it is until the agents layer replaces it.
+    # store's `messages` view stays as it is until the layer that owns it replaces it.
     return
     yield
 
@@ -262,8 +262,8 @@ STEPS: tuple[Step, ...] = (
     Step(
         3,
         "messages_view_kept",
-        "the `messages` view is the agents layer's from now on (StorageManager.init_db(), "
-        "`docstore init`): a store's view is kept as it is, not dropped",
+        "the `messages` view is no longer the core's (the layer whose logs it reads makes "
+        "it): a store's view is kept as it is, not dropped",
         "none",
         run=_views_handed_over,
     ),

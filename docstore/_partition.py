@@ -136,7 +136,7 @@ WHERE i.indrelid = to_regclass(%(table)s) AND NOT i.indisprimary ORDER BY 1
 
 _EXISTS = "SELECT to_regclass(%(table)s) IS NOT NULL"
 
-# Views on versions that schema.sql does not make (the agents layer's `messages`, an
+# Views on versions that schema.sql does not make (a layer's `messages`, an
 # app's own): a view names a table by its identity, so each would follow versions to
 # versions_old. Their definitions, read before the swap (where they still say
 # `versions`), are run again after it, and the views then read the new table.

@@ -483,8 +483,8 @@ SELECT name FROM gone
 # list(order_by="-updated_at")), deleted as delete() does (a tombstone restore() undoes)
 # instead of removed. Keyset, not a ranking of every live log: the newest keep_last are
 # skipped to find the boundary, and the doomed are read from there, so a partial index on
-# (updated_at, name) of the kind's live heads (the agents layer makes one for its
-# conversations) reads only the rows it hides. {kind} is a literal for that index's
+# (updated_at, name) of the kind's live heads (a layer may make one for its
+# logs) reads only the rows it hides. {kind} is a literal for that index's
 # predicate (see LIST_HEADS). Each head is re-checked once locked (the conditions are on
 # the locked row), so a log written after the statement began is kept.
 HIDE_LOGS = (

@@ -308,7 +308,7 @@ class Registry:
     def add(self, kind: K) -> K:
         """Hold ``kind``, a handle :meth:`register` made (in any registry), as it is, in
         place of any kind of its name; returns it. The handle then works on stores of this
-        registry: how a layer hands its kinds to an app (docstore.agents.agent_registry)."""
+        registry: how a layer hands its kinds to an app."""
         if not isinstance(kind, BaseKind):
             raise TypeError(f"Registry.add takes a Kind (from Registry.register), not {type(kind).__name__}")
         check_key(kind.name)

@@ -146,8 +146,8 @@ CREATE TABLE IF NOT EXISTS :"schema".changes (
 --   1: every layout before versions were kept (docs/upgrading.md lists them).
 --   2: the change feed's table, security-barrier views, no head index by default, the
 --      idempotency keys' two partial indexes.
---   3: the `messages` view left to the agents layer (docstore/agents/agents.sql), which
---      knows what its log items hold; a store made before keeps the view it has.
+--   3: the `messages` view left to the layer whose log items it reads (it knows what
+--      they hold); a store made before keeps the view it has.
 INSERT INTO :"schema".documents AS d (kind, name, mode, version, data)
 VALUES ('_docstore', 'schema', 's', 1, '{"ddl_version": 3}')
 ON CONFLICT (kind, name) DO UPDATE
