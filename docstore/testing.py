@@ -7,10 +7,14 @@ Installed as a pytest plugin (entry point ``docstore``), so a project that depen
 * ``docstore_async_store`` — the same as an :class:`~docstore.AsyncDocStore`;
 * ``docstore_factory`` — ``docstore_factory(schema=None, kinds=None)`` for more stores;
 * ``docstore_kinds`` — the session's :class:`~docstore.Registry`; override it in your
-  conftest to register your kinds once for the whole session.
+  conftest to register your kinds once for the whole session;
+* ``docstore_schemas`` — the session's :class:`SchemaPool` of initialised schemas.
 
-Each test gets its own PostgreSQL schema in one database made for the session, which
-costs a few milliseconds where a database per test costs hundreds. The server is found,
+Each test gets an empty store of its own, in a PostgreSQL schema of one database made for
+the session. The schemas are kept between tests: after each test its schema is emptied
+(its rows deleted, its sequences restarted, its first rows put back) and renamed, or
+dropped when the test changed its DDL, so that a test pays a few statements where running
+the DDL again costs tens of milliseconds (docs/testing.md). The server is found,
 in order, from ``DOCSTORE_TEST_URL`` (a DSN, used as it is), or pytest-postgresql's own
 settings ``--postgresql-host/--postgresql-port/--postgresql-user/--postgresql-password``
 (or the ``postgresql_*`` ini keys) when given, or the library's own ``DOCSTORE_URL`` (or
@@ -26,6 +30,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import psycopg
@@ -48,11 +53,13 @@ from .kinds import Registry
 from .store import DocStore
 
 __all__ = [
+    "SchemaPool",
     "docstore_async_store",
     "docstore_dsn",
     "docstore_factory",
     "docstore_kinds",
     "docstore_pool",
+    "docstore_schemas",
     "docstore_store",
 ]
 
@@ -77,6 +84,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "start one (needs PostgreSQL's binaries, and not root)",
     )
     parser.addini("docstore_server", "noproc or proc (see --docstore-server)", default="noproc")
+    group.addoption(
+        "--docstore-fresh-schemas",
+        dest="docstore_fresh_schemas",
+        action="store_true",
+        default=False,
+        help="give every test a newly created store instead of an emptied one kept from an "
+        "earlier test (slower; to rule the reuse out)",
+    )
 
 
 def _fail(message: str) -> NoReturn:
@@ -232,13 +247,276 @@ def _drop(pool: ConnectionPool[Any], schema: str) -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+# Everything of a schema's DDL a test could change, one line per catalog row, with the
+# schema's own name taken out (it changes at each reuse): a schema whose lines differ from
+# those it had when made is dropped, not reused. Row counts are not here, but the
+# planner's figures (relpages, reltuples) and column statistics are: a test that ran
+# ANALYZE or VACUUM would leave the next one plans a fresh store does not have.
+_CATALOG = """
+SELECT replace(kind || ' ' || line, quote_ident(%(schema)s) || '.', '') FROM (
+    SELECT 'schema' AS kind, concat_ws(' ', n.nspowner::regrole, n.nspacl) AS line
+    FROM pg_namespace n WHERE n.oid = %(ns)s
+    UNION ALL
+    SELECT 'relation', concat_ws(' ', c.relname, c.relkind, c.relowner::regrole, c.relacl,
+        c.reloptions, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity, c.relreplident,
+        c.relnatts, c.relchecks, c.relhastriggers, c.relhasrules, c.relispartition,
+        pg_get_partkeydef(c.oid), pg_get_expr(c.relpartbound, c.oid),
+        CASE WHEN c.relkind IN ('r', 'p', 'm')
+             THEN concat_ws('/', c.relpages, c.reltuples, c.relallvisible) END,
+        CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
+        CASE WHEN c.relkind = 'i' THEN pg_get_indexdef(c.oid) END,
+        (SELECT count(*) FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname),
+        obj_description(c.oid, 'pg_class'))
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relnamespace = %(ns)s
+    UNION ALL
+    SELECT 'column', concat_ws(' ', c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod),
+        a.attnotnull, a.attidentity, a.attgenerated, a.attisdropped, a.attcompression, a.attstorage,
+        a.attstattarget, a.attacl, a.attoptions, pg_get_expr(d.adbin, d.adrelid))
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE c.relnamespace = %(ns)s AND a.attnum > 0
+    UNION ALL
+    SELECT 'constraint', concat_ws(' ', c.conname, c.conrelid::regclass, pg_get_constraintdef(c.oid),
+        c.convalidated)
+    FROM pg_constraint c WHERE c.connamespace = %(ns)s
+    UNION ALL
+    SELECT 'trigger', concat_ws(' ', t.tgname, t.tgenabled, pg_get_triggerdef(t.oid))
+    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = %(ns)s
+    UNION ALL
+    SELECT 'rule', concat_ws(' ', r.rulename, r.ev_class::regclass, r.ev_enabled)
+    FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class WHERE c.relnamespace = %(ns)s
+    UNION ALL
+    SELECT 'policy', concat_ws(' ', p.polname, p.polrelid::regclass, p.polcmd, p.polpermissive,
+        p.polroles::text, pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid))
+    FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid WHERE c.relnamespace = %(ns)s
+    UNION ALL
+    SELECT 'sequence', concat_ws(' ', s.seqrelid::regclass, s.seqtypid::regtype, s.seqstart,
+        s.seqincrement, s.seqmax, s.seqmin, s.seqcache, s.seqcycle)
+    FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid WHERE c.relnamespace = %(ns)s
+    UNION ALL
+    SELECT 'inherits', concat_ws(' ', i.inhrelid::regclass, i.inhparent::regclass, i.inhseqno)
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relnamespace = %(ns)s
+    UNION ALL
+    SELECT 'function', concat_ws(' ', p.oid::regprocedure, p.prokind, p.proowner::regrole, p.proacl,
+        md5(p.prosrc))
+    FROM pg_proc p WHERE p.pronamespace = %(ns)s
+    UNION ALL
+    SELECT 'type', concat_ws(' ', t.typname, t.typtype, t.typowner::regrole, t.typacl)
+    FROM pg_type t WHERE t.typnamespace = %(ns)s
+    UNION ALL
+    SELECT 'operator', o.oid::regoperator::text FROM pg_operator o WHERE o.oprnamespace = %(ns)s
+    UNION ALL
+    SELECT 'collation', l.collname::text FROM pg_collation l WHERE l.collnamespace = %(ns)s
+    UNION ALL
+    SELECT 'statistics', x.stxname::text FROM pg_statistic_ext x WHERE x.stxnamespace = %(ns)s
+    UNION ALL
+    SELECT 'extension', e.extname::text FROM pg_extension e WHERE e.extnamespace = %(ns)s
+    UNION ALL
+    SELECT 'default acl', concat_ws(' ', d.defaclrole::regrole, d.defaclobjtype, d.defaclacl)
+    FROM pg_default_acl d WHERE d.defaclnamespace = %(ns)s
+) AS catalog ORDER BY 1
+"""
+
+# The schema's tables that hold rows (a partitioned table's partitions are emptied through
+# it) and its sequences, as they are when it is made: its catalog does not change after.
+_TABLES = """
+SELECT c.relname FROM pg_class c
+WHERE c.relnamespace = %(ns)s AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1
+"""
+_SEQUENCES = """
+SELECT c.relname, s.seqstart FROM pg_class c JOIN pg_sequence s ON s.seqrelid = c.oid
+WHERE c.relnamespace = %(ns)s ORDER BY 1
+"""
+# The schema, and the size of its tables with their indexes and TOAST; and the locks of
+# the emptying waited for no longer than SchemaPool.lock_timeout, so that a transaction a
+# test left open on the store cannot hang the session.
+_LOOK = """
+SELECT n.oid, set_config('lock_timeout', %(lock_timeout)s, true),
+       (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+        WHERE c.relnamespace = n.oid AND c.relkind = 'r')
+FROM pg_namespace n WHERE n.nspname = %(schema)s
+"""
+
+# Up to this size (tables, their indexes and TOAST) a schema is emptied with DELETE, which
+# costs a fraction of TRUNCATE's new files for every table and index; past it, TRUNCATE
+# gives the space back: the dead rows DELETE leaves (no VACUUM runs in between) stay
+# bounded by this.
+_DELETE_UP_TO = 1 << 20
+
+
+@dataclass
+class _Kept:
+    """What a schema held when it was made: its DDL and its first rows (the DDL version)."""
+
+    partitions: int | None
+    catalog: list[str]
+    tables: list[str]
+    sequences: list[tuple[str, int]]
+    rows: dict[str, str]
+
+
+class SchemaPool:
+    """Initialised docstore schemas kept for a session's tests.
+
+    :meth:`take` gives a schema holding an empty store, made with ``init_schema`` the first
+    time; :meth:`give_back` empties it for the next test, or drops it when the test changed
+    its DDL (an index, a table, a grant, a column, statistics...: anything in the catalog).
+    An emptied schema is renamed, so every test sees a name of its own, and a statement
+    left running by an earlier test fails instead of writing into a later one's store.
+    """
+
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
+        self.pool = pool
+        #: Every store made anew, as before there was a pool (``--docstore-fresh-schemas``).
+        self.fresh = False
+        #: Seconds :meth:`give_back` waits for a lock a test left held on its schema before
+        #: it leaves that schema to :meth:`close` and goes on.
+        self.lock_timeout = 10.0
+        self._free: dict[int | None, list[str]] = {}
+        self._kept: dict[str, _Kept] = {}
+        self._once: set[str] = set()
+        self._stuck: list[str] = []
+        #: How many schemas were made, emptied and dropped (for the suite's own checks).
+        self.made = self.emptied = self.dropped = 0
+
+    def take(self, partitions: int | None = None, *, fresh: bool = False) -> str:
+        """A schema with an empty store, ``versions`` hash-partitioned into ``partitions``:
+        a kept one when there is one, else a new one. ``fresh=True``: always a new one,
+        dropped when given back."""
+        once = fresh or self.fresh
+        free = self._free.get(partitions)
+        if free and not once:
+            return free.pop()
+        schema = _new_schema()
+        DocStore(self.pool, schema=schema).init_schema(partitions=partitions)
+        self.made += 1
+        if once:
+            self._once.add(schema)
+            return schema
+        with self.pool.connection() as conn:
+            ns = _namespace(conn, schema)
+            assert ns is not None
+            tables = [str(table) for (table,) in conn.execute(_TABLES, {"ns": ns}).fetchall()]
+            sequences = [(str(n), int(start)) for n, start in conn.execute(_SEQUENCES, {"ns": ns}).fetchall()]
+            rows = {}
+            for table in tables:
+                query = sql.SQL("SELECT jsonb_agg(to_jsonb(t))::text FROM {} t")
+                (saved,) = _one(conn.execute(query.format(sql.Identifier(schema, table))))
+                if saved is not None:
+                    rows[table] = saved
+            catalog = _catalog(conn, schema, ns)
+        self._kept[schema] = _Kept(partitions, catalog, tables, sequences, rows)
+        return schema
+
+    def give_back(self, schema: str) -> None:
+        """Empty ``schema`` for another test and keep it under a new name, or drop it when
+        its DDL is no longer the one it was made with."""
+        if schema in self._once:
+            self._once.discard(schema)
+            _drop(self.pool, schema)
+            self.dropped += 1
+            return
+        kept = self._kept.pop(schema)
+        renamed = _new_schema()
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                timeout = f"{round(self.lock_timeout * 1000)}ms"
+                found = conn.execute(_LOOK, {"schema": schema, "lock_timeout": timeout}).fetchone()
+                if found is None or _catalog(conn, schema, found[0]) != kept.catalog:
+                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+                    self.dropped += 1
+                    return
+                conn.execute(_emptying(schema, renamed, kept, truncate=found[2] > _DELETE_UP_TO))
+        except psycopg.errors.LockNotAvailable:
+            self._stuck.append(schema)  # left to close(), which tries once more to drop it
+            return
+        self._kept[renamed] = kept
+        self._free.setdefault(kept.partitions, []).append(renamed)
+        self.emptied += 1
+
+    def close(self) -> None:
+        """Drop every schema kept (and any a test left locked, if it can now)."""
+        for schema in [*self._kept, *self._once]:
+            _drop(self.pool, schema)
+        for schema in self._stuck:
+            try:
+                with self.pool.connection() as conn, conn.transaction():
+                    conn.execute("SELECT set_config('lock_timeout', %s, true)", [f"{self.lock_timeout}s"])
+                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            except psycopg.errors.LockNotAvailable:
+                pass  # still held: left to the session database's drop
+        self._kept.clear()
+        self._free.clear()
+        self._once.clear()
+        self._stuck.clear()
+
+
+def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:
+    row = cur.fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def _namespace(conn: psycopg.Connection[Any], schema: str) -> int | None:
+    row = conn.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", [schema]).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _catalog(conn: psycopg.Connection[Any], schema: str, ns: int) -> list[str]:
+    return [str(line) for (line,) in conn.execute(_CATALOG, {"schema": schema, "ns": ns}).fetchall()]
+
+
+def _emptying(schema: str, renamed: str, kept: _Kept, *, truncate: bool) -> sql.Composed:
+    """The statements, sent at once, that put every table of ``schema`` back to the rows it
+    was made with and every sequence to its start, then rename it ``renamed``."""
+    tables = [sql.Identifier(schema, table) for table in kept.tables]
+    # Waits for any transaction still writing there (a connection a test left open):
+    # rows it committed after the DELETE would be in the next test's store.
+    statements = [sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.SQL(", ").join(tables))]
+    if truncate:
+        statements.append(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(tables)))
+    else:
+        statements += [sql.SQL("DELETE FROM {}").format(table) for table in tables]
+    for sequence, start in kept.sequences:
+        regclass = sql.Literal(".".join('"' + name.replace('"', '""') + '"' for name in (schema, sequence)))
+        statements.append(sql.SQL("SELECT setval({}::regclass, {}, false)").format(regclass, start))
+    restore = sql.SQL(
+        "INSERT INTO {0} OVERRIDING SYSTEM VALUE"
+        " SELECT * FROM jsonb_populate_recordset(NULL::{0}, {1}::jsonb)"
+    )
+    for table, rows in kept.rows.items():
+        statements.append(restore.format(sql.Identifier(schema, table), sql.Literal(rows)))
+    rename = sql.SQL("ALTER SCHEMA {} RENAME TO {}")
+    statements.append(rename.format(sql.Identifier(schema), sql.Identifier(renamed)))
+    return sql.SQL("; ").join(statements)
+
+
+@pytest.fixture(scope="session")
+def docstore_schemas(
+    request: pytest.FixtureRequest, docstore_pool: ConnectionPool[Any]
+) -> Iterator[SchemaPool]:
+    """The session's :class:`SchemaPool`: the initialised schemas the store fixtures take
+    and give back; its schemas are dropped at the session's end."""
+    schemas = SchemaPool(docstore_pool)
+    schemas.fresh = bool(request.config.getoption("docstore_fresh_schemas", False))
+    try:
+        yield schemas
+    finally:
+        schemas.close()
+
+
 @pytest.fixture
 def docstore_factory(
-    docstore_pool: ConnectionPool[Any], docstore_kinds: Registry
+    docstore_pool: ConnectionPool[Any], docstore_kinds: Registry, docstore_schemas: SchemaPool
 ) -> Iterator[Callable[..., DocStore]]:
-    """``make(schema=None, kinds=None, init=True, partitions=None) -> DocStore``; every
-    schema it made is dropped after the test. ``partitions=N`` initialises the store with a
-    hash-partitioned ``versions`` table (see ``DocStore.init_schema``)."""
+    """``make(schema=None, kinds=None, init=True, partitions=None, fresh=False) -> DocStore``.
+
+    Each store is empty and in a schema of its own. Without ``schema`` it is one of the
+    session's kept schemas (``docstore_schemas``), emptied after the test; ``fresh=True``
+    (or ``init=False``, or a ``schema`` name) makes a new one instead, dropped after the
+    test. ``partitions=N``: a hash-partitioned ``versions`` table (``DocStore.init_schema``).
+    """
+    taken: list[str] = []
     made: list[str] = []
 
     def make(
@@ -247,24 +525,29 @@ def docstore_factory(
         *,
         init: bool = True,
         partitions: int | None = None,
+        fresh: bool = False,
     ) -> DocStore:
+        registry = (kinds if kinds is not None else docstore_kinds).copy()
+        if schema is None and init:
+            taken.append(docstore_schemas.take(partitions, fresh=fresh))
+            return DocStore(docstore_pool, schema=taken[-1], kinds=registry)
         schema = schema or _new_schema()
         made.append(schema)
-        store = DocStore(
-            docstore_pool, schema=schema, kinds=(kinds if kinds is not None else docstore_kinds).copy()
-        )
+        store = DocStore(docstore_pool, schema=schema, kinds=registry)
         if init:
             store.init_schema(partitions=partitions)
         return store
 
     yield make
+    for schema in taken:
+        docstore_schemas.give_back(schema)
     for schema in made:
         _drop(docstore_pool, schema)
 
 
 @pytest.fixture
 def docstore_store(docstore_factory: Callable[..., DocStore]) -> DocStore:
-    """A DocStore on a fresh, initialised schema of its own, dropped after the test."""
+    """A DocStore on an empty, initialised schema of its own (see ``docstore_factory``)."""
     return docstore_factory()
 
 
@@ -281,16 +564,18 @@ else:
 
     @pytest_asyncio.fixture
     async def docstore_async_store(  # type: ignore[misc]
-        docstore_dsn: str, docstore_pool: ConnectionPool[Any], docstore_kinds: Registry
+        docstore_dsn: str, docstore_schemas: SchemaPool, docstore_kinds: Registry
     ) -> AsyncIterator[AsyncDocStore]:
-        """An AsyncDocStore on a fresh, initialised schema of its own, dropped after the test."""
-        schema = _new_schema()
-        store = await AsyncDocStore.connect(
-            docstore_dsn, schema=schema, kinds=docstore_kinds.copy(), max_size=8
-        )
+        """An AsyncDocStore on an empty, initialised schema of its own (see
+        ``docstore_factory``), on a pool of its own; the schema is emptied after the test."""
+        schema = docstore_schemas.take()
         try:
-            await store.init_schema()
-            yield store
+            store = await AsyncDocStore.connect(
+                docstore_dsn, schema=schema, kinds=docstore_kinds.copy(), max_size=8
+            )
+            try:
+                yield store
+            finally:
+                await store.close()
         finally:
-            await store.close()
-            _drop(docstore_pool, schema)
+            docstore_schemas.give_back(schema)
