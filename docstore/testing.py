@@ -64,6 +64,8 @@ __all__ = [
 ]
 
 ENV_URL = "DOCSTORE_TEST_URL"
+# Set when docstore_dsn made the session's database (and drops it, schemas and all).
+_SESSION_DATABASE = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -188,6 +190,7 @@ def docstore_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
         connection_timeout=5,
     )
     with janitor:
+        request.config.stash[_SESSION_DATABASE] = True
         yield _dsn(host, port, user, password, dbname)
 
 
@@ -496,13 +499,15 @@ def docstore_schemas(
     request: pytest.FixtureRequest, docstore_pool: ConnectionPool[Any]
 ) -> Iterator[SchemaPool]:
     """The session's :class:`SchemaPool`: the initialised schemas the store fixtures take
-    and give back; its schemas are dropped at the session's end."""
+    and give back; its schemas are dropped at the session's end (with the database, when
+    the session made one)."""
     schemas = SchemaPool(docstore_pool)
     schemas.fresh = bool(request.config.getoption("docstore_fresh_schemas", False))
     try:
         yield schemas
     finally:
-        schemas.close()
+        if not request.config.stash.get(_SESSION_DATABASE, False):
+            schemas.close()
 
 
 @pytest.fixture
