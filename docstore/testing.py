@@ -3,7 +3,7 @@
 Installed as a pytest plugin (entry point ``docstore``), so a project that depends on
 ``docstore[testing]`` gets these fixtures without writing any:
 
-* ``docstore_store`` — a :class:`~docstore.DocStore` on a fresh, initialised store;
+* ``docstore_store`` — a :class:`~docstore.DocStore` on an empty, initialised store;
 * ``docstore_async_store`` — the same as an :class:`~docstore.AsyncDocStore`;
 * ``docstore_factory`` — ``docstore_factory(schema=None, kinds=None)`` for more stores;
 * ``docstore_kinds`` — the session's :class:`~docstore.Registry`; override it in your
@@ -268,9 +268,8 @@ SELECT replace(kind || ' ' || line, quote_ident(%(schema)s) || '.', '') FROM (
              THEN concat_ws('/', c.relpages, c.reltuples, c.relallvisible) END,
         CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
         CASE WHEN c.relkind = 'i' THEN pg_get_indexdef(c.oid) END,
-        (SELECT count(*) FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = c.relname),
         obj_description(c.oid, 'pg_class'))
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relnamespace = %(ns)s
+    FROM pg_class c WHERE c.relnamespace = %(ns)s
     UNION ALL
     SELECT 'column', concat_ws(' ', c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod),
         a.attnotnull, a.attidentity, a.attgenerated, a.attisdropped, a.attcompression, a.attstorage,
@@ -311,6 +310,9 @@ SELECT replace(kind || ' ' || line, quote_ident(%(schema)s) || '.', '') FROM (
     UNION ALL
     SELECT 'collation', l.collname::text FROM pg_collation l WHERE l.collnamespace = %(ns)s
     UNION ALL
+    SELECT 'column statistics', concat_ws(' ', s.tablename, s.attname, s.inherited)
+    FROM pg_stats s WHERE s.schemaname = (SELECT nspname FROM pg_namespace WHERE oid = %(ns)s)
+    UNION ALL
     SELECT 'statistics', x.stxname::text FROM pg_statistic_ext x WHERE x.stxnamespace = %(ns)s
     UNION ALL
     SELECT 'extension', e.extname::text FROM pg_extension e WHERE e.extnamespace = %(ns)s
@@ -330,14 +332,14 @@ _SEQUENCES = """
 SELECT c.relname, s.seqstart FROM pg_class c JOIN pg_sequence s ON s.seqrelid = c.oid
 WHERE c.relnamespace = %(ns)s ORDER BY 1
 """
-# The schema, and the size of its tables with their indexes and TOAST; and the locks of
-# the emptying waited for no longer than SchemaPool.lock_timeout, so that a transaction a
-# test left open on the store cannot hang the session.
-_LOOK = """
-SELECT n.oid, set_config('lock_timeout', %(lock_timeout)s, true),
-       (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
-        WHERE c.relnamespace = n.oid AND c.relkind = 'r')
-FROM pg_namespace n WHERE n.nspname = %(schema)s
+# In one round trip: the schema (by the OID it had when made: a schema a test dropped
+# and made again is another), the size of its tables with their indexes and TOAST, and
+# its catalog's lines.
+_LOOK = f"""
+SELECT (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+        WHERE c.relnamespace = %(ns)s AND c.relkind = 'r'),
+       ARRAY({_CATALOG})
+FROM pg_namespace WHERE oid = %(ns)s AND nspname = %(schema)s
 """
 
 # Up to this size (tables, their indexes and TOAST) a schema is emptied with DELETE, which
@@ -352,6 +354,7 @@ class _Kept:
     """What a schema held when it was made: its DDL and its first rows (the DDL version)."""
 
     partitions: int | None
+    namespace: int
     catalog: list[str]
     tables: list[str]
     sequences: list[tuple[str, int]]
@@ -397,8 +400,8 @@ class SchemaPool:
             self._once.add(schema)
             return schema
         with self.pool.connection() as conn:
-            ns = _namespace(conn, schema)
-            assert ns is not None
+            (ns,) = _one(conn.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", [schema]))
+            (_, catalog) = _one(conn.execute(_LOOK, {"schema": schema, "ns": ns}))
             tables = [str(table) for (table,) in conn.execute(_TABLES, {"ns": ns}).fetchall()]
             sequences = [(str(n), int(start)) for n, start in conn.execute(_SEQUENCES, {"ns": ns}).fetchall()]
             rows = {}
@@ -407,8 +410,7 @@ class SchemaPool:
                 (saved,) = _one(conn.execute(query.format(sql.Identifier(schema, table))))
                 if saved is not None:
                     rows[table] = saved
-            catalog = _catalog(conn, schema, ns)
-        self._kept[schema] = _Kept(partitions, catalog, tables, sequences, rows)
+        self._kept[schema] = _Kept(partitions, ns, [str(line) for line in catalog], tables, sequences, rows)
         return schema
 
     def give_back(self, schema: str) -> None:
@@ -421,17 +423,25 @@ class SchemaPool:
             return
         kept = self._kept.pop(schema)
         renamed = _new_schema()
-        try:
-            with self.pool.connection() as conn, conn.transaction():
-                timeout = f"{round(self.lock_timeout * 1000)}ms"
-                found = conn.execute(_LOOK, {"schema": schema, "lock_timeout": timeout}).fetchone()
-                if found is None or _catalog(conn, schema, found[0]) != kept.catalog:
-                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-                    self.dropped += 1
-                    return
-                conn.execute(_emptying(schema, renamed, kept, truncate=found[2] > _DELETE_UP_TO))
-        except psycopg.errors.LockNotAvailable:
-            self._stuck.append(schema)  # left to close(), which tries once more to drop it
+        with self.pool.connection() as conn:
+            found = conn.execute(_LOOK, {"schema": schema, "ns": kept.namespace}).fetchone()
+            changed = found is None or [str(line) for line in found[1]] != kept.catalog
+            if changed:
+                body = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+            else:
+                body = _emptying(schema, renamed, kept, truncate=found[0] > _DELETE_UP_TO)
+            # One round trip, in one transaction whose locks are waited for no longer than
+            # lock_timeout: a transaction a test left open on the store must not hang the
+            # session.
+            timeout = sql.Literal(f"{round(self.lock_timeout * 1000)}ms")
+            try:
+                conn.execute(sql.SQL("BEGIN; SET LOCAL lock_timeout = {}; {}; COMMIT").format(timeout, body))
+            except psycopg.errors.LockNotAvailable:
+                conn.execute("ROLLBACK")
+                self._stuck.append(schema)  # left to close(), which tries once more to drop it
+                return
+        if changed:
+            self.dropped += 1
             return
         self._kept[renamed] = kept
         self._free.setdefault(kept.partitions, []).append(renamed)
@@ -460,18 +470,10 @@ def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:
     return tuple(row)
 
 
-def _namespace(conn: psycopg.Connection[Any], schema: str) -> int | None:
-    row = conn.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", [schema]).fetchone()
-    return None if row is None else int(row[0])
-
-
-def _catalog(conn: psycopg.Connection[Any], schema: str, ns: int) -> list[str]:
-    return [str(line) for (line,) in conn.execute(_CATALOG, {"schema": schema, "ns": ns}).fetchall()]
-
-
 def _emptying(schema: str, renamed: str, kept: _Kept, *, truncate: bool) -> sql.Composed:
-    """The statements, sent at once, that put every table of ``schema`` back to the rows it
-    was made with and every sequence to its start, then rename it ``renamed``."""
+    """The statements, sent at once in one transaction, that put every table of ``schema``
+    back to the rows it was made with and every sequence to its start, then rename it
+    ``renamed``."""
     tables = [sql.Identifier(schema, table) for table in kept.tables]
     # Waits for any transaction still writing there (a connection a test left open):
     # rows it committed after the DELETE would be in the next test's store.
@@ -562,7 +564,7 @@ except ImportError:  # pragma: no cover - the async fixture then says what is mi
 
     @pytest.fixture
     def docstore_async_store() -> None:
-        """An AsyncDocStore on a fresh schema (needs pytest-asyncio)."""
+        """An AsyncDocStore on an empty schema of its own (needs pytest-asyncio)."""
         _fail(f"docstore_async_store needs pytest-asyncio: {install_extra('testing')}")
 
 else:
