@@ -151,6 +151,10 @@ def _drop_schema(store: DocStore, conn: psycopg.Connection[Any]) -> None:
     conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(store.schema)))
 
 
+def _schema_grant(store: DocStore, conn: psycopg.Connection[Any]) -> None:
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO PUBLIC").format(sql.Identifier(store.schema)))
+
+
 CHANGES = [
     pytest.param(_index, id="create_index"),
     pytest.param(_agents_view, id="agents-init_db"),
@@ -165,6 +169,9 @@ CHANGES = [
     pytest.param(_ddl("ALTER VIEW S.current_documents SET (security_barrier = false)"), id="a-view-option"),
     pytest.param(_ddl("ALTER SEQUENCE S.changes_seq_seq INCREMENT BY 2"), id="a-sequence"),
     pytest.param(_ddl("ALTER TABLE S.changes ENABLE ROW LEVEL SECURITY"), id="row-security"),
+    pytest.param(_ddl("COMMENT ON TABLE S.documents IS 'mine'"), id="a-comment"),
+    pytest.param(_ddl("DROP VIEW S.config_changes"), id="a-view-dropped"),
+    pytest.param(_schema_grant, id="a-grant-on-the-schema"),
     pytest.param(_drop_schema, id="the-schema-dropped"),
 ]
 
@@ -184,6 +191,25 @@ def test_a_store_whose_ddl_a_test_changed_is_dropped_not_kept(
     new = schemas.take()
     assert schemas.made == 2 and new != schema
     assert DocStore(schemas.pool, schema=new).init_schema() >= 1
+
+
+def test_a_store_past_the_delete_limit_is_truncated_and_kept(schemas: SchemaPool) -> None:
+    schema = schemas.take()
+    made = _state(schemas.pool, schema)
+    store = DocStore(schemas.pool, schema=schema)
+    store.register("cfg", dict)
+    store.put_many("cfg", {f"d{i}": {"text": f"{i} " * 20_000} for i in range(30)})  # ~2 MB, some TOASTed
+    schemas.give_back(schema)
+    again = schemas.take()
+    assert (schemas.made, schemas.emptied, schemas.dropped) == (1, 1, 0)
+    assert _state(schemas.pool, again) == made
+    # TRUNCATE gave the tables new files (new catalog rows): the next test's store is
+    # compared with the catalog as the emptying left it, so it is kept again.
+    small = DocStore(schemas.pool, schema=again)
+    small.register("cfg", dict)
+    small.put("cfg", "a", {"n": 1})
+    schemas.give_back(again)
+    assert (schemas.made, schemas.emptied, schemas.dropped) == (1, 2, 0)
 
 
 def test_fresh_makes_a_new_store_and_drops_it(schemas: SchemaPool) -> None:
