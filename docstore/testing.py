@@ -3,14 +3,18 @@
 Installed as a pytest plugin (entry point ``docstore``), so a project that depends on
 ``docstore[testing]`` gets these fixtures without writing any:
 
-* ``docstore_store`` — a :class:`~docstore.DocStore` on a fresh, initialised store;
+* ``docstore_store`` — a :class:`~docstore.DocStore` on an empty, initialised store;
 * ``docstore_async_store`` — the same as an :class:`~docstore.AsyncDocStore`;
 * ``docstore_factory`` — ``docstore_factory(schema=None, kinds=None)`` for more stores;
 * ``docstore_kinds`` — the session's :class:`~docstore.Registry`; override it in your
-  conftest to register your kinds once for the whole session.
+  conftest to register your kinds once for the whole session;
+* ``docstore_schemas`` — the session's :class:`SchemaPool` of initialised schemas.
 
-Each test gets its own PostgreSQL schema in one database made for the session, which
-costs a few milliseconds where a database per test costs hundreds. The server is found,
+Each test gets an empty store of its own, in a PostgreSQL schema of one database made for
+the session. The schemas are kept between tests: after each test its schema is emptied
+(its rows deleted, its sequences restarted, its first rows put back) and renamed, or
+dropped when the test changed its DDL, so that a test pays a few statements where running
+the DDL again costs tens of milliseconds (docs/testing.md). The server is found,
 in order, from ``DOCSTORE_TEST_URL`` (a DSN, used as it is), or pytest-postgresql's own
 settings ``--postgresql-host/--postgresql-port/--postgresql-user/--postgresql-password``
 (or the ``postgresql_*`` ini keys) when given, or the library's own ``DOCSTORE_URL`` (or
@@ -26,6 +30,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import psycopg
@@ -48,15 +53,19 @@ from .kinds import Registry
 from .store import DocStore
 
 __all__ = [
+    "SchemaPool",
     "docstore_async_store",
     "docstore_dsn",
     "docstore_factory",
     "docstore_kinds",
     "docstore_pool",
+    "docstore_schemas",
     "docstore_store",
 ]
 
 ENV_URL = "DOCSTORE_TEST_URL"
+# Set when docstore_dsn made the session's database (and drops it, schemas and all).
+_SESSION_DATABASE = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,6 +86,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "start one (needs PostgreSQL's binaries, and not root)",
     )
     parser.addini("docstore_server", "noproc or proc (see --docstore-server)", default="noproc")
+    group.addoption(
+        "--docstore-fresh-schemas",
+        dest="docstore_fresh_schemas",
+        action="store_true",
+        default=False,
+        help="give every test a newly created store instead of an emptied one kept from an "
+        "earlier test (slower; to rule the reuse out)",
+    )
 
 
 def _fail(message: str) -> NoReturn:
@@ -173,6 +190,7 @@ def docstore_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
         connection_timeout=5,
     )
     with janitor:
+        request.config.stash[_SESSION_DATABASE] = True
         yield _dsn(host, port, user, password, dbname)
 
 
@@ -232,13 +250,253 @@ def _drop(pool: ConnectionPool[Any], schema: str) -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+# What a test could change of a schema's DDL: every catalog row of the schema's objects
+# (relations, columns, defaults, indexes, constraints, triggers, rules, policies,
+# sequences, partitions, comments, functions, types, operators, collations, statistics
+# objects, extensions, default privileges), counted and summed by the transaction that
+# last wrote it (xmin: CREATE, ALTER, GRANT, DROP, CREATE OR REPLACE each write rows),
+# one line per catalog; and what is updated in place, without a new row: the schema's
+# owner and privileges (its row changes at each reuse, by the rename), and each table's
+# planner figures and freeze horizon (VACUUM, ANALYZE), which would leave the next test
+# plans a new store does not have. A schema whose lines differ from those it had when
+# made is dropped, not reused. Reading contents (view and index definitions...) instead
+# costs about four times as much, for the same changes.
+_CATALOG = """
+WITH rel AS (SELECT oid, xmin FROM pg_class WHERE relnamespace = %(ns)s)
+SELECT kind || ' ' || count(*) || ' ' || coalesce(sum(x::text::bigint), 0) FROM (
+    SELECT 'relation' AS kind, xmin AS x FROM rel
+    UNION ALL SELECT 'column', a.xmin FROM pg_attribute a JOIN rel ON rel.oid = a.attrelid
+    UNION ALL SELECT 'default', d.xmin FROM pg_attrdef d JOIN rel ON rel.oid = d.adrelid
+    UNION ALL SELECT 'index', i.xmin FROM pg_index i JOIN rel ON rel.oid = i.indrelid
+    UNION ALL SELECT 'constraint', xmin FROM pg_constraint WHERE connamespace = %(ns)s
+    UNION ALL SELECT 'trigger', t.xmin FROM pg_trigger t JOIN rel ON rel.oid = t.tgrelid
+    UNION ALL SELECT 'rule', r.xmin FROM pg_rewrite r JOIN rel ON rel.oid = r.ev_class
+    UNION ALL SELECT 'policy', p.xmin FROM pg_policy p JOIN rel ON rel.oid = p.polrelid
+    UNION ALL SELECT 'sequence', q.xmin FROM pg_sequence q JOIN rel ON rel.oid = q.seqrelid
+    UNION ALL SELECT 'partition', i.xmin FROM pg_inherits i JOIN rel ON rel.oid = i.inhrelid
+    UNION ALL SELECT 'comment', d.xmin FROM pg_description d JOIN rel ON rel.oid = d.objoid
+    UNION ALL SELECT 'function', xmin FROM pg_proc WHERE pronamespace = %(ns)s
+    UNION ALL SELECT 'type', xmin FROM pg_type WHERE typnamespace = %(ns)s
+    UNION ALL SELECT 'operator', xmin FROM pg_operator WHERE oprnamespace = %(ns)s
+    UNION ALL SELECT 'collation', xmin FROM pg_collation WHERE collnamespace = %(ns)s
+    UNION ALL SELECT 'statistics', xmin FROM pg_statistic_ext WHERE stxnamespace = %(ns)s
+    UNION ALL SELECT 'extension', xmin FROM pg_extension WHERE extnamespace = %(ns)s
+    UNION ALL SELECT 'default privileges', xmin FROM pg_default_acl WHERE defaclnamespace = %(ns)s
+) AS catalog GROUP BY kind
+UNION ALL
+SELECT concat_ws(' ', 'schema', nspowner, nspacl) FROM pg_namespace WHERE oid = %(ns)s
+UNION ALL
+SELECT concat_ws(' ', 'planner', relname, relpages, reltuples, relallvisible, relfrozenxid, relminmxid)
+FROM pg_class WHERE relnamespace = %(ns)s AND relkind IN ('r', 'p', 'm')
+ORDER BY 1
+"""
+
+# The schema's tables that hold rows (a partitioned table's partitions are emptied through
+# it) and its sequences, as they are when it is made: its catalog does not change after.
+_TABLES = """
+SELECT c.relname FROM pg_class c
+WHERE c.relnamespace = %(ns)s AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1
+"""
+_SEQUENCES = """
+SELECT c.relname, s.seqstart FROM pg_class c JOIN pg_sequence s ON s.seqrelid = c.oid
+WHERE c.relnamespace = %(ns)s ORDER BY 1
+"""
+# In one round trip: the schema (by the OID it had when made: a schema a test dropped
+# and made again is another), the size of its tables with their indexes and TOAST, and
+# its catalog's lines.
+_LOOK = f"""
+SELECT (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+        WHERE c.relnamespace = %(ns)s AND c.relkind = 'r'),
+       ARRAY({_CATALOG})
+FROM pg_namespace WHERE oid = %(ns)s AND nspname = %(schema)s
+"""
+
+# Up to this size (tables, their indexes and TOAST) a schema is emptied with DELETE, which
+# costs a fraction of TRUNCATE's new files for every table and index; past it, TRUNCATE
+# gives the space back: the dead rows DELETE leaves (no VACUUM runs in between) stay
+# bounded by this.
+_DELETE_UP_TO = 1 << 20
+
+
+@dataclass
+class _Kept:
+    """What a schema held when it was made: its DDL and its first rows (the DDL version)."""
+
+    partitions: int | None
+    namespace: int
+    catalog: list[str]
+    tables: list[str]
+    sequences: list[tuple[str, int]]
+    rows: dict[str, str]
+
+
+class SchemaPool:
+    """Initialised docstore schemas kept for a session's tests.
+
+    :meth:`take` gives a schema holding an empty store, made with ``init_schema`` the first
+    time; :meth:`give_back` empties it for the next test, or drops it when the test changed
+    its DDL (an index, a table, a grant, a column, statistics...: anything in the catalog).
+    An emptied schema is renamed, so every test sees a name of its own, and a statement
+    left running by an earlier test fails instead of writing into a later one's store.
+    """
+
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
+        self.pool = pool
+        #: Every store made anew, as before there was a pool (``--docstore-fresh-schemas``).
+        self.fresh = False
+        #: Seconds :meth:`give_back` waits for a lock a test left held on its schema before
+        #: it leaves that schema to :meth:`close` and goes on.
+        self.lock_timeout = 10.0
+        self._free: dict[int | None, list[str]] = {}
+        self._kept: dict[str, _Kept] = {}
+        self._once: set[str] = set()
+        self._stuck: list[str] = []
+        #: How many schemas were made, emptied and dropped (for the suite's own checks).
+        self.made = self.emptied = self.dropped = 0
+
+    def take(self, partitions: int | None = None, *, fresh: bool = False) -> str:
+        """A schema with an empty store, ``versions`` hash-partitioned into ``partitions``:
+        a kept one when there is one, else a new one. ``fresh=True``: always a new one,
+        dropped when given back."""
+        once = fresh or self.fresh
+        free = self._free.get(partitions)
+        if free and not once:
+            return free.pop()
+        schema = _new_schema()
+        DocStore(self.pool, schema=schema).init_schema(partitions=partitions)
+        self.made += 1
+        if once:
+            self._once.add(schema)
+            return schema
+        with self.pool.connection() as conn:
+            (ns,) = _one(conn.execute("SELECT oid FROM pg_namespace WHERE nspname = %s", [schema]))
+            (_, catalog) = _one(conn.execute(_LOOK, {"schema": schema, "ns": ns}))
+            tables = [str(table) for (table,) in conn.execute(_TABLES, {"ns": ns}).fetchall()]
+            sequences = [(str(n), int(start)) for n, start in conn.execute(_SEQUENCES, {"ns": ns}).fetchall()]
+            rows = {}
+            for table in tables:
+                query = sql.SQL("SELECT jsonb_agg(to_jsonb(t))::text FROM {} t")
+                (saved,) = _one(conn.execute(query.format(sql.Identifier(schema, table))))
+                if saved is not None:
+                    rows[table] = saved
+        self._kept[schema] = _Kept(partitions, ns, [str(line) for line in catalog], tables, sequences, rows)
+        return schema
+
+    def give_back(self, schema: str) -> None:
+        """Empty ``schema`` for another test and keep it under a new name, or drop it when
+        its DDL is no longer the one it was made with."""
+        if schema in self._once:
+            self._once.discard(schema)
+            _drop(self.pool, schema)
+            self.dropped += 1
+            return
+        kept = self._kept.pop(schema)
+        renamed = _new_schema()
+        with self.pool.connection() as conn:
+            found = conn.execute(_LOOK, {"schema": schema, "ns": kept.namespace}).fetchone()
+            changed = found is None or [str(line) for line in found[1]] != kept.catalog
+            truncate = not changed and found[0] > _DELETE_UP_TO
+            if changed:
+                body = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+            else:
+                body = _emptying(schema, renamed, kept, truncate=truncate)
+            # One round trip, in one transaction whose locks are waited for no longer than
+            # lock_timeout: a transaction a test left open on the store must not hang the
+            # session.
+            timeout = sql.Literal(f"{round(self.lock_timeout * 1000)}ms")
+            try:
+                conn.execute(sql.SQL("BEGIN; SET LOCAL lock_timeout = {}; {}; COMMIT").format(timeout, body))
+            except psycopg.errors.LockNotAvailable:
+                conn.execute("ROLLBACK")
+                self._stuck.append(schema)  # left to close(), which tries once more to drop it
+                return
+            if truncate:  # new files for the tables: catalog rows written by this emptying
+                (_, catalog) = _one(conn.execute(_LOOK, {"schema": renamed, "ns": kept.namespace}))
+                kept.catalog = [str(line) for line in catalog]
+        if changed:
+            self.dropped += 1
+            return
+        self._kept[renamed] = kept
+        self._free.setdefault(kept.partitions, []).append(renamed)
+        self.emptied += 1
+
+    def close(self) -> None:
+        """Drop every schema kept (and any a test left locked, if it can now)."""
+        for schema in [*self._kept, *self._once]:
+            _drop(self.pool, schema)
+        for schema in self._stuck:
+            try:
+                with self.pool.connection() as conn, conn.transaction():
+                    conn.execute("SELECT set_config('lock_timeout', %s, true)", [f"{self.lock_timeout}s"])
+                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            except psycopg.errors.LockNotAvailable:
+                pass  # still held: left to the session database's drop
+        self._kept.clear()
+        self._free.clear()
+        self._once.clear()
+        self._stuck.clear()
+
+
+def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:
+    row = cur.fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def _emptying(schema: str, renamed: str, kept: _Kept, *, truncate: bool) -> sql.Composed:
+    """The statements, sent at once in one transaction, that put every table of ``schema``
+    back to the rows it was made with and every sequence to its start, then rename it
+    ``renamed``."""
+    tables = [sql.Identifier(schema, table) for table in kept.tables]
+    # Waits for any transaction still writing there (a connection a test left open):
+    # rows it committed after the DELETE would be in the next test's store.
+    statements = [sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.SQL(", ").join(tables))]
+    if truncate:
+        statements.append(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(tables)))
+    else:
+        statements += [sql.SQL("DELETE FROM {}").format(table) for table in tables]
+    for sequence, start in kept.sequences:
+        regclass = sql.Literal(".".join('"' + name.replace('"', '""') + '"' for name in (schema, sequence)))
+        statements.append(sql.SQL("SELECT setval({}::regclass, {}, false)").format(regclass, start))
+    restore = sql.SQL(
+        "INSERT INTO {0} OVERRIDING SYSTEM VALUE"
+        " SELECT * FROM jsonb_populate_recordset(NULL::{0}, {1}::jsonb)"
+    )
+    for table, rows in kept.rows.items():
+        statements.append(restore.format(sql.Identifier(schema, table), sql.Literal(rows)))
+    rename = sql.SQL("ALTER SCHEMA {} RENAME TO {}")
+    statements.append(rename.format(sql.Identifier(schema), sql.Identifier(renamed)))
+    return sql.SQL("; ").join(statements)
+
+
+@pytest.fixture(scope="session")
+def docstore_schemas(
+    request: pytest.FixtureRequest, docstore_pool: ConnectionPool[Any]
+) -> Iterator[SchemaPool]:
+    """The session's :class:`SchemaPool`: the initialised schemas the store fixtures take
+    and give back; its schemas are dropped at the session's end (with the database, when
+    the session made one)."""
+    schemas = SchemaPool(docstore_pool)
+    schemas.fresh = bool(request.config.getoption("docstore_fresh_schemas", False))
+    try:
+        yield schemas
+    finally:
+        if not request.config.stash.get(_SESSION_DATABASE, False):
+            schemas.close()
+
+
 @pytest.fixture
 def docstore_factory(
-    docstore_pool: ConnectionPool[Any], docstore_kinds: Registry
+    docstore_pool: ConnectionPool[Any], docstore_kinds: Registry, docstore_schemas: SchemaPool
 ) -> Iterator[Callable[..., DocStore]]:
-    """``make(schema=None, kinds=None, init=True, partitions=None) -> DocStore``; every
-    schema it made is dropped after the test. ``partitions=N`` initialises the store with a
-    hash-partitioned ``versions`` table (see ``DocStore.init_schema``)."""
+    """``make(schema=None, kinds=None, init=True, partitions=None, fresh=False) -> DocStore``.
+
+    Each store is empty and in a schema of its own. Without ``schema`` it is one of the
+    session's kept schemas (``docstore_schemas``), emptied after the test; ``fresh=True``
+    (or ``init=False``, or a ``schema`` name) makes a new one instead, dropped after the
+    test. ``partitions=N``: a hash-partitioned ``versions`` table (``DocStore.init_schema``).
+    """
+    taken: list[str] = []
     made: list[str] = []
 
     def make(
@@ -247,24 +505,29 @@ def docstore_factory(
         *,
         init: bool = True,
         partitions: int | None = None,
+        fresh: bool = False,
     ) -> DocStore:
+        registry = (kinds if kinds is not None else docstore_kinds).copy()
+        if schema is None and init:
+            taken.append(docstore_schemas.take(partitions, fresh=fresh))
+            return DocStore(docstore_pool, schema=taken[-1], kinds=registry)
         schema = schema or _new_schema()
         made.append(schema)
-        store = DocStore(
-            docstore_pool, schema=schema, kinds=(kinds if kinds is not None else docstore_kinds).copy()
-        )
+        store = DocStore(docstore_pool, schema=schema, kinds=registry)
         if init:
             store.init_schema(partitions=partitions)
         return store
 
     yield make
+    for schema in taken:
+        docstore_schemas.give_back(schema)
     for schema in made:
         _drop(docstore_pool, schema)
 
 
 @pytest.fixture
 def docstore_store(docstore_factory: Callable[..., DocStore]) -> DocStore:
-    """A DocStore on a fresh, initialised schema of its own, dropped after the test."""
+    """A DocStore on an empty, initialised schema of its own (see ``docstore_factory``)."""
     return docstore_factory()
 
 
@@ -274,23 +537,25 @@ except ImportError:  # pragma: no cover - the async fixture then says what is mi
 
     @pytest.fixture
     def docstore_async_store() -> None:
-        """An AsyncDocStore on a fresh schema (needs pytest-asyncio)."""
+        """An AsyncDocStore on an empty schema of its own (needs pytest-asyncio)."""
         _fail(f"docstore_async_store needs pytest-asyncio: {install_extra('testing')}")
 
 else:
 
     @pytest_asyncio.fixture
     async def docstore_async_store(  # type: ignore[misc]
-        docstore_dsn: str, docstore_pool: ConnectionPool[Any], docstore_kinds: Registry
+        docstore_dsn: str, docstore_schemas: SchemaPool, docstore_kinds: Registry
     ) -> AsyncIterator[AsyncDocStore]:
-        """An AsyncDocStore on a fresh, initialised schema of its own, dropped after the test."""
-        schema = _new_schema()
-        store = await AsyncDocStore.connect(
-            docstore_dsn, schema=schema, kinds=docstore_kinds.copy(), max_size=8
-        )
+        """An AsyncDocStore on an empty, initialised schema of its own (see
+        ``docstore_factory``), on a pool of its own; the schema is emptied after the test."""
+        schema = docstore_schemas.take()
         try:
-            await store.init_schema()
-            yield store
+            store = await AsyncDocStore.connect(
+                docstore_dsn, schema=schema, kinds=docstore_kinds.copy(), max_size=8
+            )
+            try:
+                yield store
+            finally:
+                await store.close()
         finally:
-            await store.close()
-            _drop(docstore_pool, schema)
+            docstore_schemas.give_back(schema)

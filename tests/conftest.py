@@ -18,17 +18,16 @@ import asyncio
 import inspect
 import io
 import sys
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
-from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from docstore import AsyncDocStore, DocStore, Registry
 from docstore.cli import main
+from docstore.testing import SchemaPool
 
 
 class AsyncAsSync:
@@ -81,29 +80,44 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _open_store(shell: str, docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> Iterator[Any]:
-    """A fresh DocStore (``sync``), or an AsyncDocStore on it through the adapter (``async``)."""
-    sync_store = docstore_factory()
-    if shell == "sync":
-        yield sync_store
-        return
+@pytest.fixture(scope="session")
+def sync_driven_loop(
+    docstore_dsn: str,
+) -> Iterator[tuple[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]]]:
+    """An event loop the sync tests drive through the adapters (AsyncAsSync,
+    AsyncManagerAsSync), with one async pool on it for the session: a pool per test would
+    open (and probe) new connections for every test."""
     loop = asyncio.new_event_loop()
-    astore = loop.run_until_complete(
-        AsyncDocStore.connect(docstore_dsn, schema=sync_store.schema, max_size=4)
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        docstore_dsn,
+        min_size=1,
+        max_size=8,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        kwargs={"autocommit": True},
+        name="docstore-adapter-tests",
     )
+    loop.run_until_complete(pool.open(wait=True))
     try:
-        yield AsyncAsSync(astore, loop, sync_store.pool)
+        yield loop, pool
     finally:
-        loop.run_until_complete(astore.close())
+        loop.run_until_complete(pool.close())
         loop.close()
 
 
+def _open_store(request: pytest.FixtureRequest, shell: str, docstore_factory: Callable[..., DocStore]) -> Any:
+    """A fresh DocStore (``sync``), or an AsyncDocStore on it through the adapter (``async``)."""
+    sync_store = docstore_factory()
+    if shell == "sync":
+        return sync_store
+    loop, pool = request.getfixturevalue("sync_driven_loop")
+    return AsyncAsSync(AsyncDocStore(pool, schema=sync_store.schema), loop, sync_store.pool)
+
+
 @pytest.fixture(params=["sync", "async"])
-def store(
-    request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore], docstore_dsn: str
-) -> Iterator[Any]:
+def store(request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore]) -> Any:
     """A fresh store, once as DocStore and once as AsyncDocStore."""
-    yield from _open_store(request.param, docstore_factory, docstore_dsn)
+    return _open_store(request, request.param, docstore_factory)
 
 
 Factory = Callable[..., DocStore]
@@ -132,23 +146,19 @@ async def adocstore_pool(docstore_dsn: str) -> AsyncIterator[AsyncConnectionPool
 
 @pytest.fixture
 async def adocstore_factory(
-    adocstore_pool: AsyncConnectionPool[Any], docstore_kinds: Registry
+    adocstore_pool: AsyncConnectionPool[Any], docstore_kinds: Registry, docstore_schemas: SchemaPool
 ) -> AsyncIterator[AsyncFactory]:
-    """``await make(partitions=None) -> AsyncDocStore`` on a fresh, initialised schema, as
-    docstore_factory makes a DocStore; each schema is dropped after the test."""
-    made: list[str] = []
+    """``await make(partitions=None) -> AsyncDocStore`` on an empty, initialised schema, as
+    docstore_factory makes a DocStore: from the session's kept schemas, emptied after the test."""
+    taken: list[str] = []
 
     async def make(*, partitions: int | None = None) -> AsyncDocStore:
-        schema = f"test_{uuid.uuid4().hex[:12]}"
-        made.append(schema)
-        store = AsyncDocStore(adocstore_pool, schema=schema, kinds=docstore_kinds.copy())
-        await store.init_schema(partitions=partitions)
-        return store
+        taken.append(docstore_schemas.take(partitions))
+        return AsyncDocStore(adocstore_pool, schema=taken[-1], kinds=docstore_kinds.copy())
 
     yield make
-    async with adocstore_pool.connection() as conn:
-        for schema in made:
-            await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    for schema in taken:
+        docstore_schemas.give_back(schema)
 
 
 # The layout is a matter of SQL, which both shells share, so the async shell runs on the

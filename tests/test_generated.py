@@ -23,11 +23,15 @@ def check(root: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+# The generator runs in a process of its own, as in CI: outside the fast inner loop, where
+# the gates' `.ci/async_to_sync.py --check` does the same (docs/contributing.md).
+@pytest.mark.servers
 def test_every_generated_sync_module_is_current() -> None:
     done = check(ROOT)
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.servers
 @pytest.mark.parametrize(
     "edited",
     ["docstore/store.py", "docstore/aio.py"],

@@ -315,11 +315,10 @@ INJECTIONS = [
 
 @pytest.fixture
 def docs(s: Any) -> Any:
-    """One document per injection string under that literal key, and innocent ones."""
-    s.put("doc", "innocent", {"a": 1, "n": 5, "s": "text"})
-    s.put("doc", "other", {"b": {"c": 2}})
-    for i, evil in enumerate(INJECTIONS):
-        s.put("doc", f"evil-{i}", {evil: 5, "s": evil})
+    """One document per injection string under that literal key, and innocent ones (in one
+    write: the tests read them, and 54 tests each paid 27 commits)."""
+    evil = {f"evil-{i}": {evil: 5, "s": evil} for i, evil in enumerate(INJECTIONS)}
+    s.put_many("doc", {"innocent": {"a": 1, "n": 5, "s": "text"}, "other": {"b": {"c": 2}}, **evil})
     return s
 
 

@@ -14,6 +14,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import docstore
 
 ROOT = Path(docstore.__file__).resolve().parent
@@ -73,6 +75,9 @@ def _write(config: dict[str, Any], path: Path) -> Path:
     return path
 
 
+# lint-imports runs in a process of its own: outside the fast inner loop, where the gates'
+# `lint-imports` does the same (docs/contributing.md).
+@pytest.mark.servers
 def test_the_contracts_hold() -> None:
     done = _lint_imports()
     count = len(_config()["contracts"])
@@ -102,6 +107,7 @@ def _broken(config: dict[str, Any], name: str, tmp_path: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.servers
 def test_each_contract_is_live(tmp_path: Path) -> None:
     """Each contract, changed so that the real tree breaks it, fails: it checks something."""
     config = _config()

@@ -208,6 +208,7 @@ def test_iter_over_50000_documents_stays_within_bounded_memory(docstore_store: D
     assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
 
 
+@pytest.mark.servers  # psql in a process of its own
 def test_schema_sql_runs_as_it_is_under_psql(docstore_dsn: str, docstore_pool: Any) -> None:
     import shutil
     import subprocess

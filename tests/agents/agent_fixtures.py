@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -38,15 +38,10 @@ def db(docstore_factory: Callable[..., DocStore]) -> DocStore:
 
 
 @pytest.fixture(params=["sync", "async"])
-def manager(request: pytest.FixtureRequest, db: DocStore, docstore_dsn: str) -> Iterator[Any]:
-    """A StorageManager on ``db``'s schema, once sync and once async (through an adapter)."""
+def manager(request: pytest.FixtureRequest, db: DocStore) -> Any:
+    """A StorageManager on ``db``'s schema, once sync and once async (through an adapter,
+    on the session's loop and async pool: conftest's ``sync_driven_loop``)."""
     if request.param == "sync":
-        yield StorageManager(DocStore(db.pool, schema=db.schema))
-        return
-    loop = asyncio.new_event_loop()
-    store = loop.run_until_complete(AsyncDocStore.connect(docstore_dsn, schema=db.schema, max_size=4))
-    try:
-        yield AsyncManagerAsSync(AsyncStorageManager(store), loop)
-    finally:
-        loop.run_until_complete(store.close())
-        loop.close()
+        return StorageManager(DocStore(db.pool, schema=db.schema))
+    loop, pool = request.getfixturevalue("sync_driven_loop")
+    return AsyncManagerAsSync(AsyncStorageManager(AsyncDocStore(pool, schema=db.schema)), loop)
