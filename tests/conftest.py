@@ -4,23 +4,16 @@ The tests of a module ``tests/X_async.py`` are written once, async, against an
 ``AsyncDocStore`` (``astore``, ``adocstore_factory``, ``acount_rows`` ...); .ci/async_to_sync.py
 generates their sync twin ``tests/X.py`` against a ``DocStore`` (``store``, ``docstore_factory``,
 ``count_rows`` ...), so both shells run every test and mypy checks every call. Such a
-module defines its own ``astore`` fixture (so the twin's ``store`` replaces the one below);
-what it checks once, not per shell, is in the hand-written ``tests/X_once.py``.
-
-The modules not converted yet (test_hostile_input, test_otel, test_restore) take the
-``store`` below, which runs each test twice: against DocStore, and against AsyncDocStore
-through a thin adapter that runs each coroutine to completion.
+module defines its own ``astore`` fixture (its twin's is ``store``); what it checks once,
+not per shell, is in the hand-written ``tests/X_once.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import io
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -29,36 +22,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from docstore import AsyncDocStore, DocStore, Registry
 from docstore.cli import main
-
-
-class AsyncAsSync:
-    """Presents an AsyncDocStore with DocStore's synchronous call style."""
-
-    def __init__(self, store: Any, loop: asyncio.AbstractEventLoop, pool: Any) -> None:
-        self._store = store
-        self._loop = loop
-        self.pool = pool  # a sync pool on the same database, for raw SQL in tests
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._store, name)
-        if name == "iter":
-            return lambda *a, **k: self._drain(attr(*a, **k))
-        if name in ("documents", "log"):  # a handle: its methods too, driven by the loop
-            return lambda *a, **k: AsyncAsSync(attr(*a, **k), self._loop, self.pool)
-        if inspect.iscoroutinefunction(attr):
-            return lambda *a, **k: self._loop.run_until_complete(attr(*a, **k))
-        return attr
-
-    def _drain(self, agen: Any) -> Iterator[Any]:
-        while True:
-            try:
-                yield self._loop.run_until_complete(agen.__anext__())
-            except StopAsyncIteration:
-                return
-
-    def transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError("test transactions with an async test, not through the adapter")
-
 
 PARTITIONS = 4  # the same code paths as 16, at a quarter of the DDL
 
@@ -79,31 +42,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="run seed N of each checker scenario (add -k primary or -k cluster), as a failure prints",
     )
-
-
-def _open_store(shell: str, docstore_factory: Callable[..., DocStore], docstore_dsn: str) -> Iterator[Any]:
-    """A fresh DocStore (``sync``), or an AsyncDocStore on it through the adapter (``async``)."""
-    sync_store = docstore_factory()
-    if shell == "sync":
-        yield sync_store
-        return
-    loop = asyncio.new_event_loop()
-    astore = loop.run_until_complete(
-        AsyncDocStore.connect(docstore_dsn, schema=sync_store.schema, max_size=4)
-    )
-    try:
-        yield AsyncAsSync(astore, loop, sync_store.pool)
-    finally:
-        loop.run_until_complete(astore.close())
-        loop.close()
-
-
-@pytest.fixture(params=["sync", "async"])
-def store(
-    request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore], docstore_dsn: str
-) -> Iterator[Any]:
-    """A fresh store, once as DocStore and once as AsyncDocStore."""
-    yield from _open_store(request.param, docstore_factory, docstore_dsn)
 
 
 Factory = Callable[..., DocStore]
