@@ -6,11 +6,13 @@ shell calls itself)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -38,6 +40,7 @@ from docstore import (
     VersionConflict,
 )
 from docstore.agents import StorageManager
+from docstore.telemetry import CallTracer
 
 
 @pytest.fixture
@@ -201,6 +204,86 @@ def test_a_storage_manager_call_is_the_parent_of_its_store_calls(s: DocStore, ot
         == 1
     )
     assert not [v for v in every_attribute(otel) if VALUE in v]
+
+
+def test_a_failed_manager_call_keeps_its_name_and_its_point_names_no_kind(
+    s: DocStore, otel: Telemetry
+) -> None:
+    with pytest.raises(DocumentNotFound):
+        StorageManager(s).get_config("agent", "missing")
+    store_call, call = otel.finished()
+    assert (store_call.name, call.name) == ("get agent", "StorageManager.get_config")
+    assert call.status.status_code is StatusCode.ERROR
+    assert call.attributes is not None and call.attributes["error.type"] == "DocumentNotFound"
+    [point] = otel.points("docstore.agents.operation.duration")
+    assert dict(point.attributes) == {
+        "docstore.agents.operation": "get_config",
+        "error.type": "DocumentNotFound",
+    }
+
+
+# A layer of the user's own, traced under its own names through the core's public helper.
+traced = CallTracer(
+    metric="library.operation.duration",
+    operation_attribute="library.operation",
+    description="Duration of the library's calls",
+    arguments={"title": "library.title"},
+    fields={"reader": {"id": "library.reader", "note": "library.note"}},
+)
+
+
+class Library:
+    def __init__(self, store: DocStore) -> None:
+        self.store = store
+
+    @traced
+    def lend(self, title: str, reader: dict[str, Any], copies: int = 1) -> int:
+        self.store.put("cfg", title, {"model": str(reader.get("note"))})
+        return copies
+
+    @traced
+    async def count(self, title: str) -> int:
+        return len(title)
+
+
+def test_a_layer_of_its_own_traces_its_calls_under_its_own_names(s: DocStore, otel: Telemetry) -> None:
+    library = Library(s)
+    assert library.lend("dune", {"id": "r1", "note": 5}) == 1  # a note that is no str: not shown
+    assert library.lend(title="emma", reader={"id": "r2"}, copies=2) == 2
+    with pytest.raises(DocumentInvalid):
+        library.lend("forbidden", {"note": "forbidden-x"})
+    assert asyncio.run(library.count("dune")) == 4
+    spans = [span for span in otel.finished() if span.kind is SpanKind.INTERNAL]
+    assert [span.name for span in spans] == [
+        "Library.lend",
+        "Library.lend",
+        "Library.lend",
+        "Library.count",
+    ]
+    shown = [dict(span.attributes or {}) for span in spans]
+    assert shown[0] == {
+        "code.function.name": "Library.lend",
+        "library.operation": "lend",
+        "library.title": "dune",
+        "library.reader": "r1",
+    }
+    assert shown[1]["library.title"] == "emma" and shown[1]["library.reader"] == "r2"
+    assert shown[2]["error.type"] == "DocumentInvalid" and spans[2].status.status_code is StatusCode.ERROR
+    assert shown[3] == {
+        "code.function.name": "Library.count",
+        "library.operation": "count",
+        "library.title": "dune",
+    }
+    put = next(span for span in otel.finished() if span.name == "put cfg")
+    assert put.parent is not None and put.parent.span_id == spans[0].context.span_id
+    assert otel.total("library.operation.duration", **{"library.operation": "lend"}) == 3
+    assert otel.total("library.operation.duration", **{"error.type": "DocumentInvalid"}) == 1
+    assert otel.total("library.operation.duration", **{"library.operation": "count"}) == 1
+    assert otel.points("docstore.agents.operation.duration") == []
+    assert (
+        repr(traced)
+        == "CallTracer(metric='library.operation.duration', operation_attribute='library.operation')"
+    )
 
 
 def test_the_change_feed_measures_its_lag_and_a_dead_replica_its_fallbacks(
