@@ -48,6 +48,10 @@ PAIRS = [
     ("tests/test_write_checks_async.py", "tests/test_write_checks.py"),
     ("tests/test_filters_async.py", "tests/test_filters.py"),
     ("tests/test_store_async.py", "tests/test_store.py"),
+    ("tests/test_hostile_input_async.py", "tests/test_hostile_input.py"),
+    ("tests/test_restore_async.py", "tests/test_restore.py"),
+    ("tests/test_durability_async.py", "tests/test_durability.py"),
+    ("tests/test_otel_async.py", "tests/test_otel.py"),
 ]
 
 # Identifiers of the async code and their sync counterparts: renamed as whole words in

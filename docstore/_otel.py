@@ -1,4 +1,5 @@
-"""OpenTelemetry: a span and a duration per store call and per framework call, and the
+"""OpenTelemetry: a span and a duration per store call and per call of a layer built on
+the store (:func:`traced`, public as ``docstore.telemetry.CallTracer``), and the
 counters operators ask for, through ``opentelemetry-api`` once the application has set
 a tracer or meter provider (docs/observability.md).
 
@@ -36,13 +37,12 @@ from .errors import InvalidKey, OutcomeUnknown, VersionConflict
 __all__ = [
     "DURATION",
     "FEED_LAG",
-    "FRAMEWORK_DURATION",
     "OFF",
     "VERSION_RESULTS",
     "Call",
     "StoreTelemetry",
     "active",
-    "framework",
+    "traced",
 ]
 
 SCOPE = "docstore"
@@ -54,7 +54,6 @@ RETRIES = "docstore.retries"
 OUTCOME_UNKNOWN = "docstore.outcome_unknown"
 REPLICA_FALLBACKS = "docstore.replica.fallbacks"
 FEED_LAG = "docstore.feed.lag"
-FRAMEWORK_DURATION = "docstore.agents.operation.duration"
 
 # The semantic conventions' buckets for db.client.operation.duration (seconds).
 _BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]
@@ -146,7 +145,8 @@ class _Instruments:
     """The instruments of one meter provider."""
 
     def __init__(self, provider: Any) -> None:
-        meter = provider.get_meter(SCOPE, _version())
+        meter = self._meter = provider.get_meter(SCOPE, _version())
+        self._layers: dict[str, Any] = {}
         self.duration = meter.create_histogram(
             DURATION,
             unit="s",
@@ -175,12 +175,16 @@ class _Instruments:
             description="Time from a write's transaction to its delivery by a change feed",
             explicit_bucket_boundaries_advisory=_LAG_BUCKETS,
         )
-        self.framework = meter.create_histogram(
-            FRAMEWORK_DURATION,
-            unit="s",
-            description="Duration of the agent framework's storage calls (StorageManager)",
-            explicit_bucket_boundaries_advisory=_BUCKETS,
-        )
+
+    def layer(self, name: str, description: str) -> Any:
+        """The histogram ``name`` timing a layer's calls, made on its first call. Two
+        threads making it at once get the same instrument from the meter."""
+        histogram = self._layers.get(name)
+        if histogram is None:
+            histogram = self._layers[name] = self._meter.create_histogram(
+                name, unit="s", description=description, explicit_bucket_boundaries_advisory=_BUCKETS
+            )
+        return histogram
 
 
 def _instruments() -> _Instruments | None:
@@ -455,39 +459,40 @@ def _current_span() -> Any:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# A framework call's arguments shown on its span: parameter -> attribute. Identifiers
-# only (agent, session, config names); never a message or a config's content.
-_ARGUMENTS = {
-    "agent_name": "gen_ai.agent.name",
-    "session_id": "gen_ai.conversation.id",
-    "workflow_name": "docstore.agents.workflow_name",
-    "component_name": "docstore.name",
-    "result_id": "docstore.name",
-    "kind": "docstore.kind",
-    "name": "docstore.name",
-}
 
-
-def framework(method: F) -> F:
-    """A framework call (a StorageManager method), sync or async: an INTERNAL span, the
-    parent of the store calls it makes, and its duration."""
-    operation = method.__name__
+def traced(
+    method: F,
+    *,
+    metric: str,
+    description: str,
+    operation: str,
+    arguments: Mapping[str, str],
+    fields: Mapping[str, Mapping[str, str]],
+) -> F:
+    """A layer's call (a method, sync or async): an INTERNAL span named by the method's
+    qualified name, the parent of the store calls it makes, and its duration in the
+    histogram ``metric``; ``operation`` is the attribute giving the method's name. The
+    parameters named in ``arguments`` are shown on the span (a str only) under the
+    attribute given; for those in ``fields``, some of a Mapping's str entries are."""
+    name = method.__name__
     qualname = method.__qualname__
     params = list(inspect.signature(method).parameters)
-    shown = [(i, p, _ARGUMENTS[p]) for i, p in enumerate(params) if p in _ARGUMENTS]
-    session_data = params.index("session_data") if "session_data" in params else None
+    shown = [(i, p, arguments[p]) for i, p in enumerate(params) if p in arguments]
+    within = [(i, p, fields[p]) for i, p in enumerate(params) if p in fields]
 
     def start(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Call:
-        attributes: dict[str, Any] = {"code.function.name": qualname, "docstore.agents.operation": operation}
+        attributes: dict[str, Any] = {"code.function.name": qualname, operation: name}
         for i, param, key in shown:
             value = args[i] if i < len(args) else kwargs.get(param)
             if isinstance(value, str):
                 attributes[key] = value
-        if session_data is not None:
-            data = args[session_data] if session_data < len(args) else kwargs.get("session_data")
-            if isinstance(data, Mapping) and isinstance(data.get("session_id"), str):
-                attributes["gen_ai.conversation.id"] = data["session_id"]
-        return _FrameworkCall(qualname, attributes, operation)
+        for i, param, keys in within:
+            value = args[i] if i < len(args) else kwargs.get(param)
+            if isinstance(value, Mapping):
+                for field, key in keys.items():
+                    if isinstance(value.get(field), str):
+                        attributes[key] = value[field]
+        return _LayerCall(qualname, attributes, {operation: name}, name, metric, description)
 
     if inspect.iscoroutinefunction(method):
 
@@ -510,17 +515,32 @@ def framework(method: F) -> F:
     return run  # type: ignore[return-value]
 
 
-class _FrameworkCall(Call):
-    """A framework call: INTERNAL, timed in its own histogram."""
+class _LayerCall(Call):
+    """A layer's call: INTERNAL, timed in the layer's own histogram."""
 
-    __slots__ = ()
+    __slots__ = ("_description", "_histogram")
 
-    def __init__(self, name: str, attributes: dict[str, Any], operation: str) -> None:
-        super().__init__(name, attributes, {"docstore.agents.operation": operation}, "agents", client=False)
+    def __init__(
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        metric: dict[str, Any],
+        what: str,
+        histogram: str,
+        description: str,
+    ) -> None:
+        super().__init__(name, attributes, metric, what, client=False)
+        self._histogram = histogram
+        self._description = description
+
+    def describe(self, kind: str, name: str | None) -> None:
+        """Nothing: a layer's call keeps its method's name, whatever kind it failed on
+        (a store call's span already names that)."""
+        return None
 
     def _measure(
         self, instruments: _Instruments, elapsed: float, exc: BaseException | None, error: str | None
     ) -> None:
         # Failures are counted by the store calls that raised them, not again here.
         metric = self._metric if error is None else {**self._metric, "error.type": error}
-        instruments.framework.record(elapsed, metric)
+        instruments.layer(self._histogram, self._description).record(elapsed, metric)

@@ -4,22 +4,16 @@ The tests of a module ``tests/X_async.py`` are written once, async, against an
 ``AsyncDocStore`` (``astore``, ``adocstore_factory``, ``acount_rows`` ...); .ci/async_to_sync.py
 generates their sync twin ``tests/X.py`` against a ``DocStore`` (``store``, ``docstore_factory``,
 ``count_rows`` ...), so both shells run every test and mypy checks every call. Such a
-module defines its own ``astore`` fixture (so the twin's ``store`` replaces the one below);
-what it checks once, not per shell, is in the hand-written ``tests/X_once.py``.
-
-The modules not converted yet (test_hostile_input, test_otel, test_restore) take the
-``store`` below, which runs each test twice: against DocStore, and against AsyncDocStore
-through a thin adapter that runs each coroutine to completion.
+module defines its own ``astore`` fixture (its twin's is ``store``); what it checks once,
+not per shell, is in the hand-written ``tests/X_once.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import io
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -28,36 +22,6 @@ from psycopg_pool import AsyncConnectionPool
 from docstore import AsyncDocStore, DocStore, Registry
 from docstore.cli import main
 from docstore.testing import SchemaPool
-
-
-class AsyncAsSync:
-    """Presents an AsyncDocStore with DocStore's synchronous call style."""
-
-    def __init__(self, store: Any, loop: asyncio.AbstractEventLoop, pool: Any) -> None:
-        self._store = store
-        self._loop = loop
-        self.pool = pool  # a sync pool on the same database, for raw SQL in tests
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._store, name)
-        if name == "iter":
-            return lambda *a, **k: self._drain(attr(*a, **k))
-        if name in ("documents", "log"):  # a handle: its methods too, driven by the loop
-            return lambda *a, **k: AsyncAsSync(attr(*a, **k), self._loop, self.pool)
-        if inspect.iscoroutinefunction(attr):
-            return lambda *a, **k: self._loop.run_until_complete(attr(*a, **k))
-        return attr
-
-    def _drain(self, agen: Any) -> Iterator[Any]:
-        while True:
-            try:
-                yield self._loop.run_until_complete(agen.__anext__())
-            except StopAsyncIteration:
-                return
-
-    def transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError("test transactions with an async test, not through the adapter")
-
 
 PARTITIONS = 4  # the same code paths as 16, at a quarter of the DDL
 
@@ -84,8 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def sync_driven_loop(
     docstore_dsn: str,
 ) -> Iterator[tuple[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]]]:
-    """An event loop the sync tests drive through the adapters (AsyncAsSync,
-    AsyncManagerAsSync), with one async pool on it for the session: a pool per test would
+    """An event loop the sync tests drive through the agents' adapter
+    (AsyncManagerAsSync), with one async pool on it for the session: a pool per test would
     open (and probe) new connections for every test."""
     loop = asyncio.new_event_loop()
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
@@ -103,21 +67,6 @@ def sync_driven_loop(
     finally:
         loop.run_until_complete(pool.close())
         loop.close()
-
-
-def _open_store(request: pytest.FixtureRequest, shell: str, docstore_factory: Callable[..., DocStore]) -> Any:
-    """A fresh DocStore (``sync``), or an AsyncDocStore on it through the adapter (``async``)."""
-    sync_store = docstore_factory()
-    if shell == "sync":
-        return sync_store
-    loop, pool = request.getfixturevalue("sync_driven_loop")
-    return AsyncAsSync(AsyncDocStore(pool, schema=sync_store.schema), loop, sync_store.pool)
-
-
-@pytest.fixture(params=["sync", "async"])
-def store(request: pytest.FixtureRequest, docstore_factory: Callable[..., DocStore]) -> Any:
-    """A fresh store, once as DocStore and once as AsyncDocStore."""
-    return _open_store(request, request.param, docstore_factory)
 
 
 Factory = Callable[..., DocStore]

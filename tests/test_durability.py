@@ -1,3 +1,5 @@
+# Generated from tests/test_durability_async.py by .ci/async_to_sync.py: do not edit.
+# Change tests/test_durability_async.py and run `.venv/bin/python .ci/async_to_sync.py`.
 """durability="async": a kind's writes commit with synchronous_commit off, set inside
 their own statement, and everything else stays as it was.
 
@@ -8,17 +10,19 @@ What a commit used is read where PostgreSQL reads it: a deferred constraint trig
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from conftest import count_rows
+from conftest import Factory, count_rows
 
-from docstore import AsyncDocStore, DocStore
+from docstore import DocStore
 
 
-def _record_commits(store: Any) -> None:
+@pytest.fixture
+def store(docstore_factory: Factory) -> DocStore:
+    """A fresh store of this module's shell."""
+    return docstore_factory()
+
+
+def _record_commits(store: DocStore) -> None:
     s = f'"{store.schema}"'
     with store.pool.connection() as conn:
         conn.execute(f"""
@@ -34,21 +38,24 @@ def _record_commits(store: Any) -> None:
         """)
 
 
-def _seen(store: Any) -> list[tuple[str, str, str]]:
+def _seen(store: DocStore) -> list[tuple[str, str, str]]:
     with store.pool.connection() as conn:
-        rows = conn.execute(f'SELECT kind, name, sync FROM "{store.schema}".commit_seen').fetchall()
+        cursor = conn.execute(f'SELECT kind, name, sync FROM "{store.schema}".commit_seen')
+        rows = cursor.fetchall()
         conn.execute(f'TRUNCATE "{store.schema}".commit_seen')
-    return [tuple(r) for r in rows]
+    return [(str(kind), str(name), str(sync)) for kind, name, sync in rows]
 
 
-def _server_default(store: Any) -> str:
+def _server_default(store: DocStore) -> str:
     with store.pool.connection() as conn:
-        row = conn.execute("SELECT current_setting('synchronous_commit')").fetchone()
+        row = (conn.execute("SELECT current_setting('synchronous_commit')")).fetchone()
     assert row is not None and row[0] != "off", "the test needs a server that commits durably"
     return str(row[0])
 
 
-def test_writes_of_an_async_kind_commit_without_waiting_and_others_durably(store: Any) -> None:
+def test_writes_of_an_async_kind_commit_without_waiting_and_others_durably(
+    store: DocStore,
+) -> None:
     durable = _server_default(store)
     store.register("chat", dict, mode="log", durability="async")
     store.register("lazycfg", dict, durability="async")
@@ -75,13 +82,10 @@ def test_writes_of_an_async_kind_commit_without_waiting_and_others_durably(store
     assert count_rows(store, "versions", "chat", "c") == 2
     assert count_rows(store, "changes", "chat", "c") == 3
     assert count_rows(store, "versions", "lazycfg", "a") == 2
-    assert store.get("cfg", "a").version == 2
+    assert (store.get("cfg", "a")).version == 2
 
 
-def test_a_transaction_block_commits_durably_whatever_kinds_it_writes(
-    docstore_factory: Callable[..., DocStore], docstore_dsn: str
-) -> None:
-    store = docstore_factory()
+def test_a_transaction_block_commits_durably_whatever_kinds_it_writes(store: DocStore) -> None:
     durable = _server_default(store)
     store.register("chat", dict, mode="log", durability="async")
     store.register("cfg", dict)
@@ -91,22 +95,14 @@ def test_a_transaction_block_commits_durably_whatever_kinds_it_writes(
         store.put("cfg", "a", {"n": 1})
     with store.transaction():
         store.append("chat", "c", [{"n": 2}])
-
-    async def in_async_shell() -> None:
-        astore = await AsyncDocStore.connect(docstore_dsn, schema=store.schema, kinds=store.kinds)
-        try:
-            async with astore.transaction():
-                await astore.append("chat", "c", [{"n": 3}])
-        finally:
-            await astore.close()
-
-    asyncio.run(in_async_shell())
+    with store.transaction():
+        store.append("chat", "c", [{"n": 3}])
     in_blocks = [("chat", "c", durable), ("cfg", "a", durable), ("chat", "c", durable)]
     assert _seen(store) == [*in_blocks, ("chat", "c", durable)]
     assert store.read("chat", "c") == [{"n": 1}, {"n": 2}, {"n": 3}]
 
 
-def test_durability_is_durable_or_async(store: Any) -> None:
+def test_durability_is_durable_or_async(store: DocStore) -> None:
     with pytest.raises(ValueError, match="kind 'chat': durability must be 'durable' or 'async'"):
-        store.register("chat", dict, mode="log", durability="fast")
+        store.register("chat", dict, mode="log", durability="fast")  # type: ignore[call-overload]
     assert store.register("cfg", dict).durability == "durable"

@@ -99,6 +99,15 @@ def test_the_core_is_listed_module_by_module() -> None:
     assert _contract(config, "core-public")["forbidden_modules"] == private
 
 
+def test_the_cores_telemetry_names_no_layer() -> None:
+    """A layer's spans and metrics are named in the layer (docstore/agents/_telemetry.py
+    through docstore.telemetry's CallTracer): the core's telemetry knows none of them."""
+    for module in ("_otel.py", "telemetry.py"):
+        text = (ROOT / module).read_text(encoding="utf-8")
+        assert "agents" not in text, module
+        assert [layer for layer in LAYERS if f"docstore.{layer}" in text] == [], module
+
+
 def _broken(config: dict[str, Any], name: str, tmp_path: Path) -> str:
     """lint-imports' report on ``config`` reduced to contract ``name``: it must fail."""
     done = _lint_imports(str(_write(config, tmp_path / "contracts.toml")), "--contract", name)

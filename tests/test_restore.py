@@ -1,13 +1,11 @@
+# Generated from tests/test_restore_async.py by .ci/async_to_sync.py: do not edit.
+# Change tests/test_restore_async.py and run `.venv/bin/python .ci/async_to_sync.py`.
 """restore(): a delete undone, for snapshot and log kinds; purge and prune are for good."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from conftest import count_rows
+from conftest import Factory, count_rows
 from pydantic import BaseModel
 
 from docstore import DocStore, DocumentNotFound, KindMismatch, VersionConflict
@@ -23,14 +21,15 @@ def msgs(*texts: str) -> list[dict[str, str]]:
 
 
 @pytest.fixture
-def kinds(store: Any) -> Any:
+def store(docstore_factory: Factory) -> DocStore:
+    """A fresh store of this module's shell, with a log kind and a snapshot kind."""
+    store = docstore_factory()
     store.register("chat", Msg, mode="log")
     store.register("cfg", dict)
     return store
 
 
-def test_a_deleted_log_comes_back_with_the_items_it_had(kinds: Any) -> None:
-    store = kinds
+def test_a_deleted_log_comes_back_with_the_items_it_had(store: DocStore) -> None:
     store.append("chat", "c", msgs("a", "b", "c"))
     store.rewrite("chat", "c", msgs("summary", "d"))  # live: versions 4 and 5
     store.delete("chat", "c")
@@ -44,8 +43,9 @@ def test_a_deleted_log_comes_back_with_the_items_it_had(kinds: Any) -> None:
     assert store.append("chat", "c", msgs("e")) == 6  # the numbering goes on
 
 
-def test_a_log_deleted_then_written_again_starts_afresh_and_restore_leaves_it(kinds: Any) -> None:
-    store = kinds
+def test_a_log_deleted_then_written_again_starts_afresh_and_restore_leaves_it(
+    store: DocStore,
+) -> None:
     store.append("chat", "c", msgs("old"))
     store.delete("chat", "c")
     store.append("chat", "c", msgs("new"))
@@ -53,8 +53,7 @@ def test_a_log_deleted_then_written_again_starts_afresh_and_restore_leaves_it(ki
     assert [m.content for m in store.read("chat", "c")] == ["new"]
 
 
-def test_a_deleted_snapshot_comes_back_as_a_new_version(kinds: Any) -> None:
-    store = kinds
+def test_a_deleted_snapshot_comes_back_as_a_new_version(store: DocStore) -> None:
     store.put("cfg", "x", {"a": 1})
     store.put("cfg", "x", {"a": 2})
     assert store.delete("cfg", "x") == 3
@@ -64,8 +63,7 @@ def test_a_deleted_snapshot_comes_back_as_a_new_version(kinds: Any) -> None:
     assert [v.deleted for v in store.versions("cfg", "x")] == [False, False, True, False]
 
 
-def test_restore_checks_the_expected_version(kinds: Any) -> None:
-    store = kinds
+def test_restore_checks_the_expected_version(store: DocStore) -> None:
     store.put("cfg", "x", {"a": 1})
     store.delete("cfg", "x")
     with pytest.raises(VersionConflict):
@@ -73,8 +71,7 @@ def test_restore_checks_the_expected_version(kinds: Any) -> None:
     assert store.restore("cfg", "x", expected_version=2) == 3
 
 
-def test_purged_and_pruned_documents_are_gone_for_good(kinds: Any) -> None:
-    store = kinds
+def test_purged_and_pruned_documents_are_gone_for_good(store: DocStore) -> None:
     for name in ("p", "q"):
         store.append("chat", name, msgs("hi"))
         store.delete("chat", name)
@@ -89,25 +86,7 @@ def test_purged_and_pruned_documents_are_gone_for_good(kinds: Any) -> None:
         store.restore("chat", "never")
 
 
-def test_a_restore_is_a_change_of_its_own(docstore_factory: Callable[..., DocStore]) -> None:
-    store = docstore_factory()  # the feed is the same code in both shells (tests/test_changes.py)
-    store.register("chat", Msg, mode="log")
-    store.register("cfg", dict)
-    cursor = store.change_cursor()
-    store.append("chat", "c", msgs("a"))
-    store.delete("chat", "c")
-    store.restore("chat", "c")
-    store.put("cfg", "stop", {})
-    seen = []
-    for change in store.changes(after=cursor):
-        if change.name == "stop":
-            break
-        seen.append((change.op, change.version))
-    assert seen == [("append", 1), ("delete", 1), ("restore", 1)]
-
-
-def test_prune_restorable_deletes_old_logs_as_delete_does(kinds: Any) -> None:
-    store = kinds
+def test_prune_restorable_deletes_old_logs_as_delete_does(store: DocStore) -> None:
     for name in ("a", "b", "c", "d"):
         store.append("chat", name, msgs(name))
     store.delete("chat", "d")
@@ -119,36 +98,3 @@ def test_prune_restorable_deletes_old_logs_as_delete_does(kinds: Any) -> None:
     assert [m.content for m in store.read("chat", "a")] == ["a"]
     with pytest.raises(KindMismatch, match="snapshot kind"):
         store.prune_documents("cfg", keep_last=1, restorable=True)
-
-
-def test_restores_racing_each_other_all_succeed_and_write_once(
-    docstore_factory: Callable[..., DocStore],
-) -> None:
-    store = docstore_factory()
-    store.register("cfg", dict)
-    store.register("chat", Msg, mode="log")
-    for round_ in range(5):
-        store.put("cfg", f"x{round_}", {"n": round_})
-        store.delete("cfg", f"x{round_}")
-        store.append("chat", f"c{round_}", msgs("hi"))
-        store.delete("chat", f"c{round_}")
-        results: list[Any] = []
-        barrier = threading.Barrier(4)
-
-        def restore(kind: str, name: str, results: list[Any] = results, barrier: Any = barrier) -> None:
-            barrier.wait()
-            try:
-                results.append(store.restore(kind, name))
-            except Exception as exc:
-                results.append(exc)
-
-        threads = [
-            threading.Thread(target=restore, args=(kind, f"{prefix}{round_}"))
-            for kind, prefix in (("cfg", "x"), ("cfg", "x"), ("chat", "c"), ("chat", "c"))
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert sorted(results) == [1, 1, 3, 3], results
-        assert [v.version for v in store.versions("cfg", f"x{round_}")] == [1, 2, 3]

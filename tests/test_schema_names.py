@@ -4,7 +4,6 @@ AURITE_DB_SCHEMA, a hostile one is either held as an odd name or refused before 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import psycopg
 import pytest
@@ -91,10 +90,10 @@ def test_braces_and_placeholders_in_a_schema_name_are_only_an_odd_name(
     assert _count(store, store.schema) == 1
 
 
-def _count(store: Any, schema: str) -> int:
+def _count(store: DocStore, schema: str) -> int:
     with store.pool.connection() as conn:
-        return int(
-            conn.execute(
-                sql.SQL("SELECT count(*) FROM {}.documents WHERE kind = 'doc'").format(sql.Identifier(schema))
-            ).fetchone()[0]
-        )
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}.documents WHERE kind = 'doc'").format(sql.Identifier(schema))
+        ).fetchone()
+    assert row is not None
+    return int(row[0])

@@ -28,7 +28,6 @@ from docstore.doc import Doc
 from docstore.dsn import check_dsn
 from docstore.errors import DocStoreError, DocumentNotFound
 from docstore.store import DocStore
-from docstore.telemetry import traced_call
 
 from ._config_sync import (
     SyncReport,
@@ -55,6 +54,7 @@ from ._layout import (
 )
 from ._sessions import QA_RESULT, qa_record, qa_row
 from ._settings import CONVERSATION, StorageConfigError, conversation_name, settings_from_env
+from ._telemetry import traced_call
 from ._watch import ConfigWatch
 from .configfiles import ConfigProblem, load_configs
 from .configs import (

@@ -26,7 +26,6 @@ from docstore.change import Change
 from docstore.doc import Doc
 from docstore.dsn import check_dsn
 from docstore.errors import DocStoreError, DocumentNotFound
-from docstore.telemetry import traced_call
 
 from ._config_sync import (
     SyncReport,
@@ -53,6 +52,7 @@ from ._layout import (
 )
 from ._sessions import QA_RESULT, qa_record, qa_row
 from ._settings import CONVERSATION, StorageConfigError, conversation_name, settings_from_env
+from ._telemetry import traced_call
 from ._watch import AsyncConfigWatch
 from .configfiles import ConfigProblem, load_configs
 from .configs import (
