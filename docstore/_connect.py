@@ -276,6 +276,7 @@ def redact(text: str, dsn: str) -> str:
 
 
 _POLLER = "_docstore_poller"
+_HAS_POLL = hasattr(select, "poll")
 
 
 def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
@@ -287,10 +288,10 @@ def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnect
     ``poll`` rather than ``select``: select refuses descriptors at or above 1024, which a
     process with many files or sockets open hands out.
     """
-    if conn.closed or conn.broken:
+    if conn.closed:  # (a broken connection is closed too)
         return True
     try:
-        if not hasattr(select, "poll"):  # Windows: no poll, and no 1024 ceiling either
+        if not _HAS_POLL:  # Windows: no poll, and no 1024 ceiling either
             return bool(select.select([conn.pgconn.socket], [], [], 0)[0])
         # One poller per connection, kept on it: its socket is its own for its life.
         poller = getattr(conn, _POLLER, None)
