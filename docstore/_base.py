@@ -72,6 +72,8 @@ class CoreBase:
         self._meta_defaults: dict[str, bytes | None] = {}
         # write_sql's statements by (template, notify, lazy, parts).
         self._writes: dict[tuple[Any, ...], str] = {}
+        # put's statement by (notify, durability, expectation, keyed): a few at most.
+        self._put_sqls: dict[tuple[Any, ...], str] = {}
         # By adapter, not kind name: a kind registered again gets its new type's checks.
         self._meta_fields: dict[TypeAdapter[Any], dict[str, Any] | Literal[False]] = {}
 

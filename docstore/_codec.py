@@ -48,7 +48,10 @@ class RawJson(Jsonb):
     __slots__ = ()
 
     def __init__(self, data: bytes) -> None:
-        super().__init__(data, dumps=_as_is)
+        # Jsonb's own attributes, set here rather than through super().__init__: one
+        # call less for every document written.
+        self.obj = data
+        self.dumps = _as_is
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,17 +83,21 @@ def dump(adapter: TypeAdapter[Any], value: Any) -> bytes | JsonProblem:
     # Fast path: the markers below are what a problem leaves in the output, so most
     # values skip the walk. A marker inside an ordinary string only costs a walk.
     # U+FFFD is what Pydantic silently writes for a lone surrogate in a dict key.
+    # find() of one byte is a memchr: a NUL is written as an escape (a backslash) and
+    # U+FFFD starts with 0xEF, so most values are cleared without a multi-byte search.
+    # (`in` with a bytes needle costs more: CPython tries it as an int first, and builds
+    # and drops a TypeError every time.)
     if (
-        b"\\u0000" in data
-        or b"\xef\xbf\xbd" in data
-        or (b"null" in data and _may_hold_nonfinite(adapter, value))
+        (data.find(92) >= 0 and data.find(b"\\u0000") >= 0)
+        or (data.find(0xEF) >= 0 and data.find(b"\xef\xbf\xbd") >= 0)
+        or (data.find(b"null") >= 0 and _may_hold_nonfinite(adapter, value))
     ):
         found = find_problem(value)
         if found is not None:
             return found
     # Refuse what could be stored but never read back: Pydantic's JSON parser stops at
     # MAX_DEPTH levels. Only a value with that many brackets can be that deep.
-    if data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+    if _many_brackets(data):
         try:
             from_json(data)
         except ValueError as exc:
@@ -98,6 +105,12 @@ def dump(adapter: TypeAdapter[Any], value: Any) -> bytes | JsonProblem:
                 return JsonProblem("", _TOO_DEEP)
             raise
     return data
+
+
+def _many_brackets(data: bytes) -> bool:
+    """Whether ``data`` has more than MAX_DEPTH opening brackets, which nesting deeper
+    than that needs (and more than twice as many bytes: each level opens and closes)."""
+    return len(data) > 2 * MAX_DEPTH and data.count(b"[") + data.count(b"{") > MAX_DEPTH
 
 
 def _may_hold_nonfinite(adapter: TypeAdapter[Any], value: Any) -> bool:

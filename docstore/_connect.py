@@ -276,6 +276,7 @@ def redact(text: str, dsn: str) -> str:
 
 
 _POLLER = "_docstore_poller"
+_HAS_POLL = hasattr(select, "poll")
 
 
 def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
@@ -287,10 +288,10 @@ def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnect
     ``poll`` rather than ``select``: select refuses descriptors at or above 1024, which a
     process with many files or sockets open hands out.
     """
-    if conn.closed or conn.broken:
+    if conn.closed:  # (a broken connection is closed too)
         return True
     try:
-        if not hasattr(select, "poll"):  # Windows: no poll, and no 1024 ceiling either
+        if not _HAS_POLL:  # Windows: no poll, and no 1024 ceiling either
             return bool(select.select([conn.pgconn.socket], [], [], 0)[0])
         # One poller per connection, kept on it: its socket is its own for its life.
         poller = getattr(conn, _POLLER, None)
@@ -339,14 +340,19 @@ statement returned more than one row, or sent or read more text than this, is le
 rather than kept on an idle pooled connection."""
 
 
-def keeps_cursor(rows: list[Any], sends: int) -> bool:
+def keeps_cursor(rows: list[Any], sends: int, texts: tuple[int, ...] | None = None) -> bool:
     """Whether a statement that sent ``sends`` bytes of documents and returned ``rows``
     leaves its cursor small enough to keep. Only single rows are measured (a read of
-    many would spend on the count what the kept cursor saves)."""
+    many would spend on the count what the kept cursor saves), and of them only the
+    columns ``texts`` when given (docstore._plan.Stmt)."""
     if sends > KEEP_CURSOR_CHARS or len(rows) > 1:
         return False
+    if not rows:
+        return True
+    row = rows[0]
     size = 0
-    for value in rows[0] if rows else ():
+    for i in range(len(row)) if texts is None else texts:
+        value = row[i]
         if type(value) is str:
             size += len(value)
     return size <= KEEP_CURSOR_CHARS

@@ -145,7 +145,7 @@ class LogPlans(CoreBase):
             if merge_check:
                 locked = yield Stmt(self.sql(q.LOCK_META), params)
                 self.check_merged_meta(spec, name, locked[0][0] if locked else None, dict(meta_update or {}))
-            rows = yield Stmt(query, params, sends=size)
+            rows = yield Stmt(query, params, size, ())
             if rows:
                 return int(rows[0][0])
             if keyed:  # an attempt with this key may have committed meanwhile (see put)
@@ -171,7 +171,10 @@ class LogPlans(CoreBase):
                 )
             raise (yield from self._unwritten(spec, name, expected))
 
-        return Op(plan, kind, name, atomic=merge_check, keyed=bool(keyed))
+        made = Op(plan, kind, name)
+        # Set, not passed: keyword arguments cost every append more than the rest of Op.
+        made.atomic, made.keyed = merge_check, bool(keyed)
+        return made
 
     def clear(self, kind: str, name: str, expected: int | None) -> Op[int]:
         """Leave the log with no live items; the old ones stay readable by version."""

@@ -33,13 +33,18 @@ class Stmt:
     building the next overlaps the server running the previous. The plan then receives
     the rows of all of them, in order. A plan yielding one runs atomically (Op.atomic).
     ``sends``: bytes of documents among the parameters (a cursor keeps its last
-    parameters, so a pooled connection does not keep one that sent many).
+    parameters, so a pooled connection does not keep one that sent many). ``texts``: the
+    columns of its rows that may hold documents, which the driver measures for the same
+    reason (None: any column may; ``()``: none does, as a write's version and times).
     """
 
+    # In this order: the statements of the common calls give them positionally (a
+    # keyword argument costs each call more than the rest of the constructor).
     query: str
     params: Mapping[str, Any] | None = None
-    more: Iterator[Stmt] | None = None
     sends: int = 0
+    texts: tuple[int, ...] | None = None
+    more: Iterator[Stmt] | None = None
 
 
 @dataclass(slots=True)

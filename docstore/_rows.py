@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-__all__ = ["HEAD_COLUMNS", "Head", "NamedHead", "Prior"]
+__all__ = ["HEAD_COLUMNS", "HEAD_TEXT", "Head", "NamedHead", "Prior"]
 
 
 class Head(NamedTuple):
@@ -57,3 +57,5 @@ class Prior(NamedTuple):
 
 # The columns of a head, in Head's order; data as text (see Head.data).
 HEAD_COLUMNS = ", ".join("data::text" if f == "data" else f for f in Head._fields)
+# The column of a head that holds a document (docstore._plan.Stmt's texts).
+HEAD_TEXT = (Head._fields.index("data"),)

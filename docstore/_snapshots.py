@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ from ._base import CoreBase, literal
 from ._codec import RawJson
 from ._filters import Order, compile_where, parse_order
 from ._plan import OnInvalid, Op, Plan, Row, Rows, Stmt, check_expected
-from ._rows import Head, NamedHead, Prior
+from ._rows import HEAD_TEXT, Head, NamedHead, Prior
 from .doc import Doc
 from .errors import (
     Contention,
@@ -58,12 +59,13 @@ class SnapshotPlans(CoreBase):
             if idempotency_key is None
             else self.key_params(idempotency_key, op, kind, name, [data, str(spec.schema_version).encode()])
         )
-        return Op(
-            lambda: self._put_plan(spec, name, validated, data, expected, op, author, keyed),
-            kind,
-            name,
-            keyed=bool(keyed),
+        # A partial, not a lambda: no closure cells for put's locals, no Python frame
+        # between the driver and the plan.
+        made = Op(
+            partial(self._put_plan, spec, name, validated, data, expected, op, author, keyed), kind, name
         )
+        made.keyed = bool(keyed)  # (set, not passed: a keyword argument costs more)
+        return made
 
     def _put_plan(
         self,
@@ -84,15 +86,15 @@ class SnapshotPlans(CoreBase):
             "expected": expected,
             "op": op,
             "author": author or self.author,
-            **(keyed or {}),
         }
         if keyed:
+            params.update(keyed)
             prior = yield from self.prior_write(keyed, op, spec.name, name)
             if prior is not None:
                 return self._replayed(spec, name, validated, prior)
         query = self._put_sql(spec, expected, bool(keyed))
         for _attempt in range(3):
-            rows = yield Stmt(query, params, sends=len(data))
+            rows = yield Stmt(query, params, len(data), ())
             if rows:
                 # The head this put wrote, or (unkeyed) the head that held its value already.
                 version, created, updated, wrote = rows[0]
@@ -108,6 +110,14 @@ class SnapshotPlans(CoreBase):
         """The put statement for this expectation. Unkeyed, and unless the document must
         not exist, it also returns the head that holds the value already (q.PUT_SAME); a
         keyed put records its key for such a head, which takes a statement more."""
+        # Looked up by what decides it: write_sql's own key costs more to build.
+        which = (spec.notify, spec.durability, 0 if expected is None else 1 if expected == 0 else 2, keyed)
+        text = self._put_sqls.get(which)
+        if text is None:
+            text = self._put_sqls[which] = self._put_sql_for(spec, expected, keyed)
+        return text
+
+    def _put_sql_for(self, spec: BaseKind[Any], expected: int | None, keyed: bool) -> str:
         key = q.KEY_ROW if keyed else ""
         if expected == 0:
             return self.write_sql(spec, q.PUT_UPSERT, expect="AND d.deleted", key=key, same="")
@@ -205,18 +215,20 @@ class SnapshotPlans(CoreBase):
         check_key(kind, name)
         if version is not None and spec.mode == "log":
             raise KindMismatch(f"kind {kind!r} is a log kind: read items with entries(after=...)")
-        return Op(lambda: self._get_plan(spec, name, version), kind, name, read_only=True)
+        made = Op(partial(self._get_plan, spec, name, version), kind, name)
+        made.read_only = True
+        return made
 
     def _get_plan(self, spec: BaseKind[Any], name: str, version: int | None) -> Plan[Doc[Any]]:
         params = {"kind": spec.name, "name": name, "version": version}
         if version is None:
-            rows = yield Stmt(self.sql(q.GET_HEAD), params)
+            rows = yield Stmt(self.sql(q.GET_HEAD), params, 0, HEAD_TEXT)
             head = Head._make(rows[0]) if rows else None
             if head is None or head.deleted:
                 raise DocumentNotFound(spec.name, name, reason="deleted" if head else "")
             self.mode_of(spec, name, head.mode)
             return self.head_doc(spec, name, head)
-        rows = yield Stmt(self.sql(q.GET_VERSION), params)
+        rows = yield Stmt(self.sql(q.GET_VERSION), params, 0, (2,))
         if not rows:
             raise DocumentNotFound(spec.name, name, version)
         v, sv, data, created, written, tomb, mode = rows[0]
@@ -395,7 +407,9 @@ class SnapshotPlans(CoreBase):
             if first is None:
                 return []
             rest = range(PUT_MANY_CHUNK, len(ordered), PUT_MANY_CHUNK)
-            rows = yield (first if not rest else Stmt(first.query, first.params, (chunk(i) for i in rest)))
+            rows = yield (
+                first if not rest else Stmt(first.query, first.params, more=(chunk(i) for i in rest))
+            )
             # name -> (version, created_at, updated_at, changed)
             written = {name: (version, created, updated, True) for name, version, created, updated in rows}
             if len(written) < len(ordered):

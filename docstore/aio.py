@@ -457,7 +457,7 @@ class AsyncDocStore:
                     cur = _connect.cursor(conn) if own else _connect.new_cursor(conn)
                     await cur.execute(stmt.query, stmt.params)
                     rows = await cur.fetchall() if _connect.has_rows(cur) else []
-                    if own and not _connect.keeps_cursor(rows, stmt.sends):
+                    if own and not _connect.keeps_cursor(rows, stmt.sends, stmt.texts):
                         _connect.forget_cursor(conn)
                 stmt = plan.send(rows)
         except StopIteration as stop:
