@@ -11,6 +11,7 @@ not per shell, is in the hand-written ``tests/X_once.py``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,6 +25,24 @@ from docstore.cli import main
 from docstore.testing import SchemaPool
 
 PARTITIONS = 4  # the same code paths as 16, at a quarter of the DDL
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _leaks_fail_their_module() -> Iterator[None]:
+    """Collect garbage once a module's tests and fixtures are done. An object left to the
+    collector (a connection, a subprocess's pipe, an event loop) warns from its __del__;
+    pytest turns that into an error of the test whose teardown is running. Without this,
+    a leak in a reference cycle fails whichever later test the collector happens to run
+    in, or, on an xdist worker, nothing at all: a worker's warnings at exit are lost."""
+    yield
+    gc.collect()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _leaks_of_session_fixtures_fail_the_last_test() -> Iterator[None]:
+    """The same for the session's fixtures, torn down after every module's."""
+    yield
+    gc.collect()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

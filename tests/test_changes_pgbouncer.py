@@ -55,30 +55,31 @@ pidfile = {tmp / "pgbouncer.pid"}
     args = [binary, str(tmp / "pgbouncer.ini")]
     if os.geteuid() == 0:
         args = ["runuser", "-u", "postgres", "--", *args]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     dsn = make_conninfo(docstore_dsn, host="127.0.0.1", port=str(port))
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                psycopg.connect(dsn, connect_timeout=2).close()
-                break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    log = tmp / "pgbouncer.log"
-                    raise RuntimeError(
-                        "pgbouncer did not start: " + (log.read_text()[-2000:] if log.exists() else "")
-                    ) from None
-                time.sleep(0.1)
-        yield dsn
-    finally:
-        # SIGTERM to pgbouncer itself (runuser would wait for it): immediate shutdown.
-        pidfile = tmp / "pgbouncer.pid"
-        if pidfile.exists():
-            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
+    # Leaving the with closes the pipe (and waits for the process, stopped by then).
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    psycopg.connect(dsn, connect_timeout=2).close()
+                    break
+                except psycopg.OperationalError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        log = tmp / "pgbouncer.log"
+                        raise RuntimeError(
+                            "pgbouncer did not start: " + (log.read_text()[-2000:] if log.exists() else "")
+                        ) from None
+                    time.sleep(0.1)
+            yield dsn
+        finally:
+            # SIGTERM to pgbouncer itself (runuser would wait for it): immediate shutdown.
+            pidfile = tmp / "pgbouncer.pid"
+            if pidfile.exists():
+                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+            proc.terminate()
+            proc.wait(10)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_writes_through_pgbouncer_reach_a_feed_listening_on_a_direct_connection(

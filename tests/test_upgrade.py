@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from itertools import islice
 from typing import Any
@@ -331,25 +332,37 @@ _MIGRATE_CHILD = textwrap.dedent("""
 """)
 
 
-def start_migrations(dsn: str, schema: str, count: int) -> list[subprocess.Popen[str]]:
-    """``count`` processes upgrading ``schema``, released at once."""
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _MIGRATE_CHILD, dsn, schema],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(count)
-    ]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    return procs
+@contextmanager
+def migrations(dsn: str, schema: str, count: int) -> Iterator[list[subprocess.Popen[str]]]:
+    """``count`` processes upgrading ``schema``, released at once; on leaving, those still
+    running are killed, and each is waited for and its pipes closed."""
+    with ExitStack() as stack:
+        procs = [
+            stack.enter_context(
+                subprocess.Popen(
+                    [sys.executable, "-c", _MIGRATE_CHILD, dsn, schema],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+            for _ in range(count)
+        ]
+
+        @stack.callback  # runs before the Popens' own exits, which close the pipes and wait
+        def kill_those_running() -> None:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        yield procs
 
 
 def wait_for(conn: psycopg.Connection[Any], query: str, params: list[Any], timeout: float = 20) -> Any:
@@ -397,17 +410,13 @@ def test_an_upgrade_killed_mid_step_goes_on_where_it_stopped_when_run_again(
         store = old_store(layout, docstore_factory, conn)
         rows_before = dump(conn, store.schema)
         blocker(f'"{store.schema}".versions')
-        (proc,) = start_migrations(docstore_dsn, store.schema, 1)
-        try:
+        with migrations(docstore_dsn, store.schema, 1) as (proc,):
             assert proc.stdout is not None
             while "building CONCURRENTLY" not in proc.stdout.readline():
                 pass
             backend = wait_for(conn, _BUILDING, [store.schema, "versions_key_document_idx"])
             os.kill(proc.pid, signal.SIGKILL)  # kill -9, mid-build: the first step had committed
             proc.wait(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
         assert record(conn, store.schema) == {
             "ddl_version": 1,
             "upgrade": {"to": 2, "done": ["changes_table"]},
@@ -448,8 +457,7 @@ def test_two_processes_upgrading_at_once_both_finish_and_build_each_index_once(
         rows_before = dump(conn, store.schema)
         # Both reach the first index build while it waits: one builds, the other waits for it.
         blocker(f'"{store.schema}".versions_p0')
-        procs = start_migrations(docstore_dsn, store.schema, 2)
-        try:
+        with migrations(docstore_dsn, store.schema, 2) as procs:
             wait_for(conn, _BUILDING, [store.schema, "versions_p0_key_document_idx"])
             time.sleep(0.3)
             blocker("")
@@ -457,10 +465,6 @@ def test_two_processes_upgrading_at_once_both_finish_and_build_each_index_once(
                 out, err = p.communicate(timeout=60)
                 assert p.returncode == 0 and out.strip().endswith("done"), err
                 assert "invalid index" not in out, out + err  # neither undid the other's build
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
         assert catalog(conn, store.schema) == expected_catalog(layout, docstore_factory, conn)
         assert record(conn, store.schema)["ddl_version"] == RELEASE
         assert dump(conn, store.schema) == rows_before

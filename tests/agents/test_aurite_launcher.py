@@ -94,36 +94,37 @@ def api_server(seeded: StorageManager, docstore_dsn: str, tmp_path: Path) -> Ite
     env = framework_env(with_password(docstore_dsn), seeded.store.schema, root, "http://127.0.0.1:9/v1")
     env.update(API_KEY="launcher-key", HOST="127.0.0.1", PORT=str(port), LOG_LEVEL="WARNING")
     env.pop("ENV", None)  # the framework's default: development
-    server = subprocess.Popen(
+    # Leaving the with closes the stderr pipe (and waits for the server, stopped by then).
+    with subprocess.Popen(
         [DOCSTORE, "aurite", "--", "aurite", "api"],
         cwd=root,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if server.poll() is not None:
-                raise AssertionError(f"the API server exited: {server.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
-            try:
-                if call("GET", base + "/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("the API server never answered /health")
-            time.sleep(0.2)
-        yield base
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
+    ) as server:
+        base = f"http://127.0.0.1:{port}"
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+            deadline = time.monotonic() + 90
+            while True:
+                if server.poll() is not None:
+                    raise AssertionError(f"the API server exited: {server.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
+                try:
+                    if call("GET", base + "/health")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError("the API server never answered /health")
+                time.sleep(0.2)
+            yield base
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
 
 
 def test_aurite_s_api_server_serves_history_from_docstore(api_server: str, seeded: StorageManager) -> None:

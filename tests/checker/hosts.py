@@ -8,7 +8,7 @@ import asyncio
 import inspect
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from docstore import AsyncDocStore, Change, ChangesPruned, DatabaseUnavailable, DocStore, Registry
@@ -35,7 +35,7 @@ class Host:
     """One process's store. ``do(fn)`` runs ``fn(store)``; on an async host the
     coroutine it returns runs on the host's loop, and ``do`` waits for it."""
 
-    def __init__(self, name: str, store: DocStore | AsyncDocStore, loop: asyncio.AbstractEventLoop | None):
+    def __init__(self, name: str, store: DocStore | AsyncDocStore, loop: _LoopThread | None):
         self.name = name
         self.store = store
         self._loop = loop
@@ -48,15 +48,11 @@ class Host:
         registry = settings.pop("kinds", None) or kinds()
         if shell == "sync":
             return cls(name, DocStore.connect(dsn, schema=schema, kinds=registry, **settings), None)
-        loop = asyncio.new_event_loop()
-        threading.Thread(target=loop.run_forever, name=f"checker-{name}", daemon=True).start()
+        loop = _LoopThread(name)
         try:
-            future = asyncio.run_coroutine_threadsafe(
-                AsyncDocStore.connect(dsn, schema=schema, kinds=registry, **settings), loop
-            )
-            store = future.result(CALL_LIMIT)
+            store = loop.run(AsyncDocStore.connect(dsn, schema=schema, kinds=registry, **settings))
         except BaseException:
-            loop.call_soon_threadsafe(loop.stop)
+            loop.close()
             raise
         return cls(name, store, loop)
 
@@ -68,7 +64,7 @@ class Host:
         result = fn(self.store)
         if self._loop is None or not inspect.isawaitable(result):
             return result
-        return asyncio.run_coroutine_threadsafe(_awaited(result), self._loop).result(CALL_LIMIT)
+        return self._loop.run(result)
 
     def follow(
         self, after: str | None, stop: Callable[[], bool], on_change: Callable[[Change], None]
@@ -104,10 +100,31 @@ class Host:
             self.do(lambda store: store.close())
         finally:
             if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop.close()
 
 
-async def _awaited(awaitable: Any) -> Any:
+class _LoopThread:
+    """An event loop running on a thread of its own, until :meth:`close`."""
+
+    def __init__(self, name: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"checker-{name}", daemon=True)
+        self._thread.start()
+
+    def run(self, awaitable: Awaitable[Any]) -> Any:
+        """Run ``awaitable`` on the loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._loop).result(CALL_LIMIT)
+
+    def close(self) -> None:
+        """Stop the loop, wait for its thread, and close it: a loop left to the garbage
+        collector leaks its self-pipe's sockets (a ResourceWarning)."""
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(CALL_LIMIT)
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        self._loop.close()
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
