@@ -74,6 +74,7 @@ class CoreBase:
         self._writes: dict[tuple[Any, ...], str] = {}
         # put's statement by (notify, durability, expectation, keyed): a few at most.
         self._put_sqls: dict[tuple[Any, ...], str] = {}
+        self._append_sqls: dict[tuple[Any, ...], str] = {}  # the same for appends
         # By adapter, not kind name: a kind registered again gets its new type's checks.
         self._meta_fields: dict[TypeAdapter[Any], dict[str, Any] | Literal[False]] = {}
 
