@@ -14,7 +14,7 @@ from psycopg import sql
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import _sql as q
-from ._codec import JsonProblem, dump
+from ._codec import JsonProblem, dump, writes_plain
 from ._plan import MAX_VERSION, Op, Plan, Stmt
 from ._rows import Head, NamedHead, Prior
 from .doc import Doc
@@ -62,6 +62,11 @@ def index_name(kind: str, suffix: str) -> str:
     return f"documents_{kind[: 63 - len(suffix) - 22]}_{digest}_{suffix}"
 
 
+def _where(index: int | None) -> str:
+    """What an invalid value was, for DocumentInvalid: an item's index, or the write."""
+    return f"item {index}" if index is not None else "write"
+
+
 class CoreBase:
     """Plans' common ground, bound to a registry and a schema."""
 
@@ -74,8 +79,11 @@ class CoreBase:
         self._writes: dict[tuple[Any, ...], str] = {}
         # put's statement by (notify, durability, expectation, keyed): a few at most.
         self._put_sqls: dict[tuple[Any, ...], str] = {}
+        self._append_sqls: dict[tuple[Any, ...], str] = {}  # the same for appends
         # By adapter, not kind name: a kind registered again gets its new type's checks.
         self._meta_fields: dict[TypeAdapter[Any], dict[str, Any] | Literal[False]] = {}
+        # By adapter too: whether orjson may write its values (docstore._codec.writes_plain).
+        self._plain: dict[TypeAdapter[Any], bool] = {}
 
     # --- encoding ----------------------------------------------------------------------
 
@@ -83,21 +91,24 @@ class CoreBase:
         self, spec: BaseKind[Any], name: str, value: Any, index: int | None = None
     ) -> tuple[Any, bytes]:
         """Validate ``value`` against the kind, then dump it to JSON bytes once."""
-        where = f"item {index}" if index is not None else "write"
+        adapter = spec.adapter
         try:
             # The core validator: TypeAdapter's own method is a Python layer over it.
-            validated = spec.adapter.validator.validate_python(value)
+            validated = adapter.validator.validate_python(value)
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
             if index is not None:
                 errors = [{**e, "loc": (index, *e["loc"])} for e in errors]
-            raise DocumentInvalid(spec.name, name, None, errors, where) from None
-        data = dump(spec.adapter, validated)
+            raise DocumentInvalid(spec.name, name, None, errors, _where(index)) from None
+        plain = self._plain.get(adapter)
+        if plain is None:
+            plain = self._plain[adapter] = writes_plain(adapter)
+        data = dump(adapter, validated, plain)
         if isinstance(data, JsonProblem):
             err = data.as_error()
             if index is not None:
                 err["loc"] = (index, *err["loc"])
-            raise DocumentInvalid(spec.name, name, None, [err], where)
+            raise DocumentInvalid(spec.name, name, None, [err], _where(index))
         return validated, data
 
     def encode_meta(self, spec: BaseKind[Any], name: str, meta: Any, partial: bool = False) -> bytes:

@@ -20,11 +20,12 @@ import dataclasses
 import math
 from typing import Any
 
+import orjson
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, TypeAdapter
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
-__all__ = ["MAX_DEPTH", "JsonProblem", "RawJson", "dump", "find_problem"]
+__all__ = ["MAX_DEPTH", "JsonProblem", "RawJson", "dump", "find_problem", "writes_plain"]
 
 MAX_DEPTH = 200
 """Nesting (arrays and objects) that Pydantic's JSON parser reads back; deeper is refused."""
@@ -70,11 +71,53 @@ class JsonProblem:
         }
 
 
-def dump(adapter: TypeAdapter[Any], value: Any) -> bytes | JsonProblem:
-    """Serialise a validated value to JSON bytes, or say why it cannot be stored."""
+# What orjson must not write itself, so that Pydantic does: datetimes, dataclasses and
+# subclasses of str, int, dict and list go to orjson's default, and there is none.
+_PLAIN_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+_ANY: dict[str, Any] = {"type": "any"}
+_PLAIN_SCHEMAS = (
+    _ANY,
+    {"type": "dict", "keys_schema": _ANY, "values_schema": _ANY},
+    {"type": "dict", "keys_schema": {"type": "str"}, "values_schema": _ANY},
+    {"type": "list", "items_schema": _ANY},
+)
+
+
+def writes_plain(adapter: TypeAdapter[Any]) -> bool:
+    """Whether ``adapter`` is one whose values orjson writes as Pydantic does, wherever
+    orjson writes them at all: ``dict``, ``dict[str, Any]``, ``list``, ``Any`` with
+    Pydantic's default config. Pydantic serialises such values by looking at each one's
+    type, as orjson does; tests/test_codec.py proves the bytes equal over every kind of
+    value such a document may hold, and that orjson refuses the rest (which Pydantic then
+    writes, or refuses, as before). The one value orjson writes and Pydantic refuses is
+    orjson's own ``Fragment`` (JSON text written as it is)."""
     try:
-        # The core serializer: TypeAdapter.dump_json is a Python layer over it.
-        data = adapter.serializer.to_json(value, by_alias=True)
+        schema = adapter.core_schema
+        if schema not in _PLAIN_SCHEMAS:
+            return False
+        # A config can make Pydantic write NaN and infinity as constants (orjson: null).
+        probe = [math.nan, math.inf, -math.inf]
+        sample = {"x": probe} if schema["type"] == "dict" else probe
+        return bool(adapter.serializer.to_json(sample) == orjson.dumps(sample))
+    except Exception:  # an adapter that cannot say: Pydantic writes its values
+        return False
+
+
+def dump(adapter: TypeAdapter[Any], value: Any, plain: bool = False) -> bytes | JsonProblem:
+    """Serialise a validated value to JSON bytes, or say why it cannot be stored.
+    ``plain``: :func:`writes_plain` holds for ``adapter``, so orjson may write it."""
+    try:
+        if plain:
+            try:
+                data = orjson.dumps(value, option=_PLAIN_OPTIONS)
+            except TypeError:  # (orjson.JSONEncodeError too) Pydantic writes it, or says why not
+                data = adapter.serializer.to_json(value, by_alias=True)
+        else:
+            # The core serializer: TypeAdapter.dump_json is a Python layer over it.
+            data = adapter.serializer.to_json(value, by_alias=True)
     except PydanticSerializationError as exc:
         found = find_problem(value)
         if found is None and "depth" in str(exc):

@@ -109,33 +109,29 @@ class LogPlans(CoreBase):
             "meta_update": patch,
             "op": op,
             "author": author or self.author,
-            **keyed,
         }
-        live = q.LIVE_RESET if rewrite else q.LIVE_KEEP
-        data = q.META_REPLACE if patch is None else q.META_UPDATE
+        if keyed:
+            params.update(keyed)
         # Without metadata, and none to default to, only an existing log can take items;
         # an update of some keys needs one too.
         needs_head = (meta_data is None and default is None) or patch is not None
-        if expected:
-            statement, expect = (
-                q.APPEND_UPDATE,
-                "AND d.version = %(expected)s"
-                + ("" if expected_count is None else f" AND {q.LIVE_COUNT} = %(expected_count)s"),
-            )
-        elif needs_head:
-            # expected_version=0 cannot succeed here: say conflict or "needs meta" below.
-            statement, expect = q.APPEND_UPDATE, "AND false" if expected == 0 else ""
-        else:
-            statement, expect = q.APPEND_UPSERT, "AND d.deleted" if expected == 0 else ""
-        query = self.write_sql(
-            spec,
-            statement,
-            live=live,
-            data=data,
-            key=key,
-            expect=expect,
-            items=q.ITEMS_JSON if small else q.ITEMS_ARRAY,
+        # Looked up by what decides it: write_sql's own key costs more to build.
+        which = (
+            spec.notify,
+            spec.durability,
+            rewrite,
+            patch is None,
+            key,
+            needs_head,
+            0 if expected is None else 1 if expected == 0 else 2,
+            expected_count is None,
+            small,
         )
+        query = self._append_sqls.get(which)
+        if query is None:
+            query = self._append_sqls[which] = self._append_sql(
+                spec, rewrite, patch is None, key, needs_head, expected, expected_count, small
+            )
 
         def plan() -> Plan[int]:
             if keyed:
@@ -175,6 +171,40 @@ class LogPlans(CoreBase):
         # Set, not passed: keyword arguments cost every append more than the rest of Op.
         made.atomic, made.keyed = merge_check, bool(keyed)
         return made
+
+    def _append_sql(
+        self,
+        spec: BaseKind[Any],
+        rewrite: bool,
+        replace: bool,
+        key: str,
+        needs_head: bool,
+        expected: int | None,
+        expected_count: int | None,
+        small: bool,
+    ) -> str:
+        """The append statement for these circumstances (``replace``: the metadata, if
+        given, replaces the stored one whole rather than some of its keys)."""
+        if expected:
+            statement, expect = (
+                q.APPEND_UPDATE,
+                "AND d.version = %(expected)s"
+                + ("" if expected_count is None else f" AND {q.LIVE_COUNT} = %(expected_count)s"),
+            )
+        elif needs_head:
+            # expected_version=0 cannot succeed here: say conflict or "needs meta" below.
+            statement, expect = q.APPEND_UPDATE, "AND false" if expected == 0 else ""
+        else:
+            statement, expect = q.APPEND_UPSERT, "AND d.deleted" if expected == 0 else ""
+        return self.write_sql(
+            spec,
+            statement,
+            live=q.LIVE_RESET if rewrite else q.LIVE_KEEP,
+            data=q.META_REPLACE if replace else q.META_UPDATE,
+            key=key,
+            expect=expect,
+            items=q.ITEMS_JSON if small else q.ITEMS_ARRAY,
+        )
 
     def clear(self, kind: str, name: str, expected: int | None) -> Op[int]:
         """Leave the log with no live items; the old ones stay readable by version."""

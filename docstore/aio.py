@@ -311,9 +311,9 @@ class AsyncDocStore:
         try:
             if op.atomic or not conn.autocommit:
                 async with conn.transaction():
-                    result = await self._drive(conn, op, own=True)
+                    result = await self._drive(conn, op, True)
             else:
-                result = await self._drive(conn, op, own=True)
+                result = await self._drive(conn, op, True)
             if self._reads is not None and (not op.read_only or self._reads.unknown):
                 await self._note_write(conn)
             return result
@@ -624,14 +624,10 @@ class AsyncDocStore:
         ``idempotency_key``: a retry with the same key returns what the first attempt
         wrote and writes nothing more (docs/reliability.md).
         """
+        # Arguments by position here and in append: keywords cost every call more.
         return await self._run(
             lambda: self._core.put(
-                self.kinds.name(kind),
-                name,
-                value,
-                expected_version,
-                author=author,
-                idempotency_key=idempotency_key,
+                self.kinds.name(kind), name, value, expected_version, "put", author, idempotency_key
             ),
             "put",
         )
@@ -782,10 +778,11 @@ class AsyncDocStore:
                 items,
                 expected_version,
                 meta,
-                author=author,
-                expected_count=expected_count,
-                meta_update=meta_update,
-                idempotency_key=idempotency_key,
+                False,
+                author,
+                expected_count,
+                meta_update,
+                idempotency_key,
             ),
             "append",
         )
