@@ -13,7 +13,7 @@ from ._handles_async import AsyncDocuments, AsyncLog
 from ._plan import OnInvalid
 from .aio import AsyncDocStore
 from .change import Change
-from .doc import Doc, Entry, LogHead
+from .doc import Doc, Entry, Imported, Items, LogHead
 from .errors import (
     ChangesPruned,
     Contention,
@@ -60,10 +60,12 @@ __all__ = [
     "Durability",
     "Entry",
     "IdempotencyKeyReused",
+    "Imported",
     "IndexOn",
     "InvalidCursor",
     "InvalidFilter",
     "InvalidKey",
+    "Items",
     "KeyedWriteLost",
     "Kind",
     "KindMismatch",

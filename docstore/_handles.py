@@ -14,6 +14,7 @@ docstore/_handles.py is generated from this module by .ci/async_to_sync.py: edit
 from __future__ import annotations
 
 import builtins
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from pydantic import TypeAdapter
 
 from ._plan import OnInvalid
-from .doc import Doc, Entry, LogHead
+from .doc import Doc, Entry, Items, LogHead
 from .kinds import KindRef
 
 if TYPE_CHECKING:
@@ -79,9 +80,9 @@ class _Bound:
         """Undo a delete; returns the document's version after it."""
         return self._store.restore(self._kind, name, expected_version=expected_version, author=author)
 
-    def purge(self, names: str | Sequence[str]) -> builtins.list[str]:
-        """Remove the named documents and all their versions for good; returns those
-        that were live."""
+    def purge(self, names: str | Sequence[str]) -> int:
+        """Remove the named documents and all their versions for good; returns how many
+        were live."""
         return self._store.purge(self._kind, names)
 
     def prune_documents(
@@ -259,7 +260,8 @@ class Log(_Bound, Generic[T, M]):
         limit: int | None = None,
         where: Any = None,
         into: None = None,
-    ) -> builtins.list[T]: ...
+        written_at: bool = False,
+    ) -> Items[T]: ...
 
     @overload
     def read(
@@ -271,7 +273,8 @@ class Log(_Bound, Generic[T, M]):
         limit: int | None = None,
         where: Any = None,
         into: TypeAdapter[X],
-    ) -> builtins.list[X]: ...
+        written_at: bool = False,
+    ) -> Items[X]: ...
 
     def read(
         self,
@@ -282,13 +285,24 @@ class Log(_Bound, Generic[T, M]):
         limit: int | None = None,
         where: Any = None,
         into: TypeAdapter[Any] | None = None,
-    ) -> builtins.list[Any]:
-        """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``.
-
-        ``into``: validate each item's stored JSON with this adapter instead of the kind's,
-        to get another type straight from it, such as plain dicts (see the store's read).
+        written_at: bool = False,
+    ) -> Items[Any]:
+        """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``,
+        as :class:`Items` (a list that knows their versions; ``written_at=True`` fetches
+        their write times too). ``into``: validate each item's stored JSON with this
+        adapter instead of the kind's, to get another type straight from it, such as
+        plain dicts (see the store's read).
         """
-        return self._store.read(self._kind, name, last=last, after=after, limit=limit, where=where, into=into)
+        return self._store.read(
+            self._kind,
+            name,
+            last=last,
+            after=after,
+            limit=limit,
+            where=where,
+            into=into,
+            written_at=written_at,
+        )
 
     def entries(
         self,
@@ -299,8 +313,12 @@ class Log(_Bound, Generic[T, M]):
         limit: int | None = None,
         where: Any = None,
     ) -> builtins.list[Entry[T]]:
-        """Like :meth:`read`, each item with its version and write time."""
-        return self._store.entries(self._kind, name, last=last, after=after, limit=limit, where=where)
+        """Deprecated: ``(await read(name, ..., written_at=True)).entries()``."""
+        warnings.warn(
+            "entries() is deprecated: use read(..., written_at=True).entries()", DeprecationWarning, 2
+        )
+        items = self.read(name, last=last, after=after, limit=limit, where=where, written_at=True)
+        return items.entries()
 
     def head(self, name: str) -> LogHead[M]:
         """The log's head: its version, live ``count`` and metadata (``meta``)."""

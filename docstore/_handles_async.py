@@ -12,6 +12,7 @@ docstore/_handles.py is generated from this module by .ci/async_to_sync.py: edit
 from __future__ import annotations
 
 import builtins
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from pydantic import TypeAdapter
 
 from ._plan import OnInvalid
-from .doc import Doc, Entry, LogHead
+from .doc import Doc, Entry, Items, LogHead
 from .kinds import KindRef
 
 if TYPE_CHECKING:
@@ -79,9 +80,9 @@ class _Bound:
         """Undo a delete; returns the document's version after it."""
         return await self._store.restore(self._kind, name, expected_version=expected_version, author=author)
 
-    async def purge(self, names: str | Sequence[str]) -> builtins.list[str]:
-        """Remove the named documents and all their versions for good; returns those
-        that were live."""
+    async def purge(self, names: str | Sequence[str]) -> int:
+        """Remove the named documents and all their versions for good; returns how many
+        were live."""
         return await self._store.purge(self._kind, names)
 
     async def prune_documents(
@@ -261,7 +262,8 @@ class AsyncLog(_Bound, Generic[T, M]):
         limit: int | None = None,
         where: Any = None,
         into: None = None,
-    ) -> builtins.list[T]: ...
+        written_at: bool = False,
+    ) -> Items[T]: ...
 
     @overload
     async def read(
@@ -273,7 +275,8 @@ class AsyncLog(_Bound, Generic[T, M]):
         limit: int | None = None,
         where: Any = None,
         into: TypeAdapter[X],
-    ) -> builtins.list[X]: ...
+        written_at: bool = False,
+    ) -> Items[X]: ...
 
     async def read(
         self,
@@ -284,14 +287,23 @@ class AsyncLog(_Bound, Generic[T, M]):
         limit: int | None = None,
         where: Any = None,
         into: TypeAdapter[Any] | None = None,
-    ) -> builtins.list[Any]:
-        """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``.
-
-        ``into``: validate each item's stored JSON with this adapter instead of the kind's,
-        to get another type straight from it, such as plain dicts (see the store's read).
+        written_at: bool = False,
+    ) -> Items[Any]:
+        """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``,
+        as :class:`Items` (a list that knows their versions; ``written_at=True`` fetches
+        their write times too). ``into``: validate each item's stored JSON with this
+        adapter instead of the kind's, to get another type straight from it, such as
+        plain dicts (see the store's read).
         """
         return await self._store.read(
-            self._kind, name, last=last, after=after, limit=limit, where=where, into=into
+            self._kind,
+            name,
+            last=last,
+            after=after,
+            limit=limit,
+            where=where,
+            into=into,
+            written_at=written_at,
         )
 
     async def entries(
@@ -303,8 +315,12 @@ class AsyncLog(_Bound, Generic[T, M]):
         limit: int | None = None,
         where: Any = None,
     ) -> builtins.list[Entry[T]]:
-        """Like :meth:`read`, each item with its version and write time."""
-        return await self._store.entries(self._kind, name, last=last, after=after, limit=limit, where=where)
+        """Deprecated: ``(await read(name, ..., written_at=True)).entries()``."""
+        warnings.warn(
+            "entries() is deprecated: use read(..., written_at=True).entries()", DeprecationWarning, 2
+        )
+        items = await self.read(name, last=last, after=after, limit=limit, where=where, written_at=True)
+        return items.entries()
 
     async def head(self, name: str) -> LogHead[M]:
         """The log's head: its version, live ``count`` and metadata (``meta``)."""

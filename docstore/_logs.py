@@ -13,7 +13,7 @@ from ._codec import RawJson
 from ._filters import compile_where
 from ._plan import Op, Plan, Stmt, check_expected
 from ._rows import Head
-from .doc import Entry
+from .doc import Items
 from .errors import (
     DocumentInvalid,
     VersionConflict,
@@ -223,21 +223,6 @@ class LogPlans(CoreBase):
 
         return Op(plan, kind, name)
 
-    def entries(
-        self, kind: str, name: str, last: int | None, after: int | None, limit: int | None, where: Any = None
-    ) -> Op[list[Entry[Any]]]:
-        """Live items in version order, with their versions and write times."""
-        spec = self.kinds.get(kind, "log")
-        query, params = self._read_stmt(spec, name, last, after, limit, where, ", v.written_at")
-
-        def plan() -> Plan[list[Entry[Any]]]:
-            rows = yield Stmt(query, params)
-            if last is not None:
-                rows.reverse()
-            return [Entry(v, spec.parse(name, v, data, sv), written, sv) for v, sv, written, data in rows]
-
-        return Op(plan, kind, name, read_only=True)
-
     def read(
         self,
         kind: str,
@@ -247,30 +232,42 @@ class LogPlans(CoreBase):
         limit: int | None,
         where: Any = None,
         into: TypeAdapter[Any] | None = None,
-    ) -> Op[list[Any]]:
-        """Live items in version order: :meth:`entries` without building an Entry each;
-        validated with ``into`` in place of the kind's adapter, if given."""
+        written_at: bool = False,
+    ) -> Op[Items[Any]]:
+        """Live items in version order, validated with ``into`` in place of the kind's
+        adapter, if given; their versions, and write times if ``written_at``, ride along."""
         spec = self.kinds.get(kind, "log")
-        query, params = self._read_stmt(spec, name, last, after, limit, where, "")
+        query, params = self._read_stmt(
+            spec, name, last, after, limit, where, ", v.written_at" if written_at else ""
+        )
         parse = spec.parse
         adapter = spec.adapter if into is None else into
         # The core validator itself: TypeAdapter's method adds a Python call per item.
         validate = adapter.validator.validate_json
         current = spec.schema_version
 
-        def plan() -> Plan[list[Any]]:
+        def plan() -> Plan[Items[Any]]:
             rows = yield Stmt(query, params)
             if last is not None:
                 rows.reverse()
             try:
                 # One loop without a call of parse() per item (a visible part of a read of
                 # 50); parse() again only to report which item is invalid.
-                return [
-                    validate(data) if sv == current else parse(name, v, data, sv, adapter)
-                    for v, sv, data in rows
-                ]
+                if written_at:
+                    items = [
+                        validate(d) if sv == current else parse(name, v, d, sv, adapter)
+                        for v, sv, _at, d in rows
+                    ]
+                else:
+                    items = [
+                        validate(d) if sv == current else parse(name, v, d, sv, adapter) for v, sv, d in rows
+                    ]
             except ValidationError:
-                return [parse(name, v, data, sv, adapter) for v, sv, data in rows]
+                items = [parse(name, row[0], row[-1], row[1], adapter) for row in rows]
+            # The columns by one transpose in C; the texts' column is dropped, not kept
+            # alive beside the items.
+            columns = list(zip(*rows, strict=True)) if rows else [(), (), ()]
+            return Items(items, columns[0], columns[1], columns[2] if written_at else None)
 
         return Op(plan, kind, name, read_only=True)
 

@@ -214,7 +214,7 @@ class SnapshotPlans(CoreBase):
         spec = self.kinds.get(kind)
         check_key(kind, name)
         if version is not None and spec.mode == "log":
-            raise KindMismatch(f"kind {kind!r} is a log kind: read items with entries(after=...)")
+            raise KindMismatch(f"kind {kind!r} is a log kind: read items with read(after=...)")
         made = Op(partial(self._get_plan, spec, name, version), kind, name)
         made.read_only = True
         return made

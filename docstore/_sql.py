@@ -357,8 +357,8 @@ WITH head AS (
 )
 
 # Newest first with a LIMIT, so last=N reads N index entries whatever the length.
-# {written} is ", v.written_at" for entries(); read() leaves it out (client CPU a row to
-# parse a timestamptz it would throw away).
+# {written} is ", v.written_at" for read(written_at=True), else "" (client CPU a row to
+# parse a timestamptz most reads would throw away).
 READ_LAST = """
 SELECT v.version, v.schema_version{written}, v.data::text
 FROM {s}.documents d

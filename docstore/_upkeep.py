@@ -11,6 +11,7 @@ from . import _sql as q
 from ._base import CoreBase, literal
 from ._codec import find_problem
 from ._plan import MAX_VERSION, Op, Plan, Stmt
+from .doc import Imported
 from .errors import (
     DocStoreError,
     InvalidKey,
@@ -74,18 +75,18 @@ class UpkeepPlans(CoreBase):
 
         return Op(plan, kind)
 
-    def purge(self, kind: str, names: str | Sequence[str]) -> Op[list[str]]:
-        """Delete the named documents and all their versions; returns the live ones."""
+    def purge(self, kind: str, names: str | Sequence[str]) -> Op[int]:
+        """Delete the named documents and all their versions; returns how many were live."""
         self.kinds.get(kind)
         doomed = [names] if isinstance(names, str) else list(names)
         for name in doomed:
             check_key(kind, name)
 
-        def plan() -> Plan[list[str]]:
+        def plan() -> Plan[int]:
             if not doomed:
-                return []
+                return 0
             rows = yield Stmt(self.sql(q.PURGE_DOCUMENTS), {"kind": kind, "names": doomed})
-            return sorted(name for name, deleted in rows if not deleted)
+            return sum(not deleted for _name, deleted in rows)
 
         return Op(plan, kind)
 
@@ -168,8 +169,8 @@ class UpkeepPlans(CoreBase):
 
     def import_lines(
         self, lines: Sequence[str], first_line: int = 1, check: ImportCheck | None = None
-    ) -> Op[tuple[int, int]]:
-        """Restore export lines; returns (documents, versions) written. Rows already
+    ) -> Op[Imported]:
+        """Restore export lines; returns the documents and versions written. Rows already
         stored identically are skipped, so an import runs again safely; a row stored
         differently raises and writes nothing. ``check`` sees the lines in file order."""
         check = check if check is not None else ImportCheck()
@@ -177,9 +178,9 @@ class UpkeepPlans(CoreBase):
             check.line(first_line + offset, _check_export_line(first_line + offset, line))
         params = {"lines": list(lines)}
 
-        def plan() -> Plan[tuple[int, int]]:
+        def plan() -> Plan[Imported]:
             if not lines:
-                return 0, 0
+                return Imported(0, 0)
             clashes = yield Stmt(self.sql(q.IMPORT_CONFLICTS), params)
             if clashes:
                 shown = _describe_clashes(clashes)
@@ -189,7 +190,7 @@ class UpkeepPlans(CoreBase):
                     f"(nothing was written)"
                 )
             ((docs, vers),) = yield Stmt(self.sql(q.IMPORT_WRITE), params)
-            return int(docs), int(vers)
+            return Imported(int(docs), int(vers))
 
         return Op(plan, atomic=True)
 

@@ -1,13 +1,14 @@
-"""The values the store hands back: :class:`Doc`, :class:`LogHead` and :class:`Entry`."""
+"""The values the store hands back: :class:`Doc`, :class:`LogHead`, :class:`Items`,
+:class:`Entry` and :class:`Imported`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-__all__ = ["Doc", "Entry", "LogHead"]
+__all__ = ["Doc", "Entry", "Imported", "Items", "LogHead"]
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -110,3 +111,65 @@ class Entry(Generic[T]):
     item: T
     written_at: datetime
     schema_version: int
+
+
+class Items(list[T]):
+    """A log's items as ``read`` returns them: a list, oldest first, that also knows each
+    item's version (its position in the log ever) and schema version, and, read with
+    ``written_at=True``, its write time.
+
+    It compares equal to a plain list of the same items; ``entries()`` gives each item
+    with what it knows as an :class:`Entry`.
+    """
+
+    __slots__ = ("_schema_versions", "_versions", "_written_at")
+
+    _versions: Sequence[int]
+    _schema_versions: Sequence[int]
+    _written_at: Sequence[datetime] | None
+
+    def __init__(
+        self,
+        items: Iterable[T] = (),
+        versions: Sequence[int] = (),
+        schema_versions: Sequence[int] = (),
+        written_at: Sequence[datetime] | None = None,
+    ) -> None:
+        super().__init__(items)
+        self._versions = versions
+        self._schema_versions = schema_versions
+        self._written_at = written_at
+
+    @property
+    def versions(self) -> list[int]:
+        """Each item's version, in the items' order."""
+        return list(self._versions)
+
+    @property
+    def schema_versions(self) -> list[int]:
+        """Each item's stored ``schema_version`` (older ones were upgraded on read)."""
+        return list(self._schema_versions)
+
+    @property
+    def written_at(self) -> list[datetime]:
+        """Each item's write time; a read without ``written_at=True`` raises ValueError
+        (a time costs a parse, so a read fetches them only when asked)."""
+        if self._written_at is None:
+            raise ValueError("read(..., written_at=True) fetches the write times")
+        return list(self._written_at)
+
+    def entries(self) -> list[Entry[T]]:
+        """Each item as an :class:`Entry` (needs ``read(..., written_at=True)``)."""
+        return [
+            Entry(version, item, at, sv)
+            for version, item, at, sv in zip(
+                self._versions, self, self.written_at, self._schema_versions, strict=True
+            )
+        ]
+
+
+class Imported(NamedTuple):
+    """What ``import_lines`` wrote: documents created and versions written."""
+
+    documents: int
+    versions: int

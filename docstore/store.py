@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import inspect
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from ._feed import Feed, channel
 from ._handles import Documents, Log
 from ._sql import DURABLE_AGAIN, check_schema
 from .change import Change
-from .doc import Doc, Entry, LogHead
+from .doc import Doc, Entry, Imported, Items, LogHead
 from .errors import DocStoreError, KindMismatch, VersionConflict
 from .kinds import Kind, KindRef, LogKind, Register, Registry
 
@@ -829,16 +830,20 @@ class DocStore:
         limit: int | None = None,
         where: Any = None,
         into: TypeAdapter[Any] | None = None,
-    ) -> builtins.list[Any]:
+        written_at: bool = False,
+    ) -> Items[Any]:
         """Live items, oldest first: the ``last`` N, or ``limit`` of those after ``after``.
 
+        The :class:`Items` list knows each item's version; ``written_at=True`` fetches
+        write times too (``items.written_at``, ``items.entries()``).
         ``into``: validate each item's stored JSON with this adapter instead of the kind's
         (after the kind's upgraders, for an item of an older ``schema_version``), to get
         another type straight from it, such as plain dicts; invalid items raise
         DocumentInvalid with its errors.
         """
         return self._run(
-            lambda: self._core.read(self.kinds.name(kind), name, last, after, limit, where, into), "read"
+            lambda: self._core.read(self.kinds.name(kind), name, last, after, limit, where, into, written_at),
+            "read",
         )
 
     def entries(
@@ -851,10 +856,12 @@ class DocStore:
         limit: int | None = None,
         where: Any = None,
     ) -> builtins.list[Entry[Any]]:
-        """Like :meth:`read`, each item with its version and write time."""
-        return self._run(
-            lambda: self._core.entries(self.kinds.name(kind), name, last, after, limit, where), "entries"
+        """Deprecated: ``(await read(..., written_at=True)).entries()``."""
+        warnings.warn(
+            "entries() is deprecated: use read(..., written_at=True).entries()", DeprecationWarning, 2
         )
+        items = self.read(kind, name, last=last, after=after, limit=limit, where=where, written_at=True)
+        return items.entries()
 
     # --- retention ---------------------------------------------------------------------
 
@@ -881,10 +888,10 @@ class DocStore:
             "prune_documents",
         )
 
-    def purge(self, kind: KindRef, names: str | Sequence[str]) -> builtins.list[str]:
+    def purge(self, kind: KindRef, names: str | Sequence[str]) -> int:
         """Delete the named documents and every version of them, for good, in one
-        statement; returns the names that were live (neither missing nor deleted). The
-        change feed reports each document removed as a ``purge``."""
+        statement; returns how many were live (neither missing nor deleted). The change
+        feed reports each document removed as a ``purge``."""
         return self._run(lambda: self._core.purge(self.kinds.name(kind), names), "purge")
 
     def prune_versions(
@@ -1049,9 +1056,9 @@ class DocStore:
 
     def import_lines(
         self, lines: Iterable[str], *, batch_size: int = 1000, progress: Callable[[int], None] | None = None
-    ) -> tuple[int, int]:
-        """Restore :meth:`export` lines in one transaction; returns (documents, versions)
-        written. Rows already stored identically are skipped (it runs again safely); a
+    ) -> Imported:
+        """Restore :meth:`export` lines in one transaction; returns the documents and
+        versions written. Rows already stored identically are skipped (it runs again safely); a
         row stored differently raises and nothing is written."""
         docs = vers = done = 0
         batch: builtins.list[str] = []
@@ -1062,19 +1069,19 @@ class DocStore:
                     batch.append(line.strip())
                 done += 1
                 if len(batch) >= batch_size:
-                    d, v = self._run(
+                    got = self._run(
                         partial(self._core.import_lines, batch, done - len(batch) + 1, check), "import_lines"
                     )
-                    docs, vers, batch = docs + d, vers + v, []
+                    docs, vers, batch = docs + got.documents, vers + got.versions, []
                     if progress is not None:
                         progress(done)
-            d, v = self._run(
+            got = self._run(
                 lambda: self._core.import_lines(batch, done - len(batch) + 1, check), "import_lines"
             )
             check.finish()  # inside the transaction: a file cut short writes nothing
             if progress is not None:
                 progress(done)
-        return docs + d, vers + v
+        return Imported(docs + got.documents, vers + got.versions)
 
 
 def _made(op: Op[T]) -> Callable[[], Op[T]]:

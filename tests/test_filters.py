@@ -303,14 +303,14 @@ def test_read_where_filters_log_items_with_every_operator(chat: DocStore) -> Non
         "blocks",
         "It rains.",
     ]
-    big = chat.entries("conversation", name, where={"usage.input_tokens": {"$gte": 20}})
-    assert [e.version for e in big] == [4]
+    big = chat.read("conversation", name, where={"usage.input_tokens": {"$gte": 20}})
+    assert big.versions == [4]
     errors = chat.read("conversation", name, where={"content": {"$contains": {"is_error": True}}})
     assert len(errors) == 1
-    tools = chat.entries(
+    tools = chat.read(
         "conversation", name, where={"$jsonpath_exists": '$.content[*] ? (@.type == "tool_use")'}
     )
-    assert [e.version for e in tools] == [2]
+    assert tools.versions == [2]
     assert len(chat.read("conversation", name, last=1, where={"role": "user"})) == 1
 
 

@@ -304,14 +304,14 @@ async def test_read_where_filters_log_items_with_every_operator(chat: AsyncDocSt
         "blocks",
         "It rains.",
     ]
-    big = await chat.entries("conversation", name, where={"usage.input_tokens": {"$gte": 20}})
-    assert [e.version for e in big] == [4]
+    big = await chat.read("conversation", name, where={"usage.input_tokens": {"$gte": 20}})
+    assert big.versions == [4]
     errors = await chat.read("conversation", name, where={"content": {"$contains": {"is_error": True}}})
     assert len(errors) == 1
-    tools = await chat.entries(
+    tools = await chat.read(
         "conversation", name, where={"$jsonpath_exists": '$.content[*] ? (@.type == "tool_use")'}
     )
-    assert [e.version for e in tools] == [2]
+    assert tools.versions == [2]
     assert len(await chat.read("conversation", name, last=1, where={"role": "user"})) == 1
 
 

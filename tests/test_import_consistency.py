@@ -83,7 +83,8 @@ def test_a_file_cut_between_documents_restores_a_consistent_store(
     lines = list(_source(docstore_factory).export())
     cut = next(i for i, line in enumerate(lines) if '"name": "z"' in line)
     target = _target(docstore_factory)
-    assert target.import_lines(lines[:cut], batch_size=batch) == (2, 4)
+    got = target.import_lines(lines[:cut], batch_size=batch)
+    assert (got.documents, got.versions) == (2, 4)
     assert target.put("config", "a", {"value": 9}).version == 3
     assert target.append("chat", "c", [{"text": "3"}]) == 3
     assert [m.text for m in target.read("chat", "c")] == ["1", "2", "3"]

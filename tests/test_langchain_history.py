@@ -117,8 +117,7 @@ def test_each_message_is_a_version_of_a_log_readable_in_sql(store: DocStore) -> 
     history.add_user_message("hi")
     history.add_ai_message("hello")
     history.add_message(ToolMessage("42", tool_call_id="c"))
-    entries = store.entries(history.kind, "session-1")
-    assert [e.version for e in entries] == [1, 2, 3]
+    assert store.read(history.kind, "session-1").versions == [1, 2, 3]
     with store.pool.connection() as conn:
         rows = conn.execute(
             f"SELECT data ->> 'type', data ->> 'content' FROM \"{store.schema}\".versions"

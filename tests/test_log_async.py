@@ -61,9 +61,42 @@ async def test_append_returns_the_new_version_and_items_read_back_in_order(s: As
 async def test_entries_carry_each_items_version_and_write_time(s: AsyncDocStore) -> None:
     await s.append("conversation", "weather/s1", msgs("a", "b"), meta=META)
     await s.append("conversation", "weather/s1", msgs("c"))
-    entries = await s.entries("conversation", "weather/s1")
+    entries = (await s.read("conversation", "weather/s1", written_at=True)).entries()
     assert [(e.version, e.item.content) for e in entries] == [(1, "a"), (2, "b"), (3, "c")]
     assert entries[0].written_at == entries[1].written_at <= entries[2].written_at
+
+
+async def test_read_returns_a_list_that_knows_each_items_version_and_asked_for_write_time(
+    s: AsyncDocStore,
+) -> None:
+    await s.append("conversation", "weather/s1", msgs("a", "b", "c"), meta=META)
+    await s.clear("conversation", "weather/s1")
+    await s.append("conversation", "weather/s1", msgs("d", "e"))
+    items = await s.read("conversation", "weather/s1")
+    assert isinstance(items, list) and items == [
+        Msg(role="user", content="d"),
+        Msg(role="assistant", content="e"),
+    ]
+    assert items.versions == [4, 5] and items.schema_versions == [1, 1]
+    with pytest.raises(ValueError, match="written_at=True"):
+        items.written_at  # noqa: B018 - the property raises
+    last = await s.read("conversation", "weather/s1", last=1, written_at=True)
+    assert [m.content for m in last] == ["e"] and last.versions == [5]
+    (entry,) = last.entries()
+    assert (entry.version, entry.item, entry.schema_version) == (5, last[0], 1)
+    assert entry.written_at == last.written_at[0] == (await s.get("conversation", "weather/s1")).updated_at
+    empty = await s.read("conversation", "weather/s1", after=5, written_at=True)
+    assert empty == [] and empty.versions == [] and empty.entries() == []
+
+
+async def test_entries_is_deprecated_and_gives_what_read_with_write_times_gives(s: AsyncDocStore) -> None:
+    await s.append("conversation", "weather/s1", msgs("a", "b"), meta=META)
+    with pytest.deprecated_call(match="read"):
+        old = await s.entries("conversation", "weather/s1", last=1)
+    with pytest.deprecated_call(match="read"):
+        via_handle = await s.log("conversation").entries("weather/s1", last=1)
+    new = (await s.read("conversation", "weather/s1", last=1, written_at=True)).entries()
+    assert old == via_handle == new and [e.version for e in new] == [2]
 
 
 async def test_the_head_holds_the_metadata_version_and_live_count(s: AsyncDocStore) -> None:
@@ -164,11 +197,11 @@ async def test_read_validates_every_item_and_names_the_first_invalid_one_by_vers
         )
 
     async def read(how: str) -> object:
-        if how == "entries":
-            return await s.entries("conversation", "c")
+        if how == "with times":
+            return await s.read("conversation", "c", written_at=True)
         return await s.read("conversation", "c", last=3 if how == "last 3" else None)
 
-    for how in ("all", "last 3", "entries"):
+    for how in ("all", "last 3", "with times"):
         with pytest.raises(DocumentInvalid) as info:
             await read(how)
         assert (info.value.kind, info.value.name, info.value.version) == ("conversation", "c", 3)
@@ -182,7 +215,7 @@ async def test_rewrite_replaces_the_live_items_and_keeps_the_old_ones_by_version
     assert [m.content for m in await s.read("conversation", "c")] == ["summary of a-c"]
     assert (await s.get("conversation", "c")).count == 1
     await s.append("conversation", "c", msgs("d"))
-    assert [e.version for e in await s.entries("conversation", "c")] == [4, 5]
+    assert (await s.read("conversation", "c")).versions == [4, 5]
     async with s.pool.connection() as conn:
         cur = await conn.execute(f'SELECT version, op FROM "{s.schema}".versions ORDER BY version')
         ops = await cur.fetchall()
@@ -202,7 +235,7 @@ async def test_clear_leaves_no_live_items_and_appends_continue_the_numbering(s: 
     assert await s.read("conversation", "c") == []
     assert (await s.get("conversation", "c")).count == 0
     assert await s.append("conversation", "c", msgs("c")) == 3
-    assert [e.version for e in await s.entries("conversation", "c")] == [3]
+    assert (await s.read("conversation", "c")).versions == [3]
     assert await acount_rows(s, "versions", "conversation") == 3
 
 
@@ -333,7 +366,7 @@ async def test_purge_removes_documents_with_every_version_for_good(s: AsyncDocSt
     await s.append("conversation", "b", msgs("z"), meta=META)
     await s.append("conversation", "gone", msgs("z"), meta=META)
     await s.delete("conversation", "gone")
-    assert await s.purge("conversation", ["a", "gone", "missing"]) == ["a"]
+    assert await s.purge("conversation", ["a", "gone", "missing"]) == 1
     assert await acount_rows(s, "versions", "conversation", "a") == 0
     assert await acount_rows(s, "documents", "conversation", "gone") == 0
     assert await acount_rows(s, "versions", "conversation", "b") == 1
@@ -341,5 +374,5 @@ async def test_purge_removes_documents_with_every_version_for_good(s: AsyncDocSt
         await s.get("conversation", "a")
     # The name starts afresh.
     assert await s.append("conversation", "a", msgs("new"), meta=META) == 1
-    assert await s.purge("conversation", "b") == ["b"]
-    assert await s.purge("conversation", []) == []
+    assert await s.purge("conversation", "b") == 1
+    assert await s.purge("conversation", []) == 0

@@ -32,7 +32,7 @@ def test_eight_threads_appending_to_one_conversation_get_contiguous_versions(
     for t in threads:
         t.join()
     assert errors == []
-    entries = s.entries("conversation", "busy")
+    entries = s.read("conversation", "busy", written_at=True).entries()
     assert [e.version for e in entries] == list(range(1, 801))
     contents = [e.item.content for e in entries]
     assert sorted(contents) == sorted(f"{w}:{i}" for w in range(8) for i in range(100))

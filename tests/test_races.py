@@ -177,7 +177,7 @@ def test_8_writers_appending_to_one_conversation_get_contiguous_unique_versions(
     with ThreadPoolExecutor(8) as ex:
         returned = list(ex.map(writer, range(8)))
     expected = {f"{w}:{i}:{j}" for w in range(8) for i in range(40) for j in range(1 + i % 2)}
-    entries = store.entries("chat", "s1")
+    entries = store.read("chat", "s1", written_at=True).entries()
     contents = [e.item.content for e in entries]
     assert len(contents) == len(expected) == len(set(contents))
     assert set(contents) == expected

@@ -340,7 +340,7 @@ def test_a_role_with_only_dml_rights_on_the_two_tables_runs_every_runtime_operat
         assert store.append("chat", "s", [{"role": "assistant", "content": "hello"}]) == 2
         assert [m.content for m in store.read("chat", "s", last=1)] == ["hello"]
         assert store.rewrite("chat", "s", [{"role": "user", "content": "summary"}]) == 3
-        assert len(store.entries("chat", "s")) == 1
+        assert len(store.read("chat", "s")) == 1
         assert store.clear("chat", "s") == 3
         assert store.prune_versions("config", keep_last=1) >= 2
         assert store.prune_documents("chat", older_than=timedelta(0)) == 1

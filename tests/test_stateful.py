@@ -161,7 +161,9 @@ class StoreMachine(RuleBasedStateMachine):
         live = {n for n, m in self.snaps.items() if m.live}
         assert {d.name for d in self.store.list("cfg")} == live
         for name, log in self.logs.items():
-            entries = [(e.version, e.item["text"]) for e in self.store.entries("chat", name)]
+            entries = [
+                (e.version, e.item["text"]) for e in self.store.read("chat", name, written_at=True).entries()
+            ]
             want = (
                 []
                 if log.deleted

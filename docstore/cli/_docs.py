@@ -357,7 +357,7 @@ def history(
             raise DocumentNotFound(
                 "conversation", f"{agent}/{session}", reason=f"no session {session!r} of agent {agent!r}"
             )
-        entries = store.entries("conversation", heads[0].name, last=last)
+        entries = store.read("conversation", heads[0].name, last=last, written_at=True).entries()
         spec = store.kinds.get("conversation")
         items = [
             (e.version, e.written_at, spec.adapter.dump_python(e.item, mode="json", by_alias=True))

@@ -147,7 +147,7 @@ def open_store(settings: Settings, *, embedded_by_default: bool = False) -> Iter
                 message = settings.tables_missing(conn.info)
             raise CliError(message, error_type="SchemaMissing") from None
         except KindMismatch as exc:
-            # The library names the methods to use (append, entries(after=...)).
+            # The library names the methods to use (append, read(after=...)).
             log = _LOG_KIND.match(str(exc))
             if log is None:
                 raise

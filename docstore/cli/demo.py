@@ -260,10 +260,11 @@ def run_demo(store: DocStore, *, reset: bool = True, show: Show | None = None) -
     if show is not None:  # a read that only the showing needs
         show.note("weather's session s1, the last 4 messages (`docstore history weather s1 --last 4`):")
         adapter = store.kinds.get("conversation").adapter
+        last4 = store.read("conversation", conversation_name("weather", "s1"), last=4)
         show.messages(
             [
-                (entry.version, adapter.dump_python(entry.item, mode="json", by_alias=True))
-                for entry in store.entries("conversation", conversation_name("weather", "s1"), last=4)
+                (version, adapter.dump_python(item, mode="json", by_alias=True))
+                for version, item in zip(last4.versions, last4, strict=True)
             ]
         )
 

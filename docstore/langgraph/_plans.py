@@ -21,7 +21,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from docstore import Entry
+from docstore import Items
 
 from ._records import CHECKPOINTS, WRITES, CheckpointRecord, WriteRecord
 
@@ -186,23 +186,22 @@ def _matching(name: str, where: dict[str, Any], limit: int | None) -> Plan[list[
     window's smallest catches any appended out of order, so the answer is exact either way.
     """
     if limit is None or limit <= 0:
-        entries: list[Entry[CheckpointRecord]] = yield Call(
-            "entries", (CHECKPOINTS, name), {"where": where or None}
+        items: Items[CheckpointRecord] = yield Call("read", (CHECKPOINTS, name), {"where": where or None})
+        return _latest_by_id(items)
+    items = yield Call("read", (CHECKPOINTS, name), {"last": limit, "where": where or None})
+    distinct = {(r.ns, r.id) for r in items}
+    if len(items) == limit and len(distinct) < limit:
+        # A checkpoint put twice: the window may hold fewer ids than asked; read them all.
+        items = yield Call("read", (CHECKPOINTS, name), {"where": where or None})
+    elif len(items) == limit:
+        above = {"id": {"$gt": min(r.id for r in items)}}
+        more: Items[CheckpointRecord] = yield Call(
+            "read", (CHECKPOINTS, name), {"where": {"$and": [where, above]} if where else above}
         )
-    else:
-        entries = yield Call("entries", (CHECKPOINTS, name), {"last": limit, "where": where or None})
-        distinct = {(e.item.ns, e.item.id) for e in entries}
-        if len(entries) == limit and len(distinct) < limit:
-            # A checkpoint put twice: the window may hold fewer ids than asked; read them all.
-            entries = yield Call("entries", (CHECKPOINTS, name), {"where": where or None})
-        elif len(entries) == limit:
-            above = {"id": {"$gt": min(e.item.id for e in entries)}}
-            more: list[Entry[CheckpointRecord]] = yield Call(
-                "entries", (CHECKPOINTS, name), {"where": {"$and": [where, above]} if where else above}
-            )
-            by_version = {e.version: e for e in (*entries, *more)}
-            entries = [by_version[v] for v in sorted(by_version)]
-    return _latest_by_id(e.item for e in entries)
+        by_version = dict(zip(items.versions, items, strict=True))
+        by_version.update(zip(more.versions, more, strict=True))
+        return _latest_by_id(by_version[v] for v in sorted(by_version))
+    return _latest_by_id(items)
 
 
 def delete_thread(thread_id: str) -> Plan[None]:

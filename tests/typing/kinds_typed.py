@@ -17,6 +17,7 @@ from docstore import (
     DocStore,
     Documents,
     Entry,
+    Items,
     Kind,
     Log,
     LogHead,
@@ -83,10 +84,10 @@ def sync_store(store: DocStore) -> None:
     assert_type(chats.list(), list[LogHead[Meta]])
     for head in chats.iter():
         assert_type(head, LogHead[Meta])
-    assert_type(chats.read("c"), list[Message])
-    assert_type(chats.entries("c"), list[Entry[Message]])
-    assert_type(store.log(plain).read("p", last=5), list[int])
-    assert_type(chats.read("c", into=TypeAdapter(dict[str, Any])), list[dict[str, Any]])
+    assert_type(chats.read("c"), Items[Message])
+    assert_type(chats.read("c", written_at=True).entries(), list[Entry[Message]])
+    assert_type(store.log(plain).read("p", last=5), Items[int])
+    assert_type(chats.read("c", into=TypeAdapter(dict[str, Any])), Items[dict[str, Any]])
 
     # One mode's handle cannot be opened as the other's.
     store.documents(chat)  # type: ignore[call-overload]
@@ -97,7 +98,7 @@ def sync_store(store: DocStore) -> None:
     assert_type(store.log("chat"), Log[Any, Any])
     assert_type(store.get("agent", "a"), Doc[Any])
     assert_type(store.get(agent, "a"), Doc[Any])
-    assert_type(store.read("chat", "c"), list[Any])
+    assert_type(store.read("chat", "c"), Items[Any])
 
 
 async def async_store(store: AsyncDocStore) -> None:
@@ -110,7 +111,7 @@ async def async_store(store: AsyncDocStore) -> None:
     assert_type(await agents.list(), list[Doc[Agent]])
     chats = store.log(chat)
     assert_type(chats, AsyncLog[Message, Meta])
-    assert_type(await chats.read("c"), list[Message])
+    assert_type(await chats.read("c"), Items[Message])
     assert_type((await chats.head("c")).meta, Meta)
     async for doc in agents.iter():
         assert_type(doc, Doc[Agent])
@@ -128,7 +129,7 @@ def registry() -> None:
 def agent_layer(store: DocStore) -> None:
     assert_type(store.documents(AGENT).get("weather").data, AgentConfig)
     assert_type(store.documents(LLM).list(), list[Doc[LLMConfig]])
-    assert_type(store.log(CONVERSATION_KIND).read("s1"), list[AgentMessage])
+    assert_type(store.log(CONVERSATION_KIND).read("s1"), Items[AgentMessage])
     assert_type(store.log(CONVERSATION_KIND).head("s1").meta, ConversationMeta)
 
 
