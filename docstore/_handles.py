@@ -80,9 +80,9 @@ class _Bound:
         """Undo a delete; returns the document's version after it."""
         return self._store.restore(self._kind, name, expected_version=expected_version, author=author)
 
-    def purge(self, names: str | Sequence[str]) -> int:
-        """Remove the named documents and all their versions for good; returns how many
-        were live."""
+    def purge(self, names: str | Sequence[str]) -> builtins.list[str]:
+        """Remove the named documents and all their versions for good; returns those
+        that were live."""
         return self._store.purge(self._kind, names)
 
     def prune_documents(

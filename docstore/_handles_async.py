@@ -80,9 +80,9 @@ class _Bound:
         """Undo a delete; returns the document's version after it."""
         return await self._store.restore(self._kind, name, expected_version=expected_version, author=author)
 
-    async def purge(self, names: str | Sequence[str]) -> int:
-        """Remove the named documents and all their versions for good; returns how many
-        were live."""
+    async def purge(self, names: str | Sequence[str]) -> builtins.list[str]:
+        """Remove the named documents and all their versions for good; returns those
+        that were live."""
         return await self._store.purge(self._kind, names)
 
     async def prune_documents(

@@ -75,18 +75,18 @@ class UpkeepPlans(CoreBase):
 
         return Op(plan, kind)
 
-    def purge(self, kind: str, names: str | Sequence[str]) -> Op[int]:
-        """Delete the named documents and all their versions; returns how many were live."""
+    def purge(self, kind: str, names: str | Sequence[str]) -> Op[list[str]]:
+        """Delete the named documents and all their versions; returns the live ones."""
         self.kinds.get(kind)
         doomed = [names] if isinstance(names, str) else list(names)
         for name in doomed:
             check_key(kind, name)
 
-        def plan() -> Plan[int]:
+        def plan() -> Plan[list[str]]:
             if not doomed:
-                return 0
+                return []
             rows = yield Stmt(self.sql(q.PURGE_DOCUMENTS), {"kind": kind, "names": doomed})
-            return sum(not deleted for _name, deleted in rows)
+            return sorted(name for name, deleted in rows if not deleted)
 
         return Op(plan, kind)
 

@@ -893,10 +893,11 @@ class AsyncDocStore:
             "prune_documents",
         )
 
-    async def purge(self, kind: KindRef, names: str | Sequence[str]) -> int:
+    async def purge(self, kind: KindRef, names: str | Sequence[str]) -> builtins.list[str]:
         """Delete the named documents and every version of them, for good, in one
-        statement; returns how many were live (neither missing nor deleted). The change
-        feed reports each document removed as a ``purge``."""
+        statement; returns the names that were live (neither missing nor deleted), which
+        the caller could not know without it. The change feed reports each document
+        removed as a ``purge``."""
         return await self._run(lambda: self._core.purge(self.kinds.name(kind), names), "purge")
 
     async def prune_versions(

@@ -360,8 +360,8 @@ def test_purge_forgets_the_keys_of_the_documents_it_removes(docstore_store: DocS
     store.put("config", "secret-name", {"value": 2}, idempotency_key="k-put-2")
     store.append("chat", "secret-chat", [{"text": "x"}], idempotency_key="k-append")
     store.put("config", "kept", {"value": 1}, idempotency_key="k-kept")
-    assert store.purge("config", "secret-name") == 1
-    assert store.purge("chat", ["secret-chat"]) == 1
+    assert store.purge("config", "secret-name") == ["secret-name"]
+    assert store.purge("chat", ["secret-chat"]) == ["secret-chat"]
     with store.pool.connection() as conn:
         left = conn.execute(
             f'SELECT name, data::text FROM "{store.schema}".versions WHERE kind = %s', ["_idempotency"]

@@ -59,7 +59,7 @@ def test_every_method_takes_a_handle_in_place_of_the_name(store: DocStore) -> No
     assert (store.read(chat, "c1")).versions == [2]
     assert (store.get(chat, "c1")).data == Meta(title="t")
     assert store.clear(chat, "c1") == 2 and store.read(chat, "c1") == []
-    assert store.purge(chat, ["c1"]) == 1
+    assert store.purge(chat, ["c1"]) == ["c1"]
 
 
 def test_documents_opens_a_snapshot_kind_with_its_verbs(store: DocStore) -> None:
@@ -80,7 +80,7 @@ def test_documents_opens_a_snapshot_kind_with_its_verbs(store: DocStore) -> None
     assert agents.restore("c") == 3 and (agents.get("c")).data.model == "y"
     assert agents.prune_versions(keep_last=1) == 4  # a: 2 of 3 go, c: 2 of 3
     assert agents.upgrade() == 0
-    assert agents.purge(["b"]) == 1
+    assert agents.purge(["b"]) == ["b"]
     with pytest.raises(DocumentNotFound):
         agents.get("b")
     # A name opens one too, untyped.
@@ -107,7 +107,7 @@ def test_log_opens_a_log_kind_with_its_verbs(store: DocStore) -> None:
     assert chats.count() == 0
     chats.restore("c1")
     assert chats.count() == 1
-    assert chats.purge(["c1"]) == 1 and chats.count() == 0
+    assert chats.purge(["c1"]) == ["c1"] and chats.count() == 0
 
 
 def test_a_kind_is_opened_in_its_own_mode_only(store: DocStore) -> None:

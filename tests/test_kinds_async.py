@@ -57,7 +57,7 @@ async def test_every_method_takes_a_handle_in_place_of_the_name(astore: AsyncDoc
     assert (await astore.read(chat, "c1")).versions == [2]
     assert (await astore.get(chat, "c1")).data == Meta(title="t")
     assert await astore.clear(chat, "c1") == 2 and await astore.read(chat, "c1") == []
-    assert await astore.purge(chat, ["c1"]) == 1
+    assert await astore.purge(chat, ["c1"]) == ["c1"]
 
 
 async def test_documents_opens_a_snapshot_kind_with_its_verbs(astore: AsyncDocStore) -> None:
@@ -78,7 +78,7 @@ async def test_documents_opens_a_snapshot_kind_with_its_verbs(astore: AsyncDocSt
     assert await agents.restore("c") == 3 and (await agents.get("c")).data.model == "y"
     assert await agents.prune_versions(keep_last=1) == 4  # a: 2 of 3 go, c: 2 of 3
     assert await agents.upgrade() == 0
-    assert await agents.purge(["b"]) == 1
+    assert await agents.purge(["b"]) == ["b"]
     with pytest.raises(DocumentNotFound):
         await agents.get("b")
     # A name opens one too, untyped.
@@ -107,7 +107,7 @@ async def test_log_opens_a_log_kind_with_its_verbs(astore: AsyncDocStore) -> Non
     assert await chats.count() == 0
     await chats.restore("c1")
     assert await chats.count() == 1
-    assert await chats.purge(["c1"]) == 1 and await chats.count() == 0
+    assert await chats.purge(["c1"]) == ["c1"] and await chats.count() == 0
 
 
 async def test_a_kind_is_opened_in_its_own_mode_only(astore: AsyncDocStore) -> None:

@@ -366,7 +366,7 @@ def test_purge_removes_documents_with_every_version_for_good(s: DocStore) -> Non
     s.append("conversation", "b", msgs("z"), meta=META)
     s.append("conversation", "gone", msgs("z"), meta=META)
     s.delete("conversation", "gone")
-    assert s.purge("conversation", ["a", "gone", "missing"]) == 1
+    assert s.purge("conversation", ["a", "gone", "missing"]) == ["a"]
     assert count_rows(s, "versions", "conversation", "a") == 0
     assert count_rows(s, "documents", "conversation", "gone") == 0
     assert count_rows(s, "versions", "conversation", "b") == 1
@@ -374,5 +374,5 @@ def test_purge_removes_documents_with_every_version_for_good(s: DocStore) -> Non
         s.get("conversation", "a")
     # The name starts afresh.
     assert s.append("conversation", "a", msgs("new"), meta=META) == 1
-    assert s.purge("conversation", "b") == 1
-    assert s.purge("conversation", []) == 0
+    assert s.purge("conversation", "b") == ["b"]
+    assert s.purge("conversation", []) == []

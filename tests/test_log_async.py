@@ -366,7 +366,7 @@ async def test_purge_removes_documents_with_every_version_for_good(s: AsyncDocSt
     await s.append("conversation", "b", msgs("z"), meta=META)
     await s.append("conversation", "gone", msgs("z"), meta=META)
     await s.delete("conversation", "gone")
-    assert await s.purge("conversation", ["a", "gone", "missing"]) == 1
+    assert await s.purge("conversation", ["a", "gone", "missing"]) == ["a"]
     assert await acount_rows(s, "versions", "conversation", "a") == 0
     assert await acount_rows(s, "documents", "conversation", "gone") == 0
     assert await acount_rows(s, "versions", "conversation", "b") == 1
@@ -374,5 +374,5 @@ async def test_purge_removes_documents_with_every_version_for_good(s: AsyncDocSt
         await s.get("conversation", "a")
     # The name starts afresh.
     assert await s.append("conversation", "a", msgs("new"), meta=META) == 1
-    assert await s.purge("conversation", "b") == 1
-    assert await s.purge("conversation", []) == 0
+    assert await s.purge("conversation", "b") == ["b"]
+    assert await s.purge("conversation", []) == []

@@ -143,7 +143,7 @@ def exercise(store: DocStore, conn: psycopg.Connection[Any]) -> None:
         ("chat", "s4", "restore"),
     ]
     # purge takes a document's idempotency keys with it (DDL 2's index on them).
-    assert store.purge("config", ["keyed"]) == 1
+    assert store.purge("config", ["keyed"]) == ["keyed"]
     assert store.put("config", "keyed", {"v": 1}, idempotency_key="key-put").version == 1
     assert store.prune_documents("chat", keep_last=1) == 3
     assert store.prune_versions("config", keep_last=1) > 0

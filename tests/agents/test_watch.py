@@ -219,7 +219,7 @@ def test_a_config_purged_or_pruned_then_written_again_is_shown_at_its_new_versio
         doc = editor.sync_llm_config({**FAST, "model": "claude-sonnet"})
         assert doc.version == 2 and _shows(watch, "claude-sonnet")
 
-        assert db.purge("llm", "fast") == 1
+        assert db.purge("llm", "fast") == ["fast"]
         assert editor.sync_llm_config({**FAST, "model": "purged-and-back"}).version == 1
         assert _shows(watch, "purged-and-back")
         assert watch.versions[("llm", "fast")] == 1
@@ -247,7 +247,7 @@ def test_a_config_purged_or_pruned_then_written_again_is_shown_at_its_new_versio
         thread = threading.Thread(target=early_writer)
         thread.start()
         assert inside.wait(10)
-        assert db.purge("llm", "fast") == 1
+        assert db.purge("llm", "fast") == ["fast"]
         go.set()
         thread.join(10)
         first, fast, prune = islice(db.changes(["llm"], after=cursor), 3)
