@@ -249,7 +249,8 @@ def sessions_page(
     total counted from the heads (a store whose agents.sql predates the counts)."""
     _check_window(limit, offset)
     params: dict[str, Any] = {"limit": limit, "offset": offset}
-    where, key = "", "''"
+    where = ""
+    key: str | None = "''"
     name = workflow_name or agent_name
     if name:
         workflow = 1 if workflow_name else 0
@@ -267,7 +268,8 @@ def qa_page(
     keys the results must hold (containment); ``counted`` as for :func:`sessions_page`."""
     _check_window(limit, offset)
     params: dict[str, Any] = {"limit": limit, "offset": offset}
-    where, key = "", "''"
+    where = ""
+    key: str | None = "''"
     if match:
         where, params["match"] = "AND data @> %(match)s::jsonb", orjson.dumps(dict(match)).decode()
         evaluation, component = match.get("evaluation_config_id"), match.get("component_type")
