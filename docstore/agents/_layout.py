@@ -72,12 +72,16 @@ def view_name(schema: str) -> str:
     return sql.Identifier(schema).as_string(None) + ".messages"
 
 
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_]\w*)?\$")
+
+
 def _split(text: str) -> list[str]:
-    """The statements of ``text``: split at a ';' ending a line, but not inside a
-    dollar-quoted body (a function's, a DO block's)."""
+    """The statements of ``text`` (agents.sql itself, before the schema is put in): split
+    at a ';' ending a line, but not inside a dollar-quoted body (a function's, a DO
+    block's)."""
     chunks: list[str] = []
     start, tag = 0, None
-    for found in re.finditer(r"\$(?:[A-Za-z_]\w*)?\$|;\n", text):
+    for found in re.finditer(_DOLLAR_TAG.pattern + r"|;\n", text):
         token = found.group(0)
         if token == ";\n":
             if tag is None:
@@ -91,19 +95,31 @@ def _split(text: str) -> list[str]:
     return chunks
 
 
+def _safe_tags(stmt: str, schema: str) -> str:
+    """``stmt`` with each dollar-quote tag that occurs in ``schema`` made longer until it
+    does not: the name put in a body (a schema may hold a '$') cannot end it early."""
+    for tag in sorted(set(_DOLLAR_TAG.findall(stmt))):
+        safe = tag
+        while safe in schema:
+            safe = safe[:-1] + "_$"
+        stmt = stmt.replace(tag, safe) if safe != tag else stmt
+    return stmt
+
+
 def agent_ddl(schema: str) -> list[AgentStatement]:
-    """agents.sql bound to ``schema``, one statement each, then the comment that marks it done."""
+    """agents.sql bound to ``schema``, one statement each, then the comment that marks it
+    done. Split before the name is put in, so that no name can move a statement's end."""
     values = {
         ':"schema"': sql.Identifier(schema).as_string(None),
         ":'schema'": sql.Literal(schema).as_string(None),
     }
-    text = _PLACEHOLDER.sub(lambda m: values[m.group(0)], _source())
     out: list[AgentStatement] = []
-    for chunk in _split(text):
+    for chunk in _split(_source()):
         lines = [line for line in chunk.splitlines() if not line.lstrip().startswith("--")]
-        stmt = "\n".join(lines).strip()
+        stmt = _safe_tags("\n".join(lines).strip(), schema)
         if not stmt:
             continue
+        stmt = _PLACEHOLDER.sub(lambda m: values[m.group(0)], stmt)
         found = re.match(r"CREATE INDEX CONCURRENTLY IF NOT EXISTS (\w+)", stmt)
         out.append(AgentStatement(stmt, found.group(1) if found else None))
     out.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -395,3 +396,42 @@ def test_a_list_that_sums_many_deltas_folds_them(db: DocStore) -> None:
     odd = [g for g in range(1, _layout.FOLD_AT + 2) if g % 2 and g != 7]
     assert manager.get_sessions_list(agent_name="agent1", limit=0)[1] == len(odd)
     assert mismatches(manager, db) == []
+
+
+@pytest.mark.parametrize("odd", ["$list_count_setup$", "$list_count_change$'\"x", "a$$b$list_count_keys$"])
+def test_a_schema_name_holding_the_ddls_quote_tags_is_only_a_name(
+    odd: str, docstore_factory: Callable[..., DocStore]
+) -> None:
+    store = docstore_factory(schema=f"t{uuid.uuid4().hex[:8]}{odd}")
+    manager = StorageManager(store)
+    manager.init_db()
+    new_heads(manager, store)
+    deletes_and_restores(manager, store)
+    assert mismatches(manager, store) == []
+    assert manager.get_sessions_list(limit=0)[1] > 0
+
+
+def test_a_renamed_schema_keeps_counting(db: DocStore) -> None:
+    # The triggers' function names the schema it was made in; renamed, it finds its tables
+    # through the trigger's own schema instead.
+    StorageManager(DocStore(db.pool, schema=db.schema)).init_db()
+    renamed = db.schema + "_renamed"
+    with db.pool.connection() as conn:
+        conn.execute(
+            sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(db.schema), sql.Identifier(renamed))
+        )
+    try:
+        store = DocStore(db.pool, schema=renamed)
+        manager = StorageManager(store)
+        new_heads(manager, store)
+        deletes_and_restores(manager, store)
+        purges(manager, store)
+        assert mismatches(manager, store) == []
+        assert manager.get_sessions_list(limit=0)[1] > 0
+    finally:
+        with db.pool.connection() as conn:
+            conn.execute(
+                sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                    sql.Identifier(renamed), sql.Identifier(db.schema)
+                )
+            )
