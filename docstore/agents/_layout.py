@@ -129,8 +129,8 @@ def agent_ddl(schema: str) -> list[AgentStatement]:
 
 
 # Whether agents.sql ran to its end on this store: the view's mark, its indexes valid,
-# and the list counts' triggers there (a store whose trigger was dropped is set up and
-# counted again).
+# and the list counts' triggers there and enabled (a store whose trigger was dropped or
+# disabled is set up and counted again).
 DDL_STATE = """
 SELECT coalesce(obj_description(to_regclass(%(view)s), 'pg_class') = %(mark)s, false)
    AND (SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -139,7 +139,8 @@ SELECT coalesce(obj_description(to_regclass(%(view)s), 'pg_class') = %(mark)s, f
        = cardinality(%(indexes)s::text[])
    AND (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %(schema)s AND c.relname = 'documents' AND t.tgname = ANY(%(triggers)s))
+        WHERE n.nspname = %(schema)s AND c.relname = 'documents' AND t.tgname = ANY(%(triggers)s)
+          AND t.tgenabled <> 'D')
        = cardinality(%(triggers)s::text[])
 """
 

@@ -100,26 +100,41 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS qa_result_recent_idx ON :"schema".docume
 -- one snapshot with the page; the fold (docstore.agents._layout.FOLD) moves the deltas
 -- into list_counts now and then, in one statement.
 CREATE OR REPLACE FUNCTION :"schema".list_count_keys(kind text, data jsonb) RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $list_count_keys$
-SELECT CASE kind
-    WHEN 'conversation' THEN
-        ARRAY[''] || CASE WHEN data ->> 'name' IS NOT NULL THEN ARRAY[
-            CASE WHEN data ->> 'result_type' = 'workflow' THEN 'w' ELSE 'a' END || (data ->> 'name')] END
-    WHEN 'qa_result' THEN
-        ARRAY[''] || CASE WHEN jsonb_typeof(data -> 'evaluation_config_id') = 'string'
-                          THEN ARRAY['e' || (data ->> 'evaluation_config_id')] END
-                  || CASE WHEN jsonb_typeof(data -> 'component_type') = 'string'
-                          THEN ARRAY['c' || (data ->> 'component_type')] END
-                  || CASE WHEN jsonb_typeof(data -> 'evaluation_config_id') = 'string'
-                           AND jsonb_typeof(data -> 'component_type') = 'string'
-                          THEN ARRAY['b' || jsonb_build_array(data -> 'evaluation_config_id',
-                                                              data -> 'component_type')::text] END
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $list_count_keys$
+DECLARE
+    keys text[] := ARRAY[''];
+    evaluation jsonb;
+    component jsonb;
+BEGIN
+    IF kind = 'conversation' THEN
+        IF data ->> 'name' IS NOT NULL THEN
+            keys := keys || (CASE WHEN data ->> 'result_type' = 'workflow' THEN 'w' ELSE 'a' END
+                             || (data ->> 'name'));
+        END IF;
+        RETURN keys;
+    ELSIF kind = 'qa_result' THEN
+        evaluation := data -> 'evaluation_config_id';
+        component := data -> 'component_type';
+        IF jsonb_typeof(evaluation) = 'string' THEN
+            keys := keys || ('e' || (evaluation #>> '{}'));
+        END IF;
+        IF jsonb_typeof(component) = 'string' THEN
+            keys := keys || ('c' || (component #>> '{}'));
+        END IF;
+        IF jsonb_typeof(evaluation) = 'string' AND jsonb_typeof(component) = 'string' THEN
+            keys := keys || ('b' || jsonb_build_array(evaluation, component)::text);
+        END IF;
+        RETURN keys;
+    END IF;
+    RETURN '{}';
 END
 $list_count_keys$;
 
 -- A head's change as deltas: its old groups -1 (when it was live), its new ones +1 (when
 -- it is), those in both left out. Static SQL while the schema keeps the name it had when
--- this ran (plans cached per session); dynamic SQL on TG_TABLE_SCHEMA once renamed.
+-- this ran (plans cached per session); dynamic SQL on TG_TABLE_SCHEMA once renamed. In
+-- plpgsql, keys and all: a SQL function's array unnested in the INSERT cost the row
+-- several times more (docs/performance.md).
 CREATE OR REPLACE FUNCTION :"schema".list_count_change() RETURNS trigger
 LANGUAGE plpgsql AS $list_count_change$
 DECLARE
@@ -127,6 +142,8 @@ DECLARE
     old_data jsonb;
     new_kind text;
     new_data jsonb;
+    old_keys text[] := '{}';
+    new_keys text[] := '{}';
 BEGIN
     IF TG_OP <> 'INSERT' AND NOT OLD.deleted THEN
         old_kind := OLD.kind;
@@ -136,23 +153,26 @@ BEGIN
         new_kind := NEW.kind;
         new_data := NEW.data;
     END IF;
-    IF TG_TABLE_SCHEMA = :'schema' THEN
-        INSERT INTO :"schema".list_count_deltas (kind, key, n)
-        SELECT c.kind, c.key, sum(c.n)
-        FROM (SELECT old_kind AS kind, unnest(:"schema".list_count_keys(old_kind, old_data)) AS key, -1 AS n
-              UNION ALL
-              SELECT new_kind, unnest(:"schema".list_count_keys(new_kind, new_data)), 1) c
-        GROUP BY c.kind, c.key HAVING sum(c.n) <> 0;
-    ELSE
+    IF TG_TABLE_SCHEMA <> :'schema' THEN
+        EXECUTE format('SELECT %1$I.list_count_keys($1, $2), %1$I.list_count_keys($3, $4)', TG_TABLE_SCHEMA)
+        INTO old_keys, new_keys USING old_kind, old_data, new_kind, new_data;
         EXECUTE format(
-            'INSERT INTO %1$I.list_count_deltas (kind, key, n)
-             SELECT c.kind, c.key, sum(c.n)
-             FROM (SELECT $1 AS kind, unnest(%1$I.list_count_keys($1, $2)) AS key, -1 AS n
-                   UNION ALL
-                   SELECT $3, unnest(%1$I.list_count_keys($3, $4)), 1) c
-             GROUP BY c.kind, c.key HAVING sum(c.n) <> 0', TG_TABLE_SCHEMA)
-        USING old_kind, old_data, new_kind, new_data;
+            'INSERT INTO %I.list_count_deltas (kind, key, n)
+             SELECT $1, k, -1 FROM unnest($2::text[]) AS k WHERE $1 IS DISTINCT FROM $3 OR NOT k = ANY ($4)
+             UNION ALL
+             SELECT $3, k, 1 FROM unnest($4::text[]) AS k WHERE $1 IS DISTINCT FROM $3 OR NOT k = ANY ($2)',
+            TG_TABLE_SCHEMA)
+        USING old_kind, old_keys, new_kind, new_keys;
+        RETURN NULL;
     END IF;
+    old_keys := :"schema".list_count_keys(old_kind, old_data);
+    new_keys := :"schema".list_count_keys(new_kind, new_data);
+    INSERT INTO :"schema".list_count_deltas (kind, key, n)
+    SELECT old_kind, k, -1 FROM unnest(old_keys) AS k
+    WHERE old_kind IS DISTINCT FROM new_kind OR NOT k = ANY (new_keys)
+    UNION ALL
+    SELECT new_kind, k, 1 FROM unnest(new_keys) AS k
+    WHERE old_kind IS DISTINCT FROM new_kind OR NOT k = ANY (old_keys);
     RETURN NULL;
 END
 $list_count_change$;
@@ -182,7 +202,8 @@ BEGIN
        AND (SELECT count(*) FROM pg_trigger
             WHERE tgrelid = format('%I.documents', :'schema')::regclass
               AND tgname IN ('list_count_insert', 'list_count_update', 'list_count_delete',
-                             'list_count_truncate')) = 4 THEN
+                             'list_count_truncate')
+              AND tgenabled <> 'D') = 4 THEN
         RETURN;
     END IF;
     LOCK TABLE :"schema".documents IN SHARE ROW EXCLUSIVE MODE;
