@@ -196,6 +196,9 @@ $list_count_truncate$;
 -- conversation's append that moves it to no other group, out of the function: an
 -- append evaluates the clause (a few field reads of the head's metadata) and no more.
 DO $list_count_setup$
+DECLARE
+    grantee text;
+    privilege text;
 BEGIN
     IF obj_description(to_regclass(format('%I.list_counts', :'schema')), 'pg_class')
            = 'docstore.agents list counts 1'
@@ -220,6 +223,19 @@ BEGIN
         n    bigint NOT NULL
     );
     TRUNCATE :"schema".list_count_deltas, :"schema".list_counts;
+    -- The roles that read or write the heads read or write the counts (a writer's
+    -- trigger inserts deltas, a list of theirs may fold them; docs/reliability.md).
+    FOR grantee, privilege IN
+        SELECT DISTINCT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,
+               a.privilege_type
+        FROM pg_class c, aclexplode(c.relacl) a
+        WHERE c.oid = format('%I.documents', :'schema')::regclass AND a.grantee <> c.relowner
+          AND a.privilege_type IN ('SELECT', 'INSERT')
+    LOOP
+        EXECUTE format('GRANT %s ON %I.list_counts, %I.list_count_deltas TO %s',
+                       CASE privilege WHEN 'SELECT' THEN 'SELECT' ELSE 'SELECT, INSERT, UPDATE, DELETE' END,
+                       :'schema', :'schema', grantee);
+    END LOOP;
     DROP TRIGGER IF EXISTS list_count_insert ON :"schema".documents;
     DROP TRIGGER IF EXISTS list_count_update ON :"schema".documents;
     DROP TRIGGER IF EXISTS list_count_delete ON :"schema".documents;

@@ -17,6 +17,7 @@ import agent_fixtures
 import orjson
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from docstore import DocStore
 from docstore.agents import StorageManager, _layout
@@ -438,3 +439,38 @@ def test_a_renamed_schema_keeps_counting(db: DocStore) -> None:
                     sql.Identifier(renamed), sql.Identifier(db.schema)
                 )
             )
+
+
+def test_a_role_with_dml_rights_on_the_heads_keeps_and_reads_the_counts(
+    db: DocStore, docstore_dsn: str
+) -> None:
+    # Granted before init_db, as docs/reliability.md's least privilege has it: init_db
+    # grants the counts to the roles that read or write the heads.
+    role = "docstore_lc_" + uuid.uuid4().hex[:10]
+    ident, schema = sql.Identifier(role), sql.Identifier(db.schema)
+    with db.pool.connection() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, ident))
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {0}.documents, {0}.versions TO {1}").format(
+                schema, ident
+            )
+        )
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, DELETE ON {}.changes TO {}").format(schema, ident))
+        conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {}.changes_seq_seq TO {}").format(schema, ident))
+    try:
+        StorageManager(DocStore(db.pool, schema=db.schema)).init_db()
+        dsn = make_conninfo(docstore_dsn, user=role)
+        with StorageManager.connect(dsn, schema=db.schema, max_size=2) as manager:
+            new_heads(manager, manager.store)
+            deletes_and_restores(manager, manager.store)
+            manager.cleanup_old_sessions(days=30, max_sessions=3)
+            assert manager.get_sessions_list(limit=0)[1] == 3
+            assert mismatches(manager, db) == []
+    finally:
+        with db.pool.connection() as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = %s", [role]
+            )
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+            conn.execute(sql.SQL("DROP ROLE {}").format(ident))

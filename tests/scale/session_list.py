@@ -226,7 +226,7 @@ def writes(conn: psycopg.Connection[Any], storage: AuriteStorage, schema: str, r
         switch = "ENABLE" if on else "DISABLE"
         for trigger in ("list_count_insert", "list_count_update", "list_count_delete"):
             conn.execute(sql.SQL(f"ALTER TABLE {{}} {switch} TRIGGER {trigger}").format(documents))
-        for label, call in (
+        calls: list[tuple[str, Callable[[], Any]]] = [
             ("append", lambda: storage.append_history("agent1", "ab-append", message)),
             (
                 "create",
@@ -238,7 +238,8 @@ def writes(conn: psycopg.Connection[Any], storage: AuriteStorage, schema: str, r
                     }
                 ),
             ),
-        ):
+        ]
+        for label, call in calls:
             key = f"{label}_{'on' if on else 'off'}"
             for _ in range(REPEATS * 10 // 3):
                 w, c = time.perf_counter(), time.process_time()
