@@ -1,6 +1,7 @@
-"""The agents layer's own SQL, I/O-free: its DDL (agents.sql: the ``messages`` view and
-the indexes of the framework's lists), and the statements that read those lists a page
-at a time through them. The shells (:mod:`.storage_async`, :mod:`._history_async`) run
+"""The agents layer's own SQL, I/O-free: its DDL (agents.sql: the ``messages`` view, the
+indexes of the framework's lists and the triggers that keep their totals), and the
+statements that read those lists a page at a time through them, and fold the totals'
+deltas. The shells (:mod:`.storage_async`, :mod:`._history_async`) run
 them on the store's pool.
 """
 
