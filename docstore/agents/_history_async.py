@@ -45,7 +45,7 @@ from ._conversation import (
     validate_messages,
 )
 from ._copies import saved_copies
-from ._layout import FOLD_AT, Page, fold, page_of, sessions_page, translate
+from ._layout import FOLD_AT, VACUUM_AFTER, Page, fold, page_of, sessions_page, translate, vacuum_deltas
 from ._message_dicts import MESSAGE_DICT
 from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view
 from ._settings import CONVERSATION, conversation_name
@@ -521,7 +521,15 @@ async def fold_counts(store: AsyncDocStore) -> int:
         rows = await fetch(store, query, params, "folding the lists' counts")
     except SchemaMissing:
         return 0
-    return int(rows[0][0])
+    folded = int(rows[0][0])
+    if folded > VACUUM_AFTER:
+        try:
+            async with store.pool.connection() as conn:
+                if conn.autocommit:  # VACUUM runs in no transaction
+                    await conn.execute(vacuum_deltas(store.schema))
+        except psycopg.Error as exc:
+            raise translate(store.schema, "vacuuming the lists' deltas", exc) from exc
+    return folded
 
 
 async def fetch(

@@ -32,6 +32,7 @@ __all__ = [
     "FOLD",
     "FOLD_AT",
     "INDEX_STATE",
+    "VACUUM_AFTER",
     "AgentStatement",
     "Page",
     "agent_ddl",
@@ -42,6 +43,7 @@ __all__ = [
     "qa_page",
     "sessions_page",
     "translate",
+    "vacuum_deltas",
     "view_name",
 ]
 
@@ -302,6 +304,18 @@ def qa_page(
         else:
             key = "'c' || %(component)s::text"
     return _statement(schema, QA_RESULT, "created_at", where, key if counted else None), params
+
+
+VACUUM_AFTER = 10 * FOLD_AT
+"""Deltas folded at once past which the fold's caller vacuums their table: a bulk hide
+(a first cleanup of a million sessions) leaves that many dead rows, which every total
+would scan until autovacuum came by."""
+
+
+def vacuum_deltas(schema: str) -> sql.Composed:
+    """VACUUM of the deltas' table (run outside a transaction; a role that does not own
+    it gets a warning, not an error, and leaves it to autovacuum)."""
+    return sql.SQL("VACUUM {}.list_count_deltas").format(sql.Identifier(schema))
 
 
 def fold(schema: str) -> tuple[sql.Composed, dict[str, Any]]:

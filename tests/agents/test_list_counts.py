@@ -474,3 +474,25 @@ def test_a_role_with_dml_rights_on_the_heads_keeps_and_reads_the_counts(
             )
             conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
             conn.execute(sql.SQL("DROP ROLE {}").format(ident))
+
+
+def test_a_fold_of_a_bulk_hide_gives_the_deltas_space_back(db: DocStore) -> None:
+    manager = StorageManager(DocStore(db.pool, schema=db.schema))
+    manager.init_db()
+    heads = _layout.VACUUM_AFTER // 2 + 1  # two deltas each: every session's and the agent's
+    with db.pool.connection() as conn:
+        conn.execute(
+            _q(
+                db,
+                "INSERT INTO {s}.documents (kind, name, mode, version, data, updated_at)"
+                " SELECT 'conversation', 'bulk-' || g, 'l', 0, jsonb_build_object('name', 'agent'),"
+                " now() - interval '90 days' FROM generate_series(1, %(n)s) g",
+            ),
+            {"n": heads},
+        )
+    assert manager.cleanup_old_sessions(days=30, max_sessions=10) == heads
+    with db.pool.connection() as conn:
+        size = conn.execute(_q(db, "SELECT pg_relation_size('{s}.list_count_deltas'::regclass)")).fetchone()
+    assert size == (0,)  # vacuumed: no page of dead deltas left for a total to scan
+    assert manager.get_sessions_list(limit=0)[1] == 0
+    assert mismatches(manager, db) == []
