@@ -45,7 +45,17 @@ from ._conversation import (
     validate_messages,
 )
 from ._copies import saved_copies
-from ._layout import FOLD_AT, VACUUM_AFTER, Page, fold, page_of, sessions_page, translate, vacuum_deltas
+from ._layout import (
+    CLEANUP_FOLD_AT,
+    FOLD_AT,
+    VACUUM_AFTER,
+    Page,
+    fold,
+    page_of,
+    sessions_page,
+    translate,
+    vacuum_deltas,
+)
 from ._message_dicts import MESSAGE_DICT
 from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view
 from ._settings import CONVERSATION, conversation_name
@@ -468,7 +478,7 @@ class AsyncHistory:
         hidden = old + over
         self.known.clear()
         # Aurite cleans up before every list: the lists' totals then sum few deltas.
-        await fold_counts(self.store)
+        await fold_counts(self.store, CLEANUP_FOLD_AT)
         return hidden
 
     async def restore_session(self, session_id: str) -> bool:
@@ -513,10 +523,11 @@ async def list_page(
     return page
 
 
-async def fold_counts(store: AsyncDocStore) -> int:
-    """Fold the lists' deltas into their counts (agents.sql); how many were folded (0 on
-    a store without the counts, or while another fold runs)."""
-    query, params = fold(store.schema)
+async def fold_counts(store: AsyncDocStore, least: int = 0) -> int:
+    """Fold the lists' deltas into their counts (agents.sql) when there are more than
+    ``least``; how many were folded (0 on a store without the counts, or while another
+    fold runs)."""
+    query, params = fold(store.schema, least)
     try:
         rows = await fetch(store, query, params, "folding the lists' counts")
     except SchemaMissing:

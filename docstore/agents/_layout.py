@@ -27,6 +27,7 @@ from ._sessions import QA_RESULT
 from ._settings import CONVERSATION
 
 __all__ = [
+    "CLEANUP_FOLD_AT",
     "COUNT_TRIGGERS",
     "DDL_STATE",
     "FOLD",
@@ -212,11 +213,13 @@ FOLD_AT = 1000
 # it starts (a writer's later rows stay for the next fold; a row another fold took first
 # is skipped), and its transaction adds them to the counts, so a reader sees them either
 # in the deltas or in the counts. One fold at a time (the rest skip it), so two never
-# wait on each other's rows.
+# wait on each other's rows. With no more than %(least)s deltas it folds none and
+# writes nothing (no commit to flush).
 FOLD = """
 WITH moved AS (
     DELETE FROM {s}.list_count_deltas
-    WHERE (SELECT pg_try_advisory_xact_lock(hashtextextended(%(lock)s, 0)))
+    WHERE (SELECT count(*) > %(least)s FROM {s}.list_count_deltas)
+      AND (SELECT pg_try_advisory_xact_lock(hashtextextended(%(lock)s, 0)))
     RETURNING kind, key, n
 ), folded AS (
     INSERT INTO {s}.list_counts AS c (kind, key, n)
@@ -318,11 +321,17 @@ def vacuum_deltas(schema: str) -> sql.Composed:
     return sql.SQL("VACUUM {}.list_count_deltas").format(sql.Identifier(schema))
 
 
-def fold(schema: str) -> tuple[sql.Composed, dict[str, Any]]:
-    """The statement folding the lists' deltas into their counts (:data:`FOLD`); its one
-    row: how many deltas it folded (0 when another fold runs)."""
+CLEANUP_FOLD_AT = 100
+"""Deltas past which cleanup_old_sessions folds them: fewer cost a total next to nothing,
+and a fold of a few would add a commit to every cleanup (aurite cleans up before every
+list)."""
+
+
+def fold(schema: str, least: int = 0) -> tuple[sql.Composed, dict[str, Any]]:
+    """The statement folding the lists' deltas into their counts (:data:`FOLD`) when there
+    are more than ``least``; its one row: how many it folded (0 when another fold runs)."""
     lock = "docstore.agents.list_counts:" + schema
-    return sql.SQL(FOLD).format(s=sql.Identifier(schema)), {"lock": lock}
+    return sql.SQL(FOLD).format(s=sql.Identifier(schema)), {"lock": lock, "least": least}
 
 
 # Every live config of the given kinds, in one statement: load_all_configs and
