@@ -133,8 +133,8 @@ $list_count_keys$;
 -- A head's change as deltas: its old groups -1 (when it was live), its new ones +1 (when
 -- it is), those in both left out. Static SQL while the schema keeps the name it had when
 -- this ran (plans cached per session); dynamic SQL on TG_TABLE_SCHEMA once renamed. In
--- plpgsql, keys and all: a SQL function's array unnested in the INSERT cost the row
--- several times more (docs/performance.md).
+-- plpgsql, keys and all: a SQL function's array unnested in the INSERT cost a new head
+-- several times more server time.
 CREATE OR REPLACE FUNCTION :"schema".list_count_change() RETURNS trigger
 LANGUAGE plpgsql AS $list_count_change$
 DECLARE
