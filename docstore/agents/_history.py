@@ -13,7 +13,7 @@ conversions in :mod:`._sessions`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,14 @@ import psycopg
 from psycopg import sql
 
 from docstore.doc import Doc
-from docstore.errors import DocStoreError, DocumentInvalid, DocumentNotFound, OutcomeUnknown, VersionConflict
+from docstore.errors import (
+    DocStoreError,
+    DocumentInvalid,
+    DocumentNotFound,
+    OutcomeUnknown,
+    SchemaMissing,
+    VersionConflict,
+)
 from docstore.store import DocStore
 
 from ._conversation import (
@@ -40,13 +47,23 @@ from ._conversation import (
     validate_messages,
 )
 from ._copies import saved_copies
-from ._layout import page_of, sessions_page, translate
+from ._layout import (
+    CLEANUP_FOLD_AT,
+    FOLD_AT,
+    VACUUM_AFTER,
+    Page,
+    fold,
+    page_of,
+    sessions_page,
+    translate,
+    vacuum_deltas,
+)
 from ._message_dicts import MESSAGE_DICT
 from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view
 from ._settings import CONVERSATION, conversation_name
 from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER, STORED_MESSAGE
 
-__all__ = ["History", "fetch"]
+__all__ = ["History", "fetch", "fold_counts", "list_page"]
 
 
 HIDDEN_WITH = "hidden_with"
@@ -414,8 +431,13 @@ class History:
         """(rows, total) of the sessions, newest first; a workflow's runs or an agent's
         own. One statement, reading only the page's heads (through agents.sql's indexes)
         at any offset."""
-        query, params = sessions_page(self.store.schema, agent_name, workflow_name, limit, offset)
-        page = page_of(fetch(self.store, query, params, "listing sessions"))
+        page = list_page(
+            self.store,
+            lambda counted: sessions_page(
+                self.store.schema, agent_name, workflow_name, limit, offset, counted
+            ),
+            "listing sessions",
+        )
         return [list_row(*row) for row in page.rows], page.total
 
     def delete_session(self, session_id: str) -> bool:
@@ -457,6 +479,8 @@ class History:
         over = self.store.prune_documents(CONVERSATION, keep_last=max_sessions, restorable=True)
         hidden = old + over
         self.known.clear()
+        # Aurite cleans up before every list: the lists' totals then sum few deltas.
+        fold_counts(self.store, CLEANUP_FOLD_AT)
         return hidden
 
     def restore_session(self, session_id: str) -> bool:
@@ -482,6 +506,43 @@ class History:
                         self.known.remember(name, None)
             self.known.remember(session_id, None)
             return True
+
+
+def list_page(
+    store: DocStore, statement: Callable[[bool], tuple[sql.Composed, dict[str, Any]]], what: str
+) -> Page:
+    """A page of one of the framework's lists; ``statement(counted)`` builds its
+    statement. Its total is read from agents.sql's counts, or counted on a store whose
+    agents.sql predates them; past :data:`FOLD_AT` deltas summed, they are folded."""
+    query, params = statement(True)
+    try:
+        page = page_of(fetch(store, query, params, what))
+    except SchemaMissing:
+        query, params = statement(False)
+        return page_of(fetch(store, query, params, what))
+    if page.pending > FOLD_AT:
+        fold_counts(store)
+    return page
+
+
+def fold_counts(store: DocStore, least: int = 0) -> int:
+    """Fold the lists' deltas into their counts (agents.sql) when there are more than
+    ``least``; how many were folded (0 on a store without the counts, or while another
+    fold runs)."""
+    query, params = fold(store.schema, least)
+    try:
+        rows = fetch(store, query, params, "folding the lists' counts")
+    except SchemaMissing:
+        return 0
+    folded = int(rows[0][0])
+    if folded > VACUUM_AFTER:
+        try:
+            with store.pool.connection() as conn:
+                if conn.autocommit:  # VACUUM runs in no transaction
+                    conn.execute(vacuum_deltas(store.schema))
+        except psycopg.Error as exc:
+            raise translate(store.schema, "vacuuming the lists' deltas", exc) from exc
+    return folded
 
 
 def fetch(store: DocStore, query: sql.Composed, params: dict[str, Any], what: str) -> list[tuple[Any, ...]]:

@@ -11,7 +11,7 @@ conversions in :mod:`._sessions`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +20,14 @@ from psycopg import sql
 
 from docstore.aio import AsyncDocStore
 from docstore.doc import Doc
-from docstore.errors import DocStoreError, DocumentInvalid, DocumentNotFound, OutcomeUnknown, VersionConflict
+from docstore.errors import (
+    DocStoreError,
+    DocumentInvalid,
+    DocumentNotFound,
+    OutcomeUnknown,
+    SchemaMissing,
+    VersionConflict,
+)
 
 from ._conversation import (
     SAVE_ATTEMPTS,
@@ -38,13 +45,23 @@ from ._conversation import (
     validate_messages,
 )
 from ._copies import saved_copies
-from ._layout import page_of, sessions_page, translate
+from ._layout import (
+    CLEANUP_FOLD_AT,
+    FOLD_AT,
+    VACUUM_AFTER,
+    Page,
+    fold,
+    page_of,
+    sessions_page,
+    translate,
+    vacuum_deltas,
+)
 from ._message_dicts import MESSAGE_DICT
 from ._sessions import SESSION_KEYS, list_row, logged, session_fields, session_view
 from ._settings import CONVERSATION, conversation_name
 from .messages import MESSAGE_ADAPTER, MESSAGES_ADAPTER, STORED_MESSAGE
 
-__all__ = ["AsyncHistory", "fetch"]
+__all__ = ["AsyncHistory", "fetch", "fold_counts", "list_page"]
 
 
 HIDDEN_WITH = "hidden_with"
@@ -412,8 +429,13 @@ class AsyncHistory:
         """(rows, total) of the sessions, newest first; a workflow's runs or an agent's
         own. One statement, reading only the page's heads (through agents.sql's indexes)
         at any offset."""
-        query, params = sessions_page(self.store.schema, agent_name, workflow_name, limit, offset)
-        page = page_of(await fetch(self.store, query, params, "listing sessions"))
+        page = await list_page(
+            self.store,
+            lambda counted: sessions_page(
+                self.store.schema, agent_name, workflow_name, limit, offset, counted
+            ),
+            "listing sessions",
+        )
         return [list_row(*row) for row in page.rows], page.total
 
     async def delete_session(self, session_id: str) -> bool:
@@ -455,6 +477,8 @@ class AsyncHistory:
         over = await self.store.prune_documents(CONVERSATION, keep_last=max_sessions, restorable=True)
         hidden = old + over
         self.known.clear()
+        # Aurite cleans up before every list: the lists' totals then sum few deltas.
+        await fold_counts(self.store, CLEANUP_FOLD_AT)
         return hidden
 
     async def restore_session(self, session_id: str) -> bool:
@@ -480,6 +504,43 @@ class AsyncHistory:
                         self.known.remember(name, None)
             self.known.remember(session_id, None)
             return True
+
+
+async def list_page(
+    store: AsyncDocStore, statement: Callable[[bool], tuple[sql.Composed, dict[str, Any]]], what: str
+) -> Page:
+    """A page of one of the framework's lists; ``statement(counted)`` builds its
+    statement. Its total is read from agents.sql's counts, or counted on a store whose
+    agents.sql predates them; past :data:`FOLD_AT` deltas summed, they are folded."""
+    query, params = statement(True)
+    try:
+        page = page_of(await fetch(store, query, params, what))
+    except SchemaMissing:
+        query, params = statement(False)
+        return page_of(await fetch(store, query, params, what))
+    if page.pending > FOLD_AT:
+        await fold_counts(store)
+    return page
+
+
+async def fold_counts(store: AsyncDocStore, least: int = 0) -> int:
+    """Fold the lists' deltas into their counts (agents.sql) when there are more than
+    ``least``; how many were folded (0 on a store without the counts, or while another
+    fold runs)."""
+    query, params = fold(store.schema, least)
+    try:
+        rows = await fetch(store, query, params, "folding the lists' counts")
+    except SchemaMissing:
+        return 0
+    folded = int(rows[0][0])
+    if folded > VACUUM_AFTER:
+        try:
+            async with store.pool.connection() as conn:
+                if conn.autocommit:  # VACUUM runs in no transaction
+                    await conn.execute(vacuum_deltas(store.schema))
+        except psycopg.Error as exc:
+            raise translate(store.schema, "vacuuming the lists' deltas", exc) from exc
+    return folded
 
 
 async def fetch(

@@ -36,16 +36,16 @@ from ._config_sync import (
     index_group,
     workflow_kind,
 )
-from ._history_async import AsyncHistory, fetch
+from ._history_async import AsyncHistory, fetch, list_page
 from ._kinds import register_kinds
 from ._layout import (
+    COUNT_TRIGGERS,
     DDL_STATE,
     INDEX_STATE,
     AgentStatement,
     agent_ddl,
     all_heads,
     ddl_mark,
-    page_of,
     qa_page,
     translate,
     view_name,
@@ -187,7 +187,14 @@ class AsyncStorageManager:
         schema = self.store.schema
         indexes = [stmt.index for stmt in agent_ddl(schema) if stmt.index is not None]
         cur = await conn.execute(
-            DDL_STATE, {"view": view_name(schema), "mark": ddl_mark(), "schema": schema, "indexes": indexes}
+            DDL_STATE,
+            {
+                "view": view_name(schema),
+                "mark": ddl_mark(),
+                "schema": schema,
+                "indexes": indexes,
+                "triggers": COUNT_TRIGGERS,
+            },
         )
         done = await cur.fetchone()
         return done is not None and bool(done[0])
@@ -584,8 +591,11 @@ class AsyncStorageManager:
             for k, v in (("evaluation_config_id", evaluation_config_id), ("component_type", component_type))
             if v
         }
-        query, params = qa_page(self.store.schema, match, limit, offset)
-        page = page_of(await fetch(self.store, query, params, "listing QA results"))
+        page = await list_page(
+            self.store,
+            lambda counted: qa_page(self.store.schema, match, limit, offset, counted),
+            "listing QA results",
+        )
         adapter = self.store.kinds.get(QA_RESULT).adapter
         return [
             qa_row(name, adapter.validate_python(data), created, full=False)
