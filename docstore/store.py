@@ -32,7 +32,6 @@ from ._core import Core, OnInvalid, Op, Program, Rows, Stmt, T
 from ._ddl import Migration
 from ._feed import Feed, channel
 from ._handles import Documents, Log
-from ._spare import SparePool
 from ._sql import DURABLE_AGAIN, check_schema
 from .change import Change
 from .doc import Doc, Entry, Imported, Items, LogHead
@@ -132,7 +131,7 @@ class DocStore:
         except psycopg.Error as exc:
             raise _connect.connect_failure(settings.conninfo, exc) from None
         probe.close()
-        pool: ConnectionPool[Any] = _pool_class(settings.options)(
+        pool: ConnectionPool[Any] = ConnectionPool(
             settings.conninfo,
             kwargs=settings.kwargs,
             open=False,
@@ -148,7 +147,7 @@ class DocStore:
         if reads is None:
             return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
         # Not waited for: a replica that is down must not stop the store from working.
-        read_pool: ConnectionPool[Any] = _pool_class(reads.options)(
+        read_pool: ConnectionPool[Any] = ConnectionPool(
             reads.conninfo,
             kwargs=reads.kwargs,
             open=False,
@@ -1084,12 +1083,6 @@ class DocStore:
             if progress is not None:
                 progress(done)
         return Imported(docs + got.documents, vers + got.versions)
-
-
-def _pool_class(options: Mapping[str, Any]) -> type[ConnectionPool[Any]]:
-    """The pool a store opens: one that keeps a spare connection (docstore._spare_async),
-    unless a ``reset`` callback was given, which every return must run."""
-    return ConnectionPool if "reset" in options else SparePool
 
 
 def _made(op: Op[T]) -> Callable[[], Op[T]]:
