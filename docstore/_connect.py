@@ -331,7 +331,7 @@ class Held:
 
 # A pooled connection keeps one cursor for the store's statements: a new cursor per
 # statement (what conn.execute() makes) is a measurable part of a get's client CPU
-# (docs/performance.md, "Numbers behind choices in the code").
+# (docs/performance-notes.md, "Numbers behind choices in the code").
 _CURSOR = "_docstore_cursor"
 
 KEEP_CURSOR_CHARS = 64 * 1024

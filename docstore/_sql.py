@@ -48,7 +48,7 @@ SCHEMA_LITERAL_PLACEHOLDER = ":'schema'"
 # PostgreSQL serialises the commits of notifying transactions (a lock held through the
 # commit's WAL flush): concurrent writers appending with it commit several times slower.
 # Readers poll for the rest. (A trigger on `changes` did the same as NOTE at a multiple of
-# its cost; docs/performance.md, "Numbers behind choices in the code".)
+# its cost; docs/performance-notes.md, "Numbers behind choices in the code".)
 NOTE = ", note AS MATERIALIZED (SELECT pg_notify({channel}, '') AS sent)"
 NOTE_JOIN = ", note"
 
