@@ -394,8 +394,13 @@ def forget_cursor(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) 
     setattr(conn, _CURSOR, None)
 
 
+# A member read off an Enum class goes through EnumType.__getattr__ (Python 3.11), and
+# an int subclass makes == try the reflected operation first: a plain int, read once.
+_TUPLES_OK = int(ExecStatus.TUPLES_OK)
+
+
 def has_rows(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
     """Whether the last statement returned rows (as ``cur.description is not None``,
     which would build a Column object per column on every statement)."""
     res = cur.pgresult
-    return res is not None and res.status == ExecStatus.TUPLES_OK
+    return res is not None and res.status == _TUPLES_OK
