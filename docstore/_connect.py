@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import Conninfo, ExecStatus
+from psycopg.pq import Conninfo, ConnStatus, ExecStatus
 from psycopg.rows import tuple_row
 
 from .errors import DatabaseUnavailable, TransactionEnded
@@ -276,6 +276,7 @@ def redact(text: str, dsn: str) -> str:
 
 
 _POLLER = "_docstore_poller"
+_BAD = int(ConnStatus.BAD)  # what conn.closed compares the status with
 _HAS_POLL = hasattr(select, "poll")
 
 
@@ -288,7 +289,7 @@ def idle_connection_is_dead(conn: psycopg.Connection[Any] | psycopg.AsyncConnect
     ``poll`` rather than ``select``: select refuses descriptors at or above 1024, which a
     process with many files or sockets open hands out.
     """
-    if conn.closed:  # (a broken connection is closed too)
+    if conn.pgconn.status == _BAD:  # conn.closed, read without its property (broken is closed too)
         return True
     try:
         if not _HAS_POLL:  # Windows: no poll, and no 1024 ceiling either
@@ -394,8 +395,13 @@ def forget_cursor(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) 
     setattr(conn, _CURSOR, None)
 
 
+# A member read off an Enum class goes through EnumType.__getattr__ (Python 3.11), and
+# an int subclass makes == try the reflected operation first: a plain int, read once.
+_TUPLES_OK = int(ExecStatus.TUPLES_OK)
+
+
 def has_rows(cur: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> bool:
     """Whether the last statement returned rows (as ``cur.description is not None``,
     which would build a Column object per column on every statement)."""
     res = cur.pgresult
-    return res is not None and res.status == ExecStatus.TUPLES_OK
+    return res is not None and res.status == _TUPLES_OK

@@ -98,8 +98,18 @@ class SnapshotPlans(CoreBase):
             if rows:
                 # The head this put wrote, or (unkeyed) the head that held its value already.
                 version, created, updated, wrote = rows[0]
+                # (changed by position: a keyword argument costs the call more)
                 return Doc(
-                    spec.name, name, version, validated, spec.schema_version, created, updated, changed=wrote
+                    spec.name,
+                    name,
+                    version,
+                    validated,
+                    spec.schema_version,
+                    created,
+                    updated,
+                    False,
+                    None,
+                    wrote,
                 )
             done = yield from self._put_unwritten(spec, name, validated, data, params, keyed)
             if done is not None:

@@ -53,21 +53,44 @@ class Doc(Generic[T]):
         count: int | None = None,
         changed: bool | None = None,
     ) -> None:
-        # What the generated __init__ of a frozen dataclass does (object.__setattr__ per
-        # field), through each slot's own descriptor: half the cost, paid on every call
-        # that returns a Doc.
-        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _DOC_SLOTS
-        s0(self, kind)
-        s1(self, name)
-        s2(self, version)
-        s3(self, data)
-        s4(self, schema_version)
-        s5(self, created_at)
-        s6(self, updated_at)
-        s7(self, deleted)
-        s8(self, count)
-        s9(self, changed)
+        if type(self) is not Doc:
+            # A subclass may add slots or a __dict__, which _Building's layout lacks.
+            for setter, value in zip(
+                _DOC_SLOTS,
+                (kind, name, version, data, schema_version, created_at, updated_at, deleted, count, changed),
+                strict=True,
+            ):
+                setter(self, value)
+            return
+        # A frozen dataclass stores each field through object.__setattr__, and even a
+        # slot's own setter is a Python-level call; paid on every call that returns a
+        # Doc. For the length of this method the instance is a _Building (the same
+        # slots, stored as any class's attributes), then a Doc again.
+        _set_class(self, _Building)
+        doc: Any = self
+        doc.kind = kind
+        doc.name = name
+        doc.version = version
+        doc.data = data
+        doc.schema_version = schema_version
+        doc.created_at = created_at
+        doc.updated_at = updated_at
+        doc.deleted = deleted
+        doc.count = count
+        doc.changed = changed
+        doc.__class__ = Doc
 
+
+class _Building(Doc[Any]):
+    """A Doc being built (Doc.__init__): object's own attribute stores, not the frozen
+    dataclass's (both of them, or the type would keep dispatching stores to Python)."""
+
+    __slots__ = ()
+    __setattr__ = object.__setattr__
+    __delattr__ = object.__delattr__
+
+
+_set_class: Callable[[Any, type], None] = object.__dict__["__class__"].__set__
 
 # The slots' setters, in the order of Doc's fields (dataclasses.fields).
 _DOC_SLOTS: tuple[Callable[[Any, Any], None], ...] = tuple(Doc.__dict__[f.name].__set__ for f in fields(Doc))

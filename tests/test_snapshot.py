@@ -12,6 +12,7 @@ from conftest import PARTITIONS, Factory, count_rows, layout_of
 from pydantic import BaseModel
 
 from docstore import (
+    Doc,
     DocStore,
     DocStoreError,
     DocumentInvalid,
@@ -81,6 +82,23 @@ def test_put_then_get_returns_the_validated_model_at_version_1(s: DocStore) -> N
     assert read.created_at == read.updated_at
     with pytest.raises(dataclasses.FrozenInstanceError):
         read.version = 5  # type: ignore[misc]
+
+
+def test_the_docs_returned_are_docs_and_a_subclass_of_doc_keeps_its_fields(s: DocStore) -> None:
+    # Doc.__init__ builds a Doc as a private subclass of the same slots: none must leak.
+    written = s.put("agent", "weather", agent())
+    read = s.get("agent", "weather")
+    assert type(written) is Doc and type(read) is Doc and written == read
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del read.name
+
+    class Tagged(Doc[Agent]):  # a __dict__ of its own: another layout than Doc's
+        pass
+
+    values = [getattr(written, f.name) for f in dataclasses.fields(Doc)]
+    tagged = Tagged(*values)
+    assert type(tagged) is Tagged and [getattr(tagged, f.name) for f in dataclasses.fields(Doc)] == values
+    assert tagged.changed is True
 
 
 def test_put_accepts_a_model_instance_and_stores_its_json(s: DocStore) -> None:

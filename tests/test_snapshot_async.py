@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from docstore import (
     AsyncDocStore,
+    Doc,
     DocStoreError,
     DocumentInvalid,
     DocumentNotFound,
@@ -81,6 +82,23 @@ async def test_put_then_get_returns_the_validated_model_at_version_1(s: AsyncDoc
     assert read.created_at == read.updated_at
     with pytest.raises(dataclasses.FrozenInstanceError):
         read.version = 5  # type: ignore[misc]
+
+
+async def test_the_docs_returned_are_docs_and_a_subclass_of_doc_keeps_its_fields(s: AsyncDocStore) -> None:
+    # Doc.__init__ builds a Doc as a private subclass of the same slots: none must leak.
+    written = await s.put("agent", "weather", agent())
+    read = await s.get("agent", "weather")
+    assert type(written) is Doc and type(read) is Doc and written == read
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del read.name
+
+    class Tagged(Doc[Agent]):  # a __dict__ of its own: another layout than Doc's
+        pass
+
+    values = [getattr(written, f.name) for f in dataclasses.fields(Doc)]
+    tagged = Tagged(*values)
+    assert type(tagged) is Tagged and [getattr(tagged, f.name) for f in dataclasses.fields(Doc)] == values
+    assert tagged.changed is True
 
 
 async def test_put_accepts_a_model_instance_and_stores_its_json(s: AsyncDocStore) -> None:
