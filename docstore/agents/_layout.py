@@ -144,7 +144,7 @@ SELECT coalesce(obj_description(to_regclass(%(view)s), 'pg_class') = %(mark)s, f
    AND (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = %(schema)s AND c.relname = 'documents' AND t.tgname = ANY(%(triggers)s)
-          AND t.tgenabled <> 'D')
+          AND t.tgenabled = 'O')
        = cardinality(%(triggers)s::text[])
 """
 

@@ -134,9 +134,12 @@ $list_count_keys$;
 -- it is), those in both left out. Static SQL while the schema keeps the name it had when
 -- this ran (plans cached per session); dynamic SQL on TG_TABLE_SCHEMA once renamed. In
 -- plpgsql, keys and all: a SQL function's array unnested in the INSERT cost a new head
--- several times more server time.
+-- several times more server time. SECURITY DEFINER, so that a role allowed to write the
+-- heads needs no grant on the counts (one made after init_db, with the grants
+-- docs/reliability.md lists, writes sessions as before); every name in it is qualified
+-- and its search_path pinned, so no caller's schema can stand in for one.
 CREATE OR REPLACE FUNCTION :"schema".list_count_change() RETURNS trigger
-LANGUAGE plpgsql AS $list_count_change$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $list_count_change$
 DECLARE
     old_kind text;
     old_data jsonb;
@@ -179,7 +182,7 @@ $list_count_change$;
 
 -- A TRUNCATE of the heads empties the counts with them.
 CREATE OR REPLACE FUNCTION :"schema".list_count_truncate() RETURNS trigger
-LANGUAGE plpgsql AS $list_count_truncate$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $list_count_truncate$
 BEGIN
     EXECUTE format('DELETE FROM %I.list_count_deltas', TG_TABLE_SCHEMA);
     EXECUTE format('DELETE FROM %I.list_counts', TG_TABLE_SCHEMA);
@@ -206,7 +209,7 @@ BEGIN
             WHERE tgrelid = format('%I.documents', :'schema')::regclass
               AND tgname IN ('list_count_insert', 'list_count_update', 'list_count_delete',
                              'list_count_truncate')
-              AND tgenabled <> 'D') = 4 THEN
+              AND tgenabled = 'O') = 4 THEN
         RETURN;
     END IF;
     LOCK TABLE :"schema".documents IN SHARE ROW EXCLUSIVE MODE;
@@ -222,7 +225,10 @@ BEGIN
         key  text   NOT NULL,
         n    bigint NOT NULL
     );
-    TRUNCATE :"schema".list_count_deltas, :"schema".list_counts;
+    -- DELETE, not TRUNCATE: its ACCESS EXCLUSIVE lock would wait for a reader of a total,
+    -- which may then write a head and wait for ours (a deadlock).
+    DELETE FROM :"schema".list_count_deltas;
+    DELETE FROM :"schema".list_counts;
     -- The roles that read or write the heads read or write the counts (a writer's
     -- trigger inserts deltas, a list of theirs may fold them; docs/reliability.md).
     FOR grantee, privilege IN

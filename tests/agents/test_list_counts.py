@@ -244,7 +244,13 @@ def test_every_path_keeps_the_totals_exact(manager: Any, db: DocStore) -> None:
 
 @pytest.mark.parametrize("trigger", _layout.COUNT_TRIGGERS)
 @pytest.mark.parametrize(
-    "without", ["DROP TRIGGER {t} ON {{s}}.documents", "ALTER TABLE {{s}}.documents DISABLE TRIGGER {t}"]
+    "without",
+    [
+        "DROP TRIGGER {t} ON {{s}}.documents",
+        "ALTER TABLE {{s}}.documents DISABLE TRIGGER {t}",
+        # fires only under session_replication_role = replica (as a bulk load may set it)
+        "ALTER TABLE {{s}}.documents ENABLE REPLICA TRIGGER {t}",
+    ],
 )
 def test_without_any_one_trigger_the_totals_drift(trigger: str, without: str, db: DocStore) -> None:
     manager = StorageManager(DocStore(db.pool, schema=db.schema))
@@ -475,6 +481,64 @@ def test_a_role_with_dml_rights_on_the_heads_keeps_and_reads_the_counts(
             )
             conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
             conn.execute(sql.SQL("DROP ROLE {}").format(ident))
+
+
+def test_roles_made_after_init_db_write_and_list_sessions_with_no_grant_on_the_counts(
+    db: DocStore, docstore_dsn: str
+) -> None:
+    # A writer with docs/reliability.md's grants on the core tables only (its triggers'
+    # inserts run as the counts' owner), and a reader that may not fold the deltas its
+    # list finds past FOLD_AT (the fold is upkeep: the page comes back, exact).
+    StorageManager(DocStore(db.pool, schema=db.schema)).init_db()
+    writer, reader = ("docstore_lc_" + uuid.uuid4().hex[:10] for _ in range(2))
+    schema = sql.Identifier(db.schema)
+    with db.pool.connection() as conn:
+        for role in (writer, reader):
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, sql.Identifier(role)))
+        w = sql.Identifier(writer)
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {0}.documents, {0}.versions TO {1}").format(
+                schema, w
+            )
+        )
+        conn.execute(sql.SQL("GRANT SELECT, INSERT, DELETE ON {}.changes TO {}").format(schema, w))
+        conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {}.changes_seq_seq TO {}").format(schema, w))
+        conn.execute(
+            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schema, sql.Identifier(reader))
+        )
+    try:
+        with StorageManager.connect(
+            make_conninfo(docstore_dsn, user=writer), schema=db.schema, max_size=2
+        ) as app:
+            new_heads(app, app.store)
+            deletes_and_restores(app, app.store)
+        with db.pool.connection() as conn:
+            conn.execute(
+                _q(
+                    db,
+                    "INSERT INTO {s}.documents (kind, name, mode, version, data)"
+                    " SELECT 'conversation', 'many-' || g, 'l', 0, jsonb_build_object('name', 'agent')"
+                    " FROM generate_series(1, %(n)s) g",
+                ),
+                {"n": _layout.FOLD_AT + 1},
+            )
+        manager = StorageManager(DocStore(db.pool, schema=db.schema))
+        expected = manager.get_sessions_list(limit=0)[1]
+        with StorageManager.connect(
+            make_conninfo(docstore_dsn, user=reader), schema=db.schema, max_size=2
+        ) as dash:
+            rows, total = dash.get_sessions_list(limit=5)
+            assert (len(rows), total) == (5, expected)
+        assert mismatches(manager, db) == []
+    finally:
+        with db.pool.connection() as conn:
+            for role in (writer, reader):
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = %s", [role]
+                )
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 def test_a_fold_of_a_bulk_hide_gives_the_deltas_space_back(db: DocStore) -> None:
