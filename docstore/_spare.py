@@ -38,79 +38,98 @@ from ._connect import idle_connection_is_dead
 
 __all__ = ["SPARE_FOR", "SparePool"]
 
-# How long a connection may stay the spare before it goes back through the pool.
+# How long a connection may be the spare after it last left the pool: then it goes back
+# through the pool, whose lifetime limit applies to it there.
 SPARE_FOR = 60.0
 _IDLE = int(pq.TransactionStatus.IDLE)
-# Stamped on each connection the pool hands out: the pool's generation then (drain()
-# moves it on) and until when it may be the spare (0: from its first return).
-_GENERATION = "_docstore_spare_generation"
+# Stamped on each connection the pool hands out: the pool's token then (a new object at
+# each drain(), and one per pool, so that no other pool's connection matches) and until
+# when it may be the spare.
+_TOKEN = "_docstore_spare_token"
 _UNTIL = "_docstore_spare_until"
 
 
 class SparePool(ConnectionPool[Any]):
     """An ``ConnectionPool`` that keeps its last returned connection for the next
-    ``getconn`` (see the module's docstring)."""
+    ``getconn`` (see the module's docstring). ``reset`` and ``close_returns`` are
+    refused: a reset must run on every return, and closing a connection must not return
+    it (a store opens a plain pool for them)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("reset") is not None or kwargs.get("close_returns"):
+            raise ValueError("a spare pool takes no reset= nor close_returns=: use ConnectionPool")
         super().__init__(*args, **kwargs)
         # Guards every look-then-act on the fields below. Held across no await, so a
         # threading lock serves both shells (the sync pool is shared by threads).
         self._spare_lock = threading.Lock()
         self._spare: psycopg.Connection[Any] | None = None
         self._takers = 0  # getconn calls waiting on the pool: returns go to them
-        self._generation = 0
+        self._token = object()
         self._closing = False
         self._reuses = 0
 
     def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]:
-        """The spare, if there is one still alive, else a connection of the pool."""
+        """The spare, if there is one still alive and in its time, else a connection of
+        the pool."""
         with self._spare_lock:
             conn, self._spare = self._spare, None
             if conn is None:
                 self._takers += 1
+                token = self._token
             else:
                 self._reuses += 1
-        if conn is not None:
-            if not idle_connection_is_dead(conn):
+        while conn is not None:
+            dead = idle_connection_is_dead(conn)
+            if not dead and monotonic() < getattr(conn, _UNTIL):
                 return conn
-            setattr(conn, _GENERATION, None)
-            conn.close()  # closed, the pool discards it rather than hand it out again
+            # Past its time, or dead: back through the pool, which checks its lifetime,
+            # or discards it closed.
+            setattr(conn, _TOKEN, None)
+            if dead:
+                conn.close()
+            with self._spare_lock:
+                self._reuses -= 1
+                self._takers += 1  # before the return below, so a waiter gets it
+                token = self._token
             super().putconn(conn)
             with self._spare_lock:
-                self._takers += 1
+                conn, self._spare = self._spare, None
+                if conn is not None:
+                    self._takers -= 1
+                    self._reuses += 1
         try:
             fresh: psycopg.Connection[Any] = super().getconn(timeout)
         finally:
             with self._spare_lock:
                 self._takers -= 1
-        setattr(fresh, _GENERATION, self._generation)
-        setattr(fresh, _UNTIL, 0.0)
+        # The token of when it was asked for: a drain() while it waited makes it stale.
+        setattr(fresh, _TOKEN, token)
+        setattr(fresh, _UNTIL, monotonic() + SPARE_FOR)
         return fresh
 
     def putconn(self, conn: psycopg.Connection[Any]) -> None:
         """Keep ``conn`` as the spare if it may be (see the module's docstring), else give
         it back to the pool."""
-        if conn.pgconn.transaction_status == _IDLE and getattr(conn, _GENERATION, None) == self._generation:
-            now = monotonic()
-            until: float = getattr(conn, _UNTIL)
-            if not until:
-                until = now + SPARE_FOR
-                setattr(conn, _UNTIL, until)
-            if now < until:
-                with self._spare_lock:
-                    if self._spare is conn:
-                        raise ValueError("this connection was given back already")
-                    if (
-                        self._spare is None
-                        and not self._takers
-                        and not self._closing
-                        and getattr(conn, _GENERATION, None) == self._generation
-                    ):
-                        self._spare = conn
-                        return
+        keep = (
+            conn.pgconn.transaction_status == _IDLE
+            and getattr(conn, _TOKEN, None) is self._token
+            and monotonic() < getattr(conn, _UNTIL)
+        )
+        with self._spare_lock:
+            if self._spare is conn:
+                raise ValueError("this connection was given back already")
+            if (
+                keep
+                and self._spare is None
+                and not self._takers
+                and not self._closing
+                and getattr(conn, _TOKEN, None) is self._token
+            ):
+                self._spare = conn
+                return
         # Through the pool: unstamped, so that giving it back again reaches the pool's
         # own refusal rather than make it the spare while the pool holds it too.
-        setattr(conn, _GENERATION, None)
+        setattr(conn, _TOKEN, None)
         super().putconn(conn)
 
     def close(self, timeout: float = 5.0) -> None:
@@ -120,21 +139,21 @@ class SparePool(ConnectionPool[Any]):
             conn, self._spare = self._spare, None
         try:
             if conn is not None:
-                setattr(conn, _GENERATION, None)
+                setattr(conn, _TOKEN, None)
                 super().putconn(conn)
         finally:
             super().close(timeout)
 
     def drain(self) -> None:
-        """Replace every connection (psycopg_pool's ``drain``): the spare now, and those
-        out at the call when they come back."""
+        """Replace every connection (psycopg_pool's ``drain``): the spare, and those out
+        at the call when they come back."""
         with self._spare_lock:
-            self._generation += 1
+            self._token = object()
             conn, self._spare = self._spare, None
-        if conn is not None:
-            setattr(conn, _GENERATION, None)
-            super().putconn(conn)
         super().drain()
+        if conn is not None:  # after the drain, so that the pool closes it
+            setattr(conn, _TOKEN, None)
+            super().putconn(conn)
 
     def get_stats(self) -> dict[str, int]:
         """The pool's statistics, with the spare: available while kept, and each of its

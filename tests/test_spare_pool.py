@@ -4,6 +4,7 @@ store-level spare once broke (a review proved them broken, with scripts like the
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from psycopg_pool import PoolClosed, PoolTimeout
 
 from docstore import _spare
 from docstore._spare import SparePool
+from docstore._spare_async import AsyncSparePool
 
 
 @pytest.fixture
@@ -176,3 +178,82 @@ def test_a_full_pool_still_times_out_for_a_taker_beyond_it(docstore_dsn: str) ->
                 pool.getconn()
         finally:
             pool.putconn(held)
+
+
+def test_a_connection_handed_to_a_waiter_as_drain_runs_is_not_kept_after_it(docstore_dsn: str) -> None:
+    async def main() -> tuple[bool, bool]:
+        async with AsyncSparePool(
+            docstore_dsn, min_size=1, max_size=1, timeout=2, open=False, kwargs={"autocommit": True}
+        ) as pool:
+            await pool.open(wait=True)
+            out = await pool.getconn()
+            waiter = asyncio.create_task(pool.getconn())
+            await asyncio.sleep(0.05)  # waiting: the pool has no other connection
+            await pool.putconn(out)  # to the waiter
+            await pool.drain()  # before the waiter resumes: out must not be used again
+            got = await waiter
+            await pool.putconn(got)
+            again = await pool.getconn()
+            await pool.putconn(again)
+            return got is out, again is out
+
+    handed, reused = asyncio.run(main())
+    assert handed and not reused
+
+
+def test_a_connection_given_back_twice_after_its_spare_time_is_refused(
+    docstore_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_spare, "SPARE_FOR", 0.2)
+    with SparePool(docstore_dsn, min_size=1, max_size=1, timeout=0.5, kwargs={"autocommit": True}) as pool:
+        conn = pool.getconn()
+        pool.putconn(conn)  # the spare
+        time.sleep(0.3)
+        with pytest.raises(ValueError):
+            pool.putconn(conn)
+        first = pool.getconn()
+        try:
+            with pytest.raises(PoolTimeout):  # one connection, one holder
+                pool.getconn()
+        finally:
+            pool.putconn(first)
+
+
+def test_another_spare_pools_connection_is_refused(docstore_dsn: str) -> None:
+    with (
+        SparePool(docstore_dsn, min_size=1, max_size=1, timeout=0.5, kwargs={"autocommit": True}) as one,
+        SparePool(docstore_dsn, min_size=1, max_size=1, timeout=0.5, kwargs={"autocommit": True}) as two,
+    ):
+        conn = one.getconn()
+        with pytest.raises(ValueError):
+            two.putconn(conn)
+        one.putconn(conn)
+        again = one.getconn()  # one still has its connection
+        one.putconn(again)
+
+
+def test_a_spare_left_idle_past_its_time_goes_back_through_the_pool(
+    docstore_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_spare, "SPARE_FOR", 0.2)
+    with SparePool(
+        docstore_dsn, min_size=1, max_size=1, max_lifetime=0.5, timeout=2, kwargs={"autocommit": True}
+    ) as pool:
+        old = pool.getconn()
+        pool.putconn(old)  # the spare
+        time.sleep(1.0)  # past its spare time and its lifetime
+        new = pool.getconn()
+        try:
+            assert new is not old and old.closed
+        finally:
+            pool.putconn(new)
+
+
+def test_a_spare_pool_refuses_reset_and_close_returns(docstore_dsn: str) -> None:
+    def reset(conn: psycopg.Connection[Any]) -> None:
+        """Would have to run on every return."""
+
+    with pytest.raises(ValueError, match="reset"):
+        SparePool(docstore_dsn, open=False, reset=reset)
+    with pytest.raises(ValueError, match="close_returns"):
+        SparePool(docstore_dsn, open=False, close_returns=True)
