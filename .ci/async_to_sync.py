@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAIRS = [
     ("docstore/aio.py", "docstore/store.py"),
     ("docstore/_handles_async.py", "docstore/_handles.py"),
+    ("docstore/_spare_async.py", "docstore/_spare.py"),
     ("docstore/agents/storage_async.py", "docstore/agents/storage.py"),
     ("docstore/agents/_history_async.py", "docstore/agents/_history.py"),
     # The tests of both shells: written once, async, against typed AsyncDocStore fixtures.
@@ -52,6 +53,7 @@ PAIRS = [
     ("tests/test_restore_async.py", "tests/test_restore.py"),
     ("tests/test_durability_async.py", "tests/test_durability.py"),
     ("tests/test_otel_async.py", "tests/test_otel.py"),
+    ("tests/test_spare_async.py", "tests/test_spare.py"),
 ]
 
 # Identifiers of the async code and their sync counterparts: renamed as whole words in
@@ -63,6 +65,7 @@ RENAMES = {
     "AsyncIterator": "Iterator",
     "asynccontextmanager": "contextmanager",
     "AsyncConnectionPool": "ConnectionPool",
+    "AsyncSparePool": "SparePool",
     "AsyncConnection": "Connection",
     "AsyncDocStore": "DocStore",
     "AsyncDocuments": "Documents",
@@ -90,6 +93,7 @@ MODULE_RENAMES = {
     "storage_async": "storage",
     "_history_async": "_history",
     "_handles_async": "_handles",
+    "_spare_async": "_spare",
 }
 
 # Phrases of docstrings and comments, replaced before the identifiers.

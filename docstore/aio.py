@@ -30,6 +30,7 @@ from ._core import Core, OnInvalid, Op, Program, Rows, Stmt, T
 from ._ddl import Migration
 from ._feed import Feed, channel
 from ._handles_async import AsyncDocuments, AsyncLog
+from ._spare_async import AsyncSparePool
 from ._sql import DURABLE_AGAIN, check_schema
 from .change import Change
 from .doc import Doc, Entry, Imported, Items, LogHead
@@ -129,7 +130,7 @@ class AsyncDocStore:
         except psycopg.Error as exc:
             raise _connect.connect_failure(settings.conninfo, exc) from None
         await probe.close()
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        pool: AsyncConnectionPool[Any] = _pool_class(settings.options)(
             settings.conninfo,
             kwargs=settings.kwargs,
             open=False,
@@ -145,7 +146,7 @@ class AsyncDocStore:
         if reads is None:
             return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
         # Not waited for: a replica that is down must not stop the store from working.
-        read_pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        read_pool: AsyncConnectionPool[Any] = _pool_class(reads.options)(
             reads.conninfo,
             kwargs=reads.kwargs,
             open=False,
@@ -1091,6 +1092,13 @@ class AsyncDocStore:
             if progress is not None:
                 progress(done)
         return Imported(docs + got.documents, vers + got.versions)
+
+
+def _pool_class(options: Mapping[str, Any]) -> type[AsyncConnectionPool[Any]]:
+    """The pool a store opens: one that keeps a spare connection (docstore._spare_async),
+    unless a ``reset`` callback was given, which every return must run, or
+    ``close_returns``, whose closing returns a connection to the pool."""
+    return AsyncConnectionPool if "reset" in options or options.get("close_returns") else AsyncSparePool
 
 
 def _made(op: Op[T]) -> Callable[[], Op[T]]:

@@ -32,6 +32,7 @@ from ._core import Core, OnInvalid, Op, Program, Rows, Stmt, T
 from ._ddl import Migration
 from ._feed import Feed, channel
 from ._handles import Documents, Log
+from ._spare import SparePool
 from ._sql import DURABLE_AGAIN, check_schema
 from .change import Change
 from .doc import Doc, Entry, Imported, Items, LogHead
@@ -131,7 +132,7 @@ class DocStore:
         except psycopg.Error as exc:
             raise _connect.connect_failure(settings.conninfo, exc) from None
         probe.close()
-        pool: ConnectionPool[Any] = ConnectionPool(
+        pool: ConnectionPool[Any] = _pool_class(settings.options)(
             settings.conninfo,
             kwargs=settings.kwargs,
             open=False,
@@ -147,7 +148,7 @@ class DocStore:
         if reads is None:
             return cls(pool, schema=schema, kinds=kinds, author=author, owns_pool=True)
         # Not waited for: a replica that is down must not stop the store from working.
-        read_pool: ConnectionPool[Any] = ConnectionPool(
+        read_pool: ConnectionPool[Any] = _pool_class(reads.options)(
             reads.conninfo,
             kwargs=reads.kwargs,
             open=False,
@@ -1083,6 +1084,13 @@ class DocStore:
             if progress is not None:
                 progress(done)
         return Imported(docs + got.documents, vers + got.versions)
+
+
+def _pool_class(options: Mapping[str, Any]) -> type[ConnectionPool[Any]]:
+    """The pool a store opens: one that keeps a spare connection (docstore._spare_async),
+    unless a ``reset`` callback was given, which every return must run, or
+    ``close_returns``, whose closing returns a connection to the pool."""
+    return ConnectionPool if "reset" in options or options.get("close_returns") else SparePool
 
 
 def _made(op: Op[T]) -> Callable[[], Op[T]]:
