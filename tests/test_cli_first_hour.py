@@ -242,7 +242,7 @@ def test_ctrl_c_during_export_to_a_file_leaves_the_file_as_it_was(
     added = 0
     # On a loaded machine the export may finish before the signal lands: then it must have
     # written the whole file, and the test tries again with more to export.
-    for rows in (30_000, 60_000, 120_000):
+    for rows in (30_000, 60_000, 120_000, 240_000):
         with store.pool.connection() as conn:
             conn.execute(
                 sql.SQL(
