@@ -222,6 +222,10 @@ def test_export_json_is_json_lines_as_documented(run: Run) -> None:
     assert "`export` always writes JSON lines" in " ".join(doc.split())
 
 
+def _sigint_as_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _partial_started(directory: Path) -> bool:
     for path in directory.iterdir():
         try:
@@ -242,7 +246,7 @@ def test_ctrl_c_during_export_to_a_file_leaves_the_file_as_it_was(
     added = 0
     # On a loaded machine the export may finish before the signal lands: then it must have
     # written the whole file, and the test tries again with more to export.
-    for rows in (30_000, 60_000, 120_000, 240_000):
+    for rows in (30_000, 60_000, 120_000):
         with store.pool.connection() as conn:
             conn.execute(
                 sql.SQL(
@@ -267,6 +271,10 @@ def test_ctrl_c_during_export_to_a_file_leaves_the_file_as_it_was(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C as a terminal sends it: a suite started in the background by a
+            # non-interactive shell ignores SIGINT, and a child would inherit that (Python
+            # then installs no KeyboardInterrupt handler, and the export runs to its end).
+            preexec_fn=_sigint_as_default,
         )
         try:
             deadline = time.monotonic() + 60
