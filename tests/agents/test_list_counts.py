@@ -448,16 +448,17 @@ def test_a_renamed_schema_keeps_counting(db: DocStore) -> None:
             )
 
 
-def test_a_role_with_dml_rights_on_the_heads_keeps_and_reads_the_counts(
-    db: DocStore, docstore_dsn: str
-) -> None:
-    # Granted before init_db, as docs/reliability.md's least privilege has it: init_db
-    # grants the counts to the roles that read or write the heads.
+def _role(db: DocStore, writes: bool) -> str:
+    """A new login role on ``db``'s schema: a writer with docs/reliability.md's grants on
+    the core tables, or a reader of every table there is now."""
     role = "docstore_lc_" + uuid.uuid4().hex[:10]
     ident, schema = sql.Identifier(role), sql.Identifier(db.schema)
     with db.pool.connection() as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, ident))
+        if not writes:
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schema, ident))
+            return role
         conn.execute(
             sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {0}.documents, {0}.versions TO {1}").format(
                 schema, ident
@@ -465,6 +466,24 @@ def test_a_role_with_dml_rights_on_the_heads_keeps_and_reads_the_counts(
         )
         conn.execute(sql.SQL("GRANT SELECT, INSERT, DELETE ON {}.changes TO {}").format(schema, ident))
         conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {}.changes_seq_seq TO {}").format(schema, ident))
+    return role
+
+
+def _drop_role(db: DocStore, role: str) -> None:
+    with db.pool.connection() as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = %s", [role]
+        )
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_a_role_with_dml_rights_on_the_heads_keeps_and_reads_the_counts(
+    db: DocStore, docstore_dsn: str
+) -> None:
+    # Granted before init_db, as docs/reliability.md's least privilege has it: init_db
+    # grants the counts to the roles that read or write the heads.
+    role = _role(db, writes=True)
     try:
         StorageManager(DocStore(db.pool, schema=db.schema)).init_db()
         dsn = make_conninfo(docstore_dsn, user=role)
@@ -475,12 +494,7 @@ def test_a_role_with_dml_rights_on_the_heads_keeps_and_reads_the_counts(
             assert manager.get_sessions_list(limit=0)[1] == 3
             assert mismatches(manager, db) == []
     finally:
-        with db.pool.connection() as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = %s", [role]
-            )
-            conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
-            conn.execute(sql.SQL("DROP ROLE {}").format(ident))
+        _drop_role(db, role)
 
 
 def test_roles_made_after_init_db_write_and_list_sessions_with_no_grant_on_the_counts(
@@ -490,23 +504,7 @@ def test_roles_made_after_init_db_write_and_list_sessions_with_no_grant_on_the_c
     # inserts run as the counts' owner), and a reader that may not fold the deltas its
     # list finds past FOLD_AT (the fold is upkeep: the page comes back, exact).
     StorageManager(DocStore(db.pool, schema=db.schema)).init_db()
-    writer, reader = ("docstore_lc_" + uuid.uuid4().hex[:10] for _ in range(2))
-    schema = sql.Identifier(db.schema)
-    with db.pool.connection() as conn:
-        for role in (writer, reader):
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, sql.Identifier(role)))
-        w = sql.Identifier(writer)
-        conn.execute(
-            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {0}.documents, {0}.versions TO {1}").format(
-                schema, w
-            )
-        )
-        conn.execute(sql.SQL("GRANT SELECT, INSERT, DELETE ON {}.changes TO {}").format(schema, w))
-        conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {}.changes_seq_seq TO {}").format(schema, w))
-        conn.execute(
-            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schema, sql.Identifier(reader))
-        )
+    writer, reader = _role(db, writes=True), _role(db, writes=False)
     try:
         with StorageManager.connect(
             make_conninfo(docstore_dsn, user=writer), schema=db.schema, max_size=2
@@ -532,13 +530,8 @@ def test_roles_made_after_init_db_write_and_list_sessions_with_no_grant_on_the_c
             assert (len(rows), total) == (5, expected)
         assert mismatches(manager, db) == []
     finally:
-        with db.pool.connection() as conn:
-            for role in (writer, reader):
-                conn.execute(
-                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = %s", [role]
-                )
-                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
-                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        _drop_role(db, writer)
+        _drop_role(db, reader)
 
 
 def test_a_fold_of_a_bulk_hide_gives_the_deltas_space_back(db: DocStore) -> None:
